@@ -1,0 +1,164 @@
+"""Command line: ``python -m pipeline monitor | demo | evaluate``.
+
+Exit status: 0 success; 1 the run finished but one or more AOIs failed (each
+listed, the others complete) or the imagery source could not be reached; 2 bad
+input or configuration (one line naming the file and field, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import MonitorError, SearchError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "monitor.yaml"
+DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Satellite monitoring of artisanal diamond mining for the KP Working Group on Monitoring.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{monitor,demo,evaluate}")
+
+    mon = sub.add_parser("monitor", help="search, fetch, detect, cross-check and write a bulletin",
+                         description="Run every stage for every AOI and write the bulletin and data files.")
+    mon.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config (default: configs/monitor.yaml)")
+    mon.add_argument("--aoi", type=Path, action="append", help="AOI GeoJSON file; repeat for several (overrides config aois)")
+    mon.add_argument("--source", help="STAC API root URL or static catalog.json / collection.json path")
+    mon.add_argument("--start", type=_date, help="first day of the monitoring period (YYYY-MM-DD)")
+    mon.add_argument("--end", type=_date, help="last day of the monitoring period (YYYY-MM-DD)")
+    mon.add_argument("--out", type=Path, help="output folder (overrides config out_dir)")
+    mon.add_argument("--cache", type=Path, help="cache folder for AOI windows (overrides config cache_dir)")
+    mon.add_argument("--scheduler", help="address of a running dask.distributed scheduler (tcp://host:port)")
+
+    demo = sub.add_parser("demo", help="offline: build the bundled scenario, then run monitor on it",
+                          description="Write the synthetic demo scenario (COGs + static STAC catalog) and run the "
+                                      "whole pipeline on it, then print accuracy against its ground truth.")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
+    demo.add_argument("--config", type=Path, default=DEMO_CONFIG, help="YAML config (default: configs/demo.yaml)")
+    demo.add_argument("--scheduler", help="address of a running dask.distributed scheduler")
+
+    ev = sub.add_parser("evaluate", help="site-level precision / recall / F1 against ground truth",
+                        description="Compare a sites.geojson with a truth GeoJSON (kind = pit | distractor).")
+    ev.add_argument("--sites", type=Path, required=True, help="sites.geojson written by monitor")
+    ev.add_argument("--truth", type=Path, required=True, help="truth GeoJSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("pipeline").setLevel(logging.INFO)
+    _console_progress()
+    try:
+        if args.command == "monitor":
+            return _monitor(args)
+        if args.command == "demo":
+            return _demo(args)
+        return _evaluate(args)
+    except SearchError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except MonitorError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+
+
+def _console_progress() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
+    logging.getLogger("pipeline").addHandler(handler)
+    logging.getLogger("pipeline").propagate = False
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .run import run_monitor
+
+    overrides = {
+        "aois": [str(p.resolve()) for p in args.aoi] if args.aoi else None,
+        "source.url": _abs_source(args.source),
+        "period.start": args.start.isoformat() if args.start else None,
+        "period.end": args.end.isoformat() if args.end else None,
+        "out_dir": str(args.out.resolve()) if args.out else None,
+        "cache_dir": str(args.cache.resolve()) if args.cache else None,
+        "dask.scheduler": args.scheduler,
+    }
+    cfg = load_config(args.config, **overrides)
+    report = run_monitor(cfg)
+    return _finish(report)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .evaluate import format_metrics
+    from .run import run_monitor
+    from .scenario import ScenarioSpec, write_scenario
+
+    out = args.out.resolve()
+    scenario = write_scenario(out / "scenario", ScenarioSpec())
+    cfg = load_config(
+        args.config,
+        aois=[str(scenario.aoi_path)],
+        **{"source.url": str(scenario.catalog_path), "out_dir": str(out), "dask.scheduler": args.scheduler},
+    )
+    report = run_monitor(cfg, truth=scenario.truth_path)
+    code = _finish(report)
+    if report.validation:
+        print("\nDemo accuracy against the scenario's ground truth:")
+        print(format_metrics(report.validation))
+    return code
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_sites, format_metrics, read_sites, read_truth
+
+    for flag, path in (("--sites", args.sites), ("--truth", args.truth)):
+        if not path.exists():
+            raise_input(f"{flag} {path} does not exist")
+    print(format_metrics(evaluate_sites(read_sites(args.sites), read_truth(args.truth))))
+    return 0
+
+
+def raise_input(message: str) -> None:
+    from .errors import InputDataError
+
+    raise InputDataError(message)
+
+
+def _abs_source(source: str | None) -> str | None:
+    if source is None or "://" in source:
+        return source
+    return str(Path(source).resolve())
+
+
+def _finish(report: object) -> int:
+    from .run import RunReport
+
+    assert isinstance(report, RunReport)
+    for name in sorted(report.outputs):
+        print(f"wrote {report.outputs[name]}")
+    for aoi_id, message in sorted(report.failures.items()):
+        print(f"failed: AOI {aoi_id}: {message}", file=sys.stderr)
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

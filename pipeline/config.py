@@ -1,0 +1,355 @@
+"""Typed, frozen configuration: ``load_config(path) -> MonitorConfig``.
+
+The YAML is parsed once (in ``run.py`` or the first notebook cell) into frozen
+pydantic models. Every field carries its unit in its name and a docstring that
+says where its default comes from. Stage functions receive only their own
+section (``params: DetectParams``) or plain keyword arguments, never the whole
+config. Unknown keys are rejected, and every validation error is reported as
+one line naming the YAML key (``detect.ndvi_drop_min``) and the file.
+
+Relative paths in the YAML are resolved against the directory of the YAML file.
+Secrets never live here: they come from environment variables (see
+``pipeline.search``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+from .types import DEFAULT_BANDS, ProviderNaming
+
+
+class _Section(BaseModel):
+    """Frozen, strict base: unknown keys are errors, field docstrings are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    def __dask_tokenize__(self) -> str:
+        # Frozen models are values: two equal configs give the same Dask token.
+        return type(self).__name__ + self.model_dump_json()
+
+
+class SourceParams(_Section):
+    url: str = "https://earth-search.aws.element84.com/v1"
+    """STAC API root URL, or a path / ``file://`` URL to a static ``catalog.json`` or
+    ``collection.json``. Overridden by ``--source``."""
+    collection: str = "sentinel-2-c1-l2a"
+    """Collection id to search (Earth Search v1 Sentinel-2 L2A Collection 1)."""
+    naming: ProviderNaming = "earth-search"
+    """Asset naming scheme of the provider, mapped onto Earth Search band names."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    """Seconds to wait for one HTTP answer before the attempt counts as failed."""
+    max_retries: int = Field(default=3, ge=0, le=10)
+    """Retries (with exponential back-off) of a failed HTTP request to the STAC API."""
+
+
+class PeriodParams(_Section):
+    start: dt.date | None = None
+    """First day of the monitoring period (inclusive). ``None``: ``end - lookback_days``."""
+    end: dt.date | None = None
+    """Last day of the monitoring period (inclusive). ``None``: today (UTC)."""
+    lookback_days: int = Field(default=365, ge=30, le=3660)
+    """Length of the monitoring period in days when ``start`` is not given (365: the last
+    12 months, the KP reporting year)."""
+    period_months: Literal[1, 2, 3, 4, 6, 12] = 3
+    """Length of one reporting period in months (3: quarterly, as WGM reports)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PeriodParams:
+        if self.start and self.end and self.start >= self.end:
+            raise ValueError("start must be before end")
+        return self
+
+    def resolved(self, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+        """Return ``(start, end)`` with the defaults filled in."""
+        end = self.end or (today or dt.datetime.now(dt.UTC).date())
+        start = self.start or end - dt.timedelta(days=self.lookback_days)
+        return start, end
+
+
+class SearchParams(_Section):
+    max_cloud_frac: float = Field(default=0.8, ge=0, le=1)
+    """Skip scenes whose item-level ``eo:cloud_cover`` exceeds this fraction (0..1).
+    Kept high on purpose: partly cloudy scenes still add clear pixels after SCL masking."""
+    max_items: int = Field(default=2000, ge=1)
+    """Upper bound on items per AOI and run (protects against runaway searches)."""
+
+
+class AcquireParams(_Section):
+    bands: tuple[str, ...] = DEFAULT_BANDS
+    """Bands to load, in Earth Search naming."""
+    resolution_m: float = Field(default=10.0, gt=0, le=1000)
+    """Output pixel size in metres on the AOI's UTM grid (10 m: Sentinel-2 VNIR native)."""
+    margin_m: float = Field(default=100.0, ge=0)
+    """Margin around the AOI bounding box read in addition (metres), so that
+    neighbourhood filters see real pixels at the AOI edge."""
+    chunk_px: int = Field(default=1024, ge=64)
+    """Spatial chunk size (pixels) of the lazy scene cube."""
+
+
+class PreprocessParams(_Section):
+    scl_mask_classes: tuple[int, ...] = (0, 1, 3, 8, 9, 10, 11)
+    """SCL classes treated as invalid: no data, defective, cloud shadow, cloud medium and
+    high probability, thin cirrus, snow (ESA Sen2Cor product specification)."""
+    cloud_buffer_px: int = Field(default=1, ge=0, le=20)
+    """Dilation of the SCL cloud/shadow mask in pixels, to catch cloud edges Sen2Cor misses."""
+    min_valid_obs: int = Field(default=1, ge=1)
+    """A composite pixel needs at least this many valid observations in its period."""
+
+
+class DetectParams(_Section):
+    baseline_days: int = Field(default=365, ge=30, le=1100)
+    """Days before the monitoring period whose clear observations define the
+    before-state. 365 covers one full wet/dry cycle of the savanna."""
+    baseline_quantile: float = Field(default=0.9, gt=0, lt=1)
+    """Per-pixel NDVI quantile over the baseline (0.9: near the wet-season peak, robust
+    to residual cloud)."""
+    ndvi_drop_min: float = Field(default=0.25, gt=0, le=2)
+    """Minimum NDVI drop from the baseline (NDVI units). 0.25 is well above the
+    inter-annual noise of savanna NDVI (~0.1) reported for West African savanna."""
+    bare_ndvi_max: float = Field(default=0.2, ge=-1, le=1)
+    """NDVI at or below which an observation counts as unvegetated (bare soil or water)."""
+    bare_bsi_min: float = Field(default=0.05, ge=-1, le=1)
+    """Bare Soil Index ((SWIR1+R)-(NIR+B))/((SWIR1+R)+(NIR+B)) at or above which an
+    unvegetated observation counts as bare soil (Rikimaru et al. 2002)."""
+    bright_min: float = Field(default=0.12, ge=0, le=1)
+    """Mean of red, NIR and SWIR1 reflectance at or above which bare soil counts as
+    exposed gravel or laterite; burn scars (char) stay darker (Roy et al. 2005)."""
+    water_mndwi_min: float = Field(default=0.2, ge=-1, le=1)
+    """MNDWI (G-SWIR1)/(G+SWIR1) at or above which an observation counts as open water
+    (Xu 2006; 0 is the nominal threshold, 0.2 leaves a margin for turbid pit water)."""
+    min_confirmations: int = Field(default=3, ge=1, le=20)
+    """Consecutive clear observations with excavation evidence needed to confirm a change
+    (pyeo-style confirmation; cloud-occluded observations neither count nor break the run)."""
+    min_persistence_frac: float = Field(default=0.6, ge=0, le=1)
+    """Fraction of clear observations after the first change that must still show
+    evidence. Pits persist; burn scars and cleared fields re-green within a season."""
+    open_radius_px: int = Field(default=1, ge=0, le=5)
+    """Radius of the morphological opening that removes speckle (pixels)."""
+
+
+class SitesParams(_Section):
+    min_area_m2: float = Field(default=2500.0, ge=0)
+    """Minimum mapping unit (m2). 2500 m2 (0.25 ha) = 25 pixels at 10 m, above which
+    Sentinel-2 delineates pits reliably; USGS OFR 2018-1088 reports ASM pits of a few m
+    to 30 m+, so smaller diggings are aggregated into clusters or missed."""
+    merge_distance_m: float = Field(default=20.0, ge=0)
+    """Pixels closer than this (m) belong to the same site (two 10 m pixels)."""
+    expanding_growth_frac: float = Field(default=0.1, ge=0)
+    """A site is ``expanding`` when its area grew by at least this fraction in the last
+    period."""
+
+
+class CrosscheckParams(_Section):
+    declared_production: Path | None = None
+    """CSV of declared production in KP public-statistics shape (``participant_iso3,
+    period, carats, value_usd, source``); ``None``: the shipped, sourced table
+    ``pipeline/data/declared_production.csv`` (KP figures from ``kp_production.csv`` plus
+    the Côte d'Ivoire DGMG national series; see ``pipeline.declared``)."""
+    trade_statistics: Path | None = None
+    """CSV of trade statistics in KP shape (``participant_iso3, period, flow, carats,
+    value_usd, certificates, source``); ``None``: the shipped ``pipeline/data/kp_trade.csv``."""
+    sanctions_windows: Path | None = None
+    """CSV of embargo / suspension / monitoring windows; ``None``: the shipped
+    ``pipeline/data/sanctions_windows.csv`` (dates and sources from
+    ``sanctions_kp_timeline.csv``)."""
+    gravel_thickness_m: tuple[float, float] = (0.5, 2.0)
+    """Default gravel-bed thickness range (m) when the AOI file gives none. Illustrative,
+    NOT sourced: the AOI files should carry the SODEMI / USGS values of their field."""
+    grade_ct_per_m3: tuple[float, float] = (0.05, 0.5)
+    """Default diamond grade range (carats per m3 of gravel) when the AOI file gives none.
+    Illustrative, NOT sourced (see ``gravel_thickness_m``)."""
+    recovery_frac: tuple[float, float] = (0.5, 0.9)
+    """Fraction of contained carats artisanal processing recovers (low, high). Judgement,
+    NOT sourced: hand jigging and sieving lose small stones; replace with field data."""
+    capacity_ratio_flag: float = Field(default=2.0, gt=0)
+    """Flag ``capacity_exceeds_declared`` when the LOW carat estimate of one AOI-year
+    exceeds the participant's whole declared production for that year by this factor.
+    Judgement: the low estimate already takes every parameter at its low end, so a factor
+    of 2 leaves room for unsourced default parameters before a flag is raised."""
+    activity_min_new_ha: float = Field(default=0.0, ge=0)
+    """Newly excavated area (ha) in a period above which the period counts as activity for
+    ``activity_in_embargo`` and ``activity_without_declaration``. 0: any new site (the
+    sites stage already drops pits below its minimum mapping unit, 0.25 ha)."""
+    trend_min_change_frac: float = Field(default=0.25, gt=0, lt=1)
+    """``trend_divergence``: year-on-year change (fraction) that counts as rising (>= +25%)
+    or falling (<= -25%), for activity and declared production alike. Judgement, NOT
+    sourced: tune on the participant's history before quoting a divergence."""
+    trend_min_year_coverage_frac: float = Field(default=0.9, gt=0, le=1)
+    """``trend_divergence`` compares only years whose activity periods cover at least this
+    fraction of the year's days, so that a partly monitored first year (Sentinel-2 starts
+    mid-2015) does not read as a rise."""
+    trend_min_valid_frac: float = Field(default=0.5, ge=0, le=1)
+    """``trend_divergence`` compares only years whose day-weighted mean ``valid_fraction``
+    (share of the AOI seen clear) is at least this; cloudier years under-count new area."""
+    review_robust_z_max: float = Field(default=3.5, gt=0)
+    """Statistical review: flag when |robust z| exceeds this. Robust z = (x - median) /
+    (1.4826 MAD) of the participant's other periods (or of its peers); 3.5 is the outlier
+    cut-off of Iglewicz & Hoaglin (1993), *How to Detect and Handle Outliers*."""
+    review_min_history_n: int = Field(default=4, ge=2)
+    """Statistical review: a period is tested against the participant's history only when
+    at least this many other periods (or period-to-period changes) exist; a median and MAD
+    of fewer values say little."""
+    review_min_peers_n: int = Field(default=5, ge=2)
+    """Statistical review: USD per carat is compared with peers only when at least this
+    many other participants report it for the same period."""
+    review_min_change_factor: float = Field(default=1.5, gt=1)
+    """Statistical review: a jump or price gap smaller than this factor (x1.5 or /1.5) is
+    never flagged, whatever its z; stable series would otherwise flag 10% moves."""
+    review_export_tolerance_frac: float = Field(default=0.05, ge=0)
+    """``exports_exceed_supply``: exports may exceed production plus imports by this
+    fraction before a flag (rounded trade-press figures: 0.1 Mct on 2-5 Mct is 2-5%)."""
+
+    @field_validator("gravel_thickness_m", "grade_ct_per_m3", "recovery_frac")
+    @classmethod
+    def _range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if v[0] < 0 or v[0] > v[1]:
+            raise ValueError("must be [low, high] with 0 <= low <= high")
+        return v
+
+    @field_validator("recovery_frac")
+    @classmethod
+    def _fraction(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if v[1] > 1:
+            raise ValueError("a recovered fraction cannot exceed 1")
+        return v
+
+
+class BulletinParams(_Section):
+    number: int | None = Field(default=None, ge=1)
+    """Bulletin number; ``None``: one more than the highest bulletin in the output root."""
+    distribution: str = "KP Participants only"
+    """Distribution marking printed on every page."""
+    demonstration: bool = False
+    """Print "DEMONSTRATION - SYNTHETIC IMAGERY" on every page (set by the demo)."""
+    pdf: bool = True
+    """Also render ``bulletin.pdf`` (WeasyPrint)."""
+
+
+class DaskParams(_Section):
+    scheduler: str | None = None
+    """Address of a running ``dask.distributed`` scheduler; ``None``: start a local cluster."""
+    n_workers: int = Field(default=2, ge=1)
+    """Worker processes of the local cluster."""
+    threads_per_worker: int = Field(default=1, ge=1)
+    """Threads per local worker (GDAL reads release the GIL)."""
+    memory_limit: str = "4GiB"
+    """Memory limit per local worker."""
+
+
+class MonitorConfig(_Section):
+    """The whole run configuration (``configs/*.yaml``)."""
+
+    source: SourceParams = SourceParams()
+    aois: tuple[Path, ...] = ()
+    """AOI GeoJSON files (relative to the YAML file). Overridden by ``--aoi``."""
+    period: PeriodParams = PeriodParams()
+    out_dir: Path = Path("out")
+    """Output folder (relative to the YAML file). Overridden by ``--out``."""
+    cache_dir: Path | None = None
+    """Local cache of AOI windows; ``None``: the user cache directory (XDG)."""
+    search: SearchParams = SearchParams()
+    acquire: AcquireParams = AcquireParams()
+    preprocess: PreprocessParams = PreprocessParams()
+    detect: DetectParams = DetectParams()
+    sites: SitesParams = SitesParams()
+    crosscheck: CrosscheckParams = CrosscheckParams()
+    bulletin: BulletinParams = BulletinParams()
+    dask: DaskParams = DaskParams()
+    gdal: dict[str, str] = Field(
+        default_factory=lambda: {
+            "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+            "GDAL_HTTP_MAX_RETRY": "5",
+            "GDAL_HTTP_RETRY_DELAY": "1",
+            "GDAL_HTTP_MULTIRANGE": "YES",
+            "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+            "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF",
+            "VSI_CACHE": "TRUE",
+        }
+    )
+    """GDAL configuration options applied once around every read (``rasterio.Env``)."""
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON form: identifies the exact settings of a run."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def load_config(path: str | Path, **overrides: Any) -> MonitorConfig:
+    """Parse and validate a YAML config into a frozen :class:`MonitorConfig`.
+
+    Parameters
+    ----------
+    path
+        YAML file.
+    **overrides
+        Dotted keys (``period.start="2024-01-01"``, ``out_dir=...``) applied after
+        parsing, as the command line does.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file and the YAML key at fault.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}{where}: {problem}; fix the YAML syntax") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {}) if isinstance(node.get(key, {}), dict) else {}
+        node[leaf] = value
+    try:
+        cfg = MonitorConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key; check the spelling against configs/monitor.yaml"
+        raise ConfigError(f"{path}: {key}: {msg}") from None
+    return _resolve_paths(cfg, path.parent)
+
+
+def _resolve_paths(cfg: MonitorConfig, base: Path) -> MonitorConfig:
+    def rel(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p).resolve()
+
+    update: dict[str, Any] = {
+        "aois": tuple(rel(p) for p in cfg.aois),
+        "out_dir": rel(cfg.out_dir),
+    }
+    if cfg.cache_dir is not None:
+        update["cache_dir"] = rel(cfg.cache_dir)
+    if cfg.crosscheck.declared_production is not None:
+        update["crosscheck"] = cfg.crosscheck.model_copy(
+            update={"declared_production": rel(cfg.crosscheck.declared_production)}
+        )
+    url = cfg.source.url
+    if "://" not in url and not Path(url).is_absolute():
+        update["source"] = cfg.source.model_copy(update={"url": str(rel(Path(url)))})
+    return cfg.model_copy(update=update)

@@ -1,0 +1,280 @@
+"""PURE: cloud-masked reflectance -> per-pixel excavation evidence -> confirmed change.
+
+The method is deliberately transparent (each rule is one line, each threshold is
+a documented field of :class:`pipeline.config.DetectParams`):
+
+1. **Baseline.** Per pixel, a high quantile of NDVI over the clear observations of
+   the baseline window (the ``baseline_days`` before the monitoring period):
+   how green the place is at its best.
+2. **Evidence** in each clear observation of the monitoring period:
+   *vegetation loss* (NDVI at least ``ndvi_drop_min`` below the baseline) **and**
+   either *exposed gravel* (NDVI <= ``bare_ndvi_max``, Bare Soil Index >=
+   ``bare_bsi_min`` and brightness >= ``bright_min``, which excludes dark burn
+   scars) or *open water* (MNDWI >= ``water_mndwi_min``, flooded pits).
+3. **Confirmation** (as pyeo does): a change is confirmed at the first run of
+   ``min_confirmations`` consecutive clear observations with evidence; cloudy
+   observations neither count nor break the run. The first observation of that
+   run is the change date.
+4. **Persistence**: at least ``min_persistence_frac`` of the clear observations
+   from the change date on must still show evidence. Pits stay open; burn scars
+   and cleared fields re-green within a season.
+5. **Clean-up**: a morphological opening removes isolated speckle.
+
+Indices (all unitless):
+- NDVI = (NIR - Red) / (NIR + Red) (Rouse et al. 1974)
+- BSI = ((SWIR1 + Red) - (NIR + Blue)) / ((SWIR1 + Red) + (NIR + Blue)) (Rikimaru et al. 2002)
+- MNDWI = (Green - SWIR1) / (Green + SWIR1) (Xu 2006)
+- brightness = mean(Red, NIR, SWIR1)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import ndimage
+
+from .config import DetectParams
+from .errors import MissingBandError, NoValidPixelsError
+
+__all__ = [
+    "confirm_change",
+    "flag_excavation",
+    "score_change",
+    "spectral_indices",
+]
+
+#: Variables :func:`confirm_change` returns, with their dtypes.
+CHANGE_VARS: dict[str, str] = {
+    "first_change": "float64",  # days since 1970-01-01 of the first confirming observation, NaN if none
+    "last_evidence": "float64",  # days since 1970-01-01 of the last observation with evidence
+    "n_obs": "int16",  # clear observations with evidence from the change date on (confirmations)
+    "n_clear_after": "int16",  # clear observations from the change date on
+    "n_occluded": "int16",  # cloud/nodata observations from the change date on
+    "confirmed": "bool",
+}
+
+
+def spectral_indices(scenes: xr.Dataset) -> xr.Dataset:
+    """NDVI, BSI, MNDWI and brightness of reflectance scenes.
+
+    Parameters
+    ----------
+    scenes
+        Reflectance (0..1) with ``blue, green, red, nir, swir16``; any dims, any CRS.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ndvi, bsi, mndwi, bright`` (float32, same dims). Lazy.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset({k: ("x", np.array(v, "float32")) for k, v in dict(
+    ...     blue=[0.03, 0.10], green=[0.06, 0.12], red=[0.04, 0.22], nir=[0.40, 0.28],
+    ...     swir16=[0.20, 0.34]).items()})
+    >>> [round(float(v), 2) for v in spectral_indices(ds)["ndvi"].values]
+    [0.82, 0.12]
+    """
+    for band in ("blue", "green", "red", "nir", "swir16"):
+        if band not in scenes:
+            raise MissingBandError(f"band {band!r} missing for spectral indices; add it to acquire.bands")
+    b, g, r, n, s1 = (scenes[k] for k in ("blue", "green", "red", "nir", "swir16"))
+    out = xr.Dataset(
+        {
+            "ndvi": _ratio(n - r, n + r),
+            "bsi": _ratio((s1 + r) - (n + b), (s1 + r) + (n + b)),
+            "mndwi": _ratio(g - s1, g + s1),
+            "bright": ((r + n + s1) / 3).astype("float32"),
+        }
+    )
+    return out
+
+
+def score_change(
+    scenes: xr.Dataset,
+    *,
+    monitoring_start: dt.date,
+    params: DetectParams,
+) -> xr.Dataset:
+    """Per-observation excavation evidence against a per-pixel baseline.
+
+    Parameters
+    ----------
+    scenes
+        Cloud-masked reflectance ``(time, y, x)`` with ``valid`` (from
+        :func:`pipeline.preprocess.mask_clouds`). Observations before
+        ``monitoring_start`` form the baseline.
+    monitoring_start
+        First day on which change can be reported.
+    params
+        Thresholds (see :class:`pipeline.config.DetectParams`).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``evidence`` (bool, ``(time, y, x)``, monitoring observations only),
+        ``valid`` (bool, same), ``baseline_ndvi`` (float32, ``(y, x)``), and the
+        per-observation indices ``ndvi, bsi, mndwi, bright``. Lazy.
+
+    Raises
+    ------
+    NoValidPixelsError
+        When no observation falls in the baseline window or the monitoring period.
+    """
+    times = pd.DatetimeIndex(scenes["time"].values)
+    start = pd.Timestamp(monitoring_start)
+    base_sel = (times < start) & (times >= start - pd.Timedelta(days=params.baseline_days))
+    mon_sel = times >= start
+    if not base_sel.any():
+        raise NoValidPixelsError(
+            f"no scene in the {params.baseline_days}-day baseline before {monitoring_start}; "
+            "search from earlier (detect.baseline_days) or check the source's coverage"
+        )
+    if not mon_sel.any():
+        raise NoValidPixelsError(f"no scene on or after {monitoring_start}; check period.start/end")
+    idx = spectral_indices(scenes)
+    base_ndvi = idx["ndvi"].isel(time=np.flatnonzero(base_sel))
+    if base_ndvi.chunks:
+        base_ndvi = base_ndvi.chunk({"time": -1})
+    baseline = base_ndvi.quantile(params.baseline_quantile, dim="time", skipna=True).drop_vars("quantile")
+    mon = idx.isel(time=np.flatnonzero(mon_sel))
+    veg_loss = (baseline - mon["ndvi"]) >= params.ndvi_drop_min
+    bare = (
+        (mon["ndvi"] <= params.bare_ndvi_max)
+        & (mon["bsi"] >= params.bare_bsi_min)
+        & (mon["bright"] >= params.bright_min)
+    )
+    water = mon["mndwi"] >= params.water_mndwi_min
+    valid = scenes["valid"].isel(time=np.flatnonzero(mon_sel))
+    evidence = veg_loss & (bare | water) & valid
+    out = mon.copy()
+    out["evidence"] = evidence
+    out["valid"] = valid
+    out["baseline_ndvi"] = baseline.astype("float32")
+    return out
+
+
+def confirm_change(
+    evidence: xr.DataArray,
+    valid: xr.DataArray,
+    *,
+    min_confirmations: int,
+) -> xr.Dataset:
+    """Confirm change over time, pixel by pixel (pyeo-style multi-date confirmation).
+
+    Parameters
+    ----------
+    evidence, valid
+        Boolean ``(time, y, x)``; ``evidence`` implies ``valid``.
+    min_confirmations
+        Consecutive clear observations with evidence needed to confirm. Invalid
+        (cloudy) observations are skipped: they neither count nor break a run.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``(y, x)`` variables of :data:`CHANGE_VARS`. Dates are float days since
+        1970-01-01 (NaN: never). Lazy when the input is (``apply_ufunc`` with
+        ``dask="parallelized"``; ``time`` is rechunked to a single chunk).
+
+    Examples
+    --------
+    >>> t = pd.date_range("2023-01-01", periods=5, freq="10D")
+    >>> ev = xr.DataArray(np.array([0, 1, 0, 1, 1], bool)[:, None, None], dims=("time", "y", "x"),
+    ...                   coords={"time": t})
+    >>> ok = xr.DataArray(np.array([1, 1, 0, 1, 1], bool)[:, None, None], dims=ev.dims, coords=ev.coords)
+    >>> out = confirm_change(ev, ok, min_confirmations=3)
+    >>> str(pd.Timestamp(out["first_change"].item(), unit="D").date()), int(out["n_obs"].item())
+    ('2023-01-11', 3)
+    """
+    days = (pd.DatetimeIndex(evidence["time"].values) - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
+    if evidence.chunks:
+        evidence = evidence.chunk({"time": -1})
+        valid = valid.chunk({"time": -1})
+    names = list(CHANGE_VARS)
+    results = xr.apply_ufunc(
+        _confirm_np,
+        evidence,
+        valid,
+        kwargs={"days": np.asarray(days, dtype="float64"), "k": int(min_confirmations)},
+        input_core_dims=[["time"], ["time"]],
+        output_core_dims=[[] for _ in names],
+        dask="parallelized",
+        output_dtypes=[np.dtype(CHANGE_VARS[n]) for n in names],
+    )
+    return xr.Dataset(dict(zip(names, results, strict=True)))
+
+
+def flag_excavation(
+    change: xr.Dataset,
+    *,
+    params: DetectParams,
+) -> xr.DataArray:
+    """Boolean excavation flags: confirmed, persistent, de-speckled.
+
+    Parameters
+    ----------
+    change
+        Output of :func:`confirm_change` (``(y, x)``).
+    params
+        ``min_persistence_frac`` and ``open_radius_px`` are used.
+
+    Returns
+    -------
+    xarray.DataArray
+        bool ``(y, x)``. The opening runs through ``map_overlap`` so chunk edges
+        stay correct. Lazy.
+    """
+    frac = change["n_obs"] / change["n_clear_after"].where(change["n_clear_after"] > 0)
+    flags = change["confirmed"] & (frac >= params.min_persistence_frac)
+    if params.open_radius_px > 0:
+        flags = _open(flags, params.open_radius_px)
+    return flags.rename("flags")
+
+
+def _ratio(num: xr.DataArray, den: xr.DataArray) -> xr.DataArray:
+    return (num / den.where(den != 0)).astype("float32")
+
+
+def _confirm_np(evidence: np.ndarray, valid: np.ndarray, *, days: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """NumPy kernel: ``evidence``/``valid`` are ``(..., time)``; returns per-pixel arrays."""
+    shape = evidence.shape[:-1]
+    run = np.zeros(shape, dtype=np.int32)
+    run_start = np.full(shape, np.nan)
+    first = np.full(shape, np.nan)
+    last = np.full(shape, np.nan)
+    for t in range(evidence.shape[-1]):
+        ev = evidence[..., t]
+        ok = valid[..., t]
+        starting = ok & ev & (run == 0)
+        run_start = np.where(starting, days[t], run_start)
+        run = np.where(ok, np.where(ev, run + 1, 0), run)
+        newly = (run >= k) & np.isnan(first)
+        first = np.where(newly, run_start, first)
+        last = np.where(ok & ev, days[t], last)
+    confirmed = ~np.isnan(first)
+    after = days >= np.where(confirmed, first, np.inf)[..., np.newaxis]
+    n_obs = (after & evidence & valid).sum(-1).astype("int16")
+    n_clear = (after & valid).sum(-1).astype("int16")
+    n_occ = (after & ~valid).sum(-1).astype("int16")
+    last = np.where(confirmed, last, np.nan)
+    return first, last, n_obs, n_clear, n_occ, confirmed
+
+
+def _open(flags: xr.DataArray, radius: int) -> xr.DataArray:
+    # A square element keeps the corners of blocky pits (a disc would shave them off)
+    # and still removes anything thinner than 2 * radius + 1 pixels.
+    structure = np.ones((2 * radius + 1, 2 * radius + 1), dtype=bool)
+
+    def _open_np(block: np.ndarray) -> np.ndarray:
+        return ndimage.binary_opening(block, structure=structure)
+
+    data = flags.data
+    if hasattr(data, "map_overlap"):
+        opened = data.map_overlap(_open_np, depth=radius + 1, boundary=False, dtype=bool)
+    else:
+        opened = _open_np(np.asarray(data))
+    return flags.copy(data=opened)

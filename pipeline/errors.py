@@ -1,0 +1,86 @@
+"""Exceptions and warnings raised on purpose by :mod:`pipeline`.
+
+One root (:class:`MonitorError`) so that ``run.py`` can catch every error the
+package raises deliberately, record it per AOI and carry on; builtin co-parents
+(``ValueError``, ``OSError``) so that callers who do not know this package can
+still catch them sensibly (as ``rasterio.errors.RasterioIOError`` does).
+
+Every message is one line that names the file, field or item at fault and says
+how to fix it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MonitorError(Exception):
+    """Root: every error this package raises on purpose."""
+
+
+class ConfigError(MonitorError, ValueError):
+    """A configuration file or command-line value is invalid."""
+
+
+class AOIError(MonitorError, ValueError):
+    """An area-of-interest file is invalid (geometry, CRS, properties, size)."""
+
+
+class SearchError(MonitorError):
+    """A STAC search failed (endpoint unreachable, bad answer)."""
+
+    @classmethod
+    def from_exception(cls, endpoint: str, exc: BaseException) -> SearchError:
+        """Wrap a client exception into a one-line message naming the endpoint."""
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return cls(f"cannot reach imagery source {endpoint}: {reason[:200]}")
+
+
+class NoScenesError(SearchError):
+    """A search returned no items for an AOI and period."""
+
+
+class DownloadError(MonitorError, OSError):
+    """Reading an asset failed after retries; keeps the cause in ``__cause__``."""
+
+
+class InputDataError(MonitorError, ValueError):
+    """Base for bad arrays or frames handed to a stage function."""
+
+
+class MissingDimensionError(InputDataError):
+    """An array lacks a dimension the stage needs (``time``, ``y``, ``x``)."""
+
+
+class MissingBandError(InputDataError):
+    """A band the stage needs is not in the dataset or the item."""
+
+
+class CRSMismatchError(InputDataError):
+    """Two inputs are on different coordinate reference systems."""
+
+
+class NoValidPixelsError(InputDataError):
+    """Every observation in a period is masked (all cloud or nodata)."""
+
+
+class DeclaredStatsError(MonitorError, ValueError):
+    """A declared-production table is malformed."""
+
+
+class MonitorWarning(UserWarning):
+    """Root of the warnings this package emits."""
+
+
+class LowCoverageWarning(MonitorWarning):
+    """A period has too few valid observations to trust its composite."""
+
+
+class StaleStatisticsWarning(MonitorWarning):
+    """Declared statistics do not cover the monitoring period."""
+
+
+def one_line(exc: BaseException, **context: Any) -> str:
+    """Return ``exc`` as one line, for the command line and the run report."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text

@@ -1,0 +1,119 @@
+"""Compare detected sites with ground truth: site- and area-level accuracy.
+
+A detected site *matches* a true pit when their polygons overlap. Precision is
+the share of detected sites that match a pit, recall the share of pits matched
+by at least one detection, F1 their harmonic mean. Distractors (truth features
+with ``kind == "distractor"``: burn scars, cleared fields) measure specificity:
+the share of distractors no detection touches.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from .errors import InputDataError
+
+__all__ = ["evaluate_sites", "format_metrics", "read_truth"]
+
+
+def read_truth(path: str | Path) -> gpd.GeoDataFrame:
+    """Read a truth GeoJSON (``kind`` = ``pit`` | ``distractor``; ``opened`` ISO date)."""
+    path = Path(path)
+    try:
+        truth = gpd.read_file(path)
+    except Exception as exc:
+        raise InputDataError(f"cannot read truth file {path}: {str(exc).splitlines()[0][:200]}") from None
+    if "kind" not in truth:
+        truth["kind"] = "pit"
+    return truth
+
+
+def evaluate_sites(sites: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Site-level precision, recall, F1, distractor specificity and area error.
+
+    Parameters
+    ----------
+    sites
+        Detected sites (``sites.geojson``), any CRS, with ``first_seen``.
+    truth
+        True pits and distractors, any CRS; pits may carry ``opened`` (ISO date).
+
+    Returns
+    -------
+    dict
+        ``n_detected, n_truth, tp_sites, fp_sites, matched_truth, precision, recall,
+        f1, distractors, distractor_hits, specificity, detected_ha, truth_ha,
+        area_error_frac, iou, first_seen_error_days_median``.
+    """
+    pits = truth[truth["kind"] == "pit"]
+    distractors = truth[truth["kind"] == "distractor"]
+    crs = (pits if not pits.empty else truth).estimate_utm_crs() if not truth.empty else "EPSG:3857"
+    det = sites.to_crs(crs) if not sites.empty else gpd.GeoDataFrame(geometry=[], crs=crs)
+    pits = pits.to_crs(crs)
+    distractors = distractors.to_crs(crs)
+
+    det_match = [bool(pits.intersects(g).any()) for g in det.geometry]
+    pit_match = [bool(det.intersects(g).any()) for g in pits.geometry]
+    tp = int(sum(det_match))
+    n_det, n_truth = len(det), len(pits)
+    precision = tp / n_det if n_det else (1.0 if n_truth == 0 else 0.0)
+    recall = sum(pit_match) / n_truth if n_truth else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    hits = int(sum(bool(det.intersects(g).any()) for g in distractors.geometry))
+    det_union = det.union_all() if n_det else None
+    pit_union = pits.union_all() if n_truth else None
+    det_ha = float(det.area.sum() / 1e4)
+    truth_ha = float(pits.area.sum() / 1e4)
+    if det_union is not None and pit_union is not None:
+        iou = float(det_union.intersection(pit_union).area / det_union.union(pit_union).area)
+    else:
+        iou = 1.0 if det_union is None and pit_union is None else 0.0
+    errors = []
+    if "opened" in pits and "first_seen" in det and n_det:
+        for g, opened in zip(pits.geometry, pits["opened"], strict=True):
+            hit = det[det.intersects(g)]
+            if not hit.empty and opened:
+                seen = pd.to_datetime(hit["first_seen"]).min()
+                errors.append(abs((seen - pd.Timestamp(opened)).days))
+    return {
+        "n_detected": n_det,
+        "n_truth": n_truth,
+        "tp_sites": tp,
+        "fp_sites": n_det - tp,
+        "matched_truth": int(sum(pit_match)),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "distractors": len(distractors),
+        "distractor_hits": hits,
+        "specificity": round(1 - hits / len(distractors), 4) if len(distractors) else 1.0,
+        "detected_ha": round(det_ha, 3),
+        "truth_ha": round(truth_ha, 3),
+        "area_error_frac": round((det_ha - truth_ha) / truth_ha, 4) if truth_ha else float("nan"),
+        "iou": round(iou, 4),
+        "first_seen_error_days_median": float(np.median(errors)) if errors else float("nan"),
+    }
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """Metrics as aligned ``key  value`` lines for the terminal."""
+    width = max(len(k) for k in metrics)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in metrics.items())
+
+
+def read_sites(path: str | Path) -> gpd.GeoDataFrame:
+    """Read a ``sites.geojson``; an empty FeatureCollection gives an empty frame."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputDataError(f"cannot read sites file {path}: {exc}") from None
+    if not data.get("features"):
+        return gpd.GeoDataFrame({"first_seen": []}, geometry=[], crs="EPSG:4326")
+    return gpd.GeoDataFrame.from_features(data["features"], crs="EPSG:4326")

@@ -1,0 +1,206 @@
+"""PURE: DN -> reflectance, SCL cloud/shadow mask, per-period median composites.
+
+Every function takes and returns xarray objects, builds a lazy graph when given
+Dask-backed input and never computes. Reflectance is unitless (0..1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import ndimage
+
+from .errors import MissingBandError, MissingDimensionError
+from .types import SCL_BAND
+
+__all__ = [
+    "composite_median",
+    "mask_clouds",
+    "reporting_periods",
+    "to_reflectance",
+]
+
+
+def reporting_periods(start: dt.date, end: dt.date, *, months: int) -> list[tuple[dt.date, dt.date]]:
+    """Split ``[start, end]`` into calendar-aligned periods of ``months`` months.
+
+    Periods start on the first day of a month that is a multiple of ``months``
+    from January (quarters: Jan, Apr, Jul, Oct) and are clipped to ``[start, end]``.
+
+    Examples
+    --------
+    >>> reporting_periods(dt.date(2023, 2, 10), dt.date(2023, 8, 1), months=3)[0]
+    (datetime.date(2023, 2, 10), datetime.date(2023, 3, 31))
+    """
+    first_month = ((start.month - 1) // months) * months + 1
+    cursor = dt.date(start.year, first_month, 1)
+    out: list[tuple[dt.date, dt.date]] = []
+    while cursor <= end:
+        nxt = (pd.Timestamp(cursor) + pd.DateOffset(months=months)).date()
+        out.append((max(cursor, start), min(nxt - dt.timedelta(days=1), end)))
+        cursor = nxt
+    return out
+
+
+def to_reflectance(scenes: xr.Dataset, *, bands: Sequence[str]) -> xr.Dataset:
+    """Convert DN to surface reflectance with per-time scale and offset.
+
+    Parameters
+    ----------
+    scenes
+        ``(time, y, x)`` DN variables with coordinates ``scale_<band>``,
+        ``offset_<band>``, ``nodata_<band>`` as :func:`pipeline.acquire.open_scenes`
+        attaches them. Any CRS.
+    bands
+        Optical bands to convert; others are passed through untouched.
+
+    Returns
+    -------
+    xarray.Dataset
+        float32 reflectance (``DN * scale + offset``), NaN where DN equals nodata
+        (nodata is masked *before* scaling, so a 0 DN never becomes -0.1). Lazy.
+
+    Examples
+    --------
+    >>> dn = xr.DataArray(np.array([[[0, 1000], [2000, 11000]]], "uint16"), dims=("time", "y", "x"))
+    >>> ds = xr.Dataset({"red": dn}).assign_coords(
+    ...     scale_red=("time", [1e-4]), offset_red=("time", [-0.1]), nodata_red=("time", [0.0]))
+    >>> [round(float(v), 3) + 0.0 for v in to_reflectance(ds, bands=["red"])["red"].values.ravel()]
+    [nan, 0.0, 0.1, 1.0]
+    """
+    _require_dims(scenes, ("time", "y", "x"))
+    out = scenes.copy()
+    for band in bands:
+        if band not in scenes:
+            raise MissingBandError(f"band {band!r} not in scenes (have {sorted(scenes.data_vars)}); load it in acquire.bands")
+        dn = scenes[band]
+        scale = scenes[f"scale_{band}"].astype("float32")
+        offset = scenes[f"offset_{band}"].astype("float32")
+        nodata = scenes[f"nodata_{band}"]
+        refl = dn.astype("float32") * scale + offset
+        out[band] = refl.where(dn != nodata).astype("float32")
+    return out
+
+
+def mask_clouds(
+    scenes: xr.Dataset,
+    *,
+    bands: Sequence[str],
+    mask_classes: Sequence[int],
+    buffer_px: int = 1,
+) -> xr.Dataset:
+    """Mask clouds, shadows and defects using the Sen2Cor SCL band.
+
+    Parameters
+    ----------
+    scenes
+        Reflectance ``(time, y, x)`` with an ``scl`` variable.
+    bands
+        Variables to mask.
+    mask_classes
+        SCL classes that make a pixel invalid.
+    buffer_px
+        Dilation of the invalid mask (pixels) to catch unflagged cloud edges; done with
+        ``map_overlap`` so chunk edges stay correct.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``bands`` set to NaN where invalid, plus ``valid`` (bool, ``(time, y, x)``):
+        clear and every band present. Lazy.
+    """
+    if SCL_BAND not in scenes:
+        raise MissingBandError("band 'scl' missing: cloud masking needs the SCL band; add it to acquire.bands")
+    scl = scenes[SCL_BAND]
+    invalid = scl.isin(list(mask_classes))
+    if buffer_px > 0:
+        invalid = _dilate(invalid, buffer_px)
+    present = xr.concat([scenes[b].notnull() for b in bands], dim="band").all("band")
+    valid = (~invalid) & present
+    out = scenes.copy()
+    for band in bands:
+        out[band] = scenes[band].where(valid)
+    out["valid"] = valid
+    return out
+
+
+def composite_median(
+    scenes: xr.Dataset,
+    *,
+    bands: Sequence[str],
+    periods: Sequence[tuple[dt.date, dt.date]],
+    min_valid_obs: int = 1,
+) -> xr.Dataset:
+    """Per-pixel median over ``time`` of cloud-masked scenes, one per period.
+
+    Parameters
+    ----------
+    scenes
+        Masked reflectance from :func:`mask_clouds` (with ``valid``).
+    bands
+        Variables to composite.
+    periods
+        ``(start, end)`` dates, inclusive.
+    min_valid_obs
+        Pixels with fewer valid observations in a period are NaN.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``(period, y, x)`` medians per band, ``valid_count`` (int16) and coordinates
+        ``period_start``/``period_end``. The input is rechunked to one chunk along
+        ``time`` per period before the reduction. Lazy. A period with no scene at all
+        gives NaN everywhere and ``valid_count`` 0.
+    """
+    _require_dims(scenes, ("time", "y", "x"))
+    times = pd.DatetimeIndex(scenes["time"].values)
+    parts = []
+    for start, end in periods:
+        sel = (times >= pd.Timestamp(start)) & (times < pd.Timestamp(end) + pd.Timedelta(days=1))
+        sub = scenes.isel(time=np.flatnonzero(sel))
+        if sub.sizes["time"] == 0:
+            empty = xr.full_like(scenes[list(bands)].isel(time=0, drop=True), np.nan, dtype="float32")
+            empty["valid_count"] = xr.zeros_like(scenes["valid"].isel(time=0, drop=True), dtype="int16")
+            parts.append(empty)
+            continue
+        sub = sub.chunk({"time": -1}) if sub.chunks else sub
+        med = sub[list(bands)].median("time", skipna=True)
+        count = sub["valid"].sum("time").astype("int16")
+        med = med.where(count >= min_valid_obs)
+        med["valid_count"] = count
+        parts.append(med)
+    out = xr.concat(parts, dim="period", coords="minimal", compat="override")
+    out = out.drop_vars([c for c in out.coords if c not in ("y", "x", "spatial_ref")], errors="ignore")
+    return out.assign_coords(
+        period_start=("period", pd.to_datetime([p[0] for p in periods])),
+        period_end=("period", pd.to_datetime([p[1] for p in periods])),
+    )
+
+
+def _dilate(mask: xr.DataArray, radius: int) -> xr.DataArray:
+    structure = np.zeros((1, 2 * radius + 1, 2 * radius + 1), dtype=bool)
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    structure[0] = (yy**2 + xx**2) <= radius**2
+
+    def _dilate_np(block: np.ndarray) -> np.ndarray:
+        return ndimage.binary_dilation(block, structure=structure)
+
+    data = mask.data
+    if hasattr(data, "map_overlap"):
+        axis_depth = {0: 0, 1: radius, 2: radius}
+        dilated = data.map_overlap(_dilate_np, depth=axis_depth, boundary="none", dtype=bool)
+    else:
+        dilated = _dilate_np(np.asarray(data))
+    return mask.copy(data=dilated)
+
+
+def _require_dims(ds: xr.Dataset, dims: Sequence[str]) -> None:
+    missing = [d for d in dims if d not in ds.dims]
+    if missing:
+        raise MissingDimensionError(
+            f"dataset lacks dimension(s) {missing} (has {list(ds.dims)}); open scenes with pipeline.acquire.open_scenes"
+        )

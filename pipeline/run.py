@@ -1,0 +1,447 @@
+"""Orchestration: config -> stages -> outputs. The only place that computes.
+
+``run_monitor`` creates the one ``dask.distributed`` client (a local cluster, or
+``--scheduler ADDRESS``), builds each AOI's lazy graph from the pure stage
+functions, computes it once at the stage boundary where eager work begins
+(flags and change rasters for polygonising, composites for the bulletin), then
+writes every output atomically. A :class:`~pipeline.errors.MonitorError` in one
+AOI is recorded and the others go on (exit status 1); anything else is a bug
+and propagates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib.metadata
+import json
+import logging
+import platform
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pystac
+import rasterio.features
+import xarray as xr
+
+from . import acquire, detect, preprocess, search, sites
+from .aoi import read_aois, utm_crs_for
+from .config import MonitorConfig
+from .errors import MonitorError, SearchError
+from .evaluate import evaluate_sites, read_truth
+from .io import atomic_path, write_csv, write_geojson, write_json
+from .types import OPTICAL_BANDS
+
+log = logging.getLogger("pipeline")
+
+__all__ = ["AOIResult", "RunReport", "run_monitor"]
+
+SOFTWARE = ("numpy", "xarray", "dask", "distributed", "rasterio", "odc-stac", "pystac", "pystac-client",
+            "geopandas", "shapely", "scikit-image", "pandas", "weasyprint")
+
+
+@dataclass
+class AOIResult:
+    """What one AOI produced (eager, small)."""
+
+    aoi_id: str
+    row: dict[str, Any]
+    sites: gpd.GeoDataFrame | None = None
+    activity: pd.DataFrame | None = None
+    items: list[pystac.Item] = field(default_factory=list)
+    rgb_before: np.ndarray | None = None
+    rgb_after: np.ndarray | None = None
+    extent_utm: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    epsg: int = 4326
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RunReport:
+    """Summary of a run, returned to the CLI."""
+
+    out_dir: Path
+    outputs: dict[str, Path]
+    failures: dict[str, str]
+    bulletin_number: int
+    validation: dict[str, Any] | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+
+def run_monitor(
+    cfg: MonitorConfig,
+    *,
+    truth: Path | None = None,
+    today: dt.date | None = None,
+) -> RunReport:
+    """Run every stage for every AOI of ``cfg`` and write the outputs.
+
+    Parameters
+    ----------
+    cfg
+        Validated configuration (command-line overrides already applied).
+    truth
+        Optional ground-truth GeoJSON; when given, validation figures go into the
+        bulletin and the report (the demo passes its scenario's truth).
+    today
+        Reference date for open-ended periods (tests pin it).
+
+    Raises
+    ------
+    MonitorError
+        Bad input found before anything is written (AOI files, unreachable source).
+    """
+    t0 = time.perf_counter()
+    aois = read_aois(cfg.aois)
+    start, end = cfg.period.resolved(today)
+    periods = preprocess.reporting_periods(start, end, months=cfg.period.period_months)
+    search_start = start - dt.timedelta(days=cfg.detect.baseline_days)
+    _preflight_source(cfg)
+    out_dir = cfg.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handler = _attach_log(out_dir / "run.log")
+    try:
+        log.info("run: %d AOI(s), period %s..%s (baseline from %s), source %s",
+                 len(aois), start, end, search_start, cfg.source.url)
+        results: list[AOIResult] = []
+        with _dask_client(cfg) as client, acquire.gdal_env(cfg.gdal):
+            _configure_workers(client, cfg)
+            for _, row in aois.iterrows():
+                results.append(_run_aoi(row, cfg, start=start, end=end, search_start=search_start, periods=periods))
+        return _write_outputs(results, aois, cfg, periods=periods, start=start, end=end, truth=truth, t0=t0)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _run_aoi(
+    row: pd.Series,
+    cfg: MonitorConfig,
+    *,
+    start: dt.date,
+    end: dt.date,
+    search_start: dt.date,
+    periods: Sequence[tuple[dt.date, dt.date]],
+) -> AOIResult:
+    aoi_id = str(row["aoi_id"])
+    result = AOIResult(aoi_id=aoi_id, row=row.drop(labels="geometry").to_dict())
+    try:
+        _process_aoi(result, row, cfg, start=start, end=end, search_start=search_start, periods=periods)
+    except MonitorError as exc:
+        result.error = " ".join(str(exc).split())
+        log.error("AOI %s failed: %s", aoi_id, result.error)
+    return result
+
+
+def _process_aoi(
+    result: AOIResult,
+    row: pd.Series,
+    cfg: MonitorConfig,
+    *,
+    start: dt.date,
+    end: dt.date,
+    search_start: dt.date,
+    periods: Sequence[tuple[dt.date, dt.date]],
+) -> None:
+    aoi_id = result.aoi_id
+    geom = row.geometry
+    crs = utm_crs_for(geom)
+    epsg = int(crs.to_epsg())
+    aoi_utm = gpd.GeoSeries([geom], crs=4326).to_crs(epsg).iloc[0]
+    bands = list(cfg.acquire.bands)
+    optical = [b for b in bands if b in OPTICAL_BANDS]
+
+    tick = time.perf_counter()
+    items = search.search_items(geom, search_start, end, source=cfg.source, params=cfg.search, bands=bands)
+    result.items = items
+    result.timings["search_s"] = time.perf_counter() - tick
+    log.info("AOI %s: %d items %s..%s", aoi_id, len(items), search_start, end)
+
+    left, bottom, right, top = aoi_utm.bounds
+    m = cfg.acquire.margin_m
+    geobox = acquire.aoi_geobox((left - m, bottom - m, right + m, top + m), epsg=epsg, resolution_m=cfg.acquire.resolution_m)
+    scenes = acquire.open_scenes(items, geobox=geobox, bands=bands, chunk_px=cfg.acquire.chunk_px)
+    refl = preprocess.to_reflectance(scenes, bands=optical)
+    masked = preprocess.mask_clouds(refl, bands=optical, mask_classes=cfg.preprocess.scl_mask_classes,
+                                    buffer_px=cfg.preprocess.cloud_buffer_px)
+    composite = preprocess.composite_median(masked, bands=["red", "green", "blue"], periods=periods,
+                                            min_valid_obs=cfg.preprocess.min_valid_obs)
+    scored = detect.score_change(masked, monitoring_start=start, params=cfg.detect)
+    change = detect.confirm_change(scored["evidence"], scored["valid"], min_confirmations=cfg.detect.min_confirmations)
+    flags = detect.flag_excavation(change, params=cfg.detect)
+
+    tick = time.perf_counter()
+    log.info("AOI %s: computing %s pixels x %d dates", aoi_id, "x".join(map(str, geobox.shape)), scenes.sizes["time"])
+    flags_np, change_np, composite_np = dask.compute(flags, change, composite)
+    result.timings["compute_s"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    site_gdf, site_mask = sites.polygonise_flags(
+        flags_np, change_np, aoi_id=aoi_id, aoi_utm=aoi_utm, crs=f"EPSG:{epsg}",
+        last_period_start=periods[-1][0], min_confirmations=cfg.detect.min_confirmations, params=cfg.sites,
+    )
+    previous = _previous_sites(cfg.out_dir, aoi_id)
+    site_gdf = sites.track_sites(site_gdf, previous)
+    transform = sites.grid_transform(flags_np)
+    aoi_mask = rasterio.features.geometry_mask([aoi_utm], out_shape=site_mask.shape, transform=transform, invert=True)
+    result.activity = sites.activity_series(
+        site_mask, np.asarray(change_np["first_change"].values), np.asarray(composite_np["valid_count"].values),
+        aoi_mask=aoi_mask, periods=periods, pixel_area_m2=abs(transform.a * transform.e), aoi_id=aoi_id,
+    )
+    result.sites = site_gdf
+    result.rgb_before = _rgb(composite_np, 0)
+    result.rgb_after = _rgb(composite_np, -1)
+    result.extent_utm = tuple(float(v) for v in geobox.extent.boundingbox)  # type: ignore[assignment]
+    result.epsg = epsg
+    result.timings["sites_s"] = time.perf_counter() - tick
+    log.info("AOI %s: %d sites, %.2f ha disturbed", aoi_id, len(site_gdf), float(site_gdf["area_ha"].sum()))
+
+
+def _rgb(composite: xr.Dataset, index: int) -> np.ndarray:
+    rgb = np.stack([composite[b].isel(period=index).values for b in ("red", "green", "blue")], axis=-1)
+    return rgb.astype("float32")
+
+
+def _previous_sites(out_dir: Path, aoi_id: str) -> gpd.GeoDataFrame | None:
+    path = out_dir / "sites.geojson"
+    if not path.exists():
+        return None
+    from .evaluate import read_sites
+
+    prev = read_sites(path)
+    if prev.empty or "aoi_id" not in prev:
+        return None
+    return prev[prev["aoi_id"] == aoi_id]
+
+
+def _write_outputs(
+    results: list[AOIResult],
+    aois: gpd.GeoDataFrame,
+    cfg: MonitorConfig,
+    *,
+    periods: Sequence[tuple[dt.date, dt.date]],
+    start: dt.date,
+    end: dt.date,
+    truth: Path | None,
+    t0: float,
+) -> RunReport:
+    from . import bulletin as bl
+    from .crosscheck import crosscheck_production, review_statistics
+    from .declared import read_declared_production, read_trade, read_windows
+
+    out_dir = cfg.out_dir
+    ok = [r for r in results if r.error is None]
+    failures = {r.aoi_id: r.error for r in results if r.error is not None}
+    columns = [*sites.SITE_COLUMNS, "geometry"]
+    parts = [r.sites.to_crs(4326)[columns] for r in ok if r.sites is not None and not r.sites.empty]
+    all_sites = (
+        gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326)
+        if parts else gpd.GeoDataFrame({c: [] for c in columns[:-1]}, geometry=[], crs=4326)
+    )
+    activity = pd.concat([r.activity for r in ok if r.activity is not None], ignore_index=True) if ok else \
+        pd.DataFrame(columns=["aoi_id", "period_start", "period_end", "disturbed_ha", "new_ha", "valid_fraction"])
+
+    declared = read_declared_production(cfg.crosscheck.declared_production)
+    windows = read_windows()
+    trade = read_trade()
+    aoi_table = pd.DataFrame(aois.drop(columns="geometry"))
+    crosscheck, flags = crosscheck_production(activity, aoi_table, declared.good, windows, params=cfg.crosscheck)
+    anomalies = review_statistics(declared.good, trade, params=cfg.crosscheck)
+
+    validation = None
+    if truth is not None:
+        validation = evaluate_sites(all_sites, read_truth(truth))
+
+    previous_number, previous_ids = _previous_bulletin(out_dir)
+    number = cfg.bulletin.number or (previous_number or 0) + 1
+    new_since = sorted(set(all_sites["site_id"]) - previous_ids) if previous_number else []
+
+    outputs: dict[str, Path] = {}
+    outputs["sites.geojson"] = write_geojson(all_sites, out_dir / "sites.geojson")
+    outputs["activity.csv"] = write_csv(activity, out_dir / "activity.csv")
+    outputs["crosscheck.csv"] = write_csv(crosscheck, out_dir / "crosscheck.csv")
+    outputs["flags.csv"] = write_csv(pd.concat([flags, anomalies], ignore_index=True), out_dir / "flags.csv")
+    if not all_sites.empty:
+        with atomic_path(out_dir / "sites.gpkg") as tmp:
+            all_sites.to_file(tmp, driver="GPKG", layer="sites")
+        outputs["sites.gpkg"] = out_dir / "sites.gpkg"
+
+    scenes = pd.DataFrame(
+        [
+            {"aoi_id": r.aoi_id, "item_id": it.id, "datetime": it.datetime.isoformat() if it.datetime else "",
+             "cloud_cover": it.properties.get("eo:cloud_cover"), "href": it.assets["red"].href if "red" in it.assets else ""}
+            for r in results for it in r.items
+        ],
+        columns=["aoi_id", "item_id", "datetime", "cloud_cover", "href"],
+    )
+    software = _software()
+    reports = []
+    for r in results:
+        row = r.row
+        aoi_sites = r.sites if r.sites is not None else gpd.GeoDataFrame({c: [] for c in columns[:-1]}, geometry=[], crs=4326)
+        reports.append(bl.AOIReport(
+            aoi_id=r.aoi_id, name=str(row.get("name", r.aoi_id)), participant=str(row.get("participant", "")),
+            participant_iso3=str(row.get("participant_iso3", "")),
+            sites=aoi_sites.to_crs(4326), sites_utm=aoi_sites,
+            activity=r.activity if r.activity is not None else activity.iloc[0:0],
+            rgb_before=r.rgb_before, rgb_after=r.rgb_after, extent_utm=r.extent_utm, epsg=r.epsg,
+            new_since_previous=[s for s in new_since if r.sites is not None and s in set(r.sites["site_id"])],
+            error=r.error,
+        ))
+    context = bl.BulletinContext(
+        number=number, title="WGM satellite monitoring bulletin", period_start=start, period_end=end,
+        generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0), distribution=cfg.bulletin.distribution,
+        demonstration=cfg.bulletin.demonstration, aois=reports, crosscheck=crosscheck, flags=flags,
+        anomalies=anomalies, declared_sources=declared.good, scenes=scenes,
+        thresholds=_thresholds(cfg), validation=validation, software=software,
+        config_digest=cfg.digest(), previous_number=previous_number,
+    )
+    outputs.update(bl.render_bulletin(context, out_dir, pdf=cfg.bulletin.pdf))
+
+    manifest = {
+        "bulletin_number": number,
+        "generated_at": context.generated_at.isoformat(),
+        "period": {"start": start.isoformat(), "end": end.isoformat(),
+                   "reporting_periods": [[a.isoformat(), b.isoformat()] for a, b in periods]},
+        "source": {"url": cfg.source.url, "collection": cfg.source.collection, "naming": cfg.source.naming},
+        "config_digest": cfg.digest(),
+        "config": json.loads(cfg.model_dump_json()),
+        "aois": {r.aoi_id: {"status": "failed" if r.error else "ok", "error": r.error, "timings_s": r.timings,
+                            "n_items": len(r.items), "n_sites": 0 if r.sites is None else len(r.sites)}
+                 for r in results},
+        "items": [
+            {"aoi_id": r.aoi_id, "id": it.id, "datetime": it.datetime.isoformat() if it.datetime else None,
+             "assets": {k: it.assets[k].href for k in cfg.acquire.bands if k in it.assets}}
+            for r in results for it in r.items
+        ],
+        "software": software,
+        "validation": validation,
+        "timings_s": {"total": round(time.perf_counter() - t0, 3)},
+        "outputs": sorted(outputs),
+    }
+    outputs["manifest.json"] = write_json(manifest, out_dir / "manifest.json")
+    _archive_bulletin(out_dir, number, outputs)
+    log.info("run finished: bulletin %d, %d site(s), %d failed AOI(s)", number, len(all_sites), len(failures))
+    return RunReport(out_dir=out_dir, outputs=outputs, failures=failures, bulletin_number=number, validation=validation)
+
+
+def _previous_bulletin(out_dir: Path) -> tuple[int | None, set[str]]:
+    archive = out_dir / "archive"
+    numbers = sorted(int(p.name.split("-")[-1]) for p in archive.glob("bulletin-*") if p.name.split("-")[-1].isdigit()) \
+        if archive.exists() else []
+    if not numbers:
+        return None, set()
+    last = archive / f"bulletin-{numbers[-1]:04d}" / "sites.geojson"
+    ids: set[str] = set()
+    if last.exists():
+        data = json.loads(last.read_text(encoding="utf-8"))
+        ids = {f["properties"]["site_id"] for f in data.get("features", [])}
+    return numbers[-1], ids
+
+
+def _archive_bulletin(out_dir: Path, number: int, outputs: dict[str, Path]) -> None:
+    # The archive is written last: a bulletin number exists only for a complete run.
+    final = out_dir / "archive" / f"bulletin-{number:04d}"
+    staging = out_dir / "archive" / f".bulletin-{number:04d}.part"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name, path in outputs.items():
+        if path.is_file():
+            shutil.copy2(path, staging / name)
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+
+
+def _thresholds(cfg: MonitorConfig) -> list[dict[str, Any]]:
+    rows = []
+    for section in ("preprocess", "detect", "sites", "crosscheck"):
+        model = getattr(cfg, section)
+        for key, info in type(model).model_fields.items():
+            value = getattr(model, key)
+            unit = key.rsplit("_", 1)[-1] if key.rsplit("_", 1)[-1] in ("m2", "m", "px", "days", "frac", "m3") else ""
+            rows.append({"section": section, "key": key, "value": value if not isinstance(value, Path) else str(value),
+                         "unit": unit, "description": " ".join((info.description or "").split())})
+    return rows
+
+
+def _software() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in SOFTWARE:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[name] = importlib.metadata.version(name)
+    import rasterio
+
+    out["gdal"] = rasterio.__gdal_version__
+    return out
+
+
+def _preflight_source(cfg: MonitorConfig) -> None:
+    """Fail fast, before writing anything, when the imagery source cannot be reached."""
+    if search.is_static_source(cfg.source.url):
+        path = cfg.source.url.removeprefix("file://")
+        if not Path(path).exists():
+            raise SearchError(f"static catalog {path} does not exist; pass --source a STAC API URL or a catalog.json path")
+        return
+    import requests
+
+    try:
+        resp = requests.get(cfg.source.url, timeout=min(cfg.source.timeout_s, 10))
+        resp.raise_for_status()
+    except requests.RequestException as exc:
+        raise SearchError.from_exception(cfg.source.url, exc) from None
+
+
+@contextlib.contextmanager
+def _dask_client(cfg: MonitorConfig) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    if cfg.dask.scheduler:
+        try:
+            client = Client(cfg.dask.scheduler, timeout="10s")
+        except OSError as exc:
+            raise MonitorError(f"cannot connect to Dask scheduler {cfg.dask.scheduler}: {exc}; check --scheduler") from None
+        log.info("dask: joined scheduler %s (%d workers)", cfg.dask.scheduler, len(client.scheduler_info()["workers"]))
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(
+        n_workers=cfg.dask.n_workers, threads_per_worker=cfg.dask.threads_per_worker,
+        memory_limit=cfg.dask.memory_limit, processes=True, dashboard_address=None,
+        host="127.0.0.1", silence_logs=logging.ERROR,
+    )
+    client = Client(cluster)
+    log.info("dask: local cluster, %d workers x %d threads", cfg.dask.n_workers, cfg.dask.threads_per_worker)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _configure_workers(client: Any, cfg: MonitorConfig) -> None:
+    # GDAL options must reach the worker processes, where the reads happen.
+    import odc.stac
+
+    odc.stac.configure_rio(cloud_defaults=False, client=client, **cfg.gdal)
+
+
+def _attach_log(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
