@@ -264,18 +264,29 @@ class MonitorConfig(_Section):
     crosscheck: CrosscheckParams = CrosscheckParams()
     bulletin: BulletinParams = BulletinParams()
     dask: DaskParams = DaskParams()
-    gdal: dict[str, str] = Field(
-        default_factory=lambda: {
-            "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-            "GDAL_HTTP_MAX_RETRY": "5",
-            "GDAL_HTTP_RETRY_DELAY": "1",
-            "GDAL_HTTP_MULTIRANGE": "YES",
-            "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-            "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF",
-            "VSI_CACHE": "TRUE",
-        }
+    gdal: tuple[tuple[str, str], ...] = (
+        ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"),
+        ("GDAL_HTTP_MAX_RETRY", "5"),
+        ("GDAL_HTTP_RETRY_DELAY", "1"),
+        ("GDAL_HTTP_MULTIRANGE", "YES"),
+        ("GDAL_HTTP_MERGE_CONSECUTIVE_RANGES", "YES"),
+        ("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".tif,.tiff,.TIF"),
+        ("VSI_CACHE", "TRUE"),
     )
-    """GDAL configuration options applied once around every read (``rasterio.Env``)."""
+    """GDAL configuration options applied once around every read (``rasterio.Env``);
+    a mapping in YAML, kept as sorted pairs so the model stays hashable."""
+
+    @field_validator("gdal", mode="before")
+    @classmethod
+    def _gdal_pairs(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return tuple(sorted((str(k), str(val)) for k, val in v.items()))
+        return v
+
+    @property
+    def gdal_options(self) -> dict[str, str]:
+        """GDAL options as a dict, for ``rasterio.Env(**...)``."""
+        return dict(self.gdal)
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON form: identifies the exact settings of a run."""

@@ -116,7 +116,7 @@ def run_monitor(
         log.info("run: %d AOI(s), period %s..%s (baseline from %s), source %s",
                  len(aois), start, end, search_start, cfg.source.url)
         results: list[AOIResult] = []
-        with _dask_client(cfg) as client, acquire.gdal_env(cfg.gdal):
+        with _dask_client(cfg) as client, acquire.gdal_env(cfg.gdal_options):
             _configure_workers(client, cfg)
             for _, row in aois.iterrows():
                 results.append(_run_aoi(row, cfg, start=start, end=end, search_start=search_start, periods=periods))
@@ -436,7 +436,7 @@ def _configure_workers(client: Any, cfg: MonitorConfig) -> None:
     # GDAL options must reach the worker processes, where the reads happen.
     import odc.stac
 
-    odc.stac.configure_rio(cloud_defaults=False, client=client, **cfg.gdal)
+    odc.stac.configure_rio(cloud_defaults=False, client=client, **cfg.gdal_options)
 
 
 def _attach_log(path: Path) -> logging.Handler:
