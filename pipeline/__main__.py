@@ -66,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s",
                         stream=sys.stderr)
     logging.getLogger("pipeline").setLevel(logging.INFO)
+    # distributed configures its own loggers at INFO; the run log says what matters.
+    for name in ("distributed", "tornado", "bokeh", "fontTools", "weasyprint"):
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.ERROR)
     _console_progress()
     try:
         if args.command == "monitor":

@@ -49,6 +49,28 @@ class SourceParams(_Section):
     """Seconds to wait for one HTTP answer before the attempt counts as failed."""
     max_retries: int = Field(default=3, ge=0, le=10)
     """Retries (with exponential back-off) of a failed HTTP request to the STAC API."""
+    provider: Literal[
+        "auto", "earth-search", "deafrica", "cdse", "planetary-computer", "dhus", "static", "stac"
+    ] = "auto"
+    """Imagery provider adapter (``pipeline/providers/``): ``auto`` picks it from ``url``
+    (Earth Search, Digital Earth Africa, Copernicus Data Space, Planetary Computer, a local
+    catalog; any other URL is a generic STAC API)."""
+    extra_collections: tuple[str, ...] = ()
+    """Further collections of the same provider to search on request (e.g. ``s1_rtc``)."""
+    username_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    """NAME of the environment variable holding the user name (never the value);
+    ``None``: the provider's default (``CDSE_USERNAME``, ``DHUS_USERNAME``)."""
+    password_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    """NAME of the environment variable holding the password (``CDSE_PASSWORD``, ...)."""
+    token_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    """NAME of the environment variable holding a token: a Copernicus refresh token
+    (``CDSE_REFRESH_TOKEN``) or a Planetary Computer subscription key
+    (``PC_SDK_SUBSCRIPTION_KEY``)."""
+    token_url: str | None = None
+    """Token endpoint: Copernicus identity service, or Planetary Computer SAS endpoint;
+    ``None``: the provider's public endpoint."""
+    odata_url: str | None = None
+    """Copernicus OData catalogue root (``.../odata/v1``); ``None``: the public one."""
 
 
 class PeriodParams(_Section):
@@ -356,10 +378,13 @@ def _resolve_paths(cfg: MonitorConfig, base: Path) -> MonitorConfig:
     }
     if cfg.cache_dir is not None:
         update["cache_dir"] = rel(cfg.cache_dir)
-    if cfg.crosscheck.declared_production is not None:
-        update["crosscheck"] = cfg.crosscheck.model_copy(
-            update={"declared_production": rel(cfg.crosscheck.declared_production)}
-        )
+    table_paths = {
+        key: rel(getattr(cfg.crosscheck, key))
+        for key in ("declared_production", "trade_statistics", "sanctions_windows")
+        if getattr(cfg.crosscheck, key) is not None
+    }
+    if table_paths:
+        update["crosscheck"] = cfg.crosscheck.model_copy(update=table_paths)
     url = cfg.source.url
     if "://" not in url and not Path(url).is_absolute():
         update["source"] = cfg.source.model_copy(update={"url": str(rel(Path(url)))})

@@ -22,11 +22,14 @@ __all__ = ["atomic_path", "atomic_write", "write_csv", "write_geojson", "write_j
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; rename it over ``target`` on success."""
+def atomic_path(target: str | Path, *, suffix: str = ".part") -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; rename it over ``target`` on success.
+
+    ``suffix`` lets writers that infer the format from the extension (GDAL) see the right one.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.part.", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -172,7 +172,11 @@ def _process_aoi(
     left, bottom, right, top = aoi_utm.bounds
     m = cfg.acquire.margin_m
     geobox = acquire.aoi_geobox((left - m, bottom - m, right + m, top + m), epsg=epsg, resolution_m=cfg.acquire.resolution_m)
+    # Read with one task per date and band (I/O parallelism), then hold each spatial chunk's
+    # whole time series in one block: every later step is per-pixel over time, and this keeps
+    # the graph small (a few tasks per chunk instead of a few per chunk and date).
     scenes = acquire.open_scenes(items, geobox=geobox, bands=bands, chunk_px=cfg.acquire.chunk_px)
+    scenes = scenes.chunk({"time": -1})
     refl = preprocess.to_reflectance(scenes, bands=optical)
     masked = preprocess.mask_clouds(refl, bands=optical, mask_classes=cfg.preprocess.scl_mask_classes,
                                     buffer_px=cfg.preprocess.cloud_buffer_px)
@@ -254,11 +258,14 @@ def _write_outputs(
         pd.DataFrame(columns=["aoi_id", "period_start", "period_end", "disturbed_ha", "new_ha", "valid_fraction"])
 
     declared = read_declared_production(cfg.crosscheck.declared_production)
-    windows = read_windows()
-    trade = read_trade()
+    windows = read_windows(cfg.crosscheck.sanctions_windows)
+    trade = read_trade(cfg.crosscheck.trade_statistics)
+    for table in (declared, trade):
+        for rejected in table.rejected:
+            log.warning("declared statistics: rejected %s line %s: %s", rejected.file, rejected.line, rejected.reason)
     aoi_table = pd.DataFrame(aois.drop(columns="geometry"))
     crosscheck, flags = crosscheck_production(activity, aoi_table, declared.good, windows, params=cfg.crosscheck)
-    anomalies = review_statistics(declared.good, trade, params=cfg.crosscheck)
+    anomalies = review_statistics(declared.good, trade.good, params=cfg.crosscheck)
 
     validation = None
     if truth is not None:
@@ -274,7 +281,7 @@ def _write_outputs(
     outputs["crosscheck.csv"] = write_csv(crosscheck, out_dir / "crosscheck.csv")
     outputs["flags.csv"] = write_csv(pd.concat([flags, anomalies], ignore_index=True), out_dir / "flags.csv")
     if not all_sites.empty:
-        with atomic_path(out_dir / "sites.gpkg") as tmp:
+        with atomic_path(out_dir / "sites.gpkg", suffix=".gpkg") as tmp:
             all_sites.to_file(tmp, driver="GPKG", layer="sites")
         outputs["sites.gpkg"] = out_dir / "sites.gpkg"
 
@@ -359,6 +366,7 @@ def _archive_bulletin(out_dir: Path, number: int, outputs: dict[str, Path]) -> N
     staging.mkdir(parents=True)
     for name, path in outputs.items():
         if path.is_file():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, staging / name)
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)

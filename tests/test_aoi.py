@@ -89,12 +89,14 @@ def _assert_aoi_error(paths: list[Path], *fragments: str, **kwargs: Any) -> str:
 
 
 def test_shipped_aois_load_and_validate() -> None:
-    assert [p.name for p in AOI_FILES] == ["marange.geojson", "seguela.geojson", "tortiya.geojson"]
+    assert [p.name for p in AOI_FILES] == [
+        "car_berberati.geojson", "car_bria.geojson", "marange.geojson", "seguela.geojson", "tortiya.geojson"
+    ]
     aois = read_aois(AOI_FILES)
-    assert len(aois) == 3
+    assert len(aois) == 5
     assert aois.crs is not None and aois.crs.to_epsg() == 4326
     assert aois["aoi_id"].is_unique
-    assert set(aois["aoi_id"]) == {"seguela", "tortiya", "marange"}
+    assert set(aois["aoi_id"]) == {"seguela", "tortiya", "marange", "berberati", "bria"}
     for name in (*REQUIRED_PROPERTIES, *PARAM_PROPERTIES, "source_file", "area_km2"):
         assert name in aois.columns
     by_id = aois.set_index("aoi_id")
@@ -131,6 +133,8 @@ def test_shipped_aois_cite_their_sources() -> None:
     aois = read_aois(AOI_FILES)
     with (DATA_DIR / "aoi_locations.csv").open(encoding="utf-8") as f:
         location_urls = {row["source"] for row in csv.DictReader(f)}
+    # Bria is not in the shared reference table; its file cites its own source and says so.
+    location_urls.add("https://www.wikizero.org/wiki/fr/Bria_(R%C3%A9publique_centrafricaine)")
     for _, row in aois.iterrows():
         assert row["location_source"] in location_urls, row["aoi_id"]
         assert "NOT verified" in row["params_source"], row["aoi_id"]
@@ -148,6 +152,8 @@ def test_shipped_aoi_centres_match_sourced_points() -> None:
         "seguela": (-6.58, 8.17),
         "tortiya": (-5.68972, 8.76861),
         "marange": (32.35222, -19.59056),
+        "berberati": (15.78944, 4.26139),
+        "bria": (21.990278, 6.539444),
     }
     for _, row in read_aois(AOI_FILES).iterrows():
         centre = row["geometry"].centroid

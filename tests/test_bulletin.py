@@ -1,0 +1,341 @@
+"""Tests for :mod:`pipeline.bulletin`: files, self-containment, escaping, PDF text, summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from pyproj import Transformer
+from shapely.geometry import box
+
+from pipeline.bulletin import (
+    DEMONSTRATION_MARKING,
+    AOIReport,
+    BulletinContext,
+    render_bulletin,
+    summarise,
+)
+
+EVIL = "<script>alert(1)</script>"
+SITE_COLUMNS = ["site_id", "aoi_id", "area_ha", "first_seen", "last_seen", "status",
+                "confidence", "n_obs"]
+
+
+def _aoi(
+    aoi_id: str, name: str, participant: str, iso3: str, *, epsg: int, lon: float, lat: float,
+    sites: list[tuple[str, float, float, float, str]], seed: int,
+    shape: tuple[int, int] = (150, 210), pixel_m: float = 10.0,
+    new_since_previous: list[str] | None = None, error: str | None = None,
+) -> AOIReport:
+    """An AOI with a seeded synthetic scene; ``sites`` are (suffix, dx, dy, side_m, status)."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    cx, cy = Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
+    left, top = round(cx - w * pixel_m / 2), round(cy + h * pixel_m / 2)
+    extent = (left, top - h * pixel_m, left + w * pixel_m, top)
+    veg = np.array([0.035, 0.06, 0.04], dtype="float32")
+    coarse = rng.normal(0, 0.012, (h // 6 + 1, w // 6 + 1, 1)).astype("float32")
+    texture = np.repeat(np.repeat(coarse, 6, axis=0), 6, axis=1)[:h, :w]  # fields, tree crowns
+    before = veg * (1 + 8 * texture) + rng.normal(0, 0.003, (h, w, 3)).astype("float32")
+    after = before + rng.normal(0, 0.002, (h, w, 3)).astype("float32")
+    before[:12, -30:] = np.nan  # a cloud-masked corner: no data
+    geoms, rows = [], []
+    for k, (suffix, dx, dy, side, status) in enumerate(sites):
+        x0, y0 = extent[0] + dx, extent[1] + dy
+        geom = box(x0, y0, x0 + side, y0 + side)
+        c0, r0 = int(dx / pixel_m), int(h - (dy + side) / pixel_m)
+        c1, r1 = int((dx + side) / pixel_m), int(h - dy / pixel_m)
+        soil = np.array([0.16, 0.13, 0.10], dtype="float32")
+        after[r0:r1, c0:c1] = soil + rng.normal(0, 0.015, (r1 - r0, c1 - c0, 3))
+        if status not in ("new",):
+            before[r0:r1, c0:c1] = soil
+        geoms.append(geom)
+        rows.append({
+            "site_id": f"{aoi_id}-{suffix}", "aoi_id": aoi_id, "area_ha": side * side / 1e4,
+            "first_seen": "2024-04-01" if status == "new" else "2023-10-01",
+            "last_seen": "2024-09-30", "status": status, "confidence": 0.6 + 0.1 * (k % 4),
+            "n_obs": 3 + k,
+        })
+    sites_utm = gpd.GeoDataFrame(pd.DataFrame(rows, columns=SITE_COLUMNS), geometry=geoms,
+                                 crs=f"EPSG:{epsg}")
+    starts = pd.date_range("2023-10-01", periods=4, freq="3MS")
+    activity = pd.DataFrame({
+        "aoi_id": aoi_id,
+        "period_start": [f"{s:%Y-%m-%d}" for s in starts],
+        "period_end": [f"{s + pd.offsets.QuarterEnd(0):%Y-%m-%d}" for s in starts],
+        "disturbed_ha": [1.2, 1.9, 2.4, 3.5],
+        "new_ha": [1.2, 0.7, 0.5, 1.1],
+        "valid_fraction": [0.9, 0.4, 0.8, 0.95],
+    })
+    return AOIReport(
+        aoi_id=aoi_id, name=name, participant=participant, participant_iso3=iso3,
+        sites=sites_utm.to_crs(4326), sites_utm=sites_utm, activity=activity,
+        rgb_before=np.clip(before, 0, 1), rgb_after=np.clip(after, 0, 1),
+        extent_utm=extent, epsg=epsg, new_since_previous=new_since_previous or [], error=error,
+    )
+
+
+def make_context(*, previous_number: int | None = 1, demonstration: bool = True) -> BulletinContext:
+    kasai = _aoi(
+        "cd-kasai-01", f"Tshikapa {EVIL}", "Democratic Republic of the Congo", "COD",
+        epsg=32734, lon=20.79, lat=-6.42, seed=1,
+        sites=[("0001", 300, 400, 120, "new"), ("0002", 1200, 900, 80, "new"),
+               ("0003", 1600, 300, 150, "expanding"), ("0004", 500, 1100, 90, "active"),
+               ("0005", 1800, 1150, 70, "dormant")],
+        new_since_previous=["cd-kasai-01-0001", "cd-kasai-01-0002"],
+    )
+    kono = _aoi(
+        "sl-kono-01", "Koidu fields", "Sierra Leone", "SLE", epsg=32629, lon=-10.97, lat=8.64,
+        seed=2, sites=[("0001", 700, 500, 100, "active")],
+    )
+    broken = AOIReport(
+        aoi_id="ao-lunda-01", name="Lunda Norte", participant="Angola", participant_iso3="AGO",
+        sites=gpd.GeoDataFrame(pd.DataFrame(columns=SITE_COLUMNS), geometry=[], crs=4326),
+        sites_utm=gpd.GeoDataFrame(pd.DataFrame(columns=SITE_COLUMNS), geometry=[], crs=32733),
+        activity=pd.DataFrame(columns=["aoi_id", "period_start", "period_end", "disturbed_ha",
+                                       "new_ha", "valid_fraction"]),
+        rgb_before=None, rgb_after=None, extent_utm=(0.0, 0.0, 1.0, 1.0), epsg=32733,
+        error="all-cloud period 2024-07-01 to 2024-09-30: no valid pixels",
+    )
+    crosscheck = pd.DataFrame({
+        "participant_iso3": ["COD", "COD", "SLE"], "aoi_id": ["cd-kasai-01"] * 2 + ["sl-kono-01"],
+        "year": [2023, 2024, 2024], "disturbed_ha": [1.2, 3.5, 1.0],
+        "est_carats_low": [12000, 35000, 9000], "est_carats_high": [48000, 140000, 36000],
+        "declared_carats": [1234567, 2345678, 650000], "ratio": [0.04, 0.06, 0.055],
+        "flags": ["", "ACTIVITY_WITHOUT_DECLARED_GROWTH", ""],
+    })
+    flags = pd.DataFrame({
+        "rule": ["ACTIVITY_WITHOUT_DECLARED_GROWTH"], "participant_iso3": ["COD"],
+        "aoi_id": ["cd-kasai-01"], "period": ["2024"],
+        "evidence": ["disturbed area +84 % year on year; declared production -3 %"],
+        "explanation": ["Detected excavation grew markedly while declared production fell."],
+    })
+    anomalies = pd.DataFrame({
+        "rule": ["BENFORD_FIRST_DIGIT"], "participant_iso3": ["SLE"], "aoi_id": [""],
+        "period": ["2015-2024"], "evidence": ["chi2 = 19.1, p = 0.014"],
+        "explanation": ["First digits of declared monthly values depart from Benford's law."],
+    })
+    declared_sources = pd.DataFrame({
+        "participant_iso3": ["COD", "COD", "SLE"], "year": [2023, 2024, 2024],
+        "carats": [1234567, 2345678, 650000],
+        "source": ["https://kimberleyprocessstatistics.org/public_statistics",
+                   "https://kimberleyprocessstatistics.org/public_statistics",
+                   "KP annual summary table 2024 (printed)"],
+    })
+    scenes = pd.DataFrame({
+        "aoi_id": ["cd-kasai-01", "cd-kasai-01", "sl-kono-01"],
+        "item_id": ["S2B_34MDU_20231012_0_L2A", "S2A_34MDU_20240915_0_L2A",
+                    "S2A_29PKM_20240301_0_L2A"],
+        "datetime": ["2023-10-12T08:52:11Z", "2024-09-15T08:51:59Z", "2024-03-01T11:23:40Z"],
+        "cloud_cover": [12.5, 3.25, 0.4],
+        "href": ["https://example.invalid/a/red.tif", "https://example.invalid/b/red.tif",
+                 "file:///tmp/demo/c/red.tif"],
+    })
+    thresholds = [
+        {"section": "detect", "key": "ndvi_drop_min", "value": 0.15, "unit": "NDVI",
+         "description": "Minimum NDVI loss between periods (Lobo et al. 2016)."},
+        {"section": "sites", "key": "min_area_m2", "value": 2500, "unit": "m²",
+         "description": "Minimum mapping unit."},
+    ]
+    return BulletinContext(
+        number=7, title="Monitoring Bulletin: artisanal alluvial diamond mining",
+        period_start=dt.date(2023, 10, 1), period_end=dt.date(2024, 9, 30),
+        generated_at=dt.datetime(2024, 10, 5, 9, 30, tzinfo=dt.UTC),
+        distribution="KP Participants only", demonstration=demonstration,
+        aois=[kasai, kono, broken], crosscheck=crosscheck, flags=flags, anomalies=anomalies,
+        declared_sources=declared_sources, scenes=scenes, thresholds=thresholds,
+        validation={"precision": 0.91, "recall": 0.84, "f1": 0.8736, "n_truth": 12},
+        software={"pipeline": "0.1.0", "numpy": np.__version__, "geopandas": gpd.__version__},
+        config_digest="3f1a" * 16, previous_number=previous_number,
+    )
+
+
+def _without_figures(context: BulletinContext) -> BulletinContext:
+    """The same bulletin minus imagery and activity: the template, in a fraction of the time."""
+    aois = [replace(a, rgb_before=None, rgb_after=None, sites_utm=a.sites_utm.iloc[0:0],
+                    activity=a.activity.iloc[0:0]) for a in context.aois]
+    return replace(context, aois=aois)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[BulletinContext, dict[str, Path]]:
+    out = tmp_path_factory.mktemp("bulletin")
+    context = make_context()
+    return context, render_bulletin(context, out)
+
+
+def _pdf_text(path: Path) -> str:
+    if shutil.which("pdftotext"):
+        return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True,
+                              capture_output=True, text=True, timeout=60).stdout
+    pytest.skip("pdftotext (poppler-utils) is not installed")
+
+
+def test_files_written(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    _, paths = rendered
+    assert paths["bulletin.html"].stat().st_size > 10_000
+    assert paths["bulletin.pdf"].read_bytes().startswith(b"%PDF")
+    pngs = {k: v for k, v in paths.items() if k.startswith("figures/")}
+    assert any(k.startswith("figures/map_") for k in pngs)
+    assert any(k.startswith("figures/chips_") for k in pngs)
+    assert any(k.startswith("figures/activity_") for k in pngs)
+    for p in pngs.values():
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The failed AOI gets no figures; no temporary files are left behind.
+    assert not any("lunda" in k for k in pngs)
+    leftovers = [p.name for p in paths["bulletin.html"].parent.rglob(".*.tmp")]
+    assert leftovers == []
+
+
+def test_html_is_self_contained(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    html = rendered[1]["bulletin.html"].read_text(encoding="utf-8")
+    assert "<link" not in html.lower()
+    assert "<script" not in html.lower()
+    assert "@import" not in html and "url(" not in html
+    for tag, attr, value in re.findall(r"<(\w+)[^>]*?\s(src|href)=\"([^\"]*)\"", html):
+        if attr == "src":
+            assert value.startswith("data:image/png;base64,"), (tag, value[:40])
+        else:  # links may point outside (sources), but only anchors may carry them
+            assert tag == "a", (tag, value)
+            assert value.startswith(("#", "https://", "http://")), value
+
+
+def test_input_strings_are_escaped(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    html = rendered[1]["bulletin.html"].read_text(encoding="utf-8")
+    assert EVIL not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_unsafe_source_links_are_not_links(tmp_path: Path) -> None:
+    context = _without_figures(make_context())
+    context.declared_sources.loc[2, "source"] = "javascript:alert(1)"
+    html = render_bulletin(context, tmp_path, pdf=False)["bulletin.html"].read_text("utf-8")
+    assert 'href="javascript' not in html
+    assert "javascript:alert(1)" in html  # still cited, as text
+
+
+def test_demonstration_marking(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    context, paths = rendered
+    html = paths["bulletin.html"].read_text(encoding="utf-8")
+    assert DEMONSTRATION_MARKING in html
+    pages = _pdf_text(paths["bulletin.pdf"]).split("\f")
+    pages = [p for p in pages if p.strip()]
+    assert len(pages) >= 4
+    for page in pages:  # on every page, with number and distribution
+        assert DEMONSTRATION_MARKING in page
+        assert "No. 7" in page and "KP PARTICIPANTS ONLY" in page.upper()
+
+
+def test_pdf_text(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    context, paths = rendered
+    text = _pdf_text(paths["bulletin.pdf"])
+    assert "Bulletin No. 7" in text
+    for name in ("Tshikapa", "Koidu fields", "Lunda Norte"):
+        assert name in text
+    assert "ACTIVITY_WITHOUT_DECLARED_GROWTH" in text
+    assert "BENFORD_FIRST_DIGIT" in text
+    assert "Processing of this area failed" in text
+    assert "2,345,678" in text  # thousands separators
+    assert "kimberleyprocessstatistics.org" in text  # sources printed as text too
+
+
+def test_no_demonstration_marking_for_real_runs(tmp_path: Path) -> None:
+    context = _without_figures(make_context(demonstration=False))
+    html = render_bulletin(context, tmp_path, pdf=False)["bulletin.html"]
+    assert DEMONSTRATION_MARKING not in html.read_text(encoding="utf-8")
+
+
+def test_new_since_previous_states(tmp_path: Path) -> None:
+    context = _without_figures(make_context(previous_number=None))
+    first = render_bulletin(context, tmp_path / "a", pdf=False)
+    text = first["bulletin.html"].read_text(encoding="utf-8")
+    assert "first bulletin" in text
+    context = _without_figures(make_context(previous_number=6))
+    for aoi in context.aois:
+        aoi.new_since_previous.clear()
+    out = render_bulletin(context, tmp_path / "b", pdf=False)
+    text = out["bulletin.html"].read_text(encoding="utf-8")
+    section = text.split('id="new-since-previous"')[1].split("</section>")[0]
+    assert "None." in section and "No. 6" in section
+
+
+def test_new_since_previous_lists_sites(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    html = rendered[1]["bulletin.html"].read_text(encoding="utf-8")
+    section = html.split('id="new-since-previous"')[1].split("</section>")[0]
+    assert "cd-kasai-01-0001" in section and "cd-kasai-01-0002" in section
+    assert "cd-kasai-01-0003" not in section
+
+
+def test_summarise_mentions_counts() -> None:
+    context = make_context()
+    sentences = summarise(context)
+    text = " ".join(sentences)
+    assert "2 new excavation sites were detected" in text
+    assert "1 known site was expanding" in text  # singular grammar
+    assert "Tshikapa" in text
+    assert "ACTIVITY_WITHOUT_DECLARED_GROWTH" in text
+    assert "Processing failed for Lunda Norte" in text
+    assert all(s.endswith((".", ")")) for s in sentences)
+
+
+def _chromium_requests(html: Path, tmp_path: Path, shot: Path) -> list[str]:
+    """Open ``html`` in headless Chromium; return the URLs the *page* asked the network for.
+
+    Chromium's own background traffic (time sync, component updates) has no page
+    initiator (``"not an origin"``) and is ignored; file and data URLs are local. Nothing can
+    leave the machine: no proxy, and every host name but loopback fails to resolve (the net
+    log records a request before it is resolved).
+    """
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium is not installed")
+    netlog = tmp_path / f"{html.stem}.netlog.json"
+    subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         "--disable-default-apps", "--disable-extensions", "--no-proxy-server",
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+         f"--user-data-dir={tmp_path / (html.stem + '-profile')}", f"--log-net-log={netlog}",
+         f"--screenshot={shot}", "--window-size=1200,2400", html.as_uri()],
+        check=True, capture_output=True, timeout=60,
+    )
+    text = netlog.read_text(encoding="utf-8").rstrip()
+    if not text.endswith("}"):  # a log cut short is still a list of complete events
+        text = text.rstrip(",") + "]}"
+    log = json.loads(text)
+    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    urls = []
+    for event in log.get("events", []):
+        params = event.get("params", {})
+        if event.get("type") != start_job or params.get("initiator") == "not an origin":
+            continue
+        url = str(params.get("url", ""))
+        if url and not url.startswith(("file:", "data:", "about:", "chrome:")):
+            urls.append(url)
+    return urls
+
+
+def test_chromium_loads_offline(rendered: tuple[BulletinContext, dict[str, Path]],
+                                tmp_path: Path) -> None:
+    """Real headless Chromium: the page renders and no request leaves the file."""
+    shot = tmp_path / "bulletin.png"
+    assert _chromium_requests(rendered[1]["bulletin.html"], tmp_path, shot) == []
+    assert shot.stat().st_size > 10_000
+
+
+def test_chromium_request_check_sees_requests(tmp_path: Path) -> None:
+    """Control: the check above does catch a page that loads something from outside."""
+    probe = tmp_path / "probe.html"
+    probe.write_text('<img src="http://127.0.0.1:9/probe.png">', encoding="utf-8")
+    assert _chromium_requests(probe, tmp_path, tmp_path / "probe.png") == [
+        "http://127.0.0.1:9/probe.png"
+    ]
