@@ -1,0 +1,173 @@
+"""Command line: help, exit codes, one-line errors, nothing written on bad input, and a whole
+run end to end on a small synthetic scenario through the same code path as a real run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.scenario import ScenarioSpec, write_scenario
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ScenarioSpec(
+    shape_px=(120, 160), start=dt.date(2022, 1, 1), end=dt.date(2023, 12, 31), revisit_days=10,
+    monitoring_start=dt.date(2023, 1, 1), n_pits=3, n_fields=1, n_bare_patches=1, n_burn_scars=1,
+    burn_area_ha=(2.0, 3.0), field_area_ha=(1.0, 1.5), pit_area_ha=(0.6, 1.2), n_abandoned=0, seed=7,
+)
+
+
+def _cli(*args: str, cwd: Path = REPO, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    assert "Traceback" not in stderr
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize("sub", [[], ["monitor"], ["demo"], ["evaluate"]])
+def test_help(sub: list[str]) -> None:
+    res = _cli(*sub, "--help")
+    assert res.returncode == 0
+    assert "usage:" in res.stdout
+
+
+def test_monitor_help_lists_every_contract_flag() -> None:
+    out = _cli("monitor", "--help").stdout
+    for flag in ("--config", "--aoi", "--source", "--start", "--end", "--out", "--cache", "--scheduler"):
+        assert flag in out
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory):
+    return write_scenario(tmp_path_factory.mktemp("scenario"), SMALL)
+
+
+def _config(tmp_path: Path, text: str = "") -> Path:
+    base = (
+        "period:\n  start: 2023-01-01\n  end: 2023-12-31\n"
+        "search:\n  max_cloud_frac: 1.0\n"
+        "acquire:\n  margin_m: 0\n  chunk_px: 64\n"
+        "bulletin:\n  demonstration: true\n  pdf: false\n"
+        "dask:\n  n_workers: 1\n  threads_per_worker: 2\n  memory_limit: 2GiB\n"
+    )
+    path = tmp_path / "test.yaml"
+    path.write_text(base + text, encoding="utf-8")
+    return path
+
+
+def test_end_to_end_on_a_static_catalog(tmp_path: Path, scenario) -> None:
+    out = tmp_path / "out"
+    res = _cli("monitor", "--config", str(_config(tmp_path)), "--aoi", str(scenario.aoi_path),
+               "--source", str(scenario.catalog_path), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    for name in ("bulletin.html", "sites.geojson", "activity.csv", "crosscheck.csv", "flags.csv", "manifest.json"):
+        assert (out / name).is_file(), name
+    sites = json.loads((out / "sites.geojson").read_text())
+    assert sites["type"] == "FeatureCollection"
+    assert len(sites["features"]) >= 1
+    for feat in sites["features"]:
+        props = feat["properties"]
+        assert set(props) >= {"site_id", "aoi_id", "area_ha", "first_seen", "last_seen", "status", "confidence", "n_obs"}
+        assert props["status"] in {"new", "expanding", "active", "dormant"}
+        assert 0 <= props["confidence"] <= 1
+        assert feat["geometry"]["type"] in {"Polygon", "MultiPolygon"}
+        assert -7 < feat["geometry"]["coordinates"][0][0][0] < -6  # EPSG:4326 lon
+    activity = pd.read_csv(out / "activity.csv")
+    assert list(activity.columns) == ["aoi_id", "period_start", "period_end", "disturbed_ha", "new_ha", "valid_fraction"]
+    assert len(activity) == 4
+    crosscheck = pd.read_csv(out / "crosscheck.csv")
+    assert list(crosscheck.columns)[:9] == ["participant_iso3", "aoi_id", "year", "disturbed_ha", "est_carats_low",
+                                            "est_carats_high", "declared_carats", "ratio", "flags"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["items"]) == 73 and manifest["config_digest"]
+    assert all(i["assets"]["red"].endswith(".tif") for i in manifest["items"])
+    assert "DEMONSTRATION - SYNTHETIC IMAGERY" in (out / "bulletin.html").read_text()
+
+    ev = _cli("evaluate", "--sites", str(out / "sites.geojson"), "--truth", str(scenario.truth_path))
+    assert ev.returncode == 0
+    metrics = dict(line.split(None, 1) for line in ev.stdout.strip().splitlines())
+    assert float(metrics["f1"]) >= 0.8
+    assert int(metrics["distractor_hits"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("detect:\n  ndvi_drop_min: -0.5\n", "detect.ndvi_drop_min"),
+        ("sites:\n  min_area: 10\n", "sites.min_area"),
+    ],
+)
+def test_bad_config_exits_2_and_writes_nothing(tmp_path: Path, scenario, text: str, needle: str) -> None:
+    out = tmp_path / "out"
+    res = _cli("monitor", "--config", str(_config(tmp_path, text)), "--aoi", str(scenario.aoi_path),
+               "--source", str(scenario.catalog_path), "--out", str(out))
+    assert res.returncode == 2
+    line = _one_error_line(res.stderr)
+    assert needle in line and "test.yaml" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("geojson", "needle"),
+    [
+        ('{"type": "FeatureCollection", "features": []}', "no features"),
+        ('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"aoi_id": "x", '
+         '"name": "X", "participant_iso3": "CIV"}, "geometry": {"type": "Polygon", "coordinates": '
+         '[[[-6.6, 8.1], [-6.5, 8.1], [-6.5, 8.2], [-6.6, 8.1]]]}}]}', "participant"),
+        ('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"aoi_id": "x", '
+         '"name": "X", "participant_iso3": "CIV", "participant": "C"}, "geometry": {"type": "Polygon", '
+         '"coordinates": [[[500000, 900000], [510000, 900000], [510000, 910000], [500000, 900000]]]}}]}', "projected"),
+        ("{not json", "JSON"),
+    ],
+)
+def test_bad_aoi_exits_2_and_writes_nothing(tmp_path: Path, scenario, geojson: str, needle: str) -> None:
+    aoi = tmp_path / "bad.geojson"
+    aoi.write_text(geojson, encoding="utf-8")
+    out = tmp_path / "out"
+    res = _cli("monitor", "--config", str(_config(tmp_path)), "--aoi", str(aoi),
+               "--source", str(scenario.catalog_path), "--out", str(out))
+    assert res.returncode == 2, res.stderr
+    line = _one_error_line(res.stderr)
+    assert "bad.geojson" in line and needle in line
+    assert not out.exists()
+
+
+def test_unreachable_source_fails_fast_naming_the_endpoint(tmp_path: Path, scenario) -> None:
+    out = tmp_path / "out"
+    res = _cli("monitor", "--config", str(_config(tmp_path)), "--aoi", str(scenario.aoi_path),
+               "--source", "http://127.0.0.1:9/v1", "--out", str(out), timeout=60)
+    assert res.returncode == 1
+    assert "http://127.0.0.1:9/v1" in _one_error_line(res.stderr)
+    assert not out.exists()
+
+
+def test_missing_catalog_is_bad_input(tmp_path: Path, scenario) -> None:
+    res = _cli("monitor", "--config", str(_config(tmp_path)), "--aoi", str(scenario.aoi_path),
+               "--source", str(tmp_path / "nope" / "catalog.json"), "--out", str(tmp_path / "out"))
+    assert res.returncode in (1, 2)
+    assert "nope" in _one_error_line(res.stderr)
+
+
+def test_evaluate_missing_file_exits_2(tmp_path: Path) -> None:
+    res = _cli("evaluate", "--sites", str(tmp_path / "none.geojson"), "--truth", str(tmp_path / "t.geojson"))
+    assert res.returncode == 2
+    assert "none.geojson" in _one_error_line(res.stderr)
+
+
+def test_bad_date_is_one_line(tmp_path: Path) -> None:
+    res = _cli("monitor", "--start", "2024-13-01")
+    assert res.returncode == 2
+    assert "2024-13-01" in res.stderr and "Traceback" not in res.stderr
