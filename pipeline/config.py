@@ -156,6 +156,12 @@ class DetectParams(_Section):
     evidence. Pits persist; burn scars and cleared fields re-green within a season."""
     open_radius_px: int = Field(default=1, ge=0, le=5)
     """Radius of the morphological opening that removes speckle (pixels)."""
+    swir_change_min: float = Field(default=0.08, gt=0, le=1)
+    """Change of SWIR1 reflectance from the baseline median that counts as disturbed ground
+    where the baseline was already bare (NDVI quantile <= ``bare_ndvi_max``: laterite, sand,
+    desert). Fresh, moist gravel is 0.1-0.2 darker in SWIR1 than dry surface soil (SWIR is
+    the band most sensitive to soil moisture; Lobell and Asner 2002); 0.08 is ~13x the
+    sensor noise of Sentinel-2 L2A reflectance (~0.006)."""
 
 
 class SitesParams(_Section):
@@ -165,6 +171,13 @@ class SitesParams(_Section):
     to 30 m+, so smaller diggings are aggregated into clusters or missed."""
     merge_distance_m: float = Field(default=20.0, ge=0)
     """Pixels closer than this (m) belong to the same site (two 10 m pixels)."""
+    isolation_distance_m: float = Field(default=250.0, ge=0)
+    """A site with no other site within this distance (m) is *isolated*. Artisanal diggings
+    cluster along gravel beds; a lone detection is more often noise (Amazon Mining Watch
+    keeps isolated detections only at higher confidence)."""
+    isolated_min_confidence: float = Field(default=0.5, ge=0, le=1)
+    """Isolated sites smaller than twice ``min_area_m2`` are kept only at this confidence
+    or above (0..1; see ``polygonise_flags`` for the confidence formula)."""
     expanding_growth_frac: float = Field(default=0.1, ge=0)
     """A site is ``expanding`` when its area grew by at least this fraction in the last
     period."""

@@ -6,11 +6,14 @@ a documented field of :class:`pipeline.config.DetectParams`):
 1. **Baseline.** Per pixel, a high quantile of NDVI over the clear observations of
    the baseline window (the ``baseline_days`` before the monitoring period):
    how green the place is at its best.
-2. **Evidence** in each clear observation of the monitoring period:
-   *vegetation loss* (NDVI at least ``ndvi_drop_min`` below the baseline) **and**
-   either *exposed gravel* (NDVI <= ``bare_ndvi_max``, Bare Soil Index >=
-   ``bare_bsi_min`` and brightness >= ``bright_min``, which excludes dark burn
-   scars) or *open water* (MNDWI >= ``water_mndwi_min``, flooded pits).
+2. **Evidence** in each clear observation of the monitoring period, any of:
+   *vegetation loss* (NDVI at least ``ndvi_drop_min`` below the baseline) together with
+   *exposed gravel* (NDVI <= ``bare_ndvi_max``, Bare Soil Index >= ``bare_bsi_min`` and
+   brightness >= ``bright_min``, which excludes dark burn scars) or *open water*
+   (MNDWI >= ``water_mndwi_min``); *new water* where the baseline never had water
+   (flooded pits in bare ground); *disturbed bare ground*: SWIR1 differs from the
+   baseline median by ``swir_change_min`` where the baseline was already bare and never
+   water (pits in laterite, sand or desert, which show no vegetation loss).
 3. **Confirmation** (as pyeo does): a change is confirmed at the first run of
    ``min_confirmations`` consecutive clear observations with evidence; cloudy
    observations neither count nor break the run. The first observation of that
@@ -140,7 +143,11 @@ def score_change(
     if base_ndvi.chunks:
         base_ndvi = base_ndvi.chunk({"time": -1})
     baseline = base_ndvi.quantile(params.baseline_quantile, dim="time", skipna=True).drop_vars("quantile")
-    mon = idx.isel(time=np.flatnonzero(mon_sel))
+    base_idx = np.flatnonzero(base_sel)
+    base_water = idx["mndwi"].isel(time=base_idx).max("time", skipna=True)
+    base_swir = scenes["swir16"].isel(time=base_idx).median("time", skipna=True)
+    mon_idx = np.flatnonzero(mon_sel)
+    mon = idx.isel(time=mon_idx)
     veg_loss = (baseline - mon["ndvi"]) >= params.ndvi_drop_min
     bare = (
         (mon["ndvi"] <= params.bare_ndvi_max)
@@ -148,8 +155,11 @@ def score_change(
         & (mon["bright"] >= params.bright_min)
     )
     water = mon["mndwi"] >= params.water_mndwi_min
-    valid = scenes["valid"].isel(time=np.flatnonzero(mon_sel))
-    evidence = veg_loss & (bare | water) & valid
+    was_water = base_water >= params.water_mndwi_min
+    was_bare = (baseline <= params.bare_ndvi_max) & ~was_water
+    soil_change = was_bare & (abs(scenes["swir16"].isel(time=mon_idx) - base_swir) >= params.swir_change_min)
+    valid = scenes["valid"].isel(time=mon_idx)
+    evidence = ((veg_loss & (bare | water)) | (water & ~was_water) | soil_change) & valid
     out = mon.copy()
     out["evidence"] = evidence
     out["valid"] = valid

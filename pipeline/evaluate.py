@@ -34,7 +34,7 @@ def read_truth(path: str | Path) -> gpd.GeoDataFrame:
     return truth
 
 
-def evaluate_sites(sites: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> dict[str, Any]:
+def evaluate_sites(sites: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, *, min_pit_ha: float = 0.0) -> dict[str, Any]:
     """Site-level precision, recall, F1, distractor specificity and area error.
 
     Parameters
@@ -42,7 +42,11 @@ def evaluate_sites(sites: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> dict[str
     sites
         Detected sites (``sites.geojson``), any CRS, with ``first_seen``.
     truth
-        True pits and distractors, any CRS; pits may carry ``opened`` (ISO date).
+        True pits and distractors, any CRS; pits may carry ``opened`` (ISO date) and
+        ``area_ha``.
+    min_pit_ha
+        Pits smaller than this (by ``area_ha``, else polygon area) are "don't care": they
+        count neither for recall nor against precision (a detection on them is ignored).
 
     Returns
     -------
@@ -57,6 +61,13 @@ def evaluate_sites(sites: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> dict[str
     det = sites.to_crs(crs) if not sites.empty else gpd.GeoDataFrame(geometry=[], crs=crs)
     pits = pits.to_crs(crs)
     distractors = distractors.to_crs(crs)
+    if min_pit_ha > 0 and not pits.empty:
+        size = pits["area_ha"].astype(float) if "area_ha" in pits else pits.area / 1e4
+        small = pits[size < min_pit_ha]
+        pits = pits[size >= min_pit_ha]
+        if not det.empty and not small.empty:
+            on_small = [bool(small.intersects(g).any()) and not bool(pits.intersects(g).any()) for g in det.geometry]
+            det = det[[not flag for flag in on_small]]
 
     det_match = [bool(pits.intersects(g).any()) for g in det.geometry]
     pit_match = [bool(det.intersects(g).any()) for g in pits.geometry]

@@ -42,7 +42,7 @@ from .types import OPTICAL_BANDS
 
 log = logging.getLogger("pipeline")
 
-__all__ = ["AOIResult", "RunReport", "run_monitor"]
+__all__ = ["AOIResult", "AOIScenes", "RunReport", "open_aoi_scenes", "run_monitor"]
 
 SOFTWARE = ("numpy", "xarray", "dask", "distributed", "rasterio", "odc-stac", "pystac", "pystac-client",
             "geopandas", "shapely", "scikit-image", "pandas", "weasyprint")
@@ -145,16 +145,39 @@ def _run_aoi(
     return result
 
 
-def _process_aoi(
-    result: AOIResult,
+@dataclass
+class AOIScenes:
+    """One AOI's lazy, cloud-masked scene cube and its grid (from :func:`open_aoi_scenes`)."""
+
+    masked: xr.Dataset
+    """``(time, y, x)`` reflectance of the optical bands, NaN where invalid, plus ``scl``
+    and ``valid`` (bool). Lazy, one chunk along ``time``."""
+    geobox: Any
+    """The AOI's UTM pixel grid (``odc.geo.geobox.GeoBox``), margin included."""
+    items: list[pystac.Item]
+    """The items opened (after the window cache: hrefs on local files)."""
+    epsg: int
+    aoi_utm: Any
+    """AOI polygon in ``EPSG:{epsg}`` (shapely)."""
+
+
+def open_aoi_scenes(
     row: pd.Series,
     cfg: MonitorConfig,
     *,
-    start: dt.date,
-    end: dt.date,
     search_start: dt.date,
-    periods: Sequence[tuple[dt.date, dt.date]],
-) -> None:
+    end: dt.date,
+    result: AOIResult | None = None,
+) -> AOIScenes:
+    """Search, cache the AOI windows, and open one AOI's lazy cloud-masked cube.
+
+    The first half of every AOI's processing, shared by :func:`run_monitor` and the
+    notebooks (:mod:`pipeline.explore`), so both look at the same cube. ``row`` is one
+    row of :func:`pipeline.aoi.read_aois`. When ``result`` is given, items and timings
+    are recorded on it as they come (an AOI that fails later still reports what was
+    found). Only the search and the window cache touch the source; nothing is computed.
+    """
+    result = result if result is not None else AOIResult(aoi_id=str(row["aoi_id"]), row={})
     aoi_id = result.aoi_id
     geom = row.geometry
     crs = utm_crs_for(geom)
@@ -180,6 +203,22 @@ def _process_aoi(
     refl = preprocess.to_reflectance(scenes, bands=optical)
     masked = preprocess.mask_clouds(refl, bands=optical, mask_classes=cfg.preprocess.scl_mask_classes,
                                     buffer_px=cfg.preprocess.cloud_buffer_px)
+    return AOIScenes(masked=masked, geobox=geobox, items=list(items), epsg=epsg, aoi_utm=aoi_utm)
+
+
+def _process_aoi(
+    result: AOIResult,
+    row: pd.Series,
+    cfg: MonitorConfig,
+    *,
+    start: dt.date,
+    end: dt.date,
+    search_start: dt.date,
+    periods: Sequence[tuple[dt.date, dt.date]],
+) -> None:
+    aoi_id = result.aoi_id
+    cube = open_aoi_scenes(row, cfg, search_start=search_start, end=end, result=result)
+    masked, geobox, epsg, aoi_utm = cube.masked, cube.geobox, cube.epsg, cube.aoi_utm
     composite = preprocess.composite_median(masked, bands=["red", "green", "blue"], periods=periods,
                                             min_valid_obs=cfg.preprocess.min_valid_obs)
     scored = detect.score_change(masked, monitoring_start=start, params=cfg.detect)
@@ -187,7 +226,7 @@ def _process_aoi(
     flags = detect.flag_excavation(change, params=cfg.detect)
 
     tick = time.perf_counter()
-    log.info("AOI %s: computing %s pixels x %d dates", aoi_id, "x".join(map(str, geobox.shape)), scenes.sizes["time"])
+    log.info("AOI %s: computing %s pixels x %d dates", aoi_id, "x".join(map(str, geobox.shape)), masked.sizes["time"])
     flags_np, change_np, composite_np = dask.compute(flags, change, composite)
     result.timings["compute_s"] = time.perf_counter() - tick
 
@@ -248,7 +287,7 @@ def _write_outputs(
     out_dir = cfg.out_dir
     ok = [r for r in results if r.error is None]
     failures = {r.aoi_id: r.error for r in results if r.error is not None}
-    columns = [*sites.SITE_COLUMNS, "geometry"]
+    columns = [*sites.SITE_COLUMNS, "n_occluded", "geometry"]
     parts = [r.sites.to_crs(4326)[columns] for r in ok if r.sites is not None and not r.sites.empty]
     all_sites = (
         gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326)
@@ -402,13 +441,12 @@ def _preflight_source(cfg: MonitorConfig) -> None:
         if not Path(path).exists():
             raise SearchError(f"static catalog {path} does not exist; pass --source a STAC API URL or a catalog.json path")
         return
-    import requests
+    from .providers import get_provider
 
-    try:
-        resp = requests.get(cfg.source.url, timeout=min(cfg.source.timeout_s, 10))
-        resp.raise_for_status()
-    except requests.RequestException as exc:
-        raise SearchError.from_exception(cfg.source.url, exc) from None
+    provider = get_provider(cfg.source)
+    check = provider.probe(provider.url, what="imagery source")
+    if not check.reachable:
+        raise SearchError(f"cannot reach imagery source {check.endpoint}: {check.detail}")
 
 
 @contextlib.contextmanager

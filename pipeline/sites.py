@@ -94,7 +94,10 @@ def polygonise_flags(
     Notes
     -----
     Area is the flagged pixel count times the pixel area, so the polygon areas add up
-    exactly to the flagged area. Site status: ``new`` when first seen in the last
+    exactly to the flagged area. Sites smaller than twice the minimum mapping unit with no
+    other site within ``isolation_distance_m`` are kept only when their confidence reaches
+    ``isolated_min_confidence`` (speckle rule). ``n_occluded`` is the median number of
+    cloud-occluded observations since the change. Site status: ``new`` when first seen in the last
     period; ``expanding`` when it grew by ``expanding_growth_frac`` during it;
     ``active`` when it showed evidence during it; ``dormant`` otherwise. Confidence is
     the mean persistence (share of clear observations with evidence since the change)
@@ -113,6 +116,7 @@ def polygonise_flags(
     last = np.asarray(change["last_evidence"].values)
     n_obs = np.asarray(change["n_obs"].values)
     n_clear = np.asarray(change["n_clear_after"].values)
+    n_occ = np.asarray(change["n_occluded"].values) if "n_occluded" in change else None
     last_start_days = (pd.Timestamp(last_period_start) - EPOCH) / pd.Timedelta(days=1)
 
     counts = np.bincount(labels.ravel())
@@ -147,14 +151,35 @@ def polygonise_flags(
                 "confidence": round(float(np.clip(persistence, 0, 1) * (1 - 0.5 ** (median_obs / min_confirmations))), 3),
                 "n_obs": median_obs,
                 "persistence": round(persistence, 3),
+                "n_occluded": int(np.median(n_occ[pix])) if n_occ is not None else 0,
                 "area_before_last_ha": round(float(before), 4),
                 "geometry": shapely.ops.unary_union(shapes[lab]),
             }
         )
-    columns = [*SITE_COLUMNS, "persistence", "area_before_last_ha", "geometry"]
+    columns = [*SITE_COLUMNS, "persistence", "n_occluded", "area_before_last_ha", "geometry"]
     sites = gpd.GeoDataFrame(rows, columns=columns, geometry="geometry", crs=crs)
+    keep_mask = _isolation_rule(sites, params)
+    if not keep_mask.all():
+        dropped = set(np.asarray(keep)[~keep_mask])
+        site_mask &= ~np.isin(labels, list(dropped))
+        sites = sites[keep_mask]
     sites = sites.sort_values(["first_seen", "site_id"], kind="stable").reset_index(drop=True)
     return sites, site_mask
+
+
+def _isolation_rule(sites: gpd.GeoDataFrame, params: SitesParams) -> np.ndarray:
+    """Boolean keep-mask: small isolated sites need ``isolated_min_confidence``."""
+    keep = np.ones(len(sites), dtype=bool)
+    if sites.empty or params.isolation_distance_m <= 0:
+        return keep
+    geoms = list(sites.geometry)
+    for i, geom in enumerate(geoms):
+        small = sites["area_ha"].iloc[i] * 1e4 < 2 * params.min_area_m2
+        if not small or sites["confidence"].iloc[i] >= params.isolated_min_confidence:
+            continue
+        isolated = all(j == i or geom.distance(other) > params.isolation_distance_m for j, other in enumerate(geoms))
+        keep[i] = not isolated
+    return keep
 
 
 def track_sites(

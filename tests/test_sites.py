@@ -87,3 +87,16 @@ def test_activity_series() -> None:
     assert act["new_ha"].tolist() == [0.01, 0.01]
     assert act["disturbed_ha"].tolist() == [0.01, 0.02]
     assert act["valid_fraction"].tolist() == [1.0, 0.5]
+
+
+def test_isolated_low_confidence_speckle_is_dropped() -> None:
+    mask = np.zeros((60, 80), bool)
+    mask[5:11, 5:11] = True  # 0.36 ha (< 2 x MMU), far from anything
+    flags, change = _grid(mask)
+    change["n_obs"] = change["n_obs"].where(~mask, 2)  # weak: 2 of 10 clear observations
+    params = SitesParams(min_area_m2=2500, isolation_distance_m=250, isolated_min_confidence=0.5)
+    gdf, site_mask = sites.polygonise_flags(flags, change, aoi_id="t", aoi_utm=None, crs="EPSG:32629",
+                                            last_period_start=dt.date(2024, 1, 1), min_confirmations=3, params=params)
+    assert gdf.empty and not site_mask.any()
+    strong, _ = _poly(mask, params)  # 8 of 10: confidence high enough to stand alone
+    assert len(strong) == 1
