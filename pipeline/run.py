@@ -109,21 +109,30 @@ def run_monitor(
     periods = preprocess.reporting_periods(start, end, months=cfg.period.period_months)
     search_start = start - dt.timedelta(days=cfg.detect.baseline_days)
     _preflight_source(cfg)
-    out_dir = cfg.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    handler = _attach_log(out_dir / "run.log")
-    try:
-        log.info("run: %d AOI(s), period %s..%s (baseline from %s), source %s",
-                 len(aois), start, end, search_start, cfg.source.url)
-        results: list[AOIResult] = []
-        with _dask_client(cfg) as client, acquire.gdal_env(cfg.gdal_options):
+    # The client comes first: a scheduler that cannot be reached is bad input, and
+    # nothing may be written before bad input is found.
+    with _dask_client(cfg) as client, acquire.gdal_env(cfg.gdal_options):
+        out_dir = cfg.out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        handler = _attach_log(out_dir / "run.log")
+        try:
+            log.info("run: %d AOI(s), period %s..%s (baseline from %s), source %s",
+                     len(aois), start, end, search_start, cfg.source.url)
             _configure_workers(client, cfg)
-            for _, row in aois.iterrows():
-                results.append(_run_aoi(row, cfg, start=start, end=end, search_start=search_start, periods=periods))
-        return _write_outputs(results, aois, cfg, periods=periods, start=start, end=end, truth=truth, t0=t0)
-    finally:
-        log.removeHandler(handler)
-        handler.close()
+            dask_info = {
+                "scheduler": "local" if not cfg.dask.scheduler else cfg.dask.scheduler,
+                "scheduler_address": client.scheduler.address,
+                "workers": len(client.scheduler_info()["workers"]),
+            }
+            results = [
+                _run_aoi(row, cfg, start=start, end=end, search_start=search_start, periods=periods)
+                for _, row in aois.iterrows()
+            ]
+            return _write_outputs(results, aois, cfg, periods=periods, start=start, end=end, truth=truth,
+                                  t0=t0, dask_info=dask_info)
+        finally:
+            log.removeHandler(handler)
+            handler.close()
 
 
 def _run_aoi(
@@ -279,6 +288,7 @@ def _write_outputs(
     end: dt.date,
     truth: Path | None,
     t0: float,
+    dask_info: dict[str, Any] | None = None,
 ) -> RunReport:
     from . import bulletin as bl
     from .crosscheck import crosscheck_production, review_statistics
@@ -373,6 +383,7 @@ def _write_outputs(
             for r in results for it in r.items
         ],
         "software": software,
+        "dask": dask_info or {},
         "validation": validation,
         "timings_s": {"total": round(time.perf_counter() - t0, 3)},
         "outputs": sorted(outputs),

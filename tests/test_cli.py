@@ -171,3 +171,29 @@ def test_bad_date_is_one_line(tmp_path: Path) -> None:
     res = _cli("monitor", "--start", "2024-13-01")
     assert res.returncode == 2
     assert "2024-13-01" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_runs_on_a_remote_scheduler(tmp_path: Path, scenario) -> None:
+    """--scheduler joins a running dask.distributed cluster (scheduler + worker processes on loopback)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, memory_limit="2GiB") as cluster:
+        out = tmp_path / "out"
+        res = _cli("monitor", "--config", str(_config(tmp_path)), "--aoi", str(scenario.aoi_path),
+                   "--source", str(scenario.catalog_path), "--out", str(out),
+                   "--scheduler", cluster.scheduler_address)
+        assert res.returncode == 0, res.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dask"]["scheduler"] == cluster.scheduler_address
+    assert manifest["dask"]["workers"] == 2
+    assert json.loads((out / "sites.geojson").read_text())["features"]
+
+
+def test_unreachable_scheduler_is_one_line(tmp_path: Path, scenario) -> None:
+    res = _cli("monitor", "--config", str(_config(tmp_path)), "--aoi", str(scenario.aoi_path),
+               "--source", str(scenario.catalog_path), "--out", str(tmp_path / "out"),
+               "--scheduler", "tcp://127.0.0.1:9", timeout=120)
+    assert res.returncode == 2
+    assert "tcp://127.0.0.1:9" in _one_error_line(res.stderr)
+    assert not (tmp_path / "out").exists()
