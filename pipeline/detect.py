@@ -142,7 +142,14 @@ def score_change(
     base_ndvi = idx["ndvi"].isel(time=np.flatnonzero(base_sel))
     if base_ndvi.chunks:
         base_ndvi = base_ndvi.chunk({"time": -1})
-    baseline = base_ndvi.quantile(params.baseline_quantile, dim="time", skipna=True).drop_vars("quantile")
+    baseline = xr.apply_ufunc(
+        _nanquantile_np,
+        base_ndvi,
+        kwargs={"q": params.baseline_quantile},
+        input_core_dims=[["time"]],
+        dask="parallelized",
+        output_dtypes=[np.float32],
+    )
     base_idx = np.flatnonzero(base_sel)
     base_water = idx["mndwi"].isel(time=base_idx).max("time", skipna=True)
     base_swir = scenes["swir16"].isel(time=base_idx).median("time", skipna=True)
@@ -247,6 +254,22 @@ def flag_excavation(
 
 def _ratio(num: xr.DataArray, den: xr.DataArray) -> xr.DataArray:
     return (num / den.where(den != 0)).astype("float32")
+
+
+def _nanquantile_np(values: np.ndarray, *, q: float) -> np.ndarray:
+    """Quantile over the last axis ignoring NaN, linear interpolation (``np.nanquantile``'s
+    default), vectorised: sort once, NaNs go last, index by each pixel's valid count.
+    ``np.nanquantile`` falls back to a per-pixel Python loop when NaNs are present, about
+    50x slower on a cloud-masked time series."""
+    ordered = np.sort(values, axis=-1)
+    n_valid = np.sum(~np.isnan(values), axis=-1)
+    pos = q * np.maximum(n_valid - 1, 0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(n_valid - 1, 0))
+    v_lo = np.take_along_axis(ordered, lo[..., np.newaxis], axis=-1)[..., 0]
+    v_hi = np.take_along_axis(ordered, hi[..., np.newaxis], axis=-1)[..., 0]
+    out = v_lo + (v_hi - v_lo) * (pos - lo)
+    return np.where(n_valid > 0, out, np.nan).astype(np.float32)
 
 
 def _confirm_np(evidence: np.ndarray, valid: np.ndarray, *, days: np.ndarray, k: int) -> tuple[np.ndarray, ...]:

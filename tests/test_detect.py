@@ -111,3 +111,17 @@ def test_confirmation_kernel_matches_a_plain_loop(evidence: list[bool], valid: l
         assert first == expected
         assert n_obs == int(np.sum(ev & (days >= expected)))
         assert n_clear + n_occ == int(np.sum(days >= expected))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.floats(-1, 1, allow_nan=False, width=32)), min_size=1, max_size=12),
+    q=st.floats(0.01, 0.99),
+)
+def test_vectorised_nanquantile_matches_numpy(values: list[float | None], q: float) -> None:
+    arr = np.array([np.nan if v is None else v for v in values], dtype="float32")
+    got = detect._nanquantile_np(arr[np.newaxis, :], q=q)[0]
+    if np.isnan(arr).all():
+        assert np.isnan(got)
+    else:
+        assert got == pytest.approx(float(np.nanquantile(arr.astype("float64"), q)), abs=1e-5)

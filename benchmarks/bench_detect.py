@@ -1,0 +1,133 @@
+"""Detection throughput, parallel speed-up and memory as the AOI grows.
+
+Prints ratios taken in one run (absolute numbers depend on the machine):
+
+- ``pipeline / numpy``: pixels x dates per second of the pipeline's lazy detect stage
+  (``score_change`` -> ``confirm_change`` -> ``flag_excavation`` through Dask, one thread)
+  against a fused single-pass NumPy reference of the same arithmetic;
+- ``speed-up``: the same graph on 2 threads against 1;
+- ``peak memory``: peak RSS of a subprocess running detect on a 16x larger AOI (same chunks)
+  against the base AOI: flat memory means out-of-core, chunked processing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+
+import dask
+import numpy as np
+
+from pipeline import detect
+from pipeline.config import DetectParams
+from pipeline.testing import make_scene
+
+PARAMS = DetectParams(baseline_days=365)
+MON_START = dt.date(2022, 1, 1) + dt.timedelta(days=10 * 20)
+
+
+def _graph(scenes):  # type: ignore[no-untyped-def]
+    scored = detect.score_change(scenes, monitoring_start=MON_START, params=PARAMS)
+    change = detect.confirm_change(scored["evidence"], scored["valid"], min_confirmations=PARAMS.min_confirmations)
+    return detect.flag_excavation(change, params=PARAMS)
+
+
+def fused_numpy(scenes) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Single-pass NumPy reference: the same rules without xarray or Dask (no opening)."""
+    b, g, r, n, s1 = (scenes[k].values for k in ("blue", "green", "red", "nir", "swir16"))
+    valid = scenes["valid"].values
+    nbase = 20
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ndvi = (n - r) / (n + r)
+        base = detect._nanquantile_np(np.moveaxis(ndvi[:nbase], 0, -1), q=PARAMS.baseline_quantile)
+        mndwi = (g - s1) / (g + s1)
+        bsi = ((s1 + r) - (n + b)) / ((s1 + r) + (n + b))
+        bright = (r + n + s1) / 3
+        base_water = np.nanmax(mndwi[:nbase], axis=0)
+        base_swir = np.nanmedian(s1[:nbase], axis=0)
+        m = slice(nbase, None)
+        veg = (base - ndvi[m]) >= PARAMS.ndvi_drop_min
+        bare = (ndvi[m] <= PARAMS.bare_ndvi_max) & (bsi[m] >= PARAMS.bare_bsi_min) & (bright[m] >= PARAMS.bright_min)
+        water = mndwi[m] >= PARAMS.water_mndwi_min
+        was_water = base_water >= PARAMS.water_mndwi_min
+        soil = (base <= PARAMS.bare_ndvi_max) & ~was_water & (np.abs(s1[m] - base_swir) >= PARAMS.swir_change_min)
+        ev = ((veg & (bare | water)) | (water & ~was_water) | soil) & valid[m]
+    days = np.arange(ev.shape[0], dtype=float)
+    ev_t, ok_t = np.moveaxis(ev, 0, -1), np.moveaxis(valid[m], 0, -1)
+    first, _, n_obs, n_clear, _, confirmed = detect._confirm_np(ev_t, ok_t, days=days, k=PARAMS.min_confirmations)
+    return confirmed & (n_obs / np.maximum(n_clear, 1) >= PARAMS.min_persistence_frac)
+
+
+def _timed(fn) -> float:  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def lazy_scene(size: int, *, n_time: int = 40, chunk: int = 256):  # type: ignore[no-untyped-def]
+    """A scene cube generated chunk by chunk (Dask random), never whole in memory."""
+    import dask.array as da
+    import pandas as pd
+    import xarray as xr
+
+    from pipeline.testing import BANDS, SPECTRA
+
+    shape, chunks = (n_time, size, size), (n_time, chunk, chunk)
+    rs = da.random.RandomState(0)
+    pit = da.zeros(shape, chunks=chunks, dtype=bool)
+    yy = da.arange(size, chunks=chunk)[None, :, None]
+    xx = da.arange(size, chunks=chunk)[None, None, :]
+    tt = da.arange(n_time, chunks=n_time)[:, None, None]
+    pit = (yy % 97 < 12) & (xx % 89 < 15) & (tt >= 25)
+    data = {}
+    for i, band in enumerate(BANDS):
+        base = SPECTRA["vegetation"][i] + (SPECTRA["gravel"][i] - SPECTRA["vegetation"][i]) * pit
+        data[band] = (("time", "y", "x"), (base + rs.normal(0, 0.005, shape, chunks=chunks)).astype("float32"))
+    data["valid"] = (("time", "y", "x"), rs.random_sample(shape, chunks=chunks) > 0.1)
+    times = pd.date_range("2022-01-01", periods=n_time, freq="10D")
+    return xr.Dataset(data, coords={"time": times, "y": np.arange(size) * -10.0, "x": np.arange(size) * 10.0})
+
+
+def _peak_rss_mb(size: int) -> float:
+    code = (
+        "import resource, dask, benchmarks.bench_detect as b;"
+        "dask.config.set(scheduler='threads', num_workers=1);"
+        f"b._graph(b.lazy_scene({size})).sum().compute();"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> dict[str, float]:
+    shape = (40, 512, 512)
+    eager, _ = make_scene(shape, pit=np.s_[100:140, 200:260])
+    lazy, _ = make_scene(shape, pit=np.s_[100:140, 200:260], chunks={"time": -1, "y": 256, "x": 256})
+    px = shape[0] * shape[1] * shape[2]
+    t_np = min(_timed(lambda: fused_numpy(eager)) for _ in range(2))
+    with dask.config.set(scheduler="threads", num_workers=1):
+        t_1 = min(_timed(lambda: _graph(lazy).compute()) for _ in range(2))
+    with dask.config.set(scheduler="threads", num_workers=2):
+        t_2 = min(_timed(lambda: _graph(lazy).compute()) for _ in range(2))
+    np.testing.assert_array_equal(
+        _graph(eager).values | ~fused_numpy(eager), np.ones(shape[1:], bool)
+    )  # the pipeline's flags are the reference's minus the speckle opening
+    small, large = _peak_rss_mb(512), _peak_rss_mb(2048)
+    result = {
+        "numpy_pixel_dates_per_s": round(px / t_np),
+        "pipeline_pixel_dates_per_s_1thread": round(px / t_1),
+        "pipeline_over_numpy": round(t_np / t_1, 3),
+        "speedup_2_threads": round(t_1 / t_2, 3),
+        "peak_rss_mb_512px": round(small, 1),
+        "peak_rss_mb_2048px": round(large, 1),
+        "peak_memory_ratio_16x_area": round(large / small, 3),
+    }
+    return result
+
+
+if __name__ == "__main__":
+    res = main()
+    print(json.dumps(res, indent=2))
