@@ -99,7 +99,9 @@ def run_real_tile(root: Path, *, seed: int = 0) -> dict[str, Any]:
     return row
 
 
-def real_tile_scene(folder: Path, *, seed: int = 0, n_dates: int = 60, n_pits: int = 8) -> tuple[xr.Dataset, gpd.GeoDataFrame]:
+def real_tile_scene(
+    folder: Path, *, seed: int = 0, n_dates: int = 60, n_pits: int = 8
+) -> tuple[xr.Dataset, gpd.GeoDataFrame]:
     """Build a masked reflectance cube from the real 29RKH COGs with painted pits.
 
     A 4 km x 3 km window of the (10x decimated, 100 m) real bands is resampled to 10 m

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     mon = sub.add_parser("monitor", help="search, fetch, detect, cross-check and write a bulletin",
                          description="Run every stage for every AOI and write the bulletin and data files.")
     mon.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config (default: configs/monitor.yaml)")
-    mon.add_argument("--aoi", type=Path, action="append", help="AOI GeoJSON file; repeat for several (overrides config aois)")
+    mon.add_argument("--aoi", type=Path, action="append",
+                     help="AOI GeoJSON file; repeat for several (overrides config aois)")
     mon.add_argument("--source", help="STAC API root URL or static catalog.json / collection.json path")
     mon.add_argument("--start", type=_date, help="first day of the monitoring period (YYYY-MM-DD)")
     mon.add_argument("--end", type=_date, help="last day of the monitoring period (YYYY-MM-DD)")

@@ -76,7 +76,9 @@ def to_reflectance(scenes: xr.Dataset, *, bands: Sequence[str]) -> xr.Dataset:
     out = scenes.copy()
     for band in bands:
         if band not in scenes:
-            raise MissingBandError(f"band {band!r} not in scenes (have {sorted(scenes.data_vars)}); load it in acquire.bands")
+            raise MissingBandError(
+                f"band {band!r} not in scenes (have {sorted(map(str, scenes.data_vars))}); load it in acquire.bands"
+            )
         dn = scenes[band]
         scale = scenes[f"scale_{band}"].astype("float32")
         offset = scenes[f"offset_{band}"].astype("float32")

@@ -148,7 +148,7 @@ def polygonise_flags(
                 "first_seen": _iso(first_seen),
                 "last_seen": _iso(last_seen),
                 "status": _status(first_seen, last_seen, area_ha, before, last_start_days, params),
-                "confidence": round(float(np.clip(persistence, 0, 1) * (1 - 0.5 ** (median_obs / min_confirmations))), 3),
+                "confidence": _confidence(persistence, median_obs, min_confirmations),
                 "n_obs": median_obs,
                 "persistence": round(persistence, 3),
                 "n_occluded": int(np.median(n_occ[pix])) if n_occ is not None else 0,
@@ -292,6 +292,10 @@ def _site_id(aoi_id: str, crs: str, x: float, y: float) -> str:
     # move it, so the id survives re-runs that add periods.
     key = f"{crs}:{int(x // 20)}:{int(y // 20)}"
     return f"{aoi_id}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"
+
+
+def _confidence(persistence: float, n_obs: int, min_confirmations: int) -> float:
+    return round(float(np.clip(persistence, 0, 1) * (1 - 0.5 ** (n_obs / min_confirmations))), 3)
 
 
 def _iso(days: float) -> str:

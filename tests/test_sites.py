@@ -33,7 +33,10 @@ def _grid(mask: np.ndarray, first_days: float = 19400.0) -> tuple[xr.DataArray, 
     return flags, change
 
 
-def _poly(mask: np.ndarray, params: SitesParams = SitesParams(min_area_m2=0, merge_distance_m=0)):
+LOOSE = SitesParams(min_area_m2=0, merge_distance_m=0)
+
+
+def _poly(mask: np.ndarray, params: SitesParams = LOOSE):  # type: ignore[no-untyped-def]
     flags, change = _grid(mask)
     return sites.polygonise_flags(flags, change, aoi_id="t", aoi_utm=None, crs="EPSG:32629",
                                   last_period_start=dt.date(2024, 1, 1), min_confirmations=3, params=params)
