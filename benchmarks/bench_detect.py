@@ -31,7 +31,9 @@ MON_START = dt.date(2022, 1, 1) + dt.timedelta(days=10 * 20)
 
 def _graph(scenes):  # type: ignore[no-untyped-def]
     scored = detect.score_change(scenes, monitoring_start=MON_START, params=PARAMS)
-    change = detect.confirm_change(scored["evidence"], scored["valid"], min_confirmations=PARAMS.min_confirmations)
+    change = detect.confirm_change(
+        scored["evidence"], scored["valid"], min_confirmations=PARAMS.min_confirmations, regrowth=scored["regrowth"]
+    )
     return detect.flag_excavation(change, params=PARAMS)
 
 
@@ -57,7 +59,7 @@ def fused_numpy(scenes) -> np.ndarray:  # type: ignore[no-untyped-def]
         ev = ((veg & (bare | water)) | (water & ~was_water) | soil) & valid[m]
     days = np.arange(ev.shape[0], dtype=float)
     ev_t, ok_t = np.moveaxis(ev, 0, -1), np.moveaxis(valid[m], 0, -1)
-    first, _, n_obs, n_clear, _, confirmed = detect._confirm_np(ev_t, ok_t, days=days, k=PARAMS.min_confirmations)
+    first, _, n_obs, n_clear, _, confirmed, _ = detect._confirm_np(ev_t, ok_t, days=days, k=PARAMS.min_confirmations)
     return confirmed & (n_obs / np.maximum(n_clear, 1) >= PARAMS.min_persistence_frac)
 
 

@@ -87,7 +87,9 @@ def run_real_tile(root: Path, *, seed: int = 0) -> dict[str, Any]:
     t0 = time.perf_counter()
     monitoring_start = dt.date(2022, 11, 1)
     scored = detect.score_change(scenes, monitoring_start=monitoring_start, params=params)
-    change = detect.confirm_change(scored["evidence"], scored["valid"], min_confirmations=params.min_confirmations)
+    change = detect.confirm_change(
+        scored["evidence"], scored["valid"], min_confirmations=params.min_confirmations, regrowth=scored["regrowth"]
+    )
     flags = detect.flag_excavation(change, params=params)
     found, _ = sites.polygonise_flags(
         flags.compute(), change.compute(), aoi_id="rkh", aoi_utm=None, crs="EPSG:32629",

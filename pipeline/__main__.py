@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Satellite monitoring of artisanal diamond mining for the KP Working Group on Monitoring.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{monitor,demo,evaluate}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{monitor,demo,evaluate,cache,sources}")
 
     mon = sub.add_parser("monitor", help="search, fetch, detect, cross-check and write a bulletin",
                          description="Run every stage for every AOI and write the bulletin and data files.")
@@ -59,6 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Compare a sites.geojson with a truth GeoJSON (kind = pit | distractor).")
     ev.add_argument("--sites", type=Path, required=True, help="sites.geojson written by monitor")
     ev.add_argument("--truth", type=Path, required=True, help="truth GeoJSON")
+
+    cache = sub.add_parser("cache", help="show or free the local cache of AOI windows",
+                           description="Show (info) or delete (clear) the window cache: --cache, else cache_dir in "
+                                       "--config, else $KP_MONITOR_CACHE_DIR, else the user cache directory "
+                                       "(~/.cache/kp-monitor).")
+    cache.add_argument("action", choices=("info", "clear"))
+    cache.add_argument("--cache", type=Path, help="cache folder (overrides config cache_dir)")
+    cache.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config whose cache_dir to use")
+    src = sub.add_parser("sources", help="check that the configured imagery source is reachable and authorised",
+                         description="Probe each endpoint of the configured provider (catalogue, token service, "
+                                     "OData) with the credentials from the environment. No secret is printed.")
+    src.add_argument("action", choices=("check",))
+    src.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config (default: configs/monitor.yaml)")
+    src.add_argument("--source", help="STAC API root URL or static catalog path (overrides config source.url)")
     return parser
 
 
@@ -76,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _monitor(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "cache":
+            return _cache(args)
+        if args.command == "sources":
+            return _sources(args)
         return _evaluate(args)
     except SearchError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -139,6 +157,25 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise_input(f"{flag} {path} does not exist")
     print(format_metrics(evaluate_sites(read_sites(args.sites), read_truth(args.truth))))
     return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .sources import cache_clear, cache_info
+
+    cache_dir = args.cache.resolve() if args.cache else (load_config(args.config).cache_dir if args.config.exists() else None)
+    print(cache_info(cache_dir) if args.action == "info" else cache_clear(cache_dir))
+    return 0
+
+
+def _sources(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .sources import check_sources, format_source_checks
+
+    cfg = load_config(args.config, **{"source.url": _abs_source(args.source)})
+    checks = check_sources(cfg)
+    print(format_source_checks(checks))
+    return 0 if all(c.ok for c in checks) else 1
 
 
 def raise_input(message: str) -> None:

@@ -21,7 +21,9 @@ a documented field of :class:`pipeline.config.DetectParams`):
 4. **Persistence**: at least ``min_persistence_frac`` of the clear observations
    from the change date on must still show evidence. Pits stay open; burn scars
    and cleared fields re-green within a season.
-5. **Clean-up**: a morphological opening removes isolated speckle.
+5. **No re-greening**: ``min_confirmations`` consecutive clear observations back within
+   ``regrowth_ndvi_margin`` of the baseline NDVI reject the change (crops, burn recovery).
+6. **Clean-up**: a morphological opening removes isolated speckle.
 
 Indices (all unitless):
 - NDVI = (NIR - Red) / (NIR + Red) (Rouse et al. 1974)
@@ -57,6 +59,7 @@ CHANGE_VARS: dict[str, str] = {
     "n_clear_after": "int16",  # clear observations from the change date on
     "n_occluded": "int16",  # cloud/nodata observations from the change date on
     "confirmed": "bool",
+    "regrown": "bool",  # a run of min_confirmations re-vegetated clear observations after the change
 }
 
 
@@ -170,6 +173,7 @@ def score_change(
     out = mon.copy()
     out["evidence"] = evidence
     out["valid"] = valid
+    out["regrowth"] = (mon["ndvi"] >= baseline - params.regrowth_ndvi_margin) & valid
     out["baseline_ndvi"] = baseline.astype("float32")
     return out
 
@@ -179,6 +183,7 @@ def confirm_change(
     valid: xr.DataArray,
     *,
     min_confirmations: int,
+    regrowth: xr.DataArray | None = None,
 ) -> xr.Dataset:
     """Confirm change over time, pixel by pixel (pyeo-style multi-date confirmation).
 
@@ -189,6 +194,10 @@ def confirm_change(
     min_confirmations
         Consecutive clear observations with evidence needed to confirm. Invalid
         (cloudy) observations are skipped: they neither count nor break a run.
+    regrowth
+        Optional boolean ``(time, y, x)``: the observation is back to baseline greenness.
+        ``regrown`` is set where ``min_confirmations`` consecutive clear such observations
+        follow the change date.
 
     Returns
     -------
@@ -208,16 +217,20 @@ def confirm_change(
     ('2023-01-11', 3)
     """
     days = (pd.DatetimeIndex(evidence["time"].values) - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
+    if regrowth is None:
+        regrowth = xr.zeros_like(evidence)
     if evidence.chunks:
         evidence = evidence.chunk({"time": -1})
         valid = valid.chunk({"time": -1})
+        regrowth = regrowth.chunk({"time": -1})
     names = list(CHANGE_VARS)
     results = xr.apply_ufunc(
         _confirm_np,
         evidence,
         valid,
+        regrowth,
         kwargs={"days": np.asarray(days, dtype="float64"), "k": int(min_confirmations)},
-        input_core_dims=[["time"], ["time"]],
+        input_core_dims=[["time"], ["time"], ["time"]],
         output_core_dims=[[] for _ in names],
         dask="parallelized",
         output_dtypes=[np.dtype(CHANGE_VARS[n]) for n in names],
@@ -247,6 +260,8 @@ def flag_excavation(
     """
     frac = change["n_obs"] / change["n_clear_after"].where(change["n_clear_after"] > 0)
     flags = change["confirmed"] & (frac >= params.min_persistence_frac)
+    if "regrown" in change:
+        flags = flags & ~change["regrown"]
     if params.open_radius_px > 0:
         flags = _open(flags, params.open_radius_px)
     return flags.rename("flags")
@@ -272,8 +287,10 @@ def _nanquantile_np(values: np.ndarray, *, q: float) -> np.ndarray:
     return np.where(n_valid > 0, out, np.nan).astype(np.float32)
 
 
-def _confirm_np(evidence: np.ndarray, valid: np.ndarray, *, days: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
-    """NumPy kernel: ``evidence``/``valid`` are ``(..., time)``; returns per-pixel arrays."""
+def _confirm_np(
+    evidence: np.ndarray, valid: np.ndarray, regrowth: np.ndarray | None = None, *, days: np.ndarray, k: int
+) -> tuple[np.ndarray, ...]:
+    """NumPy kernel: inputs are ``(..., time)``; returns per-pixel arrays (see CHANGE_VARS)."""
     shape = evidence.shape[:-1]
     run = np.zeros(shape, dtype=np.int32)
     run_start = np.full(shape, np.nan)
@@ -294,7 +311,14 @@ def _confirm_np(evidence: np.ndarray, valid: np.ndarray, *, days: np.ndarray, k:
     n_clear = (after & valid).sum(-1).astype("int16")
     n_occ = (after & ~valid).sum(-1).astype("int16")
     last = np.where(confirmed, last, np.nan)
-    return first, last, n_obs, n_clear, n_occ, confirmed
+    regrown = np.zeros(shape, dtype=bool)
+    if regrowth is not None:
+        green_run = np.zeros(shape, dtype=np.int32)
+        for t in range(evidence.shape[-1]):
+            ok = valid[..., t] & after[..., t]
+            green_run = np.where(ok, np.where(regrowth[..., t], green_run + 1, 0), green_run)
+            regrown |= green_run >= k
+    return first, last, n_obs, n_clear, n_occ, confirmed, regrown
 
 
 def _open(flags: xr.DataArray, radius: int) -> xr.DataArray:

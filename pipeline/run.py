@@ -63,6 +63,8 @@ class AOIResult:
     epsg: int = 4326
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    """Items skipped after repeated read failures (one line each, no secrets)."""
 
 
 @dataclass
@@ -204,6 +206,22 @@ def open_aoi_scenes(
     left, bottom, right, top = aoi_utm.bounds
     m = cfg.acquire.margin_m
     geobox = acquire.aoi_geobox((left - m, bottom - m, right + m, top + m), epsg=epsg, resolution_m=cfg.acquire.resolution_m)
+    # Window-only acquisition: each band's AOI window goes into the local cache once; the
+    # scenes are then read from disk. Items that keep failing are skipped and reported.
+    from . import cache as window_cache
+    from .providers import get_provider
+
+    tick = time.perf_counter()
+    items, skipped = window_cache.localise_items(
+        items, geobox=geobox, bands=bands, cache_dir=window_cache.resolve_cache_dir(cfg.cache_dir),
+        provider=get_provider(cfg.source), gdal_options=cfg.gdal_options,
+    )
+    used = {it.id for it in items}
+    result.items = [it for it in result.items if it.id in used]
+    result.timings["fetch_s"] = time.perf_counter() - tick
+    for failure in skipped:
+        log.warning("AOI %s: skipped %s", aoi_id, failure)
+    result.skipped = [str(f) for f in skipped]
     # Read with one task per date and band (I/O parallelism), then hold each spatial chunk's
     # whole time series in one block: every later step is per-pixel over time, and this keeps
     # the graph small (a few tasks per chunk instead of a few per chunk and date).
@@ -231,7 +249,8 @@ def _process_aoi(
     composite = preprocess.composite_median(masked, bands=["red", "green", "blue"], periods=periods,
                                             min_valid_obs=cfg.preprocess.min_valid_obs)
     scored = detect.score_change(masked, monitoring_start=start, params=cfg.detect)
-    change = detect.confirm_change(scored["evidence"], scored["valid"], min_confirmations=cfg.detect.min_confirmations)
+    change = detect.confirm_change(scored["evidence"], scored["valid"], min_confirmations=cfg.detect.min_confirmations,
+                                   regrowth=scored["regrowth"])
     flags = detect.flag_excavation(change, params=cfg.detect)
 
     tick = time.perf_counter()
@@ -375,7 +394,8 @@ def _write_outputs(
         "config_digest": cfg.digest(),
         "config": json.loads(cfg.model_dump_json()),
         "aois": {r.aoi_id: {"status": "failed" if r.error else "ok", "error": r.error, "timings_s": r.timings,
-                            "n_items": len(r.items), "n_sites": 0 if r.sites is None else len(r.sites)}
+                            "n_items": len(r.items), "n_sites": 0 if r.sites is None else len(r.sites),
+                            "skipped_items": r.skipped}
                  for r in results},
         "items": [
             {"aoi_id": r.aoi_id, "id": it.id, "datetime": it.datetime.isoformat() if it.datetime else None,

@@ -37,7 +37,7 @@ def _one_error_line(stderr: str) -> str:
     return errors[0]
 
 
-@pytest.mark.parametrize("sub", [[], ["monitor"], ["demo"], ["evaluate"]])
+@pytest.mark.parametrize("sub", [[], ["monitor"], ["demo"], ["evaluate"], ["cache"], ["sources"]])
 def test_help(sub: list[str]) -> None:
     res = _cli(*sub, "--help")
     assert res.returncode == 0

@@ -21,7 +21,8 @@ PARAMS = DetectParams(baseline_days=365)
 
 def _run(scenes: xr.Dataset, params: DetectParams = PARAMS) -> tuple[xr.DataArray, xr.Dataset]:
     scored = detect.score_change(scenes, monitoring_start=MON_START, params=params)
-    change = detect.confirm_change(scored["evidence"], scored["valid"], min_confirmations=params.min_confirmations)
+    change = detect.confirm_change(scored["evidence"], scored["valid"], min_confirmations=params.min_confirmations,
+                                   regrowth=scored["regrowth"])
     return detect.flag_excavation(change, params=params), change
 
 
@@ -94,7 +95,8 @@ def test_confirmation_kernel_matches_a_plain_loop(evidence: list[bool], valid: l
     ok = np.array(valid)
     ev &= ok
     days = np.arange(30, dtype=float) * 10
-    first, last, n_obs, n_clear, n_occ, confirmed = detect._confirm_np(ev, ok, days=days, k=k)
+    first, last, n_obs, n_clear, n_occ, confirmed, regrown = detect._confirm_np(ev, ok, days=days, k=k)
+    assert not regrown.any()
     run, start, expected = 0, None, None
     for t in range(30):
         if not ok[t]:
@@ -125,3 +127,18 @@ def test_vectorised_nanquantile_matches_numpy(values: list[float | None], q: flo
         assert np.isnan(got)
     else:
         assert got == pytest.approx(float(np.nanquantile(arr.astype("float64"), q)), abs=1e-5)
+
+
+def test_cleared_field_that_regreens_is_rejected_even_when_mostly_bare() -> None:
+    # Bare for 12 observations, green crop for 4, bare again: persistence 12/16 passes,
+    # the re-greening run rejects it. A pit that never re-greens is kept.
+    scenes, truth = make_scene(change_index=22)
+    veg = make_scene(pit=np.s_[0:0, 0:0])[0]
+    for band in ("blue", "green", "red", "nir", "swir16", "swir22"):
+        scenes[band][28:32] = veg[band][28:32]
+    flags, change = _run(scenes)
+    assert change["regrown"].values[truth.values].all()
+    assert (change["n_obs"] / change["n_clear_after"]).values[truth.values].min() >= PARAMS.min_persistence_frac
+    assert not flags.values.any()
+    kept, _ = _run(make_scene(change_index=22)[0])
+    assert kept.values[truth.values].all()

@@ -1,0 +1,88 @@
+"""Static STAC catalogs on disk (``catalog.json`` / ``collection.json``): the demo and test path.
+
+Nothing is signed or downloaded; assets are local files (or whatever hrefs the catalog
+holds, read like any other provider's).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import pystac
+import shapely.geometry
+from shapely.geometry.base import BaseGeometry
+
+from ..config import SearchParams
+from ..errors import SearchError
+from .base import BaseProvider, SourceCheck
+
+__all__ = ["StaticProvider", "catalog_path"]
+
+
+def catalog_path(url: str) -> Path:
+    """Local path of a static catalog URL (``file://`` or a plain path)."""
+    return Path(url[len("file://"):] if url.startswith("file://") else url)
+
+
+class StaticProvider(BaseProvider):
+    """Walk a local static catalog with :mod:`pystac` and filter client-side."""
+
+    name: ClassVar[str] = "static"
+
+    def search(
+        self,
+        aoi: BaseGeometry,
+        start: dt.date,
+        end: dt.date,
+        *,
+        params: SearchParams,
+        bands: Sequence[str] = (),
+        collection: str | None = None,
+    ) -> list[pystac.Item]:
+        path = catalog_path(self.url)
+        if not path.exists():
+            raise SearchError(
+                f"static catalog {path} does not exist; pass --source a STAC API URL or a catalog.json path"
+            )
+        try:
+            root = pystac.read_file(str(path))
+        except Exception as exc:  # pystac raises many types for bad JSON / STAC
+            raise SearchError(f"cannot read static catalog {path}: {str(exc).splitlines()[0][:200]}") from None
+        if not isinstance(root, pystac.Catalog):
+            raise SearchError(f"{path} is a {type(root).__name__}, not a catalog or collection")
+        # A static catalog is already a selection: narrow it to the configured collection
+        # only when the catalog holds a collection of that id (e.g. S2 next to S1).
+        coll = collection or self.collection
+        child = root.get_child(coll) if not isinstance(root, pystac.Collection) else None
+        found: list[pystac.Item] = []
+        for item in (child or root).get_items(recursive=True):
+            if item.geometry is None or not shapely.geometry.shape(item.geometry).intersects(aoi):
+                continue
+            if _in_period(item, start, end) and _cloud_ok(item, params.max_cloud_frac):
+                item.make_asset_hrefs_absolute()
+                found.append(item)
+        return self.normalise(found, bands=bands)
+
+    def check(self) -> list[SourceCheck]:
+        path = catalog_path(self.url)
+        ok = path.is_file()
+        return [SourceCheck(self.name, str(path), ok, None,
+                            "catalog file found" if ok else "catalog file does not exist")]
+
+
+def item_datetime(item: pystac.Item) -> dt.datetime:
+    when = item.datetime or pystac.utils.str_to_datetime(item.properties["start_datetime"])
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _in_period(item: pystac.Item, start: dt.date, end: dt.date) -> bool:
+    day = item_datetime(item).astimezone(dt.UTC).date()
+    return start <= day <= end
+
+
+def _cloud_ok(item: pystac.Item, max_cloud_frac: float) -> bool:
+    cc = item.properties.get("eo:cloud_cover")
+    return cc is None or float(cc) <= max_cloud_frac * 100.0

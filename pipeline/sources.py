@@ -1,0 +1,157 @@
+"""EDGE: the command-line helpers for imagery sources and the window cache.
+
+- ``python -m pipeline cache info [--cache DIR] [--config FILE]`` -> :func:`cache_info`
+- ``python -m pipeline cache clear [--cache DIR] [--config FILE]`` -> :func:`cache_clear`
+- ``python -m pipeline sources check [--config FILE]`` -> :func:`check_sources` +
+  :func:`format_source_checks`
+
+Nothing printed here contains a secret: checks carry redacted endpoints and the
+provider's scrubbed messages; credentials are referred to by the NAME of their
+environment variable.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cache import CACHEDIR_TAG, resolve_cache_dir
+from .config import MonitorConfig
+from .errors import ConfigError
+from .http import scrub
+from .providers import SourceCheck, get_provider, provider_kind
+
+__all__ = ["cache_clear", "cache_info", "check_sources", "format_source_checks"]
+
+#: A lock younger than this belongs to a run in progress: ``cache clear`` leaves its item.
+_ACTIVE_LOCK_S = 600.0
+
+
+@dataclass(frozen=True)
+class _Usage:
+    files: int = 0
+    bytes: int = 0
+
+    def __add__(self, other: _Usage) -> _Usage:
+        return _Usage(self.files + other.files, self.bytes + other.bytes)
+
+
+def cache_info(cache_dir: str | Path | None = None) -> str:
+    """A few lines describing the cache: where, how big, what is in it."""
+    root = resolve_cache_dir(cache_dir)
+    if not root.exists():
+        return f"cache: {root}\n  (empty: nothing cached yet)"
+    windows = root / "windows"
+    n_items = sum(1 for p in windows.iterdir() if p.is_dir()) if windows.is_dir() else 0
+    entries = _usage(windows, "*.tif") if windows.is_dir() else _Usage()
+    products = _usage(root / "products", "*") + _usage(root / "downloads", "*")
+    leftovers = _usage(root, ".*.tmp") + _usage(root, "*.part") + _usage(root, "*.lock")
+    total = _usage(root, "*")
+    lines = [
+        f"cache: {root}" + ("" if (root / CACHEDIR_TAG).exists() else "  (no CACHEDIR.TAG: not a kp-monitor cache?)"),
+        f"  windows:   {entries.files} file(s) for {n_items} item(s), {_human(entries.bytes)}",
+        f"  products:  {products.files} file(s) (downloaded archives and unpacked SAFE), {_human(products.bytes)}",
+    ]
+    if leftovers.files:
+        lines.append(f"  leftovers: {leftovers.files} temporary/lock file(s) of interrupted runs, "
+                     f"{_human(leftovers.bytes)} (cache clear removes them)")
+    lines.append(f"  total:     {_human(total.bytes)}")
+    return "\n".join(lines)
+
+
+def cache_clear(cache_dir: str | Path | None = None) -> str:
+    """Delete the cached windows and products; return one line saying what was freed.
+
+    Refuses a folder that does not carry ``CACHEDIR.TAG`` (so ``--cache ~`` cannot wipe a
+    home folder) and leaves items whose lock shows a run in progress.
+
+    Raises
+    ------
+    ConfigError
+        The folder exists but is not a kp-monitor cache.
+    """
+    root = resolve_cache_dir(cache_dir)
+    if not root.exists():
+        return f"cache {root} is already empty"
+    if not (root / CACHEDIR_TAG).exists():
+        raise ConfigError(f"{root} has no {CACHEDIR_TAG}: not a kp-monitor cache; refusing to delete it "
+                          f"(pass --cache the folder set as cache_dir)")
+    freed = _Usage()
+    kept: list[str] = []
+    now = time.time()
+    for sub in ("windows", "products", "downloads"):
+        base = root / sub
+        if not base.is_dir():
+            continue
+        for child in sorted(base.iterdir()):
+            locks = list(child.glob("*.lock")) if child.is_dir() else []
+            if any(now - p.stat().st_mtime < _ACTIVE_LOCK_S for p in locks):
+                kept.append(child.name)
+                continue
+            usage = _usage(child, "*") if child.is_dir() else _Usage(1, child.stat().st_size)
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+            freed = freed + usage
+    for stray in list(root.glob(".*.tmp")):
+        freed = freed + _Usage(1, stray.stat().st_size)
+        stray.unlink(missing_ok=True)
+    line = f"cleared {root}: freed {_human(freed.bytes)} in {freed.files} file(s)"
+    if kept:
+        line += f"; kept {len(kept)} item(s) a running job holds locks on ({', '.join(kept[:3])}...)"
+    return line
+
+
+def check_sources(
+    cfg: MonitorConfig, *, env: Mapping[str, str] | None = None, **provider_kwargs: Any
+) -> list[SourceCheck]:
+    """Is each configured provider reachable, and are its credentials accepted?
+
+    One :class:`~pipeline.providers.SourceCheck` per endpoint (STAC catalogue, token
+    service, OData...). Never raises for an unreachable or refusing endpoint: that is
+    what the check reports.
+    """
+    provider = get_provider(cfg.source, env=env, **provider_kwargs)
+    checks = provider.check()
+    secrets = provider.secrets()
+    return [SourceCheck(c.provider, c.endpoint, c.reachable, c.authorised, scrub(c.detail, secrets))
+            for c in checks]
+
+
+def format_source_checks(checks: Sequence[SourceCheck]) -> str:
+    """A small table: provider, endpoint, reachable, authorised, detail."""
+    if not checks:
+        return "no imagery source configured"
+    rows = [("provider", "endpoint", "reachable", "authorised", "detail")]
+    for c in checks:
+        auth = "n/a (anonymous)" if c.authorised is None else ("yes" if c.authorised else "NO")
+        rows.append((c.provider, c.endpoint, "yes" if c.reachable else "NO", auth, c.detail))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
+    ok = all(c.ok for c in checks)
+    lines.append("all sources OK" if ok else "some sources are unreachable or refuse the credentials")
+    return "\n".join(lines)
+
+
+def describe_source(cfg: MonitorConfig) -> str:
+    """``<provider kind> <url>`` for log lines."""
+    return f"{provider_kind(cfg.source)} {cfg.source.url}"
+
+
+def _usage(base: Path, pattern: str) -> _Usage:
+    files = [p for p in base.rglob(pattern) if p.is_file() and not p.is_symlink()] if base.exists() else []
+    return _Usage(len(files), sum(p.stat().st_size for p in files))
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover

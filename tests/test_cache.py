@@ -1,0 +1,239 @@
+"""pipeline.cache: window-only reads over HTTP range requests into a local cache that a second
+run reads without the network, that two runs can share, and that a crash cannot corrupt;
+pipeline.sources cache info / clear."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pystac
+import pytest
+import rasterio
+import shapely.geometry
+
+from pipeline import acquire, cache, search, sources
+from pipeline.cache import CacheStats, grid_key, localise_items
+from pipeline.errors import ConfigError, DownloadError
+from pipeline.http import RetryPolicy
+from tests.conftest import S2_29RKH_ASSETS, S2_29RKH_DIR, item_copies
+from tests.servers import GDAL_LOOPBACK_OPTIONS, RangeFileServer
+
+AOI = shapely.geometry.box(-11.55, 24.55, -11.50, 24.60)
+BANDS = ["blue", "green", "red", "nir", "swir16", "swir22", "scl"]
+FAST = RetryPolicy(max_retries=3, backoff_s=0.01, timeout_s=10)
+
+
+def _geobox(epsg: int = 32629, res: float = 100) -> Any:
+    utm = gpd.GeoSeries([AOI], crs=4326).to_crs(epsg).iloc[0]
+    return acquire.aoi_geobox(utm.bounds, epsg=epsg, resolution_m=res)
+
+
+def _items(item: dict[str, Any], n: int = 1) -> list[pystac.Item]:
+    return [search.normalise_item(pystac.Item.from_dict(d), bands=BANDS) for d in item_copies(item, n)]
+
+
+def _load(items: list[pystac.Item], geobox: Any) -> Any:
+    with acquire.gdal_env(GDAL_LOOPBACK_OPTIONS):
+        return acquire.open_scenes(items, geobox=geobox, bands=BANDS, chunk_px=64).compute()
+
+
+def _localise(items: list[pystac.Item], geobox: Any, root: Path, **kw: Any) -> tuple[Any, CacheStats]:
+    stats = CacheStats()
+    out = localise_items(items, geobox=geobox, bands=BANDS, cache_dir=root, policy=FAST,
+                         gdal_options=GDAL_LOOPBACK_OPTIONS, stats=stats, **kw)
+    return out, stats
+
+
+@pytest.fixture
+def rkh(earth_search_item_29rkh: tuple[dict[str, Any], RangeFileServer]) -> tuple[dict[str, Any], RangeFileServer]:
+    return earth_search_item_29rkh
+
+
+@pytest.mark.parametrize("epsg", [32629, 32628])  # the tile's own zone, and the next zone west
+def test_cached_load_is_identical_to_direct_load(rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path,
+                                                 epsg: int) -> None:
+    item, _ = rkh
+    items, geobox = _items(item), _geobox(epsg)
+    direct = _load(items, geobox)
+    (local, failures), _ = _localise(items, geobox, tmp_path)
+    cached = _load(local, geobox)
+    assert not failures
+    for band in BANDS:
+        np.testing.assert_array_equal(cached[band].values, direct[band].values)
+        assert np.count_nonzero(direct[band].values) > 0.9 * direct[band].size
+    # the cached files are the source's own pixels: same CRS as the asset, native resolution
+    with rasterio.open(local[0].assets["swir16"].href) as ds:
+        assert ds.crs.to_epsg() == 32629 and ds.res == (200.0, 200.0) and ds.is_tiled
+
+
+def test_only_the_window_is_read_and_a_second_run_reads_nothing(rkh: tuple[dict[str, Any], RangeFileServer],
+                                                                 tmp_path: Path) -> None:
+    item, files = rkh
+    items = _items(item)
+    files.reset_stats()
+    (local, _), first = _localise(items, _geobox(), tmp_path)
+    total = sum((files.root / name).stat().st_size for name in S2_29RKH_ASSETS.values()
+                if name in {"B02.tif", "B03.tif", "B04.tif", "B08.tif", "B11.tif", "B12.tif", "SCL.tif"})
+    assert first.misses == len(BANDS) and first.hits == 0
+    assert all(r.method == "HEAD" or (r.range or "").startswith("bytes=") for r in files.requests)
+    assert files.bytes_sent < 0.35 * total  # the AOI window's tiles, not the files
+    files.reset_stats()
+    (again, _), second = _localise(items, _geobox(), tmp_path)
+    assert files.requests == [] and second.hits == len(BANDS) and second.misses == 0
+    assert [a.assets["red"].href for a in again] == [b.assets["red"].href for b in local]
+    assert local[0].assets["red"].href.startswith("file://")
+    assert items[0].assets["red"].href.startswith("http://")  # the input items are untouched
+
+
+def test_entries_are_keyed_by_item_band_and_grid(rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path) -> None:
+    item, files = rkh
+    items = _items(item, 2)
+    assert grid_key(_geobox()) == grid_key(_geobox()) != grid_key(_geobox(res=200))
+    _localise(items, _geobox(), tmp_path)
+    files.reset_stats()
+    (_, _), stats = _localise(items, _geobox(res=200), tmp_path)  # a new grid: new entries
+    assert stats.misses == 2 * len(BANDS) and files.requests
+    names = sorted(p.name for p in (tmp_path / "windows").rglob("*.tif"))
+    assert len(names) == 2 * 2 * len(BANDS)
+
+
+def test_two_runs_sharing_the_cache_fetch_each_window_once(rkh: tuple[dict[str, Any], RangeFileServer],
+                                                           tmp_path: Path) -> None:
+    item, files = rkh
+    items = _items(item, 3)
+    files.reset_stats()
+    barrier = threading.Barrier(2)
+    results: list[CacheStats] = []
+
+    def run() -> None:
+        barrier.wait()
+        results.append(_localise(items, _geobox(), tmp_path)[1])
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    # all 3 copies share hrefs but are distinct items: 3 x 7 entries, each written once
+    assert sum(r.misses for r in results) == 3 * len(BANDS)
+    assert sum(r.hits for r in results) == 3 * len(BANDS)
+    assert not list(tmp_path.rglob("*.lock")) and not list(tmp_path.rglob("*.tmp"))
+    for entry in (tmp_path / "windows").rglob("*.tif"):
+        with rasterio.open(entry) as ds:
+            ds.read(1)
+
+
+def test_a_crash_mid_write_leaves_no_entry(rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    item, _ = rkh
+    items = _items(item)
+    real_replace = os.replace
+
+    def crash(src: Any, dst: Any) -> None:
+        raise KeyboardInterrupt("killed between write and rename")
+
+    monkeypatch.setattr(cache.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        _localise(items, _geobox(), tmp_path, max_workers=1)
+    monkeypatch.setattr(cache.os, "replace", real_replace)
+    assert not list(tmp_path.rglob("*.tif"))  # no entry, complete or not
+    # A killed run can also leave a lock and a temporary: the next run breaks the stale lock.
+    entry = cache.WindowCache(tmp_path).entry(items[0].id, "red", grid_key(_geobox()))
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    lock = entry.with_name(entry.name + ".lock")
+    lock.write_text("12345 0\n")
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    (entry.parent / f".{entry.name}.999.dead.tmp").write_bytes(b"half a tiff")
+    assert "leftovers: 2" in sources.cache_info(tmp_path)
+    (local, failures), stats = _localise(items, _geobox(), tmp_path)
+    assert not failures and stats.misses == len(BANDS) and not lock.exists()
+    with rasterio.open(local[0].assets["red"].href) as ds:
+        assert ds.read(1).any()
+
+
+def test_failing_items_are_skipped_and_reported(rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path) -> None:
+    item, files = rkh
+    good, bad = _items(item, 2)
+    bad.assets["red"].href = files.url_for("missing/B04.tif") + "?sig=SECRET"
+    (local, failures), stats = _localise([good, bad], _geobox(), tmp_path)
+    assert [i.id for i in local] == [good.id]
+    assert len(failures) == 1 and failures[0].item_id == bad.id and failures[0].band == "red"
+    assert "SECRET" not in str(failures[0]) and failures[0].href.endswith("/missing/B04.tif")
+    assert stats.failures == failures
+    with pytest.raises(DownloadError, match=f"all 1 item.*{bad.id}"):
+        _localise([bad], _geobox(), tmp_path / "other")
+
+
+def test_local_files_pass_through(rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path,
+                                  external: Path) -> None:
+    item, _ = rkh
+    [it] = _items(item)
+    for band in BANDS:
+        it.assets[band].href = str(external / S2_29RKH_DIR / S2_29RKH_ASSETS[band])
+    root = tmp_path / "never-created"
+    (local, failures), stats = _localise([it], _geobox(), root)
+    assert not failures and stats.passthrough == len(BANDS) and not root.exists()
+    assert local[0].assets["red"].href == str(external / S2_29RKH_DIR / "B04.tif")
+
+
+def test_coarse_grids_read_overviews(rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path) -> None:
+    item, files = rkh
+    files.reset_stats()
+    (local, _), _ = _localise(_items(item), _geobox(res=400), tmp_path)
+    with rasterio.open(local[0].assets["red"].href) as ds:
+        assert ds.res == (400.0, 400.0)  # the x4 overview of the 100 m band
+    assert local[0].assets["red"].extra_fields["proj:transform"][0] == 400.0
+
+
+def test_cache_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(cache.ENV_CACHE_DIR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.default_cache_dir() == tmp_path / "xdg" / "kp-monitor"
+    monkeypatch.setenv(cache.ENV_CACHE_DIR, str(tmp_path / "env"))
+    assert cache.resolve_cache_dir(None) == tmp_path / "env"
+    assert cache.resolve_cache_dir(tmp_path / "cfg") == tmp_path / "cfg"
+
+
+def test_cache_info_and_clear(rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path) -> None:
+    item, _ = rkh
+    root = tmp_path / "c"
+    assert "empty" in sources.cache_info(root)
+    _localise(_items(item, 2), _geobox(), root)
+    info = sources.cache_info(root)
+    assert f"{2 * len(BANDS)} file(s) for 2 item(s)" in info and str(root) in info
+    busy = next((root / "windows").iterdir())
+    (busy / "red-x.tif.lock").write_text("1 1\n")  # a run in progress holds it
+    line = sources.cache_clear(root)
+    assert "freed" in line and "kept 1 item" in line
+    assert sorted(p.name for p in (root / "windows").iterdir()) == [busy.name]
+    assert (root / cache.CACHEDIR_TAG).exists()
+    home = tmp_path / "home"
+    (home / "precious").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="not a kp-monitor cache"):
+        sources.cache_clear(home)
+    assert (home / "precious").exists()
+
+
+def test_items_without_the_window_fail_cleanly(rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path) -> None:
+    item, _ = rkh
+    far = shapely.geometry.box(-3.0, 10.0, -2.95, 10.05)  # another continent corner of zone 30
+    utm = gpd.GeoSeries([far], crs=4326).to_crs(32630).iloc[0]
+    geobox = acquire.aoi_geobox(utm.bounds, epsg=32630, resolution_m=100)
+    with pytest.raises(DownloadError, match="does not overlap"):
+        _localise(_items(item), geobox, tmp_path)
+
+
+def test_dates_are_kept(rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path) -> None:
+    item, _ = rkh
+    items = _items(item, 3)
+    (local, _), _ = _localise(items, _geobox(), tmp_path)
+    assert [i.datetime for i in local] == [i.datetime for i in items]
+    assert all(isinstance(i.datetime, dt.datetime) for i in local)
