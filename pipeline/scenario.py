@@ -22,6 +22,16 @@ Layout of ``out_dir``::
     truth_opened.tif     int32 days since 1970-01-01 each pit pixel was first exposed, else 0
     scenario.json        spec, spec hash, grid and per-item cloud statistics
 
+With ``ScenarioSpec(with_s1=True)`` a synthetic Sentinel-1 RTC collection is added, following
+the Planetary Computer ``sentinel-1-rtc`` item conventions (assets ``vv``/``vh``: float32
+linear gamma0 COGs, ``raster:bands`` nodata -32768, ``sar:*`` and ``sat:*`` properties)::
+
+    catalog/sentinel-1-rtc/collection.json
+    catalog/sentinel-1-rtc/<item id>/<item id>.json       + vv.tif vh.tif (10 m, same grid)
+
+Radar sees the same pits, distractors, rivers and seasons as the optical scene, through
+the clouds; speckle is multiplicative and gamma-distributed (see :func:`_render_s1`).
+
 Everything is deterministic in ``spec.seed``: the same spec gives byte-identical COGs and
 identical JSON. Everything is synthetic; no value here describes the real Séguéla field.
 """
@@ -122,6 +132,55 @@ HARMATTAN = (0.90, 0.70, 0.35, 0.10, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.25, 0
 _EPOCH = date(1970, 1, 1)
 _PIXEL_HA = 0.01  # one 10 m pixel
 
+# --- Optional Sentinel-1 RTC collection (ScenarioSpec.with_s1) ---------------------------
+S1_COLLECTION_ID = "sentinel-1-rtc"
+S1_BANDS: tuple[str, ...] = ("vv", "vh")
+#: RTC no-data value (Planetary Computer sentinel-1-rtc ``raster:bands``).
+S1_NODATA = -32768.0
+#: ScenarioSpec fields that only matter with ``with_s1`` (left out of the hash when off).
+S1_SPEC_FIELDS: tuple[str, ...] = (
+    "with_s1", "s1_revisit_days", "s1_first_offset_days", "s1_enl", "s1_orbit_state",
+    "s1_n_nodata_stripe_dates")
+S1_STAC_EXTENSIONS: tuple[str, ...] = (
+    "https://stac-extensions.github.io/sar/v1.0.0/schema.json",
+    "https://stac-extensions.github.io/sat/v1.0.0/schema.json",
+    "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
+    "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+)
+#: (VV, VH) C-band gamma0 in dB of the scene's surfaces (dry season where it matters).
+#: Typical orders of magnitude for Sentinel-1 IW over savanna, forest, bare soil and water;
+#: chosen, not measured: savanna about -9/-15 dB, gallery forest -7/-12, smooth bare gravel
+#: -12..-14/-20..-22 (little volume scattering), calm water -20/-26, a village bright from
+#: double bounce. Pixels mix their surfaces in linear power.
+S1_BACKSCATTER_DB: dict[str, tuple[float, float]] = {
+    "grass_dry": (-10.0, -16.5),
+    "grass_green": (-8.5, -14.5),
+    "tree_dry": (-8.0, -13.5),
+    "tree_green": (-7.0, -12.0),
+    "soil": (-13.0, -21.0),
+    "forest": (-7.0, -12.0),
+    "water": (-20.0, -26.0),
+    "sand": (-15.0, -23.0),  # dry stream bed
+    "laterite": (-11.5, -19.0),  # bowal crust
+    "settlement": (-3.0, -11.0),  # roofs and walls: double bounce
+    "field_soil": (-12.0, -20.0),  # tilled
+    "crop": (-8.0, -13.0),
+    "stubble": (-10.5, -17.5),
+}
+#: Exposed pit gravel, (low, high) dB per polarisation; drawn once per pit.
+S1_PIT_GRAVEL_DB: dict[str, tuple[float, float]] = {"vv": (-14.0, -12.0), "vh": (-22.0, -20.0)}
+#: Rise of bare-surface backscatter at full wetness (dB): wet soil has a higher dielectric
+#: constant. Vegetation's wet-season rise comes from greenness instead.
+S1_MOISTURE_DB = (1.5, 1.0)
+#: Burn scars darken by about 1 dB in both polarisations at full char.
+S1_BURN_DB = -1.0
+#: UTC time of the pass over the demo field: S1 is sun-synchronous with its ascending node
+#: at 18:00 local mean solar time, and the field is 6.6 degrees west of Greenwich.
+S1_PASS_UTC: dict[str, dt.time] = {"ascending": dt.time(18, 25, 3), "descending": dt.time(6, 24, 41)}
+#: Separable smoothing kernel that gives the speckle a ~20 m correlation length (IW GRDH
+#: resolution is about 20 x 22 m on 10 m pixels), so 3 x 3 windows are not 9 independent looks.
+_S1_SPECKLE_KERNEL = np.array([0.25, 0.5, 0.25], np.float64)
+
 
 @dataclass(frozen=True)
 class ScenarioSpec:
@@ -182,6 +241,24 @@ class ScenarioSpec:
     """Standard deviation of per-pixel sensor noise, reflectance units."""
     mgrs_tile: str | None = None
     """Tile code in item ids (``29PQK``); ``None`` computes the MGRS square of the centre."""
+    with_s1: bool = False
+    """Also write a synthetic Sentinel-1 RTC collection (``sentinel-1-rtc``: VV/VH linear
+    gamma0, same grid, same pits and distractors; see :data:`S1_BACKSCATTER_DB`). Off by
+    default; while off, the ``s1_*`` fields below are ignored and left out of the spec hash,
+    so the default demo stays byte-identical."""
+    s1_revisit_days: int = 12
+    """Days between Sentinel-1 acquisitions of one relative orbit. 12: Sentinel-1A alone,
+    as over Africa from December 2021 (Sentinel-1B failure) until Sentinel-1C."""
+    s1_first_offset_days: int = 4
+    """Days from ``start`` to the first Sentinel-1 acquisition (S1 and S2 dates interleave)."""
+    s1_enl: float = 4.4
+    """Equivalent number of looks of the simulated speckle. 4.4 is the
+    ``sar:looks_equivalent_number`` of Planetary Computer ``sentinel-1-rtc`` IW GRDH items."""
+    s1_orbit_state: str = "ascending"
+    """``ascending`` (about 18:25 UTC over the demo field) or ``descending`` (about 06:25 UTC)."""
+    s1_n_nodata_stripe_dates: int = 1
+    """Sentinel-1 dates with a no-data stripe at one edge (value -32768), like a swath or
+    slice edge, so that the no-data path is exercised."""
 
     def __post_init__(self) -> None:
         ny, nx = self.shape_px
@@ -198,6 +275,12 @@ class ScenarioSpec:
                 "ScenarioSpec: revisit_days >= 1, n_pits >= 0 and 12 cloud_prob_by_month values")
         if not 0 <= self.n_rivers <= 2:
             raise ConfigError("ScenarioSpec.n_rivers must be 0, 1 or 2")
+        if self.with_s1 and (self.s1_revisit_days < 1 or self.s1_enl <= 0
+                             or self.s1_first_offset_days < 0 or self.s1_n_nodata_stripe_dates < 0
+                             or self.s1_orbit_state not in ("ascending", "descending")):
+            raise ConfigError(
+                "ScenarioSpec: s1_revisit_days >= 1, s1_enl > 0, s1_first_offset_days >= 0, "
+                "s1_n_nodata_stripe_dates >= 0 and s1_orbit_state 'ascending' or 'descending'")
 
     def digest(self) -> str:
         """Return a short hash of the spec and the generator version (cache key)."""
@@ -217,6 +300,8 @@ class ScenarioResult:
     epsg: int
     bounds_utm: tuple[float, float, float, float]
     """(left, bottom, right, top) of the raster footprint in ``EPSG:{epsg}``, metres."""
+    n_s1_items: int = 0
+    """Sentinel-1 RTC items written (0 unless ``spec.with_s1``)."""
 
 
 def write_scenario(out_dir: str | Path, spec: ScenarioSpec = ScenarioSpec()) -> ScenarioResult:  # noqa: B008
@@ -279,7 +364,10 @@ def write_scenario(out_dir: str | Path, spec: ScenarioSpec = ScenarioSpec()) -> 
                       "eo:cloud_cover": item_dict["properties"]["eo:cloud_cover"],
                       "scl_flagged_cloud_pct": round(frame.flagged_cloud_pct, 3)})
 
-    catalog = _build_catalog(spec, scene, items, digest)
+    s1_items: list[pystac.Item] = []
+    if spec.with_s1:
+        s1_items = _write_s1_items(scene, build / "catalog" / S1_COLLECTION_ID)
+    catalog = _build_catalog(spec, scene, items, digest, s1_items=s1_items)
     catalog.normalize_hrefs(str(build / "catalog"))
     catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
     # ^ The COGs were written where pystac's best-practice layout puts each item's JSON,
@@ -295,6 +383,9 @@ def write_scenario(out_dir: str | Path, spec: ScenarioSpec = ScenarioSpec()) -> 
         "epsg": grid.epsg, "bounds_utm": list(grid.bounds), "mgrs_tile": scene.tile,
         "items": stats, "synthetic": True,
     }
+    if spec.with_s1:
+        manifest["n_s1_items"] = len(s1_items)
+        manifest["s1_items"] = [it.id for it in s1_items]
     _write_json(build / "scenario.json", manifest)
 
     # The marker goes first and comes back last: a run killed half-way through the swap
@@ -309,7 +400,7 @@ def write_scenario(out_dir: str | Path, spec: ScenarioSpec = ScenarioSpec()) -> 
         (build / name).replace(target)
     (build / "scenario.json").replace(out / "scenario.json")
     shutil.rmtree(build, ignore_errors=True)
-    return _result(out, len(items), grid.epsg, grid.bounds)
+    return _result(out, len(items), grid.epsg, grid.bounds, len(s1_items))
 
 
 # ============================================================================================
@@ -810,10 +901,10 @@ def _to_dn(refl: np.ndarray, nodata: np.ndarray) -> np.ndarray:
 
 
 def _write_cog(path: Path, arr: np.ndarray, transform: Affine, epsg: int, *,
-               resampling: str = "average", nodata: int | None = 0) -> None:
+               resampling: str = "average", nodata: float | None = 0, predictor: int = 2) -> None:
     profile = dict(driver="COG", width=arr.shape[1], height=arr.shape[0], count=1,
                    dtype=arr.dtype.name, crs=CRS.from_epsg(epsg), transform=transform,
-                   nodata=nodata, compress="DEFLATE", predictor=2, blocksize=256,
+                   nodata=nodata, compress="DEFLATE", predictor=predictor, blocksize=256,
                    overview_resampling=resampling)
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(arr, 1)
@@ -888,7 +979,8 @@ def _item_dict(scene: _Scene, index: int, frame: _Frame, item_id: str) -> dict[s
 
 
 def _build_catalog(
-    spec: ScenarioSpec, scene: _Scene, items: list[pystac.Item], digest: str
+    spec: ScenarioSpec, scene: _Scene, items: list[pystac.Item], digest: str, *,
+    s1_items: list[pystac.Item] | None = None,
 ) -> pystac.Catalog:
     _, bbox = _footprint_4326(scene.grid)
     times = [it.datetime for it in items if it.datetime is not None]
@@ -915,6 +1007,8 @@ def _build_catalog(
                                       "aoi_id": spec.aoi_id, "synthetic": True}},
     )
     catalog.add_child(collection)
+    if s1_items:
+        catalog.add_child(_s1_collection(scene, s1_items))
     return catalog
 
 
@@ -973,6 +1067,235 @@ def _aoi_collection(spec: ScenarioSpec, grid: _Grid) -> dict[str, Any]:
     }
     return {"type": "FeatureCollection", "name": spec.aoi_id,
             "features": [_feature(_to_4326(inner, grid.epsg), props)]}
+
+
+# ============================================================================================
+# Optional Sentinel-1 RTC collection
+# ============================================================================================
+
+
+@dataclass(frozen=True)
+class _S1Static:
+    """Per-scene radar state, drawn from its own random stream (the optical one is untouched)."""
+
+    dates: list[date]
+    texture: np.ndarray  # (2, ny, nx) multiplicative, ~0.5 dB natural heterogeneity
+    pit_gravel: list[np.ndarray]  # per pit: (2,) linear gamma0 of its dry gravel
+    stripes: dict[int, tuple[int, float, float]]  # S1 date index -> (side, width frac, slope)
+    relative_orbit: int
+    first_absolute_orbit: int
+
+
+def _write_s1_items(scene: _Scene, coll_dir: Path) -> list[pystac.Item]:
+    """Render and write every Sentinel-1 date; return the items (not yet in a catalog)."""
+    s1 = _s1_static(scene)
+    items: list[pystac.Item] = []
+    for index, when in enumerate(s1.dates):
+        rng = np.random.default_rng([scene.spec.seed, 3, when.toordinal()])
+        gamma0 = _render_s1(scene, s1, when, rng)
+        if index in s1.stripes:
+            side, width, slope = s1.stripes[index]
+            r, c = np.indices(scene.grid.shape)
+            c = c if side == 0 else scene.grid.shape[1] - 1 - c
+            gamma0[:, (c + slope * (r - scene.grid.shape[0] / 2)) < width * scene.grid.shape[1]] = S1_NODATA
+        item_dict = _s1_item_dict(scene, s1, index)
+        item_dir = coll_dir / item_dict["id"]
+        item_dir.mkdir(parents=True)
+        for band, arr in zip(S1_BANDS, gamma0, strict=True):
+            # Overviews average linear power (= multilooking), never dB.
+            _write_cog(item_dir / f"{band}.tif", arr, scene.grid.transform, scene.grid.epsg,
+                       nodata=S1_NODATA, predictor=3)
+        items.append(pystac.Item.from_dict(item_dict, migrate=False, preserve_dict=False))
+    return items
+
+
+def _s1_static(scene: _Scene) -> _S1Static:
+    spec = scene.spec
+    rng = np.random.default_rng([spec.seed, 2])
+    first = spec.start + dt.timedelta(days=spec.s1_first_offset_days)
+    dates = [first + dt.timedelta(days=d)
+             for d in range(0, (spec.end - first).days + 1, spec.s1_revisit_days)]
+    ny, nx = scene.grid.shape
+    texture = 10 ** (0.05 * np.stack([_smooth(rng, (ny, nx), 2.0) for _ in S1_BANDS]))
+    gravel = [10 ** (np.array([rng.uniform(*S1_PIT_GRAVEL_DB[b]) for b in S1_BANDS]) / 10)
+              for _ in scene.pits]
+    stripes = {
+        int(i): (int(rng.integers(0, 2)), float(rng.uniform(0.05, 0.15)), float(rng.uniform(0.1, 0.4)))
+        for i in rng.permutation(len(dates))[: spec.s1_n_nodata_stripe_dates]
+    }
+    # Sentinel-1A: 175 orbits per 12-day cycle; relative = (absolute - 73) mod 175 + 1 (ESA).
+    # Anchored on a real pass (absolute orbit 53498 on 2024-04-19, the PC fixture); the
+    # relative orbit itself is arbitrary (synthetic).
+    relative = 38
+    estimate = 53498 + round((dates[0] - date(2024, 4, 19)).days * 175 / 12) if dates else 0
+    absolute = estimate - ((estimate - 73) % 175 + 1 - relative)
+    return _S1Static(dates, texture.astype(np.float32), gravel, stripes, relative, absolute)
+
+
+def _db(name: str) -> np.ndarray:
+    """Linear gamma0 (VV, VH) of a surface in :data:`S1_BACKSCATTER_DB`."""
+    return (10 ** (np.asarray(S1_BACKSCATTER_DB[name], np.float64) / 10)).astype(np.float32)
+
+
+def _render_s1(scene: _Scene, s1: _S1Static, when: date, rng: np.random.Generator) -> np.ndarray:
+    """Linear gamma0 ``(2, ny, nx)`` (VV, VH) of one Sentinel-1 date, speckle included.
+
+    Surfaces mix in linear power with the same fractions as the optical scene. Speckle is
+    multiplicative, unit mean, with ``spec.s1_enl`` equivalent looks: gamma-distributed
+    noise (shape ``enl * sum(w**2)``) smoothed by the separable kernel ``w`` so that it is
+    spatially correlated over about two pixels, as in 10 m IW GRDH pixels whose resolution
+    cell is about 20 m; smoothing gamma(k) noise by ``w`` divides its variance by
+    ``1 / sum(w**2)``, which brings the looks back to ``enl``. Clouds have no effect.
+    """
+    spec = scene.spec
+    g = min(_seasonal(GREENNESS, when) * scene.year_amp[when.year], 1.0)
+    wet = _seasonal(WETNESS, when)
+    moist = (10 ** (np.asarray(S1_MOISTURE_DB) * wet / 10)).astype(np.float32)
+    gpx = np.clip(g + scene.pheno, 0.0, 1.0)[None]
+    grass = _col(_db("grass_dry")) + _col(_db("grass_green") - _db("grass_dry")) * gpx
+    tree = _col(_db("tree_dry")) + _col(_db("tree_green") - _db("tree_dry")) * (0.55 + 0.45 * gpx)
+    sig = scene.tree * tree + scene.grass * grass + scene.soil * _col(_db("soil") * moist)
+    sig *= s1.texture
+    _paint(sig, scene.forest, _db("forest"))
+    for river in scene.rivers:
+        dist = river.distance
+        if river.sandy_bed:
+            _paint(sig, np.clip(river.width_wet / 2 - dist + 0.5, 0, 1), _db("sand") * moist)
+        width = river.width_dry + (river.width_wet - river.width_dry) * wet
+        _paint(sig, np.clip(width / 2 - dist + 0.5, 0, 1), _db("water"))
+
+    t = when.toordinal()
+    for p in scene.patches:
+        sub = sig[(slice(None), *p.window)]
+        if p.kind == "settlement":
+            _paint(sub, p.mask.astype(np.float32), _db("settlement"))
+        elif p.kind == "bare_outcrop":
+            _paint(sub, p.mask.astype(np.float32), _db("laterite") * moist)
+        elif p.kind == "burn_scar" and p.event and p.end and t >= p.event.toordinal():
+            rains = p.end - dt.timedelta(days=75)  # same char curve as the optical scene
+            if when < rains:
+                char = 1.0 - 0.3 * (t - p.event.toordinal()) / max((rains - p.event).days, 1)
+            else:
+                char = 0.7 * max(0.0, 1.0 - (when - rains).days / 75)
+            sub *= (10 ** (S1_BURN_DB * char * p.mask / 10)).astype(np.float32)
+        elif p.kind == "cleared_field" and p.event and when >= p.event:
+            _paint(sub, p.mask.astype(np.float32), _field_backscatter(when, moist))
+
+    # Calm pit ponds and rivers vary a little with wind from date to date.
+    pond = _db("water") * np.float32(10 ** (rng.uniform(-1.0, 1.0) / 10))
+    for pit, gravel in zip(scene.pits, s1.pit_gravel, strict=True):
+        if when < pit.opened:
+            continue
+        days = (when - pit.opened).days
+        frac = 0.3 + 0.7 * min(1.0, days / pit.grow_days)
+        open_mask = pit.rank <= frac
+        sub = sig[(slice(None), *pit.window)]
+        _paint(sub, open_mask.astype(np.float32),
+               (gravel * moist).astype(np.float32)[:, None, None] * pit.texture)
+        if pit.flood_date and when >= pit.flood_date:
+            fill = min(1.0, (when - pit.flood_date).days / 30)
+            share = pit.flood_share * fill * (0.75 + 0.25 * wet)
+            _paint(sub, (open_mask & (pit.rank <= share)).astype(np.float32), pond)
+        if pit.abandon_date and when >= pit.abandon_date:
+            span = max((spec.end - pit.abandon_date).days, 1)
+            cover = 0.5 * min(1.0, (when - pit.abandon_date).days / span) ** 0.8
+            pioneer = _db("grass_dry") + (_db("grass_green") - _db("grass_dry")) * g
+            _paint(sub, open_mask * np.float32(cover), pioneer)
+
+    ny, nx = scene.grid.shape
+    w = _S1_SPECKLE_KERNEL
+    shape = spec.s1_enl * float(np.sum(w**2)) ** 2
+    raw = rng.gamma(shape, 1.0 / shape, (len(S1_BANDS), ny + 2, nx + 2))
+    speckle = w[0] * raw[:, :, :-2] + w[1] * raw[:, :, 1:-1] + w[2] * raw[:, :, 2:]
+    speckle = w[0] * speckle[:, :-2] + w[1] * speckle[:, 1:-1] + w[2] * speckle[:, 2:]
+    return (sig * speckle).astype(np.float32)
+
+
+def _field_backscatter(when: date, moist: np.ndarray) -> np.ndarray:
+    """Crop calendar of :func:`_field_spectrum` in radar: bare Feb-May (like a pit), crop
+    Jun-Sep, harvest Oct, stubble Nov-Jan."""
+    doy = when.timetuple().tm_yday
+    soil, crop, stubble = _db("field_soil") * moist, _db("crop"), _db("stubble")
+    if 32 <= doy < 152:
+        return soil
+    if 152 <= doy < 268:
+        c = 0.8 * min(1.0, (doy - 152) / 49)
+        return soil * (1 - c) + crop * c
+    if 268 <= doy < 304:
+        c = 0.8 * (304 - doy) / 36
+        return soil * 0.2 + crop * c + stubble * (0.8 - c)
+    return soil * 0.5 + stubble * 0.5
+
+
+def _s1_item_id(start: dt.datetime, end: dt.datetime, absolute: int) -> str:
+    take = (absolute * 7919) % 0xFFFFFF  # datatake id: synthetic, stable
+    return (f"S1A_IW_GRDH_1SDV_{start:%Y%m%dT%H%M%S}_{end:%Y%m%dT%H%M%S}_"
+            f"{absolute:06d}_{take:06X}_rtc")
+
+
+def _s1_item_dict(scene: _Scene, s1: _S1Static, index: int) -> dict[str, Any]:
+    grid, spec, when = scene.grid, scene.spec, s1.dates[index]
+    start = dt.datetime.combine(when, S1_PASS_UTC[spec.s1_orbit_state])
+    end = start + dt.timedelta(seconds=25)
+    # 175 orbits per 12 days: exact for the 12-day revisit, approximate otherwise.
+    absolute = s1.first_absolute_orbit + round((when - s1.dates[0]).days * 175 / 12)
+    item_id = _s1_item_id(start, end, absolute)
+    geometry, bbox = _footprint_4326(grid)
+    iso = "%Y-%m-%dT%H:%M:%S.%fZ"
+    properties: dict[str, Any] = {
+        "datetime": (start + dt.timedelta(seconds=12.5)).strftime(iso),
+        "start_datetime": start.strftime(iso), "end_datetime": end.strftime(iso),
+        "platform": "sentinel-1a", "constellation": "sentinel-1", "instruments": ["c-sar"],
+        "sar:instrument_mode": "IW", "sar:frequency_band": "C", "sar:center_frequency": 5.405,
+        "sar:polarizations": ["VV", "VH"], "sar:product_type": "GRD",
+        "sar:resolution_range": 20, "sar:resolution_azimuth": 22,
+        "sar:pixel_spacing_range": 10, "sar:pixel_spacing_azimuth": 10,
+        "sar:looks_range": 5, "sar:looks_azimuth": 1,
+        "sar:looks_equivalent_number": spec.s1_enl, "sar:observation_direction": "right",
+        "sat:orbit_state": spec.s1_orbit_state, "sat:relative_orbit": s1.relative_orbit,
+        "sat:absolute_orbit": absolute,
+        "proj:epsg": grid.epsg, "proj:code": f"EPSG:{grid.epsg}",
+        "kp:synthetic": True,
+    }
+    assets: dict[str, Any] = {}
+    for band in S1_BANDS:
+        pol = band.upper()
+        assets[band] = {
+            "href": f"./{band}.tif", "type": COG_MEDIA_TYPE, "roles": ["data"],
+            "title": f"{pol}: vertical transmit, {'vertical' if pol == 'VV' else 'horizontal'} receive",
+            "description": f"Terrain-corrected gamma naught ({pol}), linear power. SYNTHETIC.",
+            "proj:shape": list(grid.shape),
+            "proj:transform": [grid.transform.a, grid.transform.b, grid.transform.c,
+                               grid.transform.d, grid.transform.e, grid.transform.f],
+            "raster:bands": [{"nodata": S1_NODATA, "data_type": "float32", "spatial_resolution": 10.0}],
+        }
+    return {
+        "type": "Feature", "stac_version": pystac.get_stac_version(),
+        "stac_extensions": list(S1_STAC_EXTENSIONS), "id": item_id,
+        "geometry": geometry, "bbox": bbox, "properties": properties, "links": [],
+        "assets": assets, "collection": S1_COLLECTION_ID,
+    }
+
+
+def _s1_collection(scene: _Scene, items: list[pystac.Item]) -> pystac.Collection:
+    _, bbox = _footprint_4326(scene.grid)
+    times = [it.datetime for it in items if it.datetime is not None]
+    interval: list[dt.datetime | None] = [min(times), max(times)] if times else [None, None]
+    collection = pystac.Collection(
+        id=S1_COLLECTION_ID,
+        title="Sentinel-1 RTC (SYNTHETIC DEMONSTRATION)",
+        description=("Synthetic Sentinel-1 IW radiometrically terrain-corrected gamma0 (VV, VH, "
+                     "linear power, float32) following the Planetary Computer sentinel-1-rtc "
+                     "conventions, written by pipeline.scenario. DEMONSTRATION - SYNTHETIC IMAGERY."),
+        extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent([interval])),
+        license="proprietary",
+        keywords=["sentinel", "radar", "synthetic", "demo"],
+        summaries=pystac.Summaries({"platform": ["sentinel-1a"], "constellation": ["sentinel-1"],
+                                    "instruments": ["c-sar"], "sar:instrument_mode": ["IW"],
+                                    "sar:polarizations": ["VV", "VH"], "gsd": [10]}),
+    )
+    collection.add_items(items)
+    return collection
 
 
 # ============================================================================================
@@ -1146,7 +1469,13 @@ def _json_default(obj: Any) -> Any:
 
 
 def _spec_json(spec: ScenarioSpec) -> dict[str, Any]:
-    return json.loads(json.dumps(dataclasses.asdict(spec), default=_json_default))
+    data = json.loads(json.dumps(dataclasses.asdict(spec), default=_json_default))
+    if not spec.with_s1:
+        # Radar off: its knobs change nothing, so they stay out of the hash and the manifest
+        # (the default demo keeps the digest and bytes it had before radar existed).
+        for name in S1_SPEC_FIELDS:
+            data.pop(name, None)
+    return data
 
 
 def _read_cached(out: Path, digest: str) -> ScenarioResult | None:
@@ -1159,13 +1488,15 @@ def _read_cached(out: Path, digest: str) -> ScenarioResult | None:
         return None
     if meta.get("spec_hash") != digest:
         return None
-    return _result(out, int(meta["n_items"]), int(meta["epsg"]), tuple(meta["bounds_utm"]))
+    return _result(out, int(meta["n_items"]), int(meta["epsg"]), tuple(meta["bounds_utm"]),
+                   int(meta.get("n_s1_items", 0)))
 
 
-def _result(out: Path, n_items: int, epsg: int, bounds: tuple[float, ...]) -> ScenarioResult:
+def _result(out: Path, n_items: int, epsg: int, bounds: tuple[float, ...],
+            n_s1_items: int = 0) -> ScenarioResult:
     left, bottom, right, top = (float(v) for v in bounds)
     return ScenarioResult(
         catalog_path=out / "catalog" / "catalog.json", aoi_path=out / "aoi.geojson",
         truth_path=out / "truth.geojson", n_items=n_items, epsg=epsg,
-        bounds_utm=(left, bottom, right, top),
+        bounds_utm=(left, bottom, right, top), n_s1_items=n_s1_items,
     )
