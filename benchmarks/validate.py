@@ -88,7 +88,8 @@ def run_real_tile(root: Path, *, seed: int = 0) -> dict[str, Any]:
     monitoring_start = dt.date(2022, 11, 1)
     scored = detect.score_change(scenes, monitoring_start=monitoring_start, params=params)
     change = detect.confirm_change(
-        scored["evidence"], scored["valid"], min_confirmations=params.min_confirmations, regrowth=scored["regrowth"]
+        scored["evidence"], scored["valid"], min_confirmations=params.min_confirmations, regrowth=scored["regrowth"],
+        min_regrowth_obs=params.regrowth_min_obs,
     )
     flags = detect.flag_excavation(change, params=params)
     found, _ = sites.polygonise_flags(

@@ -158,10 +158,14 @@ class DetectParams(_Section):
     """Radius of the morphological opening that removes speckle (pixels)."""
     regrowth_ndvi_margin: float = Field(default=0.12, gt=0, le=1)
     """An observation after the change counts as re-vegetated when its NDVI is within this
-    margin of the baseline (NDVI units). ``min_confirmations`` consecutive re-vegetated clear
-    observations reject the change: crops on cleared fields and savanna on burn scars come
-    back to baseline greenness within a season, while abandoned pits recover only slowly
-    (USGS OFR 2018-1088 notes ASM sites stay visible for years)."""
+    margin of the baseline (NDVI units). ``regrowth_min_obs`` re-vegetated clear observations
+    reject the change: crops on cleared fields and savanna on burn scars come back to
+    baseline greenness within a season, while abandoned pits recover only slowly (USGS OFR
+    2018-1088 notes ASM sites stay visible for years)."""
+    regrowth_min_obs: int = Field(default=2, ge=1, le=20)
+    """Clear re-vegetated observations after the change that reject it. Two, not one, so
+    that a single mis-registered or haze-corrected observation cannot; not necessarily
+    consecutive, because crops grow in the cloudiest months."""
     swir_change_min: float = Field(default=0.08, gt=0, le=1)
     """Change of SWIR1 reflectance from the baseline median that counts as disturbed ground
     where the baseline was already bare (NDVI quantile <= ``bare_ndvi_max``: laterite, sand,

@@ -21,8 +21,8 @@ a documented field of :class:`pipeline.config.DetectParams`):
 4. **Persistence**: at least ``min_persistence_frac`` of the clear observations
    from the change date on must still show evidence. Pits stay open; burn scars
    and cleared fields re-green within a season.
-5. **No re-greening**: ``min_confirmations`` consecutive clear observations back within
-   ``regrowth_ndvi_margin`` of the baseline NDVI reject the change (crops, burn recovery).
+5. **No re-greening**: ``regrowth_min_obs`` clear observations back within
+   ``regrowth_ndvi_margin`` of a green baseline reject the change (crops, burn recovery).
 6. **Clean-up**: a morphological opening removes isolated speckle.
 
 Indices (all unitless):
@@ -173,7 +173,9 @@ def score_change(
     out = mon.copy()
     out["evidence"] = evidence
     out["valid"] = valid
-    out["regrowth"] = (mon["ndvi"] >= baseline - params.regrowth_ndvi_margin) & valid
+    # Re-greening only means something where the baseline was green: in bare ground (sand,
+    # laterite, desert) the NDVI of a pit and of its surroundings are alike.
+    out["regrowth"] = (mon["ndvi"] >= baseline - params.regrowth_ndvi_margin) & ~was_bare & valid
     out["baseline_ndvi"] = baseline.astype("float32")
     return out
 
@@ -184,6 +186,7 @@ def confirm_change(
     *,
     min_confirmations: int,
     regrowth: xr.DataArray | None = None,
+    min_regrowth_obs: int = 2,
 ) -> xr.Dataset:
     """Confirm change over time, pixel by pixel (pyeo-style multi-date confirmation).
 
@@ -196,8 +199,9 @@ def confirm_change(
         (cloudy) observations are skipped: they neither count nor break a run.
     regrowth
         Optional boolean ``(time, y, x)``: the observation is back to baseline greenness.
-        ``regrown`` is set where ``min_confirmations`` consecutive clear such observations
-        follow the change date.
+        ``regrown`` is set where at least ``min_regrowth_obs`` clear such observations
+        follow the change date (not necessarily consecutive: crops grow in the cloudy
+        season, so clear views of them are few).
 
     Returns
     -------
@@ -229,7 +233,8 @@ def confirm_change(
         evidence,
         valid,
         regrowth,
-        kwargs={"days": np.asarray(days, dtype="float64"), "k": int(min_confirmations)},
+        kwargs={"days": np.asarray(days, dtype="float64"), "k": int(min_confirmations),
+                "k_regrowth": int(min_regrowth_obs)},
         input_core_dims=[["time"], ["time"], ["time"]],
         output_core_dims=[[] for _ in names],
         dask="parallelized",
@@ -288,7 +293,13 @@ def _nanquantile_np(values: np.ndarray, *, q: float) -> np.ndarray:
 
 
 def _confirm_np(
-    evidence: np.ndarray, valid: np.ndarray, regrowth: np.ndarray | None = None, *, days: np.ndarray, k: int
+    evidence: np.ndarray,
+    valid: np.ndarray,
+    regrowth: np.ndarray | None = None,
+    *,
+    days: np.ndarray,
+    k: int,
+    k_regrowth: int = 2,
 ) -> tuple[np.ndarray, ...]:
     """NumPy kernel: inputs are ``(..., time)``; returns per-pixel arrays (see CHANGE_VARS)."""
     shape = evidence.shape[:-1]
@@ -313,11 +324,7 @@ def _confirm_np(
     last = np.where(confirmed, last, np.nan)
     regrown = np.zeros(shape, dtype=bool)
     if regrowth is not None:
-        green_run = np.zeros(shape, dtype=np.int32)
-        for t in range(evidence.shape[-1]):
-            ok = valid[..., t] & after[..., t]
-            green_run = np.where(ok, np.where(regrowth[..., t], green_run + 1, 0), green_run)
-            regrown |= green_run >= k
+        regrown = (after & valid & regrowth).sum(-1) >= k_regrowth
     return first, last, n_obs, n_clear, n_occ, confirmed, regrown
 
 

@@ -250,7 +250,7 @@ def _process_aoi(
                                             min_valid_obs=cfg.preprocess.min_valid_obs)
     scored = detect.score_change(masked, monitoring_start=start, params=cfg.detect)
     change = detect.confirm_change(scored["evidence"], scored["valid"], min_confirmations=cfg.detect.min_confirmations,
-                                   regrowth=scored["regrowth"])
+                                   regrowth=scored["regrowth"], min_regrowth_obs=cfg.detect.regrowth_min_obs)
     flags = detect.flag_excavation(change, params=cfg.detect)
 
     tick = time.perf_counter()
@@ -415,16 +415,26 @@ def _write_outputs(
 
 
 def _previous_bulletin(out_dir: Path) -> tuple[int | None, set[str]]:
+    # The last archived bulletin's number, and the site ids "new since" is measured against:
+    # per AOI, those of the latest bulletin in which that AOI was processed, so that an AOI
+    # that failed last quarter (all cloud, say) does not make all its sites "new" this quarter.
     archive = out_dir / "archive"
     numbers = sorted(int(p.name.split("-")[-1]) for p in archive.glob("bulletin-*") if p.name.split("-")[-1].isdigit()) \
         if archive.exists() else []
     if not numbers:
         return None, set()
-    last = archive / f"bulletin-{numbers[-1]:04d}" / "sites.geojson"
     ids: set[str] = set()
-    if last.exists():
-        data = json.loads(last.read_text(encoding="utf-8"))
-        ids = {f["properties"]["site_id"] for f in data.get("features", [])}
+    settled: set[str] = set()  # AOIs whose latest processed bulletin has been read
+    for n in reversed(numbers):
+        folder = archive / f"bulletin-{n:04d}"
+        sites_path, manifest_path = folder / "sites.geojson", folder / "manifest.json"
+        features = json.loads(sites_path.read_text(encoding="utf-8")).get("features", []) if sites_path.exists() else []
+        statuses = json.loads(manifest_path.read_text(encoding="utf-8")).get("aois", {}) if manifest_path.exists() else {}
+        processed = {a for a, info in statuses.items() if info.get("status") == "ok"} if statuses else \
+            {str(f["properties"].get("aoi_id", "")) for f in features}
+        ids |= {f["properties"]["site_id"] for f in features
+                if str(f["properties"].get("aoi_id", "")) in processed - settled}
+        settled |= processed
     return numbers[-1], ids
 
 

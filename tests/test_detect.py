@@ -22,7 +22,7 @@ PARAMS = DetectParams(baseline_days=365)
 def _run(scenes: xr.Dataset, params: DetectParams = PARAMS) -> tuple[xr.DataArray, xr.Dataset]:
     scored = detect.score_change(scenes, monitoring_start=MON_START, params=params)
     change = detect.confirm_change(scored["evidence"], scored["valid"], min_confirmations=params.min_confirmations,
-                                   regrowth=scored["regrowth"])
+                                   regrowth=scored["regrowth"], min_regrowth_obs=params.regrowth_min_obs)
     return detect.flag_excavation(change, params=params), change
 
 
