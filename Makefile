@@ -47,5 +47,8 @@ bench: install
 validate: install
 	$(BIN)/python -m benchmarks.validate
 
+notebooks: install
+	$(BIN)/python -m pytest -m "" tests/test_notebooks.py $(PYTEST_ARGS)
+
 clean:
 	rm -rf out .pytest_cache

@@ -13,6 +13,8 @@ Outputs, in ``out_dir``:
 - ``bulletin.pdf``: the same HTML rendered by WeasyPrint with the print CSS
   (A4 portrait, running header and footer on every page); WeasyPrint is given
   a URL fetcher that refuses everything but ``data:`` URIs;
+- ``bulletin.json``: what the bulletin says, as data (:func:`bulletin_data`: numbering,
+  summary, per-AOI counts, the sites new since the previous bulletin);
 - ``figures/*.png``: every figure embedded in the bulletin.
 
 Every file is written to a temporary name in its folder, then renamed
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import math
 import os
 import re
@@ -51,8 +54,14 @@ __all__ = [
     "BulletinContext",
     "DEMONSTRATION_MARKING",
     "STATUS_DEFINITIONS",
+    "THRESHOLD_UNITS",
+    "bulletin_data",
+    "covered_participants",
     "render_bulletin",
+    "split_anomalies",
     "summarise",
+    "threshold_source",
+    "threshold_unit",
 ]
 
 #: Printed on every page when :attr:`BulletinContext.demonstration` is true.
@@ -66,6 +75,44 @@ STATUS_DEFINITIONS: dict[str, str] = {
 }
 #: How many new/expanding sites get before/after chips, per AOI.
 MAX_CHIPS = 4
+#: Units of configuration fields whose name carries none (or an ambiguous one).
+THRESHOLD_UNITS: dict[str, str] = {
+    "scl_mask_classes": "SCL class codes",
+    "min_valid_obs": "observations",
+    "baseline_quantile": "quantile (0–1)",
+    "ndvi_drop_min": "NDVI",
+    "bare_ndvi_max": "NDVI",
+    "bare_bsi_min": "BSI",
+    "bright_min": "reflectance (0–1)",
+    "water_mndwi_min": "MNDWI",
+    "swir_change_min": "reflectance (0–1)",
+    "min_confirmations": "observations",
+    "isolated_min_confidence": "confidence (0–1)",
+    "declared_production": "CSV file",
+    "trade_statistics": "CSV file",
+    "sanctions_windows": "CSV file",
+    "capacity_ratio_flag": "ratio (×)",
+    "review_robust_z_max": "robust z",
+    "review_min_history_n": "periods",
+    "review_min_peers_n": "participants",
+    "review_min_change_factor": "factor (×)",
+}
+#: Field-name suffix -> unit (longest first: ``_ct_per_m3`` before ``_m3``).
+_UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("_ct_per_m3", "ct/m³"), ("_m3_per_day", "m³/day"), ("_km2", "km²"), ("_m2", "m²"),
+    ("_m3", "m³"), ("_ha", "ha"), ("_px", "pixels"), ("_days", "days"), ("_frac", "fraction (0–1)"),
+    ("_pct", "%"), ("_s", "s"), ("_m", "m"),
+)
+_BARE_SUFFIXES = frozenset({"m2", "m3", "m", "px", "days", "frac", "ha", "km2", "s", "pct"})
+_CITATION_PATTERNS: tuple[re.Pattern[str], ...] = (
+    # Author-year: "Xu 2006", "Rikimaru et al. 2002", "Lobell and Asner 2002", "Iglewicz & Hoaglin (1993)"
+    re.compile(r"\b[A-Z][A-Za-z'’-]+(?: et al\.| (?:and|&) [A-Z][A-Za-z'’-]+)? "
+               r"(?:\((?:19|20)\d{2}\)|(?:19|20)\d{2}\b)"),
+    re.compile(r"\bUSGS (?:OFR|SIR|Open-File Report|Scientific Investigations Report) \d{4}-\d{3,4}"),
+    re.compile(r"\bESA Sen2Cor product specification"),
+    re.compile(r"\bAmazon Mining Watch"),
+    re.compile(r"\bpyeo\b"),
+)
 _TEMPLATES = Path(__file__).with_name("templates")
 _DASH = "–"
 
@@ -131,7 +178,7 @@ class BulletinContext:
 def render_bulletin(
     context: BulletinContext, out_dir: Path, *, pdf: bool = True
 ) -> dict[str, Path]:
-    """Write ``bulletin.html``, ``bulletin.pdf`` and ``figures/*.png`` into ``out_dir``.
+    """Write ``bulletin.html``, ``bulletin.json``, ``bulletin.pdf`` and ``figures/*.png`` into ``out_dir``.
 
     Parameters
     ----------
@@ -146,7 +193,8 @@ def render_bulletin(
     -------
     dict
         Paths keyed by their name relative to ``out_dir``: ``"bulletin.html"``,
-        ``"bulletin.pdf"`` (absent when ``pdf`` is false) and ``"figures/<name>.png"``.
+        ``"bulletin.json"``, ``"bulletin.pdf"`` (absent when ``pdf`` is false) and
+        ``"figures/<name>.png"``.
     """
     out_dir = Path(out_dir)
     fig_dir = out_dir / "figures"
@@ -165,13 +213,57 @@ def render_bulletin(
     html = _render_html(context, aoi_views)
     html_path = out_dir / "bulletin.html"
     _write_atomic(html_path, html.encode("utf-8"))
-    result = {"bulletin.html": html_path}
+    json_path = out_dir / "bulletin.json"
+    _write_atomic(json_path, json.dumps(bulletin_data(context), indent=1, ensure_ascii=False).encode("utf-8"))
+    result = {"bulletin.html": html_path, "bulletin.json": json_path}
     if pdf:
         pdf_path = out_dir / "bulletin.pdf"
         _write_atomic(pdf_path, _html_to_pdf(html, base=out_dir))
         result["bulletin.pdf"] = pdf_path
     result.update(written)
     return result
+
+
+def bulletin_data(context: BulletinContext) -> dict[str, Any]:
+    """What the bulletin says, as data (written as ``bulletin.json`` beside the HTML).
+
+    Numbering, period, markings, the executive summary, and per AOI the site counts and
+    the ids of the sites new since the previous bulletin (``new_since_previous``, also
+    flattened at the top level: empty when nothing appeared, or for a first bulletin,
+    where ``previous_number`` is ``None``). Counts of the flags and anomalies shown, and
+    of the anomalies left to ``flags.csv``.
+    """
+    shown, elsewhere = split_anomalies(context)
+    aois: list[dict[str, Any]] = []
+    for a in context.aois:
+        counts = _status_counts(a.sites)
+        aois.append({
+            "aoi_id": a.aoi_id, "name": a.name, "participant_iso3": a.participant_iso3,
+            "error": a.error,
+            "n_sites": 0 if a.sites is None else len(a.sites),
+            "status_counts": {s: counts.get(s, 0) for s in fg.STATUS_ORDER},
+            "site_area_ha": round(float(pd.to_numeric(a.sites["area_ha"], errors="coerce").sum()), 4)
+            if a.sites is not None and not a.sites.empty else 0.0,
+            "new_since_previous": [str(s) for s in a.new_since_previous],
+        })
+    flags = context.flags if context.flags is not None else pd.DataFrame()
+    return {
+        "bulletin_number": context.number,
+        "title": context.title,
+        "period": {"start": context.period_start.isoformat(), "end": context.period_end.isoformat()},
+        "generated_at": context.generated_at.isoformat(),
+        "distribution": context.distribution,
+        "demonstration": context.demonstration,
+        "previous_number": context.previous_number,
+        "new_since_previous": [str(s) for a in context.aois for s in a.new_since_previous],
+        "aois": aois,
+        "summary": summarise(context),
+        "n_flags": len(flags),
+        "flag_rules": sorted({str(r) for r in flags.get("rule", [])}),
+        "n_anomalies_shown": len(shown),
+        "n_anomalies_elsewhere": len(elsewhere),
+        "config_digest": context.config_digest,
+    }
 
 
 def summarise(context: BulletinContext) -> list[str]:
@@ -232,15 +324,7 @@ def summarise(context: BulletinContext) -> list[str]:
         sentences.append(
             f"The cross-check raised {_count(len(flags), 'flag')}: {'; '.join(parts)}."
         )
-    anomalies = context.anomalies if context.anomalies is not None else pd.DataFrame()
-    if anomalies.empty:
-        sentences.append("The statistical review of declared figures found no anomalies.")
-    else:
-        rules = _join(sorted({str(r) for r in anomalies["rule"]}))
-        sentences.append(
-            f"The statistical review of declared figures found "
-            f"{_count(len(anomalies), 'anomaly', 'anomalies')} ({rules})."
-        )
+    sentences.append(_anomaly_sentence(context))
     for a in failed:
         sentences.append(f"Processing failed for {a.name}: {str(a.error).rstrip('. ')}.")
 
@@ -259,6 +343,41 @@ def summarise(context: BulletinContext) -> list[str]:
             "This is a demonstration on synthetic imagery: its figures describe no real place."
         )
     return sentences
+
+
+def covered_participants(context: BulletinContext) -> set[str]:
+    """ISO3 codes of the participants whose areas of interest this bulletin covers."""
+    return {a.participant_iso3 for a in context.aois if a.participant_iso3}
+
+
+def split_anomalies(context: BulletinContext) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(shown, elsewhere)``: statistical anomalies of covered participants, and the rest.
+
+    The review runs over every participant in the declared tables; the bulletin shows
+    the anomalies of the participants it covers and counts the others, which stay in
+    ``flags.csv`` (the run writes every anomaly there).
+    """
+    anomalies = context.anomalies if context.anomalies is not None else pd.DataFrame()
+    if anomalies.empty or "participant_iso3" not in anomalies:
+        return anomalies, anomalies.iloc[0:0]
+    mask = anomalies["participant_iso3"].astype(str).isin(covered_participants(context))
+    return anomalies[mask], anomalies[~mask]
+
+
+def _anomaly_sentence(context: BulletinContext) -> str:
+    shown, elsewhere = split_anomalies(context)
+    who = _join(sorted(covered_participants(context))) or "the participants covered"
+    others = ""
+    if not elsewhere.empty:
+        n = len(elsewhere)
+        others = (f"; {_count(n, 'further anomaly', 'further anomalies')}, for participants "
+                  "without an area of interest in this bulletin, "
+                  f"{'is' if n == 1 else 'are'} listed in flags.csv")
+    if shown.empty:
+        return f"The statistical review found no anomaly in the declared figures of {who}{others}."
+    rules = _join(sorted({str(r) for r in shown["rule"]}))
+    return (f"The statistical review of the declared figures of {who} found "
+            f"{_count(len(shown), 'anomaly', 'anomalies')} ({rules}){others}.")
 
 
 # --------------------------------------------------------------------------- views
@@ -374,7 +493,8 @@ def _render_html(context: BulletinContext, aoi_views: list[dict[str, Any]]) -> s
     env.filters["breakable"] = _breakable
     names = {a.aoi_id: a.name for a in context.aois}
     cited = {a.participant_iso3 for a in context.aois}
-    for extra in (context.crosscheck, context.flags, context.anomalies):
+    shown, elsewhere = split_anomalies(context)
+    for extra in (context.crosscheck, context.flags, shown):
         if extra is not None and "participant_iso3" in extra:
             cited |= {str(v) for v in extra["participant_iso3"].dropna()}
     sources, source_index = _source_rows(context.declared_sources, cited)
@@ -392,7 +512,10 @@ def _render_html(context: BulletinContext, aoi_views: list[dict[str, Any]]) -> s
         status_definitions=STATUS_DEFINITIONS,
         crosscheck_rows=_crosscheck_rows(context.crosscheck, names, source_index),
         flag_rows=_flag_rows(context.flags, names),
-        anomaly_rows=_flag_rows(context.anomalies, names),
+        anomaly_rows=_flag_rows(shown, names),
+        covered=sorted(covered_participants(context)),
+        anomalies_elsewhere=len(elsewhere),
+        anomaly_participants_elsewhere=sorted({_text(v) for v in elsewhere.get("participant_iso3", [])}),
         new_rows=_new_since_rows(context),
         scene_groups=_scene_groups(context.scenes, names),
         n_scenes=0 if context.scenes is None else len(context.scenes),
@@ -476,31 +599,108 @@ def _scene_groups(
     groups = []
     ordered = frame.assign(t_utc=pd.to_datetime(frame["datetime"], utc=True, errors="coerce"))
     for aoi_id, rows in ordered.sort_values(["aoi_id", "t_utc"]).groupby("aoi_id", sort=True):
+        hrefs = [_text(h) for h in rows["href"]]
+        # Print the folder all assets share once, in the caption, not on every row.
+        prefix = os.path.commonprefix(hrefs) if len(hrefs) > 1 and all(hrefs) else ""
+        prefix = prefix[: prefix.rfind("/") + 1]
+        if len(prefix) < 16:
+            prefix = ""
         groups.append({
             "aoi": names.get(str(aoi_id), str(aoi_id)),
+            "href_prefix": prefix,
             "rows": [{
                 "item_id": _text(r.item_id),
                 "datetime": f"{r.t_utc:%Y-%m-%d %H:%M}" if pd.notna(r.t_utc) else _DASH,
                 "cloud": _num(r.cloud_cover, 1),
-                "href": _text(r.href),
-            } for r in rows.itertuples()],
+                "href": href[len(prefix):],
+            } for r, href in zip(rows.itertuples(), hrefs, strict=True)],
         })
     return groups
 
 
-def _threshold_rows(items: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+def _threshold_rows(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Annex rows: every configured threshold with its value, unit and source.
+
+    Items may carry ``unit`` and ``source``; missing ones are derived here (units from
+    the field name, as the config names them, or :data:`THRESHOLD_UNITS`; sources from
+    the citations in the field's docstring, see :func:`threshold_source`).
+    """
     rows = []
     for t in items or []:
-        value = t.get("value")
+        key = _text(t.get("key"))
+        description = _text(t.get("description"))
+        unit = threshold_unit(key, given=_text(t.get("unit")))
         rows.append({
             "section": _text(t.get("section")),
-            "key": _text(t.get("key")),
-            "value": _value(value),
-            "unit": _text(t.get("unit")) or _DASH,
-            "description": _text(t.get("description")),
-            "source": _text(t.get("source")),
+            "key": key,
+            "value": _threshold_value(t.get("value"), unit=unit, description=description),
+            "unit": unit or _DASH,
+            "description": _inline_markup(description),
+            "source": _text(t.get("source")) or threshold_source(description),
+            "table": unit == "CSV file",
         })
     return rows
+
+
+def threshold_unit(key: str, *, given: str = "") -> str:
+    """Unit of a configuration field, from its name (units live in field names).
+
+    ``given`` wins when it is more than a bare name suffix (``run.py`` passes
+    ``m2``, ``frac`` ...). Returns ``""`` when nothing is known.
+    """
+    if key in THRESHOLD_UNITS:
+        return THRESHOLD_UNITS[key]
+    for suffix, unit in _UNIT_SUFFIXES:
+        if key.endswith(suffix):
+            return unit
+    # Thresholds on a spectral index are in that index's (unitless) scale.
+    for index in ("mndwi", "ndwi", "ndvi", "bsi", "nbr"):
+        if index in key.split("_"):
+            return index.upper()
+    return given if given and given not in _BARE_SUFFIXES else ""
+
+
+def threshold_source(description: str) -> str:
+    """Where a threshold comes from, read off its docstring.
+
+    The citations the docstring names (author-year references, USGS report numbers,
+    product specifications); "judgement, not sourced" when the docstring says the value
+    is not sourced; otherwise "design choice" (the docstring gives the reasoning).
+    """
+    text = " ".join(str(description).split())
+    found: list[str] = []
+    for pattern in _CITATION_PATTERNS:
+        for m in pattern.finditer(text):
+            cite = m.group(0).strip(" ,;")
+            if cite not in found:
+                found.append(cite)
+    # "OFR 2018" inside "USGS OFR 2018-1088": keep the longest form only.
+    found = [c for c in found if not any(c != o and c in o for o in found)]
+    if re.search(r"\bnot sourced\b|\bjudgement\b", text, flags=re.IGNORECASE):
+        label = "illustrative default, not sourced" if "Illustrative" in text else "judgement, not sourced"
+        return "; ".join([label, *found])
+    if found:
+        return "; ".join(found)
+    if text.startswith("CSV of"):
+        return "each row carries its own source (see Sources of declared figures)"
+    return "design choice"
+
+
+def _threshold_value(value: Any, *, unit: str, description: str) -> str:
+    if unit == "CSV file":
+        return "shipped table" if _is_missing(value) or value == "" else Path(str(value)).name
+    if (isinstance(value, list | tuple) and len(value) == 2 and all(_is_number(v) for v in value)
+            and re.search(r"\brange\b|\(low, high\)", description)):
+        return f"{_value(value[0])} {_DASH} {_value(value[1])}"
+    return _value(value)
+
+
+def _inline_markup(text: str) -> Markup:
+    """Escape ``text``; render reStructuredText ````code```` and ``*emphasis*`` (docstrings)."""
+    out = str(escape(text))
+    out = re.sub(r"``(.+?)``", r'<code>\1</code>', out)
+    out = re.sub(r"(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])", r"<em>\1</em>", out)
+    return Markup(out)
 
 
 def _validation_rows(validation: Mapping[str, Any] | None) -> list[tuple[str, str]]:

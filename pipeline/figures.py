@@ -27,22 +27,20 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-
-import geopandas as gpd  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib import patheffects  # noqa: E402
-from matplotlib.artist import Artist  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-from pyproj import Transformer  # noqa: E402
+# No ``matplotlib.use(...)``: every figure gets its own Agg canvas, so no backend is
+# needed, and selecting one here would switch a notebook's inline backend off.
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from matplotlib import patheffects
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter
+from pyproj import Transformer
 
 __all__ = [
     "STATUS_COLOURS",
@@ -201,12 +199,15 @@ def plot_site_map(
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     _draw_image(ax, rgb, (left, bottom, right, top), limits)
-    _draw_sites(ax, sites_utm, aoi_id=aoi_id, labels=True, linewidth=1.4)
+    _draw_sites(ax, sites_utm, aoi_id=aoi_id, labels=True, linewidth=1.4,
+                extent=(left, bottom, right, top))
     ax.set_xlim(left, right)
     ax.set_ylim(bottom, top)
     _draw_graticule(ax, (left, bottom, right, top), epsg)
-    _draw_scale_bar(ax, (left, bottom, right, top))
-    _draw_north_arrow(ax, (left, bottom, right, top), epsg)
+    # Scale bar and north arrow go in the corners with the least site area under them.
+    box = (left, bottom, right, top)
+    _draw_scale_bar(ax, box, corner=_free_corner(sites_utm, box, ("lower left", "lower right")))
+    _draw_north_arrow(ax, box, epsg, corner=_free_corner(sites_utm, box, ("upper right", "upper left")))
     handles: list[Artist] = [
         Line2D([], [], color=STATUS_COLOURS[s], lw=2.2, path_effects=_HALO, label=s)
         for s in STATUS_ORDER
@@ -358,7 +359,8 @@ def _draw_image(
 
 
 def _draw_sites(
-    ax: Axes, sites: gpd.GeoDataFrame, *, aoi_id: str, labels: bool, linewidth: float
+    ax: Axes, sites: gpd.GeoDataFrame, *, aoi_id: str, labels: bool, linewidth: float,
+    extent: Sequence[float] | None = None,
 ) -> None:
     if sites is None or sites.empty:
         return
@@ -374,8 +376,15 @@ def _draw_sites(
         _plot_outline(ax, geom, color=colour, linewidth=linewidth)
         if labels:
             minx, miny, maxx, maxy = geom.bounds
-            ax.annotate(short_site_label(row["site_id"], aoi_id), xy=(maxx, maxy),
-                        xytext=(2, 2), textcoords="offset points", fontsize=6.5,
+            # Near the right edge the label goes to the left of the site, near the top
+            # below it, so that it stays inside the map.
+            right_edge = extent is not None and maxx > extent[2] - 0.12 * (extent[2] - extent[0])
+            top_edge = extent is not None and maxy > extent[3] - 0.04 * (extent[3] - extent[1])
+            ax.annotate(short_site_label(row["site_id"], aoi_id),
+                        xy=(minx if right_edge else maxx, miny if top_edge else maxy),
+                        xytext=(-2 if right_edge else 2, -2 if top_edge else 2),
+                        textcoords="offset points", fontsize=6.5,
+                        ha="right" if right_edge else "left", va="top" if top_edge else "bottom",
                         color="white", path_effects=_TEXT_HALO, zorder=7,
                         annotation_clip=True)
 
@@ -427,12 +436,37 @@ def _format_distance(metres: float) -> str:
     return f"{metres:g} m"
 
 
-def _draw_scale_bar(ax: Axes, extent: Sequence[float], *, fontsize: float = 7.5) -> None:
-    """Four-segment black/white bar in the lower left, length a round number of metres."""
+def _free_corner(
+    sites: gpd.GeoDataFrame | None, extent: Sequence[float], corners: Sequence[str],
+    *, frac: float = 0.3,
+) -> str:
+    """The first of ``corners`` whose ``frac`` x ``frac`` box covers the least site area."""
+    if sites is None or sites.empty:
+        return corners[0]
+    from shapely.geometry import box
+
+    left, bottom, right, top = extent
+    w, h = (right - left) * frac, (top - bottom) * frac
+    boxes = {
+        "lower left": box(left, bottom, left + w, bottom + h),
+        "lower right": box(right - w, bottom, right, bottom + h),
+        "upper left": box(left, top - h, left + w, top),
+        "upper right": box(right - w, top - h, right, top),
+    }
+    geoms = [g for g in sites.geometry if g is not None and not g.is_empty]
+    covered = {c: sum(g.intersection(boxes[c]).area for g in geoms) for c in corners}
+    return min(corners, key=lambda c: (covered[c], corners.index(c)))
+
+
+def _draw_scale_bar(
+    ax: Axes, extent: Sequence[float], *, fontsize: float = 7.5, corner: str = "lower left"
+) -> None:
+    """Four-segment black/white bar in a lower corner, length a round number of metres."""
     left, bottom, right, top = extent
     width, height = right - left, top - bottom
     length = _nice_length(width * 0.25)
-    x0, y0 = left + width * 0.04, bottom + height * 0.05
+    x0 = left + width * 0.04 if corner != "lower right" else right - width * 0.04 - length
+    y0 = bottom + height * 0.05
     bar_h = height * 0.012 + 1e-9
     pad = width * 0.015
     ax.add_patch(Rectangle((x0 - pad, y0 - pad), length + 2 * pad, bar_h + height * 0.07 + pad,
@@ -446,7 +480,9 @@ def _draw_scale_bar(ax: Axes, extent: Sequence[float], *, fontsize: float = 7.5)
             ha="center", va="bottom", fontsize=fontsize, zorder=6)
 
 
-def _draw_north_arrow(ax: Axes, extent: Sequence[float], epsg: int) -> None:
+def _draw_north_arrow(
+    ax: Axes, extent: Sequence[float], epsg: int, *, corner: str = "upper right"
+) -> None:
     """Arrow to true north (UTM grid north differs by the meridian convergence)."""
     left, bottom, right, top = extent
     width, height = right - left, top - bottom
@@ -461,7 +497,8 @@ def _draw_north_arrow(ax: Axes, extent: Sequence[float], epsg: int) -> None:
     except Exception:  # pragma: no cover - a bad EPSG still gets a grid-north arrow
         angle = 0.0
     size = min(width, height) * 0.09
-    ax_x, ax_y = right - width * 0.07, top - height * 0.06 - size
+    ax_x = left + width * 0.07 if corner == "upper left" else right - width * 0.07
+    ax_y = top - height * 0.06 - size
     dx, dy = size * math.sin(angle), size * math.cos(angle)
     ax.add_patch(Rectangle((ax_x - size * 0.45, ax_y - size * 0.2), size * 0.9, size * 1.75,
                            fc="white", ec="none", alpha=0.7, zorder=5))

@@ -120,16 +120,19 @@ def make_context(*, previous_number: int | None = 1, demonstration: bool = True)
         "explanation": ["Detected excavation grew markedly while declared production fell."],
     })
     anomalies = pd.DataFrame({
-        "rule": ["BENFORD_FIRST_DIGIT"], "participant_iso3": ["SLE"], "aoi_id": [""],
-        "period": ["2015-2024"], "evidence": ["chi2 = 19.1, p = 0.014"],
-        "explanation": ["First digits of declared monthly values depart from Benford's law."],
+        "rule": ["BENFORD_FIRST_DIGIT", "EXPORTS_ABOVE_SUPPLY"], "participant_iso3": ["SLE", "ZWE"],
+        "aoi_id": ["", ""], "period": ["2015-2024", "2023"],
+        "evidence": ["chi2 = 19.1, p = 0.014", "exports 5.6 Mct; production 4.9 Mct"],
+        "explanation": ["First digits of declared monthly values depart from Benford's law.",
+                        "ZWE exported more than it produced and imported."],
     })
     declared_sources = pd.DataFrame({
-        "participant_iso3": ["COD", "COD", "SLE"], "year": [2023, 2024, 2024],
-        "carats": [1234567, 2345678, 650000],
+        "participant_iso3": ["COD", "COD", "SLE", "ZWE"], "year": [2023, 2024, 2024, 2023],
+        "carats": [1234567, 2345678, 650000, 4914000],
         "source": ["https://kimberleyprocessstatistics.org/public_statistics",
                    "https://kimberleyprocessstatistics.org/public_statistics",
-                   "KP annual summary table 2024 (printed)"],
+                   "KP annual summary table 2024 (printed)",
+                   "https://example.invalid/zimbabwe-2023"],
     })
     scenes = pd.DataFrame({
         "aoi_id": ["cd-kasai-01", "cd-kasai-01", "sl-kono-01"],
@@ -339,3 +342,91 @@ def test_chromium_request_check_sees_requests(tmp_path: Path) -> None:
     assert _chromium_requests(probe, tmp_path, tmp_path / "probe.png") == [
         "http://127.0.0.1:9/probe.png"
     ]
+
+
+def _anomaly_section(html: str) -> str:
+    section = html.split("Statistical anomalies in declared figures", 1)[1].split('id="new-since-previous"', 1)[0]
+    return section.replace("<wbr>", "")  # rule names may break after underscores
+
+
+def test_anomalies_only_for_covered_participants(
+    rendered: tuple[BulletinContext, dict[str, Path]],
+) -> None:
+    """The review covers every participant; the bulletin shows those it has AOIs for."""
+    context, paths = rendered
+    html = paths["bulletin.html"].read_text(encoding="utf-8")
+    section = _anomaly_section(html)
+    assert "BENFORD_FIRST_DIGIT" in section  # SLE: Koidu fields is in the bulletin
+    assert "EXPORTS_ABOVE_SUPPLY" not in html  # ZWE: no AOI here
+    assert "1 further anomaly concerns a participant with no area of interest" in section
+    assert "(ZWE)" in section and "flags.csv" in section
+    assert "example.invalid/zimbabwe" not in html  # its declared figure is not cited either
+    text = " ".join(summarise(context))
+    assert "found 1 anomaly (BENFORD_FIRST_DIGIT)" in text
+    assert ("1 further anomaly, for participants without an area of interest in this bulletin, "
+            "is listed in flags.csv") in text
+    pdf = _pdf_text(paths["bulletin.pdf"])
+    assert "EXPORTS_ABOVE_SUPPLY" not in pdf and "BENFORD_FIRST_DIGIT" in pdf
+
+
+def test_no_covered_anomalies_still_points_to_flags_csv(tmp_path: Path) -> None:
+    context = _without_figures(make_context())
+    context = replace(context, anomalies=context.anomalies[context.anomalies["participant_iso3"] == "ZWE"])
+    html = render_bulletin(context, tmp_path, pdf=False)["bulletin.html"].read_text("utf-8")
+    section = _anomaly_section(html)
+    assert "No statistical anomalies were found in the declared figures of AGO, COD, SLE" in section
+    assert "1 further anomaly" in section and "flags.csv" in section
+    text = " ".join(summarise(context))
+    assert "found no anomaly in the declared figures of AGO, COD and SLE; 1 further anomaly" in text
+
+
+def test_annex_lists_every_threshold_with_unit_and_source(tmp_path: Path) -> None:
+    """The run's thresholds (from the config's field docstrings) all get a unit and a source."""
+    from pipeline.config import MonitorConfig
+    from pipeline.run import _thresholds
+
+    thresholds = _thresholds(MonitorConfig())
+    context = replace(_without_figures(make_context()), thresholds=thresholds)
+    html = render_bulletin(context, tmp_path, pdf=False)["bulletin.html"].read_text("utf-8")
+    annex = html.split("<h3>Thresholds</h3>", 1)[1].split("<h3>Validation</h3>", 1)[0]
+    rows = re.findall(r"<tr><td>(\w+)</td><td class=\"mono key\">(.*?)</td><td class=\"num\">(.*?)</td>"
+                      r"<td class=\"nowrap\">(.*?)</td>\s*<td class=\"small source\">(.*?)</td>", annex, re.S)
+    tables = re.findall(r"<tr><td class=\"mono\">(\w+)</td>", annex)
+    keys = {re.sub(r"<wbr>", "", k) for _, k, *_ in rows} | set(tables)
+    assert keys == {t["key"] for t in thresholds}
+    for _section, key, _value, unit, source in rows:
+        assert unit.strip() not in ("", "–"), key
+        assert source.strip(), key
+    by_key = {re.sub(r"<wbr>", "", k): (v, u, src) for _, k, v, u, src in rows}
+    assert by_key["grade_ct_per_m3"][:2] == ("0.05 – 0.5", "ct/m³")
+    assert by_key["min_area_m2"][1] == "m²"
+    assert by_key["bare_bsi_min"][2] == "Rikimaru et al. 2002"
+    assert by_key["water_mndwi_min"][2] == "Xu 2006"
+    assert "not sourced" in by_key["recovery_frac"][2]
+    assert set(tables) == {"declared_production", "trade_statistics", "sanctions_windows"}
+    assert "``" not in annex and "<code>min_area_m2</code>" in annex  # docstring markup rendered
+
+
+def test_threshold_source_reads_citations() -> None:
+    from pipeline.bulletin import threshold_source, threshold_unit
+
+    assert threshold_source("Cut-off of Iglewicz & Hoaglin (1993), *How to*.") == "Iglewicz & Hoaglin (1993)"
+    assert threshold_source("USGS OFR 2018-1088 reports pits") == "USGS OFR 2018-1088"
+    assert threshold_source("Judgement: a factor of 2.") == "judgement, not sourced"
+    assert threshold_source("Sentinel-2 starts mid-2015.") == "design choice"
+    assert threshold_unit("gravel_thickness_m") == "m"
+    assert threshold_unit("review_min_peers_n") == "participants"
+    assert threshold_unit("regrowth_ndvi_margin") == "NDVI"
+    assert threshold_unit("something_new", given="frac") == ""
+    assert threshold_unit("something_new", given="dB") == "dB"
+
+
+def test_bulletin_json(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    context, paths = rendered
+    data = json.loads(paths["bulletin.json"].read_text(encoding="utf-8"))
+    assert data["bulletin_number"] == 7 and data["previous_number"] == 1
+    assert data["new_since_previous"] == ["cd-kasai-01-0001", "cd-kasai-01-0002"]
+    kasai = next(a for a in data["aois"] if a["aoi_id"] == "cd-kasai-01")
+    assert kasai["name"] == f"Tshikapa {EVIL}" and kasai["status_counts"]["new"] == 2
+    assert data["n_anomalies_shown"] == 1 and data["n_anomalies_elsewhere"] == 1
+    assert data["summary"] == summarise(context)

@@ -1,0 +1,169 @@
+"""The notebooks in ``notebooks/`` execute top to bottom against a demo run (nbclient).
+
+A small demo scenario (the demo's generator, dates and configuration; fewer pixels, pits
+and bands) is written and run through ``python -m pipeline monitor`` once; the notebooks
+find it through ``KP_DEMO_DIR`` / ``KP_CONFIG``. The kernel is this interpreter
+(a kernelspec written to a temporary ``JUPYTER_PATH``), so the notebooks import the
+``pipeline`` under test.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import importlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+ipykernel_kernelspec = pytest.importorskip("ipykernel.kernelspec")
+
+from pipeline.scenario import ScenarioSpec, write_scenario  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+NAMES = [p.name for p in NOTEBOOKS]
+KERNEL = "kp-monitor-notebooks"
+#: The demo's dates (configs/demo.yaml: 2023-01-01 to 2024-06-30, 2022 as baseline) on a
+#: smaller scene.
+SPEC = ScenarioSpec(
+    shape_px=(120, 160), start=dt.date(2022, 1, 1), end=dt.date(2024, 6, 30), revisit_days=10,
+    monitoring_start=dt.date(2023, 1, 1), n_pits=4, n_fields=1, n_bare_patches=1, n_burn_scars=1,
+    burn_area_ha=(2.0, 3.0), field_area_ha=(1.0, 1.5), pit_area_ha=(1.0, 2.5), n_abandoned=0, seed=3,
+)
+#: Public names of the stage modules: a notebook must import these, never define them.
+STAGE_MODULES = ("acquire", "search", "preprocess", "detect", "sites", "crosscheck", "declared",
+                 "evaluate", "aoi", "figures", "bulletin", "explore", "run")
+
+
+def test_notebooks_exist() -> None:
+    assert NAMES == ["01_explore_aoi.ipynb", "02_tune_detector.ipynb", "03_crosscheck.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_stored_without_outputs(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: clear outputs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_notebooks_define_no_stage_functions(path: Path) -> None:
+    public = set()
+    for name in STAGE_MODULES:
+        module = importlib.import_module(f"pipeline.{name}")
+        public |= set(getattr(module, "__all__", ()))
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith("%"))
+        defined = {n.name for n in ast.walk(ast.parse(source))
+                   if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+        assert not defined & public, f"{path.name} redefines {defined & public}; import them instead"
+    assert "from pipeline" in "".join(c.source for c in nb.cells)
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo output folder: the scenario plus one monitor run over it."""
+    root = tmp_path_factory.mktemp("notebook-demo")
+    scenario = write_scenario(root / "scenario", SPEC)
+    # The demo's configuration, minus the PDF and the bands detection does not read.
+    settings = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text("utf-8"))
+    settings["bulletin"]["pdf"] = False
+    settings["acquire"]["bands"] = ["blue", "green", "red", "nir", "swir16", "scl"]
+    settings["dask"].update(n_workers=1, threads_per_worker=2)
+    config = root / "demo.yaml"
+    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    res = subprocess.run(
+        [sys.executable, "-m", "pipeline", "monitor", "--config", str(config), "--aoi", str(scenario.aoi_path),
+         "--source", str(scenario.catalog_path), "--out", str(root), "--cache", str(root / "cache")],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return root
+
+
+@pytest.fixture(scope="module")
+def kernel_env(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A kernelspec for this interpreter, and the variables the notebooks read."""
+    prefix = tmp_path_factory.mktemp("jupyter")
+    ipykernel_kernelspec.install(kernel_name=KERNEL, prefix=str(prefix))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
+        mp.setenv("KP_DEMO_DIR", str(demo_dir))
+        mp.setenv("KP_CONFIG", str(demo_dir / "demo.yaml"))
+        mp.setenv("KP_MONITOR_CACHE_DIR", str(demo_dir / "cache"))
+        mp.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+        mp.setenv("PYTHONWARNINGS", "ignore")
+        yield
+
+
+def _execute(path: Path, workdir: Path) -> Any:
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(nb, kernel_name=KERNEL, timeout=300, allow_errors=False,
+                                     resources={"metadata": {"path": str(workdir)}})
+    client.execute()
+    nbformat.write(nb, workdir / path.name)  # the executed copy, for a failing test's reader
+    return nb
+
+
+def _text(nb: Any) -> str:
+    out = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "stream":
+                out.append(o["text"])
+            elif "text/plain" in o.get("data", {}):
+                out.append(o["data"]["text/plain"])
+    return "\n".join(out)
+
+
+def _images(nb: Any) -> int:
+    return sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_explore_aoi(kernel_env: None, tmp_path: Path) -> None:
+    nb = _execute(REPO / "notebooks" / "01_explore_aoi.ipynb", tmp_path)
+    text = _text(nb)
+    assert "same ids: True" in text  # the notebook's detect reproduces the pipeline's sites
+    assert _images(nb) >= 4  # clear fraction, composites, indices, map
+    html = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", [])
+            if "hover a site" in o.get("data", {}).get("text/html", "")]
+    assert html and "<title>" in html[0] and "<script" not in html[0].lower()
+
+
+def test_tune_detector(kernel_env: None, demo_dir: Path, tmp_path: Path) -> None:
+    from pipeline.evaluate import evaluate_sites, read_sites, read_truth
+
+    nb = _execute(REPO / "notebooks" / "02_tune_detector.ipynb", tmp_path)
+    text = _text(nb)
+    line = next(ln for ln in text.splitlines() if ln.startswith("F1: A = "))
+    f1_a, f1_b = (float(part.split("=")[1]) for part in line.removeprefix("F1: ").split(","))
+    # Setting A is the configuration as run: the notebook scores what the pipeline found.
+    run = evaluate_sites(read_sites(demo_dir / "sites.geojson"), read_truth(demo_dir / "scenario" / "truth.geojson"))
+    assert f1_a == pytest.approx(run["f1"], abs=5e-4)
+    assert f1_a > 0 and 0 <= f1_b <= 1
+    assert _images(nb) >= 2
+
+
+def test_crosscheck(kernel_env: None, demo_dir: Path, tmp_path: Path) -> None:
+    nb = _execute(REPO / "notebooks" / "03_crosscheck.ipynb", tmp_path)
+    text = _text(nb)
+    assert "same estimates as the run's crosscheck.csv: True" in text
+    assert "statistics_jump" in text  # CIV's 2015 jump in the declared series
+    assert _images(nb) >= 3
+    assert json.loads((demo_dir / "manifest.json").read_text())["aois"]  # the run it read
