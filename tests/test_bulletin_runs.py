@@ -50,7 +50,7 @@ EVIL_NAME = (f"Evil <script>document.documentElement.setAttribute('data-x','{XSS
 EMBARGO_RULE = "activity_in_embargo"
 
 #: Three pipeline runs (a Dask cluster, 64 dates, a PDF): about 2 minutes on two busy cores.
-slow = pytest.mark.slow
+slow = pytest.mark.e2e  # part of the default run: these are acceptance checks of issue 6
 
 
 def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -131,7 +131,7 @@ def test_faulty_acquisition_reads_the_same_pixels(scenario: ScenarioResult, tmp_
           f"injected {dict(injected)}, {stats.retries} whole-window retries on top of GDAL's own")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_faulty_run_matches_clean_run(scenario: ScenarioResult, tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     # The run talks to a Copernicus-kind source: its S3 secret and password sit in the environment.
