@@ -87,6 +87,8 @@ THRESHOLD_UNITS: dict[str, str] = {
     "water_mndwi_min": "MNDWI",
     "swir_change_min": "reflectance (0–1)",
     "min_confirmations": "observations",
+    "regrowth_min_obs": "observations",
+    "regrowth_ndvi_margin": "NDVI",
     "isolated_min_confidence": "confidence (0–1)",
     "declared_production": "CSV file",
     "trade_statistics": "CSV file",
