@@ -36,11 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{monitor,demo,evaluate,cache,sources}")
 
-    mon = sub.add_parser("monitor", help="search, fetch, detect, cross-check and write a bulletin",
-                         description="Run every stage for every AOI and write the bulletin and data files.")
+    mon = sub.add_parser(
+        "monitor",
+        help="search, fetch, detect, cross-check and write a bulletin",
+        description="Run every stage for every AOI and write the bulletin and data files.",
+    )
     mon.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config (default: configs/monitor.yaml)")
-    mon.add_argument("--aoi", type=Path, action="append",
-                     help="AOI GeoJSON file; repeat for several (overrides config aois)")
+    mon.add_argument(
+        "--aoi", type=Path, action="append", help="AOI GeoJSON file; repeat for several (overrides config aois)"
+    )
     mon.add_argument("--source", help="STAC API root URL or static catalog.json / collection.json path")
     mon.add_argument("--start", type=_date, help="first day of the monitoring period (YYYY-MM-DD)")
     mon.add_argument("--end", type=_date, help="last day of the monitoring period (YYYY-MM-DD)")
@@ -48,28 +52,40 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("--cache", type=Path, help="cache folder for AOI windows (overrides config cache_dir)")
     mon.add_argument("--scheduler", help="address of a running dask.distributed scheduler (tcp://host:port)")
 
-    demo = sub.add_parser("demo", help="offline: build the bundled scenario, then run monitor on it",
-                          description="Write the synthetic demo scenario (COGs + static STAC catalog) and run the "
-                                      "whole pipeline on it, then print accuracy against its ground truth.")
+    demo = sub.add_parser(
+        "demo",
+        help="offline: build the bundled scenario, then run monitor on it",
+        description="Write the synthetic demo scenario (COGs + static STAC catalog) and run the "
+        "whole pipeline on it, then print accuracy against its ground truth.",
+    )
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
     demo.add_argument("--config", type=Path, default=DEMO_CONFIG, help="YAML config (default: configs/demo.yaml)")
     demo.add_argument("--scheduler", help="address of a running dask.distributed scheduler")
 
-    ev = sub.add_parser("evaluate", help="site-level precision / recall / F1 against ground truth",
-                        description="Compare a sites.geojson with a truth GeoJSON (kind = pit | distractor).")
+    ev = sub.add_parser(
+        "evaluate",
+        help="site-level precision / recall / F1 against ground truth",
+        description="Compare a sites.geojson with a truth GeoJSON (kind = pit | distractor).",
+    )
     ev.add_argument("--sites", type=Path, required=True, help="sites.geojson written by monitor")
     ev.add_argument("--truth", type=Path, required=True, help="truth GeoJSON")
 
-    cache = sub.add_parser("cache", help="show or free the local cache of AOI windows",
-                           description="Show (info) or delete (clear) the window cache: --cache, else cache_dir in "
-                                       "--config, else $KP_MONITOR_CACHE_DIR, else the user cache directory "
-                                       "(~/.cache/kp-monitor).")
+    cache = sub.add_parser(
+        "cache",
+        help="show or free the local cache of AOI windows",
+        description="Show (info) or delete (clear) the window cache: --cache, else cache_dir in "
+        "--config, else $KP_MONITOR_CACHE_DIR, else the user cache directory "
+        "(~/.cache/kp-monitor).",
+    )
     cache.add_argument("action", choices=("info", "clear"))
     cache.add_argument("--cache", type=Path, help="cache folder (overrides config cache_dir)")
     cache.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config whose cache_dir to use")
-    src = sub.add_parser("sources", help="check that the configured imagery source is reachable and authorised",
-                         description="Probe each endpoint of the configured provider (catalogue, token service, "
-                                     "OData) with the credentials from the environment. No secret is printed.")
+    src = sub.add_parser(
+        "sources",
+        help="check that the configured imagery source is reachable and authorised",
+        description="Probe each endpoint of the configured provider (catalogue, token service, "
+        "OData) with the credentials from the environment. No secret is printed.",
+    )
     src.add_argument("action", choices=("check",))
     src.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config (default: configs/monitor.yaml)")
     src.add_argument("--source", help="STAC API root URL or static catalog path (overrides config source.url)")
@@ -78,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s", stream=sys.stderr
+    )
     logging.getLogger("pipeline").setLevel(logging.INFO)
     # distributed configures its own loggers at INFO; the run log says what matters.
     for name in ("distributed", "tornado", "bokeh", "fontTools", "weasyprint"):
@@ -163,7 +180,9 @@ def _cache(args: argparse.Namespace) -> int:
     from .config import load_config
     from .sources import cache_clear, cache_info
 
-    cache_dir = args.cache.resolve() if args.cache else (load_config(args.config).cache_dir if args.config.exists() else None)
+    cache_dir = (
+        args.cache.resolve() if args.cache else (load_config(args.config).cache_dir if args.config.exists() else None)
+    )
     print(cache_info(cache_dir) if args.action == "info" else cache_clear(cache_dir))
     return 0
 

@@ -44,8 +44,21 @@ log = logging.getLogger("pipeline")
 
 __all__ = ["AOIResult", "AOIScenes", "RunReport", "open_aoi_scenes", "run_monitor"]
 
-SOFTWARE = ("numpy", "xarray", "dask", "distributed", "rasterio", "odc-stac", "pystac", "pystac-client",
-            "geopandas", "shapely", "scikit-image", "pandas", "weasyprint")
+SOFTWARE = (
+    "numpy",
+    "xarray",
+    "dask",
+    "distributed",
+    "rasterio",
+    "odc-stac",
+    "pystac",
+    "pystac-client",
+    "geopandas",
+    "shapely",
+    "scikit-image",
+    "pandas",
+    "weasyprint",
+)
 
 
 @dataclass
@@ -118,8 +131,14 @@ def run_monitor(
         out_dir.mkdir(parents=True, exist_ok=True)
         handler = _attach_log(out_dir / "run.log")
         try:
-            log.info("run: %d AOI(s), period %s..%s (baseline from %s), source %s",
-                     len(aois), start, end, search_start, cfg.source.url)
+            log.info(
+                "run: %d AOI(s), period %s..%s (baseline from %s), source %s",
+                len(aois),
+                start,
+                end,
+                search_start,
+                cfg.source.url,
+            )
             _configure_workers(client, cfg)
             dask_info = {
                 "scheduler": "local" if not cfg.dask.scheduler else cfg.dask.scheduler,
@@ -130,8 +149,9 @@ def run_monitor(
                 _run_aoi(row, cfg, start=start, end=end, search_start=search_start, periods=periods)
                 for _, row in aois.iterrows()
             ]
-            return _write_outputs(results, aois, cfg, periods=periods, start=start, end=end, truth=truth,
-                                  t0=t0, dask_info=dask_info)
+            return _write_outputs(
+                results, aois, cfg, periods=periods, start=start, end=end, truth=truth, t0=t0, dask_info=dask_info
+            )
         finally:
             log.removeHandler(handler)
             handler.close()
@@ -192,7 +212,9 @@ def open_aoi_scenes(
     aoi_id = result.aoi_id
     geom = row.geometry
     crs = utm_crs_for(geom)
-    epsg = int(crs.to_epsg())
+    code = crs.to_epsg()
+    assert code is not None  # utm_crs_for returns WGS 84 / UTM zones, which all have EPSG codes
+    epsg = int(code)
     aoi_utm = gpd.GeoSeries([geom], crs=4326).to_crs(epsg).iloc[0]
     bands = list(cfg.acquire.bands)
     optical = [b for b in bands if b in OPTICAL_BANDS]
@@ -205,7 +227,9 @@ def open_aoi_scenes(
 
     left, bottom, right, top = aoi_utm.bounds
     m = cfg.acquire.margin_m
-    geobox = acquire.aoi_geobox((left - m, bottom - m, right + m, top + m), epsg=epsg, resolution_m=cfg.acquire.resolution_m)
+    geobox = acquire.aoi_geobox(
+        (left - m, bottom - m, right + m, top + m), epsg=epsg, resolution_m=cfg.acquire.resolution_m
+    )
     # Window-only acquisition: each band's AOI window goes into the local cache once; the
     # scenes are then read from disk. Items that keep failing are skipped and reported.
     from . import cache as window_cache
@@ -213,8 +237,12 @@ def open_aoi_scenes(
 
     tick = time.perf_counter()
     items, skipped = window_cache.localise_items(
-        items, geobox=geobox, bands=bands, cache_dir=window_cache.resolve_cache_dir(cfg.cache_dir),
-        provider=get_provider(cfg.source), gdal_options=cfg.gdal_options,
+        items,
+        geobox=geobox,
+        bands=bands,
+        cache_dir=window_cache.resolve_cache_dir(cfg.cache_dir),
+        provider=get_provider(cfg.source),
+        gdal_options=cfg.gdal_options,
     )
     used = {it.id for it in items}
     result.items = [it for it in result.items if it.id in used]
@@ -228,8 +256,9 @@ def open_aoi_scenes(
     scenes = acquire.open_scenes(items, geobox=geobox, bands=bands, chunk_px=cfg.acquire.chunk_px)
     scenes = scenes.chunk({"time": -1})
     refl = preprocess.to_reflectance(scenes, bands=optical)
-    masked = preprocess.mask_clouds(refl, bands=optical, mask_classes=cfg.preprocess.scl_mask_classes,
-                                    buffer_px=cfg.preprocess.cloud_buffer_px)
+    masked = preprocess.mask_clouds(
+        refl, bands=optical, mask_classes=cfg.preprocess.scl_mask_classes, buffer_px=cfg.preprocess.cloud_buffer_px
+    )
     return AOIScenes(masked=masked, geobox=geobox, items=list(items), epsg=epsg, aoi_utm=aoi_utm)
 
 
@@ -246,11 +275,17 @@ def _process_aoi(
     aoi_id = result.aoi_id
     cube = open_aoi_scenes(row, cfg, search_start=search_start, end=end, result=result)
     masked, geobox, epsg, aoi_utm = cube.masked, cube.geobox, cube.epsg, cube.aoi_utm
-    composite = preprocess.composite_median(masked, bands=["red", "green", "blue"], periods=periods,
-                                            min_valid_obs=cfg.preprocess.min_valid_obs)
+    composite = preprocess.composite_median(
+        masked, bands=["red", "green", "blue"], periods=periods, min_valid_obs=cfg.preprocess.min_valid_obs
+    )
     scored = detect.score_change(masked, monitoring_start=start, params=cfg.detect)
-    change = detect.confirm_change(scored["evidence"], scored["valid"], min_confirmations=cfg.detect.min_confirmations,
-                                   regrowth=scored["regrowth"], min_regrowth_obs=cfg.detect.regrowth_min_obs)
+    change = detect.confirm_change(
+        scored["evidence"],
+        scored["valid"],
+        min_confirmations=cfg.detect.min_confirmations,
+        regrowth=scored["regrowth"],
+        min_regrowth_obs=cfg.detect.regrowth_min_obs,
+    )
     flags = detect.flag_excavation(change, params=cfg.detect)
 
     tick = time.perf_counter()
@@ -260,16 +295,27 @@ def _process_aoi(
 
     tick = time.perf_counter()
     site_gdf, site_mask = sites.polygonise_flags(
-        flags_np, change_np, aoi_id=aoi_id, aoi_utm=aoi_utm, crs=f"EPSG:{epsg}",
-        last_period_start=periods[-1][0], min_confirmations=cfg.detect.min_confirmations, params=cfg.sites,
+        flags_np,
+        change_np,
+        aoi_id=aoi_id,
+        aoi_utm=aoi_utm,
+        crs=f"EPSG:{epsg}",
+        last_period_start=periods[-1][0],
+        min_confirmations=cfg.detect.min_confirmations,
+        params=cfg.sites,
     )
     previous = _previous_sites(cfg.out_dir, aoi_id)
     site_gdf = sites.track_sites(site_gdf, previous)
     transform = sites.grid_transform(flags_np)
     aoi_mask = rasterio.features.geometry_mask([aoi_utm], out_shape=site_mask.shape, transform=transform, invert=True)
     result.activity = sites.activity_series(
-        site_mask, np.asarray(change_np["first_change"].values), np.asarray(composite_np["valid_count"].values),
-        aoi_mask=aoi_mask, periods=periods, pixel_area_m2=abs(transform.a * transform.e), aoi_id=aoi_id,
+        site_mask,
+        np.asarray(change_np["first_change"].values),
+        np.asarray(composite_np["valid_count"].values),
+        aoi_mask=aoi_mask,
+        periods=periods,
+        pixel_area_m2=abs(transform.a * transform.e),
+        aoi_id=aoi_id,
     )
     result.sites = site_gdf
     result.rgb_before = _rgb(composite_np, 0)
@@ -320,10 +366,14 @@ def _write_outputs(
     parts = [r.sites.to_crs(4326)[columns] for r in ok if r.sites is not None and not r.sites.empty]
     all_sites = (
         gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326)
-        if parts else gpd.GeoDataFrame({c: [] for c in columns[:-1]}, geometry=[], crs=4326)
+        if parts
+        else gpd.GeoDataFrame({c: [] for c in columns[:-1]}, geometry=[], crs=4326)
     )
-    activity = pd.concat([r.activity for r in ok if r.activity is not None], ignore_index=True) if ok else \
-        pd.DataFrame(columns=["aoi_id", "period_start", "period_end", "disturbed_ha", "new_ha", "valid_fraction"])
+    activity = (
+        pd.concat([r.activity for r in ok if r.activity is not None], ignore_index=True)
+        if ok
+        else pd.DataFrame(columns=["aoi_id", "period_start", "period_end", "disturbed_ha", "new_ha", "valid_fraction"])
+    )
 
     declared = read_declared_production(cfg.crosscheck.declared_production)
     windows = read_windows(cfg.crosscheck.sanctions_windows)
@@ -355,9 +405,15 @@ def _write_outputs(
 
     scenes = pd.DataFrame(
         [
-            {"aoi_id": r.aoi_id, "item_id": it.id, "datetime": it.datetime.isoformat() if it.datetime else "",
-             "cloud_cover": it.properties.get("eo:cloud_cover"), "href": it.assets["red"].href if "red" in it.assets else ""}
-            for r in results for it in r.items
+            {
+                "aoi_id": r.aoi_id,
+                "item_id": it.id,
+                "datetime": it.datetime.isoformat() if it.datetime else "",
+                "cloud_cover": it.properties.get("eo:cloud_cover"),
+                "href": it.assets["red"].href if "red" in it.assets else "",
+            }
+            for r in results
+            for it in r.items
         ],
         columns=["aoi_id", "item_id", "datetime", "cloud_cover", "href"],
     )
@@ -365,42 +421,79 @@ def _write_outputs(
     reports = []
     for r in results:
         row = r.row
-        aoi_sites = r.sites if r.sites is not None else gpd.GeoDataFrame({c: [] for c in columns[:-1]}, geometry=[], crs=4326)
-        reports.append(bl.AOIReport(
-            aoi_id=r.aoi_id, name=str(row.get("name", r.aoi_id)), participant=str(row.get("participant", "")),
-            participant_iso3=str(row.get("participant_iso3", "")),
-            sites=aoi_sites.to_crs(4326), sites_utm=aoi_sites,
-            activity=r.activity if r.activity is not None else activity.iloc[0:0],
-            rgb_before=r.rgb_before, rgb_after=r.rgb_after, extent_utm=r.extent_utm, epsg=r.epsg,
-            new_since_previous=[s for s in new_since if r.sites is not None and s in set(r.sites["site_id"])],
-            error=r.error,
-        ))
+        aoi_sites = (
+            r.sites if r.sites is not None else gpd.GeoDataFrame({c: [] for c in columns[:-1]}, geometry=[], crs=4326)
+        )
+        reports.append(
+            bl.AOIReport(
+                aoi_id=r.aoi_id,
+                name=str(row.get("name", r.aoi_id)),
+                participant=str(row.get("participant", "")),
+                participant_iso3=str(row.get("participant_iso3", "")),
+                sites=aoi_sites.to_crs(4326),
+                sites_utm=aoi_sites,
+                activity=r.activity if r.activity is not None else activity.iloc[0:0],
+                rgb_before=r.rgb_before,
+                rgb_after=r.rgb_after,
+                extent_utm=r.extent_utm,
+                epsg=r.epsg,
+                new_since_previous=[s for s in new_since if r.sites is not None and s in set(r.sites["site_id"])],
+                error=r.error,
+            )
+        )
     context = bl.BulletinContext(
-        number=number, title="WGM satellite monitoring bulletin", period_start=start, period_end=end,
-        generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0), distribution=cfg.bulletin.distribution,
-        demonstration=cfg.bulletin.demonstration, aois=reports, crosscheck=crosscheck, flags=flags,
-        anomalies=anomalies, declared_sources=declared.good, scenes=scenes,
-        thresholds=_thresholds(cfg), validation=validation, software=software,
-        config_digest=cfg.digest(), previous_number=previous_number,
+        number=number,
+        title="WGM satellite monitoring bulletin",
+        period_start=start,
+        period_end=end,
+        generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        distribution=cfg.bulletin.distribution,
+        demonstration=cfg.bulletin.demonstration,
+        aois=reports,
+        crosscheck=crosscheck,
+        flags=flags,
+        anomalies=anomalies,
+        declared_sources=declared.good,
+        scenes=scenes,
+        thresholds=_thresholds(cfg),
+        validation=validation,
+        software=software,
+        config_digest=cfg.digest(),
+        previous_number=previous_number,
     )
     outputs.update(bl.render_bulletin(context, out_dir, pdf=cfg.bulletin.pdf))
 
     manifest = {
         "bulletin_number": number,
         "generated_at": context.generated_at.isoformat(),
-        "period": {"start": start.isoformat(), "end": end.isoformat(),
-                   "reporting_periods": [[a.isoformat(), b.isoformat()] for a, b in periods]},
+        "period": {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "reporting_periods": [[a.isoformat(), b.isoformat()] for a, b in periods],
+        },
         "source": {"url": cfg.source.url, "collection": cfg.source.collection, "naming": cfg.source.naming},
         "config_digest": cfg.digest(),
         "config": json.loads(cfg.model_dump_json()),
-        "aois": {r.aoi_id: {"status": "failed" if r.error else "ok", "error": r.error, "timings_s": r.timings,
-                            "n_items": len(r.items), "n_sites": 0 if r.sites is None else len(r.sites),
-                            "skipped_items": r.skipped}
-                 for r in results},
+        "aois": {
+            r.aoi_id: {
+                "status": "failed" if r.error else "ok",
+                "error": r.error,
+                "timings_s": r.timings,
+                "n_items": len(r.items),
+                "n_sites": 0 if r.sites is None else len(r.sites),
+                "skipped_items": r.skipped,
+            }
+            for r in results
+        },
         "items": [
-            {"aoi_id": r.aoi_id, "id": it.id, "datetime": it.datetime.isoformat() if it.datetime else None,
-             "assets": {k: it.assets[k].href for k in cfg.acquire.bands if k in it.assets}}
-            for r in results for it in r.items
+            {
+                "aoi_id": r.aoi_id,
+                "id": it.id,
+                "datetime": it.datetime.isoformat() if it.datetime else None,
+                "assets": {k: it.assets[k].href for k in cfg.acquire.bands if k in it.assets},
+            }
+            for r in results
+            for it in r.items
         ],
         "software": software,
         "dask": dask_info or {},
@@ -419,8 +512,11 @@ def _previous_bulletin(out_dir: Path) -> tuple[int | None, set[str]]:
     # per AOI, those of the latest bulletin in which that AOI was processed, so that an AOI
     # that failed last quarter (all cloud, say) does not make all its sites "new" this quarter.
     archive = out_dir / "archive"
-    numbers = sorted(int(p.name.split("-")[-1]) for p in archive.glob("bulletin-*") if p.name.split("-")[-1].isdigit()) \
-        if archive.exists() else []
+    numbers = (
+        sorted(int(p.name.split("-")[-1]) for p in archive.glob("bulletin-*") if p.name.split("-")[-1].isdigit())
+        if archive.exists()
+        else []
+    )
     if not numbers:
         return None, set()
     ids: set[str] = set()
@@ -429,11 +525,19 @@ def _previous_bulletin(out_dir: Path) -> tuple[int | None, set[str]]:
         folder = archive / f"bulletin-{n:04d}"
         sites_path, manifest_path = folder / "sites.geojson", folder / "manifest.json"
         features = json.loads(sites_path.read_text(encoding="utf-8")).get("features", []) if sites_path.exists() else []
-        statuses = json.loads(manifest_path.read_text(encoding="utf-8")).get("aois", {}) if manifest_path.exists() else {}
-        processed = {a for a, info in statuses.items() if info.get("status") == "ok"} if statuses else \
-            {str(f["properties"].get("aoi_id", "")) for f in features}
-        ids |= {f["properties"]["site_id"] for f in features
-                if str(f["properties"].get("aoi_id", "")) in processed - settled}
+        statuses = (
+            json.loads(manifest_path.read_text(encoding="utf-8")).get("aois", {}) if manifest_path.exists() else {}
+        )
+        processed = (
+            {a for a, info in statuses.items() if info.get("status") == "ok"}
+            if statuses
+            else {str(f["properties"].get("aoi_id", "")) for f in features}
+        )
+        ids |= {
+            f["properties"]["site_id"]
+            for f in features
+            if str(f["properties"].get("aoi_id", "")) in processed - settled
+        }
         settled |= processed
     return numbers[-1], ids
 
@@ -459,8 +563,15 @@ def _thresholds(cfg: MonitorConfig) -> list[dict[str, Any]]:
         for key, info in type(model).model_fields.items():
             value = getattr(model, key)
             unit = key.rsplit("_", 1)[-1] if key.rsplit("_", 1)[-1] in ("m2", "m", "px", "days", "frac", "m3") else ""
-            rows.append({"section": section, "key": key, "value": value if not isinstance(value, Path) else str(value),
-                         "unit": unit, "description": " ".join((info.description or "").split())})
+            rows.append(
+                {
+                    "section": section,
+                    "key": key,
+                    "value": value if not isinstance(value, Path) else str(value),
+                    "unit": unit,
+                    "description": " ".join((info.description or "").split()),
+                }
+            )
     return rows
 
 
@@ -480,7 +591,9 @@ def _preflight_source(cfg: MonitorConfig) -> None:
     if search.is_static_source(cfg.source.url):
         path = cfg.source.url.removeprefix("file://")
         if not Path(path).exists():
-            raise SearchError(f"static catalog {path} does not exist; pass --source a STAC API URL or a catalog.json path")
+            raise SearchError(
+                f"static catalog {path} does not exist; pass --source a STAC API URL or a catalog.json path"
+            )
         return
     from .providers import get_provider
 
@@ -498,7 +611,9 @@ def _dask_client(cfg: MonitorConfig) -> Iterator[Any]:
         try:
             client = Client(cfg.dask.scheduler, timeout="10s")
         except OSError as exc:
-            raise MonitorError(f"cannot connect to Dask scheduler {cfg.dask.scheduler}: {exc}; check --scheduler") from None
+            raise MonitorError(
+                f"cannot connect to Dask scheduler {cfg.dask.scheduler}: {exc}; check --scheduler"
+            ) from None
         log.info("dask: joined scheduler %s (%d workers)", cfg.dask.scheduler, len(client.scheduler_info()["workers"]))
         try:
             yield client
@@ -506,9 +621,13 @@ def _dask_client(cfg: MonitorConfig) -> Iterator[Any]:
             client.close()
         return
     cluster = LocalCluster(
-        n_workers=cfg.dask.n_workers, threads_per_worker=cfg.dask.threads_per_worker,
-        memory_limit=cfg.dask.memory_limit, processes=True, dashboard_address=None,
-        host="127.0.0.1", silence_logs=logging.ERROR,
+        n_workers=cfg.dask.n_workers,
+        threads_per_worker=cfg.dask.threads_per_worker,
+        memory_limit=cfg.dask.memory_limit,
+        processes=True,
+        dashboard_address=None,
+        host="127.0.0.1",
+        silence_logs=logging.ERROR,
     )
     client = Client(cluster)
     log.info("dask: local cluster, %d workers x %d threads", cfg.dask.n_workers, cfg.dask.threads_per_worker)
@@ -523,7 +642,8 @@ def _configure_workers(client: Any, cfg: MonitorConfig) -> None:
     # GDAL options must reach the worker processes, where the reads happen.
     import odc.stac
 
-    odc.stac.configure_rio(cloud_defaults=False, client=client, **cfg.gdal_options)
+    options: dict[str, Any] = dict(cfg.gdal_options)
+    odc.stac.configure_rio(cloud_defaults=False, client=client, **options)
 
 
 def _attach_log(path: Path) -> logging.Handler:

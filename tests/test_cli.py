@@ -17,16 +17,28 @@ from pipeline.scenario import ScenarioSpec, write_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ScenarioSpec(
-    shape_px=(120, 160), start=dt.date(2022, 1, 1), end=dt.date(2023, 12, 31), revisit_days=10,
-    monitoring_start=dt.date(2023, 1, 1), n_pits=3, n_fields=1, n_bare_patches=1, n_burn_scars=1,
-    burn_area_ha=(2.0, 3.0), field_area_ha=(1.0, 1.5), pit_area_ha=(0.6, 1.2), n_abandoned=0, seed=7,
+    shape_px=(120, 160),
+    start=dt.date(2022, 1, 1),
+    end=dt.date(2023, 12, 31),
+    revisit_days=10,
+    monitoring_start=dt.date(2023, 1, 1),
+    n_pits=3,
+    n_fields=1,
+    n_bare_patches=1,
+    n_burn_scars=1,
+    burn_area_ha=(2.0, 3.0),
+    field_area_ha=(1.0, 1.5),
+    pit_area_ha=(0.6, 1.2),
+    n_abandoned=0,
+    seed=7,
 )
 
 
 def _cli(*args: str, cwd: Path = REPO, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def _one_error_line(stderr: str) -> str:
@@ -70,8 +82,17 @@ def _config(tmp_path: Path, text: str = "") -> Path:
 
 def test_end_to_end_on_a_static_catalog(tmp_path: Path, scenario) -> None:
     out = tmp_path / "out"
-    res = _cli("monitor", "--config", str(_config(tmp_path)), "--aoi", str(scenario.aoi_path),
-               "--source", str(scenario.catalog_path), "--out", str(out))
+    res = _cli(
+        "monitor",
+        "--config",
+        str(_config(tmp_path)),
+        "--aoi",
+        str(scenario.aoi_path),
+        "--source",
+        str(scenario.catalog_path),
+        "--out",
+        str(out),
+    )
     assert res.returncode == 0, res.stderr
     for name in ("bulletin.html", "sites.geojson", "activity.csv", "crosscheck.csv", "flags.csv", "manifest.json"):
         assert (out / name).is_file(), name
@@ -80,17 +101,42 @@ def test_end_to_end_on_a_static_catalog(tmp_path: Path, scenario) -> None:
     assert len(sites["features"]) >= 1
     for feat in sites["features"]:
         props = feat["properties"]
-        assert set(props) >= {"site_id", "aoi_id", "area_ha", "first_seen", "last_seen", "status", "confidence", "n_obs"}
+        assert set(props) >= {
+            "site_id",
+            "aoi_id",
+            "area_ha",
+            "first_seen",
+            "last_seen",
+            "status",
+            "confidence",
+            "n_obs",
+        }
         assert props["status"] in {"new", "expanding", "active", "dormant"}
         assert 0 <= props["confidence"] <= 1
         assert feat["geometry"]["type"] in {"Polygon", "MultiPolygon"}
         assert -7 < feat["geometry"]["coordinates"][0][0][0] < -6  # EPSG:4326 lon
     activity = pd.read_csv(out / "activity.csv")
-    assert list(activity.columns) == ["aoi_id", "period_start", "period_end", "disturbed_ha", "new_ha", "valid_fraction"]
+    assert list(activity.columns) == [
+        "aoi_id",
+        "period_start",
+        "period_end",
+        "disturbed_ha",
+        "new_ha",
+        "valid_fraction",
+    ]
     assert len(activity) == 4
     crosscheck = pd.read_csv(out / "crosscheck.csv")
-    assert list(crosscheck.columns)[:9] == ["participant_iso3", "aoi_id", "year", "disturbed_ha", "est_carats_low",
-                                            "est_carats_high", "declared_carats", "ratio", "flags"]
+    assert list(crosscheck.columns)[:9] == [
+        "participant_iso3",
+        "aoi_id",
+        "year",
+        "disturbed_ha",
+        "est_carats_low",
+        "est_carats_high",
+        "declared_carats",
+        "ratio",
+        "flags",
+    ]
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["items"]) == 73 and manifest["config_digest"]
     assert all(i["assets"]["red"].endswith(".tif") for i in manifest["items"])
@@ -112,8 +158,17 @@ def test_end_to_end_on_a_static_catalog(tmp_path: Path, scenario) -> None:
 )
 def test_bad_config_exits_2_and_writes_nothing(tmp_path: Path, scenario, text: str, needle: str) -> None:
     out = tmp_path / "out"
-    res = _cli("monitor", "--config", str(_config(tmp_path, text)), "--aoi", str(scenario.aoi_path),
-               "--source", str(scenario.catalog_path), "--out", str(out))
+    res = _cli(
+        "monitor",
+        "--config",
+        str(_config(tmp_path, text)),
+        "--aoi",
+        str(scenario.aoi_path),
+        "--source",
+        str(scenario.catalog_path),
+        "--out",
+        str(out),
+    )
     assert res.returncode == 2
     line = _one_error_line(res.stderr)
     assert needle in line and "test.yaml" in line
@@ -124,12 +179,18 @@ def test_bad_config_exits_2_and_writes_nothing(tmp_path: Path, scenario, text: s
     ("geojson", "needle"),
     [
         ('{"type": "FeatureCollection", "features": []}', "no features"),
-        ('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"aoi_id": "x", '
-         '"name": "X", "participant_iso3": "CIV"}, "geometry": {"type": "Polygon", "coordinates": '
-         '[[[-6.6, 8.1], [-6.5, 8.1], [-6.5, 8.2], [-6.6, 8.1]]]}}]}', "participant"),
-        ('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"aoi_id": "x", '
-         '"name": "X", "participant_iso3": "CIV", "participant": "C"}, "geometry": {"type": "Polygon", '
-         '"coordinates": [[[500000, 900000], [510000, 900000], [510000, 910000], [500000, 900000]]]}}]}', "projected"),
+        (
+            '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"aoi_id": "x", '
+            '"name": "X", "participant_iso3": "CIV"}, "geometry": {"type": "Polygon", "coordinates": '
+            "[[[-6.6, 8.1], [-6.5, 8.1], [-6.5, 8.2], [-6.6, 8.1]]]}}]}",
+            "participant",
+        ),
+        (
+            '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"aoi_id": "x", '
+            '"name": "X", "participant_iso3": "CIV", "participant": "C"}, "geometry": {"type": "Polygon", '
+            '"coordinates": [[[500000, 900000], [510000, 900000], [510000, 910000], [500000, 900000]]]}}]}',
+            "projected",
+        ),
         ("{not json", "JSON"),
     ],
 )
@@ -137,8 +198,17 @@ def test_bad_aoi_exits_2_and_writes_nothing(tmp_path: Path, scenario, geojson: s
     aoi = tmp_path / "bad.geojson"
     aoi.write_text(geojson, encoding="utf-8")
     out = tmp_path / "out"
-    res = _cli("monitor", "--config", str(_config(tmp_path)), "--aoi", str(aoi),
-               "--source", str(scenario.catalog_path), "--out", str(out))
+    res = _cli(
+        "monitor",
+        "--config",
+        str(_config(tmp_path)),
+        "--aoi",
+        str(aoi),
+        "--source",
+        str(scenario.catalog_path),
+        "--out",
+        str(out),
+    )
     assert res.returncode == 2, res.stderr
     line = _one_error_line(res.stderr)
     assert "bad.geojson" in line and needle in line
@@ -147,16 +217,35 @@ def test_bad_aoi_exits_2_and_writes_nothing(tmp_path: Path, scenario, geojson: s
 
 def test_unreachable_source_fails_fast_naming_the_endpoint(tmp_path: Path, scenario) -> None:
     out = tmp_path / "out"
-    res = _cli("monitor", "--config", str(_config(tmp_path)), "--aoi", str(scenario.aoi_path),
-               "--source", "http://127.0.0.1:9/v1", "--out", str(out), timeout=60)
+    res = _cli(
+        "monitor",
+        "--config",
+        str(_config(tmp_path)),
+        "--aoi",
+        str(scenario.aoi_path),
+        "--source",
+        "http://127.0.0.1:9/v1",
+        "--out",
+        str(out),
+        timeout=60,
+    )
     assert res.returncode == 1
     assert "http://127.0.0.1:9/v1" in _one_error_line(res.stderr)
     assert not out.exists()
 
 
 def test_missing_catalog_is_bad_input(tmp_path: Path, scenario) -> None:
-    res = _cli("monitor", "--config", str(_config(tmp_path)), "--aoi", str(scenario.aoi_path),
-               "--source", str(tmp_path / "nope" / "catalog.json"), "--out", str(tmp_path / "out"))
+    res = _cli(
+        "monitor",
+        "--config",
+        str(_config(tmp_path)),
+        "--aoi",
+        str(scenario.aoi_path),
+        "--source",
+        str(tmp_path / "nope" / "catalog.json"),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert res.returncode in (1, 2)
     assert "nope" in _one_error_line(res.stderr)
 
@@ -177,12 +266,23 @@ def test_runs_on_a_remote_scheduler(tmp_path: Path, scenario) -> None:
     """--scheduler joins a running dask.distributed cluster (scheduler + worker processes on loopback)."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, memory_limit="2GiB") as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, memory_limit="2GiB"
+    ) as cluster:
         out = tmp_path / "out"
-        res = _cli("monitor", "--config", str(_config(tmp_path)), "--aoi", str(scenario.aoi_path),
-                   "--source", str(scenario.catalog_path), "--out", str(out),
-                   "--scheduler", cluster.scheduler_address)
+        res = _cli(
+            "monitor",
+            "--config",
+            str(_config(tmp_path)),
+            "--aoi",
+            str(scenario.aoi_path),
+            "--source",
+            str(scenario.catalog_path),
+            "--out",
+            str(out),
+            "--scheduler",
+            cluster.scheduler_address,
+        )
         assert res.returncode == 0, res.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["dask"]["scheduler"] == cluster.scheduler_address
@@ -191,9 +291,20 @@ def test_runs_on_a_remote_scheduler(tmp_path: Path, scenario) -> None:
 
 
 def test_unreachable_scheduler_is_one_line(tmp_path: Path, scenario) -> None:
-    res = _cli("monitor", "--config", str(_config(tmp_path)), "--aoi", str(scenario.aoi_path),
-               "--source", str(scenario.catalog_path), "--out", str(tmp_path / "out"),
-               "--scheduler", "tcp://127.0.0.1:9", timeout=120)
+    res = _cli(
+        "monitor",
+        "--config",
+        str(_config(tmp_path)),
+        "--aoi",
+        str(scenario.aoi_path),
+        "--source",
+        str(scenario.catalog_path),
+        "--out",
+        str(tmp_path / "out"),
+        "--scheduler",
+        "tcp://127.0.0.1:9",
+        timeout=120,
+    )
     assert res.returncode == 2
     assert "tcp://127.0.0.1:9" in _one_error_line(res.stderr)
     assert not (tmp_path / "out").exists()
