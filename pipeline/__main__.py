@@ -98,7 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s", stream=sys.stderr
     )
     logging.getLogger("pipeline").setLevel(logging.INFO)
-    # distributed configures its own loggers at INFO; the run log says what matters.
+    # distributed configures its own loggers at INFO when it is imported: import it first,
+    # then quieten it; the run log says what matters.
+    if args.command in ("monitor", "demo"):
+        import distributed  # noqa: F401
     for name in ("distributed", "tornado", "bokeh", "fontTools", "weasyprint"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.ERROR)
     _console_progress()
