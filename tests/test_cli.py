@@ -80,19 +80,36 @@ def _config(tmp_path: Path, text: str = "") -> Path:
     return path
 
 
-def test_end_to_end_on_a_static_catalog(tmp_path: Path, scenario) -> None:
-    out = tmp_path / "out"
-    res = _cli(
+def _monitor(
+    tmp_path: Path,
+    *,
+    aoi: object,
+    source: object,
+    out: object,
+    config: object = None,
+    extra: tuple[str, ...] = (),
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pipeline monitor`` with the test config unless another is given."""
+    cfg = config if config is not None else _config(tmp_path)
+    return _cli(
         "monitor",
         "--config",
-        str(_config(tmp_path)),
+        str(cfg),
         "--aoi",
-        str(scenario.aoi_path),
+        str(aoi),
         "--source",
-        str(scenario.catalog_path),
+        str(source),
         "--out",
         str(out),
+        *extra,
+        timeout=timeout,
     )
+
+
+def test_end_to_end_on_a_static_catalog(tmp_path: Path, scenario) -> None:
+    out = tmp_path / "out"
+    res = _monitor(tmp_path, aoi=scenario.aoi_path, source=scenario.catalog_path, out=out)
     assert res.returncode == 0, res.stderr
     for name in ("bulletin.html", "sites.geojson", "activity.csv", "crosscheck.csv", "flags.csv", "manifest.json"):
         assert (out / name).is_file(), name
@@ -158,16 +175,12 @@ def test_end_to_end_on_a_static_catalog(tmp_path: Path, scenario) -> None:
 )
 def test_bad_config_exits_2_and_writes_nothing(tmp_path: Path, scenario, text: str, needle: str) -> None:
     out = tmp_path / "out"
-    res = _cli(
-        "monitor",
-        "--config",
-        str(_config(tmp_path, text)),
-        "--aoi",
-        str(scenario.aoi_path),
-        "--source",
-        str(scenario.catalog_path),
-        "--out",
-        str(out),
+    res = _monitor(
+        tmp_path,
+        config=_config(tmp_path, text),
+        aoi=scenario.aoi_path,
+        source=scenario.catalog_path,
+        out=out,
     )
     assert res.returncode == 2
     line = _one_error_line(res.stderr)
@@ -198,17 +211,7 @@ def test_bad_aoi_exits_2_and_writes_nothing(tmp_path: Path, scenario, geojson: s
     aoi = tmp_path / "bad.geojson"
     aoi.write_text(geojson, encoding="utf-8")
     out = tmp_path / "out"
-    res = _cli(
-        "monitor",
-        "--config",
-        str(_config(tmp_path)),
-        "--aoi",
-        str(aoi),
-        "--source",
-        str(scenario.catalog_path),
-        "--out",
-        str(out),
-    )
+    res = _monitor(tmp_path, aoi=aoi, source=scenario.catalog_path, out=out)
     assert res.returncode == 2, res.stderr
     line = _one_error_line(res.stderr)
     assert "bad.geojson" in line and needle in line
@@ -217,34 +220,15 @@ def test_bad_aoi_exits_2_and_writes_nothing(tmp_path: Path, scenario, geojson: s
 
 def test_unreachable_source_fails_fast_naming_the_endpoint(tmp_path: Path, scenario) -> None:
     out = tmp_path / "out"
-    res = _cli(
-        "monitor",
-        "--config",
-        str(_config(tmp_path)),
-        "--aoi",
-        str(scenario.aoi_path),
-        "--source",
-        "http://127.0.0.1:9/v1",
-        "--out",
-        str(out),
-        timeout=60,
-    )
+    res = _monitor(tmp_path, aoi=scenario.aoi_path, source="http://127.0.0.1:9/v1", out=out, timeout=60)
     assert res.returncode == 1
     assert "http://127.0.0.1:9/v1" in _one_error_line(res.stderr)
     assert not out.exists()
 
 
 def test_missing_catalog_is_bad_input(tmp_path: Path, scenario) -> None:
-    res = _cli(
-        "monitor",
-        "--config",
-        str(_config(tmp_path)),
-        "--aoi",
-        str(scenario.aoi_path),
-        "--source",
-        str(tmp_path / "nope" / "catalog.json"),
-        "--out",
-        str(tmp_path / "out"),
+    res = _monitor(
+        tmp_path, aoi=scenario.aoi_path, source=str(tmp_path / "nope" / "catalog.json"), out=tmp_path / "out"
     )
     assert res.returncode in (1, 2)
     assert "nope" in _one_error_line(res.stderr)
@@ -270,18 +254,15 @@ def test_runs_on_a_remote_scheduler(tmp_path: Path, scenario) -> None:
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, memory_limit="2GiB"
     ) as cluster:
         out = tmp_path / "out"
-        res = _cli(
-            "monitor",
-            "--config",
-            str(_config(tmp_path)),
-            "--aoi",
-            str(scenario.aoi_path),
-            "--source",
-            str(scenario.catalog_path),
-            "--out",
-            str(out),
-            "--scheduler",
-            cluster.scheduler_address,
+        res = _monitor(
+            tmp_path,
+            aoi=scenario.aoi_path,
+            source=scenario.catalog_path,
+            out=out,
+            extra=(
+                "--scheduler",
+                cluster.scheduler_address,
+            ),
         )
         assert res.returncode == 0, res.stderr
     manifest = json.loads((out / "manifest.json").read_text())
@@ -291,18 +272,15 @@ def test_runs_on_a_remote_scheduler(tmp_path: Path, scenario) -> None:
 
 
 def test_unreachable_scheduler_is_one_line(tmp_path: Path, scenario) -> None:
-    res = _cli(
-        "monitor",
-        "--config",
-        str(_config(tmp_path)),
-        "--aoi",
-        str(scenario.aoi_path),
-        "--source",
-        str(scenario.catalog_path),
-        "--out",
-        str(tmp_path / "out"),
-        "--scheduler",
-        "tcp://127.0.0.1:9",
+    res = _monitor(
+        tmp_path,
+        aoi=scenario.aoi_path,
+        source=scenario.catalog_path,
+        out=tmp_path / "out",
+        extra=(
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        ),
         timeout=120,
     )
     assert res.returncode == 2
