@@ -52,7 +52,7 @@ import ast
 import calendar
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, overload
 
 import numpy as np
@@ -107,9 +107,7 @@ ACTIVITY_COLUMNS: tuple[str, ...] = (
 #: Rules of :func:`crosscheck_production` -> one-line meaning (for bulletins).
 CROSSCHECK_RULES: dict[str, str] = {
     "activity_in_embargo": "new excavation in a period overlapping an embargo or suspension",
-    "capacity_exceeds_declared": (
-        "low carat estimate above the configured multiple of declared production"
-    ),
+    "capacity_exceeds_declared": ("low carat estimate above the configured multiple of declared production"),
     "trend_divergence": "excavation and declared production moving in opposite directions",
     "activity_without_declaration": "new excavation in a year with zero or no declared production",
 }
@@ -306,18 +304,13 @@ def crosscheck_production(
     aoi = _as_aois(aois, params=params)
     unknown = sorted(set(act["aoi_id"]) - set(aoi.index))
     if unknown:
-        raise InputDataError(
-            f"activity names AOIs not in the AOI table: {', '.join(unknown)}; pass their AOI files"
-        )
+        raise InputDataError(f"activity names AOIs not in the AOI table: {', '.join(unknown)}; pass their AOI files")
     wins = _as_windows(windows)
     decl = annual_declared(declared)
-    yearly = _years_of(
-        act, aoi, recovery_frac=_as_range(params.recovery_frac, "recovery_frac", upper=1.0)
-    )
+    yearly = _years_of(act, aoi, recovery_frac=_as_range(params.recovery_frac, "recovery_frac", upper=1.0))
     years_index = {(r.participant_iso3, int(r.year)): r for r in decl.itertuples(index=False)}
     span = {
-        iso3: (int(g["year"].min()), int(g["year"].max()))
-        for iso3, g in decl.groupby("participant_iso3", sort=True)
+        iso3: (int(g["year"].min()), int(g["year"].max())) for iso3, g in decl.groupby("participant_iso3", sort=True)
     }
 
     declared_ct = []
@@ -325,10 +318,7 @@ def crosscheck_production(
         d = years_index.get((r.participant_iso3, int(r.year)))
         declared_ct.append(float(d.carats) if d is not None and d.complete else math.nan)
     yearly["declared_carats"] = np.asarray(declared_ct, dtype=float)
-    yearly["ratio"] = [
-        _ratio(lo, d)
-        for lo, d in zip(yearly["est_carats_low"], yearly["declared_carats"], strict=True)
-    ]
+    yearly["ratio"] = [_ratio(lo, d) for lo, d in zip(yearly["est_carats_low"], yearly["declared_carats"], strict=True)]
 
     flags: list[dict[str, Any]] = []
     flags += _flag_embargo(act, aoi, wins, params=params)
@@ -342,8 +332,7 @@ def crosscheck_production(
         for year in f.pop("_years"):
             by_row.setdefault((f["aoi_id"], year), set()).add(f["rule"])
     yearly["flags"] = [
-        ";".join(sorted(by_row.get((a, int(y)), ())))
-        for a, y in zip(yearly["aoi_id"], yearly["year"], strict=True)
+        ";".join(sorted(by_row.get((a, int(y)), ()))) for a, y in zip(yearly["aoi_id"], yearly["year"], strict=True)
     ]
     crosscheck = (
         yearly[list(CROSSCHECK_COLUMNS)]
@@ -458,13 +447,9 @@ def _as_activity(activity: pd.DataFrame) -> pd.DataFrame:
             "aoi_id": activity["aoi_id"].astype(str).to_numpy(),
             "period_start": _days(activity["period_start"], "period_start"),
             "period_end": _days(activity["period_end"], "period_end"),
-            "new_ha": pd.to_numeric(activity["new_ha"], errors="coerce").to_numpy(
-                dtype=float, na_value=np.nan
-            ),
+            "new_ha": pd.to_numeric(activity["new_ha"], errors="coerce").to_numpy(dtype=float, na_value=np.nan),
             "valid_fraction": (
-                pd.to_numeric(activity["valid_fraction"], errors="coerce").to_numpy(
-                    dtype=float, na_value=np.nan
-                )
+                pd.to_numeric(activity["valid_fraction"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
                 if "valid_fraction" in activity.columns
                 else np.ones(len(activity))
             ),
@@ -512,28 +497,20 @@ def _as_aois(aois: pd.DataFrame, *, params: CrosscheckParams) -> pd.DataFrame:
     need = ("aoi_id", "participant_iso3")
     missing = [c for c in need if c not in aois.columns]
     if missing:
-        raise InputDataError(
-            f"AOI table lacks column(s) {', '.join(missing)}; pass read_aois() output"
-        )
+        raise InputDataError(f"AOI table lacks column(s) {', '.join(missing)}; pass read_aois() output")
     rows = []
     for r in aois.to_dict("records"):
         aoi_id = str(r["aoi_id"])
         iso3 = str(r["participant_iso3"]).strip().upper()
         zone = r.get("zone")
-        zone = (
-            ""
-            if zone is None or (isinstance(zone, float) and math.isnan(zone))
-            else str(zone).strip()
-        )
+        zone = "" if zone is None or (isinstance(zone, float) and math.isnan(zone)) else str(zone).strip()
         ranges = {}
         for key, default in (
             ("gravel_thickness_m", params.gravel_thickness_m),
             ("grade_ct_per_m3", params.grade_ct_per_m3),
         ):
             value = r.get(key)
-            if value is None or (
-                np.ndim(value) == 0 and not isinstance(value, str) and pd.isna(value)
-            ):
+            if value is None or (np.ndim(value) == 0 and not isinstance(value, str) and pd.isna(value)):
                 ranges[key] = _as_range(default, key)
             else:
                 try:
@@ -547,9 +524,7 @@ def _as_aois(aois: pd.DataFrame, *, params: CrosscheckParams) -> pd.DataFrame:
     )
     dup = frame["aoi_id"].duplicated()
     if dup.any():
-        raise InputDataError(
-            f"AOI table lists aoi_id {frame['aoi_id'][dup].iloc[0]!r} twice; ids must be unique"
-        )
+        raise InputDataError(f"AOI table lists aoi_id {frame['aoi_id'][dup].iloc[0]!r} twice; ids must be unique")
     return frame.set_index("aoi_id").sort_index(kind="mergesort")
 
 
@@ -557,9 +532,7 @@ def _as_windows(windows: pd.DataFrame) -> pd.DataFrame:
     need = ("window_id", "participant_iso3", "kind", "start", "end")
     missing = [c for c in need if c not in windows.columns]
     if missing:
-        raise InputDataError(
-            f"windows lack column(s) {', '.join(missing)}; pass read_windows() output"
-        )
+        raise InputDataError(f"windows lack column(s) {', '.join(missing)}; pass read_windows() output")
     w = pd.DataFrame(
         {
             "window_id": windows["window_id"].astype(str).to_numpy(),
@@ -568,9 +541,7 @@ def _as_windows(windows: pd.DataFrame) -> pd.DataFrame:
             if "zone" in windows.columns
             else np.full(len(windows), ""),
             "kind": windows["kind"].astype(str).str.lower().to_numpy(),
-            "start": pd.to_datetime(windows["start"])
-            .dt.normalize()
-            .to_numpy(dtype="datetime64[ns]"),
+            "start": pd.to_datetime(windows["start"]).dt.normalize().to_numpy(dtype="datetime64[ns]"),
             "end": pd.to_datetime(windows["end"]).dt.normalize().to_numpy(dtype="datetime64[ns]"),
             "description": windows["description"].fillna("").astype(str).to_numpy()
             if "description" in windows.columns
@@ -690,8 +661,7 @@ def _flag_embargo(
                     " be shown to lie outside it."
                 )
             parts.append(
-                f"{w.kind} {w.window_id} ({w.start.date()} {until}, {scope}) on {days} of its "
-                f"{total} days.{note}"
+                f"{w.kind} {w.window_id} ({w.start.date()} {until}, {scope}) on {days} of its {total} days.{note}"
             )
             ev.append(f"{w.window_id}:{o_start.date()}/{o_end.date()}")
         period = f"{r.period_start.date()}/{r.period_end.date()}"
@@ -761,9 +731,7 @@ def _flag_trend(yearly: pd.DataFrame, *, params: CrosscheckParams) -> list[dict[
             & (g["valid_frac"] >= params.trend_min_valid_frac)
             & np.isfinite(g["declared_carats"])
         )
-        rows = {
-            int(r.year): r for r, good in zip(g.itertuples(index=False), ok, strict=True) if good
-        }
+        rows = {int(r.year): r for r, good in zip(g.itertuples(index=False), ok, strict=True) if good}
         for year in sorted(rows):
             prev = rows.get(year - 1)
             if prev is None:
@@ -908,17 +876,13 @@ def _review_frame(table: pd.DataFrame | DeclaredTable | None, *, trade: bool) ->
     need = ["participant_iso3", "period", "carats"] + (["flow"] if trade else [])
     missing = [c for c in need if c not in frame.columns]
     if missing:
-        raise InputDataError(
-            f"{'trade' if trade else 'declared'} table lacks column(s) {', '.join(missing)}"
-        )
+        raise InputDataError(f"{'trade' if trade else 'declared'} table lacks column(s) {', '.join(missing)}")
     parsed = []
     for p in frame["period"].astype(str):
         try:
             parsed.append(parse_period(p))
         except ValueError as exc:
-            raise InputDataError(
-                f"{exc}; validate the table with pipeline.declared first"
-            ) from None
+            raise InputDataError(f"{exc}; validate the table with pipeline.declared first") from None
     per_year = {"year": 1, "half": 2, "quarter": 4}
 
     def num(col: str) -> np.ndarray:
@@ -929,10 +893,7 @@ def _review_frame(table: pd.DataFrame | DeclaredTable | None, *, trade: bool) ->
     out = pd.DataFrame(
         {
             "participant_iso3": frame["participant_iso3"].astype(str).str.upper().to_numpy(),
-            "period": [
-                str(y) if k == "year" else f"{y}{'H' if k == 'half' else 'Q'}{s}"
-                for k, y, s in parsed
-            ],
+            "period": [str(y) if k == "year" else f"{y}{'H' if k == 'half' else 'Q'}{s}" for k, y, s in parsed],
             "kind": [k for k, _, _ in parsed],
             "year": [y for _, y, _ in parsed],
             "index": [y * per_year[k] + max(s - 1, 0) for k, y, s in parsed],
@@ -941,9 +902,7 @@ def _review_frame(table: pd.DataFrame | DeclaredTable | None, *, trade: bool) ->
             "usd_per_carat": num("usd_per_carat"),
             "certificates": num("certificates"),
             "flow": frame["flow"].astype(str).str.lower().to_numpy() if trade else "",
-            "basis": frame["basis"].fillna("").astype(str).to_numpy()
-            if "basis" in frame.columns
-            else "",
+            "basis": frame["basis"].fillna("").astype(str).to_numpy() if "basis" in frame.columns else "",
         }
     )
     return out.sort_values(
@@ -1022,55 +981,54 @@ def _price_flags(prod: pd.DataFrame, *, params: CrosscheckParams) -> list[dict[s
     if prod.empty:
         return []
     p = prod.copy()
-    derived = np.where(
-        (p["value_usd"] > 0) & (p["carats"] > 0), p["value_usd"] / p["carats"], np.nan
-    )
-    p["price"] = np.where(
-        np.isfinite(derived), derived, np.where(p["usd_per_carat"] > 0, p["usd_per_carat"], np.nan)
-    )
+    derived = np.where((p["value_usd"] > 0) & (p["carats"] > 0), p["value_usd"] / p["carats"], np.nan)
+    p["price"] = np.where(np.isfinite(derived), derived, np.where(p["usd_per_carat"] > 0, p["usd_per_carat"], np.nan))
     p["how"] = np.where(np.isfinite(derived), "value/carats", "as published")
     p = p[np.isfinite(p["price"])].reset_index(drop=True)
     p["log"] = np.log(p["price"])
     min_log = math.log(params.review_min_change_factor)
+    history = _leave_one_out_price_flags(
+        p,
+        by="participant_iso3",
+        min_n=params.review_min_history_n,
+        rule="usd_per_carat_vs_history",
+        against=lambda key, n: f"its {n} other periods",
+        min_log=min_log,
+        params=params,
+    )
+    peers = _leave_one_out_price_flags(
+        p,
+        by="period",
+        min_n=params.review_min_peers_n,
+        rule="usd_per_carat_vs_peers",
+        against=lambda key, n: f"{n} other participants in {key}",
+        min_log=min_log,
+        params=params,
+    )
+    return history + peers
+
+
+def _leave_one_out_price_flags(
+    p: pd.DataFrame,
+    *,
+    by: str,
+    min_n: int,
+    rule: str,
+    against: Callable[[Any, int], str],
+    min_log: float,
+    params: CrosscheckParams,
+) -> list[dict[str, Any]]:
+    """Flag log USD/ct far (robust z) from the rest of its group (a participant's history, or a period's peers)."""
     flags: list[dict[str, Any]] = []
-    for _, g in p.groupby("participant_iso3", sort=True):
+    for key, g in p.groupby(by, sort=True):
         logs = g["log"].to_numpy()
         for j, r in enumerate(g.itertuples(index=False)):
             others = np.delete(logs, j)
-            if len(others) < params.review_min_history_n:
+            if len(others) < min_n:
                 continue
             z, med, _ = _robust_z(r.log, others)
             if abs(z) > params.review_robust_z_max and abs(r.log - med) >= min_log:
-                flags.append(
-                    _price_flag(
-                        "usd_per_carat_vs_history",
-                        r,
-                        z,
-                        med,
-                        len(others),
-                        f"its {len(others)} other periods",
-                        params,
-                    )
-                )
-    for period, g in p.groupby("period", sort=True):
-        logs = g["log"].to_numpy()
-        for j, r in enumerate(g.itertuples(index=False)):
-            others = np.delete(logs, j)
-            if len(others) < params.review_min_peers_n:
-                continue
-            z, med, _ = _robust_z(r.log, others)
-            if abs(z) > params.review_robust_z_max and abs(r.log - med) >= min_log:
-                flags.append(
-                    _price_flag(
-                        "usd_per_carat_vs_peers",
-                        r,
-                        z,
-                        med,
-                        len(others),
-                        f"{len(others)} other participants in {period}",
-                        params,
-                    )
-                )
+                flags.append(_price_flag(rule, r, z, med, len(others), against(key, len(others)), params))
     return flags
 
 
@@ -1083,9 +1041,7 @@ def _price_flag(
         "participant_iso3": r.participant_iso3,
         "aoi_id": "",
         "period": r.period,
-        "evidence": (
-            f"usd_per_carat={r.price:.2f} ({r.how}); median={ref:.2f}; robust_z={_z(z)}; n={n}"
-        ),
+        "evidence": (f"usd_per_carat={r.price:.2f} ({r.how}); median={ref:.2f}; robust_z={_z(z)}; n={n}"),
         "explanation": (
             f"{r.participant_iso3} declared production for {r.period} is worth {r.price:.2f} "
             f"USD/ct ({r.how}), x{r.price / ref:.2f} the median of {ref:.2f} USD/ct over "
@@ -1096,18 +1052,14 @@ def _price_flag(
     }
 
 
-def _export_flags(
-    prod: pd.DataFrame, trd: pd.DataFrame, *, params: CrosscheckParams
-) -> list[dict[str, Any]]:
+def _export_flags(prod: pd.DataFrame, trd: pd.DataFrame, *, params: CrosscheckParams) -> list[dict[str, Any]]:
     trade_years = annual_trade(trd)
     if trade_years.empty:
         return []
     prod_years = annual_declared(prod)
     producers = set(prod["participant_iso3"])
     pidx = {(r.participant_iso3, int(r.year)): r for r in prod_years.itertuples(index=False)}
-    flows = {
-        (r.participant_iso3, int(r.year), r.flow): r for r in trade_years.itertuples(index=False)
-    }
+    flows = {(r.participant_iso3, int(r.year), r.flow): r for r in trade_years.itertuples(index=False)}
     tol = params.review_export_tolerance_frac
     flags = []
     for (iso3, year, flow), r in sorted(flows.items()):
@@ -1127,9 +1079,7 @@ def _export_flags(
         if not r.carats > supply * (1 + tol):
             continue
         imports_text = (
-            f"imports of {_amount(imports)} ct"
-            if has_imports
-            else "no import figure in the trade table (counted as 0)"
+            f"imports of {_amount(imports)} ct" if has_imports else "no import figure in the trade table (counted as 0)"
         )
         producer_text = (
             f"its declared production of {_amount(production)} ct"
@@ -1167,11 +1117,7 @@ def _flags_frame(flags: Iterable[dict[str, Any]]) -> pd.DataFrame:
     rows = [{c: str(f.get(c, "")) for c in FLAG_COLUMNS} for f in flags]
     frame = pd.DataFrame(rows, columns=list(FLAG_COLUMNS))
     frame = frame.astype({c: str for c in FLAG_COLUMNS})
-    return (
-        frame.sort_values(list(FLAG_COLUMNS), kind="mergesort")
-        .drop_duplicates()
-        .reset_index(drop=True)
-    )
+    return frame.sort_values(list(FLAG_COLUMNS), kind="mergesort").drop_duplicates().reset_index(drop=True)
 
 
 def _num(x: float) -> str:
