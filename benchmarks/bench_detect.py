@@ -59,7 +59,7 @@ def fused_numpy(scenes) -> np.ndarray:  # type: ignore[no-untyped-def]
         ev = ((veg & (bare | water)) | (water & ~was_water) | soil) & valid[m]
     days = np.arange(ev.shape[0], dtype=float)
     ev_t, ok_t = np.moveaxis(ev, 0, -1), np.moveaxis(valid[m], 0, -1)
-    first, _, n_obs, n_clear, _, confirmed, _ = detect._confirm_np(ev_t, ok_t, days=days, k=PARAMS.min_confirmations)
+    first, _, n_obs, n_clear, _, confirmed, *_ = detect._confirm_np(ev_t, ok_t, days=days, k=PARAMS.min_confirmations)
     return confirmed & (n_obs / np.maximum(n_clear, 1) >= PARAMS.min_persistence_frac)
 
 

@@ -37,10 +37,9 @@ import xarray as xr
 from rasterio.enums import Resampling
 from scipy import ndimage
 
-from pipeline import detect, sites
 from pipeline.config import DetectParams, SitesParams, load_config
 from pipeline.evaluate import evaluate_sites, read_truth
-from pipeline.run import run_monitor
+from pipeline.run import delineate_sites, detect_change, run_monitor
 from pipeline.scenario import ScenarioSpec, write_scenario
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +50,7 @@ SCENARIOS: dict[str, ScenarioSpec] = {
     "demo-seed0": ScenarioSpec(),
     "seed1": ScenarioSpec(seed=1),
     "seed2": ScenarioSpec(seed=2),
-    "heavy-wet-cloud": ScenarioSpec(seed=3, cloud_prob_by_month=WET_HEAVY, n_full_cloud_dates=6),
+    "heavy-wet-cloud": ScenarioSpec(seed=3, cloud_prob_by_month=WET_HEAVY, n_full_cloud_dates=6, with_s1=True),
     "distractors-only": ScenarioSpec(seed=4, n_pits=0, n_fields=5, n_burn_scars=3),
     "small-pits": ScenarioSpec(seed=5, n_pits=16, pit_area_ha=(0.25, 0.7)),
 }
@@ -65,7 +64,7 @@ def run_synthetic(name: str, spec: ScenarioSpec, root: Path) -> dict[str, Any]:
         REPO / "configs" / "demo.yaml",
         aois=[str(scenario.aoi_path)],
         **{"source.url": str(scenario.catalog_path), "out_dir": str(root / name / "out"),
-           "bulletin.pdf": False},
+           "bulletin.pdf": False, "radar.enabled": spec.with_s1},
     )
     t0 = time.perf_counter()
     report = run_monitor(cfg)
@@ -86,15 +85,10 @@ def run_real_tile(root: Path, *, seed: int = 0) -> dict[str, Any]:
     params = DetectParams(baseline_days=300)
     t0 = time.perf_counter()
     monitoring_start = dt.date(2022, 11, 1)
-    scored = detect.score_change(scenes, monitoring_start=monitoring_start, params=params)
-    change = detect.confirm_change(
-        scored["evidence"], scored["valid"], min_confirmations=params.min_confirmations, regrowth=scored["regrowth"],
-        min_regrowth_obs=params.regrowth_min_obs,
-    )
-    flags = detect.flag_excavation(change, params=params)
-    found, _ = sites.polygonise_flags(
+    flags, change = detect_change(scenes, start=monitoring_start, params=params)
+    found, _, _ = delineate_sites(
         flags.compute(), change.compute(), aoi_id="rkh", aoi_utm=None, crs="EPSG:32629",
-        last_period_start=dt.date(2023, 7, 1), min_confirmations=params.min_confirmations, params=SitesParams(),
+        last_period_start=dt.date(2023, 7, 1), detect_params=params, sites_params=SitesParams(),
     )
     row = evaluate_sites(found, truth, min_pit_ha=0.5)
     row["all_pits_f1"] = evaluate_sites(found, truth)["f1"]

@@ -92,12 +92,15 @@ def read_aois(paths: Iterable[str | Path], *, max_area_km2: float = 5000.0) -> g
 
     Examples
     --------
-    >>> aois = read_aois(sorted(Path("aois").glob("*.geojson")))  # doctest: +SKIP
-    >>> aois[["aoi_id", "participant_iso3", "area_km2"]]  # doctest: +SKIP
-        aoi_id participant_iso3  area_km2
-    0  marange              ZWE     160.0
-    1  seguela              CIV     100.0
-    2  tortiya              CIV      64.0
+    >>> shipped = Path(__file__).resolve().parents[1] / "aois"
+    >>> aois = read_aois(sorted(shipped.glob("*.geojson")))
+    >>> aois[["aoi_id", "participant_iso3"]].assign(area_km2=aois["area_km2"].round())
+          aoi_id participant_iso3  area_km2
+    0  berberati              CAF      64.0
+    1       bria              CAF      64.0
+    2    marange              ZWE     160.0
+    3    seguela              CIV     100.0
+    4    tortiya              CIV      64.0
     """
     if not max_area_km2 > 0:
         raise AOIError(f"max_area_km2 must be positive, got {max_area_km2!r}")

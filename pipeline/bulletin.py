@@ -98,14 +98,28 @@ THRESHOLD_UNITS: dict[str, str] = {
     "review_min_history_n": "periods",
     "review_min_peers_n": "participants",
     "review_min_change_factor": "factor (×)",
+    "enabled": "on / off",
+    "source_url": "URL",
+    "collection": "collection id",
+    "bands": "asset names",
+    "baseline_min_obs": "observations",
+    "speckle_filter": "method",
+    "enl": "looks",
+    "temporal_mean_obs": "observations",
+    "threshold_method": "method",
+    "otsu_bins": "bins",
+    "mask_valid_values": "mask codes",
+    "radar_role": "mode",
+    "regrowth_mean_obs": "observations",
+    "grow_min_obs": "observations",
 }
 #: Field-name suffix -> unit (longest first: ``_ct_per_m3`` before ``_m3``).
 _UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
     ("_ct_per_m3", "ct/m³"), ("_m3_per_day", "m³/day"), ("_km2", "km²"), ("_m2", "m²"),
     ("_m3", "m³"), ("_ha", "ha"), ("_px", "pixels"), ("_days", "days"), ("_frac", "fraction (0–1)"),
-    ("_pct", "%"), ("_s", "s"), ("_m", "m"),
+    ("_pct", "%"), ("_db", "dB"), ("_s", "s"), ("_m", "m"),
 )
-_BARE_SUFFIXES = frozenset({"m2", "m3", "m", "px", "days", "frac", "ha", "km2", "s", "pct"})
+_BARE_SUFFIXES = frozenset({"m2", "m3", "m", "px", "days", "frac", "ha", "km2", "s", "pct", "db"})
 _CITATION_PATTERNS: tuple[re.Pattern[str], ...] = (
     # Author-year: "Xu 2006", "Rikimaru et al. 2002", "Lobell and Asner 2002", "Iglewicz & Hoaglin (1993)"
     re.compile(r"\b[A-Z][A-Za-z'’-]+(?: et al\.| (?:and|&) [A-Z][A-Za-z'’-]+)? "
@@ -144,6 +158,9 @@ class AOIReport:
     epsg: int
     new_since_previous: list[str] = field(default_factory=list)
     error: str | None = None
+    radar_status: str = "off"
+    """``off``, ``used`` or ``unavailable: <reason>`` (see :class:`pipeline.run.AOIResult`)."""
+    n_radar_scenes: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,6 +264,7 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
             "site_area_ha": round(float(pd.to_numeric(a.sites["area_ha"], errors="coerce").sum()), 4)
             if a.sites is not None and not a.sites.empty else 0.0,
             "new_since_previous": [str(s) for s in a.new_since_previous],
+            "radar": {"status": a.radar_status, "n_scenes": a.n_radar_scenes},
         })
     flags = context.flags if context.flags is not None else pd.DataFrame()
     return {
@@ -385,6 +403,23 @@ def _anomaly_sentence(context: BulletinContext) -> str:
 # --------------------------------------------------------------------------- views
 
 
+def evidence_text(radar_status: str, n_radar_scenes: int) -> str:
+    """One sentence on which sensors the AOI's detections rest on.
+
+    >>> evidence_text("used", 31)
+    'Sentinel-2 optical and Sentinel-1 radar (31 scenes) fused before confirmation.'
+    >>> evidence_text("unavailable: no sentinel-1-rtc items", 0)
+    'Sentinel-2 optical only; radar was requested but unavailable: no sentinel-1-rtc items.'
+    """
+    if radar_status == "used":
+        scenes = f"{n_radar_scenes} scene{'' if n_radar_scenes == 1 else 's'}"
+        return f"Sentinel-2 optical and Sentinel-1 radar ({scenes}) fused before confirmation."
+    if radar_status.startswith("unavailable"):
+        reason = radar_status.partition(":")[2].strip().rstrip(".")
+        return f"Sentinel-2 optical only; radar was requested but unavailable: {reason}."
+    return "Sentinel-2 optical only (radar not enabled)."
+
+
 def _aoi_view(report: AOIReport, save: Any) -> dict[str, Any]:
     """Format one AOI for the template; renders and saves its figures via ``save``."""
     slug = _slug(report.aoi_id)
@@ -396,6 +431,7 @@ def _aoi_view(report: AOIReport, save: Any) -> dict[str, Any]:
         "participant_iso3": report.participant_iso3,
         "epsg": report.epsg,
         "error": report.error,
+        "evidence": evidence_text(report.radar_status, report.n_radar_scenes),
         "map": None,
         "chips": [],
         "activity_chart": None,
@@ -600,7 +636,11 @@ def _scene_groups(
         return []
     groups = []
     ordered = frame.assign(t_utc=pd.to_datetime(frame["datetime"], utc=True, errors="coerce"))
-    for aoi_id, rows in ordered.sort_values(["aoi_id", "t_utc"]).groupby("aoi_id", sort=True):
+    if "sensor" not in ordered:
+        ordered["sensor"] = ""
+    ordered["sensor"] = ordered["sensor"].fillna("").astype(str)
+    keys = ["aoi_id", "sensor"]
+    for (aoi_id, sensor), rows in ordered.sort_values([*keys, "t_utc"]).groupby(keys, sort=True):
         hrefs = [_text(h) for h in rows["href"]]
         # Print the folder all assets share once, in the caption, not on every row.
         prefix = os.path.commonprefix(hrefs) if len(hrefs) > 1 and all(hrefs) else ""
@@ -609,6 +649,7 @@ def _scene_groups(
             prefix = ""
         groups.append({
             "aoi": names.get(str(aoi_id), str(aoi_id)),
+            "sensor": _text(sensor),
             "href_prefix": prefix,
             "rows": [{
                 "item_id": _text(r.item_id),

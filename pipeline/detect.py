@@ -60,6 +60,8 @@ CHANGE_VARS: dict[str, str] = {
     "n_occluded": "int16",  # cloud/nodata observations from the change date on
     "confirmed": "bool",
     "regrown": "bool",  # a run of min_confirmations re-vegetated clear observations after the change
+    "open_run": "int16",  # clear observations with evidence in the run still open at the last clear one
+    "open_run_start": "float64",  # days since 1970-01-01 of the first observation of that run, NaN if none
 }
 
 
@@ -325,7 +327,8 @@ def _confirm_np(
     regrown = np.zeros(shape, dtype=bool)
     if regrowth is not None:
         regrown = (after & valid & regrowth).sum(-1) >= k_regrowth
-    return first, last, n_obs, n_clear, n_occ, confirmed, regrown
+    open_start = np.where(run > 0, run_start, np.nan)
+    return first, last, n_obs, n_clear, n_occ, confirmed, regrown, run.astype("int16"), open_start
 
 
 def _open(flags: xr.DataArray, radius: int) -> xr.DataArray:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import detect, preprocess, sites
+from . import preprocess
 from .aoi import read_aois
 from .config import DetectParams, MonitorConfig, SitesParams, load_config
 from .errors import ConfigError
@@ -168,22 +168,23 @@ def detect_sites(
 ) -> DetectResult:
     """Run detect -> sites on one AOI with the given thresholds (default: the cube's config).
 
-    The same stage calls as ``run.py`` (``score_change``, ``confirm_change``,
-    ``flag_excavation``, one ``dask.compute``, ``polygonise_flags``) without tracking
-    against a previous run, so site ids and statuses are those of a first run. Pass
+    The same stage functions as ``run.py`` (:func:`pipeline.run.detect_change`, one
+    ``dask.compute``, :func:`pipeline.run.delineate_sites`) with optical evidence only and
+    without tracking against a previous run, so site ids and statuses are those of a first
+    optical-only run. Pass
     ``masked`` to reuse a cube already loaded in memory (``cube.masked.load()``) across
     several settings.
     """
+    from .run import delineate_sites, detect_change
+
     dp = detect_params if detect_params is not None else cube.cfg.detect
     sp = sites_params if sites_params is not None else cube.cfg.sites
     data = cube.masked if masked is None else masked
-    scored = detect.score_change(data, monitoring_start=cube.start, params=dp)
-    change = detect.confirm_change(scored["evidence"], scored["valid"], min_confirmations=dp.min_confirmations)
-    flags = detect.flag_excavation(change, params=dp)
+    flags, change = detect_change(data, start=cube.start, params=dp)
     flags_np, change_np = dask.compute(flags, change)
-    site_gdf, site_mask = sites.polygonise_flags(
+    site_gdf, site_mask, change_np = delineate_sites(
         flags_np, change_np, aoi_id=cube.aoi_id, aoi_utm=cube.aoi_utm, crs=cube.crs,
-        last_period_start=cube.periods[-1][0], min_confirmations=dp.min_confirmations, params=sp,
+        last_period_start=cube.periods[-1][0], detect_params=dp, sites_params=sp,
     )
     return DetectResult(sites=site_gdf, flags=flags_np, change=change_np, site_mask=site_mask)
 

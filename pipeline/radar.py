@@ -23,9 +23,14 @@ in vegetation. The method is a per-pixel log-ratio change test against a baselin
    the pooled histogram of drops, floored), optionally the VV drop at least
    ``vv_drop_min_db``, and optionally the current VH at most ``vh_max_db`` (the surface
    now looks bare or wet, not merely drier).
-5. **Fusion** (:func:`fuse_evidence`). Radar and optical observations are merged on one
+5. **Re-vegetation.** Where the baseline was vegetated (VH above ``vh_max_db``), an
+   observation whose VH (mean of the last ``regrowth_mean_obs``) is back within
+   ``regrowth_drop_max_db`` of the baseline counts as re-vegetated, as the optical
+   re-greening test does: crops on cleared fields, which grow when optical views are rare.
+6. **Fusion** (:func:`fuse_evidence`). Radar and optical observations are merged on one
    time axis (outer join), so that :func:`pipeline.detect.confirm_change` counts radar
-   observations as valid confirmations when optical ones are clouded out.
+   observations as valid confirmations when optical ones are clouded out. ``run.py``
+   merges the two re-vegetation series on the same axis.
 
 All functions take and return xarray objects, build a lazy graph for Dask-backed input and
 never compute. Grids: any projected CRS; neighbourhood filters count in pixels.
@@ -60,13 +65,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .config import RadarParams, RadarRole, SpeckleFilter, ThresholdMethod
 from .errors import InputDataError, MissingBandError, MissingDimensionError, NoValidPixelsError
 
 __all__ = [
@@ -87,88 +91,6 @@ RADAR_BANDS: tuple[str, ...] = ("vv", "vh")
 RADAR_MASK_BAND = "mask"
 #: RTC no-data value when the data carries no ``nodata_<band>`` coordinate.
 RTC_NODATA = -32768.0
-
-SpeckleFilter = Literal["none", "boxcar", "lee"]
-RadarRole = Literal["always", "gap_fill"]
-ThresholdMethod = Literal["fixed", "otsu"]
-
-
-class RadarParams(BaseModel):
-    """Radar change-detection settings (``detect.radar`` section, once wired into config)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
-
-    baseline_days: int = Field(default=365, ge=30, le=1100)
-    """Days before the monitoring period whose valid observations define the per-pixel
-    baseline (median, dB). 365 covers one wet/dry cycle, so seasonal swings of savanna
-    backscatter (1-2 dB) sit inside the baseline rather than looking like change."""
-    baseline_min_obs: int = Field(default=5, ge=1)
-    """Pixels with fewer valid baseline observations give no radar evidence (about two
-    months of 12-day revisits)."""
-    speckle_filter: SpeckleFilter = "lee"
-    """Spatial speckle filter applied in linear power before the dB conversion: ``lee``
-    (Lee 1980, adaptive: smooths homogeneous areas, keeps edges), ``boxcar`` (local mean)
-    or ``none``."""
-    speckle_window_px: int = Field(default=3, ge=3, le=15)
-    """Side of the square filter window in pixels (odd). 3 x 3 (30 m): on the synthetic
-    scenarios a 5 x 5 window blurred young pits (a few hundred m2 when they open) into
-    their savanna surroundings and missed more of them."""
-    enl: float = Field(default=4.4, gt=0)
-    """Equivalent number of looks of the input, for the Lee filter (speckle variance
-    ``1 / enl``). 4.4: ``sar:looks_equivalent_number`` of Sentinel-1 IW GRDH on the
-    Planetary Computer ``sentinel-1-rtc`` items."""
-    temporal_mean_obs: int = Field(default=1, ge=1, le=10)
-    """Compare the mean (in linear power) of the valid observations among the last N
-    acquisitions, not the single observation: temporal multilooking against speckle.
-    Delays the first evidence by up to ``N - 1`` revisits; 1 (off) gave the best recall
-    and first-seen dates on the synthetic scenarios, where the 3-date confirmation already
-    rejects speckle."""
-    threshold_method: ThresholdMethod = "fixed"
-    """``fixed``: ``vh_drop_min_db``. ``otsu``: Otsu (1979) threshold of the pooled VH drop
-    histogram of all valid monitoring observations of the AOI, never below
-    ``otsu_floor_db``."""
-    vh_drop_min_db: float = Field(default=3.0, gt=0, le=30)
-    """Minimum decrease of VH backscatter below the baseline (dB) that counts as evidence.
-    Judgement: a savanna-to-bare-gravel change is about 5-7 dB in VH; 3 dB is about 1.8
-    standard deviations of the drop of a single observation after a 3 x 3 Lee filter at
-    ENL 4.4 (1.7 dB on the synthetic scenes; about 1.5 % of stable pixels pass per date,
-    which the 3-date confirmation and the opening remove), and above the 1-2 dB seasonal
-    swing of savanna."""
-    vv_drop_min_db: float | None = Field(default=1.0, ge=0, le=30)
-    """Also require a VV decrease of at least this (dB); ``None``: VH only. Bare gravel and
-    water drop in VV too (3-10 dB), a drying canopy much less."""
-    vh_max_db: float | None = Field(default=-18.0, ge=-40, le=0)
-    """Also require the current VH at or below this (dB): the surface now looks bare or
-    wet (bare soil and water are below about -18 dB in VH at C band; grass and trees above
-    about -17 dB). Judgement, tune per AOI; ``None`` disables it."""
-    otsu_floor_db: float = Field(default=2.0, ge=0, le=30)
-    """Lowest threshold Otsu may return (dB). When change is a tiny share of the pixels the
-    drop histogram is unimodal and Otsu cuts through the noise; the floor bounds the damage."""
-    otsu_range_db: tuple[float, float] = (-15.0, 25.0)
-    """Histogram range for Otsu (dB of drop); drops outside it are ignored."""
-    otsu_bins: int = Field(default=400, ge=16, le=4096)
-    """Histogram bins for Otsu (0.1 dB with the default range)."""
-    mask_valid_values: tuple[int, ...] = (1,)
-    """Values of a ``mask`` band (DE Africa ``s1_rtc``) that mark valid pixels."""
-    radar_role: RadarRole = "always"
-    """How :func:`fuse_evidence` uses radar: ``always`` (every valid radar observation
-    confirms or breaks a run) or ``gap_fill`` (only where the pixel had no valid optical
-    observation in the last ``optical_gap_days``)."""
-    optical_gap_days: float = Field(default=30.0, gt=0, le=366)
-    """Optical silence (days) after which radar observations count, with ``gap_fill``.
-    30: three missed Sentinel-2 revisits at 10 days."""
-
-    @model_validator(mode="after")
-    def _odd_window(self) -> RadarParams:
-        if self.speckle_window_px % 2 == 0:
-            raise ValueError("speckle_window_px must be odd (3, 5, 7, ...)")
-        if self.otsu_range_db[0] >= self.otsu_range_db[1]:
-            raise ValueError("otsu_range_db must be (low, high) with low < high")
-        return self
-
-    def __dask_tokenize__(self) -> str:
-        return type(self).__name__ + self.model_dump_json()
-
 
 def to_db(
     scenes: xr.Dataset,
@@ -279,10 +201,11 @@ def score_radar_change(
     Returns
     -------
     xarray.Dataset
-        For monitoring observations only: ``evidence`` and ``valid`` (bool ``(time, y, x)``;
-        ``evidence`` implies ``valid``), ``vh_drop_db`` and ``vv_drop_db`` (float32 dB,
-        positive = darker than the baseline), ``vh_db`` (current VH, after the optional
-        temporal mean); ``baseline_vh_db``, ``baseline_vv_db`` (float32 ``(y, x)``),
+        For monitoring observations only: ``evidence``, ``valid`` and ``regrowth`` (bool
+        ``(time, y, x)``; ``evidence`` and ``regrowth`` imply ``valid``; ``regrowth``: back
+        to a vegetated baseline, see ``RadarParams.regrowth_drop_max_db``), ``vh_drop_db``
+        and ``vv_drop_db`` (float32 dB, positive = darker than the baseline), ``vh_db``
+        (current VH, after the optional temporal mean); ``baseline_vh_db``, ``baseline_vv_db`` (float32 ``(y, x)``),
         ``n_baseline`` (int16 ``(y, x)``) and ``vh_threshold_db`` (0-d, the threshold used).
         Lazy: nothing is computed (Otsu included: its histogram is part of the graph).
 
@@ -346,12 +269,19 @@ def score_radar_change(
         evidence = evidence & (drop["vv"] >= params.vv_drop_min_db)
     if params.vh_max_db is not None:
         evidence = evidence & (current["vh"] <= params.vh_max_db)
+    if params.regrowth_drop_max_db is not None:
+        vegetated = baseline["vh"] > (params.vh_max_db if params.vh_max_db is not None else -np.inf)
+        smooth = _temporal_mean_db(s1["vh"], params.regrowth_mean_obs).isel(time=mon_idx)
+        regrowth = ok & vegetated & ((baseline["vh"] - smooth) <= params.regrowth_drop_max_db)
+    else:
+        regrowth = xr.zeros_like(ok)
     # ``baseline - current`` broadcasts to (y, x, time): put time first again.
     order = ("time", "y", "x")
     out = xr.Dataset(
         {
             "evidence": (evidence & ok).transpose(*order),
             "valid": ok.transpose(*order),
+            "regrowth": regrowth.transpose(*order),
             "vh_drop_db": drop["vh"].transpose(*order),
             "vv_drop_db": drop["vv"].transpose(*order),
             "vh_db": current["vh"].astype("float32").transpose(*order),

@@ -34,7 +34,7 @@ import xarray as xr
 
 from . import acquire, detect, preprocess, search, sites
 from .aoi import read_aois, utm_crs_for
-from .config import MonitorConfig
+from .config import DetectParams, MonitorConfig, RadarParams, SitesParams, SourceParams
 from .errors import MonitorError, SearchError
 from .evaluate import evaluate_sites, read_truth
 from .io import atomic_path, write_csv, write_geojson, write_json
@@ -42,7 +42,17 @@ from .types import OPTICAL_BANDS
 
 log = logging.getLogger("pipeline")
 
-__all__ = ["AOIResult", "AOIScenes", "RunReport", "open_aoi_scenes", "run_monitor"]
+__all__ = [
+    "AOIResult",
+    "AOIScenes",
+    "RunReport",
+    "delineate_sites",
+    "detect_change",
+    "open_aoi_radar",
+    "open_aoi_scenes",
+    "radar_source",
+    "run_monitor",
+]
 
 SOFTWARE = (
     "numpy",
@@ -78,6 +88,11 @@ class AOIResult:
     timings: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     """Items skipped after repeated read failures (one line each, no secrets)."""
+    radar_items: list[pystac.Item] = field(default_factory=list)
+    """Sentinel-1 items whose evidence was fused (empty when radar is off or unavailable)."""
+    radar_status: str = "off"
+    """``off``, ``used`` or ``unavailable: <one-line reason>`` (radar is optional: a run
+    whose radar fails goes on with optical evidence only)."""
 
 
 @dataclass
@@ -262,6 +277,72 @@ def open_aoi_scenes(
     return AOIScenes(masked=masked, geobox=geobox, items=list(items), epsg=epsg, aoi_utm=aoi_utm)
 
 
+def radar_source(cfg: MonitorConfig) -> SourceParams:
+    """The :class:`SourceParams` to search Sentinel-1 with (``radar.source_url`` or ``source``)."""
+    radar = cfg.radar
+    if radar.source_url is None or radar.source_url == cfg.source.url:
+        return cfg.source.model_copy(update={"collection": radar.collection})
+    return SourceParams(
+        url=radar.source_url,
+        collection=radar.collection,
+        timeout_s=cfg.source.timeout_s,
+        max_retries=cfg.source.max_retries,
+    )
+
+
+def open_aoi_radar(
+    row: pd.Series,
+    cfg: MonitorConfig,
+    *,
+    geobox: Any,
+    start: dt.date,
+    end: dt.date,
+    result: AOIResult | None = None,
+) -> xr.Dataset:
+    """Search, cache and score one AOI's Sentinel-1 RTC scenes on the optical ``geobox``.
+
+    Returns the lazy output of :func:`pipeline.radar.score_radar_change` (``evidence`` and
+    ``valid`` per radar observation since ``start``). Items are searched from
+    ``start - radar.baseline_days`` to ``end``. When ``result`` is given, the items used
+    are recorded on it.
+
+    Raises
+    ------
+    MonitorError
+        No radar scene, unreachable radar source, missing bands or no baseline; the
+        caller decides whether that is fatal (:func:`run_monitor` goes on optical only).
+    """
+    from . import cache as window_cache
+    from . import radar
+    from .providers import get_provider
+
+    params = cfg.radar
+    source = radar_source(cfg)
+    bands = list(params.bands)
+    first = start - dt.timedelta(days=params.baseline_days)
+    items = search.search_items(row.geometry, first, end, source=source, params=cfg.search, bands=bands)
+    items, skipped = window_cache.localise_items(
+        items,
+        geobox=geobox,
+        bands=bands,
+        cache_dir=window_cache.resolve_cache_dir(cfg.cache_dir),
+        provider=get_provider(source),
+        gdal_options=cfg.gdal_options,
+    )
+    if result is not None:
+        result.radar_items = list(items)
+        result.skipped += [f"radar: {f}" for f in skipped]
+    s1 = acquire.open_scenes(items, geobox=geobox, bands=bands, chunk_px=cfg.acquire.chunk_px)
+    db = radar.to_db(
+        s1.chunk({"time": -1}),
+        speckle_filter=params.speckle_filter,
+        window_px=params.speckle_window_px,
+        enl=params.enl,
+        mask_valid_values=params.mask_valid_values,
+    )
+    return radar.score_radar_change(db, monitoring_start=start, params=params)
+
+
 def _process_aoi(
     result: AOIResult,
     row: pd.Series,
@@ -278,15 +359,8 @@ def _process_aoi(
     composite = preprocess.composite_median(
         masked, bands=["red", "green", "blue"], periods=periods, min_valid_obs=cfg.preprocess.min_valid_obs
     )
-    scored = detect.score_change(masked, monitoring_start=start, params=cfg.detect)
-    change = detect.confirm_change(
-        scored["evidence"],
-        scored["valid"],
-        min_confirmations=cfg.detect.min_confirmations,
-        regrowth=scored["regrowth"],
-        min_regrowth_obs=cfg.detect.regrowth_min_obs,
-    )
-    flags = detect.flag_excavation(change, params=cfg.detect)
+    radar_scored = _radar_or_none(result, row, cfg, geobox, start, end) if cfg.radar.enabled else None
+    flags, change = detect_change(masked, start=start, params=cfg.detect, radar=radar_scored, radar_params=cfg.radar)
 
     tick = time.perf_counter()
     log.info("AOI %s: computing %s pixels x %d dates", aoi_id, "x".join(map(str, geobox.shape)), masked.sizes["time"])
@@ -294,15 +368,15 @@ def _process_aoi(
     result.timings["compute_s"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    site_gdf, site_mask = sites.polygonise_flags(
+    site_gdf, site_mask, change_np = delineate_sites(
         flags_np,
         change_np,
         aoi_id=aoi_id,
         aoi_utm=aoi_utm,
         crs=f"EPSG:{epsg}",
         last_period_start=periods[-1][0],
-        min_confirmations=cfg.detect.min_confirmations,
-        params=cfg.sites,
+        detect_params=cfg.detect,
+        sites_params=cfg.sites,
     )
     previous = _previous_sites(cfg.out_dir, aoi_id)
     site_gdf = sites.track_sites(site_gdf, previous)
@@ -324,6 +398,119 @@ def _process_aoi(
     result.epsg = epsg
     result.timings["sites_s"] = time.perf_counter() - tick
     log.info("AOI %s: %d sites, %.2f ha disturbed", aoi_id, len(site_gdf), float(site_gdf["area_ha"].sum()))
+
+
+def detect_change(
+    masked: xr.Dataset,
+    *,
+    start: dt.date,
+    params: DetectParams,
+    radar: xr.Dataset | None = None,
+    radar_params: RadarParams | None = None,
+) -> tuple[xr.DataArray, xr.Dataset]:
+    """The lazy detect stage of one AOI: evidence (fused with radar when given), confirmation, flags.
+
+    Shared by :func:`run_monitor` and the notebooks (:func:`pipeline.explore.detect_sites`).
+
+    Parameters
+    ----------
+    masked
+        Cloud-masked reflectance cube from :func:`open_aoi_scenes`.
+    start
+        First day of the monitoring period.
+    params
+        Detection thresholds.
+    radar
+        Output of :func:`pipeline.radar.score_radar_change` on the same grid (see
+        :func:`open_aoi_radar`), or ``None`` for optical evidence only. Radar evidence is
+        merged on the optical time axis by :func:`pipeline.radar.fuse_evidence`, and the
+        re-vegetation seen by either sensor is merged the same way.
+    radar_params
+        ``radar_role`` and ``optical_gap_days`` for the fusion (default :class:`RadarParams`).
+
+    Returns
+    -------
+    flags, change
+        Lazy ``(y, x)`` flags from :func:`pipeline.detect.flag_excavation` and change
+        rasters from :func:`pipeline.detect.confirm_change`.
+    """
+    from . import radar as radar_mod
+
+    scored = detect.score_change(masked, monitoring_start=start, params=params)
+    evidence, valid, regrowth = scored["evidence"], scored["valid"], scored["regrowth"]
+    if radar is not None:
+        rp = radar_params if radar_params is not None else RadarParams()
+        evidence, valid = radar_mod.fuse_evidence(
+            evidence,
+            valid,
+            radar["evidence"],
+            radar["valid"],
+            radar_role=rp.radar_role,
+            optical_gap_days=rp.optical_gap_days,
+        )
+        times = evidence["time"].values
+        regrowth = (_on_times(regrowth, times) | _on_times(radar["regrowth"], times)).transpose(*evidence.dims)
+    change = detect.confirm_change(
+        evidence,
+        valid,
+        min_confirmations=params.min_confirmations,
+        regrowth=regrowth,
+        min_regrowth_obs=params.regrowth_min_obs,
+    )
+    return detect.flag_excavation(change, params=params), change
+
+
+def delineate_sites(
+    flags: xr.DataArray,
+    change: xr.Dataset,
+    *,
+    aoi_id: str,
+    aoi_utm: Any,
+    crs: str,
+    last_period_start: dt.date,
+    detect_params: DetectParams,
+    sites_params: SitesParams,
+) -> tuple[gpd.GeoDataFrame, np.ndarray, xr.Dataset]:
+    """Computed flags -> grown sites -> polygons (:func:`pipeline.sites.grow_sites`, then
+    :func:`pipeline.sites.polygonise_flags`); also returns the change rasters as grown."""
+    flags, change = sites.grow_sites(
+        flags, change, min_obs=sites_params.grow_min_obs, min_persistence_frac=detect_params.min_persistence_frac
+    )
+    site_gdf, site_mask = sites.polygonise_flags(
+        flags,
+        change,
+        aoi_id=aoi_id,
+        aoi_utm=aoi_utm,
+        crs=crs,
+        last_period_start=last_period_start,
+        min_confirmations=detect_params.min_confirmations,
+        params=sites_params,
+    )
+    return site_gdf, site_mask, change
+
+
+def _radar_or_none(
+    result: AOIResult, row: pd.Series, cfg: MonitorConfig, geobox: Any, start: dt.date, end: dt.date
+) -> xr.Dataset | None:
+    """This AOI's scored radar, or ``None`` (recorded and logged) when radar fails."""
+    tick = time.perf_counter()
+    try:
+        scored = open_aoi_radar(row, cfg, geobox=geobox, start=start, end=end, result=result)
+    except MonitorError as exc:
+        reason = " ".join(str(exc).split())
+        result.radar_status = f"unavailable: {reason}"
+        result.radar_items = []
+        log.warning("AOI %s: radar unavailable, optical evidence only: %s", result.aoi_id, reason)
+        return None
+    result.timings["radar_fetch_s"] = time.perf_counter() - tick
+    result.radar_status = "used"
+    log.info("AOI %s: radar fused, %d Sentinel-1 scenes", result.aoi_id, len(result.radar_items))
+    return scored
+
+
+def _on_times(da: xr.DataArray, times: np.ndarray) -> xr.DataArray:
+    da = da.drop_vars([c for c in da.coords if c not in da.dims]).astype(bool)
+    return da.reindex(time=times, fill_value=False).transpose("time", "y", "x")
 
 
 def _rgb(composite: xr.Dataset, index: int) -> np.ndarray:
@@ -407,15 +594,17 @@ def _write_outputs(
         [
             {
                 "aoi_id": r.aoi_id,
+                "sensor": sensor,
                 "item_id": it.id,
                 "datetime": it.datetime.isoformat() if it.datetime else "",
                 "cloud_cover": it.properties.get("eo:cloud_cover"),
-                "href": it.assets["red"].href if "red" in it.assets else "",
+                "href": it.assets[band].href if band in it.assets else "",
             }
             for r in results
-            for it in r.items
+            for sensor, band, items in (("Sentinel-2 L2A", "red", r.items), ("Sentinel-1 RTC", "vh", r.radar_items))
+            for it in items
         ],
-        columns=["aoi_id", "item_id", "datetime", "cloud_cover", "href"],
+        columns=["aoi_id", "sensor", "item_id", "datetime", "cloud_cover", "href"],
     )
     software = _software()
     reports = []
@@ -439,6 +628,8 @@ def _write_outputs(
                 epsg=r.epsg,
                 new_since_previous=[s for s in new_since if r.sites is not None and s in set(r.sites["site_id"])],
                 error=r.error,
+                radar_status=r.radar_status,
+                n_radar_scenes=len(r.radar_items),
             )
         )
     context = bl.BulletinContext(
@@ -482,6 +673,7 @@ def _write_outputs(
                 "n_items": len(r.items),
                 "n_sites": 0 if r.sites is None else len(r.sites),
                 "skipped_items": r.skipped,
+                "radar": {"status": r.radar_status, "n_items": len(r.radar_items)},
             }
             for r in results
         },
@@ -490,10 +682,15 @@ def _write_outputs(
                 "aoi_id": r.aoi_id,
                 "id": it.id,
                 "datetime": it.datetime.isoformat() if it.datetime else None,
-                "assets": {k: it.assets[k].href for k in cfg.acquire.bands if k in it.assets},
+                "sensor": sensor,
+                "assets": {k: it.assets[k].href for k in bands if k in it.assets},
             }
             for r in results
-            for it in r.items
+            for sensor, bands, items in (
+                ("sentinel-2", cfg.acquire.bands, r.items),
+                ("sentinel-1", cfg.radar.bands, r.radar_items),
+            )
+            for it in items
         ],
         "software": software,
         "dask": dask_info or {},
@@ -558,7 +755,7 @@ def _archive_bulletin(out_dir: Path, number: int, outputs: dict[str, Path]) -> N
 
 def _thresholds(cfg: MonitorConfig) -> list[dict[str, Any]]:
     rows = []
-    for section in ("preprocess", "detect", "sites", "crosscheck"):
+    for section in ("preprocess", "detect", "radar", "sites", "crosscheck"):
         model = getattr(cfg, section)
         for key, info in type(model).model_fields.items():
             value = getattr(model, key)

@@ -333,8 +333,12 @@ def write_scenario(out_dir: str | Path, spec: ScenarioSpec = ScenarioSpec()) -> 
     --------
     >>> spec = ScenarioSpec(shape_px=(60, 80), start=date(2022, 11, 1), end=date(2023, 4, 30),
     ...                     n_pits=2, n_fields=1, n_burn_scars=0, n_bare_patches=1)
-    >>> res = write_scenario(tmp_path, spec)                      # doctest: +SKIP
-    >>> pystac.Catalog.from_file(res.catalog_path)                # doctest: +SKIP
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     res = write_scenario(tmp, spec)
+    ...     catalog = pystac.Catalog.from_file(res.catalog_path)
+    ...     print(res.n_items, len(list(catalog.get_items(recursive=True))), res.epsg)
+    19 19 32629
     """
     out = Path(out_dir)
     digest = spec.digest()

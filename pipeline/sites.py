@@ -31,6 +31,7 @@ __all__ = [
     "SITE_COLUMNS",
     "activity_series",
     "grid_transform",
+    "grow_sites",
     "polygonise_flags",
     "track_sites",
 ]
@@ -48,6 +49,88 @@ def grid_transform(da: xr.DataArray) -> Affine:
         raise InputDataError("flags need at least 2 x 2 pixels to derive a grid; enlarge the AOI")
     rx, ry = x[1] - x[0], y[1] - y[0]
     return Affine(rx, 0.0, x[0] - rx / 2, 0.0, ry, y[0] - ry / 2)
+
+
+def grow_sites(
+    flags: xr.DataArray,
+    change: xr.Dataset,
+    *,
+    min_obs: int,
+    min_persistence_frac: float,
+) -> tuple[xr.DataArray, xr.Dataset]:
+    """Extend confirmed excavations over the disturbed ground connected to them.
+
+    A pit grows at its rim. The rim's pixels were exposed recently, so they have had
+    fewer clear observations to confirm on, and mixed rim pixels flicker around the
+    thresholds; the pixel-level rules (``min_confirmations`` consecutive observations,
+    persistence, the opening) therefore trim every active site. Here, disturbed pixels
+    that are 8-connected to a flagged pixel join its site when they are not re-greened
+    and either confirmed and persistent (pixels the opening removed from a site's edge)
+    or end in an open run of at least ``min_obs`` clear observations with evidence (their
+    newest clear views still show disturbance). Ground that was confirmed once but lost
+    its evidence (a field next to a pit) does not join. This is hysteresis
+    thresholding (Canny 1986), that is binary morphological reconstruction of the
+    flags under the weaker mask (Vincent 1993): isolated weak evidence, which is not
+    attached to a confirmed site, stays out.
+
+    Parameters
+    ----------
+    flags
+        bool ``(y, x)`` from :func:`pipeline.detect.flag_excavation`, computed.
+    change
+        ``(y, x)`` rasters from :func:`pipeline.detect.confirm_change`, computed.
+    min_obs
+        Length of the open evidence run that admits a pixel; 0 disables the growth
+        (the flags are returned unchanged).
+    min_persistence_frac
+        Persistence a confirmed pixel needs to join (``detect.min_persistence_frac``).
+
+    Returns
+    -------
+    flags, change
+        The grown flags, and ``change`` with ``first_change`` of the newly admitted,
+        unconfirmed pixels set to the start of their open run (so the area series dates
+        them) and their ``last_evidence`` and ``n_obs`` taken from that run.
+
+    Examples
+    --------
+    >>> f = xr.DataArray(np.array([[1, 1, 0, 0, 0]], bool), dims=("y", "x"))
+    >>> c = xr.Dataset({"confirmed": f.copy(data=np.array([[1, 1, 0, 0, 0]], bool)),
+    ...                 "n_clear_after": f.copy(data=np.array([[4, 4, 0, 0, 0]], "int16")),
+    ...                 "regrown": f & False,
+    ...                 "open_run": f.copy(data=np.array([[4, 4, 2, 0, 2]], "int16")),
+    ...                 "open_run_start": f.copy(data=np.array([[1.0, 1, 9, np.nan, 9]])),
+    ...                 "first_change": f.copy(data=np.array([[1.0, 1, np.nan, np.nan, np.nan]])),
+    ...                 "last_evidence": f.copy(data=np.array([[20.0, 20, 20, np.nan, 20]])),
+    ...                 "n_obs": f.copy(data=np.array([[4, 4, 0, 0, 0]], "int16"))})
+    >>> grown, c2 = grow_sites(f, c, min_obs=2, min_persistence_frac=0.6)
+    >>> grown.values.astype(int).tolist(), c2["first_change"].values.tolist()[0][:3]
+    ([[1, 1, 1, 0, 0]], [1.0, 1.0, 9.0])
+    """
+    seeds = np.asarray(flags.values, dtype=bool)
+    if min_obs <= 0 or not seeds.any():
+        return flags, change
+    confirmed = np.asarray(change["confirmed"].values, dtype=bool)
+    regrown = np.asarray(change["regrown"].values, dtype=bool)
+    open_run = np.asarray(change["open_run"].values)
+    n_clear = np.asarray(change["n_clear_after"].values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        persistent = np.asarray(change["n_obs"].values) / np.where(n_clear > 0, n_clear, np.nan) >= min_persistence_frac
+    weak = seeds | ((confirmed & persistent) | (open_run >= min_obs)) & ~regrown
+    labels = label_components(weak, connectivity=2)
+    attached = np.unique(labels[seeds])
+    grown = np.isin(labels, attached[attached > 0])
+    admitted = grown & ~confirmed
+    first = np.asarray(change["first_change"].values, dtype="float64")
+    update = {
+        "first_change": np.where(admitted, np.asarray(change["open_run_start"].values), first),
+        "n_obs": np.where(admitted, open_run, np.asarray(change["n_obs"].values)).astype("int16"),
+        "n_clear_after": np.where(admitted, open_run, n_clear).astype("int16"),
+    }
+    out = change.copy()
+    for name, values in update.items():
+        out[name] = change[name].copy(data=values)
+    return flags.copy(data=grown), out
 
 
 def polygonise_flags(

@@ -95,7 +95,9 @@ def test_confirmation_kernel_matches_a_plain_loop(evidence: list[bool], valid: l
     ok = np.array(valid)
     ev &= ok
     days = np.arange(30, dtype=float) * 10
-    first, last, n_obs, n_clear, n_occ, confirmed, regrown = detect._confirm_np(ev, ok, days=days, k=k)
+    first, last, n_obs, n_clear, n_occ, confirmed, regrown, open_run, open_start = detect._confirm_np(
+        ev, ok, days=days, k=k
+    )
     assert not regrown.any()
     run, start, expected = 0, None, None
     for t in range(30):
@@ -108,6 +110,8 @@ def test_confirmation_kernel_matches_a_plain_loop(evidence: list[bool], valid: l
                 expected = start
         else:
             run = 0
+    assert int(open_run) == run  # the run still open at the last clear observation
+    assert (np.isnan(open_start) and run == 0) or open_start == start
     assert bool(confirmed) == (expected is not None)
     if expected is not None:
         assert first == expected

@@ -227,6 +227,29 @@ def test_temporal_mean_averages_linear_power_over_the_last_n_dates() -> None:
     assert out["evidence"].values.ravel().tolist() == [False, True]  # -17.5 dB: not bare yet
 
 
+def test_crops_brighter_than_the_baseline_count_as_revegetated() -> None:
+    # Savanna baseline -15 dB; a cleared field goes bare (-21 dB), then carries a crop
+    # (-13 dB): re-vegetation from the second crop date on (the 3-date mean is taken in
+    # linear power, where the crop dominates: -21, -13, -13 dB average to -14.4 dB).
+    ds = _series([-15.0] * 31 + [-21.0, -21.0, -13.0, -13.0, -13.0, -13.0])
+    out = score_radar_change(ds, monitoring_start=MON, params=RadarParams())
+    assert out["evidence"].values.ravel().tolist() == [True, True, False, False, False, False]
+    assert out["regrowth"].values.ravel().tolist() == [False, False, False, True, True, True]
+
+
+def test_a_pit_and_a_bare_baseline_never_look_revegetated() -> None:
+    # A pit 5 dB down stays far from its baseline, single bright speckle dates included.
+    pit = score_radar_change(_series([-15.0] * 31 + [-20.0, -20.0, -14.0, -20.0, -20.0]),
+                             monitoring_start=MON, params=RadarParams())
+    assert not pit["regrowth"].values.any()
+    # Laterite (-19 dB baseline) is already "bare": being at its baseline is not regrowth.
+    bowal = score_radar_change(_series([-19.0] * 31 + [-19.0] * 4), monitoring_start=MON, params=RadarParams())
+    assert not bowal["regrowth"].values.any()
+    off = score_radar_change(_series([-15.0] * 31 + [-13.0] * 4), monitoring_start=MON,
+                             params=RadarParams(regrowth_drop_max_db=None))
+    assert not off["regrowth"].values.any()
+
+
 def test_missing_baseline_or_monitoring_data_is_a_clear_error() -> None:
     ds = _series([-15.0] * 5)  # 2022-01-01 .. 2022-02-18
     with pytest.raises(NoValidPixelsError, match="on or after"):

@@ -103,3 +103,56 @@ def test_isolated_low_confidence_speckle_is_dropped() -> None:
     assert gdf.empty and not site_mask.any()
     strong, _ = _poly(mask, params)  # 8 of 10: confidence high enough to stand alone
     assert len(strong) == 1
+
+
+def _change_for_growth(seed: np.ndarray, **layers: np.ndarray) -> tuple[xr.DataArray, xr.Dataset]:
+    flags, change = _grid(seed)
+    shape = seed.shape
+    defaults = {
+        "confirmed": seed.copy(),
+        "regrown": np.zeros(shape, bool),
+        "open_run": np.where(seed, 6, 0).astype("int16"),
+        "open_run_start": np.where(seed, 19400.0, np.nan),
+    }
+    for name, value in {**defaults, **layers}.items():
+        change[name] = (("y", "x"), value)
+    return flags, change
+
+
+def test_growth_adds_the_connected_rim_with_an_open_evidence_run() -> None:
+    seed = np.zeros((7, 9), bool)
+    seed[2:5, 2:5] = True
+    rim = np.zeros_like(seed)
+    rim[1:6, 1:6] = True
+    rim &= ~seed
+    far = np.zeros_like(seed)
+    far[3, 8] = True  # weak evidence, not touching the site
+    open_run = np.where(seed, 6, np.where(rim | far, 2, 0)).astype("int16")
+    start = np.where(seed, 19400.0, np.where(rim | far, 19500.0, np.nan))
+    flags, change = _change_for_growth(seed, open_run=open_run, open_run_start=start)
+    grown, out = sites.grow_sites(flags, change, min_obs=2, min_persistence_frac=0.6)
+    assert grown.values.sum() == 25 and not grown.values[3, 8]
+    assert np.all(out["first_change"].values[rim] == 19500.0)
+    assert np.all(out["first_change"].values[seed] == 19400.0)  # confirmed pixels keep their date
+    assert np.all(out["n_obs"].values[rim] == 2) and np.all(out["n_clear_after"].values[rim] == 2)
+    # One evidence date is not enough; 0 turns growth off.
+    assert sites.grow_sites(flags, change, min_obs=3, min_persistence_frac=0.6)[0].values.sum() == 9
+    assert sites.grow_sites(flags, change, min_obs=0, min_persistence_frac=0.6)[0].values.sum() == 9
+
+
+def test_growth_skips_regreened_and_faded_ground() -> None:
+    seed = np.zeros((5, 8), bool)
+    seed[1:4, 1:4] = True
+    field = np.zeros_like(seed)
+    field[1:4, 4:7] = True  # confirmed once next to the pit, evidence since faded
+    n_obs = np.where(seed, 8, np.where(field, 3, 0)).astype("int16")
+    n_clear = np.where(seed | field, 10, 0).astype("int16")
+    flags, change = _change_for_growth(seed, confirmed=seed | field)
+    change["n_obs"] = (("y", "x"), n_obs)
+    change["n_clear_after"] = (("y", "x"), n_clear)
+    assert sites.grow_sites(flags, change, min_obs=2, min_persistence_frac=0.6)[0].values.sum() == 9
+    # The same ground still showing evidence joins, unless it re-greened.
+    change["open_run"] = (("y", "x"), np.where(seed | field, 4, 0).astype("int16"))
+    assert sites.grow_sites(flags, change, min_obs=2, min_persistence_frac=0.6)[0].values.sum() == 18
+    change["regrown"] = (("y", "x"), field)
+    assert sites.grow_sites(flags, change, min_obs=2, min_persistence_frac=0.6)[0].values.sum() == 9
