@@ -55,6 +55,10 @@ SCENARIOS: dict[str, ScenarioSpec] = {
     "small-pits": ScenarioSpec(seed=5, n_pits=16, pit_area_ha=(0.25, 0.7)),
 }
 REVISIT_DAYS = 10
+#: Optical data removed for the 2023 wet season in the radar scenario (issue 4: radar must keep
+#: the new-site recall of that period above 0.7).
+WET_GAP = (dt.date(2023, 6, 1), dt.date(2023, 10, 31))
+WET_GAP_SPEC = ScenarioSpec(seed=6, with_s1=True)
 
 
 def run_synthetic(name: str, spec: ScenarioSpec, root: Path) -> dict[str, Any]:
@@ -70,10 +74,63 @@ def run_synthetic(name: str, spec: ScenarioSpec, root: Path) -> dict[str, Any]:
     report = run_monitor(cfg)
     found = gpd.read_file(report.out_dir / "sites.geojson") if (report.out_dir / "sites.geojson").exists() else None
     truth = read_truth(scenario.truth_path)
-    row = evaluate_sites(found if found is not None else _empty(), truth, min_pit_ha=0.5)
-    row["all_pits_f1"] = evaluate_sites(found if found is not None else _empty(), truth)["f1"]
+    aoi = gpd.read_file(scenario.aoi_path)
+    found = found if found is not None else _empty()
+    row = evaluate_sites(found, truth, min_pit_ha=0.5, aoi=aoi)
+    row["all_pits_f1"] = evaluate_sites(found, truth, aoi=aoi)["f1"]
     row["seconds"] = round(time.perf_counter() - t0, 1)
     return row
+
+
+def run_wet_gap(root: Path, *, radar: bool) -> dict[str, Any]:
+    """All Sentinel-2 removed June-October 2023; the bulletin to 31 October, with or without radar.
+
+    ``gap_recall``: share of the pits (0.5 ha or more) opened in the gap that the bulletin
+    reports. The other metrics are those of that bulletin against every pit opened by then.
+    """
+    name = f"wet-gap-{'radar' if radar else 'optical'}"
+    scenario = write_scenario(root / "wet-gap" / "scenario", WET_GAP_SPEC)
+    removed = remove_optical(scenario.catalog_path, *WET_GAP)
+    cfg = load_config(
+        REPO / "configs" / "demo.yaml",
+        aois=[str(scenario.aoi_path)],
+        **{"source.url": str(scenario.catalog_path), "out_dir": str(root / name / "out"), "bulletin.pdf": False,
+           "radar.enabled": radar, "period.end": WET_GAP[1].isoformat()},
+    )
+    t0 = time.perf_counter()
+    report = run_monitor(cfg)
+    found = gpd.read_file(report.out_dir / "sites.geojson")
+    found = found if not found.empty else _empty()
+    truth = read_truth(scenario.truth_path)
+    opened = pd.to_datetime(truth["opened"]).dt.date
+    is_pit = truth["kind"] == "pit"
+    by_end = truth[~is_pit | (opened <= WET_GAP[1])]
+    in_gap = truth[~is_pit | opened.between(*WET_GAP)]
+    aoi = gpd.read_file(scenario.aoi_path)
+    row = evaluate_sites(found, by_end, min_pit_ha=0.5, aoi=aoi)
+    row["all_pits_f1"] = evaluate_sites(found, by_end, aoi=aoi)["f1"]
+    gap = evaluate_sites(found, in_gap, min_pit_ha=0.5, aoi=aoi)
+    row["gap_recall"] = gap["recall"]
+    row["gap_pits"] = gap["n_truth"]
+    row["optical_dates_removed"] = removed
+    row["seconds"] = round(time.perf_counter() - t0, 1)
+    return row
+
+
+def remove_optical(catalog_path: Path, first: dt.date, last: dt.date) -> int:
+    """Delete the Sentinel-2 items acquired between ``first`` and ``last`` from a scenario's
+    static catalog (radar items stay); returns how many were removed. Idempotent."""
+    import pystac
+
+    catalog = pystac.Catalog.from_file(str(catalog_path))
+    collection = catalog.get_child("sentinel-2-c1-l2a")
+    if collection is None:
+        raise ValueError(f"{catalog_path} has no sentinel-2-c1-l2a collection")
+    gone = [it for it in collection.get_items() if it.datetime and first <= it.datetime.date() <= last]
+    for item in gone:
+        collection.remove_item(item.id)
+    catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    return len(gone)
 
 
 def run_real_tile(root: Path, *, seed: int = 0) -> dict[str, Any]:
@@ -168,7 +225,7 @@ def _empty() -> gpd.GeoDataFrame:
 
 
 COLUMNS = ("precision", "recall", "f1", "all_pits_f1", "n_truth", "n_detected", "distractors", "distractor_hits",
-           "iou", "area_error_frac", "first_seen_error_days_median", "seconds")
+           "iou", "area_error_frac", "first_seen_error_days_median", "gap_recall", "seconds")
 
 
 def format_table(rows: dict[str, dict[str, Any]]) -> str:
@@ -176,7 +233,7 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
     head = ["scenario", *COLUMNS]
     lines = [head]
     for name, row in rows.items():
-        lines.append([name, *(str(row.get(c, row.get("skipped", ""))) for c in COLUMNS)])
+        lines.append([name, *(str(row.get(c, row.get("skipped", "-"))) for c in COLUMNS)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in lines)
 
@@ -189,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     runners: dict[str, Callable[[], dict[str, Any]]] = {
         name: (lambda n=name, s=spec: run_synthetic(n, s, args.out)) for name, spec in SCENARIOS.items()
     }
+    runners["wet-gap-optical"] = lambda: run_wet_gap(args.out, radar=False)
+    runners["wet-gap-radar"] = lambda: run_wet_gap(args.out, radar=True)
     runners["real-tile-29RKH"] = lambda: run_real_tile(args.out)
     rows: dict[str, dict[str, Any]] = {}
     for name, run in runners.items():

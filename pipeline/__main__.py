@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--sites", type=Path, required=True, help="sites.geojson written by monitor")
     ev.add_argument("--truth", type=Path, required=True, help="truth GeoJSON")
+    ev.add_argument(
+        "--aoi",
+        type=Path,
+        action="append",
+        help="AOI GeoJSON the sites were detected in (repeatable): truth is clipped to it",
+    )
 
     cache = sub.add_parser(
         "cache",
@@ -172,10 +178,15 @@ def _demo(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_sites, format_metrics, read_sites, read_truth
 
-    for flag, path in (("--sites", args.sites), ("--truth", args.truth)):
+    for flag, path in (("--sites", args.sites), ("--truth", args.truth), *(("--aoi", a) for a in args.aoi or ())):
         if not path.exists():
             raise_input(f"{flag} {path} does not exist")
-    print(format_metrics(evaluate_sites(read_sites(args.sites), read_truth(args.truth))))
+    aoi = None
+    if args.aoi:
+        from .aoi import read_aois
+
+        aoi = read_aois(args.aoi)
+    print(format_metrics(evaluate_sites(read_sites(args.sites), read_truth(args.truth), aoi=aoi)))
     return 0
 
 

@@ -34,7 +34,13 @@ def read_truth(path: str | Path) -> gpd.GeoDataFrame:
     return truth
 
 
-def evaluate_sites(sites: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, *, min_pit_ha: float = 0.0) -> dict[str, Any]:
+def evaluate_sites(
+    sites: gpd.GeoDataFrame,
+    truth: gpd.GeoDataFrame,
+    *,
+    min_pit_ha: float = 0.0,
+    aoi: gpd.GeoDataFrame | gpd.GeoSeries | None = None,
+) -> dict[str, Any]:
     """Site-level precision, recall, F1, distractor specificity and area error.
 
     Parameters
@@ -47,6 +53,11 @@ def evaluate_sites(sites: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, *, min_pit_
     min_pit_ha
         Pits smaller than this (by ``area_ha``, else polygon area) are "don't care": they
         count neither for recall nor against precision (a detection on them is ignored).
+    aoi
+        The monitored area(s), any CRS. The pipeline reports only inside its AOIs, so the
+        truth is clipped to them first: a pit straddling the boundary counts with its part
+        inside (area, IoU); features wholly outside are left out. Pit size for
+        ``min_pit_ha`` stays the whole pit's. ``None``: the truth as given.
 
     Returns
     -------
@@ -61,6 +72,8 @@ def evaluate_sites(sites: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, *, min_pit_
     det = sites.to_crs(crs) if not sites.empty else gpd.GeoDataFrame(geometry=[], crs=crs)
     pits = pits.to_crs(crs)
     distractors = distractors.to_crs(crs)
+    if aoi is not None:
+        pits, distractors = (_clip(frame, aoi, crs) for frame in (pits, distractors))
     if min_pit_ha > 0 and not pits.empty:
         size = pits["area_ha"].astype(float) if "area_ha" in pits else pits.area / 1e4
         small = pits[size < min_pit_ha]
@@ -110,6 +123,15 @@ def evaluate_sites(sites: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, *, min_pit_
         "iou": round(iou, 4),
         "first_seen_error_days_median": float(np.median(errors)) if errors else float("nan"),
     }
+
+
+def _clip(frame: gpd.GeoDataFrame, aoi: gpd.GeoDataFrame | gpd.GeoSeries, crs: Any) -> gpd.GeoDataFrame:
+    """``frame`` cut to ``aoi`` (features wholly outside dropped); ``area_ha`` is kept."""
+    if frame.empty:
+        return frame
+    area = aoi.to_crs(crs).union_all()
+    clipped = frame.assign(geometry=frame.geometry.intersection(area))
+    return clipped[~clipped.geometry.is_empty & (clipped.area > 0)]
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:

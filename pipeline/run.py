@@ -139,6 +139,7 @@ def run_monitor(
     periods = preprocess.reporting_periods(start, end, months=cfg.period.period_months)
     search_start = start - dt.timedelta(days=cfg.detect.baseline_days)
     _preflight_source(cfg)
+    radar_down = _preflight_radar(cfg)
     # The client comes first: a scheduler that cannot be reached is bad input, and
     # nothing may be written before bad input is found.
     with _dask_client(cfg) as client, acquire.gdal_env(cfg.gdal_options):
@@ -161,7 +162,9 @@ def run_monitor(
                 "workers": len(client.scheduler_info()["workers"]),
             }
             results = [
-                _run_aoi(row, cfg, start=start, end=end, search_start=search_start, periods=periods)
+                _run_aoi(
+                    row, cfg, start=start, end=end, search_start=search_start, periods=periods, radar_down=radar_down
+                )
                 for _, row in aois.iterrows()
             ]
             return _write_outputs(
@@ -180,11 +183,14 @@ def _run_aoi(
     end: dt.date,
     search_start: dt.date,
     periods: Sequence[tuple[dt.date, dt.date]],
+    radar_down: str | None = None,
 ) -> AOIResult:
     aoi_id = str(row["aoi_id"])
     result = AOIResult(aoi_id=aoi_id, row=row.drop(labels="geometry").to_dict())
     try:
-        _process_aoi(result, row, cfg, start=start, end=end, search_start=search_start, periods=periods)
+        _process_aoi(
+            result, row, cfg, start=start, end=end, search_start=search_start, periods=periods, radar_down=radar_down
+        )
     except MonitorError as exc:
         result.error = " ".join(str(exc).split())
         log.error("AOI %s failed: %s", aoi_id, result.error)
@@ -352,6 +358,7 @@ def _process_aoi(
     end: dt.date,
     search_start: dt.date,
     periods: Sequence[tuple[dt.date, dt.date]],
+    radar_down: str | None = None,
 ) -> None:
     aoi_id = result.aoi_id
     cube = open_aoi_scenes(row, cfg, search_start=search_start, end=end, result=result)
@@ -359,7 +366,9 @@ def _process_aoi(
     composite = preprocess.composite_median(
         masked, bands=["red", "green", "blue"], periods=periods, min_valid_obs=cfg.preprocess.min_valid_obs
     )
-    radar_scored = _radar_or_none(result, row, cfg, geobox, start, end) if cfg.radar.enabled else None
+    radar_scored = None
+    if cfg.radar.enabled:
+        radar_scored = _radar_or_none(result, row, cfg, geobox, start, end, down=radar_down)
     flags, change = detect_change(masked, start=start, params=cfg.detect, radar=radar_scored, radar_params=cfg.radar)
 
     tick = time.perf_counter()
@@ -490,11 +499,21 @@ def delineate_sites(
 
 
 def _radar_or_none(
-    result: AOIResult, row: pd.Series, cfg: MonitorConfig, geobox: Any, start: dt.date, end: dt.date
+    result: AOIResult,
+    row: pd.Series,
+    cfg: MonitorConfig,
+    geobox: Any,
+    start: dt.date,
+    end: dt.date,
+    *,
+    down: str | None = None,
 ) -> xr.Dataset | None:
-    """This AOI's scored radar, or ``None`` (recorded and logged) when radar fails."""
+    """This AOI's scored radar, or ``None`` (recorded and logged) when radar fails or its
+    source was found unreachable before the run (``down``: the reason)."""
     tick = time.perf_counter()
     try:
+        if down is not None:
+            raise SearchError(down)
         scored = open_aoi_radar(row, cfg, geobox=geobox, start=start, end=end, result=result)
     except MonitorError as exc:
         reason = " ".join(str(exc).split())
@@ -574,7 +593,7 @@ def _write_outputs(
 
     validation = None
     if truth is not None:
-        validation = evaluate_sites(all_sites, read_truth(truth))
+        validation = evaluate_sites(all_sites, read_truth(truth), aoi=aois)
 
     previous_number, previous_ids = _previous_bulletin(out_dir)
     number = cfg.bulletin.number or (previous_number or 0) + 1
@@ -798,6 +817,28 @@ def _preflight_source(cfg: MonitorConfig) -> None:
     check = provider.probe(provider.url, what="imagery source")
     if not check.reachable:
         raise SearchError(f"cannot reach imagery source {check.endpoint}: {check.detail}")
+
+
+def _preflight_radar(cfg: MonitorConfig) -> str | None:
+    """Probe a separate radar source once: the reason it is unreachable, else ``None``.
+
+    Radar is optional, so an unreachable radar source is not an error: every AOI then
+    runs optical-only and says why, without paying each AOI's retries and back-off.
+    """
+    if not cfg.radar.enabled or cfg.radar.source_url in (None, cfg.source.url):
+        return None
+    source = radar_source(cfg)
+    if search.is_static_source(source.url):
+        path = Path(source.url.removeprefix("file://"))
+        return None if path.exists() else f"radar catalog {path} does not exist"
+    from .providers import get_provider
+
+    provider = get_provider(source)
+    check = provider.probe(provider.url, what="radar source")
+    if check.reachable:
+        return None
+    log.warning("radar source unreachable, every AOI runs optical-only: %s", check.detail)
+    return f"cannot reach radar source {check.endpoint}: {check.detail}"
 
 
 @contextlib.contextmanager

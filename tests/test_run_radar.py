@@ -137,3 +137,22 @@ def test_unavailable_radar_falls_back_to_optical_and_says_why(runs: dict[str, di
     assert "radar was requested but unavailable" in run["html"]
     assert "radar unavailable, optical evidence only" in run["log"]
     assert run["features"] == runs["optical_dry"]["features"] != []
+
+
+def test_radar_preflight_reports_an_unreachable_radar_source_once(tmp_path: Path) -> None:
+    import socket
+
+    from pipeline.config import MonitorConfig, RadarParams
+    from pipeline.run import _preflight_radar
+
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = MonitorConfig(radar=RadarParams(enabled=True, source_url=f"http://127.0.0.1:{port}/stac"))
+    reason = _preflight_radar(cfg)
+    assert reason is not None and reason.startswith(f"cannot reach radar source http://127.0.0.1:{port}/stac")
+    missing = MonitorConfig(radar=RadarParams(enabled=True, source_url=str(tmp_path / "none" / "catalog.json")))
+    assert "does not exist" in (_preflight_radar(missing) or "")
+    # Radar off, or on the optical source (whose own preflight already ran): nothing to probe.
+    assert _preflight_radar(MonitorConfig(radar=RadarParams(source_url=f"http://127.0.0.1:{port}/stac"))) is None
+    assert _preflight_radar(MonitorConfig(radar=RadarParams(enabled=True))) is None
