@@ -161,7 +161,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .scenario import ScenarioSpec, write_scenario
 
     out = args.out.resolve()
-    scenario = write_scenario(out / "scenario", ScenarioSpec())
+    scenario = write_scenario(out / "scenario", ScenarioSpec(with_s1=True))
     cfg = load_config(
         args.config,
         aois=[str(scenario.aoi_path)],

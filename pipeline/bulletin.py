@@ -640,7 +640,9 @@ def _scene_groups(
         ordered["sensor"] = ""
     ordered["sensor"] = ordered["sensor"].fillna("").astype(str)
     keys = ["aoi_id", "sensor"]
-    for (aoi_id, sensor), rows in ordered.sort_values([*keys, "t_utc"]).groupby(keys, sort=True):
+    # Per AOI: Sentinel-2 before Sentinel-1 (descending sensor name), each by time.
+    ordered = ordered.sort_values([*keys, "t_utc"], ascending=[True, False, True], kind="stable")
+    for (aoi_id, sensor), rows in ordered.groupby(keys, sort=False):
         hrefs = [_text(h) for h in rows["href"]]
         # Print the folder all assets share once, in the caption, not on every row.
         prefix = os.path.commonprefix(hrefs) if len(hrefs) > 1 and all(hrefs) else ""

@@ -38,7 +38,7 @@ import xarray as xr
 from . import preprocess
 from .aoi import read_aois
 from .config import DetectParams, MonitorConfig, SitesParams, load_config
-from .errors import ConfigError
+from .errors import ConfigError, MonitorError
 
 __all__ = [
     "DEMO_CONFIG",
@@ -79,6 +79,11 @@ class AOICube:
     items: list[Any]
     epsg: int
     aoi_utm: Any
+    radar: xr.Dataset | None = None
+    """Scored Sentinel-1 evidence on the same grid (:func:`pipeline.run.open_aoi_radar`),
+    when the config enables radar and it could be opened; lazy."""
+    radar_status: str = "off"
+    """``off``, ``used`` or ``unavailable: <reason>``, as in the run's manifest."""
 
     @property
     def crs(self) -> str:
@@ -126,7 +131,9 @@ def open_aoi(
     """Open one AOI of ``cfg`` as a lazy cloud-masked cube (the first AOI by default).
 
     Runs the search and the window cache (the only I/O), then builds the lazy graph
-    ``open_scenes -> to_reflectance -> mask_clouds`` exactly as ``run.py`` does.
+    ``open_scenes -> to_reflectance -> mask_clouds`` exactly as ``run.py`` does, and the
+    scored Sentinel-1 evidence when the config enables radar (``cube.radar``; a radar
+    failure leaves it ``None`` and says why in ``cube.radar_status``).
 
     Raises
     ------
@@ -136,7 +143,7 @@ def open_aoi(
         Whatever the search or the cache raise (no scenes, unreachable source, ...).
     """
     from .acquire import gdal_env
-    from .run import open_aoi_scenes
+    from .run import open_aoi_radar, open_aoi_scenes
 
     aois = read_aois(cfg.aois)
     if aoi_id is None:
@@ -149,13 +156,20 @@ def open_aoi(
     start, end = cfg.period.resolved(today)
     periods = preprocess.reporting_periods(start, end, months=cfg.period.period_months)
     search_start = start - dt.timedelta(days=cfg.detect.baseline_days)
+    radar, radar_status = None, "off"
     with gdal_env(cfg.gdal_options):
         scenes = open_aoi_scenes(row, cfg, search_start=search_start, end=end)
+        if cfg.radar.enabled:
+            try:
+                radar = open_aoi_radar(row, cfg, geobox=scenes.geobox, start=start, end=end)
+                radar_status = "used"
+            except MonitorError as exc:  # optional, as in run_monitor
+                radar_status = "unavailable: " + " ".join(str(exc).split())
     return AOICube(
         aoi_id=str(aoi_id), name=str(row.get("name", aoi_id)),
         participant_iso3=str(row.get("participant_iso3", "")), row=row, cfg=cfg,
         start=start, end=end, periods=list(periods), masked=scenes.masked, geobox=scenes.geobox,
-        items=scenes.items, epsg=scenes.epsg, aoi_utm=scenes.aoi_utm,
+        items=scenes.items, epsg=scenes.epsg, aoi_utm=scenes.aoi_utm, radar=radar, radar_status=radar_status,
     )
 
 
@@ -168,10 +182,10 @@ def detect_sites(
 ) -> DetectResult:
     """Run detect -> sites on one AOI with the given thresholds (default: the cube's config).
 
-    The same stage functions as ``run.py`` (:func:`pipeline.run.detect_change`, one
-    ``dask.compute``, :func:`pipeline.run.delineate_sites`) with optical evidence only and
+    The same stage functions as ``run.py`` (:func:`pipeline.run.detect_change` with the
+    cube's radar when it has some, one ``dask.compute``, :func:`pipeline.run.delineate_sites`)
     without tracking against a previous run, so site ids and statuses are those of a first
-    optical-only run. Pass
+    run. Pass
     ``masked`` to reuse a cube already loaded in memory (``cube.masked.load()``) across
     several settings.
     """
@@ -180,7 +194,7 @@ def detect_sites(
     dp = detect_params if detect_params is not None else cube.cfg.detect
     sp = sites_params if sites_params is not None else cube.cfg.sites
     data = cube.masked if masked is None else masked
-    flags, change = detect_change(data, start=cube.start, params=dp)
+    flags, change = detect_change(data, start=cube.start, params=dp, radar=cube.radar, radar_params=cube.cfg.radar)
     flags_np, change_np = dask.compute(flags, change)
     site_gdf, site_mask, change_np = delineate_sites(
         flags_np, change_np, aoi_id=cube.aoi_id, aoi_utm=cube.aoi_utm, crs=cube.crs,

@@ -30,6 +30,7 @@ SMALL = ScenarioSpec(
     field_area_ha=(1.0, 1.5),
     pit_area_ha=(0.6, 1.2),
     n_abandoned=0,
+    with_s1=True,
     seed=7,
 )
 

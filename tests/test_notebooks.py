@@ -38,7 +38,7 @@ KERNEL = "kp-monitor-notebooks"
 SPEC = ScenarioSpec(
     shape_px=(120, 160), start=dt.date(2022, 1, 1), end=dt.date(2024, 6, 30), revisit_days=10,
     monitoring_start=dt.date(2023, 1, 1), n_pits=4, n_fields=1, n_bare_patches=1, n_burn_scars=1,
-    burn_area_ha=(2.0, 3.0), field_area_ha=(1.0, 1.5), pit_area_ha=(1.0, 2.5), n_abandoned=0, seed=3,
+    burn_area_ha=(2.0, 3.0), field_area_ha=(1.0, 1.5), pit_area_ha=(1.0, 2.5), n_abandoned=0, with_s1=True, seed=3,
 )
 #: Public names of the stage modules: a notebook must import these, never define them.
 STAGE_MODULES = ("acquire", "search", "preprocess", "detect", "sites", "crosscheck", "declared",

@@ -55,6 +55,7 @@ def _run(root: Path, scenario: Any, label: str, end: dt.date = WET_END, **overri
             "detect.baseline_days": 270,
             "radar.baseline_days": 270,
             "bulletin.pdf": False,
+            "radar.enabled": False,  # configs/demo.yaml turns it on; each run says what it wants
             "dask.n_workers": 1,
             "dask.threads_per_worker": 2,
             **overrides,
