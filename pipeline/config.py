@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
-from .types import DEFAULT_BANDS, ProviderNaming
+from .types import DEFAULT_BANDS, OPTICAL_BANDS, ProviderNaming
 
 
 class _Section(BaseModel):
@@ -127,6 +128,48 @@ class PreprocessParams(_Section):
     """A composite pixel needs at least this many valid observations in its period."""
 
 
+ThresholdMethod = Literal["fixed", "otsu"]
+CompositeMethod = Literal["median", "geomedian"]
+CompositeProduct = Literal["semiannual", "dry_season"]
+
+
+class CompositesParams(_Section):
+    """Named cloud-free composites (``composites`` section; :mod:`pipeline.composites`)."""
+
+    products: tuple[CompositeProduct, ...] = ("semiannual", "dry_season")
+    """Composite products made for every AOI over the searched span (baseline and monitoring
+    period): ``semiannual`` (January-June and July-December, the windows of Digital Earth
+    Africa's semiannual GeoMAD) and ``dry_season`` (``dry_season_months`` of each year, the
+    clearest and least vegetated views of bare ground). Empty: none."""
+    method: CompositeMethod = "geomedian"
+    """``geomedian``: per-pixel geometric median of the band vectors over time (Roberts,
+    Mueller and McIntyre 2017, IEEE TGRS 55(11); the ``geomad`` implementation by Geoscience
+    Australia that Digital Earth Australia and Africa use for their GeoMAD products). It keeps
+    the band relationships of a real observation, so indices of the composite are consistent;
+    ``median``: per-band median (faster, bands may come from different dates)."""
+    dry_season_months: tuple[int, ...] = (11, 12, 1, 2, 3)
+    """Calendar months (1-12) of the dry season. Default: November-March, the harmattan dry
+    season of the Sudanian savanna of northern Côte d'Ivoire (Séguéla, Tortiya). Southern
+    African AOIs set their own in the AOI file (Marange, Zimbabwe: May-October). A season
+    that spans the new year is one window (November to the following March)."""
+    bands: tuple[str, ...] | None = None
+    """Reflectance bands of the composites (Earth Search naming); ``None``: every optical band
+    loaded (``acquire.bands`` without ``scl``)."""
+    min_valid_obs: int = Field(default=3, ge=1)
+    """A composite pixel needs at least this many clear observations in its window
+    (otherwise nodata): fewer than three cannot outvote one residual cloud or shadow."""
+    write: bool = True
+    """Write each composite as a Cloud-Optimised GeoTIFF under ``composites/`` in the output
+    folder (int16 reflectance x 10 000 plus a clear-observation count band)."""
+
+    @field_validator("dry_season_months")
+    @classmethod
+    def _months(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(not 1 <= m <= 12 for m in v) or len(set(v)) != len(v):
+            raise ValueError("dry_season_months must be distinct calendar months 1-12, e.g. [11, 12, 1, 2, 3]")
+        return v
+
+
 class DetectParams(_Section):
     baseline_days: int = Field(default=365, ge=30, le=1100)
     """Days before the monitoring period whose clear observations define the
@@ -137,6 +180,20 @@ class DetectParams(_Section):
     ndvi_drop_min: float = Field(default=0.25, gt=0, le=2)
     """Minimum NDVI drop from the baseline (NDVI units). 0.25 is well above the
     inter-annual noise of savanna NDVI (~0.1) reported for West African savanna."""
+    threshold_method: ThresholdMethod = "fixed"
+    """How the NDVI-drop threshold is set: ``fixed`` uses ``ndvi_drop_min``; ``otsu`` takes the
+    Otsu (1979) threshold of the pooled histogram of NDVI drops of every clear monitoring
+    observation of the AOI where the baseline was vegetated, bounded to
+    ``[otsu_ndvi_drop_floor, otsu_ndvi_drop_ceiling]``, and reports it in the manifest. Set
+    per AOI in the AOI file (``detect: {threshold_method: otsu}``) where the savanna's
+    greenness differs from the default's assumptions."""
+    otsu_ndvi_drop_floor: float = Field(default=0.15, gt=0, le=2)
+    """Lowest NDVI-drop threshold Otsu may return (NDVI units): when pits are a tiny share of
+    the AOI the histogram is unimodal and Otsu cuts into the seasonal drying of the savanna
+    (0.1-0.2 NDVI between wet and dry season); 0.15 keeps it above the inter-annual noise."""
+    otsu_ndvi_drop_ceiling: float = Field(default=0.5, gt=0, le=2)
+    """Highest NDVI-drop threshold Otsu may return (NDVI units): a savanna-to-gravel change
+    drops NDVI by 0.3-0.6, so a threshold above 0.5 would miss most pits."""
     bare_ndvi_max: float = Field(default=0.2, ge=-1, le=1)
     """NDVI at or below which an observation counts as unvegetated (bare soil or water)."""
     bare_bsi_min: float = Field(default=0.05, ge=-1, le=1)
@@ -173,10 +230,15 @@ class DetectParams(_Section):
     the band most sensitive to soil moisture; Lobell and Asner 2002); 0.08 is ~13x the
     sensor noise of Sentinel-2 L2A reflectance (~0.006)."""
 
+    @model_validator(mode="after")
+    def _otsu_bounds(self) -> DetectParams:
+        if self.otsu_ndvi_drop_floor >= self.otsu_ndvi_drop_ceiling:
+            raise ValueError("otsu_ndvi_drop_floor must be below otsu_ndvi_drop_ceiling")
+        return self
+
 
 SpeckleFilter = Literal["none", "boxcar", "lee"]
 RadarRole = Literal["always", "gap_fill"]
-ThresholdMethod = Literal["fixed", "otsu"]
 
 
 class RadarParams(_Section):
@@ -423,6 +485,7 @@ class MonitorConfig(_Section):
     search: SearchParams = SearchParams()
     acquire: AcquireParams = AcquireParams()
     preprocess: PreprocessParams = PreprocessParams()
+    composites: CompositesParams = CompositesParams()
     detect: DetectParams = DetectParams()
     radar: RadarParams = RadarParams()
     sites: SitesParams = SitesParams()
@@ -441,12 +504,29 @@ class MonitorConfig(_Section):
     """GDAL configuration options applied once around every read (``rasterio.Env``);
     a mapping in YAML, kept as sorted pairs so the model stays hashable."""
 
+    @model_validator(mode="after")
+    def _composite_bands_loaded(self) -> MonitorConfig:
+        missing = [b for b in self.composites.bands or () if b not in self.acquire.bands]
+        if missing:
+            raise ValueError(
+                f"composites.bands {missing} are not loaded; "
+                "add them to acquire.bands or drop them from composites.bands"
+            )
+        return self
+
     @field_validator("gdal", mode="before")
     @classmethod
     def _gdal_pairs(cls, v: Any) -> Any:
         if isinstance(v, dict):
             return tuple(sorted((str(k), str(val)) for k, val in v.items()))
         return v
+
+    @property
+    def composite_bands(self) -> tuple[str, ...]:
+        """Bands of the named composites: ``composites.bands``, or the optical bands loaded."""
+        if self.composites.bands is not None:
+            return self.composites.bands
+        return tuple(b for b in self.acquire.bands if b in OPTICAL_BANDS)
 
     @property
     def gdal_options(self) -> dict[str, str]:
@@ -509,6 +589,64 @@ def load_config(path: str | Path, **overrides: Any) -> MonitorConfig:
             msg = "unknown key; check the spelling against configs/monitor.yaml"
         raise ConfigError(f"{path}: {key}: {msg}") from None
     return _resolve_paths(cfg, path.parent)
+
+
+def aoi_config(cfg: MonitorConfig, overrides: Mapping[str, Any], *, where: str) -> MonitorConfig:
+    """``cfg`` with one AOI's overrides of whole-section settings applied.
+
+    Parameters
+    ----------
+    cfg
+        The run's configuration.
+    overrides
+        Section name -> mapping of that section's keys (the AOI file's ``preprocess``,
+        ``composites``, ``detect``, ``radar`` and ``sites`` properties); ``None`` or empty
+        values are skipped.
+    where
+        Names the AOI in error messages (``AOI file aois/marange.geojson (aoi_id 'marange')``).
+
+    Raises
+    ------
+    ConfigError
+        One line naming the AOI, the ``section.key`` and the fix.
+
+    Examples
+    --------
+    >>> cfg = aoi_config(MonitorConfig(), {"detect": {"threshold_method": "otsu"}}, where="AOI x")
+    >>> cfg.detect.threshold_method, cfg.detect.ndvi_drop_min
+    ('otsu', 0.25)
+    """
+    update: dict[str, Any] = {}
+    for section, values in overrides.items():
+        if not values:
+            continue
+        current = getattr(cfg, section, None)
+        if not isinstance(current, _Section) or section not in AOI_OVERRIDE_SECTIONS:
+            raise ConfigError(
+                f"{where}: '{section}' cannot be set per AOI; use one of {', '.join(AOI_OVERRIDE_SECTIONS)}"
+            )
+        try:
+            update[section] = type(current).model_validate({**current.model_dump(), **dict(values)})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in (section, *err["loc"]))
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key; check the spelling against configs/monitor.yaml"
+            raise ConfigError(f"{where}: {key}: {msg}; fix the AOI file's '{section}' property") from None
+    if not update:
+        return cfg
+    merged = cfg.model_copy(update=update)
+    try:  # cross-section rules (composites.bands within acquire.bands) still hold
+        type(cfg).model_validate(merged.model_dump())
+    except ValidationError as exc:
+        msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{where}: {msg}; fix the AOI file") from None
+    return merged
+
+
+#: Configuration sections an AOI file may override (``pipeline.aoi.OVERRIDE_PROPERTIES``).
+AOI_OVERRIDE_SECTIONS: tuple[str, ...] = ("preprocess", "composites", "detect", "radar", "sites")
 
 
 def _resolve_paths(cfg: MonitorConfig, base: Path) -> MonitorConfig:

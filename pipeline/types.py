@@ -49,6 +49,5 @@ BAND_ALIASES: dict[str, dict[str, str]] = {
 }
 
 ProviderNaming = Literal["earth-search", "cdse", "planetary-computer"]
-CompositeMethod = Literal["median"]
 SiteStatus = Literal["new", "expanding", "active", "dormant"]
 BBox = tuple[float, float, float, float]
