@@ -5,7 +5,9 @@ latitude in degrees; no ``crs`` member, or the OGC CRS84 / EPSG:4326 one). Each
 feature is one AOI with the properties ``aoi_id`` (a slug, unique across all
 files), ``name``, ``participant_iso3`` and ``participant`` (the KP participant
 name), plus the optional volume-and-grade parameters ``gravel_thickness_m`` and
-``grade_ct_per_m3`` as ``[low, high]`` ranges. See ``aois/README.md``.
+``grade_ct_per_m3`` as ``[low, high]`` ranges, and optional per-AOI overrides of the
+``preprocess``, ``composites``, ``detect``, ``radar`` and ``sites`` configuration sections
+(JSON objects; see :data:`OVERRIDE_PROPERTIES`). See ``aois/README.md``.
 
 Files are parsed with :mod:`json` rather than GDAL so that every problem can be
 reported as one line naming the file, the feature and the field, with the fix
@@ -35,6 +37,7 @@ from .errors import AOIError
 
 __all__ = [
     "AOI_ID_PATTERN",
+    "OVERRIDE_PROPERTIES",
     "PARAM_PROPERTIES",
     "REQUIRED_PROPERTIES",
     "aoi_bounds_utm",
@@ -46,6 +49,10 @@ __all__ = [
 REQUIRED_PROPERTIES: tuple[str, ...] = ("aoi_id", "name", "participant_iso3", "participant")
 #: Optional ``[low, high]`` model parameters (m, carats per m3 of gravel).
 PARAM_PROPERTIES: tuple[str, ...] = ("gravel_thickness_m", "grade_ct_per_m3")
+#: Optional properties holding per-AOI overrides of these configuration sections, as JSON
+#: objects of that section's keys (``"detect": {"threshold_method": "otsu"}``); validated
+#: against the configuration models by :func:`pipeline.config.aoi_config`.
+OVERRIDE_PROPERTIES: tuple[str, ...] = ("preprocess", "composites", "detect", "radar", "sites")
 #: ``aoi_id`` must match this: it becomes part of file names and site ids.
 AOI_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 #: ISO 3166-1 alpha-3 code, as used by KP statistics.
@@ -53,6 +60,13 @@ _ISO3_PATTERN = re.compile(r"^[A-Z]{3}$")
 #: Column names added by :func:`read_aois`; a property may not use them.
 _RESERVED_COLUMNS: tuple[str, ...] = ("geometry", "source_file", "area_km2")
 _POLYGON_TYPES: tuple[str, ...] = ("Polygon", "MultiPolygon")
+_OVERRIDE_EXAMPLES: dict[str, str] = {
+    "preprocess": '{"cloud_buffer_px": 2}',
+    "composites": '{"dry_season_months": [5, 6, 7, 8, 9, 10]}',
+    "detect": '{"threshold_method": "otsu"}',
+    "radar": '{"vh_drop_min_db": 3.0}',
+    "sites": '{"min_area_m2": 5000}',
+}
 _CRS84 = pyproj.CRS.from_user_input("OGC:CRS84")
 _GEOD = pyproj.Geod(ellps="WGS84")
 
@@ -138,7 +152,7 @@ def read_aois(paths: Iterable[str | Path], *, max_area_km2: float = 5000.0) -> g
             geometries.append(geom)
 
     frame = pd.DataFrame.from_records(records)
-    for name in PARAM_PROPERTIES:
+    for name in (*PARAM_PROPERTIES, *OVERRIDE_PROPERTIES):
         if name not in frame.columns:
             frame[name] = None
     frame = frame.astype(object).where(frame.notna(), None)
@@ -353,6 +367,14 @@ def _check_feature(
             )
     for name in PARAM_PROPERTIES:
         props[name] = _check_range(props.get(name), where=where, name=name)
+    for name in OVERRIDE_PROPERTIES:
+        value = props.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise AOIError(
+                f"{where}: property '{name}' must be a JSON object of '{name}' settings "
+                f"(e.g. {_OVERRIDE_EXAMPLES[name]}), got {type(value).__name__}; "
+                "see aois/README.md"
+            )
 
     geometry = _check_geometry(feature.get("geometry"), where=where)
     area_km2 = _geodesic_area_km2(geometry)

@@ -112,6 +112,10 @@ THRESHOLD_UNITS: dict[str, str] = {
     "radar_role": "mode",
     "regrowth_mean_obs": "observations",
     "grow_min_obs": "observations",
+    "products": "product names",
+    "method": "method",
+    "dry_season_months": "calendar months (1–12)",
+    "write": "on / off",
 }
 #: Field-name suffix -> unit (longest first: ``_ct_per_m3`` before ``_m3``).
 _UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
@@ -161,6 +165,8 @@ class AOIReport:
     radar_status: str = "off"
     """``off``, ``used`` or ``unavailable: <reason>`` (see :class:`pipeline.run.AOIResult`)."""
     n_radar_scenes: int = 0
+    composites: list[dict[str, Any]] = field(default_factory=list)
+    """Named composites (see :attr:`pipeline.run.AOIResult.composites`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -250,7 +256,8 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
     the ids of the sites new since the previous bulletin (``new_since_previous``, also
     flattened at the top level: empty when nothing appeared, or for a first bulletin,
     where ``previous_number`` is ``None``). Counts of the flags and anomalies shown, and
-    of the anomalies left to ``flags.csv``.
+    of the anomalies left to ``flags.csv``. Every threshold of the methods annex with its
+    value, unit and source (``thresholds``), including the per-AOI rows.
     """
     shown, elsewhere = split_anomalies(context)
     aois: list[dict[str, Any]] = []
@@ -265,6 +272,7 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
             if a.sites is not None and not a.sites.empty else 0.0,
             "new_since_previous": [str(s) for s in a.new_since_previous],
             "radar": {"status": a.radar_status, "n_scenes": a.n_radar_scenes},
+            "composites": [dict(c) for c in a.composites],
         })
     flags = context.flags if context.flags is not None else pd.DataFrame()
     return {
@@ -282,6 +290,16 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
         "flag_rules": sorted({str(r) for r in flags.get("rule", [])}),
         "n_anomalies_shown": len(shown),
         "n_anomalies_elsewhere": len(elsewhere),
+        "thresholds": [
+            {
+                "section": str(t.get("section", "")),
+                "key": str(t.get("key", "")),
+                "value": t.get("value"),
+                "unit": threshold_unit(str(t.get("key", "")), given=str(t.get("unit") or "")),
+                "source": str(t.get("source") or "") or threshold_source(str(t.get("description", ""))),
+            }
+            for t in context.thresholds or []
+        ],
         "config_digest": context.config_digest,
     }
 
@@ -555,6 +573,7 @@ def _render_html(context: BulletinContext, aoi_views: list[dict[str, Any]]) -> s
         anomalies_elsewhere=len(elsewhere),
         anomaly_participants_elsewhere=sorted({_text(v) for v in elsewhere.get("participant_iso3", [])}),
         new_rows=_new_since_rows(context),
+        composite_rows=_composite_rows(context.aois),
         scene_groups=_scene_groups(context.scenes, names),
         n_scenes=0 if context.scenes is None else len(context.scenes),
         thresholds=_threshold_rows(context.thresholds),
@@ -629,6 +648,27 @@ def _new_since_rows(context: BulletinContext) -> list[dict[str, str]]:
     return rows
 
 
+_PRODUCT_NAMES: dict[str, str] = {"semiannual": "Half-year", "dry_season": "Dry season"}
+_METHOD_NAMES: dict[str, str] = {"geomedian": "geometric median", "median": "per-band median"}
+
+
+def _composite_rows(aois: Iterable[AOIReport]) -> list[dict[str, str]]:
+    """Annex rows: one per named composite of every AOI (all text escaped by the template)."""
+    rows = []
+    for a in aois:
+        for c in a.composites:
+            rows.append({
+                "aoi": _text(a.name or a.aoi_id),
+                "product": _PRODUCT_NAMES.get(str(c.get("product")), _text(c.get("product"))),
+                "window": f"{_text(c.get('start'))} {_DASH} {_text(c.get('end'))}",
+                "method": _METHOD_NAMES.get(str(c.get("method")), _text(c.get("method"))),
+                "clear_obs": f"{float(c.get('clear_obs_median') or 0):g}",
+                "filled": _pct(c.get("filled_frac")),
+                "file": _text(Path(str(c["file"])).name if c.get("file") else "not written"),
+            })
+    return rows
+
+
 def _scene_groups(
     frame: pd.DataFrame | None, names: Mapping[str, str]
 ) -> list[dict[str, Any]]:
@@ -678,7 +718,8 @@ def _threshold_rows(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         rows.append({
             "section": _text(t.get("section")),
             "key": key,
-            "value": _threshold_value(t.get("value"), unit=unit, description=description),
+            "value": (value := _threshold_value(t.get("value"), unit=unit, description=description)),
+            "long": len(value) > 12,  # lists of names or months: may wrap
             "unit": unit or _DASH,
             "description": _inline_markup(description),
             "source": _text(t.get("source")) or threshold_source(description),

@@ -7,7 +7,8 @@ a documented field of :class:`pipeline.config.DetectParams`):
    the baseline window (the ``baseline_days`` before the monitoring period):
    how green the place is at its best.
 2. **Evidence** in each clear observation of the monitoring period, any of:
-   *vegetation loss* (NDVI at least ``ndvi_drop_min`` below the baseline) together with
+   *vegetation loss* (NDVI at least ``ndvi_drop_min`` below the baseline, or the AOI's Otsu
+   threshold of the pooled NDVI drops with ``threshold_method: otsu``) together with
    *exposed gravel* (NDVI <= ``bare_ndvi_max``, Bare Soil Index >= ``bare_bsi_min`` and
    brightness >= ``bright_min``, which excludes dark burn scars) or *open water*
    (MNDWI >= ``water_mndwi_min``); *new water* where the baseline never had water
@@ -43,6 +44,7 @@ from scipy import ndimage
 
 from .config import DetectParams
 from .errors import MissingBandError, NoValidPixelsError
+from .thresholds import otsu_threshold
 
 __all__ = [
     "confirm_change",
@@ -50,6 +52,10 @@ __all__ = [
     "score_change",
     "spectral_indices",
 ]
+
+#: Histogram of NDVI drops for Otsu: -1..2 NDVI units in 0.01 bins (NDVI lies in -1..1).
+OTSU_NDVI_DROP_RANGE: tuple[float, float] = (-1.0, 2.0)
+OTSU_NDVI_DROP_BINS = 300
 
 #: Variables :func:`confirm_change` returns, with their dtypes.
 CHANGE_VARS: dict[str, str] = {
@@ -124,8 +130,10 @@ def score_change(
     -------
     xarray.Dataset
         ``evidence`` (bool, ``(time, y, x)``, monitoring observations only),
-        ``valid`` (bool, same), ``baseline_ndvi`` (float32, ``(y, x)``), and the
-        per-observation indices ``ndvi, bsi, mndwi, bright``. Lazy.
+        ``valid`` (bool, same), ``regrowth`` (bool, same: back to baseline greenness),
+        ``baseline_ndvi`` (float32, ``(y, x)``), ``ndvi_drop_threshold`` (0-d float32: the
+        NDVI drop that counted as vegetation loss, ``ndvi_drop_min`` or the AOI's Otsu
+        threshold) and the per-observation indices ``ndvi, bsi, mndwi, bright``. Lazy.
 
     Raises
     ------
@@ -160,17 +168,28 @@ def score_change(
     base_swir = scenes["swir16"].isel(time=base_idx).median("time", skipna=True)
     mon_idx = np.flatnonzero(mon_sel)
     mon = idx.isel(time=mon_idx)
-    veg_loss = (baseline - mon["ndvi"]) >= params.ndvi_drop_min
+    valid = scenes["valid"].isel(time=mon_idx)
+    water = mon["mndwi"] >= params.water_mndwi_min
+    was_water = base_water >= params.water_mndwi_min
+    was_bare = (baseline <= params.bare_ndvi_max) & ~was_water
+    drop = (baseline - mon["ndvi"]).astype("float32")
+    if params.threshold_method == "otsu":
+        ndvi_threshold = otsu_threshold(
+            drop.where(valid & ~was_bare),
+            value_range=OTSU_NDVI_DROP_RANGE,
+            bins=OTSU_NDVI_DROP_BINS,
+            floor=params.otsu_ndvi_drop_floor,
+            ceiling=params.otsu_ndvi_drop_ceiling,
+        )
+    else:
+        ndvi_threshold = xr.DataArray(np.float32(params.ndvi_drop_min))
+    veg_loss = drop >= ndvi_threshold
     bare = (
         (mon["ndvi"] <= params.bare_ndvi_max)
         & (mon["bsi"] >= params.bare_bsi_min)
         & (mon["bright"] >= params.bright_min)
     )
-    water = mon["mndwi"] >= params.water_mndwi_min
-    was_water = base_water >= params.water_mndwi_min
-    was_bare = (baseline <= params.bare_ndvi_max) & ~was_water
     soil_change = was_bare & (abs(scenes["swir16"].isel(time=mon_idx) - base_swir) >= params.swir_change_min)
-    valid = scenes["valid"].isel(time=mon_idx)
     evidence = ((veg_loss & (bare | water)) | (water & ~was_water) | soil_change) & valid
     out = mon.copy()
     out["evidence"] = evidence
@@ -179,6 +198,7 @@ def score_change(
     # laterite, desert) the NDVI of a pit and of its surroundings are alike.
     out["regrowth"] = (mon["ndvi"] >= baseline - params.regrowth_ndvi_margin) & ~was_bare & valid
     out["baseline_ndvi"] = baseline.astype("float32")
+    out["ndvi_drop_threshold"] = ndvi_threshold.astype("float32")
     return out
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import preprocess
+from . import composites, preprocess
 from .aoi import read_aois
 from .config import DetectParams, MonitorConfig, SitesParams, load_config
 from .errors import ConfigError, MonitorError
@@ -47,6 +47,7 @@ __all__ = [
     "DetectResult",
     "demo_config",
     "detect_sites",
+    "named_composites",
     "open_aoi",
     "sites_map_html",
 ]
@@ -130,6 +131,9 @@ def open_aoi(
 ) -> AOICube:
     """Open one AOI of ``cfg`` as a lazy cloud-masked cube (the first AOI by default).
 
+    The AOI file's overrides (``detect``, ``radar``, ... properties) are applied to
+    ``cube.cfg``, as :func:`pipeline.run.run_monitor` applies them.
+
     Runs the search and the window cache (the only I/O), then builds the lazy graph
     ``open_scenes -> to_reflectance -> mask_clouds`` exactly as ``run.py`` does, and the
     scored Sentinel-1 evidence when the config enables radar (``cube.radar``; a radar
@@ -143,7 +147,7 @@ def open_aoi(
         Whatever the search or the cache raise (no scenes, unreachable source, ...).
     """
     from .acquire import gdal_env
-    from .run import open_aoi_radar, open_aoi_scenes
+    from .run import aoi_config_for, open_aoi_radar, open_aoi_scenes
 
     aois = read_aois(cfg.aois)
     if aoi_id is None:
@@ -153,6 +157,7 @@ def open_aoi(
         known = ", ".join(map(str, aois["aoi_id"]))
         raise ConfigError(f"AOI {aoi_id!r} is not in the config's AOI files (known: {known})")
     row = match.iloc[0]
+    cfg = aoi_config_for(row, cfg)  # the AOI file's overrides, as run_monitor applies them
     start, end = cfg.period.resolved(today)
     periods = preprocess.reporting_periods(start, end, months=cfg.period.period_months)
     search_start = start - dt.timedelta(days=cfg.detect.baseline_days)
@@ -201,6 +206,24 @@ def detect_sites(
         last_period_start=cube.periods[-1][0], detect_params=dp, sites_params=sp,
     )
     return DetectResult(sites=site_gdf, flags=flags_np, change=change_np, site_mask=site_mask)
+
+
+def named_composites(cube: AOICube) -> xr.Dataset:
+    """The AOI's named composites (``cube.cfg.composites``: semiannual, dry season) over the
+    searched span, lazy: :func:`pipeline.composites.composite` of ``cube.masked``, the same
+    windows and method as the run writes under ``composites/``."""
+    params = cube.cfg.composites
+    first = cube.start - dt.timedelta(days=cube.cfg.detect.baseline_days)  # as run_monitor searches
+    windows = composites.composite_windows(
+        first, cube.end, products=params.products, dry_season_months=params.dry_season_months
+    )
+    return composites.composite(
+        cube.masked,
+        bands=cube.cfg.composite_bands,
+        windows=windows,
+        method=params.method,
+        min_valid_obs=params.min_valid_obs,
+    )
 
 
 def sites_map_html(

@@ -34,6 +34,8 @@ def atomic_path(target: str | Path, *, suffix: str = ".part") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp creates 0600; outputs are for sharing, like any file written with open().
+        os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -72,6 +72,7 @@ import xarray as xr
 
 from .config import RadarParams, RadarRole, SpeckleFilter, ThresholdMethod
 from .errors import InputDataError, MissingBandError, MissingDimensionError, NoValidPixelsError
+from .thresholds import otsu_threshold
 
 __all__ = [
     "RADAR_BANDS",
@@ -261,7 +262,12 @@ def score_radar_change(
     ok = valid.isel(time=mon_idx) & (n_base >= params.baseline_min_obs)
 
     if params.threshold_method == "otsu":
-        threshold = _otsu_threshold(drop["vh"].where(ok), params=params)
+        threshold = otsu_threshold(
+            drop["vh"].where(ok),
+            value_range=params.otsu_range_db,
+            bins=params.otsu_bins,
+            floor=params.otsu_floor_db,
+        )
     else:
         threshold = xr.DataArray(np.float32(params.vh_drop_min_db))
     evidence = drop["vh"] >= threshold
@@ -302,7 +308,8 @@ def fuse_evidence(
     *,
     radar_role: RadarRole = "always",
     optical_gap_days: float = 30.0,
-) -> tuple[xr.DataArray, xr.DataArray]:
+    regrowth: tuple[xr.DataArray, xr.DataArray] | None = None,
+) -> tuple[xr.DataArray, ...]:
     """Merge optical and radar observations into one evidence series for confirmation.
 
     Parameters
@@ -320,10 +327,15 @@ def fuse_evidence(
         radar takes over in cloudy seasons.
     optical_gap_days
         Length of the optical silence (days) after which radar counts (``gap_fill`` only).
+    regrowth
+        Optional ``(optical_regrowth, radar_regrowth)``, bool ``(time, y, x)`` on the same
+        axes as the evidence (``regrowth`` of :func:`pipeline.detect.score_change` and of
+        :func:`score_radar_change`): re-vegetation seen by either sensor is merged the same
+        way, each sensor's only where its observation counts (``valid`` after ``radar_role``).
 
     Returns
     -------
-    evidence, valid : xarray.DataArray
+    evidence, valid[, regrowth] : xarray.DataArray
         bool ``(time, y, x)`` on the sorted union of both time axes (outer join). At a time
         only one sensor observed, the other counts as not observed (``valid`` False), so a
         clouded-out optical date neither confirms nor breaks a run while a radar date can.
@@ -377,6 +389,14 @@ def fuse_evidence(
     sensor = np.where(in_opt & in_rad, "both", np.where(in_opt, "optical", "radar"))
     evidence = evidence.assign_coords(sensor=("time", sensor.astype(object))).rename("evidence")
     valid = valid.assign_coords(sensor=("time", sensor.astype(object))).rename("valid")
+    if regrowth is not None:
+        ro, rr = (
+            _strip_time_coords(a).assign_coords(y=arrays[0]["y"], x=arrays[0]["x"]).astype(bool)
+            .reindex(time=times, fill_value=False)
+            for a in regrowth
+        )
+        merged = ((ro & ov) | (rr & rv)).assign_coords(sensor=("time", sensor.astype(object))).rename("regrowth")
+        return tuple(a.transpose("time", "y", "x") for a in (evidence, valid, merged))
     return evidence.transpose("time", "y", "x"), valid.transpose("time", "y", "x")
 
 
@@ -498,31 +518,3 @@ def _lee_np(z: np.ndarray, *, half: int, enl: float) -> np.ndarray:
             k = np.where(var_z > 0, var_x / var_z, 0.0)
             out[t] = np.where(np.isfinite(z[t]), mean + k * (z[t] - mean), np.nan)
     return out
-
-
-def _otsu_threshold(drop: xr.DataArray, *, params: RadarParams) -> xr.DataArray:
-    """Otsu threshold (0-d) of the pooled histogram of ``drop``; NaN ignored; floored."""
-    low, high = params.otsu_range_db
-    edges = np.linspace(low, high, params.otsu_bins + 1)
-    # NaN goes below the range, where histogram() ignores it.
-    data = drop.fillna(low - 1.0).data
-    floor = float(params.otsu_floor_db)
-    if hasattr(data, "map_blocks"):
-        import dask.array as da
-
-        counts, _ = da.histogram(data, bins=edges)
-        thr = counts.rechunk(-1).map_blocks(_otsu_from_counts, edges=edges, floor=floor, drop_axis=0, dtype=np.float32)
-        return xr.DataArray(thr)
-    counts, _ = np.histogram(np.asarray(data), bins=edges)
-    return xr.DataArray(_otsu_from_counts(counts, edges=edges, floor=floor))
-
-
-def _otsu_from_counts(counts: np.ndarray, *, edges: np.ndarray, floor: float) -> np.ndarray:
-    from skimage.filters import threshold_otsu
-
-    counts = np.asarray(counts)
-    if np.count_nonzero(counts) < 2:
-        return np.asarray(floor, np.float32)
-    centres = (edges[:-1] + edges[1:]) / 2
-    thr = float(threshold_otsu(hist=(counts, centres)))
-    return np.asarray(max(thr, floor), np.float32)

@@ -32,9 +32,9 @@ import pystac
 import rasterio.features
 import xarray as xr
 
-from . import acquire, detect, preprocess, search, sites
-from .aoi import read_aois, utm_crs_for
-from .config import DetectParams, MonitorConfig, RadarParams, SitesParams, SourceParams
+from . import acquire, composites, detect, preprocess, search, sites
+from .aoi import OVERRIDE_PROPERTIES, read_aois, utm_crs_for
+from .config import DetectParams, MonitorConfig, RadarParams, SitesParams, SourceParams, aoi_config
 from .errors import MonitorError, SearchError
 from .evaluate import evaluate_sites, read_truth
 from .io import atomic_path, write_csv, write_geojson, write_json
@@ -45,7 +45,10 @@ log = logging.getLogger("pipeline")
 __all__ = [
     "AOIResult",
     "AOIScenes",
+    "APPLIED_THRESHOLDS",
     "RunReport",
+    "aoi_config_for",
+    "aoi_overrides",
     "delineate_sites",
     "detect_change",
     "open_aoi_radar",
@@ -53,6 +56,15 @@ __all__ = [
     "radar_source",
     "run_monitor",
 ]
+
+#: Sub-folder of the output folder holding the named composites (Cloud-Optimised GeoTIFFs).
+COMPOSITES_DIR = "composites"
+
+#: 0-d threshold variables :func:`detect_change` returns with the change rasters, and units.
+APPLIED_THRESHOLDS: dict[str, str] = {
+    "ndvi_drop_threshold": "NDVI units",
+    "vh_drop_threshold_db": "dB",
+}
 
 SOFTWARE = (
     "numpy",
@@ -90,6 +102,15 @@ class AOIResult:
     """Items skipped after repeated read failures (one line each, no secrets)."""
     radar_items: list[pystac.Item] = field(default_factory=list)
     """Sentinel-1 items whose evidence was fused (empty when radar is off or unavailable)."""
+    composites: list[dict[str, Any]] = field(default_factory=list)
+    """Named composites of this AOI: ``product``, ``start``, ``end``, ``method``,
+    ``clear_obs_median`` and ``filled_frac`` (inside the AOI: median clear observations per
+    pixel, share of pixels with at least ``composites.min_valid_obs``) and ``file``
+    (relative to the output folder, ``None`` when not written)."""
+    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Thresholds applied to this AOI (names of :data:`APPLIED_THRESHOLDS`), each
+    ``{"value", "unit", "method"}``: ``fixed`` (the configured value or the AOI file's
+    override) or ``otsu`` (found in this run's imagery)."""
     radar_status: str = "off"
     """``off``, ``used`` or ``unavailable: <one-line reason>`` (radar is optional: a run
     whose radar fails goes on with optical evidence only)."""
@@ -135,6 +156,9 @@ def run_monitor(
     """
     t0 = time.perf_counter()
     aois = read_aois(cfg.aois)
+    # Per-AOI overrides from the AOI files are bad input like the config: checked now,
+    # before anything is written.
+    aoi_cfgs = {str(row["aoi_id"]): aoi_config_for(row, cfg) for _, row in aois.iterrows()}
     start, end = cfg.period.resolved(today)
     periods = preprocess.reporting_periods(start, end, months=cfg.period.period_months)
     search_start = start - dt.timedelta(days=cfg.detect.baseline_days)
@@ -163,7 +187,13 @@ def run_monitor(
             }
             results = [
                 _run_aoi(
-                    row, cfg, start=start, end=end, search_start=search_start, periods=periods, radar_down=radar_down
+                    row,
+                    aoi_cfgs[str(row["aoi_id"])],
+                    start=start,
+                    end=end,
+                    search_start=start - dt.timedelta(days=aoi_cfgs[str(row["aoi_id"])].detect.baseline_days),
+                    periods=periods,
+                    radar_down=radar_down,
                 )
                 for _, row in aois.iterrows()
             ]
@@ -173,6 +203,25 @@ def run_monitor(
         finally:
             log.removeHandler(handler)
             handler.close()
+
+
+def aoi_config_for(row: pd.Series, cfg: MonitorConfig) -> MonitorConfig:
+    """``cfg`` with the overrides of one AOI file feature (a row of :func:`read_aois`) applied.
+
+    Raises
+    ------
+    ConfigError
+        An override names an unknown key or an invalid value (one line naming the AOI file,
+        the ``aoi_id`` and the ``section.key``).
+    """
+    overrides = {name: row.get(name) for name in OVERRIDE_PROPERTIES if isinstance(row.get(name), dict)}
+    where = f"AOI file {row.get('source_file', '?')} (aoi_id '{row['aoi_id']}')"
+    return aoi_config(cfg, overrides, where=where)
+
+
+def aoi_overrides(row: pd.Series | dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The per-AOI overrides a row of :func:`read_aois` carries (section -> settings)."""
+    return {name: dict(row[name]) for name in OVERRIDE_PROPERTIES if isinstance(row.get(name), dict) and row[name]}
 
 
 def _run_aoi(
@@ -366,6 +415,20 @@ def _process_aoi(
     composite = preprocess.composite_median(
         masked, bands=["red", "green", "blue"], periods=periods, min_valid_obs=cfg.preprocess.min_valid_obs
     )
+    windows = composites.composite_windows(
+        search_start, end, products=cfg.composites.products, dry_season_months=cfg.composites.dry_season_months
+    )
+    named = (
+        composites.composite(
+            masked,
+            bands=cfg.composite_bands,
+            windows=windows,
+            method=cfg.composites.method,
+            min_valid_obs=cfg.composites.min_valid_obs,
+        )
+        if windows
+        else None
+    )
     radar_scored = None
     if cfg.radar.enabled:
         radar_scored = _radar_or_none(result, row, cfg, geobox, start, end, down=radar_down)
@@ -373,8 +436,16 @@ def _process_aoi(
 
     tick = time.perf_counter()
     log.info("AOI %s: computing %s pixels x %d dates", aoi_id, "x".join(map(str, geobox.shape)), masked.sizes["time"])
-    flags_np, change_np, composite_np = dask.compute(flags, change, composite)
+    flags_np, change_np, composite_np, named_np = dask.compute(flags, change, composite, named)
     result.timings["compute_s"] = time.perf_counter() - tick
+    if named_np is not None:
+        result.composites = _composite_records(named_np, cfg, aoi_id=aoi_id, aoi_utm=aoi_utm)
+    methods = {"ndvi_drop_threshold": cfg.detect.threshold_method, "vh_drop_threshold_db": cfg.radar.threshold_method}
+    result.thresholds = {
+        name: {"value": round(float(change_np[name]), 4), "unit": unit, "method": methods[name]}
+        for name, unit in APPLIED_THRESHOLDS.items()
+        if name in change_np
+    }
 
     tick = time.perf_counter()
     site_gdf, site_mask, change_np = delineate_sites(
@@ -409,6 +480,33 @@ def _process_aoi(
     log.info("AOI %s: %d sites, %.2f ha disturbed", aoi_id, len(site_gdf), float(site_gdf["area_ha"].sum()))
 
 
+def _composite_records(named: xr.Dataset, cfg: MonitorConfig, *, aoi_id: str, aoi_utm: Any) -> list[dict[str, Any]]:
+    """Write the AOI's computed named composites (when configured) and describe them."""
+    files = (
+        composites.write_composites(named, out_dir=cfg.out_dir / COMPOSITES_DIR, aoi_id=aoi_id)
+        if cfg.composites.write
+        else [None] * named.sizes["composite"]
+    )
+    transform = sites.grid_transform(named["valid_count"].isel(composite=0))
+    inside = rasterio.features.geometry_mask(
+        [aoi_utm], out_shape=named["valid_count"].shape[1:], transform=transform, invert=True
+    )
+    records = []
+    for i, path in enumerate(files):
+        one = named.isel(composite=i)
+        count = np.asarray(one["valid_count"].values)[inside]
+        records.append({
+            "product": str(one["product"].item()),
+            "start": pd.Timestamp(one["start"].values).date().isoformat(),
+            "end": pd.Timestamp(one["end"].values).date().isoformat(),
+            "method": cfg.composites.method,
+            "clear_obs_median": float(np.median(count)) if count.size else 0.0,
+            "filled_frac": round(float((count >= cfg.composites.min_valid_obs).mean()), 4) if count.size else 0.0,
+            "file": None if path is None else f"{COMPOSITES_DIR}/{path.name}",
+        })
+    return records
+
+
 def detect_change(
     masked: xr.Dataset,
     *,
@@ -441,7 +539,9 @@ def detect_change(
     -------
     flags, change
         Lazy ``(y, x)`` flags from :func:`pipeline.detect.flag_excavation` and change
-        rasters from :func:`pipeline.detect.confirm_change`.
+        rasters from :func:`pipeline.detect.confirm_change`, plus the 0-d thresholds
+        applied: ``ndvi_drop_threshold`` (NDVI units) and, with radar,
+        ``vh_drop_threshold_db`` (dB). Names are those of :data:`APPLIED_THRESHOLDS`.
     """
     from . import radar as radar_mod
 
@@ -449,16 +549,15 @@ def detect_change(
     evidence, valid, regrowth = scored["evidence"], scored["valid"], scored["regrowth"]
     if radar is not None:
         rp = radar_params if radar_params is not None else RadarParams()
-        evidence, valid = radar_mod.fuse_evidence(
+        evidence, valid, regrowth = radar_mod.fuse_evidence(
             evidence,
             valid,
             radar["evidence"],
             radar["valid"],
             radar_role=rp.radar_role,
             optical_gap_days=rp.optical_gap_days,
+            regrowth=(regrowth, radar["regrowth"]),
         )
-        times = evidence["time"].values
-        regrowth = (_on_times(regrowth, times) | _on_times(radar["regrowth"], times)).transpose(*evidence.dims)
     change = detect.confirm_change(
         evidence,
         valid,
@@ -466,6 +565,11 @@ def detect_change(
         regrowth=regrowth,
         min_regrowth_obs=params.regrowth_min_obs,
     )
+    # The thresholds actually applied (fixed, or the AOI's Otsu value) travel with the change
+    # rasters as 0-d variables, computed in the same pass, for the manifest and the bulletin.
+    change["ndvi_drop_threshold"] = scored["ndvi_drop_threshold"]
+    if radar is not None:
+        change["vh_drop_threshold_db"] = radar["vh_threshold_db"]
     return detect.flag_excavation(change, params=params), change
 
 
@@ -525,11 +629,6 @@ def _radar_or_none(
     result.radar_status = "used"
     log.info("AOI %s: radar fused, %d Sentinel-1 scenes", result.aoi_id, len(result.radar_items))
     return scored
-
-
-def _on_times(da: xr.DataArray, times: np.ndarray) -> xr.DataArray:
-    da = da.drop_vars([c for c in da.coords if c not in da.dims]).astype(bool)
-    return da.reindex(time=times, fill_value=False).transpose("time", "y", "x")
 
 
 def _rgb(composite: xr.Dataset, index: int) -> np.ndarray:
@@ -649,6 +748,7 @@ def _write_outputs(
                 error=r.error,
                 radar_status=r.radar_status,
                 n_radar_scenes=len(r.radar_items),
+                composites=r.composites,
             )
         )
     context = bl.BulletinContext(
@@ -665,7 +765,7 @@ def _write_outputs(
         anomalies=anomalies,
         declared_sources=declared.good,
         scenes=scenes,
-        thresholds=_thresholds(cfg),
+        thresholds=_thresholds(cfg) + _aoi_threshold_rows(results),
         validation=validation,
         software=software,
         config_digest=cfg.digest(),
@@ -693,6 +793,9 @@ def _write_outputs(
                 "n_sites": 0 if r.sites is None else len(r.sites),
                 "skipped_items": r.skipped,
                 "radar": {"status": r.radar_status, "n_items": len(r.radar_items)},
+                "overrides": aoi_overrides(r.row),
+                "composites": r.composites,
+                "thresholds": r.thresholds,
             }
             for r in results
         },
@@ -774,7 +877,7 @@ def _archive_bulletin(out_dir: Path, number: int, outputs: dict[str, Path]) -> N
 
 def _thresholds(cfg: MonitorConfig) -> list[dict[str, Any]]:
     rows = []
-    for section in ("preprocess", "detect", "radar", "sites", "crosscheck"):
+    for section in ("preprocess", "composites", "detect", "radar", "sites", "crosscheck"):
         model = getattr(cfg, section)
         for key, info in type(model).model_fields.items():
             value = getattr(model, key)
@@ -789,6 +892,44 @@ def _thresholds(cfg: MonitorConfig) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def _aoi_threshold_rows(results: Sequence[AOIResult]) -> list[dict[str, Any]]:
+    """Annex rows for what differs per AOI: the AOI files' overrides, then the thresholds
+    applied to each AOI's imagery (the configured value or the Otsu threshold found)."""
+    rows: list[dict[str, Any]] = []
+    for r in results:
+        source = str(r.row.get("source_file", ""))
+        for section, values in aoi_overrides(r.row).items():
+            for key, value in values.items():
+                rows.append({
+                    "section": f"{section} ({r.aoi_id})",
+                    "key": key,
+                    "value": value,
+                    "unit": "",
+                    "description": f"Set for this AOI in its AOI file ({source}), replacing the configured value.",
+                    "source": "AOI file",
+                })
+        for key, applied in r.thresholds.items():
+            rows.append({
+                "section": f"applied ({r.aoi_id})",
+                "key": key,
+                "value": applied["value"],
+                "unit": applied["unit"],
+                "description": _APPLIED_DESCRIPTIONS[key],
+                "source": "Otsu (1979), measured in this run" if applied["method"] == "otsu" else "configured",
+            })
+    return rows
+
+
+_APPLIED_DESCRIPTIONS: dict[str, str] = {
+    "ndvi_drop_threshold": "NDVI drop below the baseline that counted as vegetation loss in this AOI: "
+    "detect.ndvi_drop_min, or with detect.threshold_method otsu the Otsu threshold of the AOI's pooled "
+    "NDVI drops, bounded by detect.otsu_ndvi_drop_floor and detect.otsu_ndvi_drop_ceiling.",
+    "vh_drop_threshold_db": "Sentinel-1 VH backscatter drop below the baseline that counted as change in "
+    "this AOI: radar.vh_drop_min_db, or with radar.threshold_method otsu the Otsu threshold of the AOI's "
+    "pooled VH drops, never below radar.otsu_floor_db.",
+}
 
 
 def _software() -> dict[str, str]:

@@ -389,7 +389,7 @@ def test_annex_lists_every_threshold_with_unit_and_source(tmp_path: Path) -> Non
     context = replace(_without_figures(make_context()), thresholds=thresholds)
     html = render_bulletin(context, tmp_path, pdf=False)["bulletin.html"].read_text("utf-8")
     annex = html.split("<h3>Thresholds</h3>", 1)[1].split("<h3>Validation</h3>", 1)[0]
-    rows = re.findall(r"<tr><td>(\w+)</td><td class=\"mono key\">(.*?)</td><td class=\"num\">(.*?)</td>"
+    rows = re.findall(r"<tr><td>(\w+)</td><td class=\"mono key\">(.*?)</td><td class=\"num(?: long)?\">(.*?)</td>"
                       r"<td class=\"nowrap\">(.*?)</td>\s*<td class=\"small source\">(.*?)</td>", annex, re.S)
     tables = re.findall(r"<tr><td class=\"mono\">(\w+)</td>", annex)
     keys = {re.sub(r"<wbr>", "", k) for _, k, *_ in rows} | set(tables)

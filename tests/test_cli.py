@@ -219,6 +219,19 @@ def test_bad_aoi_exits_2_and_writes_nothing(tmp_path: Path, scenario, geojson: s
     assert not out.exists()
 
 
+def test_bad_aoi_override_exits_2_and_writes_nothing(tmp_path: Path, scenario) -> None:
+    collection = json.loads(Path(scenario.aoi_path).read_text("utf-8"))
+    collection["features"][0]["properties"]["detect"] = {"ndvi_drop_min": 5}
+    aoi = tmp_path / "override.geojson"
+    aoi.write_text(json.dumps(collection), encoding="utf-8")
+    out = tmp_path / "out"
+    res = _monitor(tmp_path, aoi=aoi, source=scenario.catalog_path, out=out)
+    assert res.returncode == 2, res.stderr
+    line = _one_error_line(res.stderr)
+    assert "override.geojson" in line and "detect.ndvi_drop_min" in line
+    assert not out.exists()
+
+
 def test_unreachable_source_fails_fast_naming_the_endpoint(tmp_path: Path, scenario) -> None:
     out = tmp_path / "out"
     res = _monitor(tmp_path, aoi=scenario.aoi_path, source="http://127.0.0.1:9/v1", out=out, timeout=60)

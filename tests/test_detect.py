@@ -146,3 +146,53 @@ def test_cleared_field_that_regreens_is_rejected_even_when_mostly_bare() -> None
     assert not flags.values.any()
     kept, _ = _run(make_scene(change_index=22)[0])
     assert kept.values[truth.values].all()
+
+
+# ============================================================================================
+# Adaptive NDVI-drop threshold (Otsu)
+# ============================================================================================
+
+OTSU = PARAMS.model_copy(update={"threshold_method": "otsu"})
+
+
+def test_otsu_threshold_separates_pit_from_savanna_and_finds_the_pit() -> None:
+    scenes, truth = make_scene(clouds=0.2, seed=4)
+    scored = detect.score_change(scenes, monitoring_start=MON_START, params=OTSU)
+    thr = float(scored["ndvi_drop_threshold"])
+    # Gravel drops NDVI by ~0.6 from the green baseline, stable savanna by ~0: Otsu splits
+    # in between, inside the configured bounds.
+    assert OTSU.otsu_ndvi_drop_floor <= thr <= OTSU.otsu_ndvi_drop_ceiling
+    drop = (scored["baseline_ndvi"] - scored["ndvi"]).where(scored["valid"]).transpose("time", "y", "x")
+    drop = drop.isel(time=slice(-8, None))
+    pit_drop = float(np.nanmean(drop.values[:, truth.values]))
+    still_drop = float(np.nanmean(drop.values[:, ~truth.values]))
+    assert still_drop + 0.1 < thr < pit_drop - 0.1
+    flags, _ = _run(scenes, OTSU)
+    np.testing.assert_array_equal(flags.values, truth.values)
+
+
+def test_otsu_without_change_falls_back_to_its_floor_not_into_the_noise() -> None:
+    scenes, _ = make_scene(pit=np.s_[0:0, 0:0], noise=0.02, seed=5)
+    scored = detect.score_change(scenes, monitoring_start=MON_START, params=OTSU)
+    # A unimodal histogram of noise: Otsu would cut through it; the floor holds.
+    assert float(scored["ndvi_drop_threshold"]) == pytest.approx(OTSU.otsu_ndvi_drop_floor, abs=0.011)
+    flags, _ = _run(scenes, OTSU)
+    assert not flags.values.any()
+
+
+def test_fixed_threshold_is_reported_as_applied() -> None:
+    scenes, _ = make_scene()
+    scored = detect.score_change(scenes, monitoring_start=MON_START, params=PARAMS)
+    assert float(scored["ndvi_drop_threshold"]) == pytest.approx(PARAMS.ndvi_drop_min)
+
+
+def test_otsu_dask_and_numpy_agree_and_stay_lazy() -> None:
+    eager, _ = make_scene(clouds=0.2, seed=6)
+    lazy, _ = make_scene(clouds=0.2, seed=6, chunks={"time": 1, "y": 16, "x": 20})
+    with raise_if_dask_computes():
+        scored = detect.score_change(lazy, monitoring_start=MON_START, params=OTSU)
+        flags_lazy, _ = _run(lazy, OTSU)
+    assert scored["ndvi_drop_threshold"].chunks is not None
+    eager_scored = detect.score_change(eager, monitoring_start=MON_START, params=OTSU)
+    assert float(scored["ndvi_drop_threshold"]) == float(eager_scored["ndvi_drop_threshold"])
+    np.testing.assert_array_equal(flags_lazy.values, _run(eager, OTSU)[0].values)

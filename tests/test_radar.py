@@ -282,16 +282,6 @@ def test_otsu_switch_finds_the_valley_of_a_bimodal_drop() -> None:
     assert float(fixed["vh_threshold_db"]) == 3.0
 
 
-def test_otsu_from_the_histogram_matches_skimage_on_the_values() -> None:
-    from skimage.filters import threshold_otsu
-
-    rng = np.random.default_rng(7)
-    values = np.concatenate([rng.normal(0, 1.2, 5000), rng.normal(7, 1.5, 2000)]).astype("float32")
-    da = xr.DataArray(values)
-    ours = float(radar._otsu_threshold(da, params=RadarParams(otsu_floor_db=0.0)))
-    assert ours == pytest.approx(float(threshold_otsu(values)), abs=0.2)
-
-
 # ============================================================================================
 # Fusion
 # ============================================================================================
