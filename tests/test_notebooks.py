@@ -152,11 +152,13 @@ def test_tune_detector(kernel_env: None, demo_dir: Path, tmp_path: Path) -> None
     nb = _execute(REPO / "notebooks" / "02_tune_detector.ipynb", tmp_path)
     text = _text(nb)
     line = next(ln for ln in text.splitlines() if ln.startswith("F1: A = "))
-    f1_a, f1_b = (float(part.split("=")[1]) for part in line.removeprefix("F1: ").split(","))
+    f1_a, f1_b, f1_c = (float(part.split("=")[1]) for part in line.removeprefix("F1: ").split(","))
     # Setting A is the configuration as run: the notebook scores what the pipeline found.
     run = evaluate_sites(read_sites(demo_dir / "sites.geojson"), read_truth(demo_dir / "scenario" / "truth.geojson"))
     assert f1_a == pytest.approx(run["f1"], abs=5e-4)
-    assert f1_a > 0 and 0 <= f1_b <= 1
+    assert f1_a > 0 and 0 <= f1_b <= 1 and 0 <= f1_c <= 1
+    otsu = next(ln for ln in text.splitlines() if ln.startswith("Otsu NDVI-drop threshold found for C:"))
+    assert 0.15 <= float(otsu.rsplit(":", 1)[1]) <= 0.5  # within the configured floor and ceiling
     assert _images(nb) >= 2
 
 
