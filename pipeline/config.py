@@ -142,16 +142,18 @@ class CompositesParams(_Section):
     Africa's semiannual GeoMAD) and ``dry_season`` (``dry_season_months`` of each year, the
     clearest and least vegetated views of bare ground). Empty: none."""
     method: CompositeMethod = "geomedian"
-    """``geomedian``: per-pixel geometric median of the band vectors over time (Roberts,
-    Mueller and McIntyre 2017, IEEE TGRS 55(11); the ``geomad`` implementation by Geoscience
+    """``geomedian``: per-pixel geometric median of the band vectors over time (Roberts et al.
+    2017, IEEE TGRS 55(11); the ``geomad`` implementation by Geoscience
     Australia that Digital Earth Australia and Africa use for their GeoMAD products). It keeps
     the band relationships of a real observation, so indices of the composite are consistent;
     ``median``: per-band median (faster, bands may come from different dates)."""
     dry_season_months: tuple[int, ...] = (11, 12, 1, 2, 3)
     """Calendar months (1-12) of the dry season. Default: November-March, the harmattan dry
-    season of the Sudanian savanna of northern Côte d'Ivoire (Séguéla, Tortiya). Southern
-    African AOIs set their own in the AOI file (Marange, Zimbabwe: May-October). A season
-    that spans the new year is one window (November to the following March)."""
+    season of the Sudanian savanna of northern Côte d'Ivoire (Séguéla, Tortiya), from general
+    climatology (e.g. the World Bank Climate Change Knowledge Portal country profile):
+    judgement, not checked against rainfall records of the fields. Southern African AOIs set
+    their own in the AOI file (Marange, Zimbabwe: May-October). A season that spans the new
+    year is one window (November to the following March)."""
     bands: tuple[str, ...] | None = None
     """Reflectance bands of the composites (Earth Search naming); ``None``: every optical band
     loaded (``acquire.bands`` without ``scl``)."""
