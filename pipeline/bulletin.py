@@ -167,6 +167,9 @@ class AOIReport:
     n_radar_scenes: int = 0
     composites: list[dict[str, Any]] = field(default_factory=list)
     """Named composites (see :attr:`pipeline.run.AOIResult.composites`)."""
+    view_method: str = ""
+    """Composite method of ``rgb_before``/``rgb_after`` (``geomedian`` or ``median``; empty
+    when unknown)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -273,6 +276,7 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
             "new_since_previous": [str(s) for s in a.new_since_previous],
             "radar": {"status": a.radar_status, "n_scenes": a.n_radar_scenes},
             "composites": [dict(c) for c in a.composites],
+            "view_method": a.view_method or None,
         })
     flags = context.flags if context.flags is not None else pd.DataFrame()
     return {
@@ -450,6 +454,7 @@ def _aoi_view(report: AOIReport, save: Any) -> dict[str, Any]:
         "epsg": report.epsg,
         "error": report.error,
         "evidence": evidence_text(report.radar_status, report.n_radar_scenes),
+        "view_method": _METHOD_NAMES.get(report.view_method, _text(report.view_method)),
         "map": None,
         "chips": [],
         "activity_chart": None,

@@ -1,6 +1,8 @@
-"""PURE: named cloud-free composites (semiannual, dry season) by geometric or per-band median.
+"""PURE: cloud-free composites (semiannual, dry season, reporting period) by geometric or per-band median.
 
-:func:`composite_windows` lays out the calendar windows, :func:`composite` reduces the
+:func:`composite_windows` lays out the calendar windows of the named products,
+:func:`period_windows` those of the reporting periods (the bulletin's before and after
+views), :func:`composite` reduces the
 cloud-masked scenes of each window to one image per window, lazily, and
 :func:`write_composites` (the one EDGE function here, kept next to the layout it
 writes) stores computed composites as Cloud-Optimised GeoTIFFs. Reflectance is
@@ -21,6 +23,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, Literal
 
 import geomad
 import numpy as np
@@ -36,10 +39,12 @@ from .io import atomic_path
 
 __all__ = [
     "COG_NODATA",
+    "PERIOD_PRODUCT",
     "COG_SCALE",
     "CompositeWindow",
     "composite",
     "composite_windows",
+    "period_windows",
     "write_composites",
 ]
 
@@ -53,6 +58,11 @@ GEOMEDIAN_EPS = 1e-4
 GEOMEDIAN_MAX_ITERS = 10_000
 
 _PRODUCTS: tuple[str, ...] = ("semiannual", "dry_season")
+#: Product name of reporting-period windows (:func:`period_windows`); not a named product
+#: of ``composites.products``, nothing is written for it.
+PERIOD_PRODUCT: Final = "period"
+
+WindowProduct = CompositeProduct | Literal["period"]
 
 
 @dataclass(frozen=True)
@@ -65,8 +75,8 @@ class CompositeWindow:
     'dry_season_2022-11-01_2023-03-31'
     """
 
-    product: CompositeProduct
-    """``semiannual`` or ``dry_season``."""
+    product: WindowProduct
+    """``semiannual``, ``dry_season`` or ``period`` (a reporting period)."""
     start: dt.date
     """First day in the window."""
     end: dt.date
@@ -132,6 +142,17 @@ def composite_windows(
         if w.start <= last and w.end >= first
     ]
     return sorted(out, key=lambda w: (w.start, w.product))
+
+
+def period_windows(periods: Iterable[tuple[dt.date, dt.date]]) -> list[CompositeWindow]:
+    """One ``period`` window per reporting period ``(start, end)`` (inclusive), in order.
+
+    Examples
+    --------
+    >>> [w.label for w in period_windows([(dt.date(2023, 1, 1), dt.date(2023, 3, 31))])]
+    ['period_2023-01-01_2023-03-31']
+    """
+    return [CompositeWindow(PERIOD_PRODUCT, start, end) for start, end in periods]
 
 
 def composite(

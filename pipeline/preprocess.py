@@ -1,4 +1,4 @@
-"""PURE: DN -> reflectance, SCL cloud/shadow mask, per-period median composites.
+"""PURE: DN -> reflectance, SCL cloud/shadow mask, per-period composites.
 
 Every function takes and returns xarray objects, builds a lazy graph when given
 Dask-backed input and never computes. Reflectance is unitless (0..1).
@@ -14,11 +14,13 @@ import pandas as pd
 import xarray as xr
 from scipy import ndimage
 
+from . import composites
+from .config import CompositeMethod
 from .errors import MissingBandError, MissingDimensionError
 from .types import SCL_BAND
 
 __all__ = [
-    "composite_median",
+    "composite_periods",
     "mask_clouds",
     "reporting_periods",
     "to_reflectance",
@@ -130,14 +132,15 @@ def mask_clouds(
     return out
 
 
-def composite_median(
+def composite_periods(
     scenes: xr.Dataset,
     *,
     bands: Sequence[str],
     periods: Sequence[tuple[dt.date, dt.date]],
+    method: CompositeMethod = "median",
     min_valid_obs: int = 1,
 ) -> xr.Dataset:
-    """Per-pixel median over ``time`` of cloud-masked scenes, one per period.
+    """One cloud-free composite of ``scenes`` per reporting period.
 
     Parameters
     ----------
@@ -147,36 +150,26 @@ def composite_median(
         Variables to composite.
     periods
         ``(start, end)`` dates, inclusive.
+    method
+        ``median`` (per band) or ``geomedian`` (geometric median of the band vectors,
+        so every band of a pixel comes from one consistent surface); see
+        :func:`pipeline.composites.composite`, which does the work.
     min_valid_obs
         Pixels with fewer valid observations in a period are NaN.
 
     Returns
     -------
     xarray.Dataset
-        ``(period, y, x)`` medians per band, ``valid_count`` (int16) and coordinates
-        ``period_start``/``period_end``. The input is rechunked to one chunk along
-        ``time`` per period before the reduction. Lazy. A period with no scene at all
-        gives NaN everywhere and ``valid_count`` 0.
+        ``(period, y, x)`` composites per band, ``valid_count`` (int16) and coordinates
+        ``period_start``/``period_end``. Lazy. A period with no scene at all gives NaN
+        everywhere and ``valid_count`` 0.
     """
     _require_dims(scenes, ("time", "y", "x"))
-    times = pd.DatetimeIndex(scenes["time"].values)
-    parts = []
-    for start, end in periods:
-        sel = (times >= pd.Timestamp(start)) & (times < pd.Timestamp(end) + pd.Timedelta(days=1))
-        sub = scenes.isel(time=np.flatnonzero(sel))
-        if sub.sizes["time"] == 0:
-            empty = xr.full_like(scenes[list(bands)].isel(time=0, drop=True), np.nan, dtype="float32")
-            empty["valid_count"] = xr.zeros_like(scenes["valid"].isel(time=0, drop=True), dtype="int16")
-            parts.append(empty)
-            continue
-        sub = sub.chunk({"time": -1}) if sub.chunks else sub
-        med = sub[list(bands)].median("time", skipna=True)
-        count = sub["valid"].sum("time").astype("int16")
-        med = med.where(count >= min_valid_obs)
-        med["valid_count"] = count
-        parts.append(med)
-    out = xr.concat(parts, dim="period", coords="minimal", compat="override")
-    out = out.drop_vars([c for c in out.coords if c not in ("y", "x", "spatial_ref")], errors="ignore")
+    out = composites.composite(
+        scenes, bands=bands, windows=composites.period_windows(periods), method=method, min_valid_obs=min_valid_obs
+    )
+    out = out.rename(composite="period").drop_vars(["product", "start", "end", "label"])
+    out.attrs = {}
     return out.assign_coords(
         period_start=("period", pd.to_datetime([p[0] for p in periods])),
         period_end=("period", pd.to_datetime([p[1] for p in periods])),

@@ -94,6 +94,8 @@ class AOIResult:
     items: list[pystac.Item] = field(default_factory=list)
     rgb_before: np.ndarray | None = None
     rgb_after: np.ndarray | None = None
+    view_method: str = ""
+    """Composite method (``composites.method``) of ``rgb_before``/``rgb_after``."""
     extent_utm: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     epsg: int = 4326
     error: str | None = None
@@ -412,8 +414,13 @@ def _process_aoi(
     aoi_id = result.aoi_id
     cube = open_aoi_scenes(row, cfg, search_start=search_start, end=end, result=result)
     masked, geobox, epsg, aoi_utm = cube.masked, cube.geobox, cube.epsg, cube.aoi_utm
-    composite = preprocess.composite_median(
-        masked, bands=["red", "green", "blue"], periods=periods, min_valid_obs=cfg.preprocess.min_valid_obs
+    # the before/after views: one composite per reporting period, by the composites' method
+    composite = preprocess.composite_periods(
+        masked,
+        bands=["red", "green", "blue"],
+        periods=periods,
+        method=cfg.composites.method,
+        min_valid_obs=cfg.preprocess.min_valid_obs,
     )
     windows = composites.composite_windows(
         search_start, end, products=cfg.composites.products, dry_season_months=cfg.composites.dry_season_months
@@ -474,6 +481,7 @@ def _process_aoi(
     result.sites = site_gdf
     result.rgb_before = _rgb(composite_np, 0)
     result.rgb_after = _rgb(composite_np, -1)
+    result.view_method = cfg.composites.method
     result.extent_utm = tuple(float(v) for v in geobox.extent.boundingbox)  # type: ignore[assignment]
     result.epsg = epsg
     result.timings["sites_s"] = time.perf_counter() - tick
@@ -742,6 +750,7 @@ def _write_outputs(
                 activity=r.activity if r.activity is not None else activity.iloc[0:0],
                 rgb_before=r.rgb_before,
                 rgb_after=r.rgb_after,
+                view_method=r.view_method,
                 extent_utm=r.extent_utm,
                 epsg=r.epsg,
                 new_since_previous=[s for s in new_since if r.sites is not None and s in set(r.sites["site_id"])],

@@ -112,6 +112,7 @@ def otsu_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for feature in collection["features"]:
         feature["properties"]["detect"] = {"threshold_method": "otsu"}
         feature["properties"]["sites"] = {"min_area_m2": 2000}
+        feature["properties"]["composites"] = {"method": "median"}
     aoi = root / "otsu-aoi.geojson"
     aoi.write_text(json.dumps(collection), encoding="utf-8")
     cfg = load_config(
@@ -153,7 +154,9 @@ def read_sites_frame(path: Path) -> Any:
 def test_the_manifest_records_the_overrides_and_the_otsu_threshold(otsu_run: dict[str, Any]) -> None:
     assert otsu_run["exit"] == 0
     info = otsu_run["manifest"]["aois"][otsu_run["aoi_id"]]
-    assert info["overrides"] == {"detect": {"threshold_method": "otsu"}, "sites": {"min_area_m2": 2000}}
+    assert info["overrides"] == {
+        "composites": {"method": "median"}, "detect": {"threshold_method": "otsu"}, "sites": {"min_area_m2": 2000}
+    }
     applied = info["thresholds"]["ndvi_drop_threshold"]
     detect = otsu_run["cfg"].detect
     assert applied["method"] == "otsu" and applied["unit"] == "NDVI units"
@@ -171,6 +174,17 @@ def test_the_methods_annex_shows_the_aoi_rows(otsu_run: dict[str, Any]) -> None:
     applied = rows[(f"applied ({aoi_id})", "ndvi_drop_threshold")]
     assert "Otsu (1979)" in applied["source"]
     assert f"applied ({aoi_id})" in otsu_run["html"]
+
+
+@pytest.mark.e2e
+def test_the_composites_follow_the_aoi_method(otsu_run: dict[str, Any]) -> None:
+    """Named composites and the bulletin's before/after views both use the AOI's method."""
+    info = otsu_run["manifest"]["aois"][otsu_run["aoi_id"]]
+    assert info["composites"] and {c["method"] for c in info["composites"]} == {"median"}
+    (aoi,) = otsu_run["bulletin"]["aois"]
+    assert aoi["view_method"] == "median"
+    assert "Each is the per-band median of the clear observations" in otsu_run["html"]
+    assert otsu_run["manifest"]["config"]["composites"]["method"] == "geomedian"
 
 
 @pytest.mark.e2e

@@ -63,7 +63,7 @@ def test_composite_never_contains_a_masked_value(dn: np.ndarray, scl: np.ndarray
     refl = preprocess.to_reflectance(_dn_scene(dn, scl), bands=["red"])
     masked = preprocess.mask_clouds(refl, bands=["red"], mask_classes=[8, 9], buffer_px=0)
     periods = [(dt.date(2023, 1, 1), dt.date(2023, 3, 31))]
-    comp = preprocess.composite_median(masked, bands=["red"], periods=periods)
+    comp = preprocess.composite_periods(masked, bands=["red"], periods=periods)
     clear = np.where(np.isin(scl, [8, 9]), np.nan, refl["red"].values)
     expected = np.nanmedian(np.where(np.all(np.isnan(clear), axis=0), 0, clear), axis=0)
     expected[np.all(np.isnan(clear), axis=0)] = np.nan
@@ -82,9 +82,34 @@ def test_composite_is_lazy_and_matches_eager() -> None:
     with raise_if_dask_computes():
         lazy = preprocess.mask_clouds(preprocess.to_reflectance(lazy_in, bands=["red"]),
                                       bands=["red"], mask_classes=[9], buffer_px=1)
-        comp_lazy = preprocess.composite_median(lazy, bands=["red"], periods=periods)
-    comp_eager = preprocess.composite_median(eager, bands=["red"], periods=periods)
+        comp_lazy = preprocess.composite_periods(lazy, bands=["red"], periods=periods)
+    comp_eager = preprocess.composite_periods(eager, bands=["red"], periods=periods)
     xr.testing.assert_allclose(comp_lazy.compute(), comp_eager)
+
+
+def test_period_geomedian_keeps_one_surface_per_pixel_and_marks_empty_periods() -> None:
+    # three clear dates in January: the per-band median mixes red of one date with NIR of
+    # another, the geometric median stays with the two dates that agree
+    obs = np.array([[0.10, 0.40], [0.12, 0.42], [0.30, 0.10]], "float32")  # (time, band)
+    cube = np.broadcast_to(obs[:, :, None, None], (3, 2, 2, 3))
+    ds = xr.Dataset(
+        {"red": (("time", "y", "x"), cube[:, 0]), "nir": (("time", "y", "x"), cube[:, 1])},
+        coords={"time": pd.to_datetime(["2023-01-05", "2023-01-15", "2023-01-25"])},
+    )
+    ds["valid"] = ds["red"].notnull()
+    periods = [(dt.date(2023, 1, 1), dt.date(2023, 1, 31)), (dt.date(2023, 2, 1), dt.date(2023, 2, 28))]
+    with raise_if_dask_computes():
+        lazy = preprocess.composite_periods(ds.chunk({"y": 1}), bands=["red", "nir"], periods=periods,
+                                            method="geomedian", min_valid_obs=2)
+    out = lazy.compute()
+    assert out["red"].dims == ("period", "y", "x")
+    assert list(out["period_start"].values) == list(pd.to_datetime(["2023-01-01", "2023-02-01"]))
+    geo = (float(out["red"][0, 0, 0]), float(out["nir"][0, 0, 0]))
+    assert 0.10 <= geo[0] <= 0.12 and 0.40 <= geo[1] <= 0.42  # between the two agreeing dates
+    med = preprocess.composite_periods(ds, bands=["red", "nir"], periods=periods, method="median")
+    assert float(med["red"][0, 0, 0]) == pytest.approx(0.12) and float(med["nir"][0, 0, 0]) == pytest.approx(0.40)
+    assert np.isnan(out["red"].values[1]).all() and (out["valid_count"].values[1] == 0).all()
+    assert (out["valid_count"].values[0] == 3).all()
 
 
 def test_reporting_periods_are_calendar_quarters() -> None:
