@@ -148,7 +148,7 @@ class CompositesParams(_Section):
     the band relationships of a real observation, so indices of the composite are consistent;
     ``median``: per-band median (the bands of one pixel may come from different dates). Used
     for the named products and for the per-period composites behind the bulletin's map and
-    before/after views. ``make bench`` (``bench_composites``) measures the two."""
+    before/after views."""
     dry_season_months: tuple[int, ...] = (11, 12, 1, 2, 3)
     """Calendar months (1-12) of the dry season. Default: November-March, the harmattan dry
     season of the Sudanian savanna of northern Côte d'Ivoire (Séguéla, Tortiya), from general
