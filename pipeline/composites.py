@@ -39,8 +39,8 @@ from .io import atomic_path
 
 __all__ = [
     "COG_NODATA",
-    "PERIOD_PRODUCT",
     "COG_SCALE",
+    "PERIOD_PRODUCT",
     "CompositeWindow",
     "composite",
     "composite_windows",

@@ -152,7 +152,7 @@ def composite_periods(
         ``(start, end)`` dates, inclusive.
     method
         ``median`` (per band) or ``geomedian`` (geometric median of the band vectors,
-        so every band of a pixel comes from one consistent surface); see
+        which keeps the band relationships of a real surface); see
         :func:`pipeline.composites.composite`, which does the work.
     min_valid_obs
         Pixels with fewer valid observations in a period are NaN.
