@@ -454,7 +454,7 @@ def _aoi_view(report: AOIReport, save: Any) -> dict[str, Any]:
         "epsg": report.epsg,
         "error": report.error,
         "evidence": evidence_text(report.radar_status, report.n_radar_scenes),
-        "view_method": _METHOD_NAMES.get(report.view_method, _text(report.view_method)),
+        "view_method": _method_name(report.view_method),
         "map": None,
         "chips": [],
         "activity_chart": None,
@@ -657,6 +657,11 @@ _PRODUCT_NAMES: dict[str, str] = {"semiannual": "Half-year", "dry_season": "Dry 
 _METHOD_NAMES: dict[str, str] = {"geomedian": "geometric median", "median": "per-band median"}
 
 
+def _method_name(method: Any) -> str:
+    """Reader's name of a composite method (``geomedian`` -> ``geometric median``)."""
+    return _METHOD_NAMES.get(_text(method), _text(method))
+
+
 def _composite_rows(aois: Iterable[AOIReport]) -> list[dict[str, str]]:
     """Annex rows: one per named composite of every AOI (all text escaped by the template)."""
     rows = []
@@ -666,7 +671,7 @@ def _composite_rows(aois: Iterable[AOIReport]) -> list[dict[str, str]]:
                 "aoi": _text(a.name or a.aoi_id),
                 "product": _PRODUCT_NAMES.get(str(c.get("product")), _text(c.get("product"))),
                 "window": f"{_text(c.get('start'))} {_DASH} {_text(c.get('end'))}",
-                "method": _METHOD_NAMES.get(str(c.get("method")), _text(c.get("method"))),
+                "method": _method_name(c.get("method")),
                 "clear_obs": f"{float(c.get('clear_obs_median') or 0):g}",
                 "filled": _pct(c.get("filled_frac")),
                 "file": _text(Path(str(c["file"])).name if c.get("file") else "not written"),

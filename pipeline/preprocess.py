@@ -161,15 +161,14 @@ def composite_periods(
     -------
     xarray.Dataset
         ``(period, y, x)`` composites per band, ``valid_count`` (int16) and coordinates
-        ``period_start``/``period_end``. Lazy. A period with no scene at all gives NaN
-        everywhere and ``valid_count`` 0.
+        ``period_start``/``period_end``; ``attrs`` as :func:`pipeline.composites.composite`
+        sets them. Lazy. A period with no scene at all gives NaN everywhere and
+        ``valid_count`` 0.
     """
-    _require_dims(scenes, ("time", "y", "x"))
     out = composites.composite(
         scenes, bands=bands, windows=composites.period_windows(periods), method=method, min_valid_obs=min_valid_obs
     )
     out = out.rename(composite="period").drop_vars(["product", "start", "end", "label"])
-    out.attrs = {}
     return out.assign_coords(
         period_start=("period", pd.to_datetime([p[0] for p in periods])),
         period_end=("period", pd.to_datetime([p[1] for p in periods])),
