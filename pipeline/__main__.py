@@ -3,6 +3,9 @@
 Exit status: 0 success; 1 the run finished but one or more AOIs failed (each
 listed, the others complete) or the imagery source could not be reached; 2 bad
 input or configuration (one line naming the file and field, nothing written).
+
+Each subcommand imports the stages it runs inside its handler: ``--help``, ``evaluate`` and
+``cache`` then start without importing Dask, distributed, GDAL or WeasyPrint (seconds each).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from .errors import MonitorError, SearchError
+from .errors import InputDataError, MonitorError, SearchError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "monitor.yaml"
@@ -35,23 +39,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{monitor,demo,evaluate,cache,sources}")
+    _add_monitor(sub)
+    _add_demo(sub)
+    _add_evaluate(sub)
+    _add_cache(sub)
+    _add_sources(sub)
+    return parser
 
+
+def _add_run_options(cmd: argparse.ArgumentParser) -> None:
+    """The options of a run over AOIs and a period (``monitor``; the contract in DESIGN.md)."""
+    cmd.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config (default: configs/monitor.yaml)")
+    cmd.add_argument(
+        "--aoi", type=Path, action="append", help="AOI GeoJSON file; repeat for several (overrides config aois)"
+    )
+    cmd.add_argument("--source", help="STAC API root URL or static catalog.json / collection.json path")
+    cmd.add_argument("--start", type=_date, help="first day of the monitoring period (YYYY-MM-DD)")
+    cmd.add_argument("--end", type=_date, help="last day of the monitoring period (YYYY-MM-DD)")
+    cmd.add_argument("--cache", type=Path, help="cache folder for AOI windows (overrides config cache_dir)")
+    cmd.add_argument("--scheduler", help="address of a running dask.distributed scheduler (tcp://host:port)")
+
+
+def _add_monitor(sub: Any) -> None:
     mon = sub.add_parser(
         "monitor",
         help="search, fetch, detect, cross-check and write a bulletin",
         description="Run every stage for every AOI and write the bulletin and data files.",
     )
-    mon.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config (default: configs/monitor.yaml)")
-    mon.add_argument(
-        "--aoi", type=Path, action="append", help="AOI GeoJSON file; repeat for several (overrides config aois)"
-    )
-    mon.add_argument("--source", help="STAC API root URL or static catalog.json / collection.json path")
-    mon.add_argument("--start", type=_date, help="first day of the monitoring period (YYYY-MM-DD)")
-    mon.add_argument("--end", type=_date, help="last day of the monitoring period (YYYY-MM-DD)")
+    _add_run_options(mon)
     mon.add_argument("--out", type=Path, help="output folder (overrides config out_dir)")
-    mon.add_argument("--cache", type=Path, help="cache folder for AOI windows (overrides config cache_dir)")
-    mon.add_argument("--scheduler", help="address of a running dask.distributed scheduler (tcp://host:port)")
 
+
+def _add_demo(sub: Any) -> None:
     demo = sub.add_parser(
         "demo",
         help="offline: build the bundled scenario, then run monitor on it",
@@ -62,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", type=Path, default=DEMO_CONFIG, help="YAML config (default: configs/demo.yaml)")
     demo.add_argument("--scheduler", help="address of a running dask.distributed scheduler")
 
+
+def _add_evaluate(sub: Any) -> None:
     ev = sub.add_parser(
         "evaluate",
         help="site-level precision / recall / F1 against ground truth",
@@ -76,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="AOI GeoJSON the sites were detected in (repeatable): truth is clipped to it",
     )
 
+
+def _add_cache(sub: Any) -> None:
     cache = sub.add_parser(
         "cache",
         help="show or free the local cache of AOI windows",
@@ -86,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("action", choices=("info", "clear"))
     cache.add_argument("--cache", type=Path, help="cache folder (overrides config cache_dir)")
     cache.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config whose cache_dir to use")
+
+
+def _add_sources(sub: Any) -> None:
     src = sub.add_parser(
         "sources",
         help="check that the configured imagery source is reachable and authorised",
@@ -95,7 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("action", choices=("check",))
     src.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config (default: configs/monitor.yaml)")
     src.add_argument("--source", help="STAC API root URL or static catalog path (overrides config source.url)")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,9 +181,9 @@ def _monitor(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from .config import load_config
+    from .demo import ScenarioSpec, write_scenario
     from .evaluate import format_metrics
     from .run import run_monitor
-    from .scenario import ScenarioSpec, write_scenario
 
     out = args.out.resolve()
     scenario = write_scenario(out / "scenario", ScenarioSpec(with_s1=True))
@@ -212,8 +237,6 @@ def _sources(args: argparse.Namespace) -> int:
 
 
 def raise_input(message: str) -> None:
-    from .errors import InputDataError
-
     raise InputDataError(message)
 
 

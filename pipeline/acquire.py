@@ -23,7 +23,7 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from .errors import DownloadError
-from .search import band_scaling
+from .harmonise import band_scaling
 
 __all__ = ["aoi_geobox", "gdal_env", "open_scenes"]
 
@@ -116,7 +116,7 @@ def _attach_radiometry(
     for band in bands:
         scales, offsets, nodatas = [], [], []
         for group in groups:
-            s, o, n = band_scaling(group[0], band) if group else (1.0, 0.0, 0.0)
+            s, o, n = band_scaling(group[0], band).as_tuple() if group else (1.0, 0.0, 0.0)
             scales.append(s)
             offsets.append(o)
             nodatas.append(n)

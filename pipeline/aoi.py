@@ -7,7 +7,8 @@ files), ``name``, ``participant_iso3`` and ``participant`` (the KP participant
 name), plus the optional volume-and-grade parameters ``gravel_thickness_m`` and
 ``grade_ct_per_m3`` as ``[low, high]`` ranges, and optional per-AOI overrides of the
 ``preprocess``, ``composites``, ``detect``, ``radar`` and ``sites`` configuration sections
-(JSON objects; see :data:`OVERRIDE_PROPERTIES`). See ``aois/README.md``.
+(JSON objects; the sections are :data:`pipeline.config.AOI_OVERRIDE_SECTIONS`, validated by
+:func:`pipeline.config.aoi_config`). See ``aois/README.md``.
 
 Files are parsed with :mod:`json` rather than GDAL so that every problem can be
 reported as one line naming the file, the feature and the field, with the fix
@@ -33,11 +34,13 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
+from .config import AOI_OVERRIDE_SECTIONS, MonitorConfig
 from .errors import AOIError
+from .types import BBox
 
 __all__ = [
     "AOI_ID_PATTERN",
-    "OVERRIDE_PROPERTIES",
+    "AOI_OVERRIDE_SECTIONS",
     "PARAM_PROPERTIES",
     "REQUIRED_PROPERTIES",
     "aoi_bounds_utm",
@@ -48,11 +51,9 @@ __all__ = [
 #: Properties every AOI feature must carry (non-empty strings).
 REQUIRED_PROPERTIES: tuple[str, ...] = ("aoi_id", "name", "participant_iso3", "participant")
 #: Optional ``[low, high]`` model parameters (m, carats per m3 of gravel).
+#: Default AOI area cap (``max_aoi_area_km2`` in the config).
+DEFAULT_MAX_AREA_KM2: float = MonitorConfig.model_fields["max_aoi_area_km2"].default
 PARAM_PROPERTIES: tuple[str, ...] = ("gravel_thickness_m", "grade_ct_per_m3")
-#: Optional properties holding per-AOI overrides of these configuration sections, as JSON
-#: objects of that section's keys (``"detect": {"threshold_method": "otsu"}``); validated
-#: against the configuration models by :func:`pipeline.config.aoi_config`.
-OVERRIDE_PROPERTIES: tuple[str, ...] = ("preprocess", "composites", "detect", "radar", "sites")
 #: ``aoi_id`` must match this: it becomes part of file names and site ids.
 AOI_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 #: ISO 3166-1 alpha-3 code, as used by KP statistics.
@@ -71,7 +72,7 @@ _CRS84 = pyproj.CRS.from_user_input("OGC:CRS84")
 _GEOD = pyproj.Geod(ellps="WGS84")
 
 
-def read_aois(paths: Iterable[str | Path], *, max_area_km2: float = 5000.0) -> gpd.GeoDataFrame:
+def read_aois(paths: Iterable[str | Path], *, max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> gpd.GeoDataFrame:
     """Read and validate AOI GeoJSON files into one GeoDataFrame.
 
     Parameters
@@ -152,7 +153,7 @@ def read_aois(paths: Iterable[str | Path], *, max_area_km2: float = 5000.0) -> g
             geometries.append(geom)
 
     frame = pd.DataFrame.from_records(records)
-    for name in (*PARAM_PROPERTIES, *OVERRIDE_PROPERTIES):
+    for name in (*PARAM_PROPERTIES, *AOI_OVERRIDE_SECTIONS):
         if name not in frame.columns:
             frame[name] = None
     frame = frame.astype(object).where(frame.notna(), None)
@@ -207,7 +208,7 @@ def aoi_bounds_utm(
     *,
     margin_m: float,
     align_m: float | None = None,
-) -> tuple[float, float, float, float]:
+) -> BBox:
     """Bounding box of an AOI on its UTM grid, grown by a margin.
 
     Parameters
@@ -367,7 +368,7 @@ def _check_feature(
             )
     for name in PARAM_PROPERTIES:
         props[name] = _check_range(props.get(name), where=where, name=name)
-    for name in OVERRIDE_PROPERTIES:
+    for name in AOI_OVERRIDE_SECTIONS:
         value = props.get(name)
         if value is not None and not isinstance(value, dict):
             raise AOIError(
@@ -380,8 +381,8 @@ def _check_feature(
     area_km2 = _geodesic_area_km2(geometry)
     if area_km2 > max_area_km2:
         raise AOIError(
-            f"{where}: geometry covers {area_km2:,.0f} km2, above max_area_km2={max_area_km2:g}; "
-            "split it into smaller AOIs around the mining areas or raise max_area_km2"
+            f"{where}: geometry covers {area_km2:,.0f} km2, above max_aoi_area_km2={max_area_km2:g}; "
+            "split it into smaller AOIs around the mining areas or raise max_aoi_area_km2 in the config"
         )
     return props, geometry, area_km2
 

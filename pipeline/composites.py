@@ -14,7 +14,8 @@ band space. Unlike the per-band median it keeps the band relationships of a real
 surface, so indices computed on the composite are consistent. It comes from
 Geoscience Australia's ``geomad`` (the implementation behind the Digital Earth
 Australia and Africa GeoMAD products), run single-threaded: Dask supplies the
-parallelism.
+parallelism, with the stopping rule of ``composites.geomedian_eps`` and
+``composites.geomedian_max_iters``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Final, Literal
 
@@ -33,7 +35,7 @@ import rasterio
 import rasterio.crs
 import xarray as xr
 
-from .config import CompositeMethod, CompositeProduct
+from .config import CompositeMethod, CompositeProduct, CompositesParams
 from .errors import ConfigError, InputDataError, MissingBandError, MissingDimensionError
 from .io import atomic_path
 
@@ -52,10 +54,11 @@ __all__ = [
 COG_NODATA = -32768
 #: Reflectance per int16 count in the written COGs (reflectance = count * COG_SCALE).
 COG_SCALE = 1e-4
-#: geomad stopping rule: iterate until the estimate moves less than this (reflectance:
-#: one Sentinel-2 DN) or ``GEOMEDIAN_MAX_ITERS`` is reached. geomad's own defaults.
-GEOMEDIAN_EPS = 1e-4
-GEOMEDIAN_MAX_ITERS = 10_000
+#: Defaults of the keyword arguments of :func:`composite` that mirror ``composites`` settings.
+_DEFAULTS = CompositesParams()
+#: Defaults of ``composites.geomedian_eps`` / ``composites.geomedian_max_iters`` (geomad's own).
+DEFAULT_GEOMEDIAN_EPS: float = _DEFAULTS.geomedian_eps
+DEFAULT_GEOMEDIAN_MAX_ITERS: int = _DEFAULTS.geomedian_max_iters
 
 _PRODUCTS: tuple[str, ...] = ("semiannual", "dry_season")
 #: Product name of reporting-period windows (:func:`period_windows`); not a named product
@@ -162,6 +165,8 @@ def composite(
     windows: Sequence[CompositeWindow],
     method: CompositeMethod = "geomedian",
     min_valid_obs: int = 1,
+    geomedian_eps: float = DEFAULT_GEOMEDIAN_EPS,
+    geomedian_max_iters: int = DEFAULT_GEOMEDIAN_MAX_ITERS,
 ) -> xr.Dataset:
     """One cloud-free composite of ``scenes`` per window.
 
@@ -181,6 +186,9 @@ def composite(
         (``geomad.nangeomedian_pcm``); ``median``: per-band median.
     min_valid_obs
         Pixels with fewer clear observations in a window are NaN in every band.
+    geomedian_eps, geomedian_max_iters
+        Stopping rule of the geometric median (``composites.geomedian_eps``: reflectance,
+        ``composites.geomedian_max_iters``); ignored by ``median``.
 
     Returns
     -------
@@ -209,6 +217,10 @@ def composite(
         raise ConfigError(f"composites.method: unknown method {method!r}; use one of {sorted(_KERNELS)}")
     if min_valid_obs < 1:
         raise ConfigError(f"composites.min_valid_obs must be >= 1 (got {min_valid_obs})")
+    if not geomedian_eps > 0:
+        raise ConfigError(f"composites.geomedian_eps must be > 0 (got {geomedian_eps})")
+    if geomedian_max_iters < 1:
+        raise ConfigError(f"composites.geomedian_max_iters must be >= 1 (got {geomedian_max_iters})")
     missing_dims = [d for d in ("time", "y", "x") if d not in scenes.dims]
     if missing_dims:
         raise MissingDimensionError(
@@ -222,6 +234,8 @@ def composite(
             "composite the output of pipeline.preprocess.mask_clouds"
         )
     kernel = _KERNELS[method]
+    if method == "geomedian":
+        kernel = partial(kernel, eps=float(geomedian_eps), max_iters=int(geomedian_max_iters))
     valid = scenes["valid"].astype(bool)
     # (band, time, y, x); masking by ``valid`` keeps stray values of cloudy observations out
     stack = scenes[list(bands)].to_dataarray("band").astype("float32").where(valid)
@@ -393,8 +407,15 @@ def _empty(valid: xr.DataArray, bands: Sequence[str]) -> xr.Dataset:
     return out
 
 
-def _geomedian_np(block: np.ndarray) -> np.ndarray:
-    """``(..., band, time)`` -> ``(..., band)`` float32 geometric median; NaN observations skipped."""
+def _geomedian_np(
+    block: np.ndarray,
+    *,
+    eps: float = _DEFAULTS.geomedian_eps,
+    max_iters: int = _DEFAULTS.geomedian_max_iters,
+) -> np.ndarray:
+    """``(..., band, time)`` -> ``(..., band)`` float32 geometric median; NaN observations skipped.
+
+    geomad iterates until the estimate moves less than ``eps`` or ``max_iters`` is reached."""
     *lead, n_bands, n_times = block.shape
     if block.size == 0:
         return np.full((*lead, n_bands), np.nan, dtype="float32")
@@ -402,7 +423,7 @@ def _geomedian_np(block: np.ndarray) -> np.ndarray:
     # warm-starts a pixel from its left neighbour's answer within a row, which would make
     # results depend on chunk edges (by up to eps); a fresh start costs ~5 % more.
     flat = np.ascontiguousarray(block, dtype="float32").reshape(-1, 1, n_bands, n_times)
-    out = geomad.nangeomedian_pcm(flat, maxiters=GEOMEDIAN_MAX_ITERS, eps=GEOMEDIAN_EPS, num_threads=1)
+    out = geomad.nangeomedian_pcm(flat, maxiters=max_iters, eps=eps, num_threads=1)
     return np.asarray(out, dtype="float32").reshape(*lead, n_bands)
 
 
@@ -415,7 +436,7 @@ def _median_np(block: np.ndarray) -> np.ndarray:
     return med
 
 
-_KERNELS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"geomedian": _geomedian_np, "median": _median_np}
+_KERNELS: dict[str, Callable[..., np.ndarray]] = {"geomedian": _geomedian_np, "median": _median_np}
 
 
 def _to_int16(values: np.ndarray) -> np.ndarray:

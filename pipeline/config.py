@@ -1,8 +1,10 @@
 """Typed, frozen configuration: ``load_config(path) -> MonitorConfig``.
 
 The YAML is parsed once (in ``run.py`` or the first notebook cell) into frozen
-pydantic models. Every field carries its unit in its name and a docstring that
-says where its default comes from. Stage functions receive only their own
+pydantic models. Every field has a docstring that says what it does and where its
+default comes from. The fields of the sections the bulletin's methods annex lists
+(:data:`THRESHOLD_SECTIONS`) also carry their unit and source as field metadata
+(``json_schema_extra``; :func:`field_meta`, :func:`threshold_table`). Stage functions receive only their own
 section (``params: DetectParams``) or plain keyword arguments, never the whole
 config. Unknown keys are rejected, and every validation error is reported as
 one line naming the YAML key (``detect.ndvi_drop_min``) and the file.
@@ -19,13 +21,31 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from .errors import ConfigError
 from .types import DEFAULT_BANDS, OPTICAL_BANDS, ProviderNaming
+
+#: Sources shared by many fields (:func:`_param`): the value is reasoned in the docstring; the
+#: docstring says the value is judgement / an illustrative default; the CSV rows carry theirs.
+_DESIGN = "design choice"
+_JUDGEMENT = "judgement, not sourced"
+_ILLUSTRATIVE = "illustrative default, not sourced"
+_ROW_SOURCES = "each row carries its own source (see Sources of declared figures)"
+
+
+def _param(default: Any, *, unit: str, source: str, **constraints: Any) -> Any:
+    """A pydantic ``Field`` carrying its unit and source (``json_schema_extra``).
+
+    ``unit``: the unit the value is in, as the bulletin prints it (``"m²"``, ``"NDVI"``,
+    ``"on / off"``); ``source``: where the default comes from (citations, ``design choice``,
+    ``judgement, not sourced``). ``constraints`` go to ``Field`` (``ge``, ``le``, ...).
+    """
+    return Field(default=default, json_schema_extra={"unit": unit, "source": source}, **constraints)
 
 
 class _Section(BaseModel):
@@ -119,12 +139,14 @@ class AcquireParams(_Section):
 
 
 class PreprocessParams(_Section):
-    scl_mask_classes: tuple[int, ...] = (0, 1, 3, 8, 9, 10, 11)
+    scl_mask_classes: tuple[int, ...] = _param(
+        (0, 1, 3, 8, 9, 10, 11), unit="SCL class codes", source="ESA Sen2Cor product specification"
+    )
     """SCL classes treated as invalid: no data, defective, cloud shadow, cloud medium and
     high probability, thin cirrus, snow (ESA Sen2Cor product specification)."""
-    cloud_buffer_px: int = Field(default=1, ge=0, le=20)
+    cloud_buffer_px: int = _param(1, unit="pixels", source=_DESIGN, ge=0, le=20)
     """Dilation of the SCL cloud/shadow mask in pixels, to catch cloud edges Sen2Cor misses."""
-    min_valid_obs: int = Field(default=1, ge=1)
+    min_valid_obs: int = _param(1, unit="observations", source=_DESIGN, ge=1)
     """A composite pixel needs at least this many valid observations in its period."""
 
 
@@ -136,12 +158,12 @@ CompositeProduct = Literal["semiannual", "dry_season"]
 class CompositesParams(_Section):
     """Named cloud-free composites (``composites`` section; :mod:`pipeline.composites`)."""
 
-    products: tuple[CompositeProduct, ...] = ("semiannual", "dry_season")
+    products: tuple[CompositeProduct, ...] = _param(("semiannual", "dry_season"), unit="product names", source=_DESIGN)
     """Composite products made for every AOI over the searched span (baseline and monitoring
     period): ``semiannual`` (January-June and July-December, the windows of Digital Earth
     Africa's semiannual GeoMAD) and ``dry_season`` (``dry_season_months`` of each year, the
     clearest and least vegetated views of bare ground). Empty: none."""
-    method: CompositeMethod = "geomedian"
+    method: CompositeMethod = _param("geomedian", unit="method", source="Roberts et al. 2017")
     """``geomedian``: per-pixel geometric median of the band vectors over time (Roberts et al.
     2017, IEEE TGRS 55(11); the ``geomad`` implementation by Geoscience
     Australia that Digital Earth Australia and Africa use for their GeoMAD products). It keeps
@@ -149,20 +171,27 @@ class CompositesParams(_Section):
     ``median``: per-band median (the bands of one pixel may come from different dates). Used
     for the named products and for the per-period composites behind the bulletin's map and
     before/after views."""
-    dry_season_months: tuple[int, ...] = (11, 12, 1, 2, 3)
+    geomedian_eps: float = _param(1e-4, unit="reflectance (0–1)", source="geomad default", gt=0, le=0.01)
+    """Stopping rule of the geometric median (``method: geomedian``): iterate until the estimate
+    moves less than this (reflectance; 1e-4 is one Sentinel-2 DN) or ``geomedian_max_iters``
+    is reached. The ``geomad`` package's own default."""
+    geomedian_max_iters: int = _param(10_000, unit="iterations", source="geomad default", ge=1)
+    """Iteration cap of the geometric median (see ``geomedian_eps``); the ``geomad`` package's
+    own default, reached only by pixels whose estimate keeps moving."""
+    dry_season_months: tuple[int, ...] = _param((11, 12, 1, 2, 3), unit="calendar months (1–12)", source=_JUDGEMENT)
     """Calendar months (1-12) of the dry season. Default: November-March, the harmattan dry
     season of the Sudanian savanna of northern Côte d'Ivoire (Séguéla, Tortiya), from general
     climatology (e.g. the World Bank Climate Change Knowledge Portal country profile):
     judgement, not checked against rainfall records of the fields. Southern African AOIs set
     their own in the AOI file (Marange, Zimbabwe: May-October). A season that spans the new
     year is one window (November to the following March)."""
-    bands: tuple[str, ...] | None = None
+    bands: tuple[str, ...] | None = _param(None, unit="asset names", source=_DESIGN)
     """Reflectance bands of the composites (Earth Search naming); ``None``: every optical band
     loaded (``acquire.bands`` without ``scl``)."""
-    min_valid_obs: int = Field(default=3, ge=1)
+    min_valid_obs: int = _param(3, unit="observations", source=_DESIGN, ge=1)
     """A composite pixel needs at least this many clear observations in its window
     (otherwise nodata): fewer than three cannot outvote one residual cloud or shadow."""
-    write: bool = True
+    write: bool = _param(True, unit="on / off", source=_DESIGN)
     """Write each composite as a Cloud-Optimised GeoTIFF under ``composites/`` in the output
     folder (int16 reflectance x 10 000 plus a clear-observation count band)."""
 
@@ -175,64 +204,77 @@ class CompositesParams(_Section):
 
 
 class DetectParams(_Section):
-    baseline_days: int = Field(default=365, ge=30, le=1100)
+    baseline_days: int = _param(365, unit="days", source=_DESIGN, ge=30, le=1100)
     """Days before the monitoring period whose clear observations define the
     before-state. 365 covers one full wet/dry cycle of the savanna."""
-    baseline_quantile: float = Field(default=0.9, gt=0, lt=1)
+    baseline_quantile: float = _param(0.9, unit="quantile (0–1)", source=_DESIGN, gt=0, lt=1)
     """Per-pixel NDVI quantile over the baseline (0.9: near the wet-season peak, robust
     to residual cloud)."""
-    ndvi_drop_min: float = Field(default=0.25, gt=0, le=2)
+    ndvi_drop_min: float = _param(0.25, unit="NDVI", source=_DESIGN, gt=0, le=2)
     """Minimum NDVI drop from the baseline (NDVI units). 0.25 is well above the
     inter-annual noise of savanna NDVI (~0.1) reported for West African savanna."""
-    threshold_method: ThresholdMethod = "fixed"
+    threshold_method: ThresholdMethod = _param("fixed", unit="method", source="Otsu (1979)")
     """How the NDVI-drop threshold is set: ``fixed`` uses ``ndvi_drop_min``; ``otsu`` takes the
     Otsu (1979) threshold of the pooled histogram of NDVI drops of every clear monitoring
     observation of the AOI where the baseline was vegetated, bounded to
     ``[otsu_ndvi_drop_floor, otsu_ndvi_drop_ceiling]``, and reports it in the manifest. Set
     per AOI in the AOI file (``detect: {threshold_method: otsu}``) where the savanna's
     greenness differs from the default's assumptions."""
-    otsu_ndvi_drop_floor: float = Field(default=0.15, gt=0, le=2)
+    otsu_ndvi_drop_floor: float = _param(0.15, unit="NDVI", source=_DESIGN, gt=0, le=2)
     """Lowest NDVI-drop threshold Otsu may return (NDVI units): when pits are a tiny share of
     the AOI the histogram is unimodal and Otsu cuts into the seasonal drying of the savanna
     (0.1-0.2 NDVI between wet and dry season); 0.15 keeps it above the inter-annual noise."""
-    otsu_ndvi_drop_ceiling: float = Field(default=0.5, gt=0, le=2)
+    otsu_ndvi_drop_ceiling: float = _param(0.5, unit="NDVI", source=_DESIGN, gt=0, le=2)
     """Highest NDVI-drop threshold Otsu may return (NDVI units): a savanna-to-gravel change
     drops NDVI by 0.3-0.6, so a threshold above 0.5 would miss most pits."""
-    bare_ndvi_max: float = Field(default=0.2, ge=-1, le=1)
+    otsu_ndvi_drop_range: tuple[float, float] = _param((-1.0, 2.0), unit="NDVI", source=_DESIGN)
+    """Histogram range (low, high) of the pooled NDVI drops for Otsu (NDVI units); drops outside
+    it are ignored. NDVI lies in -1..1, so every loss of greenness fits; re-greening by more
+    than 1 NDVI says nothing about the threshold."""
+    otsu_ndvi_drop_bins: int = _param(300, unit="bins", source=_DESIGN, ge=2, le=100_000)
+    """Histogram bins for Otsu (0.01 NDVI with the default range)."""
+    bare_ndvi_max: float = _param(0.2, unit="NDVI", source=_DESIGN, ge=-1, le=1)
     """NDVI at or below which an observation counts as unvegetated (bare soil or water)."""
-    bare_bsi_min: float = Field(default=0.05, ge=-1, le=1)
+    bare_bsi_min: float = _param(0.05, unit="BSI", source="Rikimaru et al. 2002", ge=-1, le=1)
     """Bare Soil Index ((SWIR1+R)-(NIR+B))/((SWIR1+R)+(NIR+B)) at or above which an
     unvegetated observation counts as bare soil (Rikimaru et al. 2002)."""
-    bright_min: float = Field(default=0.12, ge=0, le=1)
+    bright_min: float = _param(0.12, unit="reflectance (0–1)", source="Roy et al. 2005", ge=0, le=1)
     """Mean of red, NIR and SWIR1 reflectance at or above which bare soil counts as
     exposed gravel or laterite; burn scars (char) stay darker (Roy et al. 2005)."""
-    water_mndwi_min: float = Field(default=0.2, ge=-1, le=1)
+    water_mndwi_min: float = _param(0.2, unit="MNDWI", source="Xu 2006", ge=-1, le=1)
     """MNDWI (G-SWIR1)/(G+SWIR1) at or above which an observation counts as open water
     (Xu 2006; 0 is the nominal threshold, 0.2 leaves a margin for turbid pit water)."""
-    min_confirmations: int = Field(default=3, ge=1, le=20)
+    min_confirmations: int = _param(3, unit="observations", source="pyeo", ge=1, le=20)
     """Consecutive clear observations with excavation evidence needed to confirm a change
     (pyeo-style confirmation; cloud-occluded observations neither count nor break the run)."""
-    min_persistence_frac: float = Field(default=0.6, ge=0, le=1)
+    min_persistence_frac: float = _param(0.6, unit="fraction (0–1)", source=_DESIGN, ge=0, le=1)
     """Fraction of clear observations after the first change that must still show
     evidence. Pits persist; burn scars and cleared fields re-green within a season."""
-    open_radius_px: int = Field(default=1, ge=0, le=5)
+    open_radius_px: int = _param(1, unit="pixels", source=_DESIGN, ge=0, le=5)
     """Radius of the morphological opening that removes speckle (pixels)."""
-    regrowth_ndvi_margin: float = Field(default=0.12, gt=0, le=1)
+    regrowth_ndvi_margin: float = _param(0.12, unit="NDVI", source="USGS OFR 2018-1088", gt=0, le=1)
     """An observation after the change counts as re-vegetated when its NDVI is within this
     margin of the baseline (NDVI units). ``regrowth_min_obs`` re-vegetated clear observations
     reject the change: crops on cleared fields and savanna on burn scars come back to
     baseline greenness within a season, while abandoned pits recover only slowly (USGS OFR
     2018-1088 notes ASM sites stay visible for years)."""
-    regrowth_min_obs: int = Field(default=2, ge=1, le=20)
+    regrowth_min_obs: int = _param(2, unit="observations", source=_DESIGN, ge=1, le=20)
     """Clear re-vegetated observations after the change that reject it. Two, not one, so
     that a single mis-registered or haze-corrected observation cannot; not necessarily
     consecutive, because crops grow in the cloudiest months."""
-    swir_change_min: float = Field(default=0.08, gt=0, le=1)
+    swir_change_min: float = _param(0.08, unit="reflectance (0–1)", source="Lobell and Asner 2002", gt=0, le=1)
     """Change of SWIR1 reflectance from the baseline median that counts as disturbed ground
     where the baseline was already bare (NDVI quantile <= ``bare_ndvi_max``: laterite, sand,
     desert). Fresh, moist gravel is 0.1-0.2 darker in SWIR1 than dry surface soil (SWIR is
     the band most sensitive to soil moisture; Lobell and Asner 2002); 0.08 is ~13x the
     sensor noise of Sentinel-2 L2A reflectance (~0.006)."""
+
+    @field_validator("otsu_ndvi_drop_range")
+    @classmethod
+    def _drop_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[0] < v[1]:
+            raise ValueError("must be [low, high] with low < high, e.g. [-1.0, 2.0]")
+        return v
 
     @model_validator(mode="after")
     def _otsu_bounds(self) -> DetectParams:
@@ -248,53 +290,55 @@ RadarRole = Literal["always", "gap_fill"]
 class RadarParams(_Section):
     """Sentinel-1 radar evidence (``radar`` section; :mod:`pipeline.radar`)."""
 
-    enabled: bool = False
+    enabled: bool = _param(False, unit="on / off", source=_DESIGN)
     """Search Sentinel-1 RTC for every AOI and fuse its change evidence with the optical
     evidence before multi-date confirmation. Off by default: the default optical source
     (Earth Search) has no radiometrically terrain-corrected collection; set ``source_url``
     to one that has (Digital Earth Africa ``s1_rtc``, Planetary Computer ``sentinel-1-rtc``).
     When radar cannot be searched or read, the run goes on with optical only and says so
     in the log, the manifest and the bulletin."""
-    source_url: str | None = None
+    source_url: str | None = _param(None, unit="URL", source=_DESIGN)
     """STAC API root or static catalog of the radar collection; ``None``: ``source.url``.
     Its provider adapter is picked from the URL as for ``source.url``."""
-    collection: str = "sentinel-1-rtc"
+    collection: str = _param("sentinel-1-rtc", unit="collection id", source=_DESIGN)
     """Radar collection id: linear gamma0 RTC with ``vv`` and ``vh`` assets
     (``sentinel-1-rtc`` on the Planetary Computer and in the demo catalog, ``s1_rtc`` on
     Digital Earth Africa)."""
-    bands: tuple[str, ...] = ("vv", "vh")
+    bands: tuple[str, ...] = _param(("vv", "vh"), unit="asset names", source=_DESIGN)
     """Radar assets to read; add ``mask`` for Digital Earth Africa ``s1_rtc``, whose
     quality band :func:`pipeline.radar.to_db` then applies."""
-    baseline_days: int = Field(default=365, ge=30, le=1100)
+    baseline_days: int = _param(365, unit="days", source=_DESIGN, ge=30, le=1100)
     """Days before the monitoring period whose valid observations define the per-pixel
     baseline (median, dB). 365 covers one wet/dry cycle, so seasonal swings of savanna
     backscatter (1-2 dB) sit inside the baseline rather than looking like change."""
-    baseline_min_obs: int = Field(default=5, ge=1)
+    baseline_min_obs: int = _param(5, unit="observations", source=_DESIGN, ge=1)
     """Pixels with fewer valid baseline observations give no radar evidence (about two
     months of 12-day revisits)."""
-    speckle_filter: SpeckleFilter = "lee"
+    speckle_filter: SpeckleFilter = _param("lee", unit="method", source="Lee 1980")
     """Spatial speckle filter applied in linear power before the dB conversion: ``lee``
     (Lee 1980, adaptive: smooths homogeneous areas, keeps edges), ``boxcar`` (local mean)
     or ``none``."""
-    speckle_window_px: int = Field(default=3, ge=3, le=15)
+    speckle_window_px: int = _param(3, unit="pixels", source=_DESIGN, ge=3, le=15)
     """Side of the square filter window in pixels (odd). 3 x 3 (30 m): on the synthetic
     scenarios a 5 x 5 window blurred young pits (a few hundred m2 when they open) into
     their savanna surroundings and missed more of them."""
-    enl: float = Field(default=4.4, gt=0)
+    enl: float = _param(
+        4.4, unit="looks", source="sar:looks_equivalent_number of Planetary Computer sentinel-1-rtc items", gt=0
+    )
     """Equivalent number of looks of the input, for the Lee filter (speckle variance
     ``1 / enl``). 4.4: ``sar:looks_equivalent_number`` of Sentinel-1 IW GRDH on the
     Planetary Computer ``sentinel-1-rtc`` items."""
-    temporal_mean_obs: int = Field(default=1, ge=1, le=10)
+    temporal_mean_obs: int = _param(1, unit="observations", source=_DESIGN, ge=1, le=10)
     """Compare the mean (in linear power) of the valid observations among the last N
     acquisitions, not the single observation: temporal multilooking against speckle.
     Delays the first evidence by up to ``N - 1`` revisits; 1 (off) gave the best recall
     and first-seen dates on the synthetic scenarios, where the 3-date confirmation already
     rejects speckle."""
-    threshold_method: ThresholdMethod = "fixed"
+    threshold_method: ThresholdMethod = _param("fixed", unit="method", source="Otsu (1979)")
     """``fixed``: ``vh_drop_min_db``. ``otsu``: Otsu (1979) threshold of the pooled VH drop
     histogram of all valid monitoring observations of the AOI, never below
     ``otsu_floor_db``."""
-    vh_drop_min_db: float = Field(default=2.5, gt=0, le=30)
+    vh_drop_min_db: float = _param(2.5, unit="dB", source=_JUDGEMENT, gt=0, le=30)
     """Minimum decrease of VH backscatter below the baseline (dB) that counts as evidence.
     Judgement: a savanna-to-bare-gravel change is about 5-7 dB in VH, 3.5-5.5 dB in the wet
     season when wet gravel brightens; 2.5 dB is about 1.5 standard deviations of the drop
@@ -303,30 +347,30 @@ class RadarParams(_Section):
     bare-level tests, the 3-date confirmation and the opening remove; above the 1-2 dB
     seasonal swing of savanna. 3 dB missed a 0.6 ha wet-season pit in ``make validate``
     (speckle broke its confirmation runs); 2.5 dB found it with no false site."""
-    vv_drop_min_db: float | None = Field(default=1.0, ge=0, le=30)
+    vv_drop_min_db: float | None = _param(1.0, unit="dB", source=_DESIGN, ge=0, le=30)
     """Also require a VV decrease of at least this (dB); ``None``: VH only. Bare gravel and
     water drop in VV too (3-10 dB), a drying canopy much less."""
-    vh_max_db: float | None = Field(default=-18.0, ge=-40, le=0)
+    vh_max_db: float | None = _param(-18.0, unit="dB", source=_JUDGEMENT, ge=-40, le=0)
     """Also require the current VH at or below this (dB): the surface now looks bare or
     wet (bare soil and water are below about -18 dB in VH at C band; grass and trees above
     about -17 dB). Judgement, tune per AOI; ``None`` disables it."""
-    otsu_floor_db: float = Field(default=2.0, ge=0, le=30)
+    otsu_floor_db: float = _param(2.0, unit="dB", source=_DESIGN, ge=0, le=30)
     """Lowest threshold Otsu may return (dB). When change is a tiny share of the pixels the
     drop histogram is unimodal and Otsu cuts through the noise; the floor bounds the damage."""
-    otsu_range_db: tuple[float, float] = (-15.0, 25.0)
+    otsu_range_db: tuple[float, float] = _param((-15.0, 25.0), unit="dB", source=_DESIGN)
     """Histogram range for Otsu (dB of drop); drops outside it are ignored."""
-    otsu_bins: int = Field(default=400, ge=16, le=4096)
+    otsu_bins: int = _param(400, unit="bins", source=_DESIGN, ge=16, le=4096)
     """Histogram bins for Otsu (0.1 dB with the default range)."""
-    mask_valid_values: tuple[int, ...] = (1,)
+    mask_valid_values: tuple[int, ...] = _param((1,), unit="mask codes", source=_DESIGN)
     """Values of a ``mask`` band (DE Africa ``s1_rtc``) that mark valid pixels."""
-    radar_role: RadarRole = "always"
+    radar_role: RadarRole = _param("always", unit="mode", source=_DESIGN)
     """How :func:`fuse_evidence` uses radar: ``always`` (every valid radar observation
     confirms or breaks a run) or ``gap_fill`` (only where the pixel had no valid optical
     observation in the last ``optical_gap_days``)."""
-    optical_gap_days: float = Field(default=30.0, gt=0, le=366)
+    optical_gap_days: float = _param(30.0, unit="days", source=_DESIGN, gt=0, le=366)
     """Optical silence (days) after which radar observations count, with ``gap_fill``.
     30: three missed Sentinel-2 revisits at 10 days."""
-    regrowth_drop_max_db: float | None = Field(default=0.0, ge=-10, le=10)
+    regrowth_drop_max_db: float | None = _param(0.0, unit="dB", source=_JUDGEMENT, ge=-10, le=10)
     """A radar observation counts as *re-vegetated* (like the optical re-greening test,
     ``detect.regrowth_*``) where the baseline was vegetated (baseline VH above
     ``vh_max_db``) and the VH of the mean of the last ``regrowth_mean_obs`` observations is
@@ -336,7 +380,7 @@ class RadarParams(_Section):
     and an abandoned pit half-grown with grass about 1 dB darker. Judgement, chosen on the
     synthetic scenarios (1 dB also rejected half-vegetated abandoned pits); ``None``:
     radar never signals re-vegetation."""
-    regrowth_mean_obs: int = Field(default=3, ge=1, le=10)
+    regrowth_mean_obs: int = _param(3, unit="observations", source=_DESIGN, ge=1, le=10)
     """Observations averaged (linear power) for the re-vegetation test: 3 brings the drop's
     noise from about 1.7 dB (one observation, 3 x 3 Lee) to about 1 dB, so that speckle
     alone almost never makes a pit look re-vegetated (a 5 dB pit needs a 4 dB error)."""
@@ -353,88 +397,88 @@ class RadarParams(_Section):
 
 
 class SitesParams(_Section):
-    min_area_m2: float = Field(default=2500.0, ge=0)
+    min_area_m2: float = _param(2500.0, unit="m²", source="USGS OFR 2018-1088", ge=0)
     """Minimum mapping unit (m2). 2500 m2 (0.25 ha) = 25 pixels at 10 m, above which
     Sentinel-2 delineates pits reliably; USGS OFR 2018-1088 reports ASM pits of a few m
     to 30 m+, so smaller diggings are aggregated into clusters or missed."""
-    merge_distance_m: float = Field(default=20.0, ge=0)
+    merge_distance_m: float = _param(20.0, unit="m", source=_DESIGN, ge=0)
     """Pixels closer than this (m) belong to the same site (two 10 m pixels)."""
-    isolation_distance_m: float = Field(default=250.0, ge=0)
+    isolation_distance_m: float = _param(250.0, unit="m", source="Amazon Mining Watch", ge=0)
     """A site with no other site within this distance (m) is *isolated*. Artisanal diggings
     cluster along gravel beds; a lone detection is more often noise (Amazon Mining Watch
     keeps isolated detections only at higher confidence)."""
-    isolated_min_confidence: float = Field(default=0.5, ge=0, le=1)
+    isolated_min_confidence: float = _param(0.5, unit="confidence (0–1)", source=_DESIGN, ge=0, le=1)
     """Isolated sites smaller than twice ``min_area_m2`` are kept only at this confidence
     or above (0..1; see ``polygonise_flags`` for the confidence formula)."""
-    grow_min_obs: int = Field(default=2, ge=0, le=20)
+    grow_min_obs: int = _param(2, unit="observations", source=_DESIGN, ge=0, le=20)
     """Site growth (hysteresis; ``sites.grow_sites``): ground 8-connected to a flagged site
     joins it when it is confirmed and not re-greened, or when its newest clear observations
     are an unbroken run of at least this many with evidence. Pit rims are exposed last and
     have had too few clear views to reach ``detect.min_confirmations``; 2 (one fewer than
     the 3 confirmations) still needs two independent views, so one noisy date cannot grow
     a site. 0 disables growth. Tuned on the synthetic scenarios (``make validate``)."""
-    expanding_growth_frac: float = Field(default=0.1, ge=0)
+    expanding_growth_frac: float = _param(0.1, unit="fraction (0–1)", source=_DESIGN, ge=0)
     """A site is ``expanding`` when its area grew by at least this fraction in the last
     period."""
 
 
 class CrosscheckParams(_Section):
-    declared_production: Path | None = None
+    declared_production: Path | None = _param(None, unit="CSV file", source=_ROW_SOURCES)
     """CSV of declared production in KP public-statistics shape (``participant_iso3,
     period, carats, value_usd, source``); ``None``: the shipped, sourced table
     ``pipeline/data/declared_production.csv`` (KP figures from ``kp_production.csv`` plus
     the Côte d'Ivoire DGMG national series; see ``pipeline.declared``)."""
-    trade_statistics: Path | None = None
+    trade_statistics: Path | None = _param(None, unit="CSV file", source=_ROW_SOURCES)
     """CSV of trade statistics in KP shape (``participant_iso3, period, flow, carats,
     value_usd, certificates, source``); ``None``: the shipped ``pipeline/data/kp_trade.csv``."""
-    sanctions_windows: Path | None = None
+    sanctions_windows: Path | None = _param(None, unit="CSV file", source=_ROW_SOURCES)
     """CSV of embargo / suspension / monitoring windows; ``None``: the shipped
     ``pipeline/data/sanctions_windows.csv`` (dates and sources from
     ``sanctions_kp_timeline.csv``)."""
-    gravel_thickness_m: tuple[float, float] = (0.5, 2.0)
+    gravel_thickness_m: tuple[float, float] = _param((0.5, 2.0), unit="m", source=_ILLUSTRATIVE)
     """Default gravel-bed thickness range (m) when the AOI file gives none. Illustrative,
     NOT sourced: the AOI files should carry the SODEMI / USGS values of their field."""
-    grade_ct_per_m3: tuple[float, float] = (0.05, 0.5)
+    grade_ct_per_m3: tuple[float, float] = _param((0.05, 0.5), unit="ct/m³", source=_ILLUSTRATIVE)
     """Default diamond grade range (carats per m3 of gravel) when the AOI file gives none.
     Illustrative, NOT sourced (see ``gravel_thickness_m``)."""
-    recovery_frac: tuple[float, float] = (0.5, 0.9)
+    recovery_frac: tuple[float, float] = _param((0.5, 0.9), unit="fraction (0–1)", source=_JUDGEMENT)
     """Fraction of contained carats artisanal processing recovers (low, high). Judgement,
     NOT sourced: hand jigging and sieving lose small stones; replace with field data."""
-    capacity_ratio_flag: float = Field(default=2.0, gt=0)
+    capacity_ratio_flag: float = _param(2.0, unit="ratio (×)", source=_JUDGEMENT, gt=0)
     """Flag ``capacity_exceeds_declared`` when the LOW carat estimate of one AOI-year
     exceeds the participant's whole declared production for that year by this factor.
     Judgement: the low estimate already takes every parameter at its low end, so a factor
     of 2 leaves room for unsourced default parameters before a flag is raised."""
-    activity_min_new_ha: float = Field(default=0.0, ge=0)
+    activity_min_new_ha: float = _param(0.0, unit="ha", source=_DESIGN, ge=0)
     """Newly excavated area (ha) in a period above which the period counts as activity for
     ``activity_in_embargo`` and ``activity_without_declaration``. 0: any new site (the
     sites stage already drops pits below its minimum mapping unit, 0.25 ha)."""
-    trend_min_change_frac: float = Field(default=0.25, gt=0, lt=1)
+    trend_min_change_frac: float = _param(0.25, unit="fraction (0–1)", source=_JUDGEMENT, gt=0, lt=1)
     """``trend_divergence``: year-on-year change (fraction) that counts as rising (>= +25%)
     or falling (<= -25%), for activity and declared production alike. Judgement, NOT
     sourced: tune on the participant's history before quoting a divergence."""
-    trend_min_year_coverage_frac: float = Field(default=0.9, gt=0, le=1)
+    trend_min_year_coverage_frac: float = _param(0.9, unit="fraction (0–1)", source=_DESIGN, gt=0, le=1)
     """``trend_divergence`` compares only years whose activity periods cover at least this
     fraction of the year's days, so that a partly monitored first year (Sentinel-2 starts
     mid-2015) does not read as a rise."""
-    trend_min_valid_frac: float = Field(default=0.5, ge=0, le=1)
+    trend_min_valid_frac: float = _param(0.5, unit="fraction (0–1)", source=_DESIGN, ge=0, le=1)
     """``trend_divergence`` compares only years whose day-weighted mean ``valid_fraction``
     (share of the AOI seen clear) is at least this; cloudier years under-count new area."""
-    review_robust_z_max: float = Field(default=3.5, gt=0)
+    review_robust_z_max: float = _param(3.5, unit="robust z", source="Iglewicz & Hoaglin (1993)", gt=0)
     """Statistical review: flag when |robust z| exceeds this. Robust z = (x - median) /
     (1.4826 MAD) of the participant's other periods (or of its peers); 3.5 is the outlier
     cut-off of Iglewicz & Hoaglin (1993), *How to Detect and Handle Outliers*."""
-    review_min_history_n: int = Field(default=4, ge=2)
+    review_min_history_n: int = _param(4, unit="periods", source=_DESIGN, ge=2)
     """Statistical review: a period is tested against the participant's history only when
     at least this many other periods (or period-to-period changes) exist; a median and MAD
     of fewer values say little."""
-    review_min_peers_n: int = Field(default=5, ge=2)
+    review_min_peers_n: int = _param(5, unit="participants", source=_DESIGN, ge=2)
     """Statistical review: USD per carat is compared with peers only when at least this
     many other participants report it for the same period."""
-    review_min_change_factor: float = Field(default=1.5, gt=1)
+    review_min_change_factor: float = _param(1.5, unit="factor (×)", source=_DESIGN, gt=1)
     """Statistical review: a jump or price gap smaller than this factor (x1.5 or /1.5) is
     never flagged, whatever its z; stable series would otherwise flag 10% moves."""
-    review_export_tolerance_frac: float = Field(default=0.05, ge=0)
+    review_export_tolerance_frac: float = _param(0.05, unit="fraction (0–1)", source=_DESIGN, ge=0)
     """``exports_exceed_supply``: exports may exceed production plus imports by this
     fraction before a flag (rounded trade-press figures: 0.1 Mct on 2-5 Mct is 2-5%)."""
 
@@ -481,6 +525,10 @@ class MonitorConfig(_Section):
     source: SourceParams = SourceParams()
     aois: tuple[Path, ...] = ()
     """AOI GeoJSON files (relative to the YAML file). Overridden by ``--aoi``."""
+    max_aoi_area_km2: float = _param(5000.0, unit="km²", source=_DESIGN, gt=0)
+    """Largest accepted AOI (geodesic area on WGS84, km2; :func:`pipeline.aoi.read_aois`).
+    Guards against a projected file read as degrees or a country outline passed by mistake;
+    the shipped AOIs cover 64-160 km2."""
     period: PeriodParams = PeriodParams()
     out_dir: Path = Path("out")
     """Output folder (relative to the YAML file). Overridden by ``--out``."""
@@ -649,8 +697,111 @@ def aoi_config(cfg: MonitorConfig, overrides: Mapping[str, Any], *, where: str) 
     return merged
 
 
-#: Configuration sections an AOI file may override (``pipeline.aoi.OVERRIDE_PROPERTIES``).
+#: Configuration sections an AOI file may override: the one list (``pipeline.aoi`` uses it).
 AOI_OVERRIDE_SECTIONS: tuple[str, ...] = ("preprocess", "composites", "detect", "radar", "sites")
+#: Sections listed in the bulletin's methods annex (:func:`threshold_table`), in its order;
+#: every field of these carries ``unit`` and ``source`` metadata (:func:`_param`).
+THRESHOLD_SECTIONS: tuple[str, ...] = ("preprocess", "composites", "detect", "radar", "sites", "crosscheck")
+
+
+class FieldMeta(TypedDict):
+    """What the configuration says about one field (:func:`field_meta`)."""
+
+    unit: str
+    """Unit of the value as the bulletin prints it (``"m²"``, ``"NDVI"``, ``"on / off"``)."""
+    source: str
+    """Where the default comes from (citations, ``design choice``, ``judgement, not sourced``)."""
+    description: str
+    """The field's docstring, whitespace collapsed to single spaces."""
+
+
+def field_meta(section: str, key: str) -> FieldMeta:
+    """Unit, source and description of the configuration field ``section.key``.
+
+    ``section`` is a section of :class:`MonitorConfig` (``"detect"``), or ``""`` for a
+    top-level field (``max_aoi_area_km2``). Fields outside :data:`THRESHOLD_SECTIONS` may
+    lack unit and source metadata: ``""`` then.
+
+    Raises
+    ------
+    KeyError
+        No such section or field.
+
+    Examples
+    --------
+    >>> field_meta("sites", "min_area_m2")["unit"], field_meta("crosscheck", "review_robust_z_max")["source"]
+    ('m²', 'Iglewicz & Hoaglin (1993)')
+    """
+    model = _section_model(section)
+    info = model.model_fields.get(key)
+    if info is None:
+        raise KeyError(f"configuration section {section or '(top level)'!r} has no field {key!r}")
+    unit, source = _unit_source(info)
+    return {"unit": unit, "source": source, "description": _description(info)}
+
+
+def field_unit(section: str, key: str) -> str:
+    """Unit of the configuration field ``section.key`` (see :func:`field_meta`).
+
+    Examples
+    --------
+    >>> field_unit("detect", "regrowth_ndvi_margin")
+    'NDVI'
+    """
+    return field_meta(section, key)["unit"]
+
+
+def threshold_table(cfg: MonitorConfig) -> list[dict[str, Any]]:
+    """Every field of :data:`THRESHOLD_SECTIONS` with its value, unit, description and source.
+
+    One row per field, sections in :data:`THRESHOLD_SECTIONS` order, fields in declaration
+    order: ``{"section", "key", "value", "unit", "description", "source"}``. ``value`` is the
+    configured value (paths as ``str``), ``description`` the field docstring with whitespace
+    collapsed; ``unit`` and ``source`` come from the field metadata (the bulletin's methods
+    annex prints them as they are).
+
+    Examples
+    --------
+    >>> row = next(r for r in threshold_table(MonitorConfig()) if r["key"] == "gravel_thickness_m")
+    >>> row["section"], row["value"], row["unit"], row["source"]
+    ('crosscheck', (0.5, 2.0), 'm', 'illustrative default, not sourced')
+    """
+    rows: list[dict[str, Any]] = []
+    for section in THRESHOLD_SECTIONS:
+        model = getattr(cfg, section)
+        for key, info in type(model).model_fields.items():
+            value = getattr(model, key)
+            unit, source = _unit_source(info)
+            rows.append({
+                "section": section,
+                "key": key,
+                "value": str(value) if isinstance(value, Path) else value,
+                "unit": unit,
+                "description": _description(info),
+                "source": source,
+            })
+    return rows
+
+
+def _section_model(section: str) -> type[BaseModel]:
+    if section == "":
+        return MonitorConfig
+    info = MonitorConfig.model_fields.get(section)
+    model = info.annotation if info is not None else None
+    if not (isinstance(model, type) and issubclass(model, _Section)):
+        raise KeyError(f"no configuration section {section!r}")
+    return model
+
+
+def _unit_source(info: FieldInfo) -> tuple[str, str]:
+    extra = info.json_schema_extra
+    if not isinstance(extra, dict):
+        return "", ""
+    return str(extra.get("unit", "")), str(extra.get("source", ""))
+
+
+def _description(info: FieldInfo) -> str:
+    return " ".join((info.description or "").split())
 
 
 def _resolve_paths(cfg: MonitorConfig, base: Path) -> MonitorConfig:

@@ -42,20 +42,25 @@ import pandas as pd
 import xarray as xr
 from scipy import ndimage
 
-from .config import DetectParams
+from .config import DetectParams, RadarParams
 from .errors import MissingBandError, NoValidPixelsError
+from .radar import fuse_evidence
 from .thresholds import otsu_threshold
 
 __all__ = [
+    "APPLIED_THRESHOLDS",
     "confirm_change",
+    "detect_change",
     "flag_excavation",
     "score_change",
     "spectral_indices",
 ]
 
-#: Histogram of NDVI drops for Otsu: -1..2 NDVI units in 0.01 bins (NDVI lies in -1..1).
-OTSU_NDVI_DROP_RANGE: tuple[float, float] = (-1.0, 2.0)
-OTSU_NDVI_DROP_BINS = 300
+#: 0-d threshold variables :func:`detect_change` returns with the change rasters, and units.
+APPLIED_THRESHOLDS: dict[str, str] = {
+    "ndvi_drop_threshold": "NDVI units",
+    "vh_drop_threshold_db": "dB",
+}
 
 #: Variables :func:`confirm_change` returns, with their dtypes.
 CHANGE_VARS: dict[str, str] = {
@@ -69,6 +74,72 @@ CHANGE_VARS: dict[str, str] = {
     "open_run": "int16",  # clear observations with evidence in the run still open at the last clear one
     "open_run_start": "float64",  # days since 1970-01-01 of the first observation of that run, NaN if none
 }
+
+
+def detect_change(
+    masked: xr.Dataset,
+    *,
+    start: dt.date,
+    params: DetectParams,
+    radar: xr.Dataset | None = None,
+    radar_params: RadarParams | None = None,
+) -> tuple[xr.DataArray, xr.Dataset]:
+    """The lazy detect stage of one AOI: evidence (fused with radar when given), confirmation, flags.
+
+    Shared by :func:`pipeline.run.run_monitor` and the notebooks
+    (:func:`pipeline.explore.detect_sites`). Lazy in, lazy out: nothing is computed.
+
+    Parameters
+    ----------
+    masked
+        Cloud-masked ``(time, y, x)`` reflectance cube (:func:`pipeline.workflow.open_aoi_scenes`).
+    start
+        First day of the monitoring period.
+    params
+        Detection thresholds.
+    radar
+        Output of :func:`pipeline.radar.score_radar_change` on the same grid (see
+        :func:`pipeline.workflow.open_aoi_radar`), or ``None`` for optical evidence only.
+        Radar evidence is merged on the optical time axis by
+        :func:`pipeline.radar.fuse_evidence`, and the re-vegetation seen by either sensor is
+        merged the same way.
+    radar_params
+        ``radar_role`` and ``optical_gap_days`` for the fusion (default :class:`RadarParams`).
+
+    Returns
+    -------
+    flags, change
+        Lazy ``(y, x)`` flags from :func:`flag_excavation` and change rasters from
+        :func:`confirm_change`, plus the 0-d thresholds applied: ``ndvi_drop_threshold``
+        (NDVI units) and, with radar, ``vh_drop_threshold_db`` (dB); names are those of
+        :data:`APPLIED_THRESHOLDS`.
+    """
+    scored = score_change(masked, monitoring_start=start, params=params)
+    evidence, valid, regrowth = scored["evidence"], scored["valid"], scored["regrowth"]
+    if radar is not None:
+        rp = radar_params if radar_params is not None else RadarParams()
+        evidence, valid, regrowth = fuse_evidence(
+            evidence,
+            valid,
+            radar["evidence"],
+            radar["valid"],
+            radar_role=rp.radar_role,
+            optical_gap_days=rp.optical_gap_days,
+            regrowth=(regrowth, radar["regrowth"]),
+        )
+    change = confirm_change(
+        evidence,
+        valid,
+        min_confirmations=params.min_confirmations,
+        regrowth=regrowth,
+        min_regrowth_obs=params.regrowth_min_obs,
+    )
+    # The thresholds actually applied (fixed, or the AOI's Otsu value) travel with the change
+    # rasters as 0-d variables, computed in the same pass, for the manifest and the bulletin.
+    change["ndvi_drop_threshold"] = scored["ndvi_drop_threshold"]
+    if radar is not None:
+        change["vh_drop_threshold_db"] = radar["vh_threshold_db"]
+    return flag_excavation(change, params=params), change
 
 
 def spectral_indices(scenes: xr.Dataset) -> xr.Dataset:
@@ -176,8 +247,8 @@ def score_change(
     if params.threshold_method == "otsu":
         ndvi_threshold = otsu_threshold(
             drop.where(valid & ~was_bare),
-            value_range=OTSU_NDVI_DROP_RANGE,
-            bins=OTSU_NDVI_DROP_BINS,
+            value_range=params.otsu_ndvi_drop_range,
+            bins=params.otsu_ndvi_drop_bins,
             floor=params.otsu_ndvi_drop_floor,
             ceiling=params.otsu_ndvi_drop_ceiling,
         )

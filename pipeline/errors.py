@@ -11,8 +11,6 @@ how to fix it.
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class MonitorError(Exception):
     """Root: every error this package raises on purpose."""
@@ -44,6 +42,10 @@ class DownloadError(MonitorError, OSError):
     """Reading an asset failed after retries; keeps the cause in ``__cause__``."""
 
 
+class ChecksumError(DownloadError):
+    """A downloaded product does not match the checksum the catalogue publishes."""
+
+
 class InputDataError(MonitorError, ValueError):
     """Base for bad arrays or frames handed to a stage function."""
 
@@ -64,6 +66,10 @@ class NoValidPixelsError(InputDataError):
     """Every observation in a period is masked (all cloud or nodata)."""
 
 
+class UnsafeArchiveError(InputDataError):
+    """An archive member would escape the target folder, or the archive is not sane."""
+
+
 class DeclaredStatsError(MonitorError, ValueError):
     """A declared-production table is malformed."""
 
@@ -72,15 +78,5 @@ class MonitorWarning(UserWarning):
     """Root of the warnings this package emits."""
 
 
-class LowCoverageWarning(MonitorWarning):
-    """A period has too few valid observations to trust its composite."""
-
-
 class StaleStatisticsWarning(MonitorWarning):
     """Declared statistics do not cover the monitoring period."""
-
-
-def one_line(exc: BaseException, **context: Any) -> str:
-    """Return ``exc`` as one line, for the command line and the run report."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text

@@ -66,22 +66,9 @@ def evaluate_sites(
         f1, distractors, distractor_hits, specificity, detected_ha, truth_ha,
         area_error_frac, iou, first_seen_error_days_median``.
     """
-    pits = truth[truth["kind"] == "pit"]
-    distractors = truth[truth["kind"] == "distractor"]
-    crs = (pits if not pits.empty else truth).estimate_utm_crs() if not truth.empty else "EPSG:3857"
-    det = sites.to_crs(crs) if not sites.empty else gpd.GeoDataFrame(geometry=[], crs=crs)
-    pits = pits.to_crs(crs)
-    distractors = distractors.to_crs(crs)
-    if aoi is not None:
-        pits, distractors = (_clip(frame, aoi, crs) for frame in (pits, distractors))
+    det, pits, distractors = _frames_in_utm(sites, truth, aoi=aoi)
     if min_pit_ha > 0 and not pits.empty:
-        size = pits["area_ha"].astype(float) if "area_ha" in pits else pits.area / 1e4
-        small = pits[size < min_pit_ha]
-        pits = pits[size >= min_pit_ha]
-        if not det.empty and not small.empty:
-            on_small = [bool(small.intersects(g).any()) and not bool(pits.intersects(g).any()) for g in det.geometry]
-            det = det[[not flag for flag in on_small]]
-
+        det, pits = _drop_small_pits(det, pits, min_pit_ha=min_pit_ha)
     det_match = [bool(pits.intersects(g).any()) for g in det.geometry]
     pit_match = [bool(det.intersects(g).any()) for g in pits.geometry]
     tp = int(sum(det_match))
@@ -90,21 +77,9 @@ def evaluate_sites(
     recall = sum(pit_match) / n_truth if n_truth else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     hits = int(sum(bool(det.intersects(g).any()) for g in distractors.geometry))
-    det_union = det.union_all() if n_det else None
-    pit_union = pits.union_all() if n_truth else None
     det_ha = float(det.area.sum() / 1e4)
     truth_ha = float(pits.area.sum() / 1e4)
-    if det_union is not None and pit_union is not None:
-        iou = float(det_union.intersection(pit_union).area / det_union.union(pit_union).area)
-    else:
-        iou = 1.0 if det_union is None and pit_union is None else 0.0
-    errors = []
-    if "opened" in pits and "first_seen" in det and n_det:
-        for g, opened in zip(pits.geometry, pits["opened"], strict=True):
-            hit = det[det.intersects(g)]
-            if not hit.empty and opened:
-                seen = pd.to_datetime(hit["first_seen"]).min()
-                errors.append(abs((seen - pd.Timestamp(opened)).days))
+    errors = _first_seen_errors(det, pits)
     return {
         "n_detected": n_det,
         "n_truth": n_truth,
@@ -120,9 +95,59 @@ def evaluate_sites(
         "detected_ha": round(det_ha, 3),
         "truth_ha": round(truth_ha, 3),
         "area_error_frac": round((det_ha - truth_ha) / truth_ha, 4) if truth_ha else float("nan"),
-        "iou": round(iou, 4),
+        "iou": round(_iou(det, pits), 4),
         "first_seen_error_days_median": float(np.median(errors)) if errors else float("nan"),
     }
+
+
+def _frames_in_utm(
+    sites: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, *, aoi: gpd.GeoDataFrame | gpd.GeoSeries | None
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Detections, pits and distractors in the truth's UTM zone (truth clipped to ``aoi``)."""
+    pits = truth[truth["kind"] == "pit"]
+    distractors = truth[truth["kind"] == "distractor"]
+    crs = (pits if not pits.empty else truth).estimate_utm_crs() if not truth.empty else "EPSG:3857"
+    det = sites.to_crs(crs) if not sites.empty else gpd.GeoDataFrame(geometry=[], crs=crs)
+    pits = pits.to_crs(crs)
+    distractors = distractors.to_crs(crs)
+    if aoi is not None:
+        pits, distractors = (_clip(frame, aoi, crs) for frame in (pits, distractors))
+    return det, pits, distractors
+
+
+def _drop_small_pits(
+    det: gpd.GeoDataFrame, pits: gpd.GeoDataFrame, *, min_pit_ha: float
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Pits under ``min_pit_ha`` are "don't care": they leave the truth, and detections on
+    them only (touching no larger pit) leave the detections."""
+    size = pits["area_ha"].astype(float) if "area_ha" in pits else pits.area / 1e4
+    small = pits[size < min_pit_ha]
+    pits = pits[size >= min_pit_ha]
+    if not det.empty and not small.empty:
+        on_small = [bool(small.intersects(g).any()) and not bool(pits.intersects(g).any()) for g in det.geometry]
+        det = det[[not flag for flag in on_small]]
+    return det, pits
+
+
+def _iou(det: gpd.GeoDataFrame, pits: gpd.GeoDataFrame) -> float:
+    """Intersection over union of the detected and the true excavated areas."""
+    det_union = det.union_all() if len(det) else None
+    pit_union = pits.union_all() if len(pits) else None
+    if det_union is not None and pit_union is not None:
+        return float(det_union.intersection(pit_union).area / det_union.union(pit_union).area)
+    return 1.0 if det_union is None and pit_union is None else 0.0
+
+
+def _first_seen_errors(det: gpd.GeoDataFrame, pits: gpd.GeoDataFrame) -> list[int]:
+    """Days between each detected pit's opening date and the earliest ``first_seen`` on it."""
+    errors: list[int] = []
+    if "opened" in pits and "first_seen" in det and len(det):
+        for g, opened in zip(pits.geometry, pits["opened"], strict=True):
+            hit = det[det.intersects(g)]
+            if not hit.empty and opened:
+                seen = pd.to_datetime(hit["first_seen"]).min()
+                errors.append(abs((seen - pd.Timestamp(opened)).days))
+    return errors
 
 
 def _clip(frame: gpd.GeoDataFrame, aoi: gpd.GeoDataFrame | gpd.GeoSeries, crs: Any) -> gpd.GeoDataFrame:

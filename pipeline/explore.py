@@ -6,7 +6,7 @@ the bookkeeping around those calls:
 - :func:`demo_config`: the configuration ``python -m pipeline demo --out DIR`` runs with;
 - :func:`open_aoi`: config + AOI -> :class:`AOICube`, the lazy cloud-masked reflectance
   cube of one AOI (search -> window cache -> ``open_scenes`` -> ``to_reflectance`` ->
-  ``mask_clouds``), through :func:`pipeline.run.open_aoi_scenes`, the very function the
+  ``mask_clouds``), through :func:`pipeline.workflow.open_aoi_scenes`, the very function the
   pipeline uses, so a notebook looks at the cube the bulletin was made from;
 - :func:`detect_sites`: detect -> sites on a cube with any :class:`DetectParams` /
   :class:`SitesParams` (the calls ``run.py`` makes, without tracking against a previous
@@ -34,11 +34,20 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import xarray as xr
+from matplotlib.image import imsave
+from odc.geo.geobox import GeoBox
+from shapely.geometry.base import BaseGeometry
 
-from . import composites, preprocess
+from .acquire import gdal_env
 from .aoi import read_aois
+from .bulletin.figures import STATUS_COLOURS, stretch_limits, stretch_rgb
 from .config import DetectParams, MonitorConfig, SitesParams, load_config
-from .errors import ConfigError, MonitorError
+from .detect import detect_change
+from .errors import ConfigError
+from .jobs import AOIGrid, AOIJob
+from .sites import delineate_sites
+from .workflow import named_composites as workflow_named_composites
+from .workflow import open_aoi_scenes, open_radar_or_none
 
 __all__ = [
     "DEMO_CONFIG",
@@ -64,31 +73,67 @@ class AOICube:
 
     ``masked`` is ``(time, y, x)`` reflectance of the optical bands (NaN where cloudy,
     shadowed or missing), plus ``scl`` and ``valid`` (bool), on the AOI's UTM grid
-    (``EPSG:{epsg}``). Lazy: nothing has been read.
+    (``grid``, ``EPSG:{epsg}``). Lazy: nothing has been read. ``job`` holds the AOI's
+    row, its configuration (AOI file overrides applied) and dates, as the run uses them.
     """
 
-    aoi_id: str
-    name: str
-    participant_iso3: str
-    row: pd.Series
-    cfg: MonitorConfig
-    start: dt.date
-    end: dt.date
-    periods: list[tuple[dt.date, dt.date]]
+    job: AOIJob
+    grid: AOIGrid
     masked: xr.Dataset
-    geobox: Any
     items: list[Any]
-    epsg: int
-    aoi_utm: Any
     radar: xr.Dataset | None = None
-    """Scored Sentinel-1 evidence on the same grid (:func:`pipeline.run.open_aoi_radar`),
+    """Scored Sentinel-1 evidence on the same grid (:func:`pipeline.workflow.open_aoi_radar`),
     when the config enables radar and it could be opened; lazy."""
     radar_status: str = "off"
     """``off``, ``used`` or ``unavailable: <reason>``, as in the run's manifest."""
 
     @property
+    def aoi_id(self) -> str:
+        return self.job.aoi_id
+
+    @property
+    def name(self) -> str:
+        return self.job.name
+
+    @property
+    def participant_iso3(self) -> str:
+        return str(self.job.row.get("participant_iso3", ""))
+
+    @property
+    def row(self) -> pd.Series:
+        return self.job.row
+
+    @property
+    def cfg(self) -> MonitorConfig:
+        return self.job.cfg
+
+    @property
+    def start(self) -> dt.date:
+        return self.job.start
+
+    @property
+    def end(self) -> dt.date:
+        return self.job.end
+
+    @property
+    def periods(self) -> list[tuple[dt.date, dt.date]]:
+        return list(self.job.periods)
+
+    @property
+    def geobox(self) -> GeoBox:
+        return self.grid.geobox
+
+    @property
+    def epsg(self) -> int:
+        return self.grid.epsg
+
+    @property
+    def aoi_utm(self) -> BaseGeometry:
+        return self.grid.aoi_utm
+
+    @property
     def crs(self) -> str:
-        return f"EPSG:{self.epsg}"
+        return self.grid.crs
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,12 +177,13 @@ def open_aoi(
     """Open one AOI of ``cfg`` as a lazy cloud-masked cube (the first AOI by default).
 
     The AOI file's overrides (``detect``, ``radar``, ... properties) are applied to
-    ``cube.cfg``, as :func:`pipeline.run.run_monitor` applies them.
+    ``cube.cfg``, as :func:`pipeline.run.run_monitor` applies them (:class:`AOIJob`).
 
     Runs the search and the window cache (the only I/O), then builds the lazy graph
-    ``open_scenes -> to_reflectance -> mask_clouds`` exactly as ``run.py`` does, and the
-    scored Sentinel-1 evidence when the config enables radar (``cube.radar``; a radar
-    failure leaves it ``None`` and says why in ``cube.radar_status``).
+    ``open_scenes -> to_reflectance -> mask_clouds`` through
+    :func:`pipeline.workflow.open_aoi_scenes`, and the scored Sentinel-1 evidence when the
+    config enables radar (``cube.radar``; a radar failure leaves it ``None`` and says why
+    in ``cube.radar_status``), through the run's own functions.
 
     Raises
     ------
@@ -146,35 +192,21 @@ def open_aoi(
     MonitorError
         Whatever the search or the cache raise (no scenes, unreachable source, ...).
     """
-    from .acquire import gdal_env
-    from .run import aoi_config_for, open_aoi_radar, open_aoi_scenes
-
-    aois = read_aois(cfg.aois)
+    aois = read_aois(cfg.aois, max_area_km2=cfg.max_aoi_area_km2)
     if aoi_id is None:
         aoi_id = str(aois["aoi_id"].iloc[0])
     match = aois[aois["aoi_id"] == aoi_id]
     if match.empty:
         known = ", ".join(map(str, aois["aoi_id"]))
         raise ConfigError(f"AOI {aoi_id!r} is not in the config's AOI files (known: {known})")
-    row = match.iloc[0]
-    cfg = aoi_config_for(row, cfg)  # the AOI file's overrides, as run_monitor applies them
-    start, end = cfg.period.resolved(today)
-    periods = preprocess.reporting_periods(start, end, months=cfg.period.period_months)
-    search_start = start - dt.timedelta(days=cfg.detect.baseline_days)
+    job = AOIJob.plan(match.iloc[0], cfg, today=today)
     radar, radar_status = None, "off"
-    with gdal_env(cfg.gdal_options):
-        scenes = open_aoi_scenes(row, cfg, search_start=search_start, end=end)
-        if cfg.radar.enabled:
-            try:
-                radar = open_aoi_radar(row, cfg, geobox=scenes.geobox, start=start, end=end)
-                radar_status = "used"
-            except MonitorError as exc:  # optional, as in run_monitor
-                radar_status = "unavailable: " + " ".join(str(exc).split())
+    with gdal_env(job.cfg.gdal_options):
+        scenes = open_aoi_scenes(job)
+        if job.cfg.radar.enabled:
+            radar, radar_status = open_radar_or_none(job, grid=scenes.grid)
     return AOICube(
-        aoi_id=str(aoi_id), name=str(row.get("name", aoi_id)),
-        participant_iso3=str(row.get("participant_iso3", "")), row=row, cfg=cfg,
-        start=start, end=end, periods=list(periods), masked=scenes.masked, geobox=scenes.geobox,
-        items=scenes.items, epsg=scenes.epsg, aoi_utm=scenes.aoi_utm, radar=radar, radar_status=radar_status,
+        job=job, grid=scenes.grid, masked=scenes.masked, items=scenes.items, radar=radar, radar_status=radar_status
     )
 
 
@@ -187,43 +219,41 @@ def detect_sites(
 ) -> DetectResult:
     """Run detect -> sites on one AOI with the given thresholds (default: the cube's config).
 
-    The same stage functions as ``run.py`` (:func:`pipeline.run.detect_change` with the
-    cube's radar when it has some, one ``dask.compute``, :func:`pipeline.run.delineate_sites`)
-    without tracking against a previous run, so site ids and statuses are those of a first
-    run. Pass
-    ``masked`` to reuse a cube already loaded in memory (``cube.masked.load()``) across
-    several settings.
+    The same stage functions as ``run.py`` (:func:`pipeline.detect.detect_change` with the
+    cube's radar when it has some, one ``dask.compute``,
+    :func:`pipeline.sites.delineate_sites`) without tracking against a previous run, so
+    site ids and statuses are those of a first run. Pass ``masked`` to reuse a cube
+    already loaded in memory (``cube.masked.load()``) across several settings.
     """
-    from .run import delineate_sites, detect_change
-
     dp = detect_params if detect_params is not None else cube.cfg.detect
     sp = sites_params if sites_params is not None else cube.cfg.sites
     data = cube.masked if masked is None else masked
     flags, change = detect_change(data, start=cube.start, params=dp, radar=cube.radar, radar_params=cube.cfg.radar)
     flags_np, change_np = dask.compute(flags, change)
     site_gdf, site_mask, change_np = delineate_sites(
-        flags_np, change_np, aoi_id=cube.aoi_id, aoi_utm=cube.aoi_utm, crs=cube.crs,
-        last_period_start=cube.periods[-1][0], detect_params=dp, sites_params=sp,
+        flags_np, change_np, aoi_id=cube.aoi_id, aoi_mask=cube.grid.aoi_mask, crs=cube.crs,
+        last_period_start=cube.job.last_period_start, detect_params=dp, sites_params=sp,
     )
     return DetectResult(sites=site_gdf, flags=flags_np, change=change_np, site_mask=site_mask)
 
 
 def named_composites(cube: AOICube) -> xr.Dataset:
     """The AOI's named composites (``cube.cfg.composites``: semiannual, dry season) over the
-    searched span, lazy: :func:`pipeline.composites.composite` of ``cube.masked``, the same
-    windows and method as the run writes under ``composites/``."""
-    params = cube.cfg.composites
-    first = cube.start - dt.timedelta(days=cube.cfg.detect.baseline_days)  # as run_monitor searches
-    windows = composites.composite_windows(
-        first, cube.end, products=params.products, dry_season_months=params.dry_season_months
-    )
-    return composites.composite(
-        cube.masked,
-        bands=cube.cfg.composite_bands,
-        windows=windows,
-        method=params.method,
-        min_valid_obs=params.min_valid_obs,
-    )
+    searched span, lazy: the same windows and method as the run writes under
+    ``composites/`` (:func:`pipeline.workflow.named_composites`).
+
+    Raises
+    ------
+    ConfigError
+        The searched span holds no composite window.
+    """
+    named = workflow_named_composites(cube.job, cube.masked)
+    if named is None:
+        raise ConfigError(
+            f"no composite window of composites.products fits {cube.job.search_start}..{cube.end}; "
+            "lengthen the period or detect.baseline_days"
+        )
+    return named
 
 
 def sites_map_html(
@@ -256,10 +286,6 @@ def sites_map_html(
         Hovering a site shows its id, status, area and dates; clicking it jumps to its
         row in the table, which also gives each site's centre in degrees.
     """
-    from matplotlib.image import imsave
-
-    from .figures import STATUS_COLOURS, stretch_limits, stretch_rgb
-
     h, w = rgb.shape[:2]
     img = stretch_rgb(rgb, stretch_limits(rgb))  # RGBA; no data is transparent
     buf = io.BytesIO()

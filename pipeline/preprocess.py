@@ -17,7 +17,7 @@ from scipy import ndimage
 from . import composites
 from .config import CompositeMethod
 from .errors import MissingBandError, MissingDimensionError
-from .types import SCL_BAND
+from .types import DIMS, SCL_BAND
 
 __all__ = [
     "composite_periods",
@@ -74,7 +74,7 @@ def to_reflectance(scenes: xr.Dataset, *, bands: Sequence[str]) -> xr.Dataset:
     >>> [round(float(v), 3) + 0.0 for v in to_reflectance(ds, bands=["red"])["red"].values.ravel()]
     [nan, 0.0, 0.1, 1.0]
     """
-    _require_dims(scenes, ("time", "y", "x"))
+    _require_dims(scenes, DIMS)
     out = scenes.copy()
     for band in bands:
         if band not in scenes:
@@ -139,6 +139,8 @@ def composite_periods(
     periods: Sequence[tuple[dt.date, dt.date]],
     method: CompositeMethod = "median",
     min_valid_obs: int = 1,
+    geomedian_eps: float = composites.DEFAULT_GEOMEDIAN_EPS,
+    geomedian_max_iters: int = composites.DEFAULT_GEOMEDIAN_MAX_ITERS,
 ) -> xr.Dataset:
     """One cloud-free composite of ``scenes`` per reporting period.
 
@@ -156,6 +158,8 @@ def composite_periods(
         :func:`pipeline.composites.composite`, which does the work.
     min_valid_obs
         Pixels with fewer valid observations in a period are NaN.
+    geomedian_eps, geomedian_max_iters
+        Convergence of the geometric median (``composites.geomedian_*`` in the config).
 
     Returns
     -------
@@ -166,7 +170,13 @@ def composite_periods(
         ``valid_count`` 0.
     """
     out = composites.composite(
-        scenes, bands=bands, windows=composites.period_windows(periods), method=method, min_valid_obs=min_valid_obs
+        scenes,
+        bands=bands,
+        windows=composites.period_windows(periods),
+        method=method,
+        min_valid_obs=min_valid_obs,
+        geomedian_eps=geomedian_eps,
+        geomedian_max_iters=geomedian_max_iters,
     )
     out = out.rename(composite="period").drop_vars(["product", "start", "end", "label"])
     return out.assign_coords(

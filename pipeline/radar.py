@@ -56,7 +56,7 @@ Sources
   the meaning of the other codes (no data, layover, shadow) was not checked.
 
 Validation caveat: the defaults (3 x 3 Lee, single observation, 3 dB VH, 1 dB VV, -18 dB
-VH) were chosen on the synthetic scenes of :mod:`pipeline.scenario`, whose backscatter
+VH) were chosen on the synthetic scenes of :mod:`pipeline.demo`, whose backscatter
 levels and gamma speckle were themselves chosen from typical C-band values. They show that
 the plumbing and the fusion work; they are not a calibration on real Sentinel-1 data.
 """
@@ -71,7 +71,7 @@ import pandas as pd
 import xarray as xr
 
 from .config import RadarParams, RadarRole, SpeckleFilter, ThresholdMethod
-from .errors import InputDataError, MissingBandError, MissingDimensionError, NoValidPixelsError
+from .errors import CRSMismatchError, InputDataError, MissingBandError, MissingDimensionError, NoValidPixelsError
 from .thresholds import otsu_threshold
 
 __all__ = [
@@ -240,47 +240,21 @@ def score_radar_change(
     for band in ("vh", "vv", "valid"):
         if band not in s1:
             raise MissingBandError(f"{band!r} missing for radar change; pass the output of radar.to_db")
-    times = pd.DatetimeIndex(s1["time"].values)
-    start = pd.Timestamp(monitoring_start)
-    base_sel = (times < start) & (times >= start - pd.Timedelta(days=params.baseline_days))
-    mon_sel = times >= start
-    if not base_sel.any():
-        raise NoValidPixelsError(
-            f"no Sentinel-1 scene in the {params.baseline_days}-day baseline before {monitoring_start}; "
-            "search radar from earlier (radar.baseline_days) or check the collection's coverage"
-        )
-    if not mon_sel.any():
-        raise NoValidPixelsError(f"no Sentinel-1 scene on or after {monitoring_start}; check period.start/end")
+    base_idx, mon_idx = _radar_windows(s1, monitoring_start=monitoring_start, baseline_days=params.baseline_days)
     s1 = _single_time_chunk(s1)
     valid = s1["valid"].astype(bool)
-    base_idx, mon_idx = np.flatnonzero(base_sel), np.flatnonzero(mon_sel)
-
     baseline = {p: s1[p].isel(time=base_idx).median("time", skipna=True).astype("float32") for p in ("vh", "vv")}
     n_base = valid.isel(time=base_idx).sum("time").astype("int16")
     current = {p: _temporal_mean_db(s1[p], params.temporal_mean_obs).isel(time=mon_idx) for p in ("vh", "vv")}
     drop = {p: (baseline[p] - current[p]).astype("float32") for p in ("vh", "vv")}
     ok = valid.isel(time=mon_idx) & (n_base >= params.baseline_min_obs)
-
-    if params.threshold_method == "otsu":
-        threshold = otsu_threshold(
-            drop["vh"].where(ok),
-            value_range=params.otsu_range_db,
-            bins=params.otsu_bins,
-            floor=params.otsu_floor_db,
-        )
-    else:
-        threshold = xr.DataArray(np.float32(params.vh_drop_min_db))
+    threshold = _vh_threshold(drop["vh"].where(ok), params)
     evidence = drop["vh"] >= threshold
     if params.vv_drop_min_db is not None:
         evidence = evidence & (drop["vv"] >= params.vv_drop_min_db)
     if params.vh_max_db is not None:
         evidence = evidence & (current["vh"] <= params.vh_max_db)
-    if params.regrowth_drop_max_db is not None:
-        vegetated = baseline["vh"] > (params.vh_max_db if params.vh_max_db is not None else -np.inf)
-        smooth = _temporal_mean_db(s1["vh"], params.regrowth_mean_obs).isel(time=mon_idx)
-        regrowth = ok & vegetated & ((baseline["vh"] - smooth) <= params.regrowth_drop_max_db)
-    else:
-        regrowth = xr.zeros_like(ok)
+    regrowth = _radar_regrowth(s1["vh"], baseline["vh"], ok, mon_idx=mon_idx, params=params)
     # ``baseline - current`` broadcasts to (y, x, time): put time first again.
     order = ("time", "y", "x")
     out = xr.Dataset(
@@ -298,6 +272,42 @@ def score_radar_change(
         }
     )
     return out
+
+
+def _radar_windows(s1: xr.Dataset, *, monitoring_start: dt.date, baseline_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the baseline and monitoring observations; one-line errors when either is empty."""
+    times = pd.DatetimeIndex(s1["time"].values)
+    start = pd.Timestamp(monitoring_start)
+    base_sel = (times < start) & (times >= start - pd.Timedelta(days=baseline_days))
+    mon_sel = times >= start
+    if not base_sel.any():
+        raise NoValidPixelsError(
+            f"no Sentinel-1 scene in the {baseline_days}-day baseline before {monitoring_start}; "
+            "search radar from earlier (radar.baseline_days) or check the collection's coverage"
+        )
+    if not mon_sel.any():
+        raise NoValidPixelsError(f"no Sentinel-1 scene on or after {monitoring_start}; check period.start/end")
+    return np.flatnonzero(base_sel), np.flatnonzero(mon_sel)
+
+
+def _vh_threshold(vh_drop: xr.DataArray, params: RadarParams) -> xr.DataArray:
+    """The VH drop (dB) that counts as change: fixed, or the Otsu threshold of the valid drops."""
+    if params.threshold_method == "otsu":
+        return otsu_threshold(
+            vh_drop, value_range=params.otsu_range_db, bins=params.otsu_bins, floor=params.otsu_floor_db
+        )
+    return xr.DataArray(np.float32(params.vh_drop_min_db))
+
+
+def _radar_regrowth(
+    vh: xr.DataArray, baseline_vh: xr.DataArray, ok: xr.DataArray, *, mon_idx: np.ndarray, params: RadarParams
+) -> xr.DataArray:
+    """Monitoring observations back to a vegetated baseline (``regrowth_drop_max_db``)."""
+    if params.regrowth_drop_max_db is None:
+        return xr.zeros_like(ok)
+    vegetated = baseline_vh > (params.vh_max_db if params.vh_max_db is not None else -np.inf)
+    smooth = _temporal_mean_db(vh, params.regrowth_mean_obs).isel(time=mon_idx)
+    return ok & vegetated & ((baseline_vh - smooth) <= params.regrowth_drop_max_db)
 
 
 def fuse_evidence(
@@ -360,7 +370,6 @@ def fuse_evidence(
     >>> ev.values.ravel().tolist(), ok.values.ravel().tolist(), ev["sensor"].values.tolist()
     ([False, True, False], [False, True, True], ['optical', 'radar', 'optical'])
     """
-    from .errors import CRSMismatchError
 
     arrays = [_strip_time_coords(a) for a in (optical_evidence, optical_valid, radar_evidence, radar_valid)]
     for a in arrays:

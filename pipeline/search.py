@@ -20,26 +20,19 @@ from typing import Any
 import pystac
 from shapely.geometry.base import BaseGeometry
 
-from . import harmonise
 from .config import SearchParams, SourceParams
 from .errors import NoScenesError
+from .http import redact
 from .providers import get_provider, provider_kind
 from .providers import normalise_item as _normalise_item
 from .providers.static import item_datetime
 from .types import BAND_ALIASES, ProviderNaming
 
 __all__ = [
-    "band_scaling",
     "is_static_source",
     "normalise_item",
     "search_items",
 ]
-
-#: Kept for callers of the first version; the rules live in :mod:`pipeline.harmonise`.
-BOA_OFFSET_BASELINE = harmonise.BOA_OFFSET_BASELINE
-L2A_SCALE = harmonise.L2A_SCALE
-L2A_OFFSET_NEW = harmonise.L2A_OFFSET_NEW
-
 
 def search_items(
     aoi: BaseGeometry,
@@ -126,15 +119,5 @@ def normalise_item(
     return _normalise_item(item, aliases=BAND_ALIASES.get(naming, {}), bands=bands)
 
 
-def band_scaling(item: pystac.Item, band: str) -> tuple[float, float, float]:
-    """Return ``(scale, offset, nodata)`` that turn the band's DN into reflectance.
-
-    Delegates to :func:`pipeline.harmonise.band_scaling` (rules and sources there).
-    """
-    return harmonise.band_scaling(item, band).as_tuple()
-
-
 def _display(url: str) -> str:
-    from .http import redact
-
     return redact(url)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -22,14 +23,15 @@ import xarray as xr
 from affine import Affine
 from scipy import ndimage
 from shapely.geometry.base import BaseGeometry
-from skimage.measure import label as label_components
 
-from .config import SitesParams
+from .config import DetectParams, SitesParams
 from .errors import InputDataError
+from .types import SiteStatus
 
 __all__ = [
     "SITE_COLUMNS",
     "activity_series",
+    "delineate_sites",
     "grid_transform",
     "grow_sites",
     "polygonise_flags",
@@ -117,7 +119,7 @@ def grow_sites(
     with np.errstate(invalid="ignore", divide="ignore"):
         persistent = np.asarray(change["n_obs"].values) / np.where(n_clear > 0, n_clear, np.nan) >= min_persistence_frac
     weak = seeds | ((confirmed & persistent) | (open_run >= min_obs)) & ~regrown
-    labels = label_components(weak, connectivity=2)
+    labels = _label8(weak)
     attached = np.unique(labels[seeds])
     grown = np.isin(labels, attached[attached > 0])
     admitted = grown & ~confirmed
@@ -133,12 +135,41 @@ def grow_sites(
     return flags.copy(data=grown), out
 
 
+def delineate_sites(
+    flags: xr.DataArray,
+    change: xr.Dataset,
+    *,
+    aoi_id: str,
+    aoi_mask: np.ndarray | None,
+    crs: str,
+    last_period_start: dt.date,
+    detect_params: DetectParams,
+    sites_params: SitesParams,
+) -> tuple[gpd.GeoDataFrame, np.ndarray, xr.Dataset]:
+    """Computed flags -> grown sites -> polygons (:func:`grow_sites`, then
+    :func:`polygonise_flags`); also returns the change rasters as grown. Eager."""
+    flags, change = grow_sites(
+        flags, change, min_obs=sites_params.grow_min_obs, min_persistence_frac=detect_params.min_persistence_frac
+    )
+    site_gdf, site_mask = polygonise_flags(
+        flags,
+        change,
+        aoi_id=aoi_id,
+        aoi_mask=aoi_mask,
+        crs=crs,
+        last_period_start=last_period_start,
+        min_confirmations=detect_params.min_confirmations,
+        params=sites_params,
+    )
+    return site_gdf, site_mask, change
+
+
 def polygonise_flags(
     flags: xr.DataArray,
     change: xr.Dataset,
     *,
     aoi_id: str,
-    aoi_utm: BaseGeometry | None,
+    aoi_mask: np.ndarray | None,
     crs: str,
     last_period_start: dt.date,
     min_confirmations: int,
@@ -155,8 +186,9 @@ def polygonise_flags(
         (``first_change``, ``last_evidence``, ``n_obs``, ``n_clear_after``), computed.
     aoi_id
         Prefix of the site ids.
-    aoi_utm
-        AOI polygon in the same CRS; pixels outside are ignored (the read margin).
+    aoi_mask
+        bool ``(y, x)``, true inside the AOI (:attr:`pipeline.jobs.AOIGrid.aoi_mask`);
+        pixels outside are ignored (the read margin). ``None``: the whole grid.
     crs
         CRS of the grid, e.g. ``"EPSG:32629"``.
     last_period_start
@@ -188,57 +220,23 @@ def polygonise_flags(
     """
     mask = np.asarray(flags.values, dtype=bool)
     transform = grid_transform(flags)
-    if aoi_utm is not None:
-        inside = rasterio.features.geometry_mask([aoi_utm], out_shape=mask.shape, transform=transform, invert=True)
-        mask &= inside
+    if aoi_mask is not None:
+        mask &= aoi_mask
     px_area = abs(transform.a * transform.e)
-    radius = int(np.floor(params.merge_distance_m / abs(transform.a) / 2))
-    grouped = ndimage.binary_dilation(mask, iterations=radius) if radius > 0 else mask
-    labels = label_components(grouped, connectivity=2) * mask
-    first = np.asarray(change["first_change"].values)
-    last = np.asarray(change["last_evidence"].values)
-    n_obs = np.asarray(change["n_obs"].values)
-    n_clear = np.asarray(change["n_clear_after"].values)
-    n_occ = np.asarray(change["n_occluded"].values) if "n_occluded" in change else None
-    last_start_days = (pd.Timestamp(last_period_start) - EPOCH) / pd.Timedelta(days=1)
-
+    labels = _group_pixels(mask, merge_px=int(np.floor(params.merge_distance_m / abs(transform.a) / 2)))
     counts = np.bincount(labels.ravel())
     keep = [lab for lab in range(1, counts.size) if counts[lab] * px_area >= params.min_area_m2]
     site_mask = np.isin(labels, keep) & mask
-    shapes: dict[int, list[BaseGeometry]] = {}
-    for geom, value in rasterio.features.shapes(
-        labels.astype("int32"), mask=site_mask, transform=transform, connectivity=8
-    ):
-        shapes.setdefault(int(value), []).append(shapely.geometry.shape(geom))
-    rows = []
-    for lab in keep:
-        pix = labels == lab
-        f = first[pix]
-        seed = int(np.flatnonzero(pix.ravel())[np.nanargmin(np.where(np.isnan(f), np.inf, f))])
-        sy, sx = divmod(seed, mask.shape[1])
-        sxw, syw = transform @ (sx + 0.5, sy + 0.5)
-        area_ha = pix.sum() * px_area / 1e4
-        before = np.sum(f < last_start_days) * px_area / 1e4
-        first_seen = float(np.nanpercentile(f, 10))
-        last_seen = float(np.nanmax(last[pix]))
-        persistence = float(np.mean(n_obs[pix] / np.maximum(n_clear[pix], 1)))
-        median_obs = int(np.median(n_obs[pix]))
-        rows.append(
-            {
-                "site_id": _site_id(aoi_id, crs, sxw, syw),
-                "aoi_id": aoi_id,
-                "area_ha": round(float(area_ha), 4),
-                "first_seen": _iso(first_seen),
-                "last_seen": _iso(last_seen),
-                "status": _status(first_seen, last_seen, area_ha, before, last_start_days, params),
-                "confidence": _confidence(persistence, median_obs, min_confirmations),
-                "n_obs": median_obs,
-                "persistence": round(persistence, 3),
-                "n_occluded": int(np.median(n_occ[pix])) if n_occ is not None else 0,
-                "area_before_last_ha": round(float(before), 4),
-                "geometry": shapely.ops.unary_union(shapes[lab]),
-            }
-        )
+    shapes = _site_shapes(labels, site_mask, transform)
+    pixels = _SitePixels(change, transform=transform, last_period_start=last_period_start)
+    rows = [
+        {
+            **pixels.attributes(labels == lab, aoi_id=aoi_id, crs=crs, min_confirmations=min_confirmations,
+                                params=params),
+            "geometry": shapely.ops.unary_union(shapes[lab]),
+        }
+        for lab in keep
+    ]
     columns = [*SITE_COLUMNS, "persistence", "n_occluded", "area_before_last_ha", "geometry"]
     sites = gpd.GeoDataFrame(rows, columns=columns, geometry="geometry", crs=crs)
     keep_mask = _isolation_rule(sites, params)
@@ -248,6 +246,66 @@ def polygonise_flags(
         sites = sites[keep_mask]
     sites = sites.sort_values(["first_seen", "site_id"], kind="stable").reset_index(drop=True)
     return sites, site_mask
+
+
+def _group_pixels(mask: np.ndarray, *, merge_px: int) -> np.ndarray:
+    """Site labels of flagged pixels: 8-connected after a dilation of ``merge_px`` pixels,
+    so excavations closer than ``merge_distance_m`` form one site (0 = no site)."""
+    grouped = ndimage.binary_dilation(mask, iterations=merge_px) if merge_px > 0 else mask
+    return _label8(grouped) * mask
+
+
+def _site_shapes(labels: np.ndarray, site_mask: np.ndarray, transform: Affine) -> dict[int, list[BaseGeometry]]:
+    """The polygons of each site label (``rasterio.features.shapes``, 8-connected)."""
+    shapes: dict[int, list[BaseGeometry]] = {}
+    for geom, value in rasterio.features.shapes(
+        labels.astype("int32"), mask=site_mask, transform=transform, connectivity=8
+    ):
+        shapes.setdefault(int(value), []).append(shapely.geometry.shape(geom))
+    return shapes
+
+
+class _SitePixels:
+    """The change rasters of one AOI, summarised over the pixels of one site at a time."""
+
+    def __init__(self, change: xr.Dataset, *, transform: Affine, last_period_start: dt.date) -> None:
+        self.first = np.asarray(change["first_change"].values)
+        self.last = np.asarray(change["last_evidence"].values)
+        self.n_obs = np.asarray(change["n_obs"].values)
+        self.n_clear = np.asarray(change["n_clear_after"].values)
+        self.n_occ = np.asarray(change["n_occluded"].values) if "n_occluded" in change else None
+        self.transform = transform
+        self.px_area = abs(transform.a * transform.e)
+        self.last_start_days = (pd.Timestamp(last_period_start) - EPOCH) / pd.Timedelta(days=1)
+
+    def attributes(
+        self, pix: np.ndarray, *, aoi_id: str, crs: str, min_confirmations: int, params: SitesParams
+    ) -> dict[str, Any]:
+        """``sites.geojson`` attributes of the site whose pixels are ``pix`` (bool ``(y, x)``)."""
+        f = self.first[pix]
+        # The site id is anchored on its earliest pixel, which does not move as the site grows.
+        seed = int(np.flatnonzero(pix.ravel())[np.nanargmin(np.where(np.isnan(f), np.inf, f))])
+        sy, sx = divmod(seed, pix.shape[1])
+        sxw, syw = self.transform @ (sx + 0.5, sy + 0.5)
+        area_ha = pix.sum() * self.px_area / 1e4
+        before = np.sum(f < self.last_start_days) * self.px_area / 1e4
+        first_seen = float(np.nanpercentile(f, 10))
+        last_seen = float(np.nanmax(self.last[pix]))
+        persistence = float(np.mean(self.n_obs[pix] / np.maximum(self.n_clear[pix], 1)))
+        median_obs = int(np.median(self.n_obs[pix]))
+        return {
+            "site_id": _site_id(aoi_id, crs, sxw, syw),
+            "aoi_id": aoi_id,
+            "area_ha": round(float(area_ha), 4),
+            "first_seen": _iso(first_seen),
+            "last_seen": _iso(last_seen),
+            "status": _status(first_seen, last_seen, area_ha, before, self.last_start_days, params),
+            "confidence": _confidence(persistence, median_obs, min_confirmations),
+            "n_obs": median_obs,
+            "persistence": round(persistence, 3),
+            "n_occluded": int(np.median(self.n_occ[pix])) if self.n_occ is not None else 0,
+            "area_before_last_ha": round(float(before), 4),
+        }
 
 
 def _isolation_rule(sites: gpd.GeoDataFrame, params: SitesParams) -> np.ndarray:
@@ -377,6 +435,12 @@ def _site_id(aoi_id: str, crs: str, x: float, y: float) -> str:
     return f"{aoi_id}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"
 
 
+def _label8(mask: np.ndarray) -> np.ndarray:
+    """8-connected components of a bool mask (diagonal neighbours join), numbered in raster order."""
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    return labels
+
+
 def _confidence(persistence: float, n_obs: int, min_confirmations: int) -> float:
     return round(float(np.clip(persistence, 0, 1) * (1 - 0.5 ** (n_obs / min_confirmations))), 3)
 
@@ -387,7 +451,7 @@ def _iso(days: float) -> str:
 
 def _status(
     first_seen: float, last_seen: float, area_ha: float, before_ha: float, last_start: float, params: SitesParams
-) -> str:
+) -> SiteStatus:
     if first_seen >= last_start:
         return "new"
     if before_ha > 0 and (area_ha - before_ha) / before_ha >= params.expanding_growth_frac:

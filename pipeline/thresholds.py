@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -62,8 +63,6 @@ def otsu_threshold(
     upper = None if ceiling is None else float(ceiling)
     kwargs: dict[str, Any] = {"edges": edges, "floor": float(floor), "ceiling": upper}
     if hasattr(data, "map_blocks"):
-        import dask.array as da
-
         counts, _ = da.histogram(data, bins=edges)
         thr = counts.rechunk(-1).map_blocks(_otsu_from_counts, drop_axis=0, dtype=np.float32, **kwargs)
         return xr.DataArray(thr)

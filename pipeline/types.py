@@ -7,10 +7,11 @@ are mapped onto these by :mod:`pipeline.search` before anything is loaded.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
-#: Dimension order of every scene cube: (time, y, x) per band variable.
-DIMS = ("time", "band", "y", "x")
+#: Dimensions of every scene cube: one ``(time, y, x)`` variable per band (an
+#: ``xarray.Dataset``, as odc-stac loads it), ``y`` north to south.
+DIMS: tuple[str, str, str] = ("time", "y", "x")
 
 #: Optical bands the pipeline loads, in Earth Search C1 naming.
 OPTICAL_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22")
@@ -49,5 +50,10 @@ BAND_ALIASES: dict[str, dict[str, str]] = {
 }
 
 ProviderNaming = Literal["earth-search", "cdse", "planetary-computer"]
+#: Status of a site (see :mod:`pipeline.sites`), most urgent first: the order is the one the
+#: bulletin lists them in.
 SiteStatus = Literal["new", "expanding", "active", "dormant"]
+#: The :data:`SiteStatus` values as a tuple, in that order.
+SITE_STATUSES: tuple[SiteStatus, ...] = get_args(SiteStatus)
+#: ``(minx, miny, maxx, maxy)`` = ``(left, bottom, right, top)`` of a box, in the units of its CRS.
 BBox = tuple[float, float, float, float]

@@ -386,10 +386,10 @@ def test_foreign_crs_member(tmp_path: Path, crs: dict[str, Any]) -> None:
 def test_area_above_limit(tmp_path: Path) -> None:
     big = mapping(box(-7.0, 8.0, -6.0, 9.0))  # about 12 200 km2
     path = _write(tmp_path, "big.geojson", _fc(_feature(big)))
-    _assert_aoi_error([path], "big.geojson", "aoi_id 'test-aoi'", "km2", "max_area_km2=5000")
+    _assert_aoi_error([path], "big.geojson", "aoi_id 'test-aoi'", "km2", "max_aoi_area_km2=5000")
     # and the limit is a knob:
     assert len(read_aois([path], max_area_km2=20_000)) == 1
-    _assert_aoi_error(AOI_FILES, "marange.geojson", "max_area_km2=150", max_area_km2=150)
+    _assert_aoi_error(AOI_FILES, "marange.geojson", "max_aoi_area_km2=150", max_area_km2=150)
 
 
 @pytest.mark.parametrize("name", PARAM_PROPERTIES)

@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-from pipeline.aoi import OVERRIDE_PROPERTIES, read_aois
-from pipeline.config import AOI_OVERRIDE_SECTIONS, MonitorConfig, aoi_config, load_config
+from pipeline.aoi import read_aois
+from pipeline.config import MonitorConfig, aoi_config, load_config
+from pipeline.demo import ScenarioSpec, write_scenario
 from pipeline.errors import AOIError, ConfigError
 from pipeline.evaluate import evaluate_sites, read_truth
-from pipeline.run import aoi_config_for, run_monitor
-from pipeline.scenario import ScenarioSpec, write_scenario
+from pipeline.jobs import aoi_config_for
+from pipeline.run import run_monitor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,10 +39,6 @@ def _aoi_file(tmp_path: Path, **props: Any) -> Path:
     path = tmp_path / "x.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}), encoding="utf-8")
     return path
-
-
-def test_the_aoi_reader_and_the_config_agree_on_what_may_be_overridden() -> None:
-    assert OVERRIDE_PROPERTIES == AOI_OVERRIDE_SECTIONS
 
 
 def test_overrides_apply_to_their_section_only() -> None:

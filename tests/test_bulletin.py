@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import get_args
 
 import geopandas as gpd
 import numpy as np
@@ -19,11 +20,16 @@ from shapely.geometry import box
 
 from pipeline.bulletin import (
     DEMONSTRATION_MARKING,
+    STATUS_COLOURS,
+    STATUS_DEFINITIONS,
+    STATUS_ORDER,
     AOIReport,
     BulletinContext,
     render_bulletin,
     summarise,
 )
+from pipeline.config import MonitorConfig, threshold_table
+from pipeline.types import SITE_STATUSES, SiteStatus
 
 EVIL = "<script>alert(1)</script>"
 SITE_COLUMNS = ["site_id", "aoi_id", "area_ha", "first_seen", "last_seen", "status",
@@ -145,9 +151,10 @@ def make_context(*, previous_number: int | None = 1, demonstration: bool = True)
     })
     thresholds = [
         {"section": "detect", "key": "ndvi_drop_min", "value": 0.15, "unit": "NDVI",
-         "description": "Minimum NDVI loss between periods (Lobo et al. 2016)."},
+         "description": "Minimum NDVI loss between periods (Lobo et al. 2016).",
+         "source": "Lobo et al. 2016"},
         {"section": "sites", "key": "min_area_m2", "value": 2500, "unit": "m²",
-         "description": "Minimum mapping unit."},
+         "description": "Minimum mapping unit.", "source": "design choice"},
     ]
     return BulletinContext(
         number=7, title="Monitoring Bulletin: artisanal alluvial diamond mining",
@@ -381,11 +388,9 @@ def test_no_covered_anomalies_still_points_to_flags_csv(tmp_path: Path) -> None:
 
 
 def test_annex_lists_every_threshold_with_unit_and_source(tmp_path: Path) -> None:
-    """The run's thresholds (from the config's field docstrings) all get a unit and a source."""
-    from pipeline.config import MonitorConfig
-    from pipeline.run import _thresholds
-
-    thresholds = _thresholds(MonitorConfig())
+    """The configuration's thresholds (:func:`pipeline.config.threshold_table`) all print a unit
+    and a source."""
+    thresholds = threshold_table(MonitorConfig())
     context = replace(_without_figures(make_context()), thresholds=thresholds)
     html = render_bulletin(context, tmp_path, pdf=False)["bulletin.html"].read_text("utf-8")
     annex = html.split("<h3>Thresholds</h3>", 1)[1].split("<h3>Validation</h3>", 1)[0]
@@ -407,18 +412,41 @@ def test_annex_lists_every_threshold_with_unit_and_source(tmp_path: Path) -> Non
     assert "``" not in annex and "<code>min_area_m2</code>" in annex  # docstring markup rendered
 
 
-def test_threshold_source_reads_citations() -> None:
-    from pipeline.bulletin import threshold_source, threshold_unit
+def _annex_rows(html: str) -> list[tuple[str, str, str, str]]:
+    """``(key, value, unit, source)`` of the parameter rows of the thresholds annex."""
+    annex = html.split("<h3>Thresholds</h3>", 1)[1].split("<h3>Validation</h3>", 1)[0]
+    rows = re.findall(r"<td class=\"mono key\">(.*?)</td><td class=\"num(?: long)?\">(.*?)</td>"
+                      r"<td class=\"nowrap\">(.*?)</td>\s*<td class=\"small source\">(.*?)</td>", annex, re.S)
+    return [(k.replace("<wbr>", ""), v, u, src) for k, v, u, src in rows]
 
-    assert threshold_source("Cut-off of Iglewicz & Hoaglin (1993), *How to*.") == "Iglewicz & Hoaglin (1993)"
-    assert threshold_source("USGS OFR 2018-1088 reports pits") == "USGS OFR 2018-1088"
-    assert threshold_source("Judgement: a factor of 2.") == "judgement, not sourced"
-    assert threshold_source("Sentinel-2 starts mid-2015.") == "design choice"
-    assert threshold_unit("gravel_thickness_m") == "m"
-    assert threshold_unit("review_min_peers_n") == "participants"
-    assert threshold_unit("regrowth_ndvi_margin") == "NDVI"
-    assert threshold_unit("something_new", given="frac") == ""
-    assert threshold_unit("something_new", given="dB") == "dB"
+
+def test_thresholds_print_unit_and_source_as_given(tmp_path: Path) -> None:
+    """The bulletin derives no unit or source: it prints what it is given (empty unit: a dash)."""
+    thresholds = [
+        {"section": "detect", "key": "ndvi_drop_min", "value": 0.25, "unit": "",
+         "description": "Cited (Lobo et al. 2016).", "source": ""},
+        {"section": "sites", "key": "min_area_m2", "value": 2500, "unit": "square metres",
+         "description": "Minimum mapping unit.", "source": "my own choice"},
+        {"section": "crosscheck", "key": "declared_production", "value": None, "unit": "CSV file",
+         "description": "CSV of declared production.", "source": "shipped"},
+    ]
+    context = replace(_without_figures(make_context()), thresholds=thresholds)
+    paths = render_bulletin(context, tmp_path, pdf=False)
+    rows = _annex_rows(paths["bulletin.html"].read_text("utf-8"))
+    assert rows == [("ndvi_drop_min", "0.25", "–", ""), ("min_area_m2", "2,500", "square metres", "my own choice")]
+    data = json.loads(paths["bulletin.json"].read_text(encoding="utf-8"))
+    assert [(t["key"], t["unit"], t["source"]) for t in data["thresholds"]] == [
+        ("ndvi_drop_min", "", ""), ("min_area_m2", "square metres", "my own choice"),
+        ("declared_production", "CSV file", "shipped"),
+    ]
+
+
+def test_status_tables_follow_site_statuses() -> None:
+    """Status order, colours and definitions all come from :data:`pipeline.types.SITE_STATUSES`."""
+    assert STATUS_ORDER == SITE_STATUSES == get_args(SiteStatus)
+    assert tuple(STATUS_COLOURS) == tuple(STATUS_DEFINITIONS) == SITE_STATUSES
+    assert STATUS_COLOURS["new"] == "#D55E00"
+    assert STATUS_DEFINITIONS["dormant"] == "no fresh disturbance in the latest period"
 
 
 def test_bulletin_json(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipeline.scenario import ScenarioSpec, write_scenario
+from pipeline.demo import ScenarioSpec, write_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 #: Four pits, the last opening on 2024-01-15 (seed 0): one appears in the added quarter.
@@ -247,7 +247,7 @@ def _archived(out: Path, n: int, statuses: dict[str, str], site_ids: dict[str, l
 
 def test_previous_bulletin_per_aoi(tmp_path: Path) -> None:
     """"New since" is measured, per AOI, against the last bulletin that processed that AOI."""
-    from pipeline.run import _previous_bulletin
+    from pipeline.outputs import previous_bulletin as _previous_bulletin
 
     assert _previous_bulletin(tmp_path) == (None, set())
     _archived(tmp_path, 1, {"a": "ok", "b": "ok"}, {"a": ["a-1"], "b": ["b-1", "b-2"]})

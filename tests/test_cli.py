@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.scenario import ScenarioSpec, write_scenario
+from pipeline.demo import ScenarioSpec, write_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ScenarioSpec(
@@ -244,8 +244,9 @@ def test_missing_catalog_is_bad_input(tmp_path: Path, scenario) -> None:
     res = _monitor(
         tmp_path, aoi=scenario.aoi_path, source=str(tmp_path / "nope" / "catalog.json"), out=tmp_path / "out"
     )
-    assert res.returncode in (1, 2)
+    assert res.returncode == 2
     assert "nope" in _one_error_line(res.stderr)
+    assert not (tmp_path / "out").exists()
 
 
 def test_evaluate_missing_file_exits_2(tmp_path: Path) -> None:

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import MonitorConfig, load_config
+from pipeline.config import (
+    THRESHOLD_SECTIONS,
+    DetectParams,
+    MonitorConfig,
+    aoi_config,
+    field_meta,
+    field_unit,
+    load_config,
+    threshold_table,
+)
 from pipeline.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,3 +84,112 @@ def test_overrides_and_relative_paths(tmp_path: Path) -> None:
     assert cfg.out_dir == tmp_path / "out"
     assert cfg.period.start == dt.date(2024, 1, 1)
     assert load_config(path).digest() != cfg.digest()
+
+
+# ------------------------------------------------------------------------------------------
+# units and sources: metadata of the fields the bulletin's methods annex lists
+# ------------------------------------------------------------------------------------------
+
+
+def test_every_annex_field_carries_its_unit_and_source() -> None:
+    missing = [
+        f"{section}.{key}"
+        for section in THRESHOLD_SECTIONS
+        for key, info in type(getattr(MonitorConfig(), section)).model_fields.items()
+        if not isinstance(info.json_schema_extra, dict)
+        or not str(info.json_schema_extra.get("unit", "")).strip()
+        or not str(info.json_schema_extra.get("source", "")).strip()
+        or not (info.description or "").strip()
+    ]
+    assert not missing, f"fields without unit, source or docstring (declare them with _param): {missing}"
+
+
+def test_threshold_table_rows() -> None:
+    cfg = MonitorConfig()
+    rows = threshold_table(cfg)
+    assert [r["section"] for r in rows] == sorted(
+        (r["section"] for r in rows), key=THRESHOLD_SECTIONS.index
+    )
+    assert {tuple(r) for r in rows} == {("section", "key", "value", "unit", "description", "source")}
+    assert sum(r["section"] == "detect" for r in rows) == len(DetectParams.model_fields)
+    by_key = {(r["section"], r["key"]): r for r in rows}
+    expected = {
+        ("crosscheck", "gravel_thickness_m"): ("m", "illustrative default, not sourced"),
+        ("crosscheck", "review_min_peers_n"): ("participants", "design choice"),
+        ("crosscheck", "review_robust_z_max"): ("robust z", "Iglewicz & Hoaglin (1993)"),
+        ("crosscheck", "recovery_frac"): ("fraction (0–1)", "judgement, not sourced"),
+        ("crosscheck", "declared_production"): (
+            "CSV file", "each row carries its own source (see Sources of declared figures)"
+        ),
+        ("detect", "regrowth_ndvi_margin"): ("NDVI", "USGS OFR 2018-1088"),
+        ("detect", "swir_change_min"): ("reflectance (0–1)", "Lobell and Asner 2002"),
+        ("detect", "otsu_ndvi_drop_range"): ("NDVI", "design choice"),
+        ("sites", "min_area_m2"): ("m²", "USGS OFR 2018-1088"),
+        ("radar", "vh_drop_min_db"): ("dB", "judgement, not sourced"),
+        ("composites", "dry_season_months"): ("calendar months (1–12)", "judgement, not sourced"),
+        ("preprocess", "scl_mask_classes"): ("SCL class codes", "ESA Sen2Cor product specification"),
+    }
+    for (section, key), (unit, source) in expected.items():
+        row = by_key[(section, key)]
+        assert (row["unit"], row["source"]) == (unit, source), f"{section}.{key}"
+        assert field_unit(section, key) == unit
+    row = by_key[("crosscheck", "review_robust_z_max")]
+    assert "Iglewicz & Hoaglin (1993)" in row["description"] and "\n" not in row["description"]
+    assert row["value"] == 3.5
+    assert by_key[("detect", "otsu_ndvi_drop_range")]["value"] == (-1.0, 2.0)
+
+
+def test_threshold_table_values_follow_the_config(tmp_path: Path) -> None:
+    path = _write(tmp_path, "crosscheck:\n  trade_statistics: t.csv\ndetect:\n  otsu_ndvi_drop_bins: 150\n")
+    by_key = {(r["section"], r["key"]): r["value"] for r in threshold_table(load_config(path))}
+    assert by_key[("crosscheck", "trade_statistics")] == str(tmp_path / "t.csv")  # paths as str
+    assert by_key[("crosscheck", "declared_production")] is None
+    assert by_key[("detect", "otsu_ndvi_drop_bins")] == 150
+
+
+def test_field_meta_lookups() -> None:
+    meta = field_meta("radar", "vh_drop_min_db")
+    assert meta["unit"] == "dB" and meta["description"].startswith("Minimum decrease of VH backscatter")
+    assert field_unit("", "max_aoi_area_km2") == "km²"
+    assert field_unit("search", "max_cloud_frac") == ""  # outside the annex sections: no metadata needed
+    with pytest.raises(KeyError):
+        field_unit("detect", "no_such_key")
+    with pytest.raises(KeyError):
+        field_unit("no_such_section", "enabled")
+    with pytest.raises(KeyError):
+        field_unit("max_aoi_area_km2", "x")  # a top-level field is not a section
+
+
+def test_parameter_fields_defaults() -> None:
+    cfg = MonitorConfig()
+    assert cfg.detect.otsu_ndvi_drop_range == (-1.0, 2.0) and cfg.detect.otsu_ndvi_drop_bins == 300
+    assert cfg.composites.geomedian_eps == 1e-4 and cfg.composites.geomedian_max_iters == 10_000
+    assert cfg.max_aoi_area_km2 == 5000.0
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("detect:\n  otsu_ndvi_drop_bins: 1\n", "detect.otsu_ndvi_drop_bins"),
+        ("detect:\n  otsu_ndvi_drop_range: [0.5, 0.5]\n", "detect.otsu_ndvi_drop_range"),
+        ("detect:\n  otsu_ndvi_drop_range: [2.0, -1.0]\n", "detect.otsu_ndvi_drop_range"),
+        ("detect:\n  otsu_ndvi_drop_range: [0.1]\n", "detect.otsu_ndvi_drop_range"),
+        ("composites:\n  geomedian_eps: 0\n", "composites.geomedian_eps"),
+        ("composites:\n  geomedian_max_iters: 0\n", "composites.geomedian_max_iters"),
+        ("max_aoi_area_km2: 0\n", "max_aoi_area_km2"),
+    ],
+)
+def test_parameter_fields_validate(tmp_path: Path, text: str, key: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message and key in message
+    assert "\n" not in message
+
+
+def test_parameter_fields_can_be_set_per_aoi() -> None:
+    cfg = aoi_config(MonitorConfig(), {"detect": {"otsu_ndvi_drop_range": [-0.5, 1.5]}}, where="AOI x")
+    assert cfg.detect.otsu_ndvi_drop_range == (-0.5, 1.5)
+    with pytest.raises(ConfigError, match=r"detect\.otsu_ndvi_drop_bins"):
+        aoi_config(MonitorConfig(), {"detect": {"otsu_ndvi_drop_bins": 0}}, where="AOI x")

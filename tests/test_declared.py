@@ -16,7 +16,6 @@ from pipeline.declared import (
     DeclaredTable,
     annual_declared,
     annual_trade,
-    build_declared_production,
     parse_period,
     read_declared_production,
     read_trade,
@@ -26,6 +25,7 @@ from pipeline.declared import (
     validate_windows,
 )
 from pipeline.errors import DeclaredStatsError
+from tools.build_declared_production import build_declared_production
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = "participant_iso3,participant,period,carats,value_usd,unit,source\n"

@@ -20,9 +20,9 @@ import pytest
 from pipeline import acquire, search
 from pipeline.cache import CacheStats, localise_items
 from pipeline.config import MonitorConfig
+from pipeline.demo import ScenarioResult, ScenarioSpec, write_scenario
 from pipeline.http import RetryPolicy
 from pipeline.run import run_monitor
-from pipeline.scenario import ScenarioResult, ScenarioSpec, write_scenario
 from tests.servers import Fault, FaultPlan, RangeFileServer, StacApiServer
 
 SPEC = ScenarioSpec(

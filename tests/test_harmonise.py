@@ -16,7 +16,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pipeline import harmonise, search
 from pipeline.harmonise import (
     ESA_BAND_ID,
     BandScaling,
@@ -196,11 +195,6 @@ def test_no_baseline_anywhere_trusts_raster_bands_or_assumes(external: Path) -> 
     assert band_scaling(item, "red") == BandScaling(1e-4, -0.1, 0.0, "raster:bands")
     del item.assets["red"].extra_fields["raster:bands"][0]["scale"]
     assert band_scaling(item, "red").source == "assumed"
-
-
-def test_search_band_scaling_delegates(external: Path) -> None:
-    item = _es_item(external, **{"s2:processing_baseline": "04.00"})
-    assert search.band_scaling(item, "red") == harmonise.band_scaling(item, "red").as_tuple()
 
 
 def test_baseline_from_names() -> None:

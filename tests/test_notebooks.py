@@ -27,7 +27,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 ipykernel_kernelspec = pytest.importorskip("ipykernel.kernelspec")
 
-from pipeline.scenario import ScenarioSpec, write_scenario  # noqa: E402
+from pipeline.demo import ScenarioSpec, write_scenario  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -42,7 +42,7 @@ SPEC = ScenarioSpec(
 )
 #: Public names of the stage modules: a notebook must import these, never define them.
 STAGE_MODULES = ("acquire", "search", "preprocess", "detect", "sites", "crosscheck", "declared",
-                 "evaluate", "aoi", "figures", "bulletin", "explore", "run")
+                 "evaluate", "aoi", "bulletin.figures", "bulletin", "explore", "run", "workflow", "jobs", "classify")
 
 
 def test_notebooks_exist() -> None:

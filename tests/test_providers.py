@@ -24,13 +24,13 @@ import shapely.geometry
 
 from pipeline import acquire, cache, search, sources
 from pipeline.config import MonitorConfig, SearchParams, SourceParams
-from pipeline.errors import ConfigError, DownloadError, SearchError
+from pipeline.errors import ChecksumError, ConfigError, DownloadError, SearchError, UnsafeArchiveError
 from pipeline.http import RetryPolicy
 from pipeline.providers import get_provider, provider_kind
-from pipeline.providers.cdse import CdseProvider, ChecksumError
+from pipeline.providers.cdse import CdseProvider
 from pipeline.providers.dhus import DhusProvider
 from pipeline.providers.planetary_computer import PlanetaryComputerProvider
-from pipeline.providers.safe import UnsafeArchiveError, item_from_safe, safe_extract
+from pipeline.providers.safe import item_from_safe, safe_extract
 from tests.fakes import FakeCdse, FakeDhus, FakeSas, Product, ScriptedFaults, make_safe_zip
 from tests.servers import Fault, FaultPlan, RangeFileServer, StacApiServer
 

@@ -1,6 +1,6 @@
 """Tests for :mod:`pipeline.radar`: dB conversion, speckle filters, log-ratio evidence, Otsu,
 fusion with optical evidence, NumPy/Dask parity and laziness, the real Planetary Computer
-Sentinel-1 RTC item shape, the synthetic Sentinel-1 collection of :mod:`pipeline.scenario`,
+Sentinel-1 RTC item shape, the synthetic Sentinel-1 collection of :mod:`pipeline.demo`,
 and the key result of issue 4: with optical data removed for a wet season, radar keeps the
 new-site recall on that season above 0.7.
 
@@ -28,20 +28,14 @@ import xarray as xr
 
 from pipeline import acquire, detect, preprocess, radar, sites
 from pipeline.config import DetectParams, PreprocessParams, SearchParams, SitesParams, SourceParams
+from pipeline.demo import ScenarioSpec, write_scenario
+from pipeline.demo.conventions import S1_COLLECTION_ID, S1_NODATA
+from pipeline.demo.landscape import _build_scene
+from pipeline.demo.radar import _render_s1, _s1_static
+from pipeline.demo.spec import S1_SPEC_FIELDS, _spec_json
 from pipeline.errors import CRSMismatchError, InputDataError, MissingBandError, NoValidPixelsError
 from pipeline.evaluate import evaluate_sites, read_truth
 from pipeline.radar import RadarParams, fuse_evidence, score_radar_change, to_db
-from pipeline.scenario import (
-    S1_COLLECTION_ID,
-    S1_NODATA,
-    S1_SPEC_FIELDS,
-    ScenarioSpec,
-    _build_scene,
-    _render_s1,
-    _s1_static,
-    _spec_json,
-    write_scenario,
-)
 from pipeline.search import search_items
 from pipeline.testing import raise_if_dask_computes
 
@@ -621,7 +615,7 @@ def wet_season_result(s1_scenario: Any) -> dict[str, Any]:
             flags,
             change,
             aoi_id="radar-test",
-            aoi_utm=None,
+            aoi_mask=None,
             crs=f"EPSG:{res.epsg}",
             last_period_start=dt.date(2023, 10, 1),
             min_confirmations=dp.min_confirmations,

@@ -23,9 +23,10 @@ import geopandas as gpd
 import pytest
 
 from pipeline.config import load_config
+from pipeline.demo import ScenarioSpec, write_scenario
+from pipeline.demo.conventions import S1_COLLECTION_ID
 from pipeline.evaluate import evaluate_sites, read_truth
 from pipeline.run import run_monitor
-from pipeline.scenario import S1_COLLECTION_ID, ScenarioSpec, write_scenario
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""Tests for :mod:`pipeline.scenario`: the offline demo's synthetic STAC catalog and truth.
+"""Tests for :mod:`pipeline.demo`: the offline demo's synthetic STAC catalog and truth.
 
 A small spec (60 x 80 px, six months) keeps each write around a second. The cloud and
 pixel checks compare what was written with the generator's own per-date frames
@@ -8,10 +8,12 @@ pixel checks compare what was written with the generator's own per-date frames
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import shutil
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import odc.stac
@@ -19,21 +21,18 @@ import pystac
 import pytest
 import rasterio
 import shapely.geometry
+from scipy import ndimage, optimize
 
+from pipeline.demo import ScenarioResult, ScenarioSpec, write_scenario
+from pipeline.demo.conventions import DN_OFFSET, DN_SCALE
+from pipeline.demo.landscape import _build_scene, _pit_gravel
+from pipeline.demo.render import _block_mean, _Frame, _render_frame, _surface
+from pipeline.demo.sandbars import _sandbar_state
+from pipeline.demo.scene import _Scene
+from pipeline.demo.spec import HARD_CASE_FIELDS, _spec_json
+from pipeline.demo.surfaces import GREENNESS, WETNESS, _e, _seasonal
+from pipeline.demo.truth import _pit_feature, _truth_collection
 from pipeline.errors import ConfigError
-from pipeline.scenario import (
-    DN_OFFSET,
-    DN_SCALE,
-    GREENNESS,
-    WETNESS,
-    ScenarioResult,
-    ScenarioSpec,
-    _build_scene,
-    _render_frame,
-    _seasonal,
-    _surface,
-    write_scenario,
-)
 
 SMALL = ScenarioSpec(
     shape_px=(60, 80),
@@ -248,7 +247,245 @@ def test_savanna_has_a_strong_seasonal_cycle() -> None:
 
 @pytest.mark.parametrize("change", [{"shape_px": (61, 80)},
                                     {"monitoring_start": date(2021, 1, 1)},
-                                    {"n_rivers": 3}])
+                                    {"n_rivers": 3},
+                                    {"dry_season_browning": 1.5},
+                                    {"missed_haze_frac": -0.1},
+                                    {"jitter_px": -0.5}])
 def test_bad_spec_raises_config_error(change: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         ScenarioSpec(**change)  # type: ignore[arg-type]
+
+
+# --- Harder cases: seasonal sandbars, browning and yearly fires, missed haze, jitter, tiny pits
+
+
+#: Two clear dry seasons on a small grid (every date cloud-free), so each season of the harder
+#: cases is in view; the options are switched on one by one with dataclasses.replace.
+HARD = ScenarioSpec(
+    shape_px=(80, 120), start=date(2022, 1, 1), end=date(2023, 10, 31),
+    monitoring_start=date(2023, 1, 1), revisit_days=15, n_pits=3, pit_area_ha=(0.3, 0.6),
+    n_fields=1, field_area_ha=(0.3, 0.5), n_burn_scars=1, burn_area_ha=(0.5, 1.0),
+    n_bare_patches=1, bare_patch_area_ha=(0.3, 0.5), village=False,
+    cloud_prob_by_month=(0.0,) * 12, scattered_cloud_prob=0.0, n_full_cloud_dates=0,
+    n_nodata_stripe_dates=0,
+)
+HARD_OPTIONS: dict[str, Any] = {
+    "sandbar_river": True, "dry_season_browning": 1.0, "burns_every_year": True,
+    "missed_haze_frac": 0.5, "jitter_px": 0.5,
+}
+
+
+def _indices(refl: np.ndarray) -> dict[str, np.ndarray]:
+    """NDVI, BSI, SWIR2/SWIR1 and NBR of a (7, ...) reflectance array."""
+    b, _, r, n, _, s1, s2 = refl
+    return {"ndvi": (n - r) / (n + r), "bsi": ((s1 + r) - (n + b)) / ((s1 + r) + (n + b)),
+            "ratio": s2 / s1, "nbr": (n - s2) / (n + s2)}
+
+
+def _at(scene: _Scene, when: date) -> np.ndarray:
+    """Cloud-free surface reflectance (7, ny, nx) of ``scene`` on any day."""
+    g = min(_seasonal(GREENNESS, when) * scene.year_amp.get(when.year, 1.0), 1.0)
+    return _surface(scene, when, g, _seasonal(WETNESS, when))
+
+
+def _full_mask(scene: _Scene, kind: str) -> np.ndarray:
+    mask = np.zeros(scene.grid.shape, bool)
+    for p in scene.patches:
+        if p.kind == kind:
+            mask[p.window] |= p.mask
+    return mask
+
+
+def _nearest_index(scene: _Scene, when: date) -> int:
+    return min(range(len(scene.dates)), key=lambda i: abs((scene.dates[i] - when).days))
+
+
+def _all_frames(spec: ScenarioSpec) -> list[np.ndarray]:
+    scene = _build_scene(spec)
+    frames = [_render_frame(scene, i) for i in range(len(scene.dates))]
+    return [np.concatenate([f.refl10.ravel(), f.refl20.ravel(), f.scl.ravel()]) for f in frames]
+
+
+def test_new_options_leave_the_spec_hash_of_existing_scenarios_alone() -> None:
+    # Values computed with the generator before these options existed (pipeline.scenario).
+    assert ScenarioSpec().digest() == "ce6683d73c524097"
+    assert SMALL.digest() == "0c683b4e66717c3a"
+    assert ScenarioSpec(with_s1=True, seed=5).digest() == "678844e527770bfa"
+    defaults = {name: getattr(ScenarioSpec(), name) for name in HARD_CASE_FIELDS}
+    assert dataclasses.replace(SMALL, **defaults).digest() == SMALL.digest()
+    assert not set(HARD_CASE_FIELDS) & set(_spec_json(SMALL))
+    for name, value in HARD_OPTIONS.items():
+        on = dataclasses.replace(SMALL, **{name: value})
+        assert on.digest() != SMALL.digest() and _spec_json(on)[name] == value
+
+
+@pytest.mark.parametrize("option", sorted(HARD_OPTIONS))
+def test_each_hard_option_changes_the_output_and_is_deterministic(option: str) -> None:
+    spec = dataclasses.replace(HARD, **{option: HARD_OPTIONS[option]})
+    first, again, plain = _all_frames(spec), _all_frames(spec), _all_frames(HARD)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert any(not np.array_equal(a, b) for a, b in zip(first, plain, strict=True))
+    other = _all_frames(dataclasses.replace(spec, seed=1))
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_all_hard_options_write_identical_bytes_and_their_truth(tmp_path: Path) -> None:
+    spec = dataclasses.replace(HARD, with_s1=True, n_burn_scars=2, revisit_days=30,
+                               s1_revisit_days=24, **HARD_OPTIONS)
+    first, again = write_scenario(tmp_path / "a", spec), write_scenario(tmp_path / "b", spec)
+    root_a, root_b = first.catalog_path.parents[1], again.catalog_path.parents[1]
+    files = sorted(p.relative_to(root_a) for p in root_a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(root_b) for p in root_b.rglob("*") if p.is_file())
+    for rel in files:
+        assert (root_a / rel).read_bytes() == (root_b / rel).read_bytes(), rel
+    assert first.n_s1_items > 0
+
+    features = json.loads(first.truth_path.read_text())["features"]
+    bars = [f for f in features if f["properties"].get("distractor_type") == "river_sandbar"]
+    burns = [f for f in features if f["properties"].get("distractor_type") == "burn_scar"]
+    assert bars and all(f["properties"]["kind"] == "distractor" for f in bars)
+    assert all(f["properties"]["description"].startswith("seasonal river sandbars/banks")
+               for f in bars)
+    assert len(burns) == 2  # one feature per scar, whatever the number of fires
+    assert all("every year" in f["properties"]["description"] for f in burns)
+    assert all(len(f["properties"]["event_dates"]) == 2 for f in burns)  # 2022 and 2023
+    river = shapely.union_all([shapely.geometry.shape(f["geometry"]) for f in bars])
+    for pit in (f for f in features if f["properties"]["kind"] == "pit"):
+        assert not shapely.geometry.shape(pit["geometry"]).intersection(river).area
+
+
+def test_sandbars_are_bare_in_february_grassy_in_july_flooded_in_september() -> None:
+    scene = _build_scene(dataclasses.replace(HARD, sandbar_river=True))
+    bars = _full_mask(scene, "river_sandbar")
+    assert scene.sandbar is not None and np.array_equal(bars, scene.sandbar.bars)
+    assert 3.0 <= bars.sum() * 0.01 <= 10.0  # ha, along 1.2 km of river
+    bars20 = _block_mean(bars.astype(np.float32)) == 1.0
+    pits = np.zeros(scene.grid.shape, bool)
+    for pit in scene.pits:
+        pits[pit.window] |= np.isfinite(pit.rank)
+    assert not (pits & scene.sandbar.footprint).any()
+
+    def median(when: date) -> dict[str, float]:
+        frame = _render_frame(scene, _nearest_index(scene, when))
+        red, nir = frame.refl10[2], frame.refl10[3]
+        green20, swir16 = _block_mean(frame.refl10[1]), frame.refl20[1]
+        return {"ndvi": float(np.median(((nir - red) / (nir + red))[bars])),
+                "red": float(np.median(red[bars])), "nir": float(np.median(nir[bars])),
+                "mndwi": float(np.median(((green20 - swir16) / (green20 + swir16))[bars20]))}
+
+    dry, green = median(date(2023, 2, 15)), median(date(2023, 7, 15))
+    flood = median(date(2023, 9, 15))
+    assert dry["ndvi"] < 0.15 and dry["red"] > 0.17 and dry["mndwi"] < 0  # bare bright sand
+    assert green["ndvi"] > 0.5 and green["mndwi"] < 0  # grass
+    assert flood["mndwi"] > 0.3 and flood["nir"] < 0.08  # water ...
+    assert flood["red"] < _e("water_turbid")[2]  # ... darker than a pit pond
+    # The same calendar every year, baseline and monitoring alike.
+    assert _sandbar_state(date(2022, 9, 15)) == _sandbar_state(date(2023, 9, 15))
+
+
+def test_cured_grass_is_close_to_gravel_but_not_in_the_swir() -> None:
+    open_savanna: dict[str, Any] = {"n_pits": 0, "n_fields": 0, "n_burn_scars": 0, "village": False,
+                    "n_rivers": 0, "n_bare_patches": 1, "bare_patch_area_ha": (0.5, 0.8)}
+    plain = _build_scene(dataclasses.replace(HARD, **open_savanna))
+    cured = _build_scene(dataclasses.replace(HARD, dry_season_browning=1.0, **open_savanna))
+    outcrop = _full_mask(cured, "bare_outcrop")
+    grass = ~ndimage.binary_dilation(outcrop, iterations=2)
+    feb, sep = date(2023, 2, 15), date(2023, 9, 15)
+    before, after = _indices(_at(plain, feb)), _indices(_at(cured, feb))
+    assert np.median(before["ndvi"][grass]) > 0.25
+    assert 0.12 <= np.median(after["ndvi"][grass]) < 0.2
+    assert 0.15 <= np.median(after["bsi"][grass]) <= 0.22
+    assert np.median(after["ratio"][grass]) < 0.75  # dry vegetation: SWIR2 well below SWIR1
+    assert np.median(after["ratio"][outcrop]) >= 0.8  # laterite is mineral
+    gravel = np.array([_pit_gravel(np.random.default_rng([0, k])) for k in range(300)])
+    gravel_ratio = gravel[:, 6] / gravel[:, 5]
+    assert np.median(gravel_ratio) >= 0.8
+    # PIT_GRAVEL_RANGE (kept for byte identity) lets about a third of the pits fall below 0.8,
+    # but hardly any as low as cured grass.
+    assert (gravel_ratio > np.median(after["ratio"][grass])).mean() > 0.9
+    np.testing.assert_array_equal(_at(plain, sep), _at(cured, sep))  # the rains are unchanged
+
+
+def test_fires_return_every_dry_season_with_negative_nbr() -> None:
+    spec = dataclasses.replace(HARD, start=date(2022, 1, 1), end=date(2024, 3, 31),
+                               burns_every_year=True, n_burn_scars=2, burn_area_ha=(1.0, 2.0))
+    scene = _build_scene(spec)
+    fires = [p for p in scene.patches if p.kind == "burn_scar"]
+    for scar_id in {p.truth_id for p in fires}:
+        scar = [p for p in fires if p.truth_id == scar_id]
+        assert scar and all(p.event and p.end for p in scar)
+        seasons = sorted((p.event + dt.timedelta(days=60)).year for p in scar if p.event)
+        assert seasons == [2022, 2023, 2024]  # the dry season of every year
+        first = np.zeros(scene.grid.shape, bool)
+        first[scar[0].window] = scar[0].mask
+        for fire in scar:
+            assert fire.event is not None and fire.end is not None
+            mask = np.zeros(scene.grid.shape, bool)
+            mask[fire.window] = fire.mask
+            assert (mask & first).sum() / (mask | first).sum() > 0.6  # about the same place
+            fresh = _indices(_at(scene, fire.event + dt.timedelta(days=3)))
+            regrown = _indices(_at(scene, fire.end + dt.timedelta(days=30)))
+            assert np.median(fresh["nbr"][mask]) < 0 < 0.3 < np.median(regrown["nbr"][mask])
+    truth = [f for f in _truth_collection(scene)["features"]
+             if f["properties"].get("distractor_type") == "burn_scar"]
+    assert len(truth) == 2 and all(len(f["properties"]["event_dates"]) == 3 for f in truth)
+
+
+def test_missed_haze_brightens_clear_dates_without_any_flag() -> None:
+    hazy = _build_scene(dataclasses.replace(HARD, missed_haze_frac=0.5))
+    plain = _build_scene(HARD)
+    assert len(hazy.haze) == round(0.5 * len(hazy.dates))  # every HARD date is clear
+    index = max(hazy.haze, key=lambda i: hazy.haze[i])
+    with_haze, without = _render_frame(hazy, index), _render_frame(plain, index)
+    assert float(np.mean(with_haze.refl10[0] - without.refl10[0])) > 0.02  # blue
+    assert float(np.mean(with_haze.refl10[1] - without.refl10[1])) > 0.015  # green
+
+    def ndvi(frame: _Frame) -> float:
+        refl = frame.refl10
+        return float(np.median((refl[3] - refl[2]) / (refl[3] + refl[2])))
+
+    assert ndvi(with_haze) < ndvi(without) - 0.02  # less vegetation contrast
+    assert not with_haze.cloud20.any()
+    assert not np.isin(with_haze.scl, (3, 7, 8, 9, 10)).any()  # nothing flagged
+
+
+def test_jitter_shifts_a_frame_by_a_sub_pixel_amount() -> None:
+    quiet = dataclasses.replace(HARD, sensor_noise=0.0)
+    jittered = _build_scene(dataclasses.replace(quiet, jitter_px=0.5))
+    plain = _build_scene(quiet)
+    assert len(jittered.jitter) == len(jittered.dates)
+    index = next(i for i, s in jittered.jitter.items() if 0.15 < max(map(abs, s)) < 0.9)
+    moved, still = _render_frame(jittered, index).refl10[3], _render_frame(plain, index).refl10[3]
+    inner = (slice(3, -3), slice(3, -3))
+
+    def misfit(shift: np.ndarray) -> float:
+        shifted = ndimage.shift(still, shift, order=1, mode="nearest")
+        return float(np.mean((shifted - moved)[inner] ** 2))
+
+    found = optimize.minimize(misfit, np.zeros(2), method="Nelder-Mead",
+                              options={"xatol": 1e-3, "fatol": 1e-12}).x
+    np.testing.assert_allclose(found, jittered.jitter[index], atol=0.05)
+    assert misfit(np.zeros(2)) > 10 * misfit(found)
+
+
+def test_tiny_pits_render_at_their_size() -> None:
+    spec = dataclasses.replace(HARD, n_pits=8, pit_area_ha=(0.2, 0.5), n_abandoned=0)
+    scene = _build_scene(spec)
+    assert len(scene.pits) == 8
+    sep = _indices(_at(scene, date(2024, 9, 15)))  # every pit fully dug; savanna green
+    taken = np.zeros(scene.grid.shape, bool)
+    for p in scene.patches:
+        taken[p.window] |= p.mask
+    for pit in scene.pits:
+        mask = np.zeros(scene.grid.shape, bool)
+        mask[pit.window] = np.isfinite(pit.rank)
+        taken |= mask
+        assert 0.1 <= mask.sum() * 0.01 <= 0.5
+        assert ndimage.label(mask)[1] == 1
+        feature = _pit_feature(pit, spec.aoi_id, scene.grid)
+        geom = shapely.geometry.shape(feature["geometry"])
+        assert geom.is_valid and geom.geom_type == "Polygon"
+        assert feature["properties"]["area_ha"] == pytest.approx(mask.sum() * 0.01)
+        assert (sep["ndvi"][mask] < 0.3).all()  # gravel or pond in every pixel
+    rims = ndimage.binary_dilation(taken, iterations=1) & ~taken & (scene.forest == 0)
+    assert np.median(sep["ndvi"][rims]) > 0.5

@@ -15,7 +15,7 @@ import rasterio
 import shapely.geometry
 from rasterio.windows import from_bounds
 
-from pipeline import acquire, preprocess, search
+from pipeline import acquire, harmonise, preprocess, search
 from pipeline.config import SearchParams, SourceParams
 from pipeline.errors import MissingBandError, NoScenesError, SearchError
 from pipeline.types import DEFAULT_BANDS
@@ -98,7 +98,7 @@ def test_planetary_computer_item_is_harmonised_by_baseline(external: Path) -> No
     raw = json.loads((external / "stac-geoparquet-pc-items" / "sentinel-2-l2a-pc.json").read_text())[0]
     item = search.normalise_item(pystac.Item.from_dict(raw), naming="planetary-computer", bands=BANDS)
     assert set(BANDS) <= set(item.assets)
-    scale, offset, nodata = search.band_scaling(item, "red")
+    scale, offset, nodata = harmonise.band_scaling(item, "red").as_tuple()
     assert (scale, offset, nodata) == (1e-4, -0.1, 0.0)  # baseline 05.10 carries BOA_ADD_OFFSET -1000
     with pytest.raises(MissingBandError, match="band 'blue' missing"):
         search.normalise_item(pystac.Item.from_dict(raw), naming="earth-search", bands=BANDS)

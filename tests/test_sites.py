@@ -38,7 +38,7 @@ LOOSE = SitesParams(min_area_m2=0, merge_distance_m=0)
 
 def _poly(mask: np.ndarray, params: SitesParams = LOOSE):  # type: ignore[no-untyped-def]
     flags, change = _grid(mask)
-    return sites.polygonise_flags(flags, change, aoi_id="t", aoi_utm=None, crs="EPSG:32629",
+    return sites.polygonise_flags(flags, change, aoi_id="t", aoi_mask=None, crs="EPSG:32629",
                                   last_period_start=dt.date(2024, 1, 1), min_confirmations=3, params=params)
 
 
@@ -98,7 +98,7 @@ def test_isolated_low_confidence_speckle_is_dropped() -> None:
     flags, change = _grid(mask)
     change["n_obs"] = change["n_obs"].where(~mask, 2)  # weak: 2 of 10 clear observations
     params = SitesParams(min_area_m2=2500, isolation_distance_m=250, isolated_min_confidence=0.5)
-    gdf, site_mask = sites.polygonise_flags(flags, change, aoi_id="t", aoi_utm=None, crs="EPSG:32629",
+    gdf, site_mask = sites.polygonise_flags(flags, change, aoi_id="t", aoi_mask=None, crs="EPSG:32629",
                                             last_period_start=dt.date(2024, 1, 1), min_confirmations=3, params=params)
     assert gdf.empty and not site_mask.any()
     strong, _ = _poly(mask, params)  # 8 of 10: confidence high enough to stand alone

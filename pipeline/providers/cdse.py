@@ -43,13 +43,13 @@ import urllib3
 from shapely.geometry.base import BaseGeometry
 
 from ..config import SearchParams
-from ..errors import ConfigError, DownloadError, SearchError
+from ..errors import ChecksumError, ConfigError, DownloadError, SearchError
 from ..http import RETRY_STATUSES, describe_error, parse_retry_after, redact
 from ..types import BAND_ALIASES
 from .base import SourceCheck, StacProvider
 from .safe import file_checksum, item_from_safe, safe_extract
 
-__all__ = ["CdseProvider", "CdseTokens", "ChecksumError"]
+__all__ = ["CdseProvider", "CdseTokens"]
 
 log = logging.getLogger("pipeline.providers")
 
@@ -62,10 +62,6 @@ TRUSTED_SUFFIXES = (".dataspace.copernicus.eu",)
 S3_ENDPOINT = "eodata.dataspace.copernicus.eu"
 S3_KEY_ENV, S3_SECRET_ENV = "CDSE_S3_ACCESS_KEY", "CDSE_S3_SECRET_KEY"
 _CHUNK = 1024 * 1024
-
-
-class ChecksumError(DownloadError):
-    """A downloaded product does not match the checksum the catalogue publishes."""
 
 
 class CdseTokens:
@@ -453,7 +449,7 @@ def _pick_checksum(product: Mapping[str, Any]) -> tuple[str, str]:
         sums = [sums]
     by_algo = {str(c.get("Algorithm", "")).upper(): str(c.get("Value", "")) for c in sums if c.get("Value")}
     try:
-        import blake3  # noqa: F401
+        import blake3  # noqa: F401  (optional; checking for it, not using it here)
         have_blake3 = True
     except ImportError:
         have_blake3 = False

@@ -59,7 +59,16 @@ class DhusProvider(BaseProvider):
     def api(self) -> Any:
         """The ``sentinelsat.SentinelAPI`` for this hub (built once, on the retrying session)."""
         if self._api is None:
-            from sentinelsat import SentinelAPI
+            # sentinelsat is an optional extra (`pip install kp-monitor-pipeline[dhus]`): the
+            # Copernicus Open Access Hub it was written for closed in 2023, and only national
+            # DHuS mirrors still need it. Imported here so the rest of the package runs without.
+            try:
+                from sentinelsat import SentinelAPI
+            except ImportError:
+                raise ConfigError(
+                    "source.provider 'dhus' needs the optional sentinelsat package; "
+                    "install it with `pip install 'kp-monitor-pipeline[dhus]'`"
+                ) from None
 
             user = self.env_value(self.source.username_env or "DHUS_USERNAME")
             password = self.env_value(self.source.password_env or "DHUS_PASSWORD")

@@ -30,11 +30,10 @@ import rasterio
 import rasterio.warp
 import shapely.geometry
 
-from ..errors import DownloadError, InputDataError, MissingBandError
+from ..errors import DownloadError, MissingBandError, UnsafeArchiveError
 from ..harmonise import read_product_metadata, scaling_from_metadata
 
 __all__ = [
-    "UnsafeArchiveError",
     "file_checksum",
     "item_from_safe",
     "safe_extract",
@@ -50,10 +49,6 @@ SAFE_BANDS: dict[str, tuple[str, str]] = {
 }
 #: Refuse archives that would unpack to more than this (a real L2A SAFE is ~1.2 GB).
 MAX_UNPACKED_BYTES = 8 * 1024**3
-
-
-class UnsafeArchiveError(InputDataError):
-    """An archive member would escape the target folder, or the archive is not sane."""
 
 
 def safe_extract(archive: str | Path, target_dir: str | Path, *, max_bytes: int = MAX_UNPACKED_BYTES) -> Path:

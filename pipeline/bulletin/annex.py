@@ -1,0 +1,189 @@
+"""Rows of the annexes: thresholds, composites, scenes, sources of declared figures, validation.
+
+Each function turns part of the context into a list of display rows for the template
+(which escapes every string; descriptions come as :class:`~markupsafe.Markup`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .context import AOIReport
+from .formatting import (
+    _DASH,
+    _inline_markup,
+    _int,
+    _is_missing,
+    _is_number,
+    _method_name,
+    _num,
+    _pct,
+    _safe_href,
+    _text,
+    _value,
+    _year,
+)
+
+__all__: list[str] = []
+
+_PRODUCT_NAMES: dict[str, str] = {"semiannual": "Half-year", "dry_season": "Dry season"}
+
+
+def _threshold_rows(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Annex rows: every configured threshold with its value, unit and source.
+
+    Items carry their final ``unit`` and ``source`` (see
+    :class:`~pipeline.bulletin.context.BulletinContext`); an empty unit prints as a dash.
+    Rows whose unit is ``"CSV file"`` are input tables (``table``), listed apart.
+    """
+    rows = []
+    for t in items or []:
+        description = _text(t.get("description"))
+        unit = _text(t.get("unit"))
+        rows.append({
+            "section": _text(t.get("section")),
+            "key": _text(t.get("key")),
+            "value": (value := _threshold_value(t.get("value"), unit=unit, description=description)),
+            "long": len(value) > 12,  # lists of names or months: may wrap
+            "unit": unit or _DASH,
+            "description": _inline_markup(description),
+            "source": _text(t.get("source")),
+            "table": unit == "CSV file",
+        })
+    return rows
+
+
+def _threshold_data(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The thresholds as ``bulletin.json`` lists them: raw values, units and sources as given."""
+    return [
+        {
+            "section": str(t.get("section", "")),
+            "key": str(t.get("key", "")),
+            "value": t.get("value"),
+            "unit": str(t.get("unit") or ""),
+            "source": str(t.get("source") or ""),
+        }
+        for t in items or []
+    ]
+
+
+def _threshold_value(value: Any, *, unit: str, description: str) -> str:
+    """A threshold's value as printed: file name of a table, ``low – high`` of a range."""
+    if unit == "CSV file":
+        return "shipped table" if _is_missing(value) or value == "" else Path(str(value)).name
+    if (isinstance(value, list | tuple) and len(value) == 2 and all(_is_number(v) for v in value)
+            and re.search(r"\brange\b|\(low, high\)", description)):
+        return f"{_value(value[0])} {_DASH} {_value(value[1])}"
+    return _value(value)
+
+
+def _composite_rows(aois: Iterable[AOIReport]) -> list[dict[str, str]]:
+    """Annex rows: one per named composite of every AOI (all text escaped by the template)."""
+    rows = []
+    for a in aois:
+        for c in a.composites:
+            rows.append({
+                "aoi": _text(a.name or a.aoi_id),
+                "product": _PRODUCT_NAMES.get(str(c.get("product")), _text(c.get("product"))),
+                "window": f"{_text(c.get('start'))} {_DASH} {_text(c.get('end'))}",
+                "method": _method_name(c.get("method")),
+                "clear_obs": f"{float(c.get('clear_obs_median') or 0):g}",
+                "filled": _pct(c.get("filled_frac")),
+                "file": _text(Path(str(c["file"])).name if c.get("file") else "not written"),
+            })
+    return rows
+
+
+def _scene_groups(
+    frame: pd.DataFrame | None, names: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Scenes per AOI and sensor (Sentinel-2 before Sentinel-1), each group by time."""
+    if frame is None or frame.empty:
+        return []
+    groups = []
+    ordered = frame.assign(t_utc=pd.to_datetime(frame["datetime"], utc=True, errors="coerce"))
+    if "sensor" not in ordered:
+        ordered["sensor"] = ""
+    ordered["sensor"] = ordered["sensor"].fillna("").astype(str)
+    keys = ["aoi_id", "sensor"]
+    # Per AOI: Sentinel-2 before Sentinel-1 (descending sensor name), each by time.
+    ordered = ordered.sort_values([*keys, "t_utc"], ascending=[True, False, True], kind="stable")
+    for (aoi_id, sensor), rows in ordered.groupby(keys, sort=False):
+        hrefs = [_text(h) for h in rows["href"]]
+        prefix = _shared_folder(hrefs)
+        groups.append({
+            "aoi": names.get(str(aoi_id), str(aoi_id)),
+            "sensor": _text(sensor),
+            "href_prefix": prefix,
+            "rows": [{
+                "item_id": _text(r.item_id),
+                "datetime": f"{r.t_utc:%Y-%m-%d %H:%M}" if pd.notna(r.t_utc) else _DASH,
+                "cloud": _num(r.cloud_cover, 1),
+                "href": href[len(prefix):],
+            } for r, href in zip(rows.itertuples(), hrefs, strict=True)],
+        })
+    return groups
+
+
+def _shared_folder(hrefs: list[str]) -> str:
+    """The folder all ``hrefs`` share (printed once, in the caption, not on every row).
+
+    Empty unless there are several, all set, and the folder is at least 16 characters.
+    """
+    prefix = os.path.commonprefix(hrefs) if len(hrefs) > 1 and all(hrefs) else ""
+    prefix = prefix[: prefix.rfind("/") + 1]
+    if len(prefix) < 16:
+        prefix = ""
+    return prefix
+
+
+def _validation_rows(validation: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """``(metric, value)`` pairs of the validation against ground truth."""
+    if not validation:
+        return []
+    rows = []
+    for key, value in validation.items():
+        shown = _num(value, 3, strip=True) if _is_number(value) else _text(value)
+        rows.append((str(key).replace("_", " "), shown))
+    return rows
+
+
+def _source_rows(
+    frame: pd.DataFrame | None, participants: set[str] | None = None
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], list[int]]]:
+    """Numbered declared figures with their sources, and an index (iso3, year) -> numbers.
+
+    ``frame`` has ``participant_iso3, year, carats, source`` and optionally ``period``
+    (``2019`` or a half-year), ``basis`` and ``note`` (the declared-production table of
+    :mod:`pipeline.declared`). Only ``participants`` are kept when given: the bulletin
+    cites the figures it uses, not the whole table.
+    """
+    if frame is None or frame.empty:
+        return [], {}
+    if participants is not None:
+        frame = frame[frame["participant_iso3"].astype(str).isin(participants)]
+    sort = [c for c in ("participant_iso3", "year", "period") if c in frame.columns]
+    rows: list[dict[str, Any]] = []
+    index: dict[tuple[str, str], list[int]] = {}
+    for n, (_, r) in enumerate(frame.sort_values(sort, kind="stable").iterrows(), 1):
+        source = _text(r.get("source"))
+        year = _year(r.get("year"))
+        period = _text(r.get("period")) or year
+        rows.append({
+            "n": n,
+            "participant_iso3": _text(r.get("participant_iso3")),
+            "period": period,
+            "carats": _int(r.get("carats")),
+            "basis": _text(r.get("basis")),
+            "source": source,
+            "href": _safe_href(source),
+            "note": _text(r.get("note")),
+        })
+        index.setdefault((_text(r.get("participant_iso3")), year), []).append(n)
+    return rows, index

@@ -1,0 +1,132 @@
+"""One AOI's section of the bulletin: counts, map, before/after chips, activity, site table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+from matplotlib.figure import Figure
+
+from . import figures as fg
+from .context import AOIReport
+from .formatting import _DASH, _date, _ha, _method_name, _num, _pct, _period_text, _slug
+from .selection import _latest_or_sum, _significant_sites, _status_counts
+from .statuses import STATUS_ORDER
+from .tables import _site_rows
+
+__all__ = ["evidence_text"]
+
+#: Writes a figure under a file name and returns what the ``<img src>`` gets (a data URI).
+SaveFigure = Callable[[Figure, str], str]
+
+
+def evidence_text(radar_status: str, n_radar_scenes: int) -> str:
+    """One sentence on which sensors the AOI's detections rest on.
+
+    >>> evidence_text("used", 31)
+    'Sentinel-2 optical and Sentinel-1 radar (31 scenes) fused before confirmation.'
+    >>> evidence_text("unavailable: no sentinel-1-rtc items", 0)
+    'Sentinel-2 optical only; radar was requested but unavailable: no sentinel-1-rtc items.'
+    """
+    if radar_status == "used":
+        scenes = f"{n_radar_scenes} scene{'' if n_radar_scenes == 1 else 's'}"
+        return f"Sentinel-2 optical and Sentinel-1 radar ({scenes}) fused before confirmation."
+    if radar_status.startswith("unavailable"):
+        reason = radar_status.partition(":")[2].strip().rstrip(".")
+        return f"Sentinel-2 optical only; radar was requested but unavailable: {reason}."
+    return "Sentinel-2 optical only (radar not enabled)."
+
+
+def _aoi_view(report: AOIReport, save: SaveFigure) -> dict[str, Any]:
+    """Format one AOI for the template; renders and saves its figures via ``save``."""
+    slug = _slug(report.aoi_id)
+    sites = report.sites if report.sites is not None else gpd.GeoDataFrame()
+    sites_utm = report.sites_utm if report.sites_utm is not None else gpd.GeoDataFrame()
+    activity = report.activity if report.activity is not None else pd.DataFrame()
+    view = _aoi_header(report, slug, sites, activity)
+    if report.error is not None:
+        return view
+    limits = fg.stretch_limits(report.rgb_before, report.rgb_after)
+    view["map"] = _site_map(report, sites_utm, limits, slug, save)
+    for _, row in _significant_sites(sites_utm).iterrows():
+        view["chips"].append(_site_chips(report, row, activity, limits, slug, save))
+    if not activity.empty:
+        view["activity_chart"] = save(fg.plot_activity(activity), f"activity_{slug}.png")
+        view["activity_rows"] = _activity_rows(activity)
+    view["site_rows"] = _site_rows(sites, report)
+    return view
+
+
+def _aoi_header(
+    report: AOIReport, slug: str, sites: gpd.GeoDataFrame, activity: pd.DataFrame
+) -> dict[str, Any]:
+    """The AOI's identity and counts, with empty figures and tables (all a failed AOI shows)."""
+    counts = _status_counts(sites)
+    return {
+        "aoi_id": report.aoi_id,
+        "anchor": f"aoi-{slug}",
+        "name": report.name,
+        "participant": report.participant,
+        "participant_iso3": report.participant_iso3,
+        "epsg": report.epsg,
+        "error": report.error,
+        "evidence": evidence_text(report.radar_status, report.n_radar_scenes),
+        "view_method": _method_name(report.view_method),
+        "map": None,
+        "chips": [],
+        "activity_chart": None,
+        "activity_rows": [],
+        "site_rows": [],
+        "counts": {s: counts.get(s, 0) for s in STATUS_ORDER},
+        "total_ha": _DASH if sites.empty
+        else _ha(float(pd.to_numeric(sites["area_ha"], errors="coerce").sum())),
+        "new_ha": _DASH if activity.empty else _ha(_latest_or_sum(activity, "new_ha", latest=False)),
+        "latest_valid": _DASH if activity.empty
+        else _pct(activity.sort_values("period_start").iloc[-1].get("valid_fraction")),
+    }
+
+
+def _site_map(
+    report: AOIReport, sites_utm: gpd.GeoDataFrame, limits: tuple[float, float], slug: str,
+    save: SaveFigure,
+) -> str | None:
+    """The site map over the last composite (``None`` with neither imagery nor sites)."""
+    has_image = report.rgb_after is not None or report.rgb_before is not None
+    if not has_image and sites_utm.empty:
+        return None
+    after = report.rgb_after if report.rgb_after is not None else report.rgb_before
+    fig = fg.plot_site_map(after, report.extent_utm, sites_utm, epsg=report.epsg,
+                           aoi_id=report.aoi_id, limits=limits)
+    return save(fig, f"map_{slug}.png")
+
+
+def _site_chips(
+    report: AOIReport, row: pd.Series, activity: pd.DataFrame, limits: tuple[float, float],
+    slug: str, save: SaveFigure,
+) -> dict[str, Any]:
+    """Before/after chips of one significant site, with its caption."""
+    fig = fg.plot_site_chips(
+        report.rgb_before, report.rgb_after, report.extent_utm, row,
+        geometry=row.geometry, aoi_id=report.aoi_id, limits=limits,
+        labels=("before", "after"),
+        sublabels=(_period_text(activity, first=True), _period_text(activity, first=False)),
+    )
+    return {
+        "src": save(fig, f"chips_{slug}_{_slug(str(row['site_id']))}.png"),
+        "site_id": str(row["site_id"]),
+        "label": fg.short_site_label(row["site_id"], report.aoi_id),
+        "status": str(row["status"]),
+        "area_ha": _ha(row.get("area_ha")),
+        "confidence": _num(row.get("confidence"), 2),
+    }
+
+
+def _activity_rows(activity: pd.DataFrame) -> list[dict[str, str]]:
+    """One row per period: dates, disturbed and new hectares, share of clear observations."""
+    return [{
+        "start": _date(r.period_start), "end": _date(r.period_end),
+        "disturbed_ha": _ha(r.disturbed_ha), "new_ha": _ha(r.new_ha),
+        "valid": _pct(getattr(r, "valid_fraction", None)),
+    } for r in activity.sort_values("period_start").itertuples()]

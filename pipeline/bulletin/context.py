@@ -1,0 +1,84 @@
+"""What a bulletin shows, as handed over by ``run.py``: :class:`BulletinContext`, :class:`AOIReport`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+__all__ = ["DEMONSTRATION_MARKING", "AOIReport", "BulletinContext"]
+
+#: Printed on every page when :attr:`BulletinContext.demonstration` is true.
+DEMONSTRATION_MARKING = "DEMONSTRATION - SYNTHETIC IMAGERY"
+
+
+@dataclass(frozen=True, eq=False)
+class AOIReport:
+    """Everything the bulletin shows about one area of interest.
+
+    ``sites`` is EPSG:4326 with the ``sites.geojson`` columns; ``sites_utm`` holds
+    the same rows in the AOI's UTM CRS (``epsg``), for drawing on the composites.
+    ``rgb_before``/``rgb_after`` are ``(H, W, 3)`` float32 true-colour composites
+    (reflectance, NaN = no data) of the first and last period, covering
+    ``extent_utm`` = ``(left, bottom, right, top)`` in metres. When ``error`` is
+    set, the AOI failed and the bulletin shows that message instead of results.
+    """
+
+    aoi_id: str
+    name: str
+    participant: str
+    participant_iso3: str
+    sites: gpd.GeoDataFrame
+    sites_utm: gpd.GeoDataFrame
+    activity: pd.DataFrame
+    rgb_before: np.ndarray | None
+    rgb_after: np.ndarray | None
+    extent_utm: tuple[float, float, float, float]
+    epsg: int
+    new_since_previous: list[str] = field(default_factory=list)
+    error: str | None = None
+    radar_status: str = "off"
+    """``off``, ``used`` or ``unavailable: <reason>`` (see :class:`pipeline.workflow.AOIResult`)."""
+    n_radar_scenes: int = 0
+    composites: list[dict[str, Any]] = field(default_factory=list)
+    """Named composites (see :attr:`pipeline.workflow.AOIResult.composites`)."""
+    view_method: str = ""
+    """Composite method of ``rgb_before``/``rgb_after`` (``geomedian`` or ``median``; empty
+    when unknown)."""
+
+
+@dataclass(frozen=True, eq=False)
+class BulletinContext:
+    """One bulletin: numbering, period, markings, per-AOI reports, cross-check, provenance.
+
+    ``scenes.cloud_cover`` is in percent (STAC ``eo:cloud_cover``).
+    ``thresholds`` items are ``{"section", "key", "value", "unit", "description", "source"}``
+    with their final ``unit`` (``"m²"``, ``"NDVI"``, ``"CSV file"`` ...; empty: printed as a
+    dash) and ``source`` (the citation, ``"design choice"`` ...; empty: printed empty), as
+    :func:`pipeline.config.threshold_table` gives them: the bulletin derives neither.
+    ``validation`` maps metric names to values when ground truth exists.
+    ``previous_number`` is ``None`` for the first bulletin of an output root.
+    """
+
+    number: int
+    title: str
+    period_start: dt.date
+    period_end: dt.date
+    generated_at: dt.datetime
+    distribution: str
+    demonstration: bool
+    aois: list[AOIReport]
+    crosscheck: pd.DataFrame
+    flags: pd.DataFrame
+    anomalies: pd.DataFrame
+    declared_sources: pd.DataFrame
+    scenes: pd.DataFrame
+    thresholds: list[dict[str, Any]]
+    validation: dict[str, Any] | None
+    software: dict[str, str]
+    config_digest: str
+    previous_number: int | None = None

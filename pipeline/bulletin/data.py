@@ -1,0 +1,64 @@
+"""``bulletin.json``: what the bulletin says, as data (:func:`bulletin_data`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from .annex import _threshold_data
+from .context import AOIReport, BulletinContext
+from .selection import _status_counts, split_anomalies
+from .statuses import STATUS_ORDER
+from .summary import summarise
+
+__all__ = ["bulletin_data"]
+
+
+def bulletin_data(context: BulletinContext) -> dict[str, Any]:
+    """What the bulletin says, as data (written as ``bulletin.json`` beside the HTML).
+
+    Numbering, period, markings, the executive summary, and per AOI the site counts and
+    the ids of the sites new since the previous bulletin (``new_since_previous``, also
+    flattened at the top level: empty when nothing appeared, or for a first bulletin,
+    where ``previous_number`` is ``None``). Counts of the flags and anomalies shown, and
+    of the anomalies left to ``flags.csv``. Every threshold of the methods annex with its
+    value, unit and source as given (``thresholds``), including the per-AOI rows.
+    """
+    shown, elsewhere = split_anomalies(context)
+    flags = context.flags if context.flags is not None else pd.DataFrame()
+    return {
+        "bulletin_number": context.number,
+        "title": context.title,
+        "period": {"start": context.period_start.isoformat(), "end": context.period_end.isoformat()},
+        "generated_at": context.generated_at.isoformat(),
+        "distribution": context.distribution,
+        "demonstration": context.demonstration,
+        "previous_number": context.previous_number,
+        "new_since_previous": [str(s) for a in context.aois for s in a.new_since_previous],
+        "aois": [_aoi_data(a) for a in context.aois],
+        "summary": summarise(context),
+        "n_flags": len(flags),
+        "flag_rules": sorted({str(r) for r in flags.get("rule", [])}),
+        "n_anomalies_shown": len(shown),
+        "n_anomalies_elsewhere": len(elsewhere),
+        "thresholds": _threshold_data(context.thresholds),
+        "config_digest": context.config_digest,
+    }
+
+
+def _aoi_data(a: AOIReport) -> dict[str, Any]:
+    """One AOI in ``bulletin.json``: counts by status, area, new sites, radar, composites."""
+    counts = _status_counts(a.sites)
+    return {
+        "aoi_id": a.aoi_id, "name": a.name, "participant_iso3": a.participant_iso3,
+        "error": a.error,
+        "n_sites": 0 if a.sites is None else len(a.sites),
+        "status_counts": {s: counts.get(s, 0) for s in STATUS_ORDER},
+        "site_area_ha": round(float(pd.to_numeric(a.sites["area_ha"], errors="coerce").sum()), 4)
+        if a.sites is not None and not a.sites.empty else 0.0,
+        "new_since_previous": [str(s) for s in a.new_since_previous],
+        "radar": {"status": a.radar_status, "n_scenes": a.n_radar_scenes},
+        "composites": [dict(c) for c in a.composites],
+        "view_method": a.view_method or None,
+    }

@@ -1,0 +1,156 @@
+"""Site map of an AOI and before/after chips of one site, over true-colour composites."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from matplotlib.artist import Artist
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+
+from ..statuses import STATUS_COLOURS, STATUS_ORDER
+from .graticule import _draw_graticule
+from .imagery import NODATA_COLOUR, _crop, _draw_image
+from .overlays import HALO, _draw_north_arrow, _draw_scale_bar, _draw_sites, _free_corner, _plot_outline
+
+__all__ = ["plot_site_chips", "plot_site_map"]
+
+
+def plot_site_map(
+    rgb: np.ndarray | None,
+    extent: Sequence[float],
+    sites_utm: gpd.GeoDataFrame,
+    *,
+    epsg: int,
+    aoi_id: str = "",
+    limits: tuple[float, float] | None = None,
+    title: str | None = None,
+    width_in: float = 7.0,
+) -> Figure:
+    """Map of site outlines over a true-colour composite.
+
+    Parameters
+    ----------
+    rgb
+        ``(H, W, 3)`` float composite, row 0 north; ``None``: outlines on a plain
+        background.
+    extent
+        ``(left, bottom, right, top)`` of ``rgb`` in UTM metres (``epsg``).
+    sites_utm
+        Sites in the same CRS with columns ``site_id`` and ``status``; may be empty.
+    epsg
+        EPSG code of the UTM CRS; used for the lat/lon graticule and north arrow.
+    limits
+        Display stretch (see :func:`stretch_limits`); computed from ``rgb`` if ``None``.
+
+    Returns
+    -------
+    Figure
+        Outlines coloured by status (:data:`STATUS_COLOURS`), labelled with
+        :func:`short_site_label`; a scale bar, a north arrow pointing to true
+        north, and a graticule labelled in decimal degrees (WGS 84).
+    """
+    left, bottom, right, top = (float(v) for v in extent)
+    aspect = (top - bottom) / max(right - left, 1e-9)
+    height_in = min(max(width_in * aspect, 3.0), 9.0) + 0.9
+    fig = Figure(figsize=(width_in, height_in), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    box = (left, bottom, right, top)
+    _draw_image(ax, rgb, box, limits)
+    _draw_sites(ax, sites_utm, aoi_id=aoi_id, labels=True, linewidth=1.4, extent=box)
+    ax.set_xlim(left, right)
+    ax.set_ylim(bottom, top)
+    _draw_graticule(ax, box, epsg)
+    # Scale bar and north arrow go in the corners with the least site area under them.
+    _draw_scale_bar(ax, box, corner=_free_corner(sites_utm, box, ("lower left", "lower right")))
+    _draw_north_arrow(ax, box, epsg, corner=_free_corner(sites_utm, box, ("upper right", "upper left")))
+    _status_legend(fig, rgb)
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    return fig
+
+
+def _status_legend(fig: Figure, rgb: np.ndarray | None) -> None:
+    """One line per status below the map, plus "no data" when the composite has gaps."""
+    handles: list[Artist] = [
+        Line2D([], [], color=STATUS_COLOURS[s], lw=2.2, path_effects=HALO, label=s)
+        for s in STATUS_ORDER
+    ]
+    if rgb is not None and not np.isfinite(np.asarray(rgb, dtype="float32")).all():
+        handles.append(Rectangle((0, 0), 1, 1, fc=NODATA_COLOUR, ec="none", label="no data"))
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncols=len(handles),
+        frameon=False,
+        fontsize=8,
+        handlelength=1.6,
+    )
+
+
+def plot_site_chips(
+    rgb_before: np.ndarray | None,
+    rgb_after: np.ndarray | None,
+    extent: Sequence[float],
+    site: pd.Series | dict[str, Any],
+    *,
+    geometry: Any,
+    aoi_id: str = "",
+    limits: tuple[float, float] | None = None,
+    labels: tuple[str, str] = ("before", "after"),
+    sublabels: tuple[str, str] = ("", ""),
+    margin_frac: float = 0.75,
+    min_size_m: float = 400.0,
+    width_in: float = 3.6,
+) -> Figure:
+    """Before/after chips of one site, cropped around its bounding box.
+
+    The window is a square centred on the site's bounding box, ``1 + 2 *
+    margin_frac`` times its larger side and at least ``min_size_m`` metres wide,
+    clipped to ``extent``. Both chips use the same stretch (``limits``) and show
+    the site outline (UTM ``geometry``) in its status colour, plus a scale bar.
+    """
+    left, bottom, right, top = (float(v) for v in extent)
+    window = _chip_window(geometry.bounds, (left, bottom, right, top),
+                          margin_frac=margin_frac, min_size_m=min_size_m)
+    # A fixed layout: constrained layout costs more than drawing these small figures.
+    height_in = width_in / 2.0 + 0.3
+    fig = Figure(figsize=(width_in, height_in))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.3 / height_in, wspace=0.04)
+    status = str(site.get("status", ""))
+    colour = STATUS_COLOURS.get(status, "white")
+    for ax, img, label, sub in zip(axes, (rgb_before, rgb_after), labels, sublabels, strict=True):
+        crop, crop_extent = _crop(img, (left, bottom, right, top), window)
+        _draw_image(ax, crop, crop_extent, limits)
+        _plot_outline(ax, geometry, color=colour, linewidth=1.3)
+        ax.set_xlim(window[0], window[2])
+        ax.set_ylim(window[1], window[3])
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{label}\n{sub}" if sub else label, fontsize=6.5, pad=2, linespacing=1.1)
+    _draw_scale_bar(axes[0], window, fontsize=6)
+    return fig
+
+
+def _chip_window(
+    bounds: Sequence[float], extent: Sequence[float], *, margin_frac: float, min_size_m: float
+) -> tuple[float, float, float, float]:
+    """Square window around a site's ``bounds``, inside ``extent`` (see :func:`plot_site_chips`)."""
+    left, bottom, right, top = extent
+    minx, miny, maxx, maxy = bounds
+    cx, cy = (minx + maxx) / 2.0, (miny + maxy) / 2.0
+    half = max(max(maxx - minx, maxy - miny) * (0.5 + margin_frac), min_size_m / 2.0)
+    # Keep the window square and inside the image when the site sits near an edge.
+    half = min(half, (right - left) / 2.0, (top - bottom) / 2.0)
+    cx = min(max(cx, left + half), right - half)
+    cy = min(max(cy, bottom + half), top - half)
+    return (cx - half, cy - half, cx + half, cy + half)

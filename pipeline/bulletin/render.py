@@ -1,0 +1,180 @@
+"""Write the bulletin: HTML (Jinja2), PDF (WeasyPrint), JSON and figures, each atomically."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from matplotlib.figure import Figure
+
+from . import figures as fg
+from .annex import _composite_rows, _scene_groups, _source_rows, _threshold_rows, _validation_rows
+from .aoi_view import _aoi_view
+from .context import DEMONSTRATION_MARKING, BulletinContext
+from .data import bulletin_data
+from .formatting import _breakable, _safe_href, _text, _timestamp
+from .selection import MAX_CHIPS, covered_participants, split_anomalies
+from .statuses import STATUS_COLOURS, STATUS_DEFINITIONS, STATUS_ORDER
+from .summary import summarise
+from .tables import _crosscheck_rows, _flag_rows, _new_since_rows
+
+__all__ = ["TEMPLATES", "render_bulletin"]
+
+#: Folder of the Jinja2 template and its stylesheet (package data).
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def render_bulletin(
+    context: BulletinContext, out_dir: Path, *, pdf: bool = True
+) -> dict[str, Path]:
+    """Write ``bulletin.html``, ``bulletin.json``, ``bulletin.pdf`` and ``figures/*.png`` into ``out_dir``.
+
+    Parameters
+    ----------
+    context
+        What to show; see :class:`BulletinContext`.
+    out_dir
+        Output folder, created if missing. Files are written atomically.
+    pdf
+        Also render ``bulletin.pdf`` with WeasyPrint.
+
+    Returns
+    -------
+    dict
+        Paths keyed by their name relative to ``out_dir``: ``"bulletin.html"``,
+        ``"bulletin.json"``, ``"bulletin.pdf"`` (absent when ``pdf`` is false) and
+        ``"figures/<name>.png"``.
+    """
+    out_dir = Path(out_dir)
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+
+    def save(fig: Figure, name: str) -> str:
+        png = fg.figure_png(fig)
+        fig.clear()
+        path = fig_dir / name
+        _write_atomic(path, png)
+        written[f"figures/{name}"] = path
+        return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+    aoi_views = [_aoi_view(report, save) for report in context.aois]
+    html = _render_html(context, aoi_views)
+    html_path = out_dir / "bulletin.html"
+    _write_atomic(html_path, html.encode("utf-8"))
+    json_path = out_dir / "bulletin.json"
+    _write_atomic(json_path, json.dumps(bulletin_data(context), indent=1, ensure_ascii=False).encode("utf-8"))
+    result = {"bulletin.html": html_path, "bulletin.json": json_path}
+    if pdf:
+        pdf_path = out_dir / "bulletin.pdf"
+        _write_atomic(pdf_path, _html_to_pdf(html, base=out_dir))
+        result["bulletin.pdf"] = pdf_path
+    result.update(written)
+    return result
+
+
+def _jinja_env() -> jinja2.Environment:
+    """The template environment: autoescaping everywhere, undefined names an error."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,  # every template, every extension: input strings are untrusted
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["link"] = _safe_href
+    env.filters["breakable"] = _breakable
+    return env
+
+
+def _render_html(context: BulletinContext, aoi_views: list[dict[str, Any]]) -> str:
+    template = _jinja_env().get_template("bulletin.html.j2")
+    return template.render(**_template_values(context, aoi_views))
+
+
+def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) -> dict[str, Any]:
+    """Everything ``bulletin.html.j2`` shows, formatted (the template only escapes and lays out)."""
+    names = {a.aoi_id: a.name for a in context.aois}
+    shown, elsewhere = split_anomalies(context)
+    sources, source_index = _source_rows(context.declared_sources, _cited_participants(context, shown))
+    return {
+        "c": context,
+        "marking": DEMONSTRATION_MARKING,
+        "issued": f"{context.generated_at:%Y-%m-%d}",
+        "generated": _timestamp(context.generated_at),
+        "period": f"{context.period_start:%Y-%m-%d} to {context.period_end:%Y-%m-%d}",
+        "summary": summarise(context),
+        "aois": aoi_views,
+        "status_order": STATUS_ORDER,
+        "status_colours": STATUS_COLOURS,
+        "status_definitions": STATUS_DEFINITIONS,
+        "crosscheck_rows": _crosscheck_rows(context.crosscheck, names, source_index),
+        "flag_rows": _flag_rows(context.flags, names),
+        "anomaly_rows": _flag_rows(shown, names),
+        "covered": sorted(covered_participants(context)),
+        "anomalies_elsewhere": len(elsewhere),
+        "anomaly_participants_elsewhere": sorted({_text(v) for v in elsewhere.get("participant_iso3", [])}),
+        "new_rows": _new_since_rows(context),
+        "composite_rows": _composite_rows(context.aois),
+        "scene_groups": _scene_groups(context.scenes, names),
+        "n_scenes": 0 if context.scenes is None else len(context.scenes),
+        "thresholds": _threshold_rows(context.thresholds),
+        "validation": _validation_rows(context.validation),
+        "software": sorted(context.software.items()),
+        "sources": sources,
+        "max_chips": MAX_CHIPS,
+        "stretch": tuple(f"{p:g}" for p in fg.STRETCH_PERCENTILES),
+    }
+
+
+def _cited_participants(context: BulletinContext, shown_anomalies: Any) -> set[str]:
+    """Participants whose declared figures the bulletin cites: its AOIs', and those of the
+    cross-check rows, flags and anomalies it shows."""
+    cited = {a.participant_iso3 for a in context.aois}
+    for extra in (context.crosscheck, context.flags, shown_anomalies):
+        if extra is not None and "participant_iso3" in extra:
+            cited |= {str(v) for v in extra["participant_iso3"].dropna()}
+    return cited
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _html_to_pdf(html: str, *, base: Path) -> bytes:
+    """Render with WeasyPrint; only ``data:`` URIs may be fetched (no network, no files)."""
+    # Function-level imports: WeasyPrint is a heavy optional import (Pango), deferred until a
+    # PDF is wanted; its URL-fetcher API differs between versions.
+    import weasyprint
+
+    fetcher: Any
+    try:
+        from weasyprint.urls import URLFetcher  # WeasyPrint >= 68
+
+        fetcher = URLFetcher(allowed_protocols={"data"})
+    except ImportError:  # pragma: no cover - older WeasyPrint: function fetchers
+        from weasyprint import default_url_fetcher
+
+        def fetcher(url: str, *args: Any, **kwargs: Any) -> Any:
+            if not url.startswith("data:"):
+                raise ValueError(f"bulletin PDF may not load {url[:60]}")
+            return default_url_fetcher(url, *args, **kwargs)
+
+    document = weasyprint.HTML(string=html, base_url=str(base), url_fetcher=fetcher)
+    return bytes(document.write_pdf())

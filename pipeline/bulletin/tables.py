@@ -1,0 +1,133 @@
+"""Rows of the bulletin's main tables: sites, cross-check, flags and anomalies, new sites.
+
+Each function turns a frame into a list of dicts of display strings for the template
+(which escapes them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+from pyproj import Transformer
+
+from .context import AOIReport, BulletinContext
+from .figures import short_site_label
+from .formatting import _DASH, _date, _ha, _int, _lonlat, _num, _range, _ratio, _split_flags, _text, _year
+from .statuses import STATUS_ORDER
+
+__all__: list[str] = []
+
+
+def _site_rows(sites: gpd.GeoDataFrame, report: AOIReport) -> list[dict[str, Any]]:
+    """One row per site: most urgent status first, then largest first."""
+    if sites.empty:
+        return []
+    rank = {s: i for i, s in enumerate(STATUS_ORDER)}
+    frame = sites.assign(
+        _rank=sites["status"].map(lambda s: rank.get(str(s), 9)),
+        _area=pd.to_numeric(sites["area_ha"], errors="coerce"),
+    ).sort_values(["_rank", "_area"], ascending=[True, False])
+    lonlat = _centroids_lonlat(frame)
+    rows = []
+    for (_, r), (lon, lat) in zip(frame.iterrows(), lonlat, strict=True):
+        rows.append({
+            "label": short_site_label(r["site_id"], report.aoi_id),
+            "site_id": str(r["site_id"]),
+            "status": str(r["status"]),
+            "area_ha": _ha(r.get("area_ha")),
+            "first_seen": _date(r.get("first_seen")),
+            "last_seen": _date(r.get("last_seen")),
+            "confidence": _num(r.get("confidence"), 2),
+            "n_obs": _int(r.get("n_obs")),
+            "where": _lonlat(lon, lat),
+            "note": _text(r.get("note")) if "note" in frame.columns else "",
+            "new_since_previous": str(r["site_id"]) in set(report.new_since_previous),
+        })
+    return rows
+
+
+def _centroids_lonlat(sites: gpd.GeoDataFrame) -> list[tuple[float, float]]:
+    """A point inside each site, in longitude and latitude (NaN for empty geometries)."""
+    out: list[tuple[float, float]] = []
+    if sites.crs is not None and not sites.crs.equals("EPSG:4326"):
+        tr = Transformer.from_crs(sites.crs, 4326, always_xy=True)
+    else:
+        tr = None
+    for geom in sites.geometry:
+        if geom is None or geom.is_empty:
+            out.append((math.nan, math.nan))
+            continue
+        # Representative point: always inside the polygon, unlike the centroid.
+        p = geom.representative_point()
+        out.append(tr.transform(p.x, p.y) if tr else (p.x, p.y))
+    return out
+
+
+def _crosscheck_rows(
+    frame: pd.DataFrame | None,
+    names: Mapping[str, str],
+    source_index: Mapping[tuple[str, str], list[int]],
+) -> list[dict[str, Any]]:
+    """Cross-check rows with the numbers of the declared figures' sources."""
+    if frame is None or frame.empty:
+        return []
+    rows = []
+    for r in frame.sort_values(["participant_iso3", "aoi_id", "year"]).itertuples():
+        flags = _split_flags(getattr(r, "flags", ""))
+        year = _year(r.year)
+        rows.append({
+            "participant_iso3": str(r.participant_iso3),
+            "aoi": names.get(str(r.aoi_id), str(r.aoi_id)),
+            "year": year,
+            "disturbed_ha": _ha(r.disturbed_ha),
+            "carats": _range(r.est_carats_low, r.est_carats_high),
+            "declared": _int(r.declared_carats),
+            "ratio": _ratio(r.ratio),
+            "flags": flags,
+            "sources": source_index.get((str(r.participant_iso3), year), []),
+        })
+    return rows
+
+
+def _flag_rows(frame: pd.DataFrame | None, names: Mapping[str, str]) -> list[dict[str, str]]:
+    """Flags (or anomalies), with AOI ids replaced by AOI names."""
+    if frame is None or frame.empty:
+        return []
+    rows = []
+    for r in frame.itertuples():
+        aoi = _text(getattr(r, "aoi_id", ""))
+        rows.append({
+            "rule": _text(r.rule),
+            "participant_iso3": _text(getattr(r, "participant_iso3", "")),
+            "aoi": names.get(aoi, aoi),
+            "period": _text(getattr(r, "period", "")),
+            "evidence": _text(getattr(r, "evidence", "")),
+            "explanation": _text(getattr(r, "explanation", "")),
+        })
+    return rows
+
+
+def _new_since_rows(context: BulletinContext) -> list[dict[str, str]]:
+    """The sites new since the previous bulletin, AOI by AOI."""
+    rows = []
+    for a in context.aois:
+        if not a.new_since_previous:
+            continue
+        lookup = a.sites.set_index(a.sites["site_id"].astype(str)) if not a.sites.empty else None
+        for sid in a.new_since_previous:
+            r = lookup.loc[sid] if lookup is not None and sid in lookup.index else None
+            if isinstance(r, pd.DataFrame):
+                r = r.iloc[0]
+            rows.append({
+                "aoi": a.name,
+                "site_id": sid,
+                "label": short_site_label(sid, a.aoi_id),
+                "status": _text(r["status"]) if r is not None else _DASH,
+                "area_ha": _ha(r["area_ha"]) if r is not None else _DASH,
+                "first_seen": _date(r["first_seen"]) if r is not None else _DASH,
+            })
+    return rows

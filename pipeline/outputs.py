@@ -1,0 +1,411 @@
+"""Output assembly: per-AOI results -> tables, cross-check, bulletin, manifest, archive.
+
+:func:`write_outputs` is the last step of :func:`pipeline.run.run_monitor`. Each helper
+does one job: gather the site and activity tables, read the declared statistics, build the
+scene list and the threshold annex, the bulletin context, the manifest, and archive the
+numbered bulletin. Every file is written atomically (:mod:`pipeline.io`); the archive is
+written last, so a bulletin number exists only for a complete run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib.metadata
+import json
+import logging
+import platform
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import rasterio
+
+from . import bulletin as bl
+from . import sites
+from .config import MonitorConfig, field_unit, threshold_table
+from .crosscheck import crosscheck_production, review_statistics
+from .declared import DeclaredTable, read_declared_production, read_trade, read_windows
+from .evaluate import evaluate_sites, read_truth
+from .io import atomic_path, write_csv, write_geojson, write_json
+from .jobs import aoi_overrides
+from .workflow import AOIResult
+
+log = logging.getLogger("pipeline")
+
+__all__ = ["RunReport", "previous_bulletin", "write_outputs"]
+
+SOFTWARE = (
+    "numpy",
+    "xarray",
+    "dask",
+    "distributed",
+    "rasterio",
+    "odc-stac",
+    "pystac",
+    "pystac-client",
+    "geopandas",
+    "shapely",
+    "scipy",
+    "pandas",
+    "weasyprint",
+)
+
+_ACTIVITY_COLUMNS = ["aoi_id", "period_start", "period_end", "disturbed_ha", "new_ha", "valid_fraction"]
+_SITE_OUTPUT_COLUMNS = [*sites.SITE_COLUMNS, "n_occluded", "geometry"]
+
+
+@dataclass
+class RunReport:
+    """Summary of a run, returned to the CLI."""
+
+    out_dir: Path
+    outputs: dict[str, Path]
+    failures: dict[str, str]
+    bulletin_number: int
+    validation: dict[str, Any] | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the run as a whole knows besides the per-AOI results."""
+
+    start: dt.date
+    end: dt.date
+    periods: Sequence[tuple[dt.date, dt.date]]
+    truth: Path | None
+    t0: float
+    dask_info: dict[str, Any]
+
+
+def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: MonitorConfig, info: RunInfo) -> RunReport:
+    """Write every output of a run into ``cfg.out_dir`` (see the README's output table)."""
+    out_dir = cfg.out_dir
+    failures = {r.aoi_id: r.error for r in results if r.error is not None}
+    all_sites, activity = site_table(results), activity_table(results)
+    crosscheck, flags, anomalies, declared = _crosscheck(activity, aois, cfg)
+    validation = evaluate_sites(all_sites, read_truth(info.truth), aoi=aois) if info.truth is not None else None
+
+    previous_number, previous_ids = previous_bulletin(out_dir)
+    number = cfg.bulletin.number or (previous_number or 0) + 1
+    new_since = sorted(set(all_sites["site_id"]) - previous_ids) if previous_number else []
+
+    outputs = _write_tables(all_sites, activity, crosscheck, pd.concat([flags, anomalies], ignore_index=True), out_dir)
+    software = software_versions()
+    context = bl.BulletinContext(
+        number=number,
+        title="WGM satellite monitoring bulletin",
+        period_start=info.start,
+        period_end=info.end,
+        generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        distribution=cfg.bulletin.distribution,
+        demonstration=cfg.bulletin.demonstration,
+        aois=[_aoi_report(r, new_since, empty_activity=activity.iloc[0:0]) for r in results],
+        crosscheck=crosscheck,
+        flags=flags,
+        anomalies=anomalies,
+        declared_sources=declared.good,
+        scenes=scene_table(results),
+        thresholds=threshold_rows(cfg, results),
+        validation=validation,
+        software=software,
+        config_digest=cfg.digest(),
+        previous_number=previous_number,
+    )
+    outputs.update(bl.render_bulletin(context, out_dir, pdf=cfg.bulletin.pdf))
+    manifest = build_manifest(results, cfg, info, context=context, outputs=outputs)
+    outputs["manifest.json"] = write_json(manifest, out_dir / "manifest.json")
+    archive_bulletin(out_dir, number, outputs)
+    log.info("run finished: bulletin %d, %d site(s), %d failed AOI(s)", number, len(all_sites), len(failures))
+    return RunReport(out_dir=out_dir, outputs=outputs, failures=failures, bulletin_number=number, validation=validation)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def site_table(results: Sequence[AOIResult]) -> gpd.GeoDataFrame:
+    """Every successful AOI's sites in EPSG:4326, ``sites.geojson`` columns."""
+    parts = [
+        r.sites.to_crs(4326)[_SITE_OUTPUT_COLUMNS]
+        for r in results
+        if r.error is None and r.sites is not None and not r.sites.empty
+    ]
+    if parts:
+        return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326)
+    return _empty_sites(crs=4326)
+
+
+def activity_table(results: Sequence[AOIResult]) -> pd.DataFrame:
+    """Every successful AOI's disturbed-area series (``activity.csv``)."""
+    ok = [r for r in results if r.error is None]
+    if not ok:
+        return pd.DataFrame(columns=_ACTIVITY_COLUMNS)
+    return pd.concat([r.activity for r in ok if r.activity is not None], ignore_index=True)
+
+
+def scene_table(results: Sequence[AOIResult]) -> pd.DataFrame:
+    """One row per scene used (Sentinel-2 then Sentinel-1, per AOI), for the scenes annex."""
+    return pd.DataFrame(
+        [
+            {
+                "aoi_id": r.aoi_id,
+                "sensor": sensor,
+                "item_id": it.id,
+                "datetime": it.datetime.isoformat() if it.datetime else "",
+                "cloud_cover": it.properties.get("eo:cloud_cover"),
+                "href": it.assets[band].href if band in it.assets else "",
+            }
+            for r in results
+            for sensor, band, items in (("Sentinel-2 L2A", "red", r.items), ("Sentinel-1 RTC", "vh", r.radar_items))
+            for it in items
+        ],
+        columns=["aoi_id", "sensor", "item_id", "datetime", "cloud_cover", "href"],
+    )
+
+
+def threshold_rows(cfg: MonitorConfig, results: Sequence[AOIResult]) -> list[dict[str, Any]]:
+    """Annex rows: every configured threshold (:func:`pipeline.config.threshold_table`), then
+    per AOI the AOI files' overrides and the thresholds applied to its imagery (the
+    configured value or the Otsu threshold found)."""
+    rows = threshold_table(cfg)
+    for r in results:
+        source = str(r.row.get("source_file", ""))
+        for section, values in aoi_overrides(r.row).items():
+            for key, value in values.items():
+                rows.append({
+                    "section": f"{section} ({r.aoi_id})",
+                    "key": key,
+                    "value": value,
+                    "unit": field_unit(section, key),
+                    "description": f"Set for this AOI in its AOI file ({source}), replacing the configured value.",
+                    "source": "AOI file",
+                })
+        for key, applied in r.thresholds.items():
+            section, field = _APPLIED_FROM[key]
+            rows.append({
+                "section": f"applied ({r.aoi_id})",
+                "key": key,
+                "value": applied["value"],
+                "unit": field_unit(section, field),
+                "description": _APPLIED_DESCRIPTIONS[key],
+                "source": "Otsu (1979), measured in this run" if applied["method"] == "otsu" else "configured",
+            })
+    return rows
+
+
+#: The configuration field each applied threshold stands for (its unit is that field's).
+_APPLIED_FROM: dict[str, tuple[str, str]] = {
+    "ndvi_drop_threshold": ("detect", "ndvi_drop_min"),
+    "vh_drop_threshold_db": ("radar", "vh_drop_min_db"),
+}
+_APPLIED_DESCRIPTIONS: dict[str, str] = {
+    "ndvi_drop_threshold": "NDVI drop below the baseline that counted as vegetation loss in this AOI: "
+    "detect.ndvi_drop_min, or with detect.threshold_method otsu the Otsu threshold of the AOI's pooled "
+    "NDVI drops, bounded by detect.otsu_ndvi_drop_floor and detect.otsu_ndvi_drop_ceiling.",
+    "vh_drop_threshold_db": "Sentinel-1 VH backscatter drop below the baseline that counted as change in "
+    "this AOI: radar.vh_drop_min_db, or with radar.threshold_method otsu the Otsu threshold of the AOI's "
+    "pooled VH drops, never below radar.otsu_floor_db.",
+}
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of Python, GDAL and the packages the results depend on."""
+    out = {"python": platform.python_version()}
+    for name in SOFTWARE:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[name] = importlib.metadata.version(name)
+    out["gdal"] = rasterio.__gdal_version__
+    return out
+
+
+# --------------------------------------------------------------------------- manifest and archive
+
+
+def build_manifest(
+    results: Sequence[AOIResult],
+    cfg: MonitorConfig,
+    info: RunInfo,
+    *,
+    context: bl.BulletinContext,
+    outputs: dict[str, Path],
+) -> dict[str, Any]:
+    """``manifest.json``: items and hrefs used, config and digest, software, timings, AOI status."""
+    return {
+        "bulletin_number": context.number,
+        "generated_at": context.generated_at.isoformat(),
+        "period": {
+            "start": info.start.isoformat(),
+            "end": info.end.isoformat(),
+            "reporting_periods": [[a.isoformat(), b.isoformat()] for a, b in info.periods],
+        },
+        "source": {"url": cfg.source.url, "collection": cfg.source.collection, "naming": cfg.source.naming},
+        "config_digest": cfg.digest(),
+        "config": json.loads(cfg.model_dump_json()),
+        "aois": {r.aoi_id: _manifest_aoi(r) for r in results},
+        "items": _manifest_items(results, cfg),
+        "software": context.software,
+        "dask": info.dask_info,
+        "validation": context.validation,
+        "timings_s": {"total": round(time.perf_counter() - info.t0, 3)},
+        "outputs": sorted(outputs),
+    }
+
+
+def previous_bulletin(out_dir: Path) -> tuple[int | None, set[str]]:
+    """The last archived bulletin's number, and the site ids "new since" is measured against.
+
+    Per AOI, those of the latest bulletin in which that AOI was processed, so that an AOI
+    that failed last quarter (all cloud, say) does not make all its sites "new" this quarter.
+    """
+    archive = out_dir / "archive"
+    numbers = (
+        sorted(int(p.name.split("-")[-1]) for p in archive.glob("bulletin-*") if p.name.split("-")[-1].isdigit())
+        if archive.exists()
+        else []
+    )
+    if not numbers:
+        return None, set()
+    ids: set[str] = set()
+    settled: set[str] = set()  # AOIs whose latest processed bulletin has been read
+    for n in reversed(numbers):
+        features, processed = _archived_sites(archive / f"bulletin-{n:04d}")
+        ids |= {
+            f["properties"]["site_id"]
+            for f in features
+            if str(f["properties"].get("aoi_id", "")) in processed - settled
+        }
+        settled |= processed
+    return numbers[-1], ids
+
+
+def archive_bulletin(out_dir: Path, number: int, outputs: dict[str, Path]) -> None:
+    """Copy a complete run's outputs to ``archive/bulletin-NNNN/`` (staged, then renamed)."""
+    # The archive is written last: a bulletin number exists only for a complete run.
+    final = out_dir / "archive" / f"bulletin-{number:04d}"
+    staging = out_dir / "archive" / f".bulletin-{number:04d}.part"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name, path in outputs.items():
+        if path.is_file():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, staging / name)
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _crosscheck(
+    activity: pd.DataFrame, aois: gpd.GeoDataFrame, cfg: MonitorConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, DeclaredTable]:
+    """Cross-check the activity against the declared statistics; review the statistics."""
+    declared = read_declared_production(cfg.crosscheck.declared_production)
+    windows = read_windows(cfg.crosscheck.sanctions_windows)
+    trade = read_trade(cfg.crosscheck.trade_statistics)
+    for table in (declared, trade):
+        for rejected in table.rejected:
+            log.warning("declared statistics: rejected %s line %s: %s", rejected.file, rejected.line, rejected.reason)
+    aoi_table = pd.DataFrame(aois.drop(columns="geometry"))
+    crosscheck, flags = crosscheck_production(activity, aoi_table, declared.good, windows, params=cfg.crosscheck)
+    anomalies = review_statistics(declared.good, trade.good, params=cfg.crosscheck)
+    return crosscheck, flags, anomalies, declared
+
+
+def _write_tables(
+    all_sites: gpd.GeoDataFrame, activity: pd.DataFrame, crosscheck: pd.DataFrame, flags: pd.DataFrame, out_dir: Path
+) -> dict[str, Path]:
+    outputs: dict[str, Path] = {}
+    outputs["sites.geojson"] = write_geojson(all_sites, out_dir / "sites.geojson")
+    outputs["activity.csv"] = write_csv(activity, out_dir / "activity.csv")
+    outputs["crosscheck.csv"] = write_csv(crosscheck, out_dir / "crosscheck.csv")
+    outputs["flags.csv"] = write_csv(flags, out_dir / "flags.csv")
+    if not all_sites.empty:
+        with atomic_path(out_dir / "sites.gpkg", suffix=".gpkg") as tmp:
+            all_sites.to_file(tmp, driver="GPKG", layer="sites")
+        outputs["sites.gpkg"] = out_dir / "sites.gpkg"
+    return outputs
+
+
+def _aoi_report(r: AOIResult, new_since: Sequence[str], *, empty_activity: pd.DataFrame) -> bl.AOIReport:
+    row = r.row
+    aoi_sites = r.sites if r.sites is not None else _empty_sites(crs=4326)
+    own = set(r.sites["site_id"]) if r.sites is not None else set()
+    return bl.AOIReport(
+        aoi_id=r.aoi_id,
+        name=str(row.get("name", r.aoi_id)),
+        participant=str(row.get("participant", "")),
+        participant_iso3=str(row.get("participant_iso3", "")),
+        sites=aoi_sites.to_crs(4326),
+        sites_utm=aoi_sites,
+        activity=r.activity if r.activity is not None else empty_activity,
+        rgb_before=r.rgb_before,
+        rgb_after=r.rgb_after,
+        view_method=r.view_method,
+        extent_utm=r.extent_utm,
+        epsg=r.epsg,
+        new_since_previous=[s for s in new_since if s in own],
+        error=r.error,
+        radar_status=r.radar_status,
+        n_radar_scenes=len(r.radar_items),
+        composites=r.composites,
+    )
+
+
+def _empty_sites(*, crs: int) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({c: [] for c in _SITE_OUTPUT_COLUMNS[:-1]}, geometry=[], crs=crs)
+
+
+def _manifest_aoi(r: AOIResult) -> dict[str, Any]:
+    return {
+        "status": "failed" if r.error else "ok",
+        "error": r.error,
+        "timings_s": r.timings,
+        "n_items": len(r.items),
+        "n_sites": 0 if r.sites is None else len(r.sites),
+        "skipped_items": r.skipped,
+        "radar": {"status": r.radar_status, "n_items": len(r.radar_items)},
+        "overrides": aoi_overrides(r.row),
+        "composites": r.composites,
+        "thresholds": r.thresholds,
+    }
+
+
+def _manifest_items(results: Sequence[AOIResult], cfg: MonitorConfig) -> list[dict[str, Any]]:
+    return [
+        {
+            "aoi_id": r.aoi_id,
+            "id": it.id,
+            "datetime": it.datetime.isoformat() if it.datetime else None,
+            "sensor": sensor,
+            "assets": {k: it.assets[k].href for k in bands if k in it.assets},
+        }
+        for r in results
+        for sensor, bands, items in (
+            ("sentinel-2", cfg.acquire.bands, r.items),
+            ("sentinel-1", cfg.radar.bands, r.radar_items),
+        )
+        for it in items
+    ]
+
+
+def _archived_sites(folder: Path) -> tuple[list[dict[str, Any]], set[str]]:
+    """An archived bulletin's site features and the AOIs it processed successfully."""
+    sites_path, manifest_path = folder / "sites.geojson", folder / "manifest.json"
+    features = json.loads(sites_path.read_text(encoding="utf-8")).get("features", []) if sites_path.exists() else []
+    statuses = json.loads(manifest_path.read_text(encoding="utf-8")).get("aois", {}) if manifest_path.exists() else {}
+    processed = (
+        {a for a, info in statuses.items() if info.get("status") == "ok"}
+        if statuses
+        else {str(f["properties"].get("aoi_id", "")) for f in features}
+    )
+    return features, processed

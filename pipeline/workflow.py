@@ -1,0 +1,408 @@
+"""One AOI's workflow: search -> window cache -> lazy cube -> detect -> sites -> :class:`AOIResult`.
+
+:func:`run_aoi` is what :func:`pipeline.run.run_monitor` does for each AOI; the notebooks
+(:mod:`pipeline.explore`) use the first half of it, :func:`open_aoi_scenes` and
+:func:`open_aoi_radar`, so both look at the same cube. Everything an AOI needs to know
+(configuration with its overrides, dates, grid) comes in an :class:`~pipeline.jobs.AOIJob`.
+
+Only the search and the window cache touch the source; the cube is lazy until the one
+``dask.compute`` of :func:`compute_aoi` (flags, change rasters and composites together).
+A :class:`~pipeline.errors.MonitorError` ends the AOI, not the run: :func:`run_aoi`
+records it on the result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pystac
+import xarray as xr
+
+from . import acquire, composites, detect, preprocess, radar, search, sites
+from . import cache as window_cache
+from .config import MonitorConfig, SourceParams
+from .errors import MonitorError, SearchError
+from .evaluate import read_sites
+from .jobs import AOIGrid, AOIJob
+from .providers import get_provider
+from .types import OPTICAL_BANDS
+
+log = logging.getLogger("pipeline")
+
+__all__ = [
+    "COMPOSITES_DIR",
+    "AOIResult",
+    "AOIScenes",
+    "open_aoi_radar",
+    "open_aoi_scenes",
+    "radar_source",
+    "run_aoi",
+]
+
+#: Sub-folder of the output folder holding the named composites (Cloud-Optimised GeoTIFFs).
+COMPOSITES_DIR = "composites"
+
+
+@dataclass
+class AOIResult:
+    """What one AOI produced (eager, small)."""
+
+    aoi_id: str
+    row: dict[str, Any]
+    sites: gpd.GeoDataFrame | None = None
+    activity: pd.DataFrame | None = None
+    items: list[pystac.Item] = field(default_factory=list)
+    rgb_before: np.ndarray | None = None
+    rgb_after: np.ndarray | None = None
+    view_method: str = ""
+    """Composite method (``composites.method``) of ``rgb_before``/``rgb_after``."""
+    extent_utm: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    epsg: int = 4326
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    """Items skipped after repeated read failures (one line each, no secrets)."""
+    radar_items: list[pystac.Item] = field(default_factory=list)
+    """Sentinel-1 items whose evidence was fused (empty when radar is off or unavailable)."""
+    composites: list[dict[str, Any]] = field(default_factory=list)
+    """Named composites of this AOI: ``product``, ``start``, ``end``, ``method``,
+    ``clear_obs_median`` and ``filled_frac`` (inside the AOI: median clear observations per
+    pixel, share of pixels with at least ``composites.min_valid_obs``) and ``file``
+    (relative to the output folder, ``None`` when not written)."""
+    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Thresholds applied to this AOI (names of :data:`pipeline.detect.APPLIED_THRESHOLDS`),
+    each ``{"value", "unit", "method"}``: ``fixed`` (the configured value or the AOI file's
+    override) or ``otsu`` (found in this run's imagery)."""
+    radar_status: str = "off"
+    """``off``, ``used`` or ``unavailable: <one-line reason>`` (radar is optional: a run
+    whose radar fails goes on with optical evidence only)."""
+
+    @classmethod
+    def for_job(cls, job: AOIJob) -> AOIResult:
+        return cls(aoi_id=job.aoi_id, row=job.row.drop(labels="geometry").to_dict())
+
+
+@dataclass
+class AOIScenes:
+    """One AOI's lazy, cloud-masked scene cube and its grid (from :func:`open_aoi_scenes`)."""
+
+    masked: xr.Dataset
+    """``(time, y, x)`` reflectance of the optical bands, NaN where invalid, plus ``scl``
+    and ``valid`` (bool). Lazy, one chunk along ``time``."""
+    grid: AOIGrid
+    """The AOI's UTM pixel grid (margin included), its EPSG code and AOI mask."""
+    items: list[pystac.Item]
+    """The items opened (after the window cache: hrefs on local files)."""
+
+
+@dataclass
+class _Computed:
+    """The eager arrays of one AOI after its single ``dask.compute``."""
+
+    flags: xr.DataArray
+    change: xr.Dataset
+    views: xr.Dataset
+    named: xr.Dataset | None
+
+
+def run_aoi(job: AOIJob, *, radar_down: str | None = None) -> AOIResult:
+    """Run one AOI end to end; a :class:`MonitorError` is recorded on the result, not raised.
+
+    ``radar_down``: why the radar source was found unreachable before the run (every AOI
+    then runs optical-only without paying retries), or ``None``.
+    """
+    result = AOIResult.for_job(job)
+    try:
+        _process_aoi(result, job, radar_down=radar_down)
+    except MonitorError as exc:
+        result.error = " ".join(str(exc).split())
+        log.error("AOI %s failed: %s", job.aoi_id, result.error)
+    return result
+
+
+def open_aoi_scenes(job: AOIJob, *, result: AOIResult | None = None) -> AOIScenes:
+    """Search, cache the AOI windows, and open one AOI's lazy cloud-masked cube.
+
+    The first half of every AOI's processing, shared by :func:`run_aoi` and the notebooks
+    (:mod:`pipeline.explore`), so both look at the same cube. Items are searched from
+    ``job.search_start`` to ``job.end``. When ``result`` is given, items, skipped items and
+    timings are recorded on it as they come (an AOI that fails later still reports what
+    was found). Only the search and the window cache touch the source; nothing is computed.
+    """
+    result = result if result is not None else AOIResult(aoi_id=job.aoi_id, row={})
+    cfg = job.cfg
+    bands = list(cfg.acquire.bands)
+    grid = job.grid()
+
+    tick = time.perf_counter()
+    items = search.search_items(
+        job.geometry, job.search_start, job.end, source=cfg.source, params=cfg.search, bands=bands
+    )
+    result.items = items
+    result.timings["search_s"] = time.perf_counter() - tick
+    log.info("AOI %s: %d items %s..%s", job.aoi_id, len(items), job.search_start, job.end)
+
+    # Window-only acquisition: each band's AOI window goes into the local cache once; the
+    # scenes are then read from disk. Items that keep failing are skipped and reported.
+    tick = time.perf_counter()
+    items, skipped = _localise(items, cfg, source=cfg.source, grid=grid, bands=bands)
+    used = {it.id for it in items}
+    result.items = [it for it in result.items if it.id in used]
+    result.timings["fetch_s"] = time.perf_counter() - tick
+    for failure in skipped:
+        log.warning("AOI %s: skipped %s", job.aoi_id, failure)
+    result.skipped = [str(f) for f in skipped]
+    return AOIScenes(masked=_masked_cube(items, cfg, grid=grid, bands=bands), grid=grid, items=list(items))
+
+
+def radar_source(cfg: MonitorConfig) -> SourceParams:
+    """The :class:`SourceParams` to search Sentinel-1 with (``radar.source_url`` or ``source``)."""
+    params = cfg.radar
+    if params.source_url is None or params.source_url == cfg.source.url:
+        return cfg.source.model_copy(update={"collection": params.collection})
+    return SourceParams(
+        url=params.source_url,
+        collection=params.collection,
+        timeout_s=cfg.source.timeout_s,
+        max_retries=cfg.source.max_retries,
+    )
+
+
+def open_aoi_radar(job: AOIJob, *, grid: AOIGrid, result: AOIResult | None = None) -> xr.Dataset:
+    """Search, cache and score one AOI's Sentinel-1 RTC scenes on the optical ``grid``.
+
+    Returns the lazy output of :func:`pipeline.radar.score_radar_change` (``evidence`` and
+    ``valid`` per radar observation since ``job.start``). Items are searched from
+    ``job.start - radar.baseline_days`` to ``job.end``. When ``result`` is given, the
+    items used are recorded on it.
+
+    Raises
+    ------
+    MonitorError
+        No radar scene, unreachable radar source, missing bands or no baseline; the
+        caller decides whether that is fatal (:func:`run_aoi` goes on optical only).
+    """
+    cfg = job.cfg
+    params = cfg.radar
+    source = radar_source(cfg)
+    bands = list(params.bands)
+    first = job.start - dt.timedelta(days=params.baseline_days)
+    items = search.search_items(job.geometry, first, job.end, source=source, params=cfg.search, bands=bands)
+    items, skipped = _localise(items, cfg, source=source, grid=grid, bands=bands)
+    if result is not None:
+        result.radar_items = list(items)
+        result.skipped += [f"radar: {f}" for f in skipped]
+    s1 = acquire.open_scenes(items, geobox=grid.geobox, bands=bands, chunk_px=cfg.acquire.chunk_px)
+    db = radar.to_db(
+        s1.chunk({"time": -1}),
+        speckle_filter=params.speckle_filter,
+        window_px=params.speckle_window_px,
+        enl=params.enl,
+        mask_valid_values=params.mask_valid_values,
+    )
+    return radar.score_radar_change(db, monitoring_start=job.start, params=params)
+
+
+def open_radar_or_none(
+    job: AOIJob, *, grid: AOIGrid, result: AOIResult | None = None, down: str | None = None
+) -> tuple[xr.Dataset | None, str]:
+    """This AOI's scored radar and ``"used"``, or ``None`` and ``"unavailable: <reason>"``
+    when radar fails or its source was found unreachable before the run (``down``).
+
+    Radar is optional: the failure is logged and recorded on ``result`` (when given), and
+    the AOI goes on with optical evidence only.
+    """
+    tick = time.perf_counter()
+    try:
+        if down is not None:
+            raise SearchError(down)
+        scored = open_aoi_radar(job, grid=grid, result=result)
+    except MonitorError as exc:
+        reason = " ".join(str(exc).split())
+        if result is not None:
+            result.radar_status, result.radar_items = f"unavailable: {reason}", []
+        log.warning("AOI %s: radar unavailable, optical evidence only: %s", job.aoi_id, reason)
+        return None, f"unavailable: {reason}"
+    if result is not None:
+        result.timings["radar_fetch_s"] = time.perf_counter() - tick
+        result.radar_status = "used"
+        log.info("AOI %s: radar fused, %d Sentinel-1 scenes", job.aoi_id, len(result.radar_items))
+    return scored, "used"
+
+
+def named_composites(job: AOIJob, masked: xr.Dataset) -> xr.Dataset | None:
+    """The AOI's named composites (``composites``: half-year, dry season) over the searched
+    span, lazy; ``None`` when no window fits the span."""
+    params = job.cfg.composites
+    windows = composites.composite_windows(
+        job.search_start, job.end, products=params.products, dry_season_months=params.dry_season_months
+    )
+    if not windows:
+        return None
+    return composites.composite(
+        masked,
+        bands=job.cfg.composite_bands,
+        windows=windows,
+        method=params.method,
+        min_valid_obs=params.min_valid_obs,
+        geomedian_eps=params.geomedian_eps,
+        geomedian_max_iters=params.geomedian_max_iters,
+    )
+
+
+# --------------------------------------------------------------------------- the AOI's stages
+
+
+def _process_aoi(result: AOIResult, job: AOIJob, *, radar_down: str | None) -> None:
+    cfg = job.cfg
+    cube = open_aoi_scenes(job, result=result)
+    scored_radar = None
+    if cfg.radar.enabled:
+        scored_radar, _ = open_radar_or_none(job, grid=cube.grid, result=result, down=radar_down)
+    computed = _compute(job, cube, scored_radar, result)
+    if computed.named is not None:
+        result.composites = _composite_records(computed.named, cfg, aoi_id=job.aoi_id, grid=cube.grid)
+    result.thresholds = _applied_thresholds(computed.change, cfg)
+
+    tick = time.perf_counter()
+    site_gdf, site_mask, change = sites.delineate_sites(
+        computed.flags,
+        computed.change,
+        aoi_id=job.aoi_id,
+        aoi_mask=cube.grid.aoi_mask,
+        crs=cube.grid.crs,
+        last_period_start=job.last_period_start,
+        detect_params=cfg.detect,
+        sites_params=cfg.sites,
+    )
+    site_gdf = sites.track_sites(site_gdf, _previous_sites(cfg.out_dir, job.aoi_id))
+    result.activity = sites.activity_series(
+        site_mask,
+        np.asarray(change["first_change"].values),
+        np.asarray(computed.views["valid_count"].values),
+        aoi_mask=cube.grid.aoi_mask,
+        periods=job.periods,
+        pixel_area_m2=cube.grid.pixel_area_m2,
+        aoi_id=job.aoi_id,
+    )
+    result.sites = site_gdf
+    result.rgb_before, result.rgb_after = _rgb(computed.views, 0), _rgb(computed.views, -1)
+    result.view_method = cfg.composites.method
+    result.extent_utm, result.epsg = cube.grid.extent, cube.grid.epsg
+    result.timings["sites_s"] = time.perf_counter() - tick
+    log.info("AOI %s: %d sites, %.2f ha disturbed", job.aoi_id, len(site_gdf), float(site_gdf["area_ha"].sum()))
+
+
+def _compute(job: AOIJob, cube: AOIScenes, scored_radar: xr.Dataset | None, result: AOIResult) -> _Computed:
+    """Build the AOI's lazy outputs and compute them in one pass."""
+    cfg = job.cfg
+    # the before/after views: one composite per reporting period, by the composites' method
+    views = preprocess.composite_periods(
+        cube.masked,
+        bands=["red", "green", "blue"],
+        periods=job.periods,
+        method=cfg.composites.method,
+        min_valid_obs=cfg.preprocess.min_valid_obs,
+        geomedian_eps=cfg.composites.geomedian_eps,
+        geomedian_max_iters=cfg.composites.geomedian_max_iters,
+    )
+    named = named_composites(job, cube.masked)
+    flags, change = detect.detect_change(
+        cube.masked, start=job.start, params=cfg.detect, radar=scored_radar, radar_params=cfg.radar
+    )
+    tick = time.perf_counter()
+    log.info(
+        "AOI %s: computing %s pixels x %d dates",
+        job.aoi_id,
+        "x".join(map(str, cube.grid.geobox.shape)),
+        cube.masked.sizes["time"],
+    )
+    flags_np, change_np, views_np, named_np = dask.compute(flags, change, views, named)
+    result.timings["compute_s"] = time.perf_counter() - tick
+    return _Computed(flags=flags_np, change=change_np, views=views_np, named=named_np)
+
+
+def _applied_thresholds(change: xr.Dataset, cfg: MonitorConfig) -> dict[str, dict[str, Any]]:
+    methods = {"ndvi_drop_threshold": cfg.detect.threshold_method, "vh_drop_threshold_db": cfg.radar.threshold_method}
+    return {
+        name: {"value": round(float(change[name]), 4), "unit": unit, "method": methods[name]}
+        for name, unit in detect.APPLIED_THRESHOLDS.items()
+        if name in change
+    }
+
+
+def _composite_records(named: xr.Dataset, cfg: MonitorConfig, *, aoi_id: str, grid: AOIGrid) -> list[dict[str, Any]]:
+    """Write the AOI's computed named composites (when configured) and describe them."""
+    files = (
+        composites.write_composites(named, out_dir=cfg.out_dir / COMPOSITES_DIR, aoi_id=aoi_id)
+        if cfg.composites.write
+        else [None] * named.sizes["composite"]
+    )
+    records = []
+    for i, path in enumerate(files):
+        one = named.isel(composite=i)
+        count = np.asarray(one["valid_count"].values)[grid.aoi_mask]
+        records.append({
+            "product": str(one["product"].item()),
+            "start": pd.Timestamp(one["start"].values).date().isoformat(),
+            "end": pd.Timestamp(one["end"].values).date().isoformat(),
+            "method": cfg.composites.method,
+            "clear_obs_median": float(np.median(count)) if count.size else 0.0,
+            "filled_frac": round(float((count >= cfg.composites.min_valid_obs).mean()), 4) if count.size else 0.0,
+            "file": None if path is None else f"{COMPOSITES_DIR}/{path.name}",
+        })
+    return records
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _localise(
+    items: list[pystac.Item], cfg: MonitorConfig, *, source: SourceParams, grid: AOIGrid, bands: list[str]
+) -> tuple[list[pystac.Item], list[Any]]:
+    """Put each item's AOI window of ``bands`` into the window cache (items that keep failing
+    are skipped and returned with the reason)."""
+    return window_cache.localise_items(
+        items,
+        geobox=grid.geobox,
+        bands=bands,
+        cache_dir=window_cache.resolve_cache_dir(cfg.cache_dir),
+        provider=get_provider(source),
+        gdal_options=cfg.gdal_options,
+    )
+
+
+def _masked_cube(items: list[pystac.Item], cfg: MonitorConfig, *, grid: AOIGrid, bands: list[str]) -> xr.Dataset:
+    # Read with one task per date and band (I/O parallelism), then hold each spatial chunk's
+    # whole time series in one block: every later step is per-pixel over time, and this keeps
+    # the graph small (a few tasks per chunk instead of a few per chunk and date).
+    optical = [b for b in bands if b in OPTICAL_BANDS]
+    scenes = acquire.open_scenes(items, geobox=grid.geobox, bands=bands, chunk_px=cfg.acquire.chunk_px)
+    refl = preprocess.to_reflectance(scenes.chunk({"time": -1}), bands=optical)
+    return preprocess.mask_clouds(
+        refl, bands=optical, mask_classes=cfg.preprocess.scl_mask_classes, buffer_px=cfg.preprocess.cloud_buffer_px
+    )
+
+
+def _rgb(views: xr.Dataset, index: int) -> np.ndarray:
+    rgb = np.stack([views[b].isel(period=index).values for b in ("red", "green", "blue")], axis=-1)
+    return rgb.astype("float32")
+
+
+def _previous_sites(out_dir: Path, aoi_id: str) -> gpd.GeoDataFrame | None:
+    path = out_dir / "sites.geojson"
+    if not path.exists():
+        return None
+    prev = read_sites(path)
+    if prev.empty or "aoi_id" not in prev:
+        return None
+    return prev[prev["aoi_id"] == aoi_id]
