@@ -23,6 +23,8 @@ import numpy as np
 
 from pipeline import detect
 from pipeline.config import DetectParams
+from pipeline.detect.baselines import _nanquantile_np
+from pipeline.detect.confirm import _confirm_np
 from pipeline.testing import make_scene
 
 PARAMS = DetectParams(baseline_days=365)
@@ -44,7 +46,7 @@ def fused_numpy(scenes) -> np.ndarray:  # type: ignore[no-untyped-def]
     nbase = 20
     with np.errstate(invalid="ignore", divide="ignore"):
         ndvi = (n - r) / (n + r)
-        base = detect._nanquantile_np(np.moveaxis(ndvi[:nbase], 0, -1), q=PARAMS.baseline_quantile)
+        base = _nanquantile_np(np.moveaxis(ndvi[:nbase], 0, -1), q=PARAMS.baseline_quantile)
         mndwi = (g - s1) / (g + s1)
         bsi = ((s1 + r) - (n + b)) / ((s1 + r) + (n + b))
         bright = (r + n + s1) / 3
@@ -59,7 +61,7 @@ def fused_numpy(scenes) -> np.ndarray:  # type: ignore[no-untyped-def]
         ev = ((veg & (bare | water)) | (water & ~was_water) | soil) & valid[m]
     days = np.arange(ev.shape[0], dtype=float)
     ev_t, ok_t = np.moveaxis(ev, 0, -1), np.moveaxis(valid[m], 0, -1)
-    first, _, n_obs, n_clear, _, confirmed, *_ = detect._confirm_np(ev_t, ok_t, days=days, k=PARAMS.min_confirmations)
+    first, _, n_obs, n_clear, _, confirmed, *_ = _confirm_np(ev_t, ok_t, days=days, k=PARAMS.min_confirmations)
     return confirmed & (n_obs / np.maximum(n_clear, 1) >= PARAMS.min_persistence_frac)
 
 

@@ -38,8 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Satellite monitoring of artisanal diamond mining for the KP Working Group on Monitoring.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{monitor,demo,evaluate,cache,sources}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{monitor,train,demo,evaluate,cache,sources}"
+    )
     _add_monitor(sub)
+    _add_train(sub)
     _add_demo(sub)
     _add_evaluate(sub)
     _add_cache(sub)
@@ -68,6 +71,27 @@ def _add_monitor(sub: Any) -> None:
     )
     _add_run_options(mon)
     mon.add_argument("--out", type=Path, help="output folder (overrides config out_dir)")
+    mon.add_argument(
+        "--model",
+        type=Path,
+        help="trained site classifier folder (python -m pipeline train); overrides detect.site_model",
+    )
+
+
+def _add_train(sub: Any) -> None:
+    train = sub.add_parser(
+        "train",
+        help="train the site classifier on analysts' label polygons",
+        description="Run the candidate generator over the AOIs and period (the monitor's options), "
+        "label each candidate from the label polygons, and train a calibrated gradient-boosted "
+        "classifier with spatially grouped cross-validation; write the model, its card and digest.",
+    )
+    _add_run_options(train)
+    train.add_argument(
+        "--labels", type=Path, required=True,
+        help="label polygons (GeoJSON, EPSG:4326) with property label = mining | not_mining (optional class)",
+    )
+    train.add_argument("--out", type=Path, required=True, help="model folder to write (model.skops, model_card.json)")
 
 
 def _add_demo(sub: Any) -> None:
@@ -131,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("pipeline").setLevel(logging.INFO)
     # distributed configures its own loggers at INFO when it is imported: import it first,
     # then quieten it; the run log says what matters.
-    if args.command in ("monitor", "demo"):
+    if args.command in ("monitor", "demo", "train"):
         import distributed  # noqa: F401
     for name in ("distributed", "tornado", "bokeh", "fontTools", "weasyprint"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.ERROR)
@@ -139,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "monitor":
             return _monitor(args)
+        if args.command == "train":
+            return _train(args)
         if args.command == "demo":
             return _demo(args)
         if args.command == "cache":
@@ -166,17 +192,51 @@ def _monitor(args: argparse.Namespace) -> int:
     from .run import run_monitor
 
     overrides = {
-        "aois": [str(p.resolve()) for p in args.aoi] if args.aoi else None,
-        "source.url": _abs_source(args.source),
-        "period.start": args.start.isoformat() if args.start else None,
-        "period.end": args.end.isoformat() if args.end else None,
+        **_run_overrides(args),
         "out_dir": str(args.out.resolve()) if args.out else None,
-        "cache_dir": str(args.cache.resolve()) if args.cache else None,
-        "dask.scheduler": args.scheduler,
+        "detect.site_model": str(args.model.resolve()) if args.model else None,
     }
     cfg = load_config(args.config, **overrides)
     report = run_monitor(cfg)
     return _finish(report)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .classify import model_summary
+    from .config import load_config
+    from .training import train_model
+
+    cfg = load_config(args.config, **_run_overrides(args))
+    report = train_model(cfg, labels=args.labels.resolve(), out_dir=args.out.resolve())
+    print(f"wrote {report.model_dir}")
+    for line in _cv_lines(model_summary(report.model)["cv"]):
+        print(line)
+    for aoi_id, message in sorted(report.failures.items()):
+        print(f"failed: AOI {aoi_id}: {message}", file=sys.stderr)
+    return report.exit_code
+
+
+def _cv_lines(cv: dict[str, Any]) -> list[str]:
+    """Grouped cross-validation figures as printable lines (``name value [low, high]``)."""
+    lines = []
+    for name, value in cv.items():
+        if isinstance(value, dict) and "value" in value:
+            low, high = value.get("ci95", [None, None])
+            ci = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+            lines.append(f"cv {name}: {value['value']:.3f}{ci}")
+    return lines
+
+
+def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Config overrides from the run options shared by ``monitor`` and ``train``."""
+    return {
+        "aois": [str(p.resolve()) for p in args.aoi] if args.aoi else None,
+        "source.url": _abs_source(args.source),
+        "period.start": args.start.isoformat() if args.start else None,
+        "period.end": args.end.isoformat() if args.end else None,
+        "cache_dir": str(args.cache.resolve()) if args.cache else None,
+        "dask.scheduler": args.scheduler,
+    }
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -174,7 +175,13 @@ def aoi_config_for(row: pd.Series, cfg: MonitorConfig) -> MonitorConfig:
     """
     overrides = {name: row.get(name) for name in AOI_OVERRIDE_SECTIONS if isinstance(row.get(name), dict)}
     where = f"AOI file {row.get('source_file', '?')} (aoi_id '{row['aoi_id']}')"
-    return aoi_config(cfg, overrides, where=where)
+    out = aoi_config(cfg, overrides, where=where)
+    model = out.detect.site_model
+    if model is not None and not model.is_absolute() and row.get("source_file"):
+        # An AOI file's model folder is relative to that file, as the config's are to the YAML.
+        resolved = (Path(str(row["source_file"])).parent / model).resolve()
+        out = out.model_copy(update={"detect": out.detect.model_copy(update={"site_model": resolved})})
+    return out
 
 
 def aoi_overrides(row: pd.Series | Mapping[str, Any]) -> dict[str, dict[str, Any]]:

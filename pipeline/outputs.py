@@ -52,6 +52,8 @@ SOFTWARE = (
     "geopandas",
     "shapely",
     "scipy",
+    "scikit-learn",
+    "skops",
     "pandas",
     "weasyprint",
 )
@@ -120,6 +122,7 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
         software=software,
         config_digest=cfg.digest(),
         previous_number=previous_number,
+        site_models=site_models(results),
     )
     outputs.update(bl.render_bulletin(context, out_dir, pdf=cfg.bulletin.pdf))
     manifest = build_manifest(results, cfg, info, context=context, outputs=outputs)
@@ -217,6 +220,26 @@ _APPLIED_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+def site_models(results: Sequence[AOIResult]) -> list[dict[str, Any]]:
+    """The site classifiers applied in this run (one entry per model digest), in AOI order."""
+    seen: dict[Any, dict[str, Any]] = {}
+    for r in results:
+        if r.site_model is not None:
+            entry = seen.setdefault(r.site_model.get("digest"), {**r.site_model, "aois": []})
+            entry["aois"].append(r.aoi_id)
+    return list(seen.values())
+
+
+def detection_summary(results: Sequence[AOIResult]) -> dict[str, Any]:
+    """How sites were decided: ``rules`` alone, or ``rules + site classifier`` (which model where)."""
+    models = site_models(results)
+    ok = [r for r in results if r.error is None]
+    mode = "rules + site classifier" if models else "rules only"
+    if models and any(r.site_model is None for r in ok):
+        mode = "mixed: some AOIs rules only"
+    return {"mode": mode, "site_models": models}
+
+
 def software_versions() -> dict[str, str]:
     """Versions of Python, GDAL and the packages the results depend on."""
     out = {"python": platform.python_version()}
@@ -250,6 +273,7 @@ def build_manifest(
         "source": {"url": cfg.source.url, "collection": cfg.source.collection, "naming": cfg.source.naming},
         "config_digest": cfg.digest(),
         "config": json.loads(cfg.model_dump_json()),
+        "detection": detection_summary(results),
         "aois": {r.aoi_id: _manifest_aoi(r) for r in results},
         "items": _manifest_items(results, cfg),
         "software": context.software,
@@ -358,6 +382,7 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], *, empty_activity: pd.Da
         radar_status=r.radar_status,
         n_radar_scenes=len(r.radar_items),
         composites=r.composites,
+        site_model=r.site_model,
     )
 
 
@@ -377,6 +402,8 @@ def _manifest_aoi(r: AOIResult) -> dict[str, Any]:
         "overrides": aoi_overrides(r.row),
         "composites": r.composites,
         "thresholds": r.thresholds,
+        "n_candidates": r.n_candidates,
+        "site_model": r.site_model,
     }
 
 

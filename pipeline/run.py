@@ -23,16 +23,18 @@ from distributed import Client, LocalCluster
 
 from . import acquire, search
 from .aoi import read_aois
+from .classify import SiteModel, feature_spec, load_site_model
 from .config import MonitorConfig
 from .errors import ConfigError, MonitorError, SearchError
-from .jobs import monitoring_period, plan_jobs
+from .jobs import AOIJob, monitoring_period, plan_jobs
 from .outputs import RunInfo, RunReport, write_outputs
 from .providers import get_provider
 from .workflow import radar_source, run_aoi
 
 log = logging.getLogger("pipeline")
 
-__all__ = ["RunReport", "run_monitor"]
+__all__ = ["RunReport", "configure_workers", "dask_client", "load_models", "preflight_radar", "preflight_source",
+           "run_monitor"]
 
 
 def run_monitor(
@@ -63,12 +65,13 @@ def run_monitor(
     # Per-AOI overrides from the AOI files are bad input like the config: checked now,
     # before anything is written.
     jobs = plan_jobs(aois, cfg, today=today)
+    models = load_models(jobs)
     start, end, periods = monitoring_period(cfg, today=today)
-    _preflight_source(cfg)
-    radar_down = _preflight_radar(cfg)
+    preflight_source(cfg)
+    radar_down = preflight_radar(cfg)
     # The client comes first: a scheduler that cannot be reached is bad input, and
     # nothing may be written before bad input is found.
-    with _dask_client(cfg) as client, acquire.gdal_env(cfg.gdal_options):
+    with dask_client(cfg) as client, acquire.gdal_env(cfg.gdal_options):
         cfg.out_dir.mkdir(parents=True, exist_ok=True)
         handler = _attach_log(cfg.out_dir / "run.log")
         try:
@@ -80,13 +83,15 @@ def run_monitor(
                 start - dt.timedelta(days=cfg.detect.baseline_days),
                 cfg.source.url,
             )
-            _configure_workers(client, cfg)
+            configure_workers(client, cfg)
             dask_info = {
                 "scheduler": "local" if not cfg.dask.scheduler else cfg.dask.scheduler,
                 "scheduler_address": client.scheduler.address,
                 "workers": len(client.scheduler_info()["workers"]),
             }
-            results = [run_aoi(job, radar_down=radar_down) for job in jobs]
+            results = [
+                run_aoi(job, radar_down=radar_down, model=models.get(job.cfg.detect.site_model)) for job in jobs
+            ]
             info = RunInfo(start=start, end=end, periods=periods, truth=truth, t0=t0, dask_info=dask_info)
             return write_outputs(results, aois, cfg, info)
         finally:
@@ -94,7 +99,27 @@ def run_monitor(
             handler.close()
 
 
-def _preflight_source(cfg: MonitorConfig) -> None:
+def load_models(jobs: list[AOIJob]) -> dict[Path | None, SiteModel]:
+    """The site classifiers the jobs name (``detect.site_model``), each loaded once and checked
+    against the features the job's configuration computes.
+
+    Raises
+    ------
+    ConfigError
+        A model folder that is missing, tampered with, or trained on other features (one line).
+    """
+    models: dict[Path | None, SiteModel] = {}
+    for job in jobs:
+        path = job.cfg.detect.site_model
+        if path is None or path in models:
+            continue
+        spec = feature_spec(job.cfg.features, baseline_days=job.cfg.detect.baseline_days)
+        models[path] = load_site_model(path, spec=spec)
+        log.info("site model %s: digest %s", path, models[path].card().get("model_sha256", "")[:12])
+    return models
+
+
+def preflight_source(cfg: MonitorConfig) -> None:
     """Fail fast, before writing anything, when the imagery source cannot be reached."""
     if search.is_static_source(cfg.source.url):
         path = cfg.source.url.removeprefix("file://")
@@ -109,7 +134,7 @@ def _preflight_source(cfg: MonitorConfig) -> None:
         raise SearchError(f"cannot reach imagery source {check.endpoint}: {check.detail}")
 
 
-def _preflight_radar(cfg: MonitorConfig) -> str | None:
+def preflight_radar(cfg: MonitorConfig) -> str | None:
     """Probe a separate radar source once: the reason it is unreachable, else ``None``.
 
     Radar is optional, so an unreachable radar source is not an error: every AOI then
@@ -130,7 +155,7 @@ def _preflight_radar(cfg: MonitorConfig) -> str | None:
 
 
 @contextlib.contextmanager
-def _dask_client(cfg: MonitorConfig) -> Iterator[Any]:
+def dask_client(cfg: MonitorConfig) -> Iterator[Any]:
     if cfg.dask.scheduler:
         try:
             client = Client(cfg.dask.scheduler, timeout="10s")
@@ -162,7 +187,7 @@ def _dask_client(cfg: MonitorConfig) -> Iterator[Any]:
         cluster.close()
 
 
-def _configure_workers(client: Any, cfg: MonitorConfig) -> None:
+def configure_workers(client: Any, cfg: MonitorConfig) -> None:
     # GDAL options must reach the worker processes, where the reads happen.
     options: dict[str, Any] = dict(cfg.gdal_options)
     odc.stac.configure_rio(cloud_defaults=False, client=client, **options)

@@ -25,10 +25,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pystac
+import rasterio.features
 import xarray as xr
 
 from . import acquire, composites, detect, preprocess, radar, search, sites
 from . import cache as window_cache
+from .classify import SiteModel, candidate_features, feature_rasters, model_summary, radar_rasters
 from .config import MonitorConfig, SourceParams
 from .errors import MonitorError, SearchError
 from .evaluate import read_sites
@@ -40,8 +42,13 @@ log = logging.getLogger("pipeline")
 
 __all__ = [
     "COMPOSITES_DIR",
+    "AOICandidates",
     "AOIResult",
     "AOIScenes",
+    "CandidateEvidence",
+    "aoi_candidates",
+    "candidate_evidence",
+    "classify_candidates",
     "open_aoi_radar",
     "open_aoi_scenes",
     "radar_source",
@@ -85,6 +92,11 @@ class AOIResult:
     radar_status: str = "off"
     """``off``, ``used`` or ``unavailable: <one-line reason>`` (radar is optional: a run
     whose radar fails goes on with optical evidence only)."""
+    site_model: dict[str, Any] | None = None
+    """The site classifier that scored this AOI's candidates (:func:`pipeline.classify.model_summary`),
+    ``None`` when the rules alone decided."""
+    n_candidates: int = 0
+    """Candidates the rules proposed (with a site model: before the classifier's cut)."""
 
     @classmethod
     def for_job(cls, job: AOIJob) -> AOIResult:
@@ -110,19 +122,33 @@ class _Computed:
 
     flags: xr.DataArray
     change: xr.Dataset
-    views: xr.Dataset
+    views: xr.Dataset | None
     named: xr.Dataset | None
+    rasters: xr.Dataset | None = None
+    """Feature rasters of the site classifier (:func:`pipeline.classify.feature_rasters`)."""
+    radar_rasters: xr.Dataset | None = None
 
 
-def run_aoi(job: AOIJob, *, radar_down: str | None = None) -> AOIResult:
+@dataclass
+class AOICandidates:
+    """One AOI's candidate sites (UTM), the pixels behind them and, for a classifier, their features."""
+
+    sites: gpd.GeoDataFrame
+    site_mask: np.ndarray
+    change: xr.Dataset
+    features: pd.DataFrame | None
+
+
+def run_aoi(job: AOIJob, *, radar_down: str | None = None, model: SiteModel | None = None) -> AOIResult:
     """Run one AOI end to end; a :class:`MonitorError` is recorded on the result, not raised.
 
     ``radar_down``: why the radar source was found unreachable before the run (every AOI
-    then runs optical-only without paying retries), or ``None``.
+    then runs optical-only without paying retries), or ``None``. ``model``: the site
+    classifier that scores the rules' candidates (``detect.site_model``), or ``None``.
     """
     result = AOIResult.for_job(job)
     try:
-        _process_aoi(result, job, radar_down=radar_down)
+        _process_aoi(result, job, radar_down=radar_down, model=model)
     except MonitorError as exc:
         result.error = " ".join(str(exc).split())
         log.error("AOI %s failed: %s", job.aoi_id, result.error)
@@ -259,35 +285,66 @@ def named_composites(job: AOIJob, masked: xr.Dataset) -> xr.Dataset | None:
     )
 
 
+@dataclass
+class CandidateEvidence:
+    """What training needs of one AOI: its candidates with features, and the feature rasters
+    (to describe label polygons no candidate touched)."""
+
+    candidates: AOICandidates
+    grid: AOIGrid
+    rasters: xr.Dataset
+    radar_rasters: xr.Dataset | None
+
+
+def candidate_evidence(job: AOIJob, *, radar_down: str | None = None) -> CandidateEvidence:
+    """Search, fetch and compute one AOI up to its classifier candidates and their features,
+    exactly as a monitor run with a site model does (no composites, nothing written).
+
+    Raises
+    ------
+    MonitorError
+        As :func:`open_aoi_scenes` (no scenes, unreachable source, no baseline, ...).
+    """
+    result = AOIResult.for_job(job)
+    cube = open_aoi_scenes(job, result=result)
+    scored_radar = None
+    if job.cfg.radar.enabled:
+        scored_radar, _ = open_radar_or_none(job, grid=cube.grid, result=result, down=radar_down)
+    computed = _compute(job, cube, scored_radar, result, features=True, views=False)
+    assert computed.rasters is not None
+    cands = aoi_candidates(job, computed, cube.grid, for_model=True)
+    return CandidateEvidence(candidates=cands, grid=cube.grid, rasters=computed.rasters,
+                             radar_rasters=computed.radar_rasters)
+
+
 # --------------------------------------------------------------------------- the AOI's stages
 
 
-def _process_aoi(result: AOIResult, job: AOIJob, *, radar_down: str | None) -> None:
+def _process_aoi(result: AOIResult, job: AOIJob, *, radar_down: str | None, model: SiteModel | None) -> None:
     cfg = job.cfg
     cube = open_aoi_scenes(job, result=result)
     scored_radar = None
     if cfg.radar.enabled:
         scored_radar, _ = open_radar_or_none(job, grid=cube.grid, result=result, down=radar_down)
-    computed = _compute(job, cube, scored_radar, result)
+    computed = _compute(job, cube, scored_radar, result, features=model is not None)
     if computed.named is not None:
         result.composites = _composite_records(computed.named, cfg, aoi_id=job.aoi_id, grid=cube.grid)
     result.thresholds = _applied_thresholds(computed.change, cfg)
 
     tick = time.perf_counter()
-    site_gdf, site_mask, change = sites.delineate_sites(
-        computed.flags,
-        computed.change,
-        aoi_id=job.aoi_id,
-        aoi_mask=cube.grid.aoi_mask,
-        crs=cube.grid.crs,
-        last_period_start=job.last_period_start,
-        detect_params=cfg.detect,
-        sites_params=cfg.sites,
-    )
+    cands = aoi_candidates(job, computed, cube.grid, for_model=model is not None)
+    result.n_candidates = len(cands.sites)
+    site_gdf, site_mask = cands.sites, cands.site_mask
+    if model is not None:
+        site_gdf, site_mask = classify_candidates(cands, model, cfg, grid=cube.grid)
+        result.site_model = model_summary(model)
+        log.info("AOI %s: site model %s kept %d of %d candidates", job.aoi_id, result.site_model["name"],
+                 len(site_gdf), len(cands.sites))
     site_gdf = sites.track_sites(site_gdf, _previous_sites(cfg.out_dir, job.aoi_id))
+    assert computed.views is not None
     result.activity = sites.activity_series(
         site_mask,
-        np.asarray(change["first_change"].values),
+        np.asarray(cands.change["first_change"].values),
         np.asarray(computed.views["valid_count"].values),
         aoi_mask=cube.grid.aoi_mask,
         periods=job.periods,
@@ -302,23 +359,90 @@ def _process_aoi(result: AOIResult, job: AOIJob, *, radar_down: str | None) -> N
     log.info("AOI %s: %d sites, %.2f ha disturbed", job.aoi_id, len(site_gdf), float(site_gdf["area_ha"].sum()))
 
 
-def _compute(job: AOIJob, cube: AOIScenes, scored_radar: xr.Dataset | None, result: AOIResult) -> _Computed:
-    """Build the AOI's lazy outputs and compute them in one pass."""
+def aoi_candidates(job: AOIJob, computed: _Computed, grid: AOIGrid, *, for_model: bool) -> AOICandidates:
+    """The rules' sites of one AOI; for a classifier (``for_model``) the candidates instead:
+    down to ``classifier.candidate_min_area_m2`` and without the isolation rule (the
+    classifier judges), with their features. Eager."""
     cfg = job.cfg
-    # the before/after views: one composite per reporting period, by the composites' method
-    views = preprocess.composite_periods(
-        cube.masked,
-        bands=["red", "green", "blue"],
-        periods=job.periods,
-        method=cfg.composites.method,
-        min_valid_obs=cfg.preprocess.min_valid_obs,
-        geomedian_eps=cfg.composites.geomedian_eps,
-        geomedian_max_iters=cfg.composites.geomedian_max_iters,
+    sites_params = cfg.sites
+    if for_model:
+        sites_params = sites_params.model_copy(
+            update={"min_area_m2": cfg.classifier.candidate_min_area_m2, "isolated_min_confidence": 0.0}
+        )
+    found, site_mask, change = sites.delineate_sites(
+        computed.flags,
+        computed.change,
+        aoi_id=job.aoi_id,
+        aoi_mask=grid.aoi_mask,
+        crs=grid.crs,
+        last_period_start=job.last_period_start,
+        detect_params=cfg.detect,
+        sites_params=sites_params,
     )
-    named = named_composites(job, cube.masked)
+    features = None
+    if for_model and computed.rasters is not None and not found.empty:
+        features = candidate_features(computed.rasters, found, ring_m=cfg.features.ring_m, radar=computed.radar_rasters)
+    return AOICandidates(sites=found, site_mask=site_mask, change=change, features=features)
+
+
+def classify_candidates(
+    cands: AOICandidates, model: SiteModel, cfg: MonitorConfig, *, grid: AOIGrid
+) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """Score candidates with the site classifier: ``confidence`` becomes its calibrated
+    probability; candidates under ``classifier.min_probability`` go, and those under the
+    minimum mapping unit stay only at ``classifier.small_site_min_probability``."""
+    if cands.features is None or cands.sites.empty:
+        return cands.sites, cands.site_mask
+    proba = model.predict_proba(cands.features)
+    area_m2 = cands.sites["area_ha"].to_numpy() * 1e4
+    params = cfg.classifier
+    keep = (proba >= params.min_probability) & (
+        (area_m2 >= cfg.sites.min_area_m2) | (proba >= params.small_site_min_probability)
+    )
+    kept = cands.sites.assign(confidence=np.round(proba, 3))[keep].reset_index(drop=True)
+    if kept.empty:
+        return kept, np.zeros_like(cands.site_mask)
+    inside = rasterio.features.rasterize(
+        [(g, 1) for g in kept.geometry], out_shape=cands.site_mask.shape, transform=grid.transform, dtype="uint8"
+    ).astype(bool)
+    return kept, cands.site_mask & inside
+
+
+def _compute(
+    job: AOIJob,
+    cube: AOIScenes,
+    scored_radar: xr.Dataset | None,
+    result: AOIResult,
+    *,
+    features: bool,
+    views: bool = True,
+) -> _Computed:
+    """Build the AOI's lazy outputs and compute them in one pass (``features``: the site
+    classifier's feature rasters too; ``views``: the before/after composites and the named
+    composites, which training does without)."""
+    cfg = job.cfg
+    lazy_views = lazy_named = None
+    if views:
+        # the before/after views: one composite per reporting period, by the composites' method
+        lazy_views = preprocess.composite_periods(
+            cube.masked,
+            bands=["red", "green", "blue"],
+            periods=job.periods,
+            method=cfg.composites.method,
+            min_valid_obs=cfg.preprocess.min_valid_obs,
+            geomedian_eps=cfg.composites.geomedian_eps,
+            geomedian_max_iters=cfg.composites.geomedian_max_iters,
+        )
+        lazy_named = named_composites(job, cube.masked)
     flags, change = detect.detect_change(
         cube.masked, start=job.start, params=cfg.detect, radar=scored_radar, radar_params=cfg.radar
     )
+    rasters = radar_r = None
+    if features:
+        rasters = feature_rasters(
+            cube.masked, start=job.start, baseline_days=cfg.detect.baseline_days, params=cfg.features
+        )
+        radar_r = radar_rasters(scored_radar) if scored_radar is not None else None
     tick = time.perf_counter()
     log.info(
         "AOI %s: computing %s pixels x %d dates",
@@ -326,9 +450,9 @@ def _compute(job: AOIJob, cube: AOIScenes, scored_radar: xr.Dataset | None, resu
         "x".join(map(str, cube.grid.geobox.shape)),
         cube.masked.sizes["time"],
     )
-    flags_np, change_np, views_np, named_np = dask.compute(flags, change, views, named)
+    out = dask.compute(flags, change, lazy_views, lazy_named, rasters, radar_r)
     result.timings["compute_s"] = time.perf_counter() - tick
-    return _Computed(flags=flags_np, change=change_np, views=views_np, named=named_np)
+    return _Computed(*out)
 
 
 def _applied_thresholds(change: xr.Dataset, cfg: MonitorConfig) -> dict[str, dict[str, Any]]:

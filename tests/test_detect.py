@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 
 from pipeline import detect
 from pipeline.config import DetectParams
+from pipeline.detect.baselines import _nanquantile_np
+from pipeline.detect.confirm import _confirm_np
+from pipeline.errors import NoValidPixelsError
 from pipeline.testing import make_scene, raise_if_dask_computes
 
 MON_START = dt.date(2022, 1, 1) + dt.timedelta(days=10 * 20)  # index 20 of a 10-day series
@@ -80,7 +83,7 @@ def test_dask_and_numpy_agree_and_stay_lazy() -> None:
 
 def test_missing_baseline_is_a_clear_error() -> None:
     scenes, _ = make_scene()
-    with pytest.raises(detect.NoValidPixelsError, match="baseline"):
+    with pytest.raises(NoValidPixelsError, match="baseline"):
         detect.score_change(scenes, monitoring_start=dt.date(2022, 1, 1), params=PARAMS)
 
 
@@ -95,7 +98,7 @@ def test_confirmation_kernel_matches_a_plain_loop(evidence: list[bool], valid: l
     ok = np.array(valid)
     ev &= ok
     days = np.arange(30, dtype=float) * 10
-    first, last, n_obs, n_clear, n_occ, confirmed, regrown, open_run, open_start = detect._confirm_np(
+    first, last, n_obs, n_clear, n_occ, confirmed, regrown, open_run, open_start = _confirm_np(
         ev, ok, days=days, k=k
     )
     assert not regrown.any()
@@ -126,7 +129,7 @@ def test_confirmation_kernel_matches_a_plain_loop(evidence: list[bool], valid: l
 )
 def test_vectorised_nanquantile_matches_numpy(values: list[float | None], q: float) -> None:
     arr = np.array([np.nan if v is None else v for v in values], dtype="float32")
-    got = detect._nanquantile_np(arr[np.newaxis, :], q=q)[0]
+    got = _nanquantile_np(arr[np.newaxis, :], q=q)[0]
     if np.isnan(arr).all():
         assert np.isnan(got)
     else:
@@ -196,3 +199,74 @@ def test_otsu_dask_and_numpy_agree_and_stay_lazy() -> None:
     eager_scored = detect.score_change(eager, monitoring_start=MON_START, params=OTSU)
     assert float(scored["ndvi_drop_threshold"]) == float(eager_scored["ndvi_drop_threshold"])
     np.testing.assert_array_equal(flags_lazy.values, _run(eager, OTSU)[0].values)
+
+
+# --------------------------------------------------------------------------- issue 13: the revised rules
+
+
+def _series(pattern: str, start: str = "2023-01-01", step_days: int = 10) -> tuple[xr.DataArray, ...]:
+    """One pixel's monitoring series from a pattern: ``E`` evidence, ``R`` re-greened, ``.`` clear
+    and neither, ``c`` cloudy. Returns evidence, valid, regrowth ``(time, 1, 1)``."""
+    t = pd.date_range(start, periods=len(pattern), freq=f"{step_days}D")
+
+    def da(values: list[bool]) -> xr.DataArray:
+        return xr.DataArray(np.array(values, bool)[:, None, None], dims=("time", "y", "x"), coords={"time": t})
+
+    return (da([c == "E" for c in pattern]), da([c != "c" for c in pattern]), da([c == "R" for c in pattern]))
+
+
+def _confirm(pattern: str, **kwargs: object) -> dict[str, object]:
+    ev, ok, rg = _series(pattern)
+    out = detect.confirm_change(ev, ok, min_confirmations=3, regrowth=rg, min_regrowth_obs=2, **kwargs)  # type: ignore[arg-type]
+    return {k: out[k].item() for k in out}
+
+
+def test_ground_that_regreened_and_was_then_dug_is_rearmed() -> None:
+    # burnt (confirmed), re-greened twice, then dug: 6 observations of evidence
+    pattern = "EEE" + "RR" + "...." + "EEEEEE"
+    old = _confirm(pattern)
+    assert old["confirmed"] and old["regrown"]  # the veto that never lifts
+    new = _confirm(pattern, rearm=True)
+    assert new["confirmed"] and not new["regrown"]
+    first = pd.Timestamp(new["first_change"], unit="D")
+    assert first == pd.Timestamp("2023-01-01") + pd.Timedelta(days=90)
+    assert new["n_obs"] == 6 and new["n_clear_after"] == 6
+
+
+def test_the_same_season_next_year_is_not_a_new_change() -> None:
+    # a run in January that re-greened, then the same run a year later (37 x 10 days = 370 days)
+    year = "EEE" + "RR" + "." * 32
+    again = _confirm(year + "EEEE", rearm=True, rearm_season_gap_days=45)
+    assert not again["confirmed"]
+    # ... but off-season (five months later), ground that re-greened can be dug and reported
+    off = _confirm("EEE" + "RR" + "." * 10 + "EEEE", rearm=True, rearm_season_gap_days=45)
+    assert off["confirmed"]
+
+
+def test_the_persistence_window_keeps_an_abandoned_pit() -> None:
+    # dug in January, evidence for a year, then abandoned (no evidence, not re-greened) for a year
+    pattern = "E" * 36 + "." * 36
+    ev, ok, rg = _series(pattern)
+    params = DetectParams()
+    for window, kept in ((None, False), (365, True)):
+        out = detect.confirm_change(ev, ok, min_confirmations=3, regrowth=rg, window_days=window)
+        assert bool(detect.flag_excavation(out, params=params.model_copy(update={"open_radius_px": 0})).item()) is kept
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_speckle_goes_by_size_and_thin_rims_stay(chunked: bool) -> None:
+    flags = np.zeros((12, 20), bool)
+    flags[2, 3:9] = True  # a 1-pixel rim, 6 pixels long: kept
+    flags[8, 10:12] = True  # 2 pixels: speckle
+    flags[5:7, 15:17] = True  # 4 pixels: kept
+    change = xr.Dataset({
+        "confirmed": (("y", "x"), flags), "regrown": (("y", "x"), np.zeros_like(flags)),
+        "n_obs": (("y", "x"), np.full(flags.shape, 5, "int16")),
+        "n_clear_after": (("y", "x"), np.full(flags.shape, 5, "int16")),
+    })
+    if chunked:
+        change = change.chunk({"y": 5, "x": 7})
+    out = np.asarray(detect.flag_excavation(change, params=DetectParams(open_radius_px=0, speckle_max_px=2)).values)
+    expected = flags.copy()
+    expected[8, 10:12] = False
+    np.testing.assert_array_equal(out, expected)

@@ -18,6 +18,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pystac
 import pytest
 import rasterio
 import shapely.geometry
@@ -471,3 +472,17 @@ def test_canary_secret_never_appears(safe_product: Product, tmp_path: Path, capl
     for p in tmp_path.rglob("*"):
         if p.is_file():
             assert CANARY.encode() not in p.read_bytes()
+
+
+def test_a_static_catalog_without_the_radar_collection_says_so(tmp_path: Path) -> None:
+    """Sentinel-1 searched in a Sentinel-2-only static catalog: one line naming the missing
+    collection (the radar fallback reports it), not "band 'vv' missing"."""
+    catalog = pystac.Catalog("c", "Sentinel-2 only")
+    item = pystac.Item("s2-1", shapely.geometry.mapping(AOI.buffer(0.01)), list(AOI.buffer(0.01).bounds),
+                       dt.datetime(2020, 3, 1, tzinfo=dt.UTC), {"eo:cloud_cover": 1.0}, collection="sentinel-2-c1-l2a")
+    item.add_asset("red", pystac.Asset(str(tmp_path / "red.tif")))
+    catalog.add_item(item)
+    catalog.normalize_and_save(str(tmp_path / "cat"), catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    source = SourceParams(url=str(tmp_path / "cat" / "catalog.json"), collection="sentinel-1-rtc")
+    with pytest.raises(SearchError, match=r"no collection 'sentinel-1-rtc' \(its items are in sentinel-2-c1-l2a\)"):
+        search.search_items(AOI, START, END, source=source, params=SearchParams(), bands=["vv", "vh"])

@@ -90,6 +90,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     }
 
 
+@pytest.mark.slow  # three whole runs (make test-all)
 def test_radar_off_is_said_and_reads_no_radar(runs: dict[str, dict[str, Any]]) -> None:
     run = runs["optical"]
     assert run["exit"] == 0
@@ -99,6 +100,7 @@ def test_radar_off_is_said_and_reads_no_radar(runs: dict[str, dict[str, Any]]) -
     assert "Sentinel-2 optical only (radar not enabled)." in run["html"]
 
 
+@pytest.mark.slow  # three whole runs (make test-all)
 def test_fused_run_records_the_radar_scenes_everywhere(runs: dict[str, dict[str, Any]]) -> None:
     run = runs["fused"]
     assert run["exit"] == 0
@@ -118,6 +120,7 @@ def test_fused_run_records_the_radar_scenes_everywhere(runs: dict[str, dict[str,
     assert "vh_drop_min_db" in run["html"] and "radar fused" in run["log"]
 
 
+@pytest.mark.slow  # three whole runs (make test-all)
 def test_fusion_finds_wet_season_pits_that_optical_misses(runs: dict[str, dict[str, Any]]) -> None:
     # Bulletin to the end of September: optical has not confirmed any of the three pits
     # opened in the wet season; fused with radar, at least two are reported, nothing else.
@@ -130,6 +133,7 @@ def test_fusion_finds_wet_season_pits_that_optical_misses(runs: dict[str, dict[s
     assert evaluate_sites(runs["optical_dry"]["sites"], truth)["recall"] == 1.0
 
 
+@pytest.mark.slow  # three whole runs (make test-all)
 def test_unavailable_radar_falls_back_to_optical_and_says_why(runs: dict[str, dict[str, Any]]) -> None:
     run = runs["missing_dry"]
     assert run["exit"] == 0
@@ -145,7 +149,7 @@ def test_radar_preflight_reports_an_unreachable_radar_source_once(tmp_path: Path
     import socket
 
     from pipeline.config import MonitorConfig, RadarParams
-    from pipeline.run import _preflight_radar
+    from pipeline.run import preflight_radar as _preflight_radar
 
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))

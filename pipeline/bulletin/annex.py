@@ -187,3 +187,44 @@ def _source_rows(
         })
         index.setdefault((_text(r.get("participant_iso3")), year), []).append(n)
     return rows, index
+
+
+#: Cross-validated figures of a site classifier shown in the bulletin, with their names.
+_CV_SHOWN: tuple[tuple[str, str], ...] = (("precision", "precision"), ("recall", "recall"), ("roc_auc", "ROC AUC"))
+
+
+def detection_sentences(site_models: Iterable[Mapping[str, Any]]) -> list[str]:
+    """How sites were decided, in the bulletin's words: by the rules alone (confidence is a
+    heuristic), or scored by a named site classifier with its grouped cross-validation figures."""
+    models = list(site_models)
+    if not models:
+        return [
+            "No site classifier was applied: the sites are the candidates of the rules above, and a "
+            "site's confidence is a heuristic (the persistence of its evidence, scaled by the number of "
+            "confirming observations), not a calibrated probability."
+        ]
+    return [_model_sentence(m) for m in models]
+
+
+def _model_sentence(model: Mapping[str, Any]) -> str:
+    created = str(model.get("created") or "")[:10]
+    where = ", ".join(str(a) for a in model.get("aois", []))
+    cv = model.get("cv") or {}
+    figures = []
+    for key, name in _CV_SHOWN:
+        fig = cv.get(key) or {}
+        value, (low, high) = fig.get("value"), (fig.get("ci95") or [None, None])
+        if value is None:
+            continue
+        ci = f" (95 % CI {low:.2f}-{high:.2f})" if low is not None and high is not None else ""
+        figures.append(f"{name} {value:.2f}{ci}")
+    measured = (
+        "; its spatially grouped cross-validation (a label polygon never on both sides of a split) gave "
+        + ", ".join(figures) if figures else ""
+    )
+    return (
+        f"Site classifier {model.get('name')} (model digest {model.get('digest')}, trained {created} on "
+        f"{model.get('n_training_candidates')} labelled candidates from {model.get('n_training_groups')} "
+        f"label polygons) scored the candidates of {where}: a site's confidence is its calibrated "
+        f"probability, and candidates under {float(model.get('threshold') or 0):.2f} were dropped{measured}."
+    )

@@ -49,6 +49,9 @@ class AOIReport:
     view_method: str = ""
     """Composite method of ``rgb_before``/``rgb_after`` (``geomedian`` or ``median``; empty
     when unknown)."""
+    site_model: dict[str, Any] | None = None
+    """The site classifier that scored this AOI's candidates (:func:`pipeline.classify.model_summary`);
+    ``None``: the rules alone decided."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,3 +85,5 @@ class BulletinContext:
     software: dict[str, str]
     config_digest: str
     previous_number: int | None = None
+    site_models: list[dict[str, Any]] = field(default_factory=list)
+    """Site classifiers applied in the run (:func:`pipeline.outputs.site_models`); empty: rules only."""

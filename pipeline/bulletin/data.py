@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from .annex import _threshold_data
+from .annex import _threshold_data, detection_sentences
 from .context import AOIReport, BulletinContext
 from .selection import _status_counts, split_anomalies
 from .statuses import STATUS_ORDER
@@ -44,6 +44,11 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
         "n_anomalies_elsewhere": len(elsewhere),
         "thresholds": _threshold_data(context.thresholds),
         "config_digest": context.config_digest,
+        "detection": {
+            "mode": "rules + site classifier" if context.site_models else "rules only",
+            "site_models": [dict(m) for m in context.site_models],
+            "statement": detection_sentences(context.site_models),
+        },
     }
 
 

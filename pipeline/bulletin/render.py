@@ -13,7 +13,14 @@ import jinja2
 from matplotlib.figure import Figure
 
 from . import figures as fg
-from .annex import _composite_rows, _scene_groups, _source_rows, _threshold_rows, _validation_rows
+from .annex import (
+    _composite_rows,
+    _scene_groups,
+    _source_rows,
+    _threshold_rows,
+    _validation_rows,
+    detection_sentences,
+)
 from .aoi_view import _aoi_view
 from .context import DEMONSTRATION_MARKING, BulletinContext
 from .data import bulletin_data
@@ -124,6 +131,7 @@ def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) 
         "scene_groups": _scene_groups(context.scenes, names),
         "n_scenes": 0 if context.scenes is None else len(context.scenes),
         "thresholds": _threshold_rows(context.thresholds),
+        "detection": detection_sentences(context.site_models),
         "validation": _validation_rows(context.validation),
         "software": sorted(context.software.items()),
         "sources": sources,

@@ -16,7 +16,7 @@ import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
 from ..config import SearchParams
-from ..errors import SearchError
+from ..errors import MissingBandError, NoScenesError, SearchError
 from .base import BaseProvider, SourceCheck
 
 __all__ = ["StaticProvider", "catalog_path"]
@@ -64,7 +64,18 @@ class StaticProvider(BaseProvider):
             if _in_period(item, start, end) and _cloud_ok(item, params.max_cloud_frac):
                 item.make_asset_hrefs_absolute()
                 found.append(item)
-        return self.normalise(found, bands=bands)
+        try:
+            return self.normalise(found, bands=bands)
+        except MissingBandError:
+            others = sorted({str(it.collection_id) for it in found if it.collection_id and it.collection_id != coll})
+            if child is not None or not others:
+                raise
+            # Not the collection asked for (e.g. Sentinel-1 searched in a Sentinel-2-only catalog):
+            # say so, rather than that the other collection's items lack a band.
+            raise NoScenesError(
+                f"static catalog {path} has no collection {coll!r} (its items are in {', '.join(others)}); "
+                f"add a {coll!r} collection to it or point the source at a catalog that has one"
+            ) from None
 
     def check(self) -> list[SourceCheck]:
         path = catalog_path(self.url)

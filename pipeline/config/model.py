@@ -1,0 +1,349 @@
+"""The whole configuration: :class:`MonitorConfig`, loading, per-AOI overrides, the threshold table."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypedDict
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+
+from ..errors import ConfigError
+from ..types import OPTICAL_BANDS
+from ._base import _DESIGN, _param, _Section
+from .classifier import ClassifierParams, FeatureParams
+from .detection import DetectParams, RadarParams, SitesParams
+from .imagery import AcquireParams, CompositesParams, PeriodParams, PreprocessParams, SearchParams, SourceParams
+from .reporting import BulletinParams, CrosscheckParams
+
+
+class DaskParams(_Section):
+    scheduler: str | None = None
+    """Address of a running ``dask.distributed`` scheduler; ``None``: start a local cluster."""
+    n_workers: int = Field(default=2, ge=1)
+    """Worker processes of the local cluster."""
+    threads_per_worker: int = Field(default=1, ge=1)
+    """Threads per local worker (GDAL reads release the GIL)."""
+    memory_limit: str = "4GiB"
+    """Memory limit per local worker."""
+
+
+class MonitorConfig(_Section):
+    """The whole run configuration (``configs/*.yaml``)."""
+
+    source: SourceParams = SourceParams()
+    aois: tuple[Path, ...] = ()
+    """AOI GeoJSON files (relative to the YAML file). Overridden by ``--aoi``."""
+    max_aoi_area_km2: float = _param(5000.0, unit="km²", source=_DESIGN, gt=0)
+    """Largest accepted AOI (geodesic area on WGS84, km2; :func:`pipeline.aoi.read_aois`).
+    Guards against a projected file read as degrees or a country outline passed by mistake;
+    the shipped AOIs cover 64-160 km2."""
+    period: PeriodParams = PeriodParams()
+    out_dir: Path = Path("out")
+    """Output folder (relative to the YAML file). Overridden by ``--out``."""
+    cache_dir: Path | None = None
+    """Local cache of AOI windows; ``None``: the user cache directory (XDG)."""
+    search: SearchParams = SearchParams()
+    acquire: AcquireParams = AcquireParams()
+    preprocess: PreprocessParams = PreprocessParams()
+    composites: CompositesParams = CompositesParams()
+    detect: DetectParams = DetectParams()
+    radar: RadarParams = RadarParams()
+    sites: SitesParams = SitesParams()
+    crosscheck: CrosscheckParams = CrosscheckParams()
+    features: FeatureParams = FeatureParams()
+    classifier: ClassifierParams = ClassifierParams()
+    bulletin: BulletinParams = BulletinParams()
+    dask: DaskParams = DaskParams()
+    gdal: tuple[tuple[str, str], ...] = (
+        ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"),
+        ("GDAL_HTTP_MAX_RETRY", "5"),
+        ("GDAL_HTTP_RETRY_DELAY", "1"),
+        ("GDAL_HTTP_MULTIRANGE", "YES"),
+        ("GDAL_HTTP_MERGE_CONSECUTIVE_RANGES", "YES"),
+        ("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".tif,.tiff,.TIF"),
+        ("VSI_CACHE", "TRUE"),
+    )
+    """GDAL configuration options applied once around every read (``rasterio.Env``);
+    a mapping in YAML, kept as sorted pairs so the model stays hashable."""
+
+    @model_validator(mode="after")
+    def _composite_bands_loaded(self) -> MonitorConfig:
+        missing = [b for b in self.composites.bands or () if b not in self.acquire.bands]
+        if missing:
+            raise ValueError(
+                f"composites.bands {missing} are not loaded; "
+                "add them to acquire.bands or drop them from composites.bands"
+            )
+        return self
+
+    @field_validator("gdal", mode="before")
+    @classmethod
+    def _gdal_pairs(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return tuple(sorted((str(k), str(val)) for k, val in v.items()))
+        return v
+
+    @property
+    def composite_bands(self) -> tuple[str, ...]:
+        """Bands of the named composites: ``composites.bands``, or the optical bands loaded."""
+        if self.composites.bands is not None:
+            return self.composites.bands
+        return tuple(b for b in self.acquire.bands if b in OPTICAL_BANDS)
+
+    @property
+    def gdal_options(self) -> dict[str, str]:
+        """GDAL options as a dict, for ``rasterio.Env(**...)``."""
+        return dict(self.gdal)
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON form: identifies the exact settings of a run."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def load_config(path: str | Path, **overrides: Any) -> MonitorConfig:
+    """Parse and validate a YAML config into a frozen :class:`MonitorConfig`.
+
+    Parameters
+    ----------
+    path
+        YAML file.
+    **overrides
+        Dotted keys (``period.start="2024-01-01"``, ``out_dir=...``) applied after
+        parsing, as the command line does.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file and the YAML key at fault.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}{where}: {problem}; fix the YAML syntax") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {}) if isinstance(node.get(key, {}), dict) else {}
+        node[leaf] = value
+    try:
+        cfg = MonitorConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key; check the spelling against configs/monitor.yaml"
+        raise ConfigError(f"{path}: {key}: {msg}") from None
+    return _resolve_paths(cfg, path.parent)
+
+
+def aoi_config(cfg: MonitorConfig, overrides: Mapping[str, Any], *, where: str) -> MonitorConfig:
+    """``cfg`` with one AOI's overrides of whole-section settings applied.
+
+    Parameters
+    ----------
+    cfg
+        The run's configuration.
+    overrides
+        Section name -> mapping of that section's keys (the AOI file's ``preprocess``,
+        ``composites``, ``detect``, ``radar`` and ``sites`` properties); ``None`` or empty
+        values are skipped.
+    where
+        Names the AOI in error messages (``AOI file aois/marange.geojson (aoi_id 'marange')``).
+
+    Raises
+    ------
+    ConfigError
+        One line naming the AOI, the ``section.key`` and the fix.
+
+    Examples
+    --------
+    >>> cfg = aoi_config(MonitorConfig(), {"detect": {"threshold_method": "otsu"}}, where="AOI x")
+    >>> cfg.detect.threshold_method, cfg.detect.ndvi_drop_min
+    ('otsu', 0.25)
+    """
+    update: dict[str, Any] = {}
+    for section, values in overrides.items():
+        if not values:
+            continue
+        current = getattr(cfg, section, None)
+        if not isinstance(current, _Section) or section not in AOI_OVERRIDE_SECTIONS:
+            raise ConfigError(
+                f"{where}: '{section}' cannot be set per AOI; use one of {', '.join(AOI_OVERRIDE_SECTIONS)}"
+            )
+        try:
+            update[section] = type(current).model_validate({**current.model_dump(), **dict(values)})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in (section, *err["loc"]))
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key; check the spelling against configs/monitor.yaml"
+            raise ConfigError(f"{where}: {key}: {msg}; fix the AOI file's '{section}' property") from None
+    if not update:
+        return cfg
+    merged = cfg.model_copy(update=update)
+    try:  # cross-section rules (composites.bands within acquire.bands) still hold
+        type(cfg).model_validate(merged.model_dump())
+    except ValidationError as exc:
+        msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{where}: {msg}; fix the AOI file") from None
+    return merged
+
+
+#: Configuration sections an AOI file may override: the one list (``pipeline.aoi`` uses it).
+AOI_OVERRIDE_SECTIONS: tuple[str, ...] = ("preprocess", "composites", "detect", "radar", "sites")
+#: Sections listed in the bulletin's methods annex (:func:`threshold_table`), in its order;
+#: every field of these carries ``unit`` and ``source`` metadata (:func:`_param`).
+THRESHOLD_SECTIONS: tuple[str, ...] = (
+    "preprocess", "composites", "detect", "radar", "sites", "crosscheck", "features", "classifier"
+)
+
+
+class FieldMeta(TypedDict):
+    """What the configuration says about one field (:func:`field_meta`)."""
+
+    unit: str
+    """Unit of the value as the bulletin prints it (``"m²"``, ``"NDVI"``, ``"on / off"``)."""
+    source: str
+    """Where the default comes from (citations, ``design choice``, ``judgement, not sourced``)."""
+    description: str
+    """The field's docstring, whitespace collapsed to single spaces."""
+
+
+def field_meta(section: str, key: str) -> FieldMeta:
+    """Unit, source and description of the configuration field ``section.key``.
+
+    ``section`` is a section of :class:`MonitorConfig` (``"detect"``), or ``""`` for a
+    top-level field (``max_aoi_area_km2``). Fields outside :data:`THRESHOLD_SECTIONS` may
+    lack unit and source metadata: ``""`` then.
+
+    Raises
+    ------
+    KeyError
+        No such section or field.
+
+    Examples
+    --------
+    >>> field_meta("sites", "min_area_m2")["unit"], field_meta("crosscheck", "review_robust_z_max")["source"]
+    ('m²', 'Iglewicz & Hoaglin (1993)')
+    """
+    model = _section_model(section)
+    info = model.model_fields.get(key)
+    if info is None:
+        raise KeyError(f"configuration section {section or '(top level)'!r} has no field {key!r}")
+    unit, source = _unit_source(info)
+    return {"unit": unit, "source": source, "description": _description(info)}
+
+
+def field_unit(section: str, key: str) -> str:
+    """Unit of the configuration field ``section.key`` (see :func:`field_meta`).
+
+    Examples
+    --------
+    >>> field_unit("detect", "regrowth_ndvi_margin")
+    'NDVI'
+    """
+    return field_meta(section, key)["unit"]
+
+
+def threshold_table(cfg: MonitorConfig) -> list[dict[str, Any]]:
+    """Every field of :data:`THRESHOLD_SECTIONS` with its value, unit, description and source.
+
+    One row per field, sections in :data:`THRESHOLD_SECTIONS` order, fields in declaration
+    order: ``{"section", "key", "value", "unit", "description", "source"}``. ``value`` is the
+    configured value (paths as ``str``), ``description`` the field docstring with whitespace
+    collapsed; ``unit`` and ``source`` come from the field metadata (the bulletin's methods
+    annex prints them as they are).
+
+    Examples
+    --------
+    >>> row = next(r for r in threshold_table(MonitorConfig()) if r["key"] == "gravel_thickness_m")
+    >>> row["section"], row["value"], row["unit"], row["source"]
+    ('crosscheck', (0.5, 2.0), 'm', 'illustrative default, not sourced')
+    """
+    rows: list[dict[str, Any]] = []
+    for section in THRESHOLD_SECTIONS:
+        model = getattr(cfg, section)
+        for key, info in type(model).model_fields.items():
+            value = getattr(model, key)
+            unit, source = _unit_source(info)
+            rows.append({
+                "section": section,
+                "key": key,
+                "value": str(value) if isinstance(value, Path) else value,
+                "unit": unit,
+                "description": _description(info),
+                "source": source,
+            })
+    return rows
+
+
+def _section_model(section: str) -> type[BaseModel]:
+    if section == "":
+        return MonitorConfig
+    info = MonitorConfig.model_fields.get(section)
+    model = info.annotation if info is not None else None
+    if not (isinstance(model, type) and issubclass(model, _Section)):
+        raise KeyError(f"no configuration section {section!r}")
+    return model
+
+
+def _unit_source(info: FieldInfo) -> tuple[str, str]:
+    extra = info.json_schema_extra
+    if not isinstance(extra, dict):
+        return "", ""
+    return str(extra.get("unit", "")), str(extra.get("source", ""))
+
+
+def _description(info: FieldInfo) -> str:
+    return " ".join((info.description or "").split())
+
+
+def _resolve_paths(cfg: MonitorConfig, base: Path) -> MonitorConfig:
+    def rel(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p).resolve()
+
+    update: dict[str, Any] = {
+        "aois": tuple(rel(p) for p in cfg.aois),
+        "out_dir": rel(cfg.out_dir),
+    }
+    if cfg.cache_dir is not None:
+        update["cache_dir"] = rel(cfg.cache_dir)
+    table_paths = {
+        key: rel(getattr(cfg.crosscheck, key))
+        for key in ("declared_production", "trade_statistics", "sanctions_windows")
+        if getattr(cfg.crosscheck, key) is not None
+    }
+    if table_paths:
+        update["crosscheck"] = cfg.crosscheck.model_copy(update=table_paths)
+    url = cfg.source.url
+    if "://" not in url and not Path(url).is_absolute():
+        update["source"] = cfg.source.model_copy(update={"url": str(rel(Path(url)))})
+    radar_url = cfg.radar.source_url
+    if radar_url is not None and "://" not in radar_url and not Path(radar_url).is_absolute():
+        update["radar"] = cfg.radar.model_copy(update={"source_url": str(rel(Path(radar_url)))})
+    if cfg.detect.site_model is not None:
+        update["detect"] = cfg.detect.model_copy(update={"site_model": rel(cfg.detect.site_model)})
+    return cfg.model_copy(update=update)

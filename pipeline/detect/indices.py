@@ -1,0 +1,53 @@
+"""Spectral indices of reflectance scenes (NDVI, BSI, MNDWI, NDTI, NBR, brightness)."""
+
+from __future__ import annotations
+
+import numpy as np  # noqa: F401  (the docstring example uses it)
+import xarray as xr
+
+from ..errors import MissingBandError
+
+
+def spectral_indices(scenes: xr.Dataset) -> xr.Dataset:
+    """NDVI, BSI, MNDWI and brightness of reflectance scenes.
+
+    Parameters
+    ----------
+    scenes
+        Reflectance (0..1) with ``blue, green, red, nir, swir16``; any dims, any CRS.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ndvi, bsi, mndwi, bright`` (float32, same dims), and ``ndti, nbr`` when ``swir22``
+        is there. Lazy.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset({k: ("x", np.array(v, "float32")) for k, v in dict(
+    ...     blue=[0.03, 0.10], green=[0.06, 0.12], red=[0.04, 0.22], nir=[0.40, 0.28],
+    ...     swir16=[0.20, 0.34]).items()})
+    >>> [round(float(v), 2) for v in spectral_indices(ds)["ndvi"].values]
+    [0.82, 0.12]
+    """
+    for band in ("blue", "green", "red", "nir", "swir16"):
+        if band not in scenes:
+            raise MissingBandError(f"band {band!r} missing for spectral indices; add it to acquire.bands")
+    b, g, r, n, s1 = (scenes[k] for k in ("blue", "green", "red", "nir", "swir16"))
+    out = xr.Dataset(
+        {
+            "ndvi": _ratio(n - r, n + r),
+            "bsi": _ratio((s1 + r) - (n + b), (s1 + r) + (n + b)),
+            "mndwi": _ratio(g - s1, g + s1),
+            "bright": ((r + n + s1) / 3).astype("float32"),
+        }
+    )
+    if "swir22" in scenes:
+        s2 = scenes["swir22"]
+        out["ndti"] = _ratio(s1 - s2, s1 + s2)
+        out["nbr"] = _ratio(n - s2, n + s2)
+    return out
+
+
+def _ratio(num: xr.DataArray, den: xr.DataArray) -> xr.DataArray:
+    return (num / den.where(den != 0)).astype("float32")

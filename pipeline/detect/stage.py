@@ -1,0 +1,88 @@
+"""The detect stage of one AOI, as the run and the notebooks call it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import xarray as xr
+
+from ..config import DetectParams, RadarParams
+from ..radar import fuse_evidence
+from .confirm import confirm_change
+from .evidence import score_change
+from .flags import flag_excavation
+
+#: 0-d threshold variables :func:`detect_change` returns with the change rasters, and units.
+APPLIED_THRESHOLDS: dict[str, str] = {
+    "ndvi_drop_threshold": "NDVI units",
+    "vh_drop_threshold_db": "dB",
+}
+
+
+def detect_change(
+    masked: xr.Dataset,
+    *,
+    start: dt.date,
+    params: DetectParams,
+    radar: xr.Dataset | None = None,
+    radar_params: RadarParams | None = None,
+) -> tuple[xr.DataArray, xr.Dataset]:
+    """The lazy detect stage of one AOI: evidence (fused with radar when given), confirmation, flags.
+
+    Shared by :func:`pipeline.run.run_monitor` and the notebooks
+    (:func:`pipeline.explore.detect_sites`). Lazy in, lazy out: nothing is computed.
+
+    Parameters
+    ----------
+    masked
+        Cloud-masked ``(time, y, x)`` reflectance cube (:func:`pipeline.workflow.open_aoi_scenes`).
+    start
+        First day of the monitoring period.
+    params
+        Detection thresholds.
+    radar
+        Output of :func:`pipeline.radar.score_radar_change` on the same grid (see
+        :func:`pipeline.workflow.open_aoi_radar`), or ``None`` for optical evidence only.
+        Radar evidence is merged on the optical time axis by
+        :func:`pipeline.radar.fuse_evidence`, and the re-vegetation seen by either sensor is
+        merged the same way.
+    radar_params
+        ``radar_role`` and ``optical_gap_days`` for the fusion (default :class:`RadarParams`).
+
+    Returns
+    -------
+    flags, change
+        Lazy ``(y, x)`` flags from :func:`flag_excavation` and change rasters from
+        :func:`confirm_change`, plus the 0-d thresholds applied: ``ndvi_drop_threshold``
+        (NDVI units) and, with radar, ``vh_drop_threshold_db`` (dB); names are those of
+        :data:`APPLIED_THRESHOLDS`.
+    """
+    scored = score_change(masked, monitoring_start=start, params=params)
+    evidence, valid, regrowth = scored["evidence"], scored["valid"], scored["regrowth"]
+    if radar is not None:
+        rp = radar_params if radar_params is not None else RadarParams()
+        evidence, valid, regrowth = fuse_evidence(
+            evidence,
+            valid,
+            radar["evidence"],
+            radar["valid"],
+            radar_role=rp.radar_role,
+            optical_gap_days=rp.optical_gap_days,
+            regrowth=(regrowth, radar["regrowth"]),
+        )
+    change = confirm_change(
+        evidence,
+        valid,
+        min_confirmations=params.min_confirmations,
+        regrowth=regrowth,
+        min_regrowth_obs=params.regrowth_min_obs,
+        window_days=params.persistence_window_days,
+        rearm=params.rearm_after_regrowth,
+        rearm_season_gap_days=params.season_window_days,
+    )
+    # The thresholds actually applied (fixed, or the AOI's Otsu value) travel with the change
+    # rasters as 0-d variables, computed in the same pass, for the manifest and the bulletin.
+    change["ndvi_drop_threshold"] = scored["ndvi_drop_threshold"]
+    if radar is not None:
+        change["vh_drop_threshold_db"] = radar["vh_threshold_db"]
+    return flag_excavation(change, params=params), change
