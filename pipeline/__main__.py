@@ -39,10 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{monitor,train,demo,evaluate,cache,sources}"
+        dest="command", required=True, metavar="{monitor,train,assess,demo,evaluate,cache,sources}"
     )
     _add_monitor(sub)
     _add_train(sub)
+    _add_assess(sub)
     _add_demo(sub)
     _add_evaluate(sub)
     _add_cache(sub)
@@ -92,6 +93,20 @@ def _add_train(sub: Any) -> None:
         help="label polygons (GeoJSON, EPSG:4326) with property label = mining | not_mining (optional class)",
     )
     train.add_argument("--out", type=Path, required=True, help="model folder to write (model.skops, model_card.json)")
+
+
+def _add_assess(sub: Any) -> None:
+    assess = sub.add_parser(
+        "assess",
+        help="accuracy and area with confidence intervals (Olofsson et al. 2014)",
+        description="sample: draw a stratified random sample of a run's map (sites, a buffer ring, "
+        "stable land) with a before/after chip per point, for an analyst to label; estimate: the "
+        "error matrix, accuracies and the area of mining with its 95 %% confidence interval.",
+    )
+    assess.add_argument("action", choices=("sample", "estimate"))
+    assess.add_argument("--run", type=Path, required=True, help="output folder of a monitor run")
+    assess.add_argument("--n", type=int, help="sample: total points (default: the sample-size formula)")
+    assess.add_argument("--labels", type=Path, help="estimate: the labelled sample.csv")
 
 
 def _add_demo(sub: Any) -> None:
@@ -165,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _monitor(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "assess":
+            return _assess(args)
         if args.command == "demo":
             return _demo(args)
         if args.command == "cache":
@@ -214,6 +231,24 @@ def _train(args: argparse.Namespace) -> int:
     for aoi_id, message in sorted(report.failures.items()):
         print(f"failed: AOI {aoi_id}: {message}", file=sys.stderr)
     return report.exit_code
+
+
+def _assess(args: argparse.Namespace) -> int:
+    from .assess import estimate_run, sample_run
+
+    if args.action == "sample":
+        for path in sample_run(args.run.resolve(), n=args.n).values():
+            print(f"wrote {path}")
+        return 0
+    if args.labels is None:
+        raise_input("assess estimate needs --labels FILE.csv (the sample.csv with its label column filled)")
+    result = estimate_run(args.run.resolve(), args.labels.resolve())
+    print(f"excavated area {result['area_ha']} ha +- {result['area_ci95_ha']} (95 % CI, n = {result['n_points']} "
+          "checked points)")
+    for key in ("overall_accuracy", "users_accuracy", "producers_accuracy"):
+        print(f"{key}: {result[key]}")
+    print(f"wrote {args.run.resolve() / 'assessment' / 'estimate.json'}")
+    return 0
 
 
 def _cv_lines(cv: dict[str, Any]) -> list[str]:

@@ -1,0 +1,64 @@
+"""Parameters of the accuracy assessment (``assess`` section; :mod:`pipeline.assess`).
+
+Built like the sections of :mod:`pipeline.config` (frozen, unknown keys rejected, each field
+with its unit, source and a docstring), so that it can move into ``config.py`` unchanged.
+"""
+
+from __future__ import annotations
+
+from pipeline.config import _param, _Section
+
+__all__ = ["AssessParams"]
+
+_OLOFSSON = "Olofsson et al. 2014"
+_DESIGN = "design choice"
+_JUDGEMENT = "judgement, not sourced"
+
+
+class AssessParams(_Section):
+    """Stratified sample design of the accuracy assessment (Olofsson et al. 2014)."""
+
+    buffer_m: float = _param(100.0, unit="m", source=_JUDGEMENT, gt=0, le=5000)
+    """Width (m) of the ``buffer`` stratum, the ring around the detected sites. Omission hides
+    there: pit rims and young pits next to a mapped site, diggings of the same gravel bed.
+    Sampling the ring apart puts points where missed mining is, instead of spreading them over
+    the whole ``stable`` rest. Judgement: ten 10 m pixels, well inside the 250 m within which
+    diggings cluster (``sites.isolation_distance_m``)."""
+    site_users_accuracy: float = _param(0.8, unit="fraction (0–1)", source=_JUDGEMENT, gt=0, lt=1)
+    """Conjectured share of ``site`` points an analyst will label ``mining`` (the user's
+    accuracy of the site stratum), for the sample size. Judgement, not measured: replace it with
+    the figure of a first assessment."""
+    buffer_users_accuracy: float = _param(0.9, unit="fraction (0–1)", source=_JUDGEMENT, gt=0, lt=1)
+    """Conjectured share of ``buffer`` points labelled ``not_mining``; lower than ``stable``'s
+    because omission concentrates next to the sites. Judgement, not measured."""
+    stable_users_accuracy: float = _param(0.99, unit="fraction (0–1)", source=_JUDGEMENT, gt=0, lt=1)
+    """Conjectured share of ``stable`` points labelled ``not_mining``. Judgement, not measured."""
+    target_overall_se: float = _param(0.01, unit="fraction (0–1)", source=_OLOFSSON, gt=0, lt=0.5)
+    """Target standard error of the overall accuracy for the sample size formula
+    ``n = (sum_h W_h S_h / S(O))^2`` (Olofsson et al. 2014 eq. 13; 0.01 in their example)."""
+    min_site_n: int = _param(100, unit="points", source=_OLOFSSON, ge=2)
+    """Minimum sample size of the ``site`` stratum, a rare stratum that proportional allocation
+    would starve. Olofsson et al. (2014) recommend 50-100 points per rare class and the rest
+    allocated in proportion to area."""
+    min_buffer_n: int = _param(100, unit="points", source=_OLOFSSON, ge=2)
+    """Minimum sample size of the ``buffer`` stratum (see ``min_site_n``)."""
+    min_stable_n: int = _param(100, unit="points", source=_DESIGN, ge=2)
+    """Minimum sample size of the ``stable`` stratum: it covers most of the AOI, so mining
+    omitted there, though rare, weighs heavily on the area estimate; the variance needs at
+    least 2 points per stratum."""
+    seed: int = _param(0, unit="random seed", source=_DESIGN, ge=0)
+    """Seed of the random point draw (:func:`pipeline.assess.design.draw_sample`): the same
+    strata and seed give the same sample, so a sample can be redrawn and checked."""
+    ci_z: float = _param(1.96, unit="standard normal quantile", source=_OLOFSSON, gt=0)
+    """Confidence intervals are ``+- ci_z`` standard errors (1.96: 95 %)."""
+    chip_size_px: int = _param(64, unit="pixels", source=_DESIGN, ge=8, le=1024)
+    """Side of the before/after image chips written for the analyst (64 px: 640 m at 10 m)."""
+
+    def users_accuracy(self) -> dict[str, float]:
+        """Conjectured user's accuracy per stratum (``site``, ``buffer``, ``stable``)."""
+        return {"site": self.site_users_accuracy, "buffer": self.buffer_users_accuracy,
+                "stable": self.stable_users_accuracy}
+
+    def minimums(self) -> dict[str, int]:
+        """Minimum sample size per stratum."""
+        return {"site": self.min_site_n, "buffer": self.min_buffer_n, "stable": self.min_stable_n}

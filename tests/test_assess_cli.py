@@ -1,0 +1,97 @@
+"""``python -m pipeline assess sample|estimate --run OUT_DIR``: the contract, in process.
+
+A run folder is made by hand (``manifest.json``, ``sites.geojson``, the AOI file): the
+assessment reads only those, so no imagery is needed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+
+from pipeline.__main__ import main
+
+#: A 2 x 2 km AOI near Séguéla and two sites inside it (EPSG:4326).
+AOI = shapely.box(-6.60, 8.15, -6.582, 8.168)
+SITES = [shapely.box(-6.595, 8.155, -6.592, 8.158), shapely.box(-6.588, 8.160, -6.5855, 8.1625)]
+
+
+def _run(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "geometry": shapely.geometry.mapping(AOI),
+        "properties": {"aoi_id": "test-aoi", "name": "Test", "participant_iso3": "CIV", "participant": "Côte d'Ivoire"},
+    }]}), encoding="utf-8")
+    sites = gpd.GeoDataFrame({"site_id": ["s1", "s2"], "aoi_id": "test-aoi", "area_ha": [1.0, 1.0]},
+                             geometry=SITES, crs=4326)
+    sites.to_file(run / "sites.geojson", driver="GeoJSON")
+    manifest = {"bulletin_number": 1, "config": {"aois": [str(aoi)]},
+                "aois": {"test-aoi": {"status": "ok", "composites": []}}}
+    (run / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return run
+
+
+def _one_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1
+    return err[0]
+
+
+def test_sample_then_estimate_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _run(tmp_path)
+    assert main(["assess", "sample", "--run", str(run), "--n", "90"]) == 0
+    sample = pd.read_csv(run / "assessment" / "sample.csv", dtype=str, keep_default_na=False)
+    assert list(sample.columns) == ["point_id", "lon", "lat", "stratum", "label"]
+    assert set(sample["stratum"]) == {"site", "buffer", "stable"} and (sample["label"] == "").all()
+    assert len(sample) == pytest.approx(90, abs=2)
+    assert (run / "assessment" / "sample.gpkg").is_file()
+    # Label from a "truth": the sites are mining, and so is a strip the map missed.
+    missed = shapely.box(-6.5853, 8.160, -6.5845, 8.1625)
+    truth = shapely.union_all([*SITES, missed])
+    points = gpd.points_from_xy(sample["lon"].astype(float), sample["lat"].astype(float))
+    sample["label"] = ["mining" if truth.contains(p) else "not_mining" for p in points]
+    labels = tmp_path / "labels.csv"
+    sample.to_csv(labels, index=False)
+    capsys.readouterr()
+    assert main(["assess", "estimate", "--run", str(run), "--labels", str(labels)]) == 0
+    out = capsys.readouterr().out
+    assert "excavated area" in out and "95 % CI" in out
+    est = json.loads((run / "assessment" / "estimate.json").read_text(encoding="utf-8"))
+    for key in ("area_ha", "area_ci95_ha", "overall_accuracy", "users_accuracy", "producers_accuracy"):
+        assert key in est
+    true_ha = float(gpd.GeoSeries([truth], crs=4326).to_crs(32629).area.iloc[0] / 1e4)
+    assert abs(est["area_ha"] - true_ha) <= est["area_ci95_ha"] + 0.5
+
+
+def test_a_folder_without_a_run_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["assess", "sample", "--run", str(tmp_path)]) == 2
+    assert "manifest.json" in _one_error(capsys)
+    assert not (tmp_path / "assessment").exists()
+
+
+def test_estimate_before_sample_says_what_to_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _run(tmp_path)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("point_id,lon,lat,stratum,label\n", encoding="utf-8")
+    assert main(["assess", "estimate", "--run", str(run), "--labels", str(labels)]) == 2
+    assert "assess sample" in _one_error(capsys)
+
+
+def test_unknown_labels_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _run(tmp_path)
+    assert main(["assess", "sample", "--run", str(run), "--n", "30"]) == 0
+    sample = pd.read_csv(run / "assessment" / "sample.csv", dtype=str, keep_default_na=False)
+    sample["label"] = "gold"
+    labels = tmp_path / "labels.csv"
+    sample.to_csv(labels, index=False)
+    capsys.readouterr()
+    assert main(["assess", "estimate", "--run", str(run), "--labels", str(labels)]) == 2
+    line = _one_error(capsys)
+    assert "labels.csv" in line and "gold" in line
