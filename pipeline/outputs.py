@@ -123,6 +123,7 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
         config_digest=cfg.digest(),
         previous_number=previous_number,
         site_models=site_models(results),
+        assessment=previous_assessment(out_dir, previous_number),
     )
     outputs.update(bl.render_bulletin(context, out_dir, pdf=cfg.bulletin.pdf))
     manifest = build_manifest(results, cfg, info, context=context, outputs=outputs)
@@ -218,6 +219,20 @@ _APPLIED_DESCRIPTIONS: dict[str, str] = {
     "this AOI: radar.vh_drop_min_db, or with radar.threshold_method otsu the Otsu threshold of the AOI's "
     "pooled VH drops, never below radar.otsu_floor_db.",
 }
+
+
+def previous_assessment(out_dir: Path, previous_number: int | None) -> dict[str, Any] | None:
+    """The accuracy assessment of the previous bulletin's map (``assessment/estimate.json`` that
+    ``python -m pipeline assess`` wrote into this folder for that bulletin), else ``None``."""
+    folder = out_dir / "assessment"
+    try:
+        design = json.loads((folder / "design.json").read_text(encoding="utf-8"))
+        estimate = json.loads((folder / "estimate.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if previous_number is None or design.get("run") != previous_number:
+        return None
+    return {**estimate, "bulletin_number": previous_number}
 
 
 def site_models(results: Sequence[AOIResult]) -> list[dict[str, Any]]:

@@ -95,3 +95,25 @@ def test_unknown_labels_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["assess", "estimate", "--run", str(run), "--labels", str(labels)]) == 2
     line = _one_error(capsys)
     assert "labels.csv" in line and "gold" in line
+
+
+def test_the_next_bulletin_reports_the_assessed_area_of_the_previous_map(tmp_path: Path) -> None:
+    from pipeline.bulletin.summary import assessment_sentence
+    from pipeline.outputs import previous_assessment
+
+    run = _run(tmp_path)
+    assert previous_assessment(run, 1) is None
+    assert "not yet assessed" in assessment_sentence(None)
+    assert main(["assess", "sample", "--run", str(run), "--n", "30"]) == 0
+    sample = pd.read_csv(run / "assessment" / "sample.csv", dtype=str, keep_default_na=False)
+    points = gpd.points_from_xy(sample["lon"].astype(float), sample["lat"].astype(float))
+    sample["label"] = ["mining" if any(s.contains(p) for s in SITES) else "not_mining" for p in points]
+    sample.to_csv(tmp_path / "labels.csv", index=False)
+    assert main(["assess", "estimate", "--run", str(run), "--labels", str(tmp_path / "labels.csv")]) == 0
+    found = previous_assessment(run, 1)
+    assert found is not None and found["bulletin_number"] == 1
+    assert previous_assessment(run, 2) is None  # an assessment of another bulletin's map is not reported
+    text = assessment_sentence(found)
+    est = json.loads((run / "assessment" / "estimate.json").read_text(encoding="utf-8"))
+    assert f"excavated area {est['area_ha']} ha ± {est['area_ci95_ha']}" in text
+    assert f"n = {est['n_points']} checked points" in text and "bulletin 1" in text

@@ -149,6 +149,6 @@ def test_the_classifier_beats_the_rules_on_hard_distractors(tmp_path: Path) -> N
     summary = manifest["detection"]["site_models"][0]
     assert summary["digest"] == card["model_sha256"][:12]
     html = (tmp_path / "model" / "bulletin.html").read_text(encoding="utf-8")
-    assert "Site classifier model" in html and summary["digest"] in html
+    assert "Site classifier &#34;model&#34;" in html and summary["digest"] in html
     rules_html = (tmp_path / "rules" / "bulletin.html").read_text(encoding="utf-8")
     assert "No site classifier was applied" in rules_html

@@ -223,8 +223,8 @@ def _model_sentence(model: Mapping[str, Any]) -> str:
         + ", ".join(figures) if figures else ""
     )
     return (
-        f"Site classifier {model.get('name')} (model digest {model.get('digest')}, trained {created} on "
-        f"{model.get('n_training_candidates')} labelled candidates from {model.get('n_training_groups')} "
+        f"Site classifier \"{model.get('name')}\" (model digest {model.get('digest')}, trained {created} on "
+        f"{model.get('n_training_candidates')} labelled examples from {model.get('n_training_groups')} "
         f"label polygons) scored the candidates of {where}: a site's confidence is its calibrated "
         f"probability, and candidates under {float(model.get('threshold') or 0):.2f} were dropped{measured}."
     )

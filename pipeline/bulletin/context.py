@@ -85,5 +85,8 @@ class BulletinContext:
     software: dict[str, str]
     config_digest: str
     previous_number: int | None = None
+    assessment: dict[str, Any] | None = None
+    """The accuracy assessment of the previous bulletin's map (``assessment/estimate.json`` of
+    ``python -m pipeline assess``, with ``bulletin_number``), or ``None`` when there is none."""
     site_models: list[dict[str, Any]] = field(default_factory=list)
     """Site classifiers applied in the run (:func:`pipeline.outputs.site_models`); empty: rules only."""

@@ -44,6 +44,7 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
         "n_anomalies_elsewhere": len(elsewhere),
         "thresholds": _threshold_data(context.thresholds),
         "config_digest": context.config_digest,
+        "assessment": context.assessment,
         "detection": {
             "mode": "rules + site classifier" if context.site_models else "rules only",
             "site_models": [dict(m) for m in context.site_models],

@@ -32,11 +32,30 @@ def summarise(context: BulletinContext) -> list[str]:
         if a.error is not None:
             sentences.append(f"Processing failed for {a.name}: {str(a.error).rstrip('. ')}.")
     sentences.append(_previous_sentence(context))
+    sentences.append(assessment_sentence(context.assessment))
     if context.demonstration:
         sentences.append(
             "This is a demonstration on synthetic imagery: its figures describe no real place."
         )
     return sentences
+
+
+def assessment_sentence(assessment: dict[str, Any] | None) -> str:
+    """What the accuracy assessment says about the excavated area, or that there is none.
+
+    An assessment (``python -m pipeline assess``) checks a map that exists: the one of a bulletin
+    already issued. So a new bulletin's map is never assessed yet; the sentence reports the
+    assessment of the previous one when it exists.
+    """
+    if not assessment:
+        return ("Area estimate: this bulletin's map is not yet assessed (a stratified sample of points "
+                "checked by an analyst), so its hectares are mapped areas without a confidence interval.")
+    n, number = assessment.get("n_points"), assessment.get("bulletin_number")
+    return (
+        f"Area estimate: this bulletin's map is not yet assessed; the map of bulletin {number} was: "
+        f"excavated area {assessment.get('area_ha')} ha ± {assessment.get('area_ci95_ha')} "
+        f"(95 % CI, n = {n} checked points; mapped {assessment.get('mapped_area_ha')} ha)."
+    )
 
 
 def _scope_sentence(context: BulletinContext) -> str:
