@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from . import composites
 from .config import CompositeMethod
-from .errors import MissingBandError, MissingDimensionError
+from .errors import MissingBandError, MissingDimensionError, NoValidPixelsError
 from .types import DIMS, SCL_BAND
 
 __all__ = [
@@ -46,6 +46,33 @@ def reporting_periods(start: dt.date, end: dt.date, *, months: int) -> list[tupl
         out.append((max(cursor, start), min(nxt - dt.timedelta(days=1), end)))
         cursor = nxt
     return out
+
+
+def observation_windows(
+    data: xr.Dataset | xr.DataArray,
+    *,
+    monitoring_start: dt.date,
+    baseline_days: int,
+    what: str = "scene",
+    fix: str = "search from earlier (detect.baseline_days) or check the source's coverage",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices along ``time`` of the baseline observations (the ``baseline_days`` before
+    ``monitoring_start``) and of the monitoring ones (from ``monitoring_start`` on).
+
+    Raises
+    ------
+    NoValidPixelsError
+        Either window is empty (one line: ``what`` names the observations, ``fix`` the remedy).
+    """
+    times = pd.DatetimeIndex(data["time"].values)
+    start = pd.Timestamp(monitoring_start)
+    base_sel = (times < start) & (times >= start - pd.Timedelta(days=baseline_days))
+    mon_sel = times >= start
+    if not base_sel.any():
+        raise NoValidPixelsError(f"no {what} in the {baseline_days}-day baseline before {monitoring_start}; {fix}")
+    if not mon_sel.any():
+        raise NoValidPixelsError(f"no {what} on or after {monitoring_start}; check period.start/end")
+    return np.flatnonzero(base_sel), np.flatnonzero(mon_sel)
 
 
 def to_reflectance(scenes: xr.Dataset, *, bands: Sequence[str]) -> xr.Dataset:

@@ -71,7 +71,8 @@ import pandas as pd
 import xarray as xr
 
 from .config import RadarParams, RadarRole, SpeckleFilter, ThresholdMethod
-from .errors import CRSMismatchError, InputDataError, MissingBandError, MissingDimensionError, NoValidPixelsError
+from .errors import CRSMismatchError, InputDataError, MissingBandError, MissingDimensionError
+from .preprocess import observation_windows
 from .thresholds import otsu_threshold
 
 __all__ = [
@@ -240,7 +241,10 @@ def score_radar_change(
     for band in ("vh", "vv", "valid"):
         if band not in s1:
             raise MissingBandError(f"{band!r} missing for radar change; pass the output of radar.to_db")
-    base_idx, mon_idx = _radar_windows(s1, monitoring_start=monitoring_start, baseline_days=params.baseline_days)
+    base_idx, mon_idx = observation_windows(
+        s1, monitoring_start=monitoring_start, baseline_days=params.baseline_days, what="Sentinel-1 scene",
+        fix="search radar from earlier (radar.baseline_days) or check the collection's coverage",
+    )
     s1 = _single_time_chunk(s1)
     valid = s1["valid"].astype(bool)
     baseline = {p: s1[p].isel(time=base_idx).median("time", skipna=True).astype("float32") for p in ("vh", "vv")}
@@ -272,22 +276,6 @@ def score_radar_change(
         }
     )
     return out
-
-
-def _radar_windows(s1: xr.Dataset, *, monitoring_start: dt.date, baseline_days: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the baseline and monitoring observations; one-line errors when either is empty."""
-    times = pd.DatetimeIndex(s1["time"].values)
-    start = pd.Timestamp(monitoring_start)
-    base_sel = (times < start) & (times >= start - pd.Timedelta(days=baseline_days))
-    mon_sel = times >= start
-    if not base_sel.any():
-        raise NoValidPixelsError(
-            f"no Sentinel-1 scene in the {baseline_days}-day baseline before {monitoring_start}; "
-            "search radar from earlier (radar.baseline_days) or check the collection's coverage"
-        )
-    if not mon_sel.any():
-        raise NoValidPixelsError(f"no Sentinel-1 scene on or after {monitoring_start}; check period.start/end")
-    return np.flatnonzero(base_sel), np.flatnonzero(mon_sel)
 
 
 def _vh_threshold(vh_drop: xr.DataArray, params: RadarParams) -> xr.DataArray:

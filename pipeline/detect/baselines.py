@@ -9,7 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from ..config import DetectParams
-from ..errors import NoValidPixelsError
+from ..preprocess import observation_windows
 from ..thresholds import otsu_threshold
 
 
@@ -139,19 +139,8 @@ def seasonal_baseline(base_ndvi: xr.DataArray, times: xr.DataArray, *, params: D
 def _windows(
     data: xr.Dataset | xr.DataArray, *, monitoring_start: dt.date, baseline_days: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the baseline and the monitoring observations; one-line errors when either is empty."""
-    times = pd.DatetimeIndex(data["time"].values)
-    start = pd.Timestamp(monitoring_start)
-    base_sel = (times < start) & (times >= start - pd.Timedelta(days=baseline_days))
-    mon_sel = times >= start
-    if not base_sel.any():
-        raise NoValidPixelsError(
-            f"no scene in the {baseline_days}-day baseline before {monitoring_start}; "
-            "search from earlier (detect.baseline_days) or check the source's coverage"
-        )
-    if not mon_sel.any():
-        raise NoValidPixelsError(f"no scene on or after {monitoring_start}; check period.start/end")
-    return np.flatnonzero(base_sel), np.flatnonzero(mon_sel)
+    """Indices of the baseline and the monitoring observations (:func:`pipeline.preprocess.observation_windows`)."""
+    return observation_windows(data, monitoring_start=monitoring_start, baseline_days=baseline_days)
 
 
 def _ndvi_threshold(drops: xr.DataArray, params: DetectParams) -> xr.DataArray:

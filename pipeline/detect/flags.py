@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import xarray as xr
 from scipy import ndimage
@@ -50,12 +52,7 @@ def _open(flags: xr.DataArray, radius: int) -> xr.DataArray:
     def _open_np(block: np.ndarray) -> np.ndarray:
         return ndimage.binary_opening(block, structure=structure)
 
-    data = flags.data
-    if hasattr(data, "map_overlap"):
-        opened = data.map_overlap(_open_np, depth=radius + 1, boundary=False, dtype=bool)
-    else:
-        opened = _open_np(np.asarray(data))
-    return flags.copy(data=opened)
+    return _neighbourhood(flags, _open_np, depth=radius + 1)
 
 
 def _despeckle(flags: xr.DataArray, max_px: int) -> xr.DataArray:
@@ -69,9 +66,15 @@ def _despeckle(flags: xr.DataArray, max_px: int) -> xr.DataArray:
         small[0] = False
         return block & ~small[labels]
 
+    return _neighbourhood(flags, _despeckle_np, depth=max_px + 1)
+
+
+def _neighbourhood(flags: xr.DataArray, kernel: Callable[[np.ndarray], np.ndarray], *, depth: int) -> xr.DataArray:
+    """Apply a bool ``(y, x)`` neighbourhood kernel; on Dask through ``map_overlap`` with a halo
+    of ``depth`` pixels (outside the grid: False), so chunk edges stay exact."""
     data = flags.data
     if hasattr(data, "map_overlap"):
-        kept = data.map_overlap(_despeckle_np, depth=max_px + 1, boundary=False, dtype=bool)
+        out = data.map_overlap(kernel, depth=depth, boundary=False, dtype=bool)
     else:
-        kept = _despeckle_np(np.asarray(data))
-    return flags.copy(data=kept)
+        out = kernel(np.asarray(data))
+    return flags.copy(data=out)
