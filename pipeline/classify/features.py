@@ -39,10 +39,11 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.detect import spectral_indices
-from pipeline.errors import MissingBandError, MissingDimensionError, NoValidPixelsError
+from pipeline.errors import MissingBandError, MissingDimensionError
 from pipeline.sites import grid_transform
 
 from ..config import FeatureParams
+from ..preprocess import observation_windows
 from ._zonal import Zones, check_grid, rasterise_zones, ring_zones, shape_features, water_distance, zonal_mean_std
 
 __all__ = [
@@ -301,19 +302,10 @@ def _windows(
     masked: xr.Dataset, *, start: dt.date, baseline_days: int, params: FeatureParams
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Time indices of the baseline, monitoring and recent windows (coordinates only)."""
-    times = pd.DatetimeIndex(masked["time"].values)
-    t0 = pd.Timestamp(start)
-    base_idx = np.flatnonzero((times < t0) & (times >= t0 - pd.Timedelta(days=baseline_days)))
-    mon_sel = times >= t0
-    if base_idx.size == 0:
-        raise NoValidPixelsError(
-            f"no scene in the {baseline_days}-day baseline before {start}; search from earlier or check coverage"
-        )
-    if not mon_sel.any():
-        raise NoValidPixelsError(f"no scene on or after {start}; check period.start/end")
-    end = times[mon_sel].max()
-    recent_idx = np.flatnonzero(mon_sel & (times > end - pd.Timedelta(days=params.recent_days)))
-    return base_idx, np.flatnonzero(mon_sel), recent_idx
+    base_idx, mon_idx = observation_windows(masked, monitoring_start=start, baseline_days=baseline_days)
+    mon_times = pd.DatetimeIndex(masked["time"].values)[mon_idx]
+    recent_idx = mon_idx[mon_times > mon_times.max() - pd.Timedelta(days=params.recent_days)]
+    return base_idx, mon_idx, recent_idx
 
 
 def _indices(masked: xr.Dataset) -> xr.Dataset:
