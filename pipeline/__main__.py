@@ -39,11 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{monitor,train,assess,demo,evaluate,cache,sources}"
+        dest="command", required=True, metavar="{monitor,train,assess,review,demo,evaluate,cache,sources}"
     )
     _add_monitor(sub)
     _add_train(sub)
     _add_assess(sub)
+    _add_review(sub)
     _add_demo(sub)
     _add_evaluate(sub)
     _add_cache(sub)
@@ -89,8 +90,13 @@ def _add_train(sub: Any) -> None:
     )
     _add_run_options(train)
     train.add_argument(
-        "--labels", type=Path, required=True,
+        "--labels", type=Path,
         help="label polygons (GeoJSON, EPSG:4326) with property label = mining | not_mining (optional class)",
+    )
+    train.add_argument(
+        "--from-register", nargs="?", const=True, default=None, metavar="REGISTER",
+        help="also learn from analysts' verdicts in the site register (confirmed = mining, false_alarm = "
+        "not_mining); default register: review.register_path, else site_register.sqlite in the output folder",
     )
     train.add_argument("--out", type=Path, required=True, help="model folder to write (model.skops, model_card.json)")
 
@@ -107,6 +113,28 @@ def _add_assess(sub: Any) -> None:
     assess.add_argument("--run", type=Path, required=True, help="output folder of a monitor run")
     assess.add_argument("--n", type=int, help="sample: total points (default: the sample-size formula)")
     assess.add_argument("--labels", type=Path, help="estimate: the labelled sample.csv")
+
+
+def _add_review(sub: Any) -> None:
+    review = sub.add_parser(
+        "review",
+        help="record analysts' verdicts on sites in the site register",
+        description="record: one verdict on one site of a run; import: a CSV of verdicts (site_id, "
+        "verdict, analyst[, date, note]); list: the run's sites with their latest verdicts. Verdicts are "
+        "confirmed, false_alarm or uncertain; a false alarm never returns as a new site.",
+    )
+    review.add_argument("action", choices=("record", "import", "list"))
+    review.add_argument("--run", type=Path, required=True, help="output folder of a monitor run")
+    review.add_argument("--register", type=Path,
+                        help="site register (default: the run's review.register_path, else "
+                        "site_register.sqlite in the run's folder)")
+    review.add_argument("--site", help="record: the site_id judged")
+    review.add_argument("--verdict", choices=("confirmed", "false_alarm", "uncertain"), help="record: the verdict")
+    review.add_argument("--analyst", help="record: who judged (kept in the register only)")
+    review.add_argument("--note", default="", help="record: why (free text)")
+    review.add_argument("--date", type=_date, help="record: date of the judgement (default: today)")
+    review.add_argument("--verdicts", type=Path,
+                        help="import: CSV with columns site_id, verdict, analyst[, date, note]")
 
 
 def _add_demo(sub: Any) -> None:
@@ -182,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args)
         if args.command == "assess":
             return _assess(args)
+        if args.command == "review":
+            return _review(args)
         if args.command == "demo":
             return _demo(args)
         if args.command == "cache":
@@ -221,10 +251,15 @@ def _monitor(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from .classify import model_summary
     from .config import load_config
+    from .register import SiteRegister, register_path
     from .training import train_model
 
     cfg = load_config(args.config, **_run_overrides(args))
-    report = train_model(cfg, labels=args.labels.resolve(), out_dir=args.out.resolve())
+    register = None
+    if args.from_register is not None:
+        register = SiteRegister(register_path(cfg) if args.from_register is True else Path(args.from_register))
+    labels = args.labels.resolve() if args.labels else None
+    report = train_model(cfg, labels=labels, register=register, out_dir=args.out.resolve())
     print(f"wrote {report.model_dir}")
     for line in _cv_lines(model_summary(report.model)["cv"]):
         print(line)
@@ -247,7 +282,51 @@ def _assess(args: argparse.Namespace) -> int:
           "checked points)")
     for key in ("overall_accuracy", "users_accuracy", "producers_accuracy"):
         print(f"{key}: {result[key]}")
+    for stratum, info in sorted(result.get("unanimous_strata", {}).items()):
+        print(f"note: every {stratum} point is {info['label']}; the interval cannot weigh what {info['n']} points "
+              f"miss: up to {info['other_label_ha_max']} ha {info['other_label']} (rule of three, 95 %)")
     print(f"wrote {args.run.resolve() / 'assessment' / 'estimate.json'}")
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .register import read_verdicts_csv, run_register, run_verdicts
+
+    register = run_register(args.run.resolve(), args.register)
+    if args.action == "list":
+        return _review_list(args.run.resolve(), register)
+    if args.action == "import":
+        if args.verdicts is None:
+            raise_input("review import needs --verdicts FILE.csv (columns site_id, verdict, analyst[, date, note])")
+        entries = read_verdicts_csv(args.verdicts)
+    else:
+        missing = [o for o, v in (("--site", args.site), ("--verdict", args.verdict), ("--analyst", args.analyst))
+                   if not v]
+        if missing:
+            raise_input(f"review record needs {', '.join(missing)} (e.g. --site ID --verdict false_alarm "
+                        "--analyst NAME)")
+        entries = pd.DataFrame([{"site_id": args.site, "verdict": args.verdict, "analyst": args.analyst,
+                                 "note": args.note, "date": args.date.isoformat() if args.date else None}])
+    n = register.record(run_verdicts(args.run.resolve(), entries))
+    print(f"recorded {n} verdict{'' if n == 1 else 's'} in {register.path}")
+    return 0
+
+
+def _review_list(run: Path, register: Any) -> int:
+    import geopandas as gpd
+
+    latest = register.latest().set_index("site_id")
+    for name in ("sites.geojson", "sites_dismissed.geojson"):
+        path = run / name
+        if not path.is_file():
+            continue
+        for _, site in gpd.read_file(path).iterrows():
+            sid = str(site["site_id"])
+            verdict = latest["verdict"].get(sid, "unreviewed")
+            when = latest["reviewed_on"].get(sid, "")
+            print(f"{sid}\t{site['aoi_id']}\t{site['status']}\t{float(site['area_ha']):.2f} ha\t{verdict}\t{when}")
     return 0
 
 

@@ -18,7 +18,9 @@ from typing import IO, Any
 import geopandas as gpd
 import pandas as pd
 
-__all__ = ["atomic_path", "atomic_write", "write_csv", "write_geojson", "write_json"]
+from .errors import ConfigError
+
+__all__ = ["atomic_path", "atomic_write", "read_run_manifest", "write_csv", "write_geojson", "write_json"]
 
 
 @contextlib.contextmanager
@@ -74,3 +76,20 @@ def write_geojson(frame: gpd.GeoDataFrame, target: str | Path) -> Path:
         fh.write(data)
         fh.write("\n")
     return Path(target)
+
+
+def read_run_manifest(run_dir: str | Path) -> dict[str, Any]:
+    """The ``manifest.json`` of a monitor run's output folder.
+
+    Raises
+    ------
+    ConfigError
+        ``run_dir`` holds no readable manifest (not a monitor run's output folder).
+    """
+    path = Path(run_dir) / "manifest.json"
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; pass --run the output folder of a `python -m pipeline monitor` run")
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}); re-run monitor into that folder") from None

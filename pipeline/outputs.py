@@ -27,7 +27,7 @@ import pandas as pd
 import rasterio
 
 from . import bulletin as bl
-from . import sites
+from . import register, sites
 from .config import MonitorConfig, field_unit, threshold_table
 from .crosscheck import crosscheck_production, review_statistics
 from .declared import DeclaredTable, read_declared_production, read_trade, read_windows
@@ -59,7 +59,7 @@ SOFTWARE = (
 )
 
 _ACTIVITY_COLUMNS = ["aoi_id", "period_start", "period_end", "disturbed_ha", "new_ha", "valid_fraction"]
-_SITE_OUTPUT_COLUMNS = [*sites.SITE_COLUMNS, "n_occluded", "geometry"]
+_SITE_OUTPUT_COLUMNS = [*sites.SITE_COLUMNS, "n_occluded", *register.VERDICT_COLUMNS, "geometry"]
 
 
 @dataclass
@@ -102,6 +102,7 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
     new_since = sorted(set(all_sites["site_id"]) - previous_ids) if previous_number else []
 
     outputs = _write_tables(all_sites, activity, crosscheck, pd.concat([flags, anomalies], ignore_index=True), out_dir)
+    outputs["sites_dismissed.geojson"] = write_geojson(dismissed_table(results), out_dir / "sites_dismissed.geojson")
     software = software_versions()
     context = bl.BulletinContext(
         number=number,
@@ -138,14 +139,21 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
 
 def site_table(results: Sequence[AOIResult]) -> gpd.GeoDataFrame:
     """Every successful AOI's sites in EPSG:4326, ``sites.geojson`` columns."""
-    parts = [
-        r.sites.to_crs(4326)[_SITE_OUTPUT_COLUMNS]
-        for r in results
-        if r.error is None and r.sites is not None and not r.sites.empty
-    ]
-    if parts:
-        return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326)
-    return _empty_sites(crs=4326)
+    return _sites_4326([r.sites for r in results if r.error is None])
+
+
+def dismissed_table(results: Sequence[AOIResult]) -> gpd.GeoDataFrame:
+    """Sites analysts judged false alarms (``sites_dismissed.geojson``; :mod:`pipeline.register`)."""
+    return _sites_4326([r.dismissed for r in results if r.error is None])
+
+
+def _sites_4326(frames: Sequence[gpd.GeoDataFrame | None]) -> gpd.GeoDataFrame:
+    parts = [f.to_crs(4326)[_SITE_OUTPUT_COLUMNS] for f in frames if f is not None and not f.empty]
+    if not parts:
+        return _empty_sites(crs=4326)
+    out = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326)
+    out["reviewed_on"] = [None if d is None or pd.isna(d) else str(d) for d in out["reviewed_on"]]
+    return out
 
 
 def activity_table(results: Sequence[AOIResult]) -> pd.DataFrame:
@@ -398,6 +406,7 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], *, empty_activity: pd.Da
         n_radar_scenes=len(r.radar_items),
         composites=r.composites,
         site_model=r.site_model,
+        dismissed=r.dismissed.to_crs(4326) if r.dismissed is not None else None,
     )
 
 
@@ -412,6 +421,7 @@ def _manifest_aoi(r: AOIResult) -> dict[str, Any]:
         "timings_s": r.timings,
         "n_items": len(r.items),
         "n_sites": 0 if r.sites is None else len(r.sites),
+        "n_dismissed": 0 if r.dismissed is None else len(r.dismissed),
         "skipped_items": r.skipped,
         "radar": {"status": r.radar_status, "n_items": len(r.radar_items)},
         "overrides": aoi_overrides(r.row),

@@ -29,6 +29,7 @@ from .errors import ConfigError, MonitorError, SearchError
 from .jobs import AOIJob, monitoring_period, plan_jobs
 from .outputs import RunInfo, RunReport, write_outputs
 from .providers import get_provider
+from .register import SiteRegister, register_path
 from .workflow import radar_source, run_aoi
 
 log = logging.getLogger("pipeline")
@@ -69,6 +70,8 @@ def run_monitor(
     start, end, periods = monitoring_period(cfg, today=today)
     preflight_source(cfg)
     radar_down = preflight_radar(cfg)
+    # Analysts' verdicts (read only; a register that cannot be read is bad input).
+    verdicts = SiteRegister(register_path(cfg)).latest()
     # The client comes first: a scheduler that cannot be reached is bad input, and
     # nothing may be written before bad input is found.
     with dask_client(cfg) as client, acquire.gdal_env(cfg.gdal_options):
@@ -90,7 +93,8 @@ def run_monitor(
                 "workers": len(client.scheduler_info()["workers"]),
             }
             results = [
-                run_aoi(job, radar_down=radar_down, model=models.get(job.cfg.detect.site_model)) for job in jobs
+                run_aoi(job, radar_down=radar_down, model=models.get(job.cfg.detect.site_model), verdicts=verdicts)
+                for job in jobs
             ]
             info = RunInfo(start=start, end=end, periods=periods, truth=truth, t0=t0, dask_info=dask_info)
             return write_outputs(results, aois, cfg, info)

@@ -43,6 +43,7 @@ from .classify import (
 from .config import MonitorConfig
 from .errors import ConfigError, MonitorError
 from .jobs import AOIJob, plan_jobs
+from .register import SiteRegister, verdict_labels
 from .run import configure_workers, dask_client, preflight_radar, preflight_source
 from .workflow import CandidateEvidence, candidate_evidence
 
@@ -65,24 +66,52 @@ class TrainReport:
 
 
 def train_model(
-    cfg: MonitorConfig, *, labels: Path, out_dir: Path, today: dt.date | None = None
+    cfg: MonitorConfig,
+    *,
+    labels: Path | None = None,
+    register: SiteRegister | None = None,
+    out_dir: Path,
+    today: dt.date | None = None,
 ) -> TrainReport:
-    """Train a site classifier on the label polygons ``labels`` over the AOIs of ``cfg``.
+    """Train a site classifier over the AOIs of ``cfg`` on the label polygons ``labels``, the
+    analysts' verdicts of ``register`` (:func:`pipeline.register.verdict_labels`), or both.
 
     Raises
     ------
     ConfigError
-        Bad labels file, no labelled candidate in any AOI, too few label polygons of a
-        class (one line with the counts), or every AOI failed.
+        Neither labels nor verdicts, a bad labels file, no labelled candidate in any AOI, too
+        few label polygons of a class (one line with the counts), or every AOI failed.
     MonitorError
         Bad AOI files or an unreachable source, before anything is computed.
     """
-    label_polys = read_labels(labels)
+    label_polys = training_labels(labels, register)
     table, failures = collect_training_rows(cfg, label_polys, today=today)
     model = fit_site_model(cfg, table, label_polys, failures=failures)
     path = model.save(out_dir)
     log.info("train: model written to %s (%d rows, %d label polygons)", path, len(table), table["group"].nunique())
     return TrainReport(model_dir=path, model=model, failures=failures)
+
+
+def training_labels(labels: Path | None, register: SiteRegister | None) -> gpd.GeoDataFrame:
+    """The label polygons of a labels file and of a register's verdicts, together.
+
+    Raises
+    ------
+    ConfigError
+        Neither given, or the register holds no ``confirmed`` / ``false_alarm`` verdict.
+    """
+    parts = []
+    if labels is not None:
+        parts.append(read_labels(labels))
+    if register is not None:
+        verdicts = verdict_labels(register)
+        if verdicts.empty:
+            raise ConfigError(f"site register {register.path}: no confirmed or false_alarm verdict to learn from; "
+                              "record verdicts with `python -m pipeline review record` first")
+        parts.append(verdicts)
+    if not parts:
+        raise ConfigError("train needs --labels LABELS.geojson, --from-register, or both")
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=4326)
 
 
 def collect_training_rows(

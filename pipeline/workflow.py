@@ -28,7 +28,7 @@ import pystac
 import rasterio.features
 import xarray as xr
 
-from . import acquire, composites, detect, preprocess, radar, search, sites
+from . import acquire, composites, detect, preprocess, radar, register, search, sites
 from . import cache as window_cache
 from .classify import SiteModel, candidate_features, feature_rasters, model_summary, radar_rasters
 from .config import MonitorConfig, SourceParams
@@ -97,6 +97,9 @@ class AOIResult:
     ``None`` when the rules alone decided."""
     n_candidates: int = 0
     """Candidates the rules proposed (with a site model: before the classifier's cut)."""
+    dismissed: gpd.GeoDataFrame | None = None
+    """Sites an analyst judged ``false_alarm`` (:mod:`pipeline.register`), in the AOI's UTM CRS:
+    out of :attr:`sites` and of the activity series, listed apart."""
 
     @classmethod
     def for_job(cls, job: AOIJob) -> AOIResult:
@@ -139,16 +142,24 @@ class AOICandidates:
     features: pd.DataFrame | None
 
 
-def run_aoi(job: AOIJob, *, radar_down: str | None = None, model: SiteModel | None = None) -> AOIResult:
+def run_aoi(
+    job: AOIJob,
+    *,
+    radar_down: str | None = None,
+    model: SiteModel | None = None,
+    verdicts: gpd.GeoDataFrame | None = None,
+) -> AOIResult:
     """Run one AOI end to end; a :class:`MonitorError` is recorded on the result, not raised.
 
     ``radar_down``: why the radar source was found unreachable before the run (every AOI
     then runs optical-only without paying retries), or ``None``. ``model``: the site
     classifier that scores the rules' candidates (``detect.site_model``), or ``None``.
+    ``verdicts``: the site register's latest verdicts (:meth:`pipeline.register.SiteRegister.latest`),
+    or ``None``.
     """
     result = AOIResult.for_job(job)
     try:
-        _process_aoi(result, job, radar_down=radar_down, model=model)
+        _process_aoi(result, job, radar_down=radar_down, model=model, verdicts=verdicts)
     except MonitorError as exc:
         result.error = " ".join(str(exc).split())
         log.error("AOI %s failed: %s", job.aoi_id, result.error)
@@ -320,7 +331,14 @@ def candidate_evidence(job: AOIJob, *, radar_down: str | None = None) -> Candida
 # --------------------------------------------------------------------------- the AOI's stages
 
 
-def _process_aoi(result: AOIResult, job: AOIJob, *, radar_down: str | None, model: SiteModel | None) -> None:
+def _process_aoi(
+    result: AOIResult,
+    job: AOIJob,
+    *,
+    radar_down: str | None,
+    model: SiteModel | None,
+    verdicts: gpd.GeoDataFrame | None,
+) -> None:
     cfg = job.cfg
     cube = open_aoi_scenes(job, result=result)
     scored_radar = None
@@ -341,6 +359,14 @@ def _process_aoi(result: AOIResult, job: AOIJob, *, radar_down: str | None, mode
         log.info("AOI %s: site model %s kept %d of %d candidates", job.aoi_id, result.site_model["name"],
                  len(site_gdf), len(cands.sites))
     site_gdf = sites.track_sites(site_gdf, _previous_sites(cfg.out_dir, job.aoi_id))
+    own_verdicts = verdicts[verdicts["aoi_id"] == job.aoi_id] if verdicts is not None else None
+    site_gdf = register.apply_verdicts(site_gdf, own_verdicts, min_overlap_frac=cfg.review.match_overlap_frac)
+    dismissed = site_gdf["verdict"] == "false_alarm"
+    if dismissed.any():
+        result.dismissed = site_gdf[dismissed].reset_index(drop=True)
+        site_gdf = site_gdf[~dismissed].reset_index(drop=True)
+        site_mask = site_mask & _outside(result.dismissed, cube.grid, shape=site_mask.shape)
+        log.info("AOI %s: %d site(s) dismissed as false alarms by analysts", job.aoi_id, len(result.dismissed))
     assert computed.views is not None
     result.activity = sites.activity_series(
         site_mask,
@@ -520,6 +546,13 @@ def _masked_cube(items: list[pystac.Item], cfg: MonitorConfig, *, grid: AOIGrid,
 def _rgb(views: xr.Dataset, index: int) -> np.ndarray:
     rgb = np.stack([views[b].isel(period=index).values for b in ("red", "green", "blue")], axis=-1)
     return rgb.astype("float32")
+
+
+def _outside(shapes: gpd.GeoDataFrame, grid: AOIGrid, *, shape: tuple[int, ...]) -> np.ndarray:
+    """True on the grid's pixels outside every polygon of ``shapes`` (any CRS)."""
+    return rasterio.features.geometry_mask(
+        shapes.to_crs(grid.crs).geometry, out_shape=shape, transform=grid.transform
+    )
 
 
 def _previous_sites(out_dir: Path, aoi_id: str) -> gpd.GeoDataFrame | None:

@@ -457,3 +457,23 @@ def test_write_chips_before_and_after(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no band description"):
         write_chips(points, [_composite(tmp_path / "bare.tif", start="2022-01-01", end="2022-06-30", patch=1,
                                         descriptions=False)], tmp_path / "c2")
+
+
+def test_unanimous_strata_report_the_rule_of_three_bound() -> None:
+    from pipeline.assess.runs import unanimous_strata
+    from pipeline.bulletin.summary import unseen_clause
+
+    labelled = pd.DataFrame({
+        "stratum": ["site"] * 50 + ["buffer"] * 100 + ["stable"] * 60,
+        "label": ["mining"] * 48 + ["not_mining"] * 2 + ["not_mining"] * 100 + ["not_mining"] * 60,
+    })
+    areas = {"site": 20.0, "buffer": 60.0, "stable": 1200.0}
+    out = unanimous_strata(labelled, areas)
+    assert set(out) == {"buffer", "stable"}  # the site stratum saw both labels
+    assert out["buffer"] == {"n": 100, "label": "not_mining", "other_label": "mining", "other_label_ha_max": 1.8}
+    assert out["stable"]["other_label_ha_max"] == 60.0  # 3 / 60 of 1200 ha
+    clause = unseen_clause({"unanimous_strata": out})
+    assert clause == (" No sampled point of buffer and stable was mining, which the interval cannot weigh: by the "
+                      "rule of three, up to 1.8 ha in the buffer stratum and 60.0 ha in the stable stratum could "
+                      "still be (95 % confidence).")
+    assert unseen_clause({"unanimous_strata": {}}) == ""

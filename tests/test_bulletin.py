@@ -458,3 +458,68 @@ def test_bulletin_json(rendered: tuple[BulletinContext, dict[str, Path]]) -> Non
     assert kasai["name"] == f"Tshikapa {EVIL}" and kasai["status_counts"]["new"] == 2
     assert data["n_anomalies_shown"] == 1 and data["n_anomalies_elsewhere"] == 1
     assert data["summary"] == summarise(context)
+
+
+# --------------------------------------------------------------------------- review and assessment
+
+ASSESSMENT = {
+    "bulletin_number": 6, "area_ha": 24.21, "area_ci95_ha": 2.74, "mapped_area_ha": 22.23,
+    "overall_accuracy": 0.998, "overall_accuracy_ci95": 0.002, "n_points": 312,
+    "users_accuracy": {"mining": 0.97, "not_mining": 0.999},
+    "users_accuracy_ci95": {"mining": 0.033, "not_mining": 0.001},
+    "producers_accuracy": {"mining": 0.92, "not_mining": 0.9999},
+    "producers_accuracy_ci95": {"mining": 0.071, "not_mining": 0.0001},
+    "error_matrix_counts": {"mining": {"mining": 97, "not_mining": 3}, "not_mining": {"mining": 4, "not_mining": 208}},
+    "n_per_stratum": {"buffer": 104, "site": 100, "stable": 108},
+    "stratum_area_ha": {"site": 22.23, "buffer": 61.5, "stable": 1160.1},
+}
+
+
+def _reviewed(context: BulletinContext) -> BulletinContext:
+    """The Kasai AOI with one site confirmed, one uncertain, and a false alarm set apart."""
+    kasai = context.aois[0]
+    verdicts = ["confirmed", "uncertain", "unreviewed", "unreviewed", "unreviewed"]
+    dates = [dt.date(2024, 10, 1), dt.date(2024, 10, 2), None, None, None]
+    sites = kasai.sites.assign(verdict=verdicts, reviewed_on=dates)
+    sites_utm = kasai.sites_utm.assign(verdict=verdicts, reviewed_on=dates)
+    fa = kasai.sites.iloc[[0]].assign(site_id="cd-kasai-01-0099", area_ha=4.5, verdict="false_alarm",
+                                      reviewed_on=dt.date(2024, 9, 1))
+    fa["geometry"] = fa.geometry.translate(0.004, 0.004)
+    aois = [replace(kasai, sites=sites, sites_utm=sites_utm, dismissed=fa), *context.aois[1:]]
+    return replace(context, aois=aois, assessment=ASSESSMENT)
+
+
+def test_verdicts_dismissed_sites_and_assessment_in_the_bulletin(tmp_path: Path) -> None:
+    context = _reviewed(make_context())
+    out = render_bulletin(context, tmp_path, pdf=False)
+    html = out["bulletin.html"].read_text(encoding="utf-8")
+    kasai = html.split('id="aoi-cd-kasai-01"')[1].split("</section>")[0]
+    assert "<strong>confirmed</strong> 2024-10-01" in kasai and "<strong>uncertain</strong> 2024-10-02" in kasai
+    assert kasai.count('small">unreviewed</td>') == 3
+    dismissed = kasai.split("Dismissed by analysts")[1]
+    assert "cd-kasai-01-0099" in dismissed and "4.5" in dismissed and "2024-09-01" in dismissed
+    # The false alarm is counted nowhere: not a site row, and the summary says so.
+    rows = kasai.split("Dismissed by analysts")[0]
+    assert "cd-kasai-01-0099" not in rows
+    review = next(s for s in summarise(context) if s.startswith("Review:"))
+    assert review == ("Review: analysts have confirmed 1 of the 6 sites as mining, judged 1 uncertain and dismissed "
+                      "1 further site (4.5 ha) as a false alarm, which no figure of this bulletin counts; 4 of the "
+                      "6 sites are unreviewed.")
+    # The annex: strata, error matrix and accuracies from the estimate.
+    annex = html.split("Accuracy assessment")[1].split("<h3>")[0]
+    assert "24.21 ha ± 2.74" in annex and "22.23 ha" in annex and "312" in annex
+    for n in ("97", "3", "4", "208", "100", "104", "108"):
+        assert f'<td class="num">{n}</td>' in annex, n
+    assert "97.0 % ± 3.3" in annex and "92.0 % ± 7.1" in annex and "99.8 % ± 0.2" in annex
+    data = json.loads(out["bulletin.json"].read_text(encoding="utf-8"))
+    assert data["assessment"]["area_ci95_ha"] == 2.74
+    aoi = data["aois"][0]
+    assert aoi["verdict_counts"] == {"confirmed": 1, "uncertain": 1, "unreviewed": 3}
+    assert aoi["dismissed_false_alarms"] == ["cd-kasai-01-0099"]
+
+
+def test_without_assessment_the_annex_says_not_yet_assessed(tmp_path: Path) -> None:
+    html = render_bulletin(_without_figures(make_context()), tmp_path, pdf=False)["bulletin.html"]
+    annex = html.read_text(encoding="utf-8").split("Accuracy assessment")[1].split("<h3>")[0]
+    assert "Not yet assessed" in annex
+    assert not any(s.startswith("Review:") for s in summarise(make_context()))

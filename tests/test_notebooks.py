@@ -42,11 +42,12 @@ SPEC = ScenarioSpec(
 )
 #: Public names of the stage modules: a notebook must import these, never define them.
 STAGE_MODULES = ("acquire", "search", "preprocess", "detect", "sites", "crosscheck", "declared",
-                 "evaluate", "aoi", "bulletin.figures", "bulletin", "explore", "run", "workflow", "jobs", "classify")
+                 "evaluate", "aoi", "bulletin.figures", "bulletin", "explore", "run", "workflow", "jobs", "classify",
+                 "assess", "register", "training")
 
 
 def test_notebooks_exist() -> None:
-    assert NAMES == ["01_explore_aoi.ipynb", "02_tune_detector.ipynb", "03_crosscheck.ipynb"]
+    assert NAMES == ["01_explore_aoi.ipynb", "02_tune_detector.ipynb", "03_crosscheck.ipynb", "04_review_loop.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
@@ -169,3 +170,18 @@ def test_crosscheck(kernel_env: None, demo_dir: Path, tmp_path: Path) -> None:
     assert "statistics_jump" in text  # CIV's 2015 jump in the declared series
     assert _images(nb) >= 3
     assert json.loads((demo_dir / "manifest.json").read_text())["aois"]  # the run it read
+
+
+@pytest.mark.slow
+def test_review_loop(kernel_env: None, demo_dir: Path, tmp_path: Path) -> None:
+    """Sample, label from the truth, estimate, record verdicts, re-run, retrain (two more
+    pipeline passes over the small scene: ``make notebooks`` / ``make test-all``). Runs last:
+    it re-runs monitor into the shared demo folder."""
+    nb = _execute(REPO / "notebooks" / "04_review_loop.ipynb", tmp_path)
+    text = _text(nb)
+    assert "the interval holds the true area: True" in text
+    assert "no false alarm among the sites: True" in text
+    assert "grouped CV" in text
+    assert _images(nb) >= 1  # a chip
+    manifest = json.loads((demo_dir / "manifest.json").read_text())
+    assert manifest["bulletin_number"] == 2

@@ -33,11 +33,11 @@ Workflow::
 
 from __future__ import annotations
 
+from ..config import AssessParams
 from .chips import RGB_BANDS, write_chips
 from .design import allocate_sample, draw_sample, expected_overall_se, plan_sample, sample_size, stratify
 from .estimate import MAP_CLASS, REFERENCE_CLASSES, STRATA, AccuracyEstimate, count_matrix, estimate_accuracy
 from .files import SAMPLE_CSV_COLUMNS, read_labels_csv, write_sample
-from .params import AssessParams
 from .runs import ASSESSMENT_DIR, estimate_run, sample_run
 
 __all__ = [

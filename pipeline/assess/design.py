@@ -29,8 +29,8 @@ from shapely.geometry.base import BaseGeometry
 from pipeline.aoi import utm_crs_for
 from pipeline.errors import ConfigError
 
+from ..config import AssessParams
 from .estimate import MAP_CLASS, STRATA
-from .params import AssessParams
 
 __all__ = [
     "allocate_sample",

@@ -29,14 +29,14 @@ import numpy as np
 import pandas as pd
 
 from ..aoi import read_aois
+from ..config import AssessParams
 from ..errors import ConfigError
 from ..evaluate import read_sites
-from ..io import write_json
+from ..io import read_run_manifest, write_json
 from .chips import write_chips
 from .design import allocate_sample, draw_sample, plan_sample, stratify
 from .estimate import MAP_CLASS, STRATA, count_matrix, estimate_accuracy
 from .files import read_labels_csv, write_sample
-from .params import AssessParams
 
 __all__ = ["ASSESSMENT_DIR", "estimate_run", "sample_run"]
 
@@ -44,24 +44,30 @@ __all__ = ["ASSESSMENT_DIR", "estimate_run", "sample_run"]
 ASSESSMENT_DIR = "assessment"
 
 
-def sample_run(run_dir: str | Path, *, n: int | None = None, params: AssessParams | None = None) -> dict[str, Path]:
+def sample_run(
+    run_dir: str | Path, *, n: int | None = None, params: AssessParams | None = None, chips: bool = True
+) -> dict[str, Path]:
     """Draw the stratified sample of a run; see the module docstring. Returns the files written.
+
+    ``chips=False`` skips the before/after chips (simulations that label from a known truth).
 
     Raises
     ------
     ConfigError
         ``run_dir`` is not a monitor run's output folder, or ``n`` is below 2 per stratum.
     """
-    params = params or AssessParams()
     run = Path(run_dir)
-    manifest = _manifest(run)
+    manifest = read_run_manifest(run)
+    params = params or run_params(manifest)
     strata = _strata(run, manifest, params)
     pooled = strata.groupby("stratum")["area_ha"].sum().reindex(list(STRATA), fill_value=0.0)
     sizes = _sizes(strata, pooled, n=n, params=params)
     points = _draw(strata, pooled, sizes, seed=params.seed)
     out = run / ASSESSMENT_DIR
-    chips = write_chips(points, _composites(run, manifest), out / "chips", size_px=params.chip_size_px)
-    written = write_sample(points, out, chips=chips)
+    chip_table = (
+        write_chips(points, _composites(run, manifest), out / "chips", size_px=params.chip_size_px) if chips else None
+    )
+    written = write_sample(points, out, chips=chip_table)
     design = {
         "method": "Olofsson et al. 2014 stratified estimation (strata: site, buffer, stable)",
         "run": manifest.get("bulletin_number"),
@@ -84,7 +90,7 @@ def estimate_run(
         No ``assessment/design.json`` (run ``assess sample`` first), or a bad labels file
         (one line naming the file, the row and the fix).
     """
-    params = params or AssessParams()
+    params = params or run_params(read_run_manifest(run_dir))
     out = Path(run_dir) / ASSESSMENT_DIR
     design_path = out / "design.json"
     if not design_path.is_file():
@@ -95,9 +101,32 @@ def estimate_run(
     areas = {h: float(a) for h, a in design["stratum_area_ha"].items() if float(a) > 0}
     counts = count_matrix(labelled, strata=tuple(areas))
     est = estimate_accuracy(counts, stratum_areas=areas, map_class={h: MAP_CLASS[h] for h in areas}, z=params.ci_z)
-    result = _result(est, labelled)
+    result = {**_result(est, labelled), "unanimous_strata": unanimous_strata(labelled, areas)}
     write_json(result, out / "estimate.json")
     return result
+
+
+def unanimous_strata(labelled: pd.DataFrame, areas: Mapping[str, float]) -> dict[str, dict[str, Any]]:
+    """Strata whose points all got one label, where the stratified standard error is 0.
+
+    A proportion observed as 0 of ``n`` has an estimated variance of 0, so such a stratum adds
+    nothing to the interval although mining (or its absence) may still hide there. For each,
+    the rule of three (Hanley & Lippman-Hand 1983) bounds the unseen share at ``3 / n`` with
+    95 % confidence: ``other_label_ha_max`` is that share of the stratum's area. Reported next
+    to the interval, never folded into it (the estimators stay Olofsson et al.'s).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for stratum, group in labelled.groupby("stratum", sort=True):
+        labels = set(group["label"])
+        if len(labels) != 1 or str(stratum) not in areas:
+            continue
+        label = labels.pop()
+        n = len(group)
+        out[str(stratum)] = {
+            "n": n, "label": label, "other_label": "not_mining" if label == "mining" else "mining",
+            "other_label_ha_max": round(3.0 / n * float(areas[str(stratum)]), 2),
+        }
+    return out
 
 
 def _result(est: Any, labelled: pd.DataFrame) -> dict[str, Any]:
@@ -127,14 +156,15 @@ def _result(est: Any, labelled: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _manifest(run: Path) -> dict[str, Any]:
-    path = run / "manifest.json"
-    if not path.is_file():
-        raise ConfigError(f"{path} does not exist; pass --run the output folder of a `python -m pipeline monitor` run")
+def run_params(manifest: Mapping[str, Any]) -> AssessParams:
+    """The ``assess`` section of the configuration a run recorded (defaults for runs written
+    before the section existed)."""
+    section = manifest.get("config", {}).get("assess") or {}
     try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}); re-run monitor into that folder") from None
+        return AssessParams.model_validate(section)
+    except ValueError as exc:
+        raise ConfigError(f"manifest.json: its config's assess section is invalid ({' '.join(str(exc).split())}); "
+                          "re-run monitor with a valid assess section") from None
 
 
 def _strata(run: Path, manifest: Mapping[str, Any], params: AssessParams) -> gpd.GeoDataFrame:

@@ -17,6 +17,7 @@ import pandas as pd
 from .context import AOIReport
 from .formatting import (
     _DASH,
+    _ha,
     _inline_markup,
     _int,
     _is_missing,
@@ -29,6 +30,10 @@ from .formatting import (
     _value,
     _year,
 )
+from .summary import unseen_clause
+
+#: The strata of an assessment in reading order (:data:`pipeline.assess.STRATA`).
+_STRATUM_ORDER = {"site": 0, "buffer": 1, "stable": 2}
 
 __all__: list[str] = []
 
@@ -141,6 +146,42 @@ def _shared_folder(hrefs: list[str]) -> str:
     if len(prefix) < 16:
         prefix = ""
     return prefix
+
+
+def _assessment_view(assessment: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The accuracy assessment (``assess estimate``) as the annex shows it: area with its
+    confidence interval, sample per stratum, error matrix in counts, accuracies with theirs."""
+    if not assessment:
+        return None
+
+    def pct(value: Any, ci: Any) -> str:
+        if not _is_number(value):
+            return _DASH
+        return f"{100 * float(value):.1f} %" + (f" ± {100 * float(ci):.1f}" if _is_number(ci) else "")
+
+    counts = assessment.get("error_matrix_counts") or {}
+    references = sorted({ref for row in counts.values() for ref in row})
+    users, users_ci = assessment.get("users_accuracy") or {}, assessment.get("users_accuracy_ci95") or {}
+    producers = assessment.get("producers_accuracy") or {}
+    producers_ci = assessment.get("producers_accuracy_ci95") or {}
+    n_per = assessment.get("n_per_stratum") or {}
+    areas = assessment.get("stratum_area_ha") or {}
+    return {
+        "bulletin_number": assessment.get("bulletin_number"),
+        "area": f"{_num(assessment.get('area_ha'), 2)} ha ± {_num(assessment.get('area_ci95_ha'), 2)}",
+        "mapped": f"{_num(assessment.get('mapped_area_ha'), 2)} ha",
+        "n_points": _int(assessment.get("n_points")),
+        "strata": [{"stratum": str(h), "area_ha": _ha(areas.get(h)), "n": _int(n_per.get(h, 0))}
+                   for h in sorted(areas, key=lambda h: (_STRATUM_ORDER.get(h, 9), h))],
+        "references": references,
+        "matrix": [{"map": str(m), "cells": [_int(row.get(ref, 0)) for ref in references],
+                    "n": _int(sum(int(v) for v in row.values()))} for m, row in counts.items()],
+        "accuracy": [{"cls": str(c), "users": pct(users.get(c), users_ci.get(c)),
+                      "producers": pct(producers.get(c), producers_ci.get(c))}
+                     for c in sorted(set(users) | set(producers))],
+        "overall": pct(assessment.get("overall_accuracy"), assessment.get("overall_accuracy_ci95")),
+        "unseen": unseen_clause(dict(assessment)).strip(),
+    }
 
 
 def _validation_rows(validation: Mapping[str, Any] | None) -> list[tuple[str, str]]:

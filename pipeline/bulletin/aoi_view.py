@@ -14,7 +14,7 @@ from .context import AOIReport
 from .formatting import _DASH, _date, _ha, _method_name, _num, _pct, _period_text, _slug
 from .selection import _latest_or_sum, _significant_sites, _status_counts
 from .statuses import STATUS_ORDER
-from .tables import _site_rows
+from .tables import _dismissed_rows, _site_rows
 
 __all__ = ["evidence_text"]
 
@@ -56,6 +56,7 @@ def _aoi_view(report: AOIReport, save: SaveFigure) -> dict[str, Any]:
         view["activity_chart"] = save(fg.plot_activity(activity), f"activity_{slug}.png")
         view["activity_rows"] = _activity_rows(activity)
     view["site_rows"] = _site_rows(sites, report)
+    view["dismissed_rows"] = _dismissed_rows(report.dismissed)
     return view
 
 
@@ -79,6 +80,7 @@ def _aoi_header(
         "activity_chart": None,
         "activity_rows": [],
         "site_rows": [],
+        "dismissed_rows": [],
         "counts": {s: counts.get(s, 0) for s in STATUS_ORDER},
         "total_ha": _DASH if sites.empty
         else _ha(float(pd.to_numeric(sites["area_ha"], errors="coerce").sum())),
@@ -97,6 +99,10 @@ def _site_map(
     if not has_image and sites_utm.empty:
         return None
     after = report.rgb_after if report.rgb_after is not None else report.rgb_before
+    if report.dismissed is not None and not report.dismissed.empty:
+        # False alarms are drawn too (dotted, marked), so a reader sees what was set aside.
+        dismissed = report.dismissed.to_crs(report.epsg)
+        sites_utm = gpd.GeoDataFrame(pd.concat([dismissed, sites_utm], ignore_index=True), crs=dismissed.crs)
     fig = fg.plot_site_map(after, report.extent_utm, sites_utm, epsg=report.epsg,
                            aoi_id=report.aoi_id, limits=limits)
     return save(fig, f"map_{slug}.png")

@@ -52,6 +52,9 @@ class AOIReport:
     site_model: dict[str, Any] | None = None
     """The site classifier that scored this AOI's candidates (:func:`pipeline.classify.model_summary`);
     ``None``: the rules alone decided."""
+    dismissed: gpd.GeoDataFrame | None = None
+    """Sites analysts judged false alarms (EPSG:4326, ``sites.geojson`` columns): not findings,
+    listed apart (:mod:`pipeline.register`)."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -64,6 +64,9 @@ def _aoi_data(a: AOIReport) -> dict[str, Any]:
         "site_area_ha": round(float(pd.to_numeric(a.sites["area_ha"], errors="coerce").sum()), 4)
         if a.sites is not None and not a.sites.empty else 0.0,
         "new_since_previous": [str(s) for s in a.new_since_previous],
+        "verdict_counts": {str(k): int(v) for k, v in a.sites["verdict"].value_counts().sort_index().items()}
+        if a.sites is not None and "verdict" in a.sites else {},
+        "dismissed_false_alarms": [] if a.dismissed is None else [str(s) for s in a.dismissed["site_id"]],
         "radar": {"status": a.radar_status, "n_scenes": a.n_radar_scenes},
         "composites": [dict(c) for c in a.composites],
         "view_method": a.view_method or None,

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from . import figures as fg
 from .annex import (
+    _assessment_view,
     _composite_rows,
     _scene_groups,
     _source_rows,
@@ -26,7 +27,7 @@ from .context import DEMONSTRATION_MARKING, BulletinContext
 from .data import bulletin_data
 from .formatting import _breakable, _safe_href, _text, _timestamp
 from .selection import MAX_CHIPS, covered_participants, split_anomalies
-from .statuses import STATUS_COLOURS, STATUS_DEFINITIONS, STATUS_ORDER
+from .statuses import STATUS_COLOURS, STATUS_DEFINITIONS, STATUS_ORDER, VERDICT_DEFINITIONS
 from .summary import summarise
 from .tables import _crosscheck_rows, _flag_rows, _new_since_rows
 
@@ -133,6 +134,8 @@ def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) 
         "thresholds": _threshold_rows(context.thresholds),
         "detection": detection_sentences(context.site_models),
         "validation": _validation_rows(context.validation),
+        "assessment": _assessment_view(context.assessment),
+        "verdict_definitions": VERDICT_DEFINITIONS,
         "software": sorted(context.software.items()),
         "sources": sources,
         "max_chips": MAX_CHIPS,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from ..types import SITE_STATUSES
 
-__all__ = ["STATUS_COLOURS", "STATUS_DEFINITIONS", "STATUS_ORDER"]
+__all__ = ["DISMISSED_COLOUR", "STATUS_COLOURS", "STATUS_DEFINITIONS", "STATUS_ORDER", "VERDICT_DEFINITIONS",
+           "VERDICT_LINESTYLES", "VERDICT_MARKS"]
 
 #: Order in which statuses are listed (most urgent first).
 STATUS_ORDER: tuple[str, ...] = SITE_STATUSES
@@ -29,3 +30,17 @@ STATUS_DEFINITIONS: dict[str, str] = dict(zip(SITE_STATUSES, (
     "known before, fresh disturbance confirmed in the latest period without growth",  # active
     "no fresh disturbance in the latest period",  # dormant
 ), strict=True))
+
+#: Analysts' verdicts (:mod:`pipeline.register`) as the map draws them: the outline's line
+#: style, and a mark after the site's label. Unreviewed sites look as they always did.
+VERDICT_LINESTYLES: dict[str, str] = {"unreviewed": "-", "confirmed": "-", "uncertain": "--"}
+VERDICT_MARKS: dict[str, str] = {"unreviewed": "", "confirmed": " \u2713", "uncertain": " ?"}
+#: Outline colour of sites analysts dismissed as false alarms (drawn dotted, not findings).
+DISMISSED_COLOUR = "#FFFFFF"
+#: Plain-language meaning of each verdict, printed under the site tables.
+VERDICT_DEFINITIONS: dict[str, str] = {
+    "unreviewed": "no analyst has judged the site yet",
+    "confirmed": "an analyst judged it mining (\u2713 on the map)",
+    "uncertain": "an analyst looked and could not decide (dashed outline, ? on the map)",
+    "false_alarm": "an analyst judged it not mining: it is listed apart and left out of every count and area",
+}

@@ -33,6 +33,9 @@ def summarise(context: BulletinContext) -> list[str]:
             sentences.append(f"Processing failed for {a.name}: {str(a.error).rstrip('. ')}.")
     sentences.append(_previous_sentence(context))
     sentences.append(assessment_sentence(context.assessment))
+    review = review_sentence(ok)
+    if review:
+        sentences.append(review)
     if context.demonstration:
         sentences.append(
             "This is a demonstration on synthetic imagery: its figures describe no real place."
@@ -55,7 +58,48 @@ def assessment_sentence(assessment: dict[str, Any] | None) -> str:
         f"Area estimate: this bulletin's map is not yet assessed; the map of bulletin {number} was: "
         f"excavated area {assessment.get('area_ha')} ha ± {assessment.get('area_ci95_ha')} "
         f"(95 % CI, n = {n} checked points; mapped {assessment.get('mapped_area_ha')} ha)."
+        + unseen_clause(assessment)
     )
+
+
+def unseen_clause(assessment: dict[str, Any]) -> str:
+    """What the interval cannot show: mining unseen in strata whose sampled points all said
+    ``not_mining`` (rule of three; :func:`pipeline.assess.runs.unanimous_strata`)."""
+    unseen = {h: v for h, v in (assessment.get("unanimous_strata") or {}).items() if v.get("other_label") == "mining"}
+    if not unseen:
+        return ""
+    parts = [f"{v['other_label_ha_max']} ha in the {h} stratum" for h, v in sorted(unseen.items())]
+    return (f" No sampled point of {_join(sorted(unseen))} was mining, which the interval cannot weigh: by the "
+            f"rule of three, up to {_join(parts)} could still be (95 % confidence).")
+
+
+def review_sentence(aois: list[AOIReport]) -> str:
+    """What analysts' verdicts changed: sites confirmed, and false alarms left out of the
+    figures ("" when no site of these AOIs has been judged)."""
+    verdicts = pd.Series(
+        [v for a in aois if a.sites is not None
+         for v in (a.sites["verdict"] if "verdict" in a.sites else ["unreviewed"] * len(a.sites))],
+        dtype=object,
+    )
+    confirmed = int((verdicts == "confirmed").sum())
+    uncertain = int((verdicts == "uncertain").sum())
+    dismissed = [a.dismissed for a in aois if a.dismissed is not None and not a.dismissed.empty]
+    n_dismissed = sum(len(d) for d in dismissed)
+    if not (confirmed or uncertain or n_dismissed):
+        return ""
+    total = len(verdicts)
+    parts = [f"analysts have confirmed {confirmed} of the {_count(total, 'site')} as mining"]
+    if uncertain:
+        parts.append(f"judged {uncertain} uncertain")
+    if n_dismissed:
+        ha = sum(float(pd.to_numeric(d["area_ha"], errors="coerce").sum()) for d in dismissed)
+        alarm = "a false alarm" if n_dismissed == 1 else "false alarms"
+        parts.append(f"dismissed {_count(n_dismissed, 'further site')} ({_ha(ha)} ha) as {alarm}, which no "
+                     "figure of this bulletin counts")
+    unreviewed = total - confirmed - uncertain
+    rest = f"; {unreviewed} of the {_count(total, 'site')} {'is' if unreviewed == 1 else 'are'} unreviewed" \
+        if unreviewed else ""
+    return "Review: " + _join(parts) + rest + "."
 
 
 def _scope_sentence(context: BulletinContext) -> str:

@@ -45,9 +45,24 @@ def _site_rows(sites: gpd.GeoDataFrame, report: AOIReport) -> list[dict[str, Any
             "n_obs": _int(r.get("n_obs")),
             "where": _lonlat(lon, lat),
             "note": _text(r.get("note")) if "note" in frame.columns else "",
+            "verdict": _text(r.get("verdict")) or "unreviewed",
+            "reviewed_on": _date(r.get("reviewed_on")) if r.get("reviewed_on") else "",
             "new_since_previous": str(r["site_id"]) in set(report.new_since_previous),
         })
     return rows
+
+
+def _dismissed_rows(dismissed: gpd.GeoDataFrame | None) -> list[dict[str, str]]:
+    """One row per site analysts dismissed as a false alarm (largest first)."""
+    if dismissed is None or dismissed.empty:
+        return []
+    frame = dismissed.assign(_area=pd.to_numeric(dismissed["area_ha"], errors="coerce")).sort_values(
+        "_area", ascending=False)
+    return [
+        {"site_id": str(r["site_id"]), "area_ha": _ha(r.get("area_ha")), "first_seen": _date(r.get("first_seen")),
+         "reviewed_on": _date(r.get("reviewed_on")), "where": _lonlat(lon, lat)}
+        for (_, r), (lon, lat) in zip(frame.iterrows(), _centroids_lonlat(frame), strict=True)
+    ]
 
 
 def _centroids_lonlat(sites: gpd.GeoDataFrame) -> list[tuple[float, float]]:

@@ -67,10 +67,12 @@ from .reporting import (  # noqa: F401
     BulletinParams,
     CrosscheckParams,
 )
+from .review import AssessParams, ReviewParams  # noqa: F401
 
 __all__ = [
     "AOI_OVERRIDE_SECTIONS",
     "AcquireParams",
+    "AssessParams",
     "BulletinParams",
     "CalibrationMethod",
     "ClassifierParams",
@@ -86,6 +88,7 @@ __all__ = [
     "PeriodParams",
     "PreprocessParams",
     "RadarParams",
+    "ReviewParams",
     "RadarRole",
     "SearchParams",
     "SitesParams",

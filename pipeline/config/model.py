@@ -19,6 +19,7 @@ from .classifier import ClassifierParams, FeatureParams
 from .detection import DetectParams, RadarParams, SitesParams
 from .imagery import AcquireParams, CompositesParams, PeriodParams, PreprocessParams, SearchParams, SourceParams
 from .reporting import BulletinParams, CrosscheckParams
+from .review import AssessParams, ReviewParams
 
 
 class DaskParams(_Section):
@@ -58,6 +59,8 @@ class MonitorConfig(_Section):
     features: FeatureParams = FeatureParams()
     classifier: ClassifierParams = ClassifierParams()
     bulletin: BulletinParams = BulletinParams()
+    assess: AssessParams = AssessParams()
+    review: ReviewParams = ReviewParams()
     dask: DaskParams = DaskParams()
     gdal: tuple[tuple[str, str], ...] = (
         ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"),
@@ -346,4 +349,6 @@ def _resolve_paths(cfg: MonitorConfig, base: Path) -> MonitorConfig:
         update["radar"] = cfg.radar.model_copy(update={"source_url": str(rel(Path(radar_url)))})
     if cfg.detect.site_model is not None:
         update["detect"] = cfg.detect.model_copy(update={"site_model": rel(cfg.detect.site_model)})
+    if cfg.review.register_path is not None:
+        update["review"] = cfg.review.model_copy(update={"register_path": rel(cfg.review.register_path)})
     return cfg.model_copy(update=update)

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from ..statuses import STATUS_COLOURS, STATUS_ORDER
+from ..statuses import DISMISSED_COLOUR, STATUS_COLOURS, STATUS_ORDER
 from .graticule import _draw_graticule
 from .imagery import NODATA_COLOUR, _crop, _draw_image
 from .overlays import HALO, _draw_north_arrow, _draw_scale_bar, _draw_sites, _free_corner, _plot_outline
@@ -71,24 +71,33 @@ def plot_site_map(
     # Scale bar and north arrow go in the corners with the least site area under them.
     _draw_scale_bar(ax, box, corner=_free_corner(sites_utm, box, ("lower left", "lower right")))
     _draw_north_arrow(ax, box, epsg, corner=_free_corner(sites_utm, box, ("upper right", "upper left")))
-    _status_legend(fig, rgb)
+    _status_legend(fig, rgb, sites_utm)
     if title:
         ax.set_title(title, fontsize=10, loc="left")
     return fig
 
 
-def _status_legend(fig: Figure, rgb: np.ndarray | None) -> None:
-    """One line per status below the map, plus "no data" when the composite has gaps."""
+def _status_legend(fig: Figure, rgb: np.ndarray | None, sites: gpd.GeoDataFrame | None = None) -> None:
+    """One line per status below the map, the analysts' verdicts shown on it, and "no data"
+    when the composite has gaps."""
     handles: list[Artist] = [
         Line2D([], [], color=STATUS_COLOURS[s], lw=2.2, path_effects=HALO, label=s)
         for s in STATUS_ORDER
     ]
+    verdicts = set() if sites is None or "verdict" not in sites else set(sites["verdict"].astype(str))
+    if "confirmed" in verdicts:
+        handles.append(Line2D([], [], color="none", label="\u2713 confirmed by analyst"))
+    if "uncertain" in verdicts:
+        handles.append(Line2D([], [], color="#999999", lw=2.2, ls="--", path_effects=HALO, label="uncertain (?)"))
+    if "false_alarm" in verdicts:
+        handles.append(Line2D([], [], color=DISMISSED_COLOUR, lw=2.2, ls=":", path_effects=HALO,
+                              label="\u00d7 false alarm"))
     if rgb is not None and not np.isfinite(np.asarray(rgb, dtype="float32")).all():
         handles.append(Rectangle((0, 0), 1, 1, fc=NODATA_COLOUR, ec="none", label="no data"))
     fig.legend(
         handles=handles,
         loc="outside lower center",
-        ncols=len(handles),
+        ncols=min(len(handles), 5),
         frameon=False,
         fontsize=8,
         handlelength=1.6,

@@ -14,7 +14,7 @@ from matplotlib.patches import Rectangle
 from pyproj import Transformer
 from shapely.geometry import box
 
-from ..statuses import STATUS_COLOURS, STATUS_ORDER
+from ..statuses import DISMISSED_COLOUR, STATUS_COLOURS, STATUS_ORDER, VERDICT_LINESTYLES, VERDICT_MARKS
 
 __all__ = ["short_site_label"]
 
@@ -52,10 +52,15 @@ def _draw_sites(
         geom = row.geometry
         if geom is None or geom.is_empty:
             continue
-        colour = STATUS_COLOURS.get(str(row["status"]), "white")
-        _plot_outline(ax, geom, color=colour, linewidth=linewidth)
+        verdict = str(row.get("verdict", "unreviewed"))
+        if verdict == "false_alarm":
+            colour, style, mark = DISMISSED_COLOUR, ":", " \u00d7"
+        else:
+            colour = STATUS_COLOURS.get(str(row["status"]), "white")
+            style, mark = VERDICT_LINESTYLES.get(verdict, "-"), VERDICT_MARKS.get(verdict, "")
+        _plot_outline(ax, geom, color=colour, linewidth=linewidth, linestyle=style)
         if labels:
-            _label_site(ax, geom, short_site_label(row["site_id"], aoi_id), extent)
+            _label_site(ax, geom, short_site_label(row["site_id"], aoi_id) + mark, extent)
 
 
 def _label_site(ax: Axes, geom: Any, label: str, extent: Sequence[float] | None) -> None:
@@ -74,7 +79,7 @@ def _label_site(ax: Axes, geom: Any, label: str, extent: Sequence[float] | None)
                 annotation_clip=True)
 
 
-def _plot_outline(ax: Axes, geom: Any, *, color: str, linewidth: float) -> None:
+def _plot_outline(ax: Axes, geom: Any, *, color: str, linewidth: float, linestyle: str = "-") -> None:
     """Draw every ring of a (Multi)Polygon with a dark halo (no GeoPandas: it forces redraws)."""
     polygons = getattr(geom, "geoms", [geom])
     for poly in polygons:
@@ -82,7 +87,7 @@ def _plot_outline(ax: Axes, geom: Any, *, color: str, linewidth: float) -> None:
         for ring in rings:
             xy = np.asarray(ring.coords)
             if xy.size:
-                ax.plot(xy[:, 0], xy[:, 1], color=color, linewidth=linewidth,
+                ax.plot(xy[:, 0], xy[:, 1], color=color, linewidth=linewidth, linestyle=linestyle,
                         path_effects=HALO, zorder=3, solid_joinstyle="miter")
 
 

@@ -1,18 +1,16 @@
-"""Parameters of the accuracy assessment (``assess`` section; :mod:`pipeline.assess`).
+"""The accuracy assessment (``assess``) and the analyst review (``review``).
 
-Built like the sections of :mod:`pipeline.config` (frozen, unknown keys rejected, each field
-with its unit, source and a docstring), so that it can move into ``config.py`` unchanged.
+``assess`` is the stratified sample design of :mod:`pipeline.assess` (Olofsson et al. 2014);
+``review`` locates the site register of analysts' verdicts (:mod:`pipeline.register`).
 """
 
 from __future__ import annotations
 
-from pipeline.config import _param, _Section
+from pathlib import Path
 
-__all__ = ["AssessParams"]
+from ._base import _DESIGN, _JUDGEMENT, _param, _Section
 
 _OLOFSSON = "Olofsson et al. 2014"
-_DESIGN = "design choice"
-_JUDGEMENT = "judgement, not sourced"
 
 
 class AssessParams(_Section):
@@ -62,3 +60,18 @@ class AssessParams(_Section):
     def minimums(self) -> dict[str, int]:
         """Minimum sample size per stratum."""
         return {"site": self.min_site_n, "buffer": self.min_buffer_n, "stable": self.min_stable_n}
+
+
+class ReviewParams(_Section):
+    """Where analysts' verdicts live and how they follow a site from run to run."""
+
+    register_path: Path | None = _param(None, unit="SQLite file", source=_DESIGN)
+    """The site register (SQLite; :mod:`pipeline.register`): every verdict an analyst recorded
+    with ``python -m pipeline review``, keyed by ``site_id``, with the site's outline at the time.
+    Relative to the YAML file. ``None``: ``site_register.sqlite`` in the output folder, beside
+    the site history it refers to."""
+    match_overlap_frac: float = _param(0.1, unit="fraction (0–1)", source=_DESIGN, gt=0, le=1)
+    """A site without a verdict of its own takes the ``false_alarm`` verdict of a register
+    outline it overlaps by at least this share of the smaller of the two (the rule
+    :func:`pipeline.sites.track_sites` uses to call two sites the same), so that a dismissed
+    false alarm that vanished and reappeared under another id is not reported again."""

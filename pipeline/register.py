@@ -1,0 +1,339 @@
+"""The site register: analysts' verdicts on sites, kept across runs.
+
+An analyst who looks at a site records a verdict, ``confirmed`` (it is mining),
+``false_alarm`` (it is not) or ``uncertain``, with the date of the judgement, their name and
+a note (``python -m pipeline review``). The register keeps every verdict ever recorded, keyed by
+the stable ``site_id`` together with the site's outline at the time, in one SQLite file
+(``review.register_path``; by default ``site_register.sqlite`` in the output folder). The
+latest verdict of a site is the one that counts.
+
+What a monitor run does with it (:func:`apply_verdicts`):
+
+- every site carries its latest ``verdict`` (``unreviewed`` when there is none) and the date of
+  that judgement into ``sites.geojson``, the site table and the map;
+- a site judged ``false_alarm`` is no excavation site: it leaves the findings (sites, areas,
+  activity, cross-check) and is listed apart (``sites_dismissed.geojson``, the bulletin's
+  annex). It never comes back as *new*: a site of this run without a verdict of its own that
+  overlaps a dismissed outline (``review.match_overlap_frac``) is that false alarm again,
+  whatever id the tracking gave it;
+- ``python -m pipeline train --from-register`` learns from the verdicts (``confirmed`` ->
+  ``mining``, ``false_alarm`` -> ``not_mining``; ``uncertain`` teaches nothing).
+
+Writes are transactions (``BEGIN IMMEDIATE``, SQLite's file lock), so analysts recording
+verdicts at the same time, and runs reading the register meanwhile, never see half a batch;
+a monitor run only reads. Analysts' names stay in the register: outputs carry the verdict and
+its date only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from .config import MonitorConfig
+from .errors import ConfigError
+from .io import read_run_manifest
+
+__all__ = [
+    "REGISTER_NAME",
+    "UNREVIEWED",
+    "VERDICTS",
+    "SiteRegister",
+    "Verdict",
+    "apply_verdicts",
+    "read_verdicts_csv",
+    "register_path",
+    "run_register",
+    "run_verdicts",
+    "verdict_labels",
+]
+
+#: The verdicts an analyst can record.
+VERDICTS = ("confirmed", "false_alarm", "uncertain")
+#: A site nobody has judged yet.
+UNREVIEWED = "unreviewed"
+#: File name of the default register, in the output folder.
+REGISTER_NAME = "site_register.sqlite"
+#: Columns a run adds to every site from the register.
+VERDICT_COLUMNS = ("verdict", "reviewed_on")
+
+_SCHEMA_VERSION = 1
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS verdicts (
+    entry        INTEGER PRIMARY KEY AUTOINCREMENT,
+    site_id      TEXT NOT NULL,
+    aoi_id       TEXT NOT NULL,
+    verdict      TEXT NOT NULL CHECK (verdict IN {VERDICTS!r}),
+    reviewed_on  TEXT NOT NULL,
+    analyst      TEXT NOT NULL,
+    note         TEXT NOT NULL DEFAULT '',
+    area_ha      REAL,
+    geometry     TEXT,
+    recorded_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS verdicts_site ON verdicts (site_id, entry);
+PRAGMA user_version = {_SCHEMA_VERSION};
+"""
+_COLUMNS = ("site_id", "aoi_id", "verdict", "reviewed_on", "analyst", "note", "area_ha", "geometry")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One analyst's judgement of one site."""
+
+    site_id: str
+    aoi_id: str
+    verdict: str
+    analyst: str
+    reviewed_on: dt.date
+    note: str = ""
+    area_ha: float | None = None
+    geometry: BaseGeometry | None = None
+    """The site's outline (EPSG:4326) when it was judged."""
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ConfigError(f"site {self.site_id}: verdict {self.verdict!r} is not one of {', '.join(VERDICTS)}")
+        if not str(self.analyst).strip():
+            raise ConfigError(f"site {self.site_id}: a verdict needs the analyst's name (--analyst)")
+        if not str(self.site_id).strip():
+            raise ConfigError("a verdict needs a site_id")
+
+
+def register_path(cfg: MonitorConfig) -> Path:
+    """The register a configuration names (``review.register_path``, else the output folder's)."""
+    return cfg.review.register_path or cfg.out_dir / REGISTER_NAME
+
+
+class SiteRegister:
+    """The SQLite file of verdicts at ``path``; see the module docstring.
+
+    Reading a register that does not exist gives no verdicts and creates nothing; the first
+    :meth:`record` creates it.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # ------------------------------------------------------------------ writing
+
+    def record(self, verdicts: Iterable[Verdict], *, now: dt.datetime | None = None) -> int:
+        """Append ``verdicts`` in one transaction; the number recorded."""
+        rows = list(verdicts)
+        stamp = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0).isoformat()
+        values = [
+            (v.site_id, v.aoi_id, v.verdict, v.reviewed_on.isoformat(), v.analyst.strip(), v.note,
+             None if v.area_ha is None else float(v.area_ha),
+             None if v.geometry is None else shapely.to_wkt(v.geometry, rounding_precision=7), stamp)
+            for v in rows
+        ]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect(write=True) as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.executemany(
+                    f"INSERT INTO verdicts ({', '.join(_COLUMNS)}, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    values,
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return len(values)
+
+    # ------------------------------------------------------------------ reading
+
+    def history(self) -> pd.DataFrame:
+        """Every verdict ever recorded, oldest first (``entry`` gives the order)."""
+        columns = ["entry", *_COLUMNS, "recorded_at"]
+        if not self.path.exists():
+            return pd.DataFrame(columns=columns)
+        with self._connect(write=False) as con:
+            rows = con.execute(f"SELECT {', '.join(columns)} FROM verdicts ORDER BY entry").fetchall()
+        return pd.DataFrame(rows, columns=columns)
+
+    def latest(self, aoi_id: str | None = None) -> gpd.GeoDataFrame:
+        """The latest verdict of every site (of one AOI when given), outlines in EPSG:4326."""
+        hist = self.history()
+        if aoi_id is not None:
+            hist = hist[hist["aoi_id"] == aoi_id]
+        last = hist.sort_values("entry").groupby("site_id", sort=True).tail(1).sort_values("site_id")
+        geometry = [shapely.from_wkt(w) if isinstance(w, str) and w else None for w in last["geometry"]]
+        out = gpd.GeoDataFrame(last.drop(columns=["geometry"]).reset_index(drop=True), geometry=geometry, crs=4326)
+        out["reviewed_on"] = pd.to_datetime(out["reviewed_on"]).dt.date if len(out) else out["reviewed_on"]
+        return out
+
+    @contextlib.contextmanager
+    def _connect(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        try:
+            if write:
+                con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            else:
+                con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0,
+                                      isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"site register {self.path}: cannot open ({exc}); check the path "
+                              "(review.register_path)") from None
+        try:
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            if write and version == 0:
+                con.executescript(_SCHEMA)
+            elif version != _SCHEMA_VERSION:
+                raise ConfigError(f"site register {self.path}: not a register of this pipeline (schema "
+                                  f"version {version}, expected {_SCHEMA_VERSION}); point review.register_path "
+                                  "at a register written by `python -m pipeline review`")
+            yield con
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"site register {self.path}: {exc}; restore it from a backup or point "
+                              "review.register_path elsewhere") from None
+        finally:
+            con.close()
+
+
+def apply_verdicts(
+    sites: gpd.GeoDataFrame, verdicts: gpd.GeoDataFrame | None, *, min_overlap_frac: float
+) -> gpd.GeoDataFrame:
+    """``sites`` with each site's latest ``verdict`` and ``reviewed_on`` (module docstring).
+
+    A site takes the verdict recorded under its own ``site_id``; a site without one that
+    overlaps a ``false_alarm`` outline by ``min_overlap_frac`` of the smaller polygon becomes
+    that false alarm (its id and verdict). ``verdicts`` are :meth:`SiteRegister.latest` rows of
+    the sites' AOI.
+    """
+    out = sites.copy()
+    out["verdict"] = UNREVIEWED
+    out["reviewed_on"] = None
+    if verdicts is None or verdicts.empty or out.empty:
+        return out
+    by_id = verdicts.set_index("site_id")
+    own = out["site_id"].isin(by_id.index)
+    out.loc[own, "verdict"] = out.loc[own, "site_id"].map(by_id["verdict"])
+    out.loc[own, "reviewed_on"] = out.loc[own, "site_id"].map(by_id["reviewed_on"])
+    dismissed = verdicts[(verdicts["verdict"] == "false_alarm") & verdicts.geometry.notna()]
+    dismissed = dismissed[~dismissed["site_id"].isin(out["site_id"])]
+    if dismissed.empty:
+        return out
+    dismissed = dismissed.to_crs(out.crs)
+    taken: set[str] = set()
+    for i in [i for i, mine in zip(out.index, own, strict=True) if not mine]:
+        geom = out.geometry.loc[i]
+        for _, d in dismissed.iterrows():
+            if d["site_id"] in taken or not geom.intersects(d.geometry):
+                continue
+            if geom.intersection(d.geometry).area >= min_overlap_frac * min(geom.area, d.geometry.area):
+                out.loc[i, ["site_id", "verdict", "reviewed_on"]] = [d["site_id"], "false_alarm", d["reviewed_on"]]
+                taken.add(d["site_id"])
+                break
+    return out
+
+
+def verdict_labels(register: SiteRegister) -> gpd.GeoDataFrame:
+    """Training labels from the register, in :func:`pipeline.classify.read_labels`'s columns.
+
+    ``confirmed`` -> ``mining``, ``false_alarm`` -> ``not_mining`` (``class``
+    ``analyst_confirmed`` / ``analyst_false_alarm``; ``label_id`` ``register:<site_id>``);
+    ``uncertain`` verdicts and verdicts without an outline teach nothing.
+    """
+    latest = register.latest()
+    usable = latest[latest["verdict"].isin(("confirmed", "false_alarm")) & latest.geometry.notna()]
+    label = usable["verdict"].map({"confirmed": "mining", "false_alarm": "not_mining"})
+    return gpd.GeoDataFrame(
+        {
+            "label_id": [f"register:{s}" for s in usable["site_id"]],
+            "label": label.to_numpy(),
+            "class": ("analyst_" + usable["verdict"].astype(str)).to_numpy(),
+            "y": (label == "mining").astype(int).to_numpy(),
+        },
+        geometry=shapely.make_valid(usable.geometry.to_numpy()), crs=4326,
+    )
+
+
+# --------------------------------------------------------------------------- a run's register
+
+
+def run_register(run_dir: str | Path, register: str | Path | None = None) -> SiteRegister:
+    """The register of a monitor run's output folder: ``register`` when given, else the one its
+    configuration named (``review.register_path`` in ``manifest.json``), else the folder's own."""
+    if register is not None:
+        return SiteRegister(register)
+    run = Path(run_dir)
+    manifest = read_run_manifest(run)
+    configured = manifest.get("config", {}).get("review", {}).get("register_path")
+    return SiteRegister(configured or run / REGISTER_NAME)
+
+
+def run_verdicts(run_dir: str | Path, entries: pd.DataFrame, *, today: dt.date | None = None) -> list[Verdict]:
+    """Verdicts on sites of a run from ``entries`` (``site_id, verdict, analyst`` and optional
+    ``date``, ``note``): each gets its site's AOI, area and outline from the run's
+    ``sites.geojson`` (or ``sites_dismissed.geojson``: a dismissed site can be judged again).
+
+    Raises
+    ------
+    ConfigError
+        A site that is not in the run, a bad verdict, date or missing analyst (one line each,
+        naming the row).
+    """
+    run = Path(run_dir)
+    known = _run_sites(run)
+    out = []
+    for k, row in enumerate(entries.to_dict("records")):
+        where = f"row {k + 1}" if len(entries) > 1 else "verdict"
+        site_id = str(row.get("site_id") or "").strip()
+        if site_id not in known.index:
+            raise ConfigError(f"{where}: site {site_id!r} is not in {run / 'sites.geojson'} nor in "
+                              "sites_dismissed.geojson; use an id from `python -m pipeline review list`")
+        when = row.get("date")
+        try:
+            reviewed_on = dt.date.fromisoformat(str(when)) if when not in (None, "") and not pd.isna(when) else (
+                today or dt.date.today())
+        except ValueError:
+            raise ConfigError(f"{where}: date {when!r} is not a date; use YYYY-MM-DD") from None
+        site = known.loc[site_id]
+        note = row.get("note")
+        out.append(Verdict(
+            site_id=site_id, aoi_id=str(site["aoi_id"]), verdict=str(row.get("verdict") or "").strip(),
+            analyst=str(row.get("analyst") or ""), reviewed_on=reviewed_on,
+            note="" if note is None or (isinstance(note, float) and pd.isna(note)) else str(note),
+            area_ha=float(site["area_ha"]), geometry=site.geometry,
+        ))
+    return out
+
+
+def read_verdicts_csv(path: str | Path) -> pd.DataFrame:
+    """A CSV of verdicts (``site_id, verdict, analyst`` and optional ``date, note``)."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ConfigError(f"verdicts {path}: cannot read as CSV ({' '.join(str(exc).split())}); write a CSV with "
+                          "columns site_id, verdict, analyst[, date, note]") from None
+    missing = [c for c in ("site_id", "verdict", "analyst") if c not in frame.columns]
+    if missing:
+        raise ConfigError(f"verdicts {path}: missing column(s) {', '.join(missing)}; the columns are "
+                          "site_id, verdict, analyst[, date, note]")
+    return frame
+
+
+def _run_sites(run: Path) -> gpd.GeoDataFrame:
+    frames = []
+    for name in ("sites.geojson", "sites_dismissed.geojson"):
+        path = run / name
+        if path.is_file():
+            frame = gpd.read_file(path)
+            if not frame.empty:
+                frames.append(frame.to_crs(4326)[["site_id", "aoi_id", "area_ha", "geometry"]])
+    if not frames:
+        empty = gpd.GeoDataFrame({"site_id": [], "aoi_id": [], "area_ha": []}, geometry=[], crs=4326)
+        return empty.set_index("site_id")
+    both = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=4326)
+    return both.drop_duplicates("site_id").set_index("site_id")
+
