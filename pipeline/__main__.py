@@ -282,6 +282,9 @@ def _assess(args: argparse.Namespace) -> int:
           "checked points)")
     for key in ("overall_accuracy", "users_accuracy", "producers_accuracy"):
         print(f"{key}: {result[key]}")
+    if result.get("unanimous_strata"):
+        low, high = result["area_range_conservative_ha"]
+        print(f"conservative range (interval plus what the sample cannot see): {low} - {high} ha")
     for stratum, info in sorted(result.get("unanimous_strata", {}).items()):
         print(f"note: every {stratum} point is {info['label']}; the interval cannot weigh what {info['n']} points "
               f"miss: up to {info['other_label_ha_max']} ha {info['other_label']} (rule of three, 95 %)")
