@@ -16,11 +16,17 @@ from pathlib import Path
 from typing import IO, Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import pyogrio.raw
+import shapely
 
 from .errors import ConfigError
+from .geometry import COORD_DECIMALS_DEG, round_coordinates, valid_polygonal
 
-__all__ = ["atomic_path", "atomic_write", "read_run_manifest", "write_csv", "write_geojson", "write_json"]
+__all__ = [
+    "atomic_path", "atomic_write", "read_run_manifest", "write_csv", "write_geojson", "write_gpkg", "write_json",
+]
 
 
 @contextlib.contextmanager
@@ -69,9 +75,25 @@ def write_csv(frame: pd.DataFrame, target: str | Path) -> Path:
     return Path(target)
 
 
-def write_geojson(frame: gpd.GeoDataFrame, target: str | Path) -> Path:
-    """Write ``frame`` as an EPSG:4326 GeoJSON FeatureCollection, atomically."""
-    data = frame.to_crs(4326).to_json(drop_id=True, to_wgs84=True)
+def write_geojson(
+    frame: gpd.GeoDataFrame, target: str | Path, *, id_column: str | None = None,
+    decimals: int = COORD_DECIMALS_DEG,
+) -> Path:
+    """Write ``frame`` as an EPSG:4326 GeoJSON FeatureCollection, atomically.
+
+    Geometries are made valid (polygonal parts kept) and their coordinates rounded to
+    ``decimals`` (default 7, about 1 cm); ``id_column`` becomes each feature's ``id``
+    (RFC 7946 section 3.2) and stays a property too.
+    """
+    out = frame.to_crs(4326)
+    for column in out.columns:
+        if column != out.geometry.name and pd.api.types.is_datetime64_any_dtype(out[column]):
+            out[column] = out[column].map(_iso_date)  # JSON has no date type: ISO 8601 text
+    geoms = round_coordinates(out.geometry, decimals=decimals)
+    out = out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs=4326))
+    if id_column is not None:
+        out = out.set_index(pd.Index(out[id_column].astype(str), name=None))
+    data = out.to_json(drop_id=id_column is None, to_wgs84=True)
     with atomic_write(target) as fh:
         fh.write(data)
         fh.write("\n")
@@ -93,3 +115,45 @@ def read_run_manifest(run_dir: str | Path) -> dict[str, Any]:
         return dict(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid JSON ({exc}); re-run monitor into that folder") from None
+
+
+def write_gpkg(
+    frame: gpd.GeoDataFrame, target: str | Path, *, layer: str, date_columns: tuple[str, ...] = ()
+) -> Path:
+    """Write ``frame`` as one GeoPackage layer, atomically, with valid geometries and real
+    ``Date`` fields for ``date_columns`` (ISO strings or dates; empty or unparsable: null).
+
+    GeoPandas would store ISO date strings as text; the columns are written through
+    :func:`pyogrio.raw.write` as ``datetime64[D]`` instead, which GDAL stores as ``Date``.
+    A layer mixing Polygons and MultiPolygons is written as MultiPolygon.
+    """
+    geoms = valid_polygonal(frame.geometry)
+    kinds = {g.geom_type for g in geoms if g is not None and not g.is_empty}
+    geometry_type = next(iter(kinds)) if len(kinds) == 1 else "Unknown"
+    if kinds == {"Polygon", "MultiPolygon"}:
+        geoms = [shapely.MultiPolygon([g]) if g is not None and g.geom_type == "Polygon" else g for g in geoms]
+        geometry_type = "MultiPolygon"
+    names = [c for c in frame.columns if c != frame.geometry.name]
+    fields = [_gpkg_field(frame[c], date=c in date_columns) for c in names]
+    wkb = np.array([None if g is None else shapely.to_wkb(g) for g in geoms], dtype=object)
+    crs = frame.crs.to_wkt() if frame.crs is not None else None
+    with atomic_path(target, suffix=".gpkg") as tmp:
+        tmp.unlink()  # GDAL creates the GeoPackage itself
+        pyogrio.raw.write(tmp, wkb, fields, names, layer=layer, driver="GPKG", geometry_type=geometry_type, crs=crs)
+    return Path(target)
+
+
+def _iso_date(value: Any) -> str | None:
+    if pd.isna(value):
+        return None
+    stamp = pd.Timestamp(value)
+    return stamp.date().isoformat() if stamp == stamp.normalize() else stamp.isoformat()
+
+
+def _gpkg_field(values: pd.Series, *, date: bool) -> np.ndarray:
+    """One column as the array :func:`pyogrio.raw.write` maps to the right OGR field type."""
+    if date:
+        return pd.to_datetime(values, errors="coerce").to_numpy(dtype="datetime64[D]")
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return values.to_numpy()
+    return np.array([None if pd.isna(v) else str(v) for v in values], dtype=object)

@@ -32,8 +32,9 @@ from .config import MonitorConfig, field_unit, threshold_table
 from .crosscheck import crosscheck_production, review_statistics
 from .declared import DeclaredTable, read_declared_production, read_trade, read_windows
 from .evaluate import evaluate_sites, read_truth
-from .io import atomic_path, write_csv, write_geojson, write_json
+from .io import write_csv, write_geojson, write_gpkg, write_json
 from .jobs import aoi_overrides
+from .precision import ACTIVITY_PRECISION, CROSSCHECK_PRECISION, SITE_PRECISION, round_table
 from .workflow import AOIResult
 
 log = logging.getLogger("pipeline")
@@ -371,15 +372,16 @@ def _crosscheck(
 def _write_tables(
     all_sites: gpd.GeoDataFrame, activity: pd.DataFrame, crosscheck: pd.DataFrame, flags: pd.DataFrame, out_dir: Path
 ) -> dict[str, Path]:
+    """The data files, each column rounded to its precision (:mod:`pipeline.precision`)."""
     outputs: dict[str, Path] = {}
-    outputs["sites.geojson"] = write_geojson(all_sites, out_dir / "sites.geojson")
-    outputs["activity.csv"] = write_csv(activity, out_dir / "activity.csv")
-    outputs["crosscheck.csv"] = write_csv(crosscheck, out_dir / "crosscheck.csv")
+    sites_out = round_table(all_sites, SITE_PRECISION)
+    outputs["sites.geojson"] = write_geojson(sites_out, out_dir / "sites.geojson", id_column="site_id")
+    outputs["activity.csv"] = write_csv(round_table(activity, ACTIVITY_PRECISION), out_dir / "activity.csv")
+    outputs["crosscheck.csv"] = write_csv(round_table(crosscheck, CROSSCHECK_PRECISION), out_dir / "crosscheck.csv")
     outputs["flags.csv"] = write_csv(flags, out_dir / "flags.csv")
     if not all_sites.empty:
-        with atomic_path(out_dir / "sites.gpkg", suffix=".gpkg") as tmp:
-            all_sites.to_file(tmp, driver="GPKG", layer="sites")
-        outputs["sites.gpkg"] = out_dir / "sites.gpkg"
+        outputs["sites.gpkg"] = write_gpkg(sites_out, out_dir / "sites.gpkg", layer="sites",
+                                           date_columns=("first_seen", "last_seen", "reviewed_on"))
     return outputs
 
 

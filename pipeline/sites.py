@@ -26,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 
 from .config import DetectParams, SitesParams
 from .errors import InputDataError
+from .geometry import valid_polygonal
 from .types import SiteStatus
 
 __all__ = [
@@ -233,7 +234,9 @@ def polygonise_flags(
         {
             **pixels.attributes(labels == lab, aoi_id=aoi_id, crs=crs, min_confirmations=min_confirmations,
                                 params=params),
-            "geometry": shapely.ops.unary_union(shapes[lab]),
+            # Pixel outlines touch themselves at corners (invalid rings): repaired here,
+            # where the geometry is made, so every later stage and file gets valid polygons.
+            "geometry": valid_polygonal([shapely.ops.unary_union(shapes[lab])])[0],
         }
         for lab in keep
     ]
