@@ -40,6 +40,12 @@ class CrosscheckParams(_Section):
     """Newly excavated area (ha) in a period above which the period counts as activity for
     ``activity_in_embargo`` and ``activity_without_declaration``. 0: any new site (the
     sites stage already drops pits below its minimum mapping unit, 0.25 ha)."""
+    min_comparison_coverage_frac: float = _param(0.9, unit="fraction (0–1)", source=_DESIGN, gt=0, le=1)
+    """Share of a calendar year the monitored periods must cover before that year's detected
+    activity is set against the participant's declared production for the whole year. Below
+    it the year is "not comparable": ``ratio`` stays empty and ``capacity_exceeds_declared``
+    is not raised (half a year of detections against a full year of carats would understate
+    the ratio by half). The coverage is shown beside every comparison (``coverage_frac``)."""
     trend_min_change_frac: float = _param(0.25, unit="fraction (0–1)", source=_JUDGEMENT, gt=0, lt=1)
     """``trend_divergence``: year-on-year change (fraction) that counts as rising (>= +25%)
     or falling (<= -25%), for activity and declared production alike. Judgement, NOT

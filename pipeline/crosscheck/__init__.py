@@ -23,7 +23,9 @@ Rules of :func:`crosscheck_production` (one row of the flags frame per raised fl
     whole participant or for the AOI's zone. Dates are inclusive at both ends.
 ``capacity_exceeds_declared``
     The LOW carat estimate of an AOI-year exceeds ``capacity_ratio_flag`` times the
-    participant's declared production for that year (declared > 0).
+    participant's declared production for that year (declared > 0), in a year the monitored
+    periods cover at least ``min_comparison_coverage_frac`` of (otherwise the year is not
+    comparable, and its ``ratio`` is empty).
 ``trend_divergence``
     Between two consecutive, well-observed years the AOI's new excavation rises by at
     least ``trend_min_change_frac`` while declared production falls by at least as

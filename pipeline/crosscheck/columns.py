@@ -14,7 +14,9 @@ import pandas as pd
 #: cumulative footprint. ``est_carats_low/high`` apply :func:`estimate_carats` to it. ``declared_carats``
 #: is the participant's national declared production for the year (NaN when the table has no complete
 #: figure). ``ratio`` = ``est_carats_low / declared_carats``: NaN when declared is missing, ``inf`` when
-#: declared is 0 (0 when the estimate is 0 too). ``flags``: ``;``-joined rule names.
+#: declared is 0 (0 when the estimate is 0 too), and NaN too when the year is not comparable (``coverage_frac``
+#: below ``crosscheck.min_comparison_coverage_frac``). ``flags``: ``;``-joined rule names. ``coverage_frac``
+#: (an extension after the contract columns): share of the calendar year's days the monitored periods cover.
 CROSSCHECK_COLUMNS: tuple[str, ...] = (
     "participant_iso3",
     "aoi_id",
@@ -25,6 +27,7 @@ CROSSCHECK_COLUMNS: tuple[str, ...] = (
     "declared_carats",
     "ratio",
     "flags",
+    "coverage_frac",
 )
 #: ``flags.csv`` columns, in order: ``rule, participant_iso3, aoi_id, period`` (``YYYY`` or
 #: ``start/end`` of the reporting period), ``evidence`` (``key=value; ...``) and ``explanation``

@@ -54,7 +54,9 @@ def crosscheck_production(
     crosscheck : pandas.DataFrame
         One row per participant-AOI-year (:data:`CROSSCHECK_COLUMNS`, each column described there), sorted
         by participant, AOI and year: ``disturbed_ha`` newly excavated in the year, ``est_carats_low/high``
-        from :func:`estimate_carats`, ``ratio`` = ``est_carats_low / declared_carats``, ``flags``.
+        from :func:`estimate_carats`, ``ratio`` = ``est_carats_low / declared_carats`` (NaN when the
+        year's ``coverage_frac`` is below ``params.min_comparison_coverage_frac``: not comparable),
+        ``flags``, ``coverage_frac``.
     flags : pandas.DataFrame
         One row per raised flag (:data:`FLAG_COLUMNS`, described there): rule, participant, AOI, period,
         ``evidence`` (``key=value; ...``) and ``explanation`` (a sentence with the numbers). Sorted.
@@ -78,7 +80,7 @@ def crosscheck_production(
     decl = annual_declared(declared)
     yearly = _years_of(act, aoi, recovery_frac=_as_range(params.recovery_frac, "recovery_frac", upper=1.0))
     years_index, span = _declared_years(decl)
-    _add_declared(yearly, years_index)
+    _add_declared(yearly, years_index, min_coverage_frac=params.min_comparison_coverage_frac)
     flags = _rule_flags(act, aoi, wins, yearly, years_index, span, params=params)
     _warn_stale(yearly, years_index, span, params=params)
     crosscheck = _crosscheck_frame(yearly, flags)
@@ -203,6 +205,8 @@ def _flag_capacity(yearly: pd.DataFrame, *, params: CrosscheckParams) -> list[di
     factor = params.capacity_ratio_flag
     for r in yearly.itertuples(index=False):
         d = r.declared_carats
+        if r.coverage_frac < params.min_comparison_coverage_frac:
+            continue  # part of a year against a whole year's declaration: not comparable
         if not (math.isfinite(d) and d > 0 and r.est_carats_low > factor * d):
             continue
         rec = params.recovery_frac

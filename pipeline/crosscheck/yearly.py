@@ -87,14 +87,20 @@ def _declared_years(decl: pd.DataFrame) -> tuple[dict[tuple[str, int], Any], dic
     return years_index, span
 
 
-def _add_declared(yearly: pd.DataFrame, years_index: dict[tuple[str, int], Any]) -> None:
-    """Add ``declared_carats`` (complete years only, else NaN) and ``ratio`` to ``yearly``, in place."""
+def _add_declared(
+    yearly: pd.DataFrame, years_index: dict[tuple[str, int], Any], *, min_coverage_frac: float = 0.0
+) -> None:
+    """Add ``declared_carats`` (complete years only, else NaN) and ``ratio`` to ``yearly``, in place;
+    ``ratio`` is NaN for years covered less than ``min_coverage_frac`` (not comparable)."""
     declared_ct = []
     for r in yearly.itertuples(index=False):
         d = years_index.get((r.participant_iso3, int(r.year)))
         declared_ct.append(float(d.carats) if d is not None and d.complete else math.nan)
     yearly["declared_carats"] = np.asarray(declared_ct, dtype=float)
-    yearly["ratio"] = [_ratio(lo, d) for lo, d in zip(yearly["est_carats_low"], yearly["declared_carats"], strict=True)]
+    yearly["ratio"] = [
+        _ratio(lo, d) if cov >= min_coverage_frac else math.nan
+        for lo, d, cov in zip(yearly["est_carats_low"], yearly["declared_carats"], yearly["coverage_frac"], strict=True)
+    ]
 
 
 def _ratio(low: float, declared: float) -> float:
