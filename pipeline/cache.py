@@ -93,6 +93,7 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 #: Failures worth another attempt when reading a window (network, truncated, GDAL I/O).
 _RETRYABLE = (rasterio.errors.RasterioIOError, OSError, DownloadError, TransientError)
 _PROJ_EXT = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
+_PROJ_EXT_V2_PREFIX = "https://stac-extensions.github.io/projection/v2."
 
 
 def default_cache_dir() -> Path:
@@ -518,14 +519,16 @@ def _point_at(item: pystac.Item, band: str, entry: Path) -> None:
     asset.href = entry.resolve().as_uri()
     asset.extra_fields["proj:shape"] = shape
     asset.extra_fields["proj:transform"] = transform
+    if not any("projection" in e for e in item.stac_extensions):
+        item.stac_extensions.append(_PROJ_EXT)
+    # The fields of the projection version the item declares: v2 has proj:code, v1 proj:epsg.
+    v2 = any(e.startswith(_PROJ_EXT_V2_PREFIX) for e in item.stac_extensions)
     if epsg:
-        asset.extra_fields["proj:epsg"] = epsg
-        asset.extra_fields["proj:code"] = f"EPSG:{epsg}"
+        asset.extra_fields.pop("proj:epsg" if v2 else "proj:code", None)
+        asset.extra_fields["proj:code" if v2 else "proj:epsg"] = f"EPSG:{epsg}" if v2 else epsg
     elif crs_wkt:
         asset.extra_fields["proj:wkt2"] = crs_wkt
     asset.media_type = pystac.MediaType.GEOTIFF
-    if not any("projection" in e for e in item.stac_extensions):
-        item.stac_extensions.append(_PROJ_EXT)
 
 
 def _absolute_href(asset: pystac.Asset) -> str:

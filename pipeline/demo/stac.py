@@ -69,7 +69,7 @@ def _s2_properties(scene: _Scene, index: int, frame: _Frame, sensed: dt.datetime
         "datetime": sensed.isoformat(timespec="microseconds") + "Z",
         "platform": platform, "constellation": "sentinel-2", "instruments": ["msi"],
         "eo:cloud_cover": round(frame.cloud_cover_pct, 6),
-        "proj:epsg": grid.epsg, "proj:code": f"EPSG:{grid.epsg}",
+        "proj:epsg": grid.epsg,  # projection v1.1.0: proj:code is v2.0.0
         "mgrs:utm_zone": int(zone), "mgrs:latitude_band": band_letter, "mgrs:grid_square": square,
         "grid:code": f"MGRS-{scene.tile}",
         "s2:product_type": "S2MSI2A", "s2:processing_baseline": "05.10",
@@ -152,7 +152,7 @@ def _s1_properties(spec: ScenarioSpec, s1: _S1Static, grid: _Grid, start: dt.dat
         "sar:looks_equivalent_number": spec.s1_enl, "sar:observation_direction": "right",
         "sat:orbit_state": spec.s1_orbit_state, "sat:relative_orbit": s1.relative_orbit,
         "sat:absolute_orbit": absolute,
-        "proj:epsg": grid.epsg, "proj:code": f"EPSG:{grid.epsg}",
+        "proj:epsg": grid.epsg,  # projection v1.1.0: proj:code is v2.0.0
         "kp:synthetic": True,
     }
 

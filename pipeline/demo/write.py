@@ -101,7 +101,7 @@ def _write_s2_items(scene: _Scene, coll_dir: Path) -> tuple[list[pystac.Item], l
         item_dir.mkdir(parents=True)
         _write_frame_cogs(frame, scene.grid, item_dir)
         item_dict = _item_dict(scene, index, frame, item_id)
-        # migrate=False: keep proj:epsg next to proj:code for older readers (stackstac).
+        # migrate=False: keep the item as written (projection v1.1.0, proj:epsg), not pystac's v2 form.
         items.append(pystac.Item.from_dict(item_dict, migrate=False, preserve_dict=False))
         stats.append({"id": item_id, "date": scene.dates[index].isoformat(),
                       "eo:cloud_cover": item_dict["properties"]["eo:cloud_cover"],
