@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -25,7 +26,8 @@ from .errors import ConfigError
 from .geometry import COORD_DECIMALS_DEG, round_coordinates, valid_polygonal
 
 __all__ = [
-    "atomic_path", "atomic_write", "read_run_manifest", "write_csv", "write_geojson", "write_gpkg", "write_json",
+    "atomic_path", "atomic_write", "read_run_manifest", "relative_paths", "write_csv", "write_geojson", "write_gpkg",
+    "write_json",
 ]
 
 
@@ -58,6 +60,32 @@ def atomic_write(target: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+
+
+def relative_paths(obj: Any, base: str | Path) -> Any:
+    """``obj`` (JSON-like) with every local absolute path or ``file://`` URI in it rewritten
+    relative to ``base`` (POSIX separators); URLs and other strings are kept.
+
+    Output folders move (archived, copied to a share, attached to a report): a manifest that
+    names ``/home/analyst/runs/q3/scenario/x.tif`` describes one machine, while
+    ``scenario/x.tif`` stays true wherever the folder goes.
+
+    >>> relative_paths({"a": ["/runs/q3/scenario/x.tif", "file:///runs/other.tif", "https://x/y.tif", "2024-01-01"]},
+    ...                "/runs/q3")
+    {'a': ['scenario/x.tif', '../other.tif', 'https://x/y.tif', '2024-01-01']}
+    """
+    base = os.path.abspath(base)
+    if isinstance(obj, dict):
+        return {k: relative_paths(v, base) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [relative_paths(v, base) for v in obj]
+    if isinstance(obj, Path):
+        obj = str(obj)
+    if isinstance(obj, str):
+        path = urllib.parse.unquote(obj.removeprefix("file://")) if obj.startswith("file:///") else obj
+        if os.path.isabs(path) and "\n" not in path:
+            return Path(os.path.relpath(path, base)).as_posix()
+    return obj
 
 
 def write_json(obj: Any, target: str | Path) -> Path:

@@ -32,7 +32,7 @@ from .config import MonitorConfig, field_unit, threshold_table
 from .crosscheck import crosscheck_production, review_statistics
 from .declared import DeclaredTable, read_declared_production, read_trade, read_windows
 from .evaluate import evaluate_sites, read_truth
-from .io import write_csv, write_geojson, write_gpkg, write_json
+from .io import relative_paths, write_csv, write_geojson, write_gpkg, write_json
 from .jobs import aoi_overrides
 from .precision import ACTIVITY_PRECISION, CROSSCHECK_PRECISION, SITE_PRECISION, round_table
 from .workflow import AOIResult
@@ -129,7 +129,8 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
     )
     outputs.update(bl.render_bulletin(context, out_dir, pdf=cfg.bulletin.pdf))
     manifest = build_manifest(results, cfg, info, context=context, outputs=outputs)
-    outputs["manifest.json"] = write_json(manifest, out_dir / "manifest.json")
+    # Hrefs relative to the output folder (or as the source gave them), never local absolute paths.
+    outputs["manifest.json"] = write_json(relative_paths(manifest, out_dir), out_dir / "manifest.json")
     archive_bulletin(out_dir, number, outputs)
     log.info("run finished: bulletin %d, %d site(s), %d failed AOI(s)", number, len(all_sites), len(failures))
     return RunReport(out_dir=out_dir, outputs=outputs, failures=failures, bulletin_number=number, validation=validation)

@@ -268,7 +268,8 @@ def run_register(run_dir: str | Path, register: str | Path | None = None) -> Sit
     run = Path(run_dir)
     manifest = read_run_manifest(run)
     configured = manifest.get("config", {}).get("review", {}).get("register_path")
-    return SiteRegister(configured or run / REGISTER_NAME)
+    # manifest.json names local files relative to the run folder (older runs: absolute paths).
+    return SiteRegister(run / configured if configured else run / REGISTER_NAME)
 
 
 def run_verdicts(run_dir: str | Path, entries: pd.DataFrame, *, today: dt.date | None = None) -> list[Verdict]:

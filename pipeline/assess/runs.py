@@ -190,7 +190,8 @@ def run_params(manifest: Mapping[str, Any]) -> AssessParams:
 
 def _strata(run: Path, manifest: Mapping[str, Any], params: AssessParams) -> gpd.GeoDataFrame:
     """Strata of every successful AOI of the run (``aoi_id``, ``stratum``, ``area_ha``, geometry in 4326)."""
-    files = [Path(p) for p in manifest.get("config", {}).get("aois", [])]
+    # The manifest names files relative to the run folder (older runs: absolute paths).
+    files = [run / p for p in manifest.get("config", {}).get("aois", [])]
     missing = [str(p) for p in files if not p.is_file()]
     if not files or missing:
         raise ConfigError(f"{run / 'manifest.json'}: AOI files {missing or '(none)'} not found; assess on the "
