@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.declared.cells import _text
+from pipeline.declared.sources import source_problem
 
 #: ``pipeline/data/`` of this checkout (the files the package ships).
 DATA_DIR = Path(__file__).resolve().parents[1] / "pipeline" / "data"
@@ -69,11 +70,15 @@ def build_declared_production(kp_production: pd.DataFrame, national: pd.DataFram
         Text cells in the KP shape: ``participant_iso3, participant, period, carats,
         value_usd, usd_per_carat, unit, basis, source, note, preferred_over``, sorted
         by participant and period. Figures are copied as printed; nothing is estimated
-        (value-only rows keep ``carats`` empty).
+        (value-only rows keep ``carats`` empty). Rows whose source may not be cited (a
+        staging copy of a site, a blog: :func:`pipeline.declared.sources.source_problem`) are
+        left out; a national figure found only on a staging copy leaves its year without one.
     """
-    out = _kp_rows(kp_production)
+    out = [r for r in _kp_rows(kp_production) if source_problem(r["source"]) is None]
     kp_rows = {(o["participant_iso3"], o["period"]): o for o in out}
     for row in _national_rows(national):
+        if source_problem(row["source"]) is not None:
+            continue
         kp_row = kp_rows.get(("CIV", row["period"]))
         if kp_row is not None:
             kp_row["preferred_over"] = f"{NATIONAL_BASIS} {row['carats']} ct ({row['source']})"

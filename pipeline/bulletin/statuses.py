@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..types import SITE_STATUSES
 
 __all__ = ["DISMISSED_COLOUR", "STATUS_COLOURS", "STATUS_DEFINITIONS", "STATUS_ORDER", "VERDICT_DEFINITIONS",
-           "VERDICT_LINESTYLES", "VERDICT_MARKS"]
+           "VERDICT_LINESTYLES", "VERDICT_MARKS", "status_definitions"]
 
 #: Order in which statuses are listed (most urgent first).
 STATUS_ORDER: tuple[str, ...] = SITE_STATUSES
@@ -23,12 +23,17 @@ STATUS_COLOURS: dict[str, str] = dict(zip(SITE_STATUSES, (
     "#56B4E9",  # active: sky blue
     "#CCCCCC",  # dormant: light grey
 ), strict=True))
-#: Plain-language meaning of each site status, printed under the site tables.
+#: Plain-language meaning of each site status: the bulletin defines them once, in its
+#: "How to read this bulletin" box (:func:`status_definitions` adds the dates and the growth
+#: threshold of the run). "New" is about the latest reporting period, never about the bulletin:
+#: sites absent from the previous bulletin are "reported for the first time".
 STATUS_DEFINITIONS: dict[str, str] = dict(zip(SITE_STATUSES, (
-    "first detected in the latest period",  # new
-    "known before and grew in the latest period",  # expanding
-    "known before, fresh disturbance confirmed in the latest period without growth",  # active
-    "no fresh disturbance in the latest period",  # dormant
+    "first detected in the latest reporting period",  # new
+    "first detected before the latest reporting period, and grew during it",  # expanding
+    "first detected before the latest reporting period; fresh disturbance was seen during it, "
+    "without that growth",  # active
+    "first detected before the latest reporting period; no fresh disturbance was seen during it "
+    "(the site stays listed)",  # dormant
 ), strict=True))
 
 #: Analysts' verdicts (:mod:`pipeline.register`) as the map draws them: the outline's line
@@ -44,3 +49,18 @@ VERDICT_DEFINITIONS: dict[str, str] = {
     "uncertain": "an analyst looked and could not decide (dashed outline, ? on the map)",
     "false_alarm": "an analyst judged it not mining: it is listed apart and left out of every count and area",
 }
+
+def status_definitions(latest: str | None, growth_frac: float | None) -> dict[str, str]:
+    """:data:`STATUS_DEFINITIONS` with the latest period's dates and the growth threshold.
+
+    >>> status_definitions("2024-04-01 to 2024-06-30", 0.1)["expanding"]
+    'first detected before the latest reporting period (2024-04-01 to 2024-06-30), and grew during it by at least 10 % of its area'
+    """
+    out = {}
+    for status, text in STATUS_DEFINITIONS.items():
+        if latest:
+            text = text.replace("the latest reporting period", f"the latest reporting period ({latest})", 1)
+        if status == "expanding" and growth_frac is not None:
+            text += f" by at least {growth_frac * 100:.0f} % of its area"
+        out[status] = text
+    return out

@@ -30,6 +30,10 @@ common aliases such as ``iso3``, ``year``, ``volume_carats`` are accepted):
 unit, basis, source, note]``. ``period`` is a year (``2019``) or a half-year
 (``2019H1``); trade tables also accept quarters (``2019Q3``).
 
+Sources: rows whose ``source`` is a staging copy of a site or a blog are rejected
+(:mod:`~pipeline.declared.sources`, which also names the kind of every other source: KP, UN,
+government, or a secondary copy).
+
 Modules: :mod:`~pipeline.declared.read` (readers), :mod:`~pipeline.declared.validate`
 (validators, with row parsing in :mod:`~pipeline.declared.rows` and
 :mod:`~pipeline.declared.cells`), :mod:`~pipeline.declared.annual` (calendar-year
@@ -49,6 +53,7 @@ from .periods import canonical_period as canonical_period
 from .periods import parse_period
 from .periods import period_bounds as period_bounds
 from .read import DATA_DIR, read_declared_production, read_trade, read_windows
+from .sources import SourceKind, source_kind, source_kind_label, source_problem
 from .tables import DeclaredTable, RejectedRow
 from .validate import validate_declared, validate_trade, validate_windows
 
@@ -61,12 +66,16 @@ __all__ = [
     "WINDOW_KINDS",
     "DeclaredTable",
     "RejectedRow",
+    "SourceKind",
     "annual_declared",
     "annual_trade",
     "parse_period",
     "read_declared_production",
     "read_trade",
     "read_windows",
+    "source_kind",
+    "source_kind_label",
+    "source_problem",
     "validate_declared",
     "validate_trade",
     "validate_windows",

@@ -17,6 +17,7 @@ from .cells import _number, _text, _window_date
 from .columns import WINDOW_KINDS
 from .participants import KP_PARTICIPANTS, _iso3_for_name
 from .periods import canonical_period, parse_period, period_bounds
+from .sources import source_problem
 
 _CARAT_UNITS = frozenset({"carats", "carat", "ct", "cts", "ct.", "cts."})
 
@@ -109,7 +110,8 @@ def _parse_unit(row: pd.Series, rec: dict[str, Any]) -> str | None:
     rec["unit"] = "carats"
     rec["source"] = _text(row.get("source"))
     rec["note"] = _text(row.get("note"))
-    return None
+    # A figure read from a staging copy of a site or from a blog cannot be cited.
+    return source_problem(rec["source"])
 
 
 def _parse_amounts(row: pd.Series, rec: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
