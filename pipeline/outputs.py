@@ -34,6 +34,7 @@ from .declared import DeclaredTable, read_declared_production, read_trade, read_
 from .evaluate import evaluate_sites, read_truth
 from .io import relative_paths, write_csv, write_geojson, write_gpkg, write_json
 from .jobs import aoi_overrides
+from .numbering import archive_folder, archived_bulletins, bulletin_issue
 from .precision import ACTIVITY_PRECISION, CROSSCHECK_PRECISION, SITE_PRECISION, round_table
 from .workflow import AOIResult
 
@@ -98,8 +99,11 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
     crosscheck, flags, anomalies, declared = _crosscheck(activity, aois, cfg)
     validation = evaluate_sites(all_sites, read_truth(info.truth), aoi=aois) if info.truth is not None else None
 
-    previous_number, previous_ids = previous_bulletin(out_dir)
-    number = cfg.bulletin.number or (previous_number or 0) + 1
+    # bulletin.reissue: a re-run of a covered period revises that bulletin (pipeline.numbering).
+    issue = bulletin_issue(out_dir, info.start.isoformat(), info.end.isoformat(),
+                           number=cfg.bulletin.number, reissue=cfg.bulletin.reissue)
+    number = issue.number
+    previous_number, previous_ids = previous_bulletin(out_dir, before=number)
     new_since = sorted(set(all_sites["site_id"]) - previous_ids) if previous_number else []
 
     outputs = _write_tables(all_sites, activity, crosscheck, pd.concat([flags, anomalies], ignore_index=True), out_dir)
@@ -124,6 +128,7 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
         software=software,
         config_digest=cfg.digest(),
         previous_number=previous_number,
+        revision=issue.revision,
         site_models=site_models(results),
         assessment=previous_assessment(out_dir, previous_number),
     )
@@ -131,8 +136,9 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
     manifest = build_manifest(results, cfg, info, context=context, outputs=outputs)
     # Hrefs relative to the output folder (or as the source gave them), never local absolute paths.
     outputs["manifest.json"] = write_json(relative_paths(manifest, out_dir), out_dir / "manifest.json")
-    archive_bulletin(out_dir, number, outputs)
-    log.info("run finished: bulletin %d, %d site(s), %d failed AOI(s)", number, len(all_sites), len(failures))
+    archive_bulletin(out_dir, number, outputs, revision=issue.revision)
+    log.info("run finished: bulletin %d revision %d, %d site(s), %d failed AOI(s)", number, issue.revision,
+             len(all_sites), len(failures))
     return RunReport(out_dir=out_dir, outputs=outputs, failures=failures, bulletin_number=number, validation=validation)
 
 
@@ -289,6 +295,7 @@ def build_manifest(
     """``manifest.json``: items and hrefs used, config and digest, software, timings, AOI status."""
     return {
         "bulletin_number": context.number,
+        "revision": context.revision,
         "generated_at": context.generated_at.isoformat(),
         "period": {
             "start": info.start.isoformat(),
@@ -309,24 +316,22 @@ def build_manifest(
     }
 
 
-def previous_bulletin(out_dir: Path) -> tuple[int | None, set[str]]:
-    """The last archived bulletin's number, and the site ids "new since" is measured against.
+def previous_bulletin(out_dir: Path, *, before: int | None = None) -> tuple[int | None, set[str]]:
+    """The last archived bulletin's number (below ``before`` when given), and the site ids
+    "reported for the first time" is measured against.
 
     Per AOI, those of the latest bulletin in which that AOI was processed, so that an AOI
     that failed last quarter (all cloud, say) does not make all its sites "new" this quarter.
+    Of a revised bulletin, its latest revision counts.
     """
-    archive = out_dir / "archive"
-    numbers = (
-        sorted(int(p.name.split("-")[-1]) for p in archive.glob("bulletin-*") if p.name.split("-")[-1].isdigit())
-        if archive.exists()
-        else []
-    )
+    latest = {b.number: b for b in archived_bulletins(out_dir) if before is None or b.number < before}
+    numbers = sorted(latest)
     if not numbers:
         return None, set()
     ids: set[str] = set()
     settled: set[str] = set()  # AOIs whose latest processed bulletin has been read
     for n in reversed(numbers):
-        features, processed = _archived_sites(archive / f"bulletin-{n:04d}")
+        features, processed = _archived_sites(latest[n].folder)
         ids |= {
             f["properties"]["site_id"]
             for f in features
@@ -336,11 +341,12 @@ def previous_bulletin(out_dir: Path) -> tuple[int | None, set[str]]:
     return numbers[-1], ids
 
 
-def archive_bulletin(out_dir: Path, number: int, outputs: dict[str, Path]) -> None:
-    """Copy a complete run's outputs to ``archive/bulletin-NNNN/`` (staged, then renamed)."""
+def archive_bulletin(out_dir: Path, number: int, outputs: dict[str, Path], *, revision: int = 1) -> None:
+    """Copy a complete run's outputs to ``archive/bulletin-NNNN/`` (``bulletin-NNNN-rR/`` for a
+    revision; staged, then renamed)."""
     # The archive is written last: a bulletin number exists only for a complete run.
-    final = out_dir / "archive" / f"bulletin-{number:04d}"
-    staging = out_dir / "archive" / f".bulletin-{number:04d}.part"
+    final = out_dir / "archive" / archive_folder(number, revision)
+    staging = out_dir / "archive" / f".{archive_folder(number, revision)}.part"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for name, path in outputs.items():

@@ -251,8 +251,10 @@ def test_pdf_text(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
     assert "Bulletin No. 7" in text
     for name in ("Tshikapa", "Koidu fields", "Lunda Norte"):
         assert name in text
-    assert "ACTIVITY_WITHOUT_DECLARED_GROWTH" in text
-    assert "BENFORD_FIRST_DIGIT" in text
+    # Rules in the reader's words, never their identifiers (those stay in flags.csv).
+    assert "Activity without declared growth" in text and "ACTIVITY_WITHOUT_DECLARED_GROWTH" not in text
+    assert "Benford first digit" in text and "BENFORD_FIRST_DIGIT" not in text
+    assert "chi2 = 19.1" not in text  # evidence strings stay in flags.csv
     assert "Processing of this area failed" in text
     assert "2,345,678" in text  # thousands separators
     assert "kimberleyprocessstatistics.org" in text  # sources printed as text too
@@ -289,10 +291,10 @@ def test_summarise_mentions_counts() -> None:
     context = make_context()
     sentences = summarise(context)
     text = " ".join(sentences)
-    assert "2 new excavation sites were detected" in text
-    assert "1 known site was expanding" in text  # singular grammar
-    assert "Tshikapa" in text
-    assert "ACTIVITY_WITHOUT_DECLARED_GROWTH" in text
+    assert "6 excavation sites covering 6.6 ha are tracked" in text
+    assert ("In the latest reporting period (2024-07-01 to 2024-09-30) 2 sites (2.1 ha) were new: "
+            f"Tshikapa {EVIL} (2); 1 site (2.2 ha) was expanding") in text  # singular grammar
+    assert "Activity without declared growth (Tshikapa" in text
     assert "Processing failed for Lunda Norte" in text
     assert all(s.endswith((".", ")")) for s in sentences)
 
@@ -363,17 +365,17 @@ def test_anomalies_only_for_covered_participants(
     context, paths = rendered
     html = paths["bulletin.html"].read_text(encoding="utf-8")
     section = _anomaly_section(html)
-    assert "BENFORD_FIRST_DIGIT" in section  # SLE: Koidu fields is in the bulletin
-    assert "EXPORTS_ABOVE_SUPPLY" not in html  # ZWE: no AOI here
+    assert "Benford first digit" in section  # SLE: Koidu fields is in the bulletin
+    assert "Exports above supply" not in html and "EXPORTS_ABOVE_SUPPLY" not in html  # ZWE: no AOI here
     assert "1 further anomaly concerns a participant with no area of interest" in section
     assert "(ZWE)" in section and "flags.csv" in section
     assert "example.invalid/zimbabwe" not in html  # its declared figure is not cited either
     text = " ".join(summarise(context))
-    assert "found 1 anomaly (BENFORD_FIRST_DIGIT)" in text
+    assert "found 1 anomaly (Benford first digit)" in text
     assert ("1 further anomaly, for participants without an area of interest in this bulletin, "
             "is listed in flags.csv") in text
     pdf = _pdf_text(paths["bulletin.pdf"])
-    assert "EXPORTS_ABOVE_SUPPLY" not in pdf and "BENFORD_FIRST_DIGIT" in pdf
+    assert "Exports above supply" not in pdf and "Benford first digit" in pdf
 
 
 def test_no_covered_anomalies_still_points_to_flags_csv(tmp_path: Path) -> None:
@@ -387,29 +389,39 @@ def test_no_covered_anomalies_still_points_to_flags_csv(tmp_path: Path) -> None:
     assert "found no anomaly in the declared figures of AGO, COD and SLE; 1 further anomaly" in text
 
 
-def test_annex_lists_every_threshold_with_unit_and_source(tmp_path: Path) -> None:
-    """The configuration's thresholds (:func:`pipeline.config.threshold_table`) all print a unit
-    and a source."""
-    thresholds = threshold_table(MonitorConfig())
+def test_annex_lists_key_and_changed_thresholds_with_unit_and_source(tmp_path: Path) -> None:
+    """The annex lists the thresholds the findings rest on and those set to another value than
+    their default, each with a unit and a source; ``bulletin.json`` lists every one."""
+    cfg = MonitorConfig.model_validate({"detect": {"bare_bsi_min": 0.07, "water_mndwi_min": 0.25}})
+    thresholds = threshold_table(cfg)
     context = replace(_without_figures(make_context()), thresholds=thresholds)
-    html = render_bulletin(context, tmp_path, pdf=False)["bulletin.html"].read_text("utf-8")
+    paths = render_bulletin(context, tmp_path, pdf=False)
+    html = paths["bulletin.html"].read_text("utf-8")
     annex = html.split("<h3>Thresholds</h3>", 1)[1].split("<h3>Validation</h3>", 1)[0]
     rows = re.findall(r"<tr><td>(\w+)</td><td class=\"mono key\">(.*?)</td><td class=\"num(?: long)?\">(.*?)</td>"
                       r"<td class=\"nowrap\">(.*?)</td>\s*<td class=\"small source\">(.*?)</td>", annex, re.S)
     tables = re.findall(r"<tr><td class=\"mono\">(\w+)</td>", annex)
     keys = {re.sub(r"<wbr>", "", k) for _, k, *_ in rows} | set(tables)
-    assert keys == {t["key"] for t in thresholds}
+    from pipeline.bulletin.annex import KEY_PARAMETERS
+    expected = ({k for _, k in KEY_PARAMETERS} | {"bare_bsi_min", "water_mndwi_min"}
+                | {t["key"] for t in thresholds if t["unit"] == "CSV file"})
+    assert keys == expected
+    assert len(keys) < len(thresholds) / 3  # condensed: the rest are at their defaults
+    data = json.loads(paths["bulletin.json"].read_text("utf-8"))
+    assert {(t["section"], t["key"]) for t in data["thresholds"]} == {(t["section"], t["key"]) for t in thresholds}
+    assert f"the other {len(thresholds) - len(keys)} are at their defaults" in html
     for _section, key, _value, unit, source in rows:
         assert unit.strip() not in ("", "–"), key
         assert source.strip(), key
     by_key = {re.sub(r"<wbr>", "", k): (v, u, src) for _, k, v, u, src in rows}
     assert by_key["grade_ct_per_m3"][:2] == ("0.05 – 0.5", "ct/m³")
     assert by_key["min_area_m2"][1] == "m²"
+    assert by_key["bare_bsi_min"][0].startswith("0.07") and "default 0.05" in by_key["bare_bsi_min"][0]
     assert by_key["bare_bsi_min"][2] == "Rikimaru et al. 2002"
     assert by_key["water_mndwi_min"][2] == "Xu 2006"
     assert "not sourced" in by_key["recovery_frac"][2]
     assert set(tables) == {"declared_production", "trade_statistics", "sanctions_windows"}
-    assert "``" not in annex and "<code>min_area_m2</code>" in annex  # docstring markup rendered
+    assert "``" not in annex and "<code>" in annex  # docstring markup rendered
 
 
 def _annex_rows(html: str) -> list[tuple[str, str, str, str]]:
@@ -446,7 +458,8 @@ def test_status_tables_follow_site_statuses() -> None:
     assert STATUS_ORDER == SITE_STATUSES == get_args(SiteStatus)
     assert tuple(STATUS_COLOURS) == tuple(STATUS_DEFINITIONS) == SITE_STATUSES
     assert STATUS_COLOURS["new"] == "#D55E00"
-    assert STATUS_DEFINITIONS["dormant"] == "no fresh disturbance in the latest period"
+    assert STATUS_DEFINITIONS["new"] == "first detected in the latest reporting period"
+    assert STATUS_DEFINITIONS["dormant"].startswith("first detected before the latest reporting period; no fresh")
 
 
 def test_bulletin_json(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:

@@ -110,7 +110,7 @@ def test_threshold_table_rows() -> None:
     assert [r["section"] for r in rows] == sorted(
         (r["section"] for r in rows), key=THRESHOLD_SECTIONS.index
     )
-    assert {tuple(r) for r in rows} == {("section", "key", "value", "unit", "description", "source")}
+    assert {tuple(r) for r in rows} == {("section", "key", "value", "default", "unit", "description", "source")}
     assert sum(r["section"] == "detect" for r in rows) == len(DetectParams.model_fields)
     by_key = {(r["section"], r["key"]): r for r in rows}
     expected = {

@@ -6,7 +6,6 @@ Each function turns part of the context into a list of display rows for the temp
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..declared import source_kind, source_kind_label
 from .context import AOIReport
 from .formatting import (
     _DASH,
@@ -31,6 +31,7 @@ from .formatting import (
     _year,
 )
 from .summary import unseen_clause
+from .wording import basis_wording
 
 #: The strata of an assessment in reading order (:data:`pipeline.assess.STRATA`).
 _STRATUM_ORDER = {"site": 0, "buffer": 1, "stable": 2}
@@ -40,37 +41,86 @@ __all__: list[str] = []
 _PRODUCT_NAMES: dict[str, str] = {"semiannual": "Half-year", "dry_season": "Dry season"}
 
 
+#: Parameters the findings rest on: always listed in the annex, whatever their value.
+KEY_PARAMETERS: frozenset[tuple[str, str]] = frozenset({
+    ("detect", "threshold_method"), ("detect", "ndvi_drop_min"), ("detect", "min_confirmations"),
+    ("detect", "min_persistence_frac"), ("detect", "baseline_days"), ("radar", "enabled"),
+    ("radar", "vh_drop_min_db"), ("sites", "min_area_m2"), ("sites", "expanding_growth_frac"),
+    ("crosscheck", "gravel_thickness_m"), ("crosscheck", "grade_ct_per_m3"), ("crosscheck", "recovery_frac"),
+    ("crosscheck", "capacity_ratio_flag"), ("crosscheck", "min_comparison_coverage_frac"),
+})
+
+
 def _threshold_rows(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Annex rows: every configured threshold with its value, unit and source.
+    """Annex rows: the thresholds the findings rest on (:data:`KEY_PARAMETERS`), every one set to
+    another value than its default, and the per-AOI rows; each with value, unit and source.
 
     Items carry their final ``unit`` and ``source`` (see
     :class:`~pipeline.bulletin.context.BulletinContext`); an empty unit prints as a dash.
-    Rows whose unit is ``"CSV file"`` are input tables (``table``), listed apart.
+    Rows whose unit is ``"CSV file"`` are input tables (``table``), listed apart. Items without
+    a ``default`` are always shown. The complete list is in ``bulletin.json`` (``thresholds``).
     """
     rows = []
     for t in items or []:
+        if not _shown(t):
+            continue
         description = _text(t.get("description"))
         unit = _text(t.get("unit"))
         rows.append({
             "section": _text(t.get("section")),
             "key": _text(t.get("key")),
             "value": (value := _threshold_value(t.get("value"), unit=unit, description=description)),
+            "default": "" if "default" not in t or _same(t.get("value"), t.get("default"))
+            else _threshold_value(t.get("default"), unit=unit, description=description),
             "long": len(value) > 12,  # lists of names or months: may wrap
             "unit": unit or _DASH,
-            "description": _inline_markup(description),
+            "description": _inline_markup(_first_sentence(description)),
             "source": _text(t.get("source")),
             "table": unit == "CSV file",
         })
     return rows
 
 
+def _n_thresholds_hidden(items: Iterable[Mapping[str, Any]]) -> int:
+    """How many thresholds the annex leaves to ``bulletin.json`` (at their defaults, not key)."""
+    return sum(1 for t in items or [] if not _shown(t))
+
+
+def _shown(t: Mapping[str, Any]) -> bool:
+    section = str(t.get("section", ""))
+    return ("default" not in t or "(" in section or t.get("unit") == "CSV file"
+            or (section, str(t.get("key", ""))) in KEY_PARAMETERS or not _same(t.get("value"), t.get("default")))
+
+
+def _same(a: Any, b: Any) -> bool:
+    norm = (lambda v: list(v) if isinstance(v, tuple | list) else v)
+    return bool(norm(a) == norm(b))
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of a field docstring (the annex's "Meaning"; the rest is in the code).
+
+    >>> _first_sentence("Loss of NDVI (Lobo et al. 2016, e.g. 0.25). More detail here.")
+    'Loss of NDVI (Lobo et al. 2016, e.g. 0.25).'
+    """
+    for match in re.finditer(r"[.](?=\s+[A-Z(`*\"])", text):
+        head = text[: match.end()]
+        if (re.search(r"\b(al|e\.g|i\.e|cf|approx|No|vs)\.$", head) or head.count("(") > head.count(")")
+                or head.count("``") % 2):
+            continue
+        return head
+    return text
+
+
 def _threshold_data(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The thresholds as ``bulletin.json`` lists them: raw values, units and sources as given."""
+    """The thresholds as ``bulletin.json`` lists them: every one, raw values (and defaults),
+    units and sources as given."""
     return [
         {
             "section": str(t.get("section", "")),
             "key": str(t.get("key", "")),
             "value": t.get("value"),
+            **({"default": t.get("default")} if "default" in t else {}),
             "unit": str(t.get("unit") or ""),
             "source": str(t.get("source") or ""),
         }
@@ -105,47 +155,47 @@ def _composite_rows(aois: Iterable[AOIReport]) -> list[dict[str, str]]:
     return rows
 
 
-def _scene_groups(
-    frame: pd.DataFrame | None, names: Mapping[str, str]
-) -> list[dict[str, Any]]:
-    """Scenes per AOI and sensor (Sentinel-2 before Sentinel-1), each group by time."""
+def _scene_summary(frame: pd.DataFrame | None, names: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Scenes per AOI, summarised by month and platform (the item list is in ``manifest.json``).
+
+    One group per AOI: ``platforms`` (column order: Sentinel-2 units, then Sentinel-1), and one
+    row per month with the number of scenes of each platform and the median cloud cover of the
+    optical ones (percent, as the provider reports it).
+    """
     if frame is None or frame.empty:
         return []
+    scenes = frame.assign(
+        t_utc=pd.to_datetime(frame["datetime"], utc=True, errors="coerce"),
+        platform=[_platform(i, s) for i, s in zip(frame["item_id"], frame.get("sensor", [""] * len(frame)),
+                                                   strict=True)],
+    ).dropna(subset=["t_utc"])
+    scenes["month"] = scenes["t_utc"].dt.strftime("%Y-%m")
     groups = []
-    ordered = frame.assign(t_utc=pd.to_datetime(frame["datetime"], utc=True, errors="coerce"))
-    if "sensor" not in ordered:
-        ordered["sensor"] = ""
-    ordered["sensor"] = ordered["sensor"].fillna("").astype(str)
-    keys = ["aoi_id", "sensor"]
-    # Per AOI: Sentinel-2 before Sentinel-1 (descending sensor name), each by time.
-    ordered = ordered.sort_values([*keys, "t_utc"], ascending=[True, False, True], kind="stable")
-    for (aoi_id, sensor), rows in ordered.groupby(keys, sort=False):
-        hrefs = [_text(h) for h in rows["href"]]
-        prefix = _shared_folder(hrefs)
+    for aoi_id, rows in scenes.groupby("aoi_id", sort=True):
+        platforms = sorted(rows["platform"].unique(), key=lambda p: (not p.startswith("S2"), p))
+        months = []
+        for month, m in rows.groupby("month", sort=True):
+            counts = m["platform"].value_counts()
+            optical = pd.to_numeric(m.loc[m["platform"].str.startswith("S2"), "cloud_cover"], errors="coerce")
+            months.append({
+                "month": month,
+                "counts": [int(counts.get(p, 0)) for p in platforms],
+                "cloud": _num(optical.median(), 0) if optical.notna().any() else _DASH,
+            })
         groups.append({
             "aoi": names.get(str(aoi_id), str(aoi_id)),
-            "sensor": _text(sensor),
-            "href_prefix": prefix,
-            "rows": [{
-                "item_id": _text(r.item_id),
-                "datetime": f"{r.t_utc:%Y-%m-%d %H:%M}" if pd.notna(r.t_utc) else _DASH,
-                "cloud": _num(r.cloud_cover, 1),
-                "href": href[len(prefix):],
-            } for r, href in zip(rows.itertuples(), hrefs, strict=True)],
+            "platforms": platforms,
+            "totals": [int((rows["platform"] == p).sum()) for p in platforms],
+            "first": f"{rows['t_utc'].min():%Y-%m-%d}", "last": f"{rows['t_utc'].max():%Y-%m-%d}",
+            "months": months,
         })
     return groups
 
 
-def _shared_folder(hrefs: list[str]) -> str:
-    """The folder all ``hrefs`` share (printed once, in the caption, not on every row).
-
-    Empty unless there are several, all set, and the folder is at least 16 characters.
-    """
-    prefix = os.path.commonprefix(hrefs) if len(hrefs) > 1 and all(hrefs) else ""
-    prefix = prefix[: prefix.rfind("/") + 1]
-    if len(prefix) < 16:
-        prefix = ""
-    return prefix
+def _platform(item_id: Any, sensor: Any) -> str:
+    """``S2A``, ``S2B``, ``S1A``... from a Sentinel item id, else the sensor's name."""
+    match = re.match(r"^(S[12][A-D])_", str(item_id))
+    return match.group(1) if match else (_text(sensor) or "other")
 
 
 def _assessment_view(assessment: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -203,7 +253,9 @@ def _source_rows(
     ``frame`` has ``participant_iso3, year, carats, source`` and optionally ``period``
     (``2019`` or a half-year), ``basis`` and ``note`` (the declared-production table of
     :mod:`pipeline.declared`). Only ``participants`` are kept when given: the bulletin
-    cites the figures it uses, not the whole table.
+    cites the figures it uses, not the whole table. Each row says what its basis means
+    (:func:`~pipeline.bulletin.wording.basis_wording`) and what kind of publisher its
+    source is (:func:`pipeline.declared.source_kind`).
     """
     if frame is None or frame.empty:
         return [], {}
@@ -216,18 +268,29 @@ def _source_rows(
         source = _text(r.get("source"))
         year = _year(r.get("year"))
         period = _text(r.get("period")) or year
+        basis = _text(r.get("basis"))
         rows.append({
             "n": n,
             "participant_iso3": _text(r.get("participant_iso3")),
             "period": period,
             "carats": _int(r.get("carats")),
-            "basis": _text(r.get("basis")),
+            "basis": basis,
+            "basis_text": basis_wording(basis) if basis else "",
+            "kind": source_kind_label(source_kind(source)),
             "source": source,
             "href": _safe_href(source),
             "note": _text(r.get("note")),
         })
         index.setdefault((_text(r.get("participant_iso3")), year), []).append(n)
     return rows, index
+
+
+def _bases(frame: pd.DataFrame | None) -> dict[tuple[str, str], str]:
+    """``(iso3, year) -> basis`` of the declared figures (``KP``, ``national (DGMG)``...)."""
+    if frame is None or frame.empty or "basis" not in frame:
+        return {}
+    return {(_text(r.get("participant_iso3")), _year(r.get("year"))): _text(r.get("basis"))
+            for _, r in frame.iterrows()}
 
 
 #: Cross-validated figures of a site classifier shown in the bulletin, with their names.

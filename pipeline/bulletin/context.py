@@ -88,6 +88,9 @@ class BulletinContext:
     software: dict[str, str]
     config_digest: str
     previous_number: int | None = None
+    revision: int = 1
+    """Revision of bulletin ``number``: 1 when first issued; a re-run of the period it covers
+    revises it (``bulletin.reissue``; see :func:`pipeline.outputs.bulletin_number`)."""
     assessment: dict[str, Any] | None = None
     """The accuracy assessment of the previous bulletin's map (``assessment/estimate.json`` of
     ``python -m pipeline assess``, with ``bulletin_number``), or ``None`` when there is none."""

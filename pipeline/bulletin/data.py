@@ -8,8 +8,9 @@ import pandas as pd
 
 from .annex import _threshold_data, detection_sentences
 from .context import AOIReport, BulletinContext
+from .facts import run_parameter, summary_facts
 from .selection import _status_counts, split_anomalies
-from .statuses import STATUS_ORDER
+from .statuses import STATUS_ORDER, status_definitions
 from .summary import summarise
 
 __all__ = ["bulletin_data"]
@@ -22,13 +23,21 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
     the ids of the sites new since the previous bulletin (``new_since_previous``, also
     flattened at the top level: empty when nothing appeared, or for a first bulletin,
     where ``previous_number`` is ``None``). Counts of the flags and anomalies shown, and
-    of the anomalies left to ``flags.csv``. Every threshold of the methods annex with its
-    value, unit and source as given (``thresholds``), including the per-AOI rows.
+    of the anomalies left to ``flags.csv``. Every threshold with its value, default, unit and
+    source as given (``thresholds``; the annex lists only those the findings rest on or that
+    differ from their defaults), including the per-AOI rows. ``facts``: every count, area and
+    date the summary states (:func:`~pipeline.bulletin.facts.summary_facts`, with the
+    cross-check's comparisons and their coverage); ``definitions``: the site statuses as the
+    bulletin defines them; ``revision``: 1, or more for a re-issued period.
     """
     shown, elsewhere = split_anomalies(context)
     flags = context.flags if context.flags is not None else pd.DataFrame()
+    facts = summary_facts(context)
+    latest = facts["latest_period"]
+    growth = run_parameter(context.thresholds, "sites", "expanding_growth_frac")
     return {
         "bulletin_number": context.number,
+        "revision": context.revision,
         "title": context.title,
         "period": {"start": context.period_start.isoformat(), "end": context.period_end.isoformat()},
         "generated_at": context.generated_at.isoformat(),
@@ -37,7 +46,10 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
         "previous_number": context.previous_number,
         "new_since_previous": [str(s) for a in context.aois for s in a.new_since_previous],
         "aois": [_aoi_data(a) for a in context.aois],
-        "summary": summarise(context),
+        "summary": summarise(context, facts),
+        "facts": facts,
+        "definitions": status_definitions(f"{latest[0]} to {latest[1]}" if latest else None,
+                                          None if growth is None else float(growth)),
         "n_flags": len(flags),
         "flag_rules": sorted({str(r) for r in flags.get("rule", [])}),
         "n_anomalies_shown": len(shown),

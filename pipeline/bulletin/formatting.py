@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
+from ..precision import round_significant
+
 _DASH = "–"
 _METHOD_NAMES: dict[str, str] = {"geomedian": "geometric median", "median": "per-band median"}
 
@@ -108,6 +110,30 @@ def _range(low: Any, high: Any) -> str:
     if _is_missing(low) and _is_missing(high):
         return _DASH
     return f"{_int(low)} {_DASH} {_int(high)}"
+
+
+def _sig(value: Any, digits: int = 2) -> str:
+    """A number to ``digits`` significant figures, with thousands separators.
+
+    >>> _sig(2141.25), _sig(123336.0), _sig(0.0), _sig(None)
+    ('2,100', '120,000', '0', '–')
+    """
+    if _is_missing(value):
+        return _DASH
+    try:
+        v = round_significant(float(value), digits)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:,.0f}" if abs(v) >= 10 ** (digits - 1) or v == 0 else f"{v:,.{digits}g}"
+
+
+def _carats(low: Any, high: Any) -> str:
+    """An estimated carat range, each end to 2 significant figures (the range spans a factor of tens)."""
+    if _is_missing(low) and _is_missing(high):
+        return _DASH
+    return f"{_sig(low)} {_DASH} {_sig(high)}"
 
 
 def _date(value: Any) -> str:

@@ -10,13 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import pandas as pd
 from matplotlib.figure import Figure
 
 from . import figures as fg
 from .annex import (
     _assessment_view,
+    _bases,
     _composite_rows,
-    _scene_groups,
+    _n_thresholds_hidden,
+    _scene_summary,
     _source_rows,
     _threshold_rows,
     _validation_rows,
@@ -25,11 +28,13 @@ from .annex import (
 from .aoi_view import _aoi_view
 from .context import DEMONSTRATION_MARKING, BulletinContext
 from .data import bulletin_data
+from .facts import run_parameter, summary_facts
 from .formatting import _breakable, _safe_href, _text, _timestamp
 from .selection import MAX_CHIPS, covered_participants, split_anomalies
-from .statuses import STATUS_COLOURS, STATUS_DEFINITIONS, STATUS_ORDER, VERDICT_DEFINITIONS
-from .summary import summarise
+from .statuses import STATUS_COLOURS, STATUS_ORDER, VERDICT_DEFINITIONS, status_definitions
+from .summary import demonstration_sentence, summarise
 from .tables import _crosscheck_rows, _flag_rows, _new_since_rows
+from .wording import basis_wording
 
 __all__ = ["TEMPLATES", "render_bulletin"]
 
@@ -109,19 +114,34 @@ def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) 
     """Everything ``bulletin.html.j2`` shows, formatted (the template only escapes and lays out)."""
     names = {a.aoi_id: a.name for a in context.aois}
     shown, elsewhere = split_anomalies(context)
-    sources, source_index = _source_rows(context.declared_sources, _cited_participants(context, shown))
+    facts = summary_facts(context)
+    sources, source_index = _source_rows(_cited_figures(context, shown, facts["comparisons"]))
+    latest = facts["latest_period"]
+    latest_text = f"{latest[0]} to {latest[1]}" if latest else None
+    growth = run_parameter(context.thresholds, "sites", "expanding_growth_frac")
+    min_cov = run_parameter(context.thresholds, "crosscheck", "min_comparison_coverage_frac")
+    crosscheck_rows = _crosscheck_rows(context.crosscheck, names, source_index, facts["comparisons"],
+                                       _bases(context.declared_sources))
     return {
         "c": context,
         "marking": DEMONSTRATION_MARKING,
         "issued": f"{context.generated_at:%Y-%m-%d}",
         "generated": _timestamp(context.generated_at),
         "period": f"{context.period_start:%Y-%m-%d} to {context.period_end:%Y-%m-%d}",
-        "summary": summarise(context),
+        "number_text": f"No. {context.number}" + (f", revision {context.revision}" if context.revision > 1 else ""),
+        "latest_period": latest_text,
+        "summary": summarise(context, facts),
+        "demo_statement": demonstration_sentence(context, facts) if context.demonstration else "",
         "aois": aoi_views,
         "status_order": STATUS_ORDER,
         "status_colours": STATUS_COLOURS,
-        "status_definitions": STATUS_DEFINITIONS,
-        "crosscheck_rows": _crosscheck_rows(context.crosscheck, names, source_index),
+        # The box names the latest period once, in its lead; the definitions refer to it.
+        "status_definitions": status_definitions(None, None if growth is None else float(growth)),
+        "min_area_ha": None if (m := run_parameter(context.thresholds, "sites", "min_area_m2")) is None
+        else f"{float(m) / 1e4:g}",
+        "min_coverage": None if min_cov is None else f"{float(min_cov) * 100:.0f} %",
+        "crosscheck_rows": crosscheck_rows,
+        "basis_notes": sorted({(r["basis"], basis_wording(r["basis"])) for r in crosscheck_rows if r["basis"]}),
         "flag_rows": _flag_rows(context.flags, names),
         "anomaly_rows": _flag_rows(shown, names),
         "covered": sorted(covered_participants(context)),
@@ -129,9 +149,10 @@ def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) 
         "anomaly_participants_elsewhere": sorted({_text(v) for v in elsewhere.get("participant_iso3", [])}),
         "new_rows": _new_since_rows(context),
         "composite_rows": _composite_rows(context.aois),
-        "scene_groups": _scene_groups(context.scenes, names),
+        "scene_groups": _scene_summary(context.scenes, names),
         "n_scenes": 0 if context.scenes is None else len(context.scenes),
         "thresholds": _threshold_rows(context.thresholds),
+        "n_thresholds_hidden": _n_thresholds_hidden(context.thresholds),
         "detection": detection_sentences(context.site_models),
         "validation": _validation_rows(context.validation),
         "assessment": _assessment_view(context.assessment),
@@ -143,14 +164,28 @@ def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) 
     }
 
 
-def _cited_participants(context: BulletinContext, shown_anomalies: Any) -> set[str]:
-    """Participants whose declared figures the bulletin cites: its AOIs', and those of the
-    cross-check rows, flags and anomalies it shows."""
-    cited = {a.participant_iso3 for a in context.aois}
-    for extra in (context.crosscheck, context.flags, shown_anomalies):
-        if extra is not None and "participant_iso3" in extra:
-            cited |= {str(v) for v in extra["participant_iso3"].dropna()}
-    return cited
+def _cited_figures(context: BulletinContext, shown_anomalies: Any, comparisons: list[dict[str, Any]]) -> Any:
+    """The declared figures the bulletin uses: those of the years its cross-check compares (or
+    flags), and the whole series of a participant whose anomalies it shows (the review judged
+    each figure against the others)."""
+    declared = context.declared_sources
+    if declared is None or declared.empty:
+        return declared
+    years = {(c["participant_iso3"], int(c["year"])) for c in comparisons}
+    series: set[str] = set()
+    if shown_anomalies is not None and "participant_iso3" in shown_anomalies:
+        series = {str(v) for v in shown_anomalies["participant_iso3"].dropna()}
+    flags = context.flags
+    if flags is not None and not flags.empty:
+        for r in flags.itertuples():
+            year = str(getattr(r, "period", ""))[:4]
+            if year.isdigit():
+                years.add((str(r.participant_iso3), int(year)))
+    iso3 = declared["participant_iso3"].astype(str)
+    year_col = pd.to_numeric(declared.get("year", declared.get("period")), errors="coerce")
+    keep = [i in series or (i, int(y)) in years if pd.notna(y) else i in series
+            for i, y in zip(iso3, year_col, strict=True)]
+    return declared[keep]
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -1,4 +1,9 @@
-"""Executive summary: plain sentences generated from the data (:func:`summarise`)."""
+"""Executive summary: plain sentences generated from the data (:func:`summarise`).
+
+Every number in a sentence comes from :func:`pipeline.bulletin.facts.summary_facts`, which
+``bulletin.json`` also carries; the statuses are the ones the bulletin defines in its
+"How to read this bulletin" box (:mod:`.statuses`).
+"""
 
 from __future__ import annotations
 
@@ -7,40 +12,63 @@ from typing import Any
 import pandas as pd
 
 from .context import AOIReport, BulletinContext
+from .facts import summary_facts
 from .formatting import _count, _ha, _join, _text
-from .selection import _latest_or_sum, _sites_with, _status_counts, covered_participants, split_anomalies
-from .statuses import STATUS_ORDER
+from .selection import covered_participants, split_anomalies
+from .wording import declared_statement, rule_title, used_declared
 
-__all__ = ["summarise"]
+__all__ = ["assessment_sentence", "summarise"]
 
 
-def summarise(context: BulletinContext) -> list[str]:
+def summarise(context: BulletinContext, facts: dict[str, Any] | None = None) -> list[str]:
     """Executive summary: plain sentences generated from the data.
 
-    Covers new and expanding sites (count, hectares, where), the total tracked
-    area, cross-check flags and statistical anomalies, AOIs that failed, and the
-    comparison with the previous bulletin.
+    Scope; the sites tracked and when they were first detected; the statuses of the latest
+    reporting period (new, expanding, active, dormant, as the bulletin defines them); newly
+    disturbed ground; the cross-check (which years were compared, which were not comparable,
+    the flags raised); the statistical review; failed AOIs; the comparison with the previous
+    bulletin; the area assessment; for a demonstration, what is synthetic and what is real.
     """
-    ok = [a for a in context.aois if a.error is None]
+    facts = facts if facts is not None else summary_facts(context)
     sentences = [_scope_sentence(context)]
-    sentences += _new_and_expanding_sentences(ok)
-    if ok:
-        sentences += _total_sentences(ok)
-    sentences.append(_flag_sentence(context))
+    if facts["n_sites"] or facts["n_failed"] < len(context.aois):
+        sentences.append(_sites_sentence(facts))
+        sentences.append(_latest_period_sentence(facts))
+        sentences.append(_newly_disturbed_sentence(facts))
+    sentences.append(_crosscheck_sentence(context, facts))
     sentences.append(_anomaly_sentence(context))
     for a in context.aois:
         if a.error is not None:
             sentences.append(f"Processing failed for {a.name}: {str(a.error).rstrip('. ')}.")
-    sentences.append(_previous_sentence(context))
+    sentences.append(_previous_sentence(context, facts))
     sentences.append(assessment_sentence(context.assessment))
-    review = review_sentence(ok)
+    review = review_sentence([a for a in context.aois if a.error is None])
     if review:
         sentences.append(review)
     if context.demonstration:
-        sentences.append(
-            "This is a demonstration on synthetic imagery: its figures describe no real place."
-        )
-    return sentences
+        sentences.append(_demonstration_short(context, facts))
+    return [s for s in sentences if s]
+
+
+def _demonstration_short(context: BulletinContext, facts: dict[str, Any]) -> str:
+    """The summary's line on a demonstration (the marking box under the title says it in full)."""
+    used = used_declared(context.declared_sources, facts["comparisons"])
+    real = [r for r in used if not str(r.get("basis") or "").lower().startswith("synthetic")]
+    if not used:
+        figures = "no declared figure is compared"
+    elif real:
+        figures = "the declared figures it compares with are real, as published"
+    else:
+        figures = "its declared figures are synthetic too"
+    return f"This is a demonstration: its imagery is synthetic and describes no real place; {figures}."
+
+
+def demonstration_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
+    """What a demonstration bulletin is made of: synthetic imagery, and which declared figures."""
+    participants = {a.participant_iso3: a.participant for a in context.aois}
+    used = used_declared(context.declared_sources, facts["comparisons"])
+    return ("This is a demonstration on synthetic imagery: its sites, hectares and carat estimates "
+            "describe no real place. " + declared_statement(used, participants))
 
 
 def assessment_sentence(assessment: dict[str, Any] | None) -> str:
@@ -103,59 +131,88 @@ def review_sentence(aois: list[AOIReport]) -> str:
 
 
 def _scope_sentence(context: BulletinContext) -> str:
-    """Number, period, and how many AOIs of which participants."""
+    """Number (and revision), period, and how many AOIs of which participants."""
     participants = sorted({a.participant for a in context.aois})
+    revision = f", revision {context.revision}," if context.revision > 1 else ""
     return (
-        f"Bulletin {context.number} covers {context.period_start:%Y-%m-%d} to "
+        f"Bulletin {context.number}{revision} covers {context.period_start:%Y-%m-%d} to "
         f"{context.period_end:%Y-%m-%d}: {_count(len(context.aois), 'area')} of interest in "
         f"{_count(len(participants), 'participant')} ({_join(participants)})."
     )
 
 
-def _new_and_expanding_sentences(ok: list[AOIReport]) -> list[str]:
-    """New sites (always, even 0) and expanding sites (when any): count, hectares, where."""
-    sentences = []
-    for status, label, verb in (("new", "new excavation site", "detected"),
-                                ("expanding", "known site", "expanding")):
-        per_aoi = [(a, _sites_with(a, status)) for a in ok]
-        n = sum(len(s) for _, s in per_aoi)
-        ha = sum(float(pd.to_numeric(s["area_ha"], errors="coerce").sum()) for _, s in per_aoi)
+def _sites_sentence(facts: dict[str, Any]) -> str:
+    """How many sites, how much area, and how many were first detected in the covering period."""
+    n, inside, before = facts["n_sites"], facts["first_detected_in_period"], facts["first_detected_before"]
+    if n == 0:
+        return "No excavation site is tracked."
+    head = f"{_count(n, 'excavation site')} covering {_ha(facts['site_area_ha'])} ha {'is' if n == 1 else 'are'} tracked"
+    if inside["n"] == n:
+        when = (f"{'it was' if n == 1 else 'all were'} first detected during the covering period "
+                f"({facts['covering_period'][0]} to {facts['covering_period'][1]})")
+    else:
+        when = (f"{inside['n']} ({_ha(inside['area_ha'])} ha) {'was' if inside['n'] == 1 else 'were'} first "
+                f"detected during the covering period and {before['n']} ({_ha(before['area_ha'])} ha) before it")
+    return f"{head}; {when}."
+
+
+def _latest_period_sentence(facts: dict[str, Any]) -> str:
+    """The statuses of the latest reporting period, with the new and expanding sites' areas and places."""
+    latest = facts["latest_period"]
+    if latest is None:
+        return ""
+    st = facts["status"]
+    parts = []
+    for status in ("new", "expanding"):
+        n = st[status]["n"]
         if n == 0:
-            if status == "new":
-                sentences.append("0 new excavation sites were detected.")
+            parts.append(f"no site was {status}")
             continue
-        where = _join(f"{a.name} ({len(s)})" for a, s in per_aoi if len(s))
-        sentences.append(f"{_count(n, label)} {'was' if n == 1 else 'were'} {verb}, "
-                         f"covering {_ha(ha)} ha in total: {where}.")
-    return sentences
+        where = _join(f"{name} ({k})" for name, k in st[status]["by_aoi"].items())
+        parts.append(f"{_count(n, 'site')} ({_ha(st[status]['area_ha'])} ha) {'was' if n == 1 else 'were'} "
+                     f"{status}: {where}")
+    parts.append(f"{st['active']['n']} {'was' if st['active']['n'] == 1 else 'were'} active and "
+                 f"{st['dormant']['n']} dormant")
+    return (f"In the latest reporting period ({latest[0]} to {latest[1]}) " + "; ".join(parts)
+            + " (statuses as defined under \u201cHow to read this bulletin\u201d).")
 
 
-def _total_sentences(ok: list[AOIReport]) -> list[str]:
-    """Sites tracked (by status) and their area; newly disturbed ground over the period."""
-    total_n = sum(len(a.sites) for a in ok)
-    total_ha = sum(float(pd.to_numeric(a.sites["area_ha"], errors="coerce").sum())
-                   for a in ok if not a.sites.empty)
-    by_status = _status_counts(pd.concat([a.sites[["status"]] for a in ok if not
-                                          a.sites.empty] or [pd.DataFrame({"status": []})]))
-    parts = [f"{by_status[s]} {s}" for s in STATUS_ORDER if by_status.get(s)]
-    detail = f" ({', '.join(parts)})" if parts else ""
-    new_ha = sum(_latest_or_sum(a.activity, "new_ha", latest=False) for a in ok)
-    return [
-        f"In total {_count(total_n, 'site')}{detail} covering {_ha(total_ha)} ha are tracked.",
-        f"Newly disturbed ground over the covering period amounts to {_ha(new_ha)} ha.",
-    ]
+def _newly_disturbed_sentence(facts: dict[str, Any]) -> str:
+    return (f"Newly disturbed ground over the covering period amounts to {_ha(facts['newly_disturbed_ha'])} ha "
+            "(the sum over its reporting periods of the ground first disturbed in each).")
 
 
-def _flag_sentence(context: BulletinContext) -> str:
-    """The cross-check flags, by rule, with where they were raised."""
+def _crosscheck_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
+    """Which AOI-years were compared with declared production, which were not, and the flags."""
+    rows = facts["comparisons"]
+    compared = [r for r in rows if r["comparable"]]
+    short = [r for r in rows if r["declared"] and not r["comparable"]]
+    undeclared = [r for r in rows if not r["declared"]]
+    parts = []
+    if compared:
+        parts.append("set detected activity against declared production for "
+                     + _join(f"{r['aoi']} {r['year']}{_cover(r)}" for r in compared))
+    if short:
+        parts.append(_join(f"{r['aoi']} {r['year']}{_cover(r)}" for r in short)
+                     + f" {'is' if len(short) == 1 else 'are'} not comparable with a whole year's declaration")
+    if undeclared:
+        parts.append(_join(f"{r['aoi']} {r['year']}{_cover(r)}" for r in undeclared)
+                     + f" {'has' if len(undeclared) == 1 else 'have'} no declared figure to compare")
+    head = ("The cross-check " + "; ".join(parts) + ". ") if parts else "The cross-check had no activity to compare. "
     flags = context.flags if context.flags is not None else pd.DataFrame()
     if flags.empty:
-        return "The cross-check against declared production raised no flags."
-    parts = []
-    for rule, rows in flags.groupby("rule", sort=True):
-        places = _join(sorted({_place(r, context) for r in rows.itertuples()}))
-        parts.append(f"{rule} ({places})")
-    return f"The cross-check raised {_count(len(flags), 'flag')}: {'; '.join(parts)}."
+        return head + "It raised no flags."
+    groups = []
+    for rule, g in flags.groupby("rule", sort=True):
+        places = _join(sorted({_place(r, context) for r in g.itertuples()}))
+        groups.append(f"{rule_title(rule)} ({places})")
+    return head + f"It raised {_count(len(flags), 'flag')}: {'; '.join(groups)}."
+
+
+def _cover(row: dict[str, Any]) -> str:
+    """`` (49 % of the year monitored)``, or nothing when the coverage is unknown."""
+    cov = row.get("coverage_frac")
+    return "" if cov is None else f" ({cov * 100:.0f} % of the year monitored)"
 
 
 def _place(row: Any, context: BulletinContext) -> str:
@@ -179,17 +236,19 @@ def _anomaly_sentence(context: BulletinContext) -> str:
                   f"{'is' if n == 1 else 'are'} listed in flags.csv")
     if shown.empty:
         return f"The statistical review found no anomaly in the declared figures of {who}{others}."
-    rules = _join(sorted({str(r) for r in shown["rule"]}))
+    titles = _join(sorted({rule_title(r) for r in shown["rule"]}))
     return (f"The statistical review of the declared figures of {who} found "
-            f"{_count(len(shown), 'anomaly', 'anomalies')} ({rules}){others}.")
+            f"{_count(len(shown), 'anomaly', 'anomalies')} ({titles}){others}.")
 
 
-def _previous_sentence(context: BulletinContext) -> str:
-    """How many sites appeared since the previous bulletin (or that there is none)."""
+def _previous_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
+    """How many sites are reported for the first time (absent from the previous bulletin)."""
     new_prev = [sid for a in context.aois for sid in a.new_since_previous]
     if context.previous_number is None:
-        return "This is the first bulletin; there is no previous bulletin to compare."
+        n = facts["n_sites"]
+        return ("This is the first bulletin: every site in it is reported for the first time"
+                + (f" ({n})." if n else "."))
     if new_prev:
-        return (f"Since bulletin {context.previous_number}, {_count(len(new_prev), 'site')} "
-                f"{'has' if len(new_prev) == 1 else 'have'} appeared.")
-    return f"No site has appeared since bulletin {context.previous_number}."
+        return (f"{_count(len(new_prev), 'site')} {'is' if len(new_prev) == 1 else 'are'} reported for the "
+                f"first time (absent from bulletin {context.previous_number}).")
+    return f"No site is reported for the first time: all were in bulletin {context.previous_number}."

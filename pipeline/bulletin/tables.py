@@ -16,8 +16,9 @@ from pyproj import Transformer
 
 from .context import AOIReport, BulletinContext
 from .figures import short_site_label
-from .formatting import _DASH, _date, _ha, _int, _lonlat, _num, _range, _ratio, _split_flags, _text, _year
+from .formatting import _DASH, _carats, _date, _ha, _int, _lonlat, _num, _pct, _ratio, _split_flags, _text, _year
 from .statuses import STATUS_ORDER
+from .wording import rule_title
 
 __all__: list[str] = []
 
@@ -86,42 +87,56 @@ def _crosscheck_rows(
     frame: pd.DataFrame | None,
     names: Mapping[str, str],
     source_index: Mapping[tuple[str, str], list[int]],
+    comparisons: list[dict[str, Any]] | None = None,
+    bases: Mapping[tuple[str, str], str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Cross-check rows with the numbers of the declared figures' sources."""
+    """Cross-check rows: carats to 2 significant figures, the share of the year monitored, the
+    declared figure with its basis and source numbers, and "not comparable" where the year is
+    covered too little (``comparisons``: :func:`pipeline.bulletin.facts.comparison_rows`)."""
     if frame is None or frame.empty:
         return []
+    comparable = {(c["aoi_id"], c["year"]): c["comparable"] for c in comparisons or []}
     rows = []
     for r in frame.sort_values(["participant_iso3", "aoi_id", "year"]).itertuples():
         flags = _split_flags(getattr(r, "flags", ""))
         year = _year(r.year)
+        declared = _int(r.declared_carats)
+        coverage = getattr(r, "coverage_frac", None)
+        ok = comparable.get((str(r.aoi_id), int(r.year)), True)
         rows.append({
             "participant_iso3": str(r.participant_iso3),
             "aoi": names.get(str(r.aoi_id), str(r.aoi_id)),
             "year": year,
+            "coverage": _pct(coverage),
             "disturbed_ha": _ha(r.disturbed_ha),
-            "carats": _range(r.est_carats_low, r.est_carats_high),
-            "declared": _int(r.declared_carats),
-            "ratio": _ratio(r.ratio),
-            "flags": flags,
+            "carats": _carats(r.est_carats_low, r.est_carats_high),
+            "declared": declared,
+            "basis": (bases or {}).get((str(r.participant_iso3), year), ""),
+            "ratio": _ratio(r.ratio) if ok or declared == _DASH else "not comparable",
+            "comparable": ok,
+            "flags": [rule_title(f) for f in flags],
             "sources": source_index.get((str(r.participant_iso3), year), []),
         })
     return rows
 
 
 def _flag_rows(frame: pd.DataFrame | None, names: Mapping[str, str]) -> list[dict[str, str]]:
-    """Flags (or anomalies), with AOI ids replaced by AOI names."""
+    """Flags (or anomalies) in the reader's words: the rule's title, AOI names for AOI ids
+    (also inside the explanation). Evidence strings (``key=value``) stay in ``flags.csv``."""
     if frame is None or frame.empty:
         return []
     rows = []
     for r in frame.itertuples():
         aoi = _text(getattr(r, "aoi_id", ""))
+        explanation = _text(getattr(r, "explanation", ""))
+        if aoi and aoi in names:
+            explanation = explanation.replace(f"AOI {aoi}", names[aoi]).replace(aoi, names[aoi])
         rows.append({
-            "rule": _text(r.rule),
+            "rule": rule_title(r.rule),
             "participant_iso3": _text(getattr(r, "participant_iso3", "")),
             "aoi": names.get(aoi, aoi),
-            "period": _text(getattr(r, "period", "")),
-            "evidence": _text(getattr(r, "evidence", "")),
-            "explanation": _text(getattr(r, "explanation", "")),
+            "period": _text(getattr(r, "period", "")).replace("/", " to "),
+            "explanation": explanation,
         })
     return rows
 

@@ -275,8 +275,9 @@ def threshold_table(cfg: MonitorConfig) -> list[dict[str, Any]]:
     """Every field of :data:`THRESHOLD_SECTIONS` with its value, unit, description and source.
 
     One row per field, sections in :data:`THRESHOLD_SECTIONS` order, fields in declaration
-    order: ``{"section", "key", "value", "unit", "description", "source"}``. ``value`` is the
-    configured value (paths as ``str``), ``description`` the field docstring with whitespace
+    order: ``{"section", "key", "value", "default", "unit", "description", "source"}``. ``value``
+    is the configured value and ``default`` the field's default (paths as ``str``), ``description``
+    the field docstring with whitespace
     collapsed; ``unit`` and ``source`` come from the field metadata (the bulletin's methods
     annex prints them as they are).
 
@@ -292,10 +293,12 @@ def threshold_table(cfg: MonitorConfig) -> list[dict[str, Any]]:
         for key, info in type(model).model_fields.items():
             value = getattr(model, key)
             unit, source = _unit_source(info)
+            default = info.get_default(call_default_factory=True)
             rows.append({
                 "section": section,
                 "key": key,
                 "value": str(value) if isinstance(value, Path) else value,
+                "default": str(default) if isinstance(default, Path) else default,
                 "unit": unit,
                 "description": _description(info),
                 "source": source,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -92,7 +93,11 @@ class CrosscheckParams(_Section):
 
 class BulletinParams(_Section):
     number: int | None = Field(default=None, ge=1)
-    """Bulletin number; ``None``: one more than the highest bulletin in the output root."""
+    """Bulletin number; ``None``: see ``reissue``. A number already archived is revised."""
+    reissue: Literal["revise", "new"] = "revise"
+    """A run covering the same period (start and end) as an archived bulletin: ``revise``
+    issues a revision of that bulletin ("No. 1, revision 2"); ``new`` issues the next number
+    anyway. Other periods always get one more than the highest number in the output root."""
     distribution: str = "KP Participants only"
     """Distribution marking printed on every page."""
     demonstration: bool = False

@@ -1,0 +1,113 @@
+"""The bulletin's words for things the data name with identifiers: rules, figures' bases, and
+what a demonstration compares against.
+
+Reader text never shows a rule id (``statistics_jump``) or an evidence string
+(``log_rate=2.153``): those stay in ``flags.csv`` for the analyst.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from ..declared import source_kind
+
+__all__ = ["RULE_TITLES", "basis_wording", "declared_statement", "rule_title"]
+
+#: Reader's title of each cross-check and review rule (:mod:`pipeline.crosscheck`).
+RULE_TITLES: dict[str, str] = {
+    "activity_in_embargo": "Excavation during an embargo or suspension",
+    "capacity_exceeds_declared": "Estimated output above declared production",
+    "trend_divergence": "Excavation and declared production moving apart",
+    "activity_without_declaration": "Excavation in a year without declared production",
+    "statistics_jump": "Unusual jump in declared statistics",
+    "usd_per_carat_vs_history": "Price per carat unlike the participant's other years",
+    "usd_per_carat_vs_peers": "Price per carat unlike other participants'",
+    "exports_exceed_supply": "Exports above production plus imports",
+}
+
+
+def rule_title(rule: Any) -> str:
+    """The reader's title of a rule; an unknown id is spelled out in words.
+
+    >>> rule_title("statistics_jump"), rule_title("BENFORD_FIRST_DIGIT")
+    ('Unusual jump in declared statistics', 'Benford first digit')
+    """
+    text = str(rule or "")
+    if text in RULE_TITLES:
+        return RULE_TITLES[text]
+    words = re.sub(r"[_\s]+", " ", text).strip().lower()
+    return words[:1].upper() + words[1:]
+
+
+def basis_wording(basis: Any) -> str:
+    """What a declared figure's ``basis`` means, in the bulletin's words.
+
+    >>> basis_wording("KP")
+    'production as reported to the Kimberley Process (KP statistics)'
+    >>> basis_wording("national (DGMG)")
+    'national production figure published by DGMG, not a KP statistic'
+    """
+    text = str(basis or "").strip()
+    if text.upper() == "KP":
+        return "production as reported to the Kimberley Process (KP statistics)"
+    if text.lower().startswith("national"):
+        inner = re.search(r"\((.*)\)", text)
+        who = inner.group(1) if inner else "the national authority"
+        return f"national production figure published by {who}, not a KP statistic"
+    if text.lower().startswith("synthetic"):
+        return "synthetic figure written for the demonstration; not a declaration"
+    return f"basis as given: {text}" if text else "basis not stated"
+
+
+def declared_statement(
+    rows: Iterable[Mapping[str, Any]], participants: Mapping[str, str]
+) -> str:
+    """What a demonstration bulletin compares its synthetic detections with.
+
+    ``rows``: the declared figures the bulletin uses (``participant_iso3``, ``period``,
+    ``basis``, ``source``); ``participants``: ISO3 -> name. Synthetic figures (``basis`` or
+    ``source`` says so) are called synthetic; real ones are named, with their basis.
+
+    >>> declared_statement([{"participant_iso3": "CIV", "period": "2023", "basis": "national (DGMG)",
+    ...                      "source": "https://economie-ivoirienne.ci/x"}], {"CIV": "Côte d'Ivoire"})
+    "The declared production it is set against is real: Côte d'Ivoire 2023 (national production figure published by DGMG, not a KP statistic), as published; against synthetic detections the comparison shows how the method works and says nothing about that production."
+    """
+    rows = list(rows)
+    real = [r for r in rows if not _synthetic(r)]
+    if not rows:
+        return "No declared production figure is compared with the synthetic detections."
+    if not real:
+        return "The declared production it is set against is synthetic too."
+    parts = []
+    for r in real:
+        who = participants.get(str(r.get("participant_iso3")), str(r.get("participant_iso3")))
+        parts.append(f"{who} {r.get('period')} ({basis_wording(r.get('basis'))})")
+    return (
+        "The declared production it is set against is real: " + "; ".join(parts) + ", as published; "
+        "against synthetic detections the comparison shows how the method works and says nothing "
+        "about that production."
+    )
+
+
+def _synthetic(row: Mapping[str, Any]) -> bool:
+    basis = str(row.get("basis") or "").lower()
+    return basis.startswith("synthetic") or source_kind(str(row.get("source") or "")) == "synthetic"
+
+
+def used_declared(declared: pd.DataFrame | None, comparisons: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The declared-figure rows behind the cross-check's comparisons (participant and year)."""
+    if declared is None or declared.empty:
+        return []
+    wanted = {(c["participant_iso3"], int(c["year"])) for c in comparisons if c.get("declared")}
+    years = pd.to_numeric(declared.get("year", declared.get("period")), errors="coerce")
+    out = []
+    for (_, r), y in zip(declared.iterrows(), years, strict=True):
+        if pd.notna(y) and (str(r.get("participant_iso3")), int(y)) in wanted:
+            out.append({"participant_iso3": str(r.get("participant_iso3")),
+                        "period": str(r.get("period") or int(y)), "basis": r.get("basis"),
+                        "source": r.get("source")})
+    return out
