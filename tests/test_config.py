@@ -32,8 +32,17 @@ def test_shipped_configs_load(name: str) -> None:
 
 def test_monitor_config_covers_all_aois_and_last_12_months() -> None:
     cfg = load_config(REPO / "configs" / "monitor.yaml")
-    assert {p.name for p in cfg.aois} >= {"seguela.geojson", "tortiya.geojson", "marange.geojson"}
+    # Every AOI file of aois/ is monitored, and listed in aois/README.md.
+    shipped = {p.name for p in (REPO / "aois").glob("*.geojson")}
+    assert {p.name for p in cfg.aois} == shipped
+    assert shipped >= {"seguela.geojson", "tortiya.geojson", "marange.geojson", "car_berberati.geojson",
+                       "car_bria.geojson"}
     assert all(p.exists() for p in cfg.aois)
+    readme = (REPO / "aois" / "README.md").read_text("utf-8")
+    from pipeline.aoi import read_aois
+
+    for aoi_id in read_aois(list(cfg.aois))["aoi_id"]:
+        assert f"| `{aoi_id}` |" in readme, f"{aoi_id} is not in aois/README.md"
     start, end = cfg.period.resolved(today=dt.date(2026, 11, 27))
     assert (end - start).days == 365
     assert cfg.source.url.startswith("https://earth-search")
