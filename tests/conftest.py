@@ -16,6 +16,15 @@ from hypothesis import HealthCheck, settings
 
 from tests.servers import EgressSink, RangeFileServer, StacApiServer
 
+#: The scenario of the session's demo run (:func:`demo_run`): the demo's generator, dates and
+#: configuration (2023-01-01 to 2024-06-30, 2022 as baseline) on a smaller scene with radar.
+DEMO_RUN_SPEC_ARGS: dict[str, Any] = {
+    "shape_px": (120, 160), "start": datetime(2022, 1, 1).date(), "end": datetime(2024, 6, 30).date(),
+    "revisit_days": 10, "monitoring_start": datetime(2023, 1, 1).date(), "n_pits": 4, "n_fields": 1,
+    "n_bare_patches": 1, "n_burn_scars": 1, "burn_area_ha": (2.0, 3.0), "field_area_ha": (1.0, 1.5),
+    "pit_area_ha": (1.0, 2.5), "n_abandoned": 0, "with_s1": True, "seed": 3,
+}
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 EXTERNAL = SHARED / "data" / "external"
@@ -184,3 +193,39 @@ def stac_api(
     item, _ = earth_search_item_29rkh
     with StacApiServer(item_copies(item), page_size=2) as api:
         yield api
+
+
+# --------------------------------------------------------------------------------------------
+# One demo run for the whole session
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo output folder, run once per session: the scenario (:data:`DEMO_RUN_SPEC_ARGS`) plus
+    one ``python -m pipeline monitor`` over it with the demo's configuration (no PDF, only the
+    bands detection reads). Tests that check outputs (notebooks, file formats, schemas) share it
+    and must not modify it."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from pipeline.demo import ScenarioSpec, write_scenario
+
+    root = tmp_path_factory.mktemp("demo-run")
+    scenario = write_scenario(root / "scenario", ScenarioSpec(**DEMO_RUN_SPEC_ARGS))
+    settings = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text("utf-8"))
+    settings["bulletin"]["pdf"] = False
+    settings["acquire"]["bands"] = ["blue", "green", "red", "nir", "swir16", "scl"]
+    settings["dask"].update(n_workers=1, threads_per_worker=2)
+    config = root / "demo.yaml"
+    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    res = subprocess.run(
+        [sys.executable, "-m", "pipeline", "monitor", "--config", str(config), "--aoi", str(scenario.aoi_path),
+         "--source", str(scenario.catalog_path), "--out", str(root), "--cache", str(root / "cache")],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return root

@@ -83,5 +83,5 @@ def stac_errors(obj: dict[str, Any]) -> list[str]:
                 where = "/".join(str(p) for p in err.absolute_path) or "(root)"
                 errors.append(f"{uri}: {where}: {err.message[:200]}")
         except referencing.exceptions.Unresolvable as exc:
-            errors.append(f"{uri}: cannot resolve {exc}")
+            errors.append(f"{uri}: no local copy of a schema it needs ({exc}); no network is used")
     return errors

@@ -536,3 +536,40 @@ def test_without_assessment_the_annex_says_not_yet_assessed(tmp_path: Path) -> N
     annex = html.read_text(encoding="utf-8").split("Accuracy assessment")[1].split("<h3>")[0]
     assert "Not yet assessed" in annex
     assert not any(s.startswith("Review:") for s in summarise(make_context()))
+
+
+def test_banner_text_extracts_cleanly(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    """The running banner (not only the footer) carries the marking as words: no letter-spacing,
+    which ``pdftotext`` would turn into "D E M O N S T R AT I O N"."""
+    pages = [p for p in _pdf_text(rendered[1]["bulletin.pdf"]).split("\f") if p.strip()]
+    for page in pages:
+        head = "\n".join(page.strip().splitlines()[:3])
+        assert DEMONSTRATION_MARKING in head
+    assert "D E M O N" not in "\n".join(pages)
+
+
+def test_definitions_box_and_reader_words(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    """The statuses are defined once, in the bulletin's words; no rule id or evidence string is shown."""
+    html = rendered[1]["bulletin.html"].read_text(encoding="utf-8")
+    box = html.split('id="reading"', 1)[1].split("</section>", 1)[0]
+    for status, text in STATUS_DEFINITIONS.items():
+        assert f"<strong>{status}</strong>: {text}" in box
+        assert html.count(text) == 1  # defined once
+    assert "Reported for the first time" in box and "Not comparable" in box
+    for internal in ("ACTIVITY_WITHOUT_DECLARED_GROWTH", "BENFORD_FIRST_DIGIT", "chi2 = 19.1", "log_rate"):
+        assert internal not in html
+
+
+def test_not_comparable_year_in_crosscheck_table(tmp_path: Path) -> None:
+    context = _without_figures(make_context())
+    cc = context.crosscheck.assign(coverage_frac=[1.0, 0.5, 1.0], ratio=[0.04, float("nan"), 0.055])
+    thresholds = [*context.thresholds, {"section": "crosscheck", "key": "min_comparison_coverage_frac",
+                                         "value": 0.9, "unit": "fraction (0–1)", "source": "design choice"}]
+    context = replace(context, crosscheck=cc, thresholds=thresholds)
+    html = render_bulletin(context, tmp_path, pdf=False)["bulletin.html"].read_text("utf-8")
+    table = html.split('id="crosscheck"', 1)[1].split("</table>", 1)[0]
+    rows = table.split("<tr")[2:]
+    assert "not comparable" in rows[1] and "50 %" in rows[1]
+    assert "not comparable" not in rows[0] and "100 %" in rows[0]
+    text = " ".join(summarise(context))
+    assert "Tshikapa" in text and "2024 (50 % of the year monitored) is not comparable" in text

@@ -267,3 +267,29 @@ def test_previous_bulletin_per_aoi(tmp_path: Path) -> None:
     assert _previous_bulletin(tmp_path) == (3, {"a-1", "a-2", "b-1"})
     (tmp_path / "archive" / ".bulletin-0004.part").mkdir()  # an unfinished archive is ignored
     assert _previous_bulletin(tmp_path)[0] == 3
+
+
+def _issued(out: Path, folder: str, start: str, end: str) -> None:
+    path = out / "archive" / folder
+    path.mkdir(parents=True)
+    (path / "manifest.json").write_text(json.dumps({"period": {"start": start, "end": end}}))
+
+
+def test_bulletin_reissue_revises_a_covered_period(tmp_path: Path) -> None:
+    """``bulletin.reissue``: the same period again is a revision; another period the next number."""
+    from pipeline.numbering import bulletin_issue
+
+    q1, q2 = ("2024-01-01", "2024-03-31"), ("2024-04-01", "2024-06-30")
+    first = bulletin_issue(tmp_path, *q1)
+    assert (first.number, first.revision, first.previous) == (1, 1, None)
+    _issued(tmp_path, "bulletin-0001", *q1)
+    again = bulletin_issue(tmp_path, *q1)
+    assert (again.number, again.revision, again.previous) == (1, 2, None)
+    assert again.revises is not None and again.revises.folder.name == "bulletin-0001"
+    _issued(tmp_path, "bulletin-0001-r2", *q1)
+    second = bulletin_issue(tmp_path, *q2)
+    assert (second.number, second.revision) == (2, 1)
+    assert second.previous is not None and second.previous.folder.name == "bulletin-0001-r2"
+    assert bulletin_issue(tmp_path, *q1).revision == 3  # an older period keeps its number
+    assert bulletin_issue(tmp_path, *q1, reissue="new").number == 2
+    assert (bulletin_issue(tmp_path, *q2, number=1).number, bulletin_issue(tmp_path, *q2, number=1).revision) == (1, 3)

@@ -24,7 +24,7 @@ from pipeline.crosscheck import (
     estimate_carats_labour,
     review_statistics,
 )
-from pipeline.declared import read_declared_production, read_trade, read_windows, validate_windows
+from pipeline.declared import read_declared_production, read_trade, read_windows, validate_declared, validate_windows
 from pipeline.errors import InputDataError, StaleStatisticsWarning
 
 REPO = Path(__file__).resolve().parents[1]
@@ -809,3 +809,27 @@ def test_ratio_is_monotone_in_declared_carats(scenario: tuple, factor: float, ex
     cap1 = set(f1.loc[f1["rule"].isin(alarms), ["aoi_id", "period"]].itertuples(index=False))
     cap2 = set(f2.loc[f2["rule"].isin(alarms), ["aoi_id", "period"]].itertuples(index=False))
     assert cap2 <= cap1
+
+
+def test_partly_monitored_year_is_not_comparable() -> None:
+    """Half a year of detections is not set against a whole year's declaration: no ratio, no
+    capacity flag, and the coverage is in the output."""
+    aois = pd.DataFrame({"aoi_id": ["a"], "participant_iso3": ["CIV"], "participant": ["Côte d'Ivoire"]})
+    starts = pd.to_datetime(["2023-01-01", "2023-04-01", "2023-07-01", "2023-10-01", "2024-01-01", "2024-04-01"])
+    act = pd.DataFrame({"aoi_id": "a", "period_start": starts, "period_end": starts + pd.offsets.QuarterEnd(0),
+                        "disturbed_ha": 0.0, "new_ha": 400.0, "valid_fraction": 1.0})
+    declared = pd.DataFrame({"participant_iso3": ["CIV", "CIV"], "period": ["2023", "2024"],
+                             "carats": ["1000", "1000"], "source": ["x", "x"]})
+    table = validate_declared(declared)
+    windows = pd.DataFrame(columns=["window_id", "participant_iso3", "zone", "kind", "start", "end"])
+    cc, flags = crosscheck_production(act, aois, table, windows, params=CrosscheckParams())
+    by_year = cc.set_index("year")
+    assert by_year.loc[2023, "coverage_frac"] == 1.0 and by_year.loc[2023, "ratio"] > 2
+    assert by_year.loc[2024, "coverage_frac"] == pytest.approx(182 / 366)
+    assert math.isnan(by_year.loc[2024, "ratio"])  # not comparable
+    capacity = flags[flags["rule"] == "capacity_exceeds_declared"]
+    assert capacity["period"].tolist() == ["2023"]
+    lenient = CrosscheckParams(min_comparison_coverage_frac=0.4)
+    cc2, flags2 = crosscheck_production(act, aois, table, windows, params=lenient)
+    assert cc2.set_index("year").loc[2024, "ratio"] > 0
+    assert "2024" in set(flags2.loc[flags2["rule"] == "capacity_exceeds_declared", "period"])

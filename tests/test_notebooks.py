@@ -10,36 +10,24 @@ find it through ``KP_DEMO_DIR`` / ``KP_CONFIG``. The kernel is this interpreter
 from __future__ import annotations
 
 import ast
-import datetime as dt
 import importlib
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 ipykernel_kernelspec = pytest.importorskip("ipykernel.kernelspec")
 
-from pipeline.demo import ScenarioSpec, write_scenario  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 NAMES = [p.name for p in NOTEBOOKS]
 KERNEL = "kp-monitor-notebooks"
-#: The demo's dates (configs/demo.yaml: 2023-01-01 to 2024-06-30, 2022 as baseline) on a
-#: smaller scene.
-SPEC = ScenarioSpec(
-    shape_px=(120, 160), start=dt.date(2022, 1, 1), end=dt.date(2024, 6, 30), revisit_days=10,
-    monitoring_start=dt.date(2023, 1, 1), n_pits=4, n_fields=1, n_bare_patches=1, n_burn_scars=1,
-    burn_area_ha=(2.0, 3.0), field_area_ha=(1.0, 1.5), pit_area_ha=(1.0, 2.5), n_abandoned=0, with_s1=True, seed=3,
-)
 #: Public names of the stage modules: a notebook must import these, never define them.
 STAGE_MODULES = ("acquire", "search", "preprocess", "detect", "sites", "crosscheck", "declared",
                  "evaluate", "aoi", "bulletin.figures", "bulletin", "explore", "run", "workflow", "jobs", "classify",
@@ -77,25 +65,10 @@ def test_notebooks_define_no_stage_functions(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo output folder: the scenario plus one monitor run over it."""
-    root = tmp_path_factory.mktemp("notebook-demo")
-    scenario = write_scenario(root / "scenario", SPEC)
-    # The demo's configuration, minus the PDF and the bands detection does not read.
-    settings = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text("utf-8"))
-    settings["bulletin"]["pdf"] = False
-    settings["acquire"]["bands"] = ["blue", "green", "red", "nir", "swir16", "scl"]
-    settings["dask"].update(n_workers=1, threads_per_worker=2)
-    config = root / "demo.yaml"
-    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
-    res = subprocess.run(
-        [sys.executable, "-m", "pipeline", "monitor", "--config", str(config), "--aoi", str(scenario.aoi_path),
-         "--source", str(scenario.catalog_path), "--out", str(root), "--cache", str(root / "cache")],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    return root
+def demo_dir(demo_run: Path) -> Path:
+    """A demo output folder: the scenario plus one monitor run over it (the session's
+    :func:`tests.conftest.demo_run`, shared with the output checks)."""
+    return demo_run
 
 
 @pytest.fixture(scope="module")
