@@ -24,8 +24,8 @@ from pipeline.declared import (
     validate_trade,
     validate_windows,
 )
-from pipeline.errors import DeclaredStatsError
 from pipeline.declared.sources import source_problem
+from pipeline.errors import DeclaredStatsError
 from tools.build_declared_production import build_declared_production
 
 REPO = Path(__file__).resolve().parents[1]

@@ -83,7 +83,7 @@ def _threshold_rows(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def _n_thresholds_hidden(items: Iterable[Mapping[str, Any]]) -> int:
     """How many thresholds the annex leaves to ``bulletin.json`` (at their defaults, not key)."""
-    return sum(1 for t in items or [] if not _shown(t))
+    return len([t for t in items or [] if not _shown(t)])
 
 
 def _shown(t: Mapping[str, Any]) -> bool:
@@ -93,8 +93,12 @@ def _shown(t: Mapping[str, Any]) -> bool:
 
 
 def _same(a: Any, b: Any) -> bool:
-    norm = (lambda v: list(v) if isinstance(v, tuple | list) else v)
-    return bool(norm(a) == norm(b))
+    """Equal values, a tuple equal to the same list (defaults are tuples, YAML gives lists)."""
+    return bool(_as_list(a) == _as_list(b))
+
+
+def _as_list(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple | list) else v
 
 
 def _first_sentence(text: str) -> str:

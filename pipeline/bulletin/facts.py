@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -85,7 +85,7 @@ def comparison_rows(context: BulletinContext) -> list[dict[str, Any]]:
     return rows
 
 
-def run_parameter(thresholds: list[Mapping[str, Any]], section: str, key: str) -> Any:
+def run_parameter(thresholds: Sequence[Mapping[str, Any]], section: str, key: str) -> Any:
     """The value of ``section.key`` among the run's threshold rows (``None`` when absent)."""
     for t in thresholds or []:
         if t.get("section") == section and t.get("key") == key:

@@ -53,8 +53,10 @@ VERDICT_DEFINITIONS: dict[str, str] = {
 def status_definitions(latest: str | None, growth_frac: float | None) -> dict[str, str]:
     """:data:`STATUS_DEFINITIONS` with the latest period's dates and the growth threshold.
 
-    >>> status_definitions("2024-04-01 to 2024-06-30", 0.1)["expanding"]
-    'first detected before the latest reporting period (2024-04-01 to 2024-06-30), and grew during it by at least 10 % of its area'
+    >>> for part in status_definitions("2024-04-01 to 2024-06-30", 0.1)["expanding"].split(", and "):
+    ...     print(part)
+    first detected before the latest reporting period (2024-04-01 to 2024-06-30)
+    grew during it by at least 10 % of its area
     """
     out = {}
     for status, text in STATUS_DEFINITIONS.items():

@@ -146,7 +146,8 @@ def _sites_sentence(facts: dict[str, Any]) -> str:
     n, inside, before = facts["n_sites"], facts["first_detected_in_period"], facts["first_detected_before"]
     if n == 0:
         return "No excavation site is tracked."
-    head = f"{_count(n, 'excavation site')} covering {_ha(facts['site_area_ha'])} ha {'is' if n == 1 else 'are'} tracked"
+    verb = "is" if n == 1 else "are"
+    head = f"{_count(n, 'excavation site')} covering {_ha(facts['site_area_ha'])} ha {verb} tracked"
     if inside["n"] == n:
         when = (f"{'it was' if n == 1 else 'all were'} first detected during the covering period "
                 f"({facts['covering_period'][0]} to {facts['covering_period'][1]})")

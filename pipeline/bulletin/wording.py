@@ -72,9 +72,10 @@ def declared_statement(
     ``basis``, ``source``); ``participants``: ISO3 -> name. Synthetic figures (``basis`` or
     ``source`` says so) are called synthetic; real ones are named, with their basis.
 
-    >>> declared_statement([{"participant_iso3": "CIV", "period": "2023", "basis": "national (DGMG)",
-    ...                      "source": "https://economie-ivoirienne.ci/x"}], {"CIV": "Côte d'Ivoire"})
-    "The declared production it is set against is real: Côte d'Ivoire 2023 (national production figure published by DGMG, not a KP statistic), as published; against synthetic detections the comparison shows how the method works and says nothing about that production."
+    >>> text = declared_statement([{"participant_iso3": "CIV", "period": "2023", "basis": "national (DGMG)",
+    ...                             "source": "https://economie-ivoirienne.ci/x"}], {"CIV": "Côte d'Ivoire"})
+    >>> text.split(": ", 1)[1].split(", as published")[0]
+    "Côte d'Ivoire 2023 (national production figure published by DGMG, not a KP statistic)"
     """
     rows = list(rows)
     real = [r for r in rows if not _synthetic(r)]

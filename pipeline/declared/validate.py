@@ -43,9 +43,10 @@ def validate_declared(
     -------
     DeclaredTable
         Rows are rejected for: unknown participant, unparseable period, a unit other
-        than carats (a table mixing units), a source that may not be cited (a staging
-        copy of a site or a blog: :func:`pipeline.declared.sources.source_problem`), non-numeric / negative / infinite carats,
-        value or USD per carat, neither carats nor a value, and duplicate periods:
+        than carats (a table mixing units), a source that may not be cited (a staging copy
+        of a site or a blog: :func:`pipeline.declared.sources.source_problem`),
+        non-numeric / negative / infinite carats, value or USD per carat, neither carats
+        nor a value, and duplicate periods:
         an exact repeat of an earlier row is dropped (the earlier one is kept), while
         rows for the same or overlapping periods (``2019`` and ``2019H1``) with
         different figures are all rejected, since the table cannot say which is right.
