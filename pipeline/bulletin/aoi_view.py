@@ -83,8 +83,9 @@ def _aoi_header(
         "dismissed_rows": [],
         "counts": {s: counts.get(s, 0) for s in STATUS_ORDER},
         "total_ha": _DASH if sites.empty
-        else _ha(float(pd.to_numeric(sites["area_ha"], errors="coerce").sum())),
-        "new_ha": _DASH if activity.empty else _ha(_latest_or_sum(activity, "new_ha", latest=False)),
+        # Sums at the tables' precision (0.01 ha), as the summary states them (facts.py).
+        else _ha(round(float(pd.to_numeric(sites["area_ha"], errors="coerce").sum()), 2)),
+        "new_ha": _DASH if activity.empty else _ha(round(_latest_or_sum(activity, "new_ha", latest=False), 2)),
         "latest_valid": _DASH if activity.empty
         else _pct(activity.sort_values("period_start").iloc[-1].get("valid_fraction")),
     }

@@ -33,7 +33,8 @@ def summary_facts(context: BulletinContext) -> dict[str, Any]:
         and ``first_detected_before`` (``{"n", "area_ha"}``: ``first_seen`` on or after the
         covering period's start, or before it); ``newly_disturbed_ha`` (``new_ha`` summed
         over every period); ``comparisons`` (:func:`comparison_rows`); ``n_failed``.
-        Areas are unrounded hectares.
+        Area sums are rounded to 0.01 ha, the precision of the tables they add up: otherwise
+        the order of a float sum could move a printed 26.15 to 26.1 or 26.2.
     """
     ok = [a for a in context.aois if a.error is None]
     sites = _all_sites(ok)
@@ -44,18 +45,18 @@ def summary_facts(context: BulletinContext) -> dict[str, Any]:
     for s in STATUS_ORDER:
         mask = sites["status"].astype(str) == s
         by_aoi = {str(name): int(n) for name, n in sites.loc[mask, "_aoi_name"].value_counts(sort=False).items()}
-        status[s] = {"n": int(mask.sum()), "area_ha": float(area[mask].sum()),
+        status[s] = {"n": int(mask.sum()), "area_ha": _ha_sum(area[mask]),
                      "by_aoi": {a.name: by_aoi[a.name] for a in ok if a.name in by_aoi}}
     return {
         "covering_period": [context.period_start.isoformat(), context.period_end.isoformat()],
         "latest_period": _latest_period(ok),
         "n_sites": len(sites),
-        "site_area_ha": float(area.sum()),
+        "site_area_ha": _ha_sum(area),
         "status": status,
-        "first_detected_in_period": {"n": int(in_period.sum()), "area_ha": float(area[in_period].sum())},
+        "first_detected_in_period": {"n": int(in_period.sum()), "area_ha": _ha_sum(area[in_period])},
         "first_detected_before": {"n": int((~in_period & first_seen.notna()).sum()),
-                                  "area_ha": float(area[~in_period & first_seen.notna()].sum())},
-        "newly_disturbed_ha": float(sum(_new_ha(a) for a in ok)),
+                                  "area_ha": _ha_sum(area[~in_period & first_seen.notna()])},
+        "newly_disturbed_ha": round(sum(_new_ha(a) for a in ok), 2),
         "comparisons": comparison_rows(context),
         "n_failed": len(context.aois) - len(ok),
     }
@@ -114,6 +115,11 @@ def _latest_period(ok: list[AOIReport]) -> list[str] | None:
         return None
     start, end = max(ends)
     return [start.isoformat(), end.isoformat()]
+
+
+def _ha_sum(values: pd.Series) -> float:
+    """A sum of hectares at the tables' precision (0.01 ha)."""
+    return round(float(values.sum()), 2)
 
 
 def _new_ha(a: AOIReport) -> float:
