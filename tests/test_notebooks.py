@@ -158,4 +158,5 @@ def test_review_loop(kernel_env: None, demo_dir: Path, tmp_path: Path) -> None:
     assert "grouped CV" in text
     assert _images(nb) >= 1  # a chip
     manifest = json.loads((demo_dir / "manifest.json").read_text())
-    assert manifest["bulletin_number"] == 2
+    # The same period again: a revision of bulletin 1 (bulletin.reissue), not bulletin 2.
+    assert (manifest["bulletin_number"], manifest["revision"]) == (1, 2)
