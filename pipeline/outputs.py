@@ -106,6 +106,9 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
     previous_number, previous_ids = previous_bulletin(out_dir, before=number)
     new_since = sorted(set(all_sites["site_id"]) - previous_ids) if previous_number else []
 
+    # A revision shows the assessment of the issue it replaces (same number), if any.
+    assessment = ((issue.revises and previous_assessment(out_dir, number))
+                  or previous_assessment(out_dir, previous_number))
     outputs = _write_tables(all_sites, activity, crosscheck, pd.concat([flags, anomalies], ignore_index=True), out_dir)
     outputs["sites_dismissed.geojson"] = write_geojson(dismissed_table(results), out_dir / "sites_dismissed.geojson")
     software = software_versions()
@@ -130,7 +133,7 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
         previous_number=previous_number,
         revision=issue.revision,
         site_models=site_models(results),
-        assessment=previous_assessment(out_dir, previous_number),
+        assessment=assessment,
     )
     outputs.update(bl.render_bulletin(context, out_dir, pdf=cfg.bulletin.pdf))
     manifest = build_manifest(results, cfg, info, context=context, outputs=outputs)
