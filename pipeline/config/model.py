@@ -31,6 +31,11 @@ class DaskParams(_Section):
     """Threads per local worker (GDAL reads release the GIL)."""
     memory_limit: str = "4GiB"
     """Memory limit per local worker."""
+    aois_in_flight: int = _param(8, unit="AOIs", source=_DESIGN, ge=1)
+    """AOIs searched, fetched or computed at the same time. Their graphs go to the cluster
+    together as futures and each AOI's sites are made as its results arrive; 1 runs the AOIs
+    one after another. Bounds the client's memory (each AOI in flight holds its items and,
+    once computed, its change rasters)."""
 
 
 class MonitorConfig(_Section):
