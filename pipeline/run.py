@@ -216,6 +216,7 @@ def run_aois(
                     finish_aoi(prepared, computed, verdicts=verdicts)
                 except MonitorError as err:
                     exc = err
+                    prepared.abandon()
                 finally:
                     client.cancel(futures)
             if exc is not None:

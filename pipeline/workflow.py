@@ -36,6 +36,7 @@ from .classify import SiteModel, candidate_features, feature_rasters, model_summ
 from .config import MonitorConfig, SourceParams
 from .errors import MonitorError, SearchError
 from .evaluate import read_sites
+from .incremental import IncrementalPlan, build_incremental, supports_incremental
 from .jobs import AOIGrid, AOIJob
 from .providers import get_provider
 from .types import OPTICAL_BANDS
@@ -110,6 +111,9 @@ class AOIResult:
     dismissed: gpd.GeoDataFrame | None = None
     """Sites an analyst judged ``false_alarm`` (:mod:`pipeline.register`), in the AOI's UTM CRS:
     out of :attr:`sites` and of the activity series, listed apart."""
+    state: dict[str, int] = field(default_factory=dict)
+    """With ``incremental``: dates and composite windows computed, reused from the stored
+    state, and older dates re-read for composites (:class:`pipeline.incremental.IncrementalPlan`)."""
 
     @classmethod
     def for_job(cls, job: AOIJob) -> AOIResult:
@@ -172,7 +176,11 @@ def run_aoi(
     try:
         prepared = prepare_aoi(job, radar_down=radar_down, model=model, result=result)
         tick = time.perf_counter()
-        computed = dask.compute(*prepared.lazy)
+        try:
+            computed = dask.compute(*prepared.lazy)
+        except MonitorError:
+            prepared.abandon()
+            raise
         result.timings["compute_s"] = time.perf_counter() - tick
         finish_aoi(prepared, computed, verdicts=verdicts)
     except MonitorError as exc:
@@ -192,9 +200,17 @@ class PreparedAOI:
     result: AOIResult
     cube: AOIScenes
     lazy: tuple[Any, ...]
-    """``(flags, change, views, named, rasters, radar_rasters)``, lazy; ``None`` where not
-    wanted. Compute them in one pass and pass the tuple to :func:`finish_aoi`."""
+    """``(flags, change, views, named, rasters, radar_rasters[, stored])``, lazy; ``None`` where
+    not wanted (``stored``: the writes of new dates to the AOI's state). Compute them in one
+    pass and pass the tuple to :func:`finish_aoi`."""
     model: SiteModel | None = None
+    plan: IncrementalPlan | None = None
+    """The stored state this graph builds on (``incremental``), else ``None``."""
+
+    def abandon(self) -> None:
+        """The computation failed: drop the state entries it staged."""
+        if self.plan is not None:
+            self.plan.discard()
 
 
 def prepare_aoi(
@@ -219,14 +235,18 @@ def prepare_aoi(
     scored_radar = None
     if job.cfg.radar.enabled:
         scored_radar, _ = open_radar_or_none(job, grid=cube.grid, result=result, down=radar_down)
-    lazy = _build(job, cube, scored_radar, features=model is not None)
+    plan = None
+    if supports_incremental(job):
+        lazy, plan = _build_incremental(job, cube, scored_radar, features=model is not None)
+    else:
+        lazy = _build(job, cube, scored_radar, features=model is not None)
     log.info(
         "AOI %s: graph of %s pixels x %d dates ready",
         job.aoi_id,
         "x".join(map(str, cube.grid.geobox.shape)),
         cube.masked.sizes["time"],
     )
-    return PreparedAOI(job=job, result=result, cube=cube, lazy=lazy, model=model)
+    return PreparedAOI(job=job, result=result, cube=cube, lazy=lazy, model=model, plan=plan)
 
 
 def finish_aoi(
@@ -243,7 +263,10 @@ def finish_aoi(
     """
     job, result, cube, model = prepared.job, prepared.result, prepared.cube, prepared.model
     cfg = job.cfg
-    computed = _Computed(*computed)
+    if prepared.plan is not None:
+        computed = prepared.plan.assemble(computed)
+        result.state = dict(prepared.plan.stats)
+    computed = _Computed(*computed[:6])
     if computed.named is not None:
         result.composites = _composite_records(computed.named, cfg, aoi_id=job.aoi_id, grid=cube.grid)
     result.thresholds = _applied_thresholds(computed.change, cfg)
@@ -565,6 +588,32 @@ def _build(
         )
         radar_r = radar_rasters(scored_radar) if scored_radar is not None else None
     return flags, change, lazy_views, lazy_named, rasters, radar_r
+
+
+def _build_incremental(
+    job: AOIJob, cube: AOIScenes, scored_radar: xr.Dataset | None, *, features: bool
+) -> tuple[tuple[Any, ...], IncrementalPlan]:
+    """:func:`_build` on the AOI's stored state (:func:`pipeline.incremental.build_incremental`):
+    the same outputs, plus the writes of the new dates."""
+    cfg = job.cfg
+    bands = list(cfg.acquire.bands)
+
+    def open_masked(items: list[pystac.Item]) -> xr.Dataset:
+        return _masked_cube(items, cfg, grid=cube.grid, bands=bands)
+
+    indices, views, named, writes, plan = build_incremental(
+        job, cube.masked, cube.items, grid=window_cache.grid_key(cube.grid.geobox), open_masked=open_masked
+    )
+    flags, change = detect.detect_change(
+        indices, start=job.start, params=cfg.detect, radar=scored_radar, radar_params=cfg.radar
+    )
+    rasters = radar_r = None
+    if features:
+        rasters = feature_rasters(
+            cube.masked, start=job.start, baseline_days=cfg.detect.baseline_days, params=cfg.features
+        )
+        radar_r = radar_rasters(scored_radar) if scored_radar is not None else None
+    return (flags, change, views, named, rasters, radar_r, writes), plan
 
 
 def _applied_thresholds(change: xr.Dataset, cfg: MonitorConfig) -> dict[str, dict[str, Any]]:

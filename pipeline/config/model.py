@@ -53,6 +53,11 @@ class MonitorConfig(_Section):
     """Output folder (relative to the YAML file). Overridden by ``--out``."""
     cache_dir: Path | None = None
     """Local cache of AOI windows; ``None``: the user cache directory (XDG)."""
+    incremental: bool = _param(True, unit="on / off", source=_DESIGN)
+    """Keep each AOI's per-date indices and composites in ``<cache_dir>/state`` (keyed by item
+    ids and the settings that shape them) and reuse them: a re-run that adds a quarter reads
+    and computes only the new dates and the composite windows they change, with the outputs
+    of a full run (:mod:`pipeline.state`). Off: every run computes everything."""
     search: SearchParams = SearchParams()
     acquire: AcquireParams = AcquireParams()
     preprocess: PreprocessParams = PreprocessParams()
