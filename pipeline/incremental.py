@@ -21,6 +21,7 @@ are still computed from all dates (they are not stored).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,19 +140,22 @@ def build_incremental(
     ddig = dates_digest(cfg, grid=gkey)
     times = pd.DatetimeIndex(masked["time"].values)
     slot_ids = [str(s) for s in masked["item_ids"].values]
-    keys = [store.date_key(ids, ddig) for ids in slot_ids]
+    by_id = {it.id: it for it in items}
+    bands = list(cfg.acquire.bands)
+    prints = [_fingerprint([by_id[i] for i in ids.split(";") if i in by_id], bands) for ids in slot_ids]
+    keys = [store.date_key(p, ddig) for p in prints]
     old = [i for i, k in enumerate(keys) if store.has_date(k)]
     new = [i for i, k in enumerate(keys) if not store.has_date(k)]
 
     vdig = composites_digest(cfg, dates=ddig, bands=_RGB, min_valid_obs=cfg.preprocess.min_valid_obs)
-    views = _plan_windows(store, "view", composites.period_windows(job.periods), times, slot_ids, vdig)
+    views = _plan_windows(store, "view", composites.period_windows(job.periods), times, prints, vdig)
     named_windows = composites.composite_windows(
         job.search_start, job.end, products=cfg.composites.products, dry_season_months=cfg.composites.dry_season_months
     )
     named = None
     if named_windows:
         ndig = composites_digest(cfg, dates=ddig, bands=cfg.composite_bands, min_valid_obs=cfg.composites.min_valid_obs)
-        named = _plan_windows(store, "named", named_windows, times, slot_ids, ndig)
+        named = _plan_windows(store, "named", named_windows, times, prints, ndig)
 
     # The dates to read: the new ones, and those of composite windows to (re)compute.
     needed = set(new)
@@ -160,7 +164,6 @@ def build_incremental(
             for i in w.missing:
                 needed |= set(_slots_in(w.windows[i], times))
     work_slots = sorted(needed)
-    by_id = {it.id: it for it in items}
     work = None
     if work_slots:
         work = open_masked([by_id[i] for s in work_slots for i in slot_ids[s].split(";") if i in by_id])
@@ -211,6 +214,30 @@ def build_incremental(
              "(%d older date(s) re-read for them), %d stored", job.aoi_id, len(new), len(old),
              plan.stats["composites_computed"], reread, plan.stats["composites_reused"])
     return indices, lazy_views, lazy_named, stored_writes, plan
+
+
+def _fingerprint(items: Sequence[pystac.Item], bands: Sequence[str]) -> str:
+    """What identifies a date's pixels: its item ids and, per band, the href read (the window
+    cache's file or the source's), with size and modification time for local files. Item ids
+    alone are not enough: synthetic scenarios reuse real-looking ids for other pixels, and a
+    static catalog can be rewritten in place."""
+    parts = []
+    for item in items:
+        parts.append(item.id)
+        for band in bands:
+            asset = item.assets.get(band)
+            if asset is None:
+                continue
+            href = asset.href
+            path = href.removeprefix("file://") if href.startswith("file://") or "://" not in href else None
+            if path is not None:
+                try:
+                    st = os.stat(path)
+                    href = f"{href}|{st.st_size}|{st.st_mtime_ns}"
+                except OSError:
+                    pass
+            parts.append(f"{band}={href}")
+    return ";".join(parts)
 
 
 def _date_vars(masked: xr.Dataset) -> xr.Dataset:

@@ -6,7 +6,8 @@ Two kinds of entries live next to the window cache, in ``<cache>/state/<aoi_id>-
   reflectance, cloud mask and spectral indices: ``ndvi bsi mndwi bright ndti nbr swir16``
   (float32) and ``valid`` (bool), each ``(y, x)``, one ``.npy`` file per variable (a chunked
   on-disk format: one chunk per date and variable, memory-mapped and read by spatial block),
-  plus ``meta.json`` (``time`` in ns, the ``item_ids``). The key hashes the item ids and
+  plus ``meta.json`` (``time`` in ns, the ``item_ids``). The key hashes the item ids with
+  the files read for them (path, and size and modification time of local files) and
   :func:`dates_digest` (the settings that shape these arrays: bands, resolution, margin,
   SCL classes, cloud buffer, and :data:`STATE_VERSION`).
 - ``composites/<key>/``: one computed composite window (a reporting-period view or a
@@ -121,13 +122,21 @@ class StateStore:
     """The state folder of one AOI on one grid: ``<cache>/state/<aoi_id>-<grid>/``."""
 
     def __init__(self, cache_dir: str | Path, *, aoi_id: str, grid: str) -> None:
-        self.root = Path(cache_dir) / "state" / f"{_safe(aoi_id)}-{grid}"
+        self.cache_dir = Path(cache_dir)
+        self.root = self.cache_dir / "state" / f"{_safe(aoi_id)}-{grid}"
         self._pending: list[tuple[Path, Path]] = []
+
+    def _ensure(self) -> None:
+        # the cache folder carries CACHEDIR.TAG, so ``cache clear`` accepts it
+        from .cache import WindowCache
+
+        WindowCache(self.cache_dir).ensure()
 
     # ------------------------------------------------------------------ dates
 
-    def date_key(self, item_ids: str, digest: str) -> str:
-        return _sha({"items": item_ids, "digest": digest})[:24]
+    def date_key(self, fingerprint: str, digest: str) -> str:
+        """Key of a date: its items' fingerprint (ids and files) and the settings digest."""
+        return _sha({"items": fingerprint, "digest": digest})[:24]
 
     def has_date(self, key: str) -> bool:
         return (self.root / "dates" / key / "meta.json").is_file()
@@ -154,6 +163,7 @@ class StateStore:
                      shape: tuple[int, int]) -> dict[str, NpyTarget]:
         """Create the temporary files of new dates (full size) and their ``da.store`` targets;
         :meth:`commit` moves them into place."""
+        self._ensure()
         folders = []
         for key, when, ids in zip(keys, times, item_ids, strict=True):
             final = self.root / "dates" / key
@@ -187,6 +197,7 @@ class StateStore:
 
     def write_composite(self, key: str, ds: xr.Dataset) -> None:
         """Stage a computed window (committed with the dates by :meth:`commit`)."""
+        self._ensure()
         final = self.root / "composites" / key
         tmp = final.with_name(f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         _write_dataset(ds, tmp)

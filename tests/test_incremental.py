@@ -108,3 +108,9 @@ def test_failed_computation_commits_nothing(tmp_path: Path) -> None:
     loaded = store.open_dates(["k1"], chunks=(1, 2))
     np.testing.assert_array_equal(loaded["ndvi"].compute(), np.full((1, 2, 3), 0.5, "float32"))
     assert loaded["time"] == [np.datetime64("2023-01-01", "ns")]
+    # The state is part of the cache: listed by `cache info`, removed by `cache clear`.
+    from pipeline.sources import cache_clear, cache_info
+
+    assert "state:" in cache_info(tmp_path)
+    cache_clear(tmp_path)
+    assert not store.has_date("k1")
