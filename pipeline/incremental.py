@@ -177,8 +177,8 @@ def build_incremental(
         fresh = _date_vars(work.isel(time=pos))
         shape = (masked.sizes["y"], masked.sizes["x"])
         targets = store.date_targets([keys[s] for s in new], [times[s] for s in new], [slot_ids[s] for s in new], shape)
-        stored_writes = da.store([fresh[v].data for v in DATE_VARS], [targets[v] for v in DATE_VARS], lock=False,
-                                 compute=False)
+        stored_writes = da.store([fresh[v].data for v in DATE_VARS], [targets[v] for v in DATE_VARS],  # type: ignore[misc]
+                                 lock=False, compute=False)
         parts.append(fresh)
     if old:
         chunk = cfg.acquire.chunk_px

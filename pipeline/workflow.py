@@ -263,16 +263,17 @@ def finish_aoi(
     """
     job, result, cube, model = prepared.job, prepared.result, prepared.cube, prepared.model
     cfg = job.cfg
+    outs = list(computed)
     if prepared.plan is not None:
-        computed = prepared.plan.assemble(computed)
+        outs = prepared.plan.assemble(outs)
         result.state = dict(prepared.plan.stats)
-    computed = _Computed(*computed[:6])
-    if computed.named is not None:
-        result.composites = _composite_records(computed.named, cfg, aoi_id=job.aoi_id, grid=cube.grid)
-    result.thresholds = _applied_thresholds(computed.change, cfg)
+    done = _Computed(*outs[:6])
+    if done.named is not None:
+        result.composites = _composite_records(done.named, cfg, aoi_id=job.aoi_id, grid=cube.grid)
+    result.thresholds = _applied_thresholds(done.change, cfg)
 
     tick = time.perf_counter()
-    cands = aoi_candidates(job, computed, cube.grid, for_model=model is not None)
+    cands = aoi_candidates(job, done, cube.grid, for_model=model is not None)
     result.n_candidates = len(cands.sites)
     site_gdf, site_mask = cands.sites, cands.site_mask
     if model is not None:
@@ -289,18 +290,18 @@ def finish_aoi(
         site_gdf = site_gdf[~dismissed].reset_index(drop=True)
         site_mask = site_mask & _outside(result.dismissed, cube.grid, shape=site_mask.shape)
         log.info("AOI %s: %d site(s) dismissed as false alarms by analysts", job.aoi_id, len(result.dismissed))
-    assert computed.views is not None
+    assert done.views is not None
     result.activity = sites.activity_series(
         site_mask,
         np.asarray(cands.change["first_change"].values),
-        np.asarray(computed.views["valid_count"].values),
+        np.asarray(done.views["valid_count"].values),
         aoi_mask=cube.grid.aoi_mask,
         periods=job.periods,
         pixel_area_m2=cube.grid.pixel_area_m2,
         aoi_id=job.aoi_id,
     )
     result.sites = site_gdf
-    result.rgb_before, result.rgb_after = _rgb(computed.views, 0), _rgb(computed.views, -1)
+    result.rgb_before, result.rgb_after = _rgb(done.views, 0), _rgb(done.views, -1)
     result.view_method = cfg.composites.method
     result.extent_utm, result.epsg = cube.grid.extent, cube.grid.epsg
     result.timings["sites_s"] = time.perf_counter() - tick
@@ -317,7 +318,7 @@ def open_aoi_scenes(job: AOIJob, *, result: AOIResult | None = None, progress: A
     timings are recorded on it as they come (an AOI that fails later still reports what
     was found). ``progress`` (a :class:`pipeline.progress.RunProgress`) is told the items
     found and the items fetched. Only the search and the window cache touch the source;
-    nothing is computed.
+    nothing is done.
     """
     result = result if result is not None else AOIResult(aoi_id=job.aoi_id, row={})
     cfg = job.cfg
