@@ -38,10 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Satellite monitoring of artisanal diamond mining for the KP Working Group on Monitoring.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress lines or bar: warnings, errors and results only"
+    )
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{monitor,train,assess,review,demo,evaluate,cache,sources}"
+        dest="command", required=True, metavar="{monitor,scenes,train,assess,review,demo,evaluate,cache,sources}"
     )
     _add_monitor(sub)
+    _add_scenes(sub)
     _add_train(sub)
     _add_assess(sub)
     _add_review(sub)
@@ -78,6 +82,18 @@ def _add_monitor(sub: Any) -> None:
         type=Path,
         help="trained site classifier folder (python -m pipeline train); overrides detect.site_model",
     )
+
+
+def _add_scenes(sub: Any) -> None:
+    scenes = sub.add_parser(
+        "scenes",
+        help="dry run: the scenes a monitor run would use, their cloud cover and cost; writes nothing",
+        description="Search every AOI as monitor would and list, per AOI, each scene's date, its cloud "
+        "cover over the AOI (from SCL where cached or local, else the item's metadata), the bytes still "
+        "to fetch (estimated) and the baseline coverage. Nothing is written.",
+    )
+    _add_run_options(scenes)
+    scenes.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
 
 def _add_train(sub: Any) -> None:
@@ -202,10 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         import distributed  # noqa: F401
     for name in ("distributed", "tornado", "bokeh", "fontTools", "weasyprint"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.ERROR)
-    _console_progress()
+    progress = _console_progress(quiet=args.quiet)
+    args.progress = progress
     try:
         if args.command == "monitor":
             return _monitor(args)
+        if args.command == "scenes":
+            return _scenes(args)
         if args.command == "train":
             return _train(args)
         if args.command == "assess":
@@ -227,11 +246,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _console_progress() -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def _console_progress(*, quiet: bool = False) -> Any:
+    """The run's progress reporter (a bar on a terminal, else lines; nothing with ``-q``)
+    and the console handler of the ``pipeline`` logger, which writes above the bar."""
+    from .progress import RunProgress
+
+    progress = RunProgress("off" if quiet else None, stream=sys.stderr)
+    handler = progress.console_handler()
     handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
+    if quiet:
+        handler.setLevel(logging.WARNING)
     logging.getLogger("pipeline").addHandler(handler)
     logging.getLogger("pipeline").propagate = False
+    return progress
 
 
 def _monitor(args: argparse.Namespace) -> int:
@@ -244,8 +271,23 @@ def _monitor(args: argparse.Namespace) -> int:
         "detect.site_model": str(args.model.resolve()) if args.model else None,
     }
     cfg = load_config(args.config, **overrides)
-    report = run_monitor(cfg)
+    report = run_monitor(cfg, progress=args.progress)
     return _finish(report)
+
+
+def _scenes(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .run import preflight_source
+    from .scenes import format_scenes, plan_scenes, scenes_json
+
+    cfg = load_config(args.config, **_run_overrides(args))
+    preflight_source(cfg)
+    plans = plan_scenes(cfg)
+    print(scenes_json(plans) if args.json else format_scenes(plans), end="" if not args.json else "\n")
+    for plan in plans:
+        if plan.error:
+            print(f"failed: AOI {plan.aoi_id}: {plan.error}", file=sys.stderr)
+    return 1 if any(p.error for p in plans) else 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -369,7 +411,7 @@ def _demo(args: argparse.Namespace) -> int:
         aois=[str(scenario.aoi_path)],
         **{"source.url": str(scenario.catalog_path), "out_dir": str(out), "dask.scheduler": args.scheduler},
     )
-    report = run_monitor(cfg, truth=scenario.truth_path)
+    report = run_monitor(cfg, truth=scenario.truth_path, progress=args.progress)
     code = _finish(report)
     if report.validation:
         print("\nDemo accuracy against the scenario's ground truth:")

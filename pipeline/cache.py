@@ -50,7 +50,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -165,6 +165,7 @@ def localise_items(
     max_workers: int = 4,
     stats: CacheStats | None = None,
     lock_timeout_s: float = 600.0,
+    on_item: Callable[[int, int], None] | None = None,
 ) -> Localised:
     """Read only the AOI window of each band of each item into the cache.
 
@@ -189,6 +190,9 @@ def localise_items(
         Items fetched in parallel (threads; GDAL releases the GIL while it waits).
     stats
         Filled with hit/miss/byte counters when given.
+    on_item
+        Called with ``(items done, items)`` as each item is done (fetched, hit or failed):
+        progress reporting.
 
     Returns
     -------
@@ -228,6 +232,8 @@ def localise_items(
                 failures.append(exc.failure)
             except (MonitorError, rasterio.errors.RasterioError, OSError, ValueError) as exc:
                 failures.append(ItemFailure(items[i].id, None, "", scrub(describe_error(exc), secrets)))
+            if on_item is not None:
+                on_item(len(results) + len(failures), len(items))
     failures.sort(key=lambda f: f.item_id)
     for f in failures:
         log.warning("skipped %s", f)

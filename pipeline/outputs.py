@@ -431,6 +431,7 @@ def _manifest_aoi(r: AOIResult) -> dict[str, Any]:
         "status": "failed" if r.error else "ok",
         "error": r.error,
         "timings_s": r.timings,
+        "state": r.state,
         "n_items": len(r.items),
         "n_sites": 0 if r.sites is None else len(r.sites),
         "n_dismissed": 0 if r.dismissed is None else len(r.dismissed),

@@ -205,6 +205,12 @@ def composite_periods(
         geomedian_eps=geomedian_eps,
         geomedian_max_iters=geomedian_max_iters,
     )
+    return as_period_composites(out, periods)
+
+
+def as_period_composites(out: xr.Dataset, periods: Sequence[tuple[dt.date, dt.date]]) -> xr.Dataset:
+    """:func:`pipeline.composites.composite` output over :func:`pipeline.composites.period_windows`
+    as :func:`composite_periods` returns it (``period`` dim, ``period_start``/``period_end``)."""
     out = out.rename(composite="period").drop_vars(["product", "start", "end", "label"])
     return out.assign_coords(
         period_start=("period", pd.to_datetime([p[0] for p in periods])),

@@ -2,40 +2,49 @@
 
 ``run_monitor`` checks the input (AOI files and their overrides, the imagery source),
 creates the one ``dask.distributed`` client (a local cluster, or ``--scheduler ADDRESS``),
-runs each AOI's workflow (:mod:`pipeline.workflow`: search, window cache, lazy cube,
-one ``dask.compute``, sites) and hands the results to :mod:`pipeline.outputs`, which
-writes every output atomically. A :class:`~pipeline.errors.MonitorError` in one AOI is
-recorded and the others go on (exit status 1); anything else is a bug and propagates.
+runs the AOIs' workflows together (:func:`run_aois`: each AOI is searched and fetched in
+a client thread, its lazy graph (:func:`pipeline.workflow.prepare_aoi`) is submitted to
+the cluster as futures as soon as it is built, and its sites are made
+(:func:`pipeline.workflow.finish_aoi`) as its results arrive) and hands the results to
+:mod:`pipeline.outputs`, which writes every output atomically. A
+:class:`~pipeline.errors.MonitorError` in one AOI is recorded and the others go on (exit
+status 1); anything else is a bug and propagates.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime as dt
+import importlib.util
 import logging
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import odc.stac
-from distributed import Client, LocalCluster
+from distributed import Client, Future, LocalCluster
 
 from . import acquire, search
 from .aoi import read_aois
 from .classify import SiteModel, feature_spec, load_site_model
 from .config import MonitorConfig
 from .errors import ConfigError, MonitorError, SearchError
+from .http import redact
 from .jobs import AOIJob, monitoring_period, plan_jobs
 from .outputs import RunInfo, RunReport, write_outputs
+from .progress import RunProgress, SchedulerProgress
 from .providers import get_provider
 from .register import SiteRegister, register_path
-from .workflow import radar_source, run_aoi
+from .workflow import AOIResult, PreparedAOI, finish_aoi, prepare_aoi, radar_source
 
 log = logging.getLogger("pipeline")
 
 __all__ = ["RunReport", "configure_workers", "dask_client", "load_models", "preflight_radar", "preflight_source",
-           "run_monitor"]
+           "run_aois", "run_monitor"]
 
 
 def run_monitor(
@@ -43,6 +52,7 @@ def run_monitor(
     *,
     truth: Path | None = None,
     today: dt.date | None = None,
+    progress: RunProgress | None = None,
 ) -> RunReport:
     """Run every stage for every AOI of ``cfg`` and write the outputs.
 
@@ -55,6 +65,9 @@ def run_monitor(
         bulletin and the report (the demo passes its scenario's truth).
     today
         Reference date for open-ended periods (tests pin it).
+    progress
+        Where per-AOI progress goes (:class:`pipeline.progress.RunProgress`); default:
+        lines through the ``pipeline.progress`` logger.
 
     Raises
     ------
@@ -92,15 +105,150 @@ def run_monitor(
                 "scheduler_address": client.scheduler.address,
                 "workers": len(client.scheduler_info()["workers"]),
             }
-            results = [
-                run_aoi(job, radar_down=radar_down, model=models.get(job.cfg.detect.site_model), verdicts=verdicts)
-                for job in jobs
-            ]
+            progress = progress if progress is not None else RunProgress("lines", n_aois=len(jobs))
+            progress.n_aois = len(jobs)
+            dashboard = dashboard_link(client)
+            if dashboard:
+                note = "" if cfg.dask.scheduler or importlib.util.find_spec("bokeh") else " (install bokeh to see it)"
+                progress.message(f"dask dashboard: {dashboard}{note}")
+            try:
+                results = run_aois(client, jobs, radar_down=radar_down, models=models, progress=progress,
+                                   in_flight=cfg.dask.aois_in_flight, gdal_options=cfg.gdal_options,
+                                   verdicts=verdicts)
+            finally:
+                progress.close()
             info = RunInfo(start=start, end=end, periods=periods, truth=truth, t0=t0, dask_info=dask_info)
             return write_outputs(results, aois, cfg, info)
         finally:
             log.removeHandler(handler)
             handler.close()
+
+
+def run_aois(
+    client: Any,
+    jobs: list[AOIJob],
+    *,
+    radar_down: str | None = None,
+    models: dict[Path | None, SiteModel] | None = None,
+    progress: RunProgress | None = None,
+    in_flight: int = 8,
+    gdal_options: dict[str, str] | None = None,
+    verdicts: Any = None,
+) -> list[AOIResult]:
+    """Run the AOIs together on ``client``'s cluster; results in the order of ``jobs``.
+
+    Up to ``in_flight`` AOIs at a time are searched and fetched, each in a client thread
+    (I/O: GDAL and requests release the GIL); as soon as an AOI's lazy graph is built it is
+    submitted with ``client.compute`` (futures: the scheduler interleaves the AOIs' tasks on
+    every worker), and each AOI's sites are made in this thread as its futures finish. A
+    :class:`MonitorError` of one AOI (search, fetch, graph, computation or sites) is
+    recorded on its result and the others go on; anything else cancels the rest and
+    propagates. ``in_flight=1`` runs the AOIs one after another. ``verdicts``: the site
+    register's latest verdicts, applied to each AOI's sites (:func:`pipeline.workflow.finish_aoi`).
+    """
+    models = models or {}
+    progress = progress if progress is not None else RunProgress("off")
+    results: list[AOIResult | None] = [None] * len(jobs)
+    events: queue.Queue[tuple[str, int, Any]] = queue.Queue()
+    slots = threading.Semaphore(max(1, in_flight))
+    stop = threading.Event()
+
+    def prepare(i: int, job: AOIJob) -> None:
+        slots.acquire()
+        if stop.is_set():
+            slots.release()
+            return
+        result = AOIResult.for_job(job)
+        try:
+            with acquire.gdal_env(gdal_options or {}):
+                prepared = prepare_aoi(job, radar_down=radar_down, model=models.get(job.cfg.detect.site_model),
+                                       result=result, progress=progress)
+            outs = client.compute(list(prepared.lazy))
+        except MonitorError as exc:
+            events.put(("failed", i, (result, exc)))
+            return
+        except BaseException as exc:  # a bug: re-raised in the main thread
+            events.put(("bug", i, exc))
+            return
+        futures = [o for o in outs if isinstance(o, Future)]
+        watcher = SchedulerProgress(client, futures, aoi_id=job.aoi_id, progress=progress)
+        tick = time.perf_counter()
+        events.put(("submitted", i, (prepared, outs, watcher, tick)))
+        if not futures:
+            events.put(("computed", i, None))
+        left = [len(futures)]
+        lock = threading.Lock()
+
+        def done(_: Any) -> None:
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                events.put(("computed", i, None))
+
+        for fut in futures:
+            fut.add_done_callback(done)
+
+    submitted: dict[int, tuple[PreparedAOI, list[Any], SchedulerProgress, float]] = {}
+    pool = concurrent.futures.ThreadPoolExecutor(max(1, min(in_flight, len(jobs))), thread_name_prefix="kp-aoi")
+    try:
+        for i, job in enumerate(jobs):
+            pool.submit(prepare, i, job)
+        remaining = len(jobs)
+        while remaining:
+            kind, i, payload = events.get()
+            if kind == "bug":
+                raise payload
+            if kind == "submitted":
+                submitted[i] = payload
+                continue
+            if kind == "failed":
+                result, exc = payload
+            else:
+                prepared, outs, watcher, tick = submitted.pop(i)
+                watcher.stop()
+                result, exc = prepared.result, None
+                futures = [o for o in outs if isinstance(o, Future)]
+                try:
+                    computed = [client.gather(o) if isinstance(o, Future) else o for o in outs]
+                    result.timings["compute_s"] = time.perf_counter() - tick
+                    progress.end(result.aoi_id, "compute")
+                    finish_aoi(prepared, computed, verdicts=verdicts)
+                except MonitorError as err:
+                    exc = err
+                    prepared.abandon()
+                finally:
+                    client.cancel(futures)
+            if exc is not None:
+                result.error = " ".join(str(exc).split())
+                log.error("AOI %s failed: %s", result.aoi_id, result.error)
+            progress.aoi_done(result.aoi_id, "ok" if exc is None else f"failed: {result.error}")
+            results[i] = result
+            remaining -= 1
+            slots.release()
+    except BaseException:
+        stop.set()
+        for _prepared, outs, watcher, _tick in submitted.values():
+            watcher.stop()
+            client.cancel([o for o in outs if isinstance(o, Future)])
+        raise
+    finally:
+        for _ in range(len(jobs)):
+            slots.release()  # unblock preparers still waiting, so the pool can shut down
+        pool.shutdown(wait=True)
+    assert all(r is not None for r in results)
+    return [r for r in results if r is not None]
+
+
+def dashboard_link(client: Any) -> str | None:
+    """The scheduler's dashboard address (credentials and query stripped), or ``None``
+    when it serves none."""
+    try:
+        if "dashboard" not in client.scheduler_info().get("services", {}):
+            return None
+        return redact(str(client.dashboard_link))
+    except (KeyError, AttributeError, OSError):
+        return None
 
 
 def load_models(jobs: list[AOIJob]) -> dict[Path | None, SiteModel]:
@@ -178,7 +326,10 @@ def dask_client(cfg: MonitorConfig) -> Iterator[Any]:
         threads_per_worker=cfg.dask.threads_per_worker,
         memory_limit=cfg.dask.memory_limit,
         processes=True,
-        dashboard_address=None,
+        # Random free ports for the scheduler and its HTTP server (the dashboard when bokeh
+        # is installed): runs side by side on one machine never collide on 8786/8787.
+        scheduler_port=0,
+        dashboard_address="127.0.0.1:0",
         host="127.0.0.1",
         silence_logs=logging.ERROR,
     )

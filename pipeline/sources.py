@@ -56,6 +56,10 @@ def cache_info(cache_dir: str | Path | None = None) -> str:
         f"  windows:   {entries.files} file(s) for {n_items} item(s), {_human(entries.bytes)}",
         f"  products:  {products.files} file(s) (downloaded archives and unpacked SAFE), {_human(products.bytes)}",
     ]
+    state = _usage(root / "state", "*.npy")
+    if state.files:
+        lines.append(f"  state:     {state.files} file(s) of per-date indices and composites (incremental runs), "
+                     f"{_human(state.bytes)}")
     if leftovers.files:
         lines.append(f"  leftovers: {leftovers.files} temporary/lock file(s) of interrupted runs, "
                      f"{_human(leftovers.bytes)} (cache clear removes them)")
@@ -64,7 +68,7 @@ def cache_info(cache_dir: str | Path | None = None) -> str:
 
 
 def cache_clear(cache_dir: str | Path | None = None) -> str:
-    """Delete the cached windows and products; return one line saying what was freed.
+    """Delete the cached windows, products and incremental state; return one line saying what was freed.
 
     Refuses a folder that does not carry ``CACHEDIR.TAG`` (so ``--cache ~`` cannot wipe a
     home folder) and leaves items whose lock shows a run in progress.
@@ -83,7 +87,7 @@ def cache_clear(cache_dir: str | Path | None = None) -> str:
     freed = _Usage()
     kept: list[str] = []
     now = time.time()
-    for sub in ("windows", "products", "downloads"):
+    for sub in ("windows", "products", "downloads", "state"):
         base = root / sub
         if not base.is_dir():
             continue

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from .classify import SiteModel, candidate_features, feature_rasters, model_summ
 from .config import MonitorConfig, SourceParams
 from .errors import MonitorError, SearchError
 from .evaluate import read_sites
+from .incremental import IncrementalPlan, build_incremental, supports_incremental
 from .jobs import AOIGrid, AOIJob
 from .providers import get_provider
 from .types import OPTICAL_BANDS
@@ -49,14 +52,22 @@ __all__ = [
     "aoi_candidates",
     "candidate_evidence",
     "classify_candidates",
+    "PreparedAOI",
+    "finish_aoi",
     "open_aoi_radar",
     "open_aoi_scenes",
+    "prepare_aoi",
     "radar_source",
     "run_aoi",
 ]
 
 #: Sub-folder of the output folder holding the named composites (Cloud-Optimised GeoTIFFs).
 COMPOSITES_DIR = "composites"
+#: One search at a time in this process: AOIs are prepared in parallel threads
+#: (:func:`pipeline.run.run_aois`), and opening STAC clients concurrently raced inside
+#: pystac ("dictionary changed size during iteration"). Searches are short; the window
+#: fetches that follow run in parallel.
+_SEARCH_LOCK = threading.Lock()
 
 
 @dataclass
@@ -100,6 +111,9 @@ class AOIResult:
     dismissed: gpd.GeoDataFrame | None = None
     """Sites an analyst judged ``false_alarm`` (:mod:`pipeline.register`), in the AOI's UTM CRS:
     out of :attr:`sites` and of the activity series, listed apart."""
+    state: dict[str, int] = field(default_factory=dict)
+    """With ``incremental``: dates and composite windows computed, reused from the stored
+    state, and older dates re-read for composites (:class:`pipeline.incremental.IncrementalPlan`)."""
 
     @classmethod
     def for_job(cls, job: AOIJob) -> AOIResult:
@@ -155,25 +169,156 @@ def run_aoi(
     then runs optical-only without paying retries), or ``None``. ``model``: the site
     classifier that scores the rules' candidates (``detect.site_model``), or ``None``.
     ``verdicts``: the site register's latest verdicts (:meth:`pipeline.register.SiteRegister.latest`),
-    or ``None``.
+    or ``None``. This is :func:`prepare_aoi`, one ``dask.compute`` and :func:`finish_aoi` in a
+    row; :func:`pipeline.run.run_monitor` runs the AOIs of a run together instead.
     """
     result = AOIResult.for_job(job)
     try:
-        _process_aoi(result, job, radar_down=radar_down, model=model, verdicts=verdicts)
+        prepared = prepare_aoi(job, radar_down=radar_down, model=model, result=result)
+        tick = time.perf_counter()
+        try:
+            computed = dask.compute(*prepared.lazy)
+        except MonitorError:
+            prepared.abandon()
+            raise
+        result.timings["compute_s"] = time.perf_counter() - tick
+        finish_aoi(prepared, computed, verdicts=verdicts)
     except MonitorError as exc:
         result.error = " ".join(str(exc).split())
         log.error("AOI %s failed: %s", job.aoi_id, result.error)
     return result
 
 
-def open_aoi_scenes(job: AOIJob, *, result: AOIResult | None = None) -> AOIScenes:
+@dataclass
+class PreparedAOI:
+    """One AOI searched, fetched into the window cache and built as a lazy graph: what
+    :func:`pipeline.run.run_monitor` sends to the cluster (:attr:`lazy`, computed together
+    with the other AOIs' graphs) before :func:`finish_aoi` turns the computed arrays into
+    sites."""
+
+    job: AOIJob
+    result: AOIResult
+    cube: AOIScenes
+    lazy: tuple[Any, ...]
+    """``(flags, change, views, named, rasters, radar_rasters[, stored])``, lazy; ``None`` where
+    not wanted (``stored``: the writes of new dates to the AOI's state). Compute them in one
+    pass and pass the tuple to :func:`finish_aoi`."""
+    model: SiteModel | None = None
+    plan: IncrementalPlan | None = None
+    """The stored state this graph builds on (``incremental``), else ``None``."""
+
+    def abandon(self) -> None:
+        """The computation failed: drop the state entries it staged."""
+        if self.plan is not None:
+            self.plan.discard()
+
+
+def prepare_aoi(
+    job: AOIJob,
+    *,
+    radar_down: str | None = None,
+    model: SiteModel | None = None,
+    result: AOIResult | None = None,
+    progress: Any = None,
+) -> PreparedAOI:
+    """Search, fetch and build one AOI's lazy graph (:class:`PreparedAOI`); nothing is computed.
+
+    ``progress``: a :class:`pipeline.progress.RunProgress` told the search and fetch counts.
+
+    Raises
+    ------
+    MonitorError
+        No scenes, unreachable source, no baseline, ...: the AOI fails, not the run.
+    """
+    result = result if result is not None else AOIResult.for_job(job)
+    cube = open_aoi_scenes(job, result=result, progress=progress)
+    scored_radar = None
+    if job.cfg.radar.enabled:
+        scored_radar, _ = open_radar_or_none(job, grid=cube.grid, result=result, down=radar_down)
+    plan = None
+    if supports_incremental(job):
+        lazy, plan = _build_incremental(job, cube, scored_radar, features=model is not None)
+    else:
+        lazy = _build(job, cube, scored_radar, features=model is not None)
+    log.info(
+        "AOI %s: graph of %s pixels x %d dates ready",
+        job.aoi_id,
+        "x".join(map(str, cube.grid.geobox.shape)),
+        cube.masked.sizes["time"],
+    )
+    return PreparedAOI(job=job, result=result, cube=cube, lazy=lazy, model=model, plan=plan)
+
+
+def finish_aoi(
+    prepared: PreparedAOI, computed: Sequence[Any], *, verdicts: gpd.GeoDataFrame | None = None
+) -> AOIResult:
+    """The eager end of one AOI once its graph is computed: composites written, candidates,
+    the classifier, tracking against the previous bulletin, analysts' verdicts (``verdicts``:
+    :meth:`pipeline.register.SiteRegister.latest`, or ``None``), activity. Returns the result.
+
+    Raises
+    ------
+    MonitorError
+        As the sites stage raises it (the AOI fails, not the run).
+    """
+    job, result, cube, model = prepared.job, prepared.result, prepared.cube, prepared.model
+    cfg = job.cfg
+    outs = list(computed)
+    if prepared.plan is not None:
+        outs = prepared.plan.assemble(outs)
+        result.state = dict(prepared.plan.stats)
+    done = _Computed(*outs[:6])
+    if done.named is not None:
+        result.composites = _composite_records(done.named, cfg, aoi_id=job.aoi_id, grid=cube.grid)
+    result.thresholds = _applied_thresholds(done.change, cfg)
+
+    tick = time.perf_counter()
+    cands = aoi_candidates(job, done, cube.grid, for_model=model is not None)
+    result.n_candidates = len(cands.sites)
+    site_gdf, site_mask = cands.sites, cands.site_mask
+    if model is not None:
+        site_gdf, site_mask = classify_candidates(cands, model, cfg, grid=cube.grid)
+        result.site_model = model_summary(model)
+        log.info("AOI %s: site model %s kept %d of %d candidates", job.aoi_id, result.site_model["name"],
+                 len(site_gdf), len(cands.sites))
+    site_gdf = sites.track_sites(site_gdf, _previous_sites(cfg.out_dir, job.aoi_id))
+    own_verdicts = verdicts[verdicts["aoi_id"] == job.aoi_id] if verdicts is not None else None
+    site_gdf = register.apply_verdicts(site_gdf, own_verdicts, min_overlap_frac=cfg.review.match_overlap_frac)
+    dismissed = site_gdf["verdict"] == "false_alarm"
+    if dismissed.any():
+        result.dismissed = site_gdf[dismissed].reset_index(drop=True)
+        site_gdf = site_gdf[~dismissed].reset_index(drop=True)
+        site_mask = site_mask & _outside(result.dismissed, cube.grid, shape=site_mask.shape)
+        log.info("AOI %s: %d site(s) dismissed as false alarms by analysts", job.aoi_id, len(result.dismissed))
+    assert done.views is not None
+    result.activity = sites.activity_series(
+        site_mask,
+        np.asarray(cands.change["first_change"].values),
+        np.asarray(done.views["valid_count"].values),
+        aoi_mask=cube.grid.aoi_mask,
+        periods=job.periods,
+        pixel_area_m2=cube.grid.pixel_area_m2,
+        aoi_id=job.aoi_id,
+    )
+    result.sites = site_gdf
+    result.rgb_before, result.rgb_after = _rgb(done.views, 0), _rgb(done.views, -1)
+    result.view_method = cfg.composites.method
+    result.extent_utm, result.epsg = cube.grid.extent, cube.grid.epsg
+    result.timings["sites_s"] = time.perf_counter() - tick
+    log.info("AOI %s: %d sites, %.2f ha disturbed", job.aoi_id, len(site_gdf), float(site_gdf["area_ha"].sum()))
+    return result
+
+
+def open_aoi_scenes(job: AOIJob, *, result: AOIResult | None = None, progress: Any = None) -> AOIScenes:
     """Search, cache the AOI windows, and open one AOI's lazy cloud-masked cube.
 
     The first half of every AOI's processing, shared by :func:`run_aoi` and the notebooks
     (:mod:`pipeline.explore`), so both look at the same cube. Items are searched from
     ``job.search_start`` to ``job.end``. When ``result`` is given, items, skipped items and
     timings are recorded on it as they come (an AOI that fails later still reports what
-    was found). Only the search and the window cache touch the source; nothing is computed.
+    was found). ``progress`` (a :class:`pipeline.progress.RunProgress`) is told the items
+    found and the items fetched. Only the search and the window cache touch the source;
+    nothing is done.
     """
     result = result if result is not None else AOIResult(aoi_id=job.aoi_id, row={})
     cfg = job.cfg
@@ -181,17 +326,28 @@ def open_aoi_scenes(job: AOIJob, *, result: AOIResult | None = None) -> AOIScene
     grid = job.grid()
 
     tick = time.perf_counter()
-    items = search.search_items(
-        job.geometry, job.search_start, job.end, source=cfg.source, params=cfg.search, bands=bands
-    )
+    if progress is not None:
+        progress.update(job.aoi_id, "search", 0, None, unit="items found")
+    with _SEARCH_LOCK:
+        items = search.search_items(
+            job.geometry, job.search_start, job.end, source=cfg.source, params=cfg.search, bands=bands
+        )
     result.items = items
     result.timings["search_s"] = time.perf_counter() - tick
     log.info("AOI %s: %d items %s..%s", job.aoi_id, len(items), job.search_start, job.end)
+    if progress is not None:
+        progress.update(job.aoi_id, "search", len(items), len(items), unit="items found")
 
     # Window-only acquisition: each band's AOI window goes into the local cache once; the
     # scenes are then read from disk. Items that keep failing are skipped and reported.
     tick = time.perf_counter()
-    items, skipped = _localise(items, cfg, source=cfg.source, grid=grid, bands=bands)
+    on_item = None
+    if progress is not None:
+        def on_item(done: int, total: int) -> None:
+            progress.update(job.aoi_id, "fetch", done, total, unit="items")
+
+        on_item(0, len(items))
+    items, skipped = _localise(items, cfg, source=cfg.source, grid=grid, bands=bands, on_item=on_item)
     used = {it.id for it in items}
     result.items = [it for it in result.items if it.id in used]
     result.timings["fetch_s"] = time.perf_counter() - tick
@@ -233,7 +389,8 @@ def open_aoi_radar(job: AOIJob, *, grid: AOIGrid, result: AOIResult | None = Non
     source = radar_source(cfg)
     bands = list(params.bands)
     first = job.start - dt.timedelta(days=params.baseline_days)
-    items = search.search_items(job.geometry, first, job.end, source=source, params=cfg.search, bands=bands)
+    with _SEARCH_LOCK:
+        items = search.search_items(job.geometry, first, job.end, source=source, params=cfg.search, bands=bands)
     items, skipped = _localise(items, cfg, source=source, grid=grid, bands=bands)
     if result is not None:
         result.radar_items = list(items)
@@ -331,60 +488,6 @@ def candidate_evidence(job: AOIJob, *, radar_down: str | None = None) -> Candida
 # --------------------------------------------------------------------------- the AOI's stages
 
 
-def _process_aoi(
-    result: AOIResult,
-    job: AOIJob,
-    *,
-    radar_down: str | None,
-    model: SiteModel | None,
-    verdicts: gpd.GeoDataFrame | None,
-) -> None:
-    cfg = job.cfg
-    cube = open_aoi_scenes(job, result=result)
-    scored_radar = None
-    if cfg.radar.enabled:
-        scored_radar, _ = open_radar_or_none(job, grid=cube.grid, result=result, down=radar_down)
-    computed = _compute(job, cube, scored_radar, result, features=model is not None)
-    if computed.named is not None:
-        result.composites = _composite_records(computed.named, cfg, aoi_id=job.aoi_id, grid=cube.grid)
-    result.thresholds = _applied_thresholds(computed.change, cfg)
-
-    tick = time.perf_counter()
-    cands = aoi_candidates(job, computed, cube.grid, for_model=model is not None)
-    result.n_candidates = len(cands.sites)
-    site_gdf, site_mask = cands.sites, cands.site_mask
-    if model is not None:
-        site_gdf, site_mask = classify_candidates(cands, model, cfg, grid=cube.grid)
-        result.site_model = model_summary(model)
-        log.info("AOI %s: site model %s kept %d of %d candidates", job.aoi_id, result.site_model["name"],
-                 len(site_gdf), len(cands.sites))
-    site_gdf = sites.track_sites(site_gdf, _previous_sites(cfg.out_dir, job.aoi_id))
-    own_verdicts = verdicts[verdicts["aoi_id"] == job.aoi_id] if verdicts is not None else None
-    site_gdf = register.apply_verdicts(site_gdf, own_verdicts, min_overlap_frac=cfg.review.match_overlap_frac)
-    dismissed = site_gdf["verdict"] == "false_alarm"
-    if dismissed.any():
-        result.dismissed = site_gdf[dismissed].reset_index(drop=True)
-        site_gdf = site_gdf[~dismissed].reset_index(drop=True)
-        site_mask = site_mask & _outside(result.dismissed, cube.grid, shape=site_mask.shape)
-        log.info("AOI %s: %d site(s) dismissed as false alarms by analysts", job.aoi_id, len(result.dismissed))
-    assert computed.views is not None
-    result.activity = sites.activity_series(
-        site_mask,
-        np.asarray(cands.change["first_change"].values),
-        np.asarray(computed.views["valid_count"].values),
-        aoi_mask=cube.grid.aoi_mask,
-        periods=job.periods,
-        pixel_area_m2=cube.grid.pixel_area_m2,
-        aoi_id=job.aoi_id,
-    )
-    result.sites = site_gdf
-    result.rgb_before, result.rgb_after = _rgb(computed.views, 0), _rgb(computed.views, -1)
-    result.view_method = cfg.composites.method
-    result.extent_utm, result.epsg = cube.grid.extent, cube.grid.epsg
-    result.timings["sites_s"] = time.perf_counter() - tick
-    log.info("AOI %s: %d sites, %.2f ha disturbed", job.aoi_id, len(site_gdf), float(site_gdf["area_ha"].sum()))
-
-
 def aoi_candidates(job: AOIJob, computed: _Computed, grid: AOIGrid, *, for_model: bool) -> AOICandidates:
     """The rules' sites of one AOI; for a classifier (``for_model``) the candidates instead:
     down to ``classifier.candidate_min_area_m2`` and without the isolation rule (the
@@ -443,9 +546,25 @@ def _compute(
     features: bool,
     views: bool = True,
 ) -> _Computed:
-    """Build the AOI's lazy outputs and compute them in one pass (``features``: the site
-    classifier's feature rasters too; ``views``: the before/after composites and the named
-    composites, which training does without)."""
+    """:func:`_build` and compute the AOI's lazy outputs in one pass."""
+    lazy = _build(job, cube, scored_radar, features=features, views=views)
+    tick = time.perf_counter()
+    out = dask.compute(*lazy)
+    result.timings["compute_s"] = time.perf_counter() - tick
+    return _Computed(*out)
+
+
+def _build(
+    job: AOIJob,
+    cube: AOIScenes,
+    scored_radar: xr.Dataset | None,
+    *,
+    features: bool,
+    views: bool = True,
+) -> tuple[Any, ...]:
+    """The AOI's lazy outputs ``(flags, change, views, named, rasters, radar_rasters)``
+    (``features``: the site classifier's feature rasters too; ``views``: the before/after
+    composites and the named composites, which training does without)."""
     cfg = job.cfg
     lazy_views = lazy_named = None
     if views:
@@ -469,16 +588,33 @@ def _compute(
             cube.masked, start=job.start, baseline_days=cfg.detect.baseline_days, params=cfg.features
         )
         radar_r = radar_rasters(scored_radar) if scored_radar is not None else None
-    tick = time.perf_counter()
-    log.info(
-        "AOI %s: computing %s pixels x %d dates",
-        job.aoi_id,
-        "x".join(map(str, cube.grid.geobox.shape)),
-        cube.masked.sizes["time"],
+    return flags, change, lazy_views, lazy_named, rasters, radar_r
+
+
+def _build_incremental(
+    job: AOIJob, cube: AOIScenes, scored_radar: xr.Dataset | None, *, features: bool
+) -> tuple[tuple[Any, ...], IncrementalPlan]:
+    """:func:`_build` on the AOI's stored state (:func:`pipeline.incremental.build_incremental`):
+    the same outputs, plus the writes of the new dates."""
+    cfg = job.cfg
+    bands = list(cfg.acquire.bands)
+
+    def open_masked(items: list[pystac.Item]) -> xr.Dataset:
+        return _masked_cube(items, cfg, grid=cube.grid, bands=bands)
+
+    indices, views, named, writes, plan = build_incremental(
+        job, cube.masked, cube.items, grid=window_cache.grid_key(cube.grid.geobox), open_masked=open_masked
     )
-    out = dask.compute(flags, change, lazy_views, lazy_named, rasters, radar_r)
-    result.timings["compute_s"] = time.perf_counter() - tick
-    return _Computed(*out)
+    flags, change = detect.detect_change(
+        indices, start=job.start, params=cfg.detect, radar=scored_radar, radar_params=cfg.radar
+    )
+    rasters = radar_r = None
+    if features:
+        rasters = feature_rasters(
+            cube.masked, start=job.start, baseline_days=cfg.detect.baseline_days, params=cfg.features
+        )
+        radar_r = radar_rasters(scored_radar) if scored_radar is not None else None
+    return (flags, change, views, named, rasters, radar_r, writes), plan
 
 
 def _applied_thresholds(change: xr.Dataset, cfg: MonitorConfig) -> dict[str, dict[str, Any]]:
@@ -517,7 +653,13 @@ def _composite_records(named: xr.Dataset, cfg: MonitorConfig, *, aoi_id: str, gr
 
 
 def _localise(
-    items: list[pystac.Item], cfg: MonitorConfig, *, source: SourceParams, grid: AOIGrid, bands: list[str]
+    items: list[pystac.Item],
+    cfg: MonitorConfig,
+    *,
+    source: SourceParams,
+    grid: AOIGrid,
+    bands: list[str],
+    on_item: Callable[[int, int], None] | None = None,
 ) -> tuple[list[pystac.Item], list[Any]]:
     """Put each item's AOI window of ``bands`` into the window cache (items that keep failing
     are skipped and returned with the reason)."""
@@ -528,6 +670,7 @@ def _localise(
         cache_dir=window_cache.resolve_cache_dir(cfg.cache_dir),
         provider=get_provider(source),
         gdal_options=cfg.gdal_options,
+        on_item=on_item,
     )
 
 

@@ -31,6 +31,11 @@ class DaskParams(_Section):
     """Threads per local worker (GDAL reads release the GIL)."""
     memory_limit: str = "4GiB"
     """Memory limit per local worker."""
+    aois_in_flight: int = _param(8, unit="AOIs", source=_DESIGN, ge=1)
+    """AOIs searched, fetched or computed at the same time. Their graphs go to the cluster
+    together as futures and each AOI's sites are made as its results arrive; 1 runs the AOIs
+    one after another. Bounds the client's memory (each AOI in flight holds its items and,
+    once computed, its change rasters)."""
 
 
 class MonitorConfig(_Section):
@@ -48,6 +53,11 @@ class MonitorConfig(_Section):
     """Output folder (relative to the YAML file). Overridden by ``--out``."""
     cache_dir: Path | None = None
     """Local cache of AOI windows; ``None``: the user cache directory (XDG)."""
+    incremental: bool = _param(True, unit="on / off", source=_DESIGN)
+    """Keep each AOI's per-date indices and composites in ``<cache_dir>/state`` (keyed by item
+    ids and the settings that shape them) and reuse them: a re-run that adds a quarter reads
+    and computes only the new dates and the composite windows they change, with the outputs
+    of a full run (:mod:`pipeline.state`). Off: every run computes everything."""
     search: SearchParams = SearchParams()
     acquire: AcquireParams = AcquireParams()
     preprocess: PreprocessParams = PreprocessParams()

@@ -10,6 +10,9 @@ from ..config import DetectParams
 from .baselines import _windows, drop_widespread, ndvi_change
 from .indices import spectral_indices
 
+#: The per-date indices :func:`spectral_indices` returns (``ndti``, ``nbr`` with ``swir22``).
+INDEX_VARS = ("ndvi", "bsi", "mndwi", "bright", "ndti", "nbr")
+
 
 def score_change(
     scenes: xr.Dataset,
@@ -23,8 +26,9 @@ def score_change(
     ----------
     scenes
         Cloud-masked reflectance ``(time, y, x)`` with ``valid`` (from
-        :func:`pipeline.preprocess.mask_clouds`). Observations before
-        ``monitoring_start`` form the baseline.
+        :func:`pipeline.preprocess.mask_clouds`), or the per-date indices of
+        :func:`spectral_indices` with ``valid`` (and ``swir16``) as :mod:`pipeline.state` keeps
+        them. Observations before ``monitoring_start`` form the baseline.
     monitoring_start
         First day on which change can be reported.
     params
@@ -44,7 +48,8 @@ def score_change(
     NoValidPixelsError
         When no observation falls in the baseline window or the monitoring period.
     """
-    idx = spectral_indices(scenes)
+    # Indices computed earlier (the per-date state of an incremental run) are used as they are.
+    idx = scenes[[v for v in INDEX_VARS if v in scenes]] if "ndvi" in scenes else spectral_indices(scenes)
     loss = ndvi_change(idx["ndvi"], scenes["valid"], monitoring_start=monitoring_start, params=params)
     base_idx, mon_idx = _windows(scenes, monitoring_start=monitoring_start, baseline_days=params.baseline_days)
     mon = idx.isel(time=mon_idx)

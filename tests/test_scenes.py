@@ -1,0 +1,93 @@
+"""``python -m pipeline scenes``: the dry run lists what a run would use and writes nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import search
+from pipeline.aoi import read_aois
+from pipeline.cache import localise_items
+from pipeline.config import MonitorConfig
+from pipeline.demo import ScenarioResult, write_scenario
+from pipeline.jobs import plan_jobs
+from pipeline.scenes import format_scenes, plan_scenes
+from tests.scale_fixtures import SMALL_SPEC, config_dict, served_items, write_config
+from tests.servers import RangeFileServer, StacApiServer
+
+REPO = Path(__file__).resolve().parents[1]
+BANDS = ["blue", "green", "red", "nir", "swir16", "swir22", "scl"]
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> ScenarioResult:
+    return write_scenario(tmp_path_factory.mktemp("scenario"), SMALL_SPEC)
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+def test_scenes_lists_items_cloud_cost_and_writes_nothing(scenario: ScenarioResult, tmp_path: Path) -> None:
+    root = scenario.catalog_path.parent.parent
+    cache = tmp_path / "cache"
+    with RangeFileServer(root) as files, StacApiServer(served_items(scenario, files), page_size=50) as api:
+        raw = config_dict(source=api.url, aois=[scenario.aoi_path], out=tmp_path / "out", cache=cache,
+                          start="2022-10-01", end="2022-12-31")
+        cfg = MonitorConfig.model_validate(raw)
+        # Two scenes already in the window cache: their cloud comes from SCL, nothing to fetch.
+        job = plan_jobs(read_aois(cfg.aois), cfg)[0]
+        items = search.search_items(job.geometry, job.search_start, job.end, source=cfg.source,
+                                    params=cfg.search, bands=BANDS)
+        localise_items(items[:2], geobox=job.grid().geobox, bands=BANDS, cache_dir=cache)
+        before = _tree(tmp_path)
+        files.reset_stats()
+        plans = plan_scenes(cfg)
+        assert files.requests == []  # no pixel is read from the source
+        after = _tree(tmp_path)
+    assert after == before  # nothing written
+    (plan,) = plans
+    assert [s.item_id for s in plan.scenes] == [it.id for it in items]
+    cached, rest = plan.scenes[:2], plan.scenes[2:]
+    assert all(s.cloud_source == "scl-cache" and s.fetch_bytes == 0 and s.cached_bands == 7 for s in cached)
+    assert all(s.cloud_source == "metadata" and s.fetch_bytes > 0 and s.cached_bands == 0 for s in rest)
+    for s, item in zip(rest, items[2:], strict=True):
+        assert s.cloud_pct == pytest.approx(item.properties["eo:cloud_cover"], abs=0.01)
+    # The AOI grid's window, 4 bands at 10 m and 3 at 20 m, uint16 and the uint8 SCL, + 1 px pad.
+    left, bottom, right, top = job.grid().extent
+
+    def px(res: float) -> int:
+        return (math.ceil((right - left) / res) + 2) * (math.ceil((top - bottom) / res) + 2)
+
+    assert rest[0].fetch_bytes == 4 * px(10) * 2 + 2 * px(20) * 2 + px(20) * 1
+    assert {s.window for s in plan.scenes} == {"baseline", "monitoring"}
+    assert all(s.window == "baseline" for s in plan.scenes if s.datetime < "2022-10-01")
+    cov = plan.coverage()
+    assert cov["baseline_scenes"] + cov["monitoring_scenes"] == len(items)
+    assert cov["fetch_bytes"] == sum(s.fetch_bytes for s in rest)
+    text = format_scenes(plans)
+    assert "baseline coverage:" in text and items[-1].id in text
+
+
+def test_scenes_cli_json_on_a_static_catalog(scenario: ScenarioResult, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "c.yaml", config_dict(source=str(scenario.catalog_path), aois=[scenario.aoi_path],
+                                                        out=tmp_path / "out", cache=tmp_path / "cache"))
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    res = subprocess.run([sys.executable, "-m", "pipeline", "scenes", "--config", str(cfg), "--start", "2022-11-01",
+                          "--end", "2022-12-31", "--json"], cwd=REPO, capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    (aoi,) = doc["aois"]
+    assert aoi["start"] == "2022-11-01" and aoi["end"] == "2022-12-31"
+    # local files: SCL read over the AOI, nothing to fetch
+    assert aoi["scenes"] and all(s["cloud_source"] == "scl-local" and s["fetch_bytes"] == 0 for s in aoi["scenes"])
+    assert all(0 <= s["cloud_pct"] <= 100 for s in aoi["scenes"])
+    assert aoi["coverage"]["baseline_scenes"] > 0
+    assert _tree(tmp_path) == ["c.yaml"]
