@@ -132,7 +132,8 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
         site_models=site_models(results),
         assessment=previous_assessment(out_dir, previous_number),
     )
-    outputs.update(bl.render_bulletin(context, out_dir, pdf=cfg.bulletin.pdf))
+    outputs.update(bl.render_bulletin(context, out_dir, pdf=cfg.bulletin.pdf,
+                                       languages=cfg.bulletin.languages))
     manifest = build_manifest(results, cfg, info, context=context, outputs=outputs)
     # Hrefs relative to the output folder (or as the source gave them), never local absolute paths.
     outputs["manifest.json"] = write_json(relative_paths(manifest, out_dir), out_dir / "manifest.json")

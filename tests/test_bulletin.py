@@ -180,7 +180,7 @@ def _without_figures(context: BulletinContext) -> BulletinContext:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[BulletinContext, dict[str, Path]]:
     out = tmp_path_factory.mktemp("bulletin")
     context = make_context()
-    return context, render_bulletin(context, out)
+    return context, render_bulletin(context, out, languages=("en", "fr"))
 
 
 def _pdf_text(path: Path) -> str:
@@ -573,3 +573,80 @@ def test_not_comparable_year_in_crosscheck_table(tmp_path: Path) -> None:
     assert "not comparable" not in rows[0] and "100 %" in rows[0]
     text = " ".join(summarise(context))
     assert "Tshikapa" in text and "2024 (50 % of the year monitored) is not comparable" in text
+
+
+def _visible_text(html: str) -> str:
+    """What a reader sees of ``html``: no style or script, tags dropped, entities decoded,
+    whitespace collapsed (attributes such as ``alt`` are not read)."""
+    import html as html_lib
+
+    body = re.sub(r"<(style|script)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"[ \t\r\n]+", " ", html_lib.unescape(re.sub(r"<[^>]+>", " ", body)))
+
+
+def _english_fragments(text: str, inputs: list[str]) -> list[str]:
+    """Runs of 3 or more English words of ``text`` once placeholders, markup, numbers and the
+    input-derived strings (names, explanations: not translated) are cut out."""
+    for value in sorted(inputs, key=len, reverse=True):
+        text = text.replace(value, "\x00")
+    parts = re.split(r"%\([a-z_]+\)s|\{[a-z_]+\}|<[^>]+>|[\x00\d()\[\];:,.·\"“”–∞×±%]+", text)
+    return [p.strip() for p in parts if len(p.split()) >= 3]
+
+
+def test_french_edition_has_no_english_sentence(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    """``bulletin.fr.html``: every template string and summary sentence translated (input strings,
+    proper nouns, ids and numbers excepted), French number and date formats, ``lang="fr"``."""
+    from babel.messages.pofile import read_po
+
+    from pipeline.bulletin.i18n import LOCALE_DIR, use_language
+
+    context, paths = rendered
+    french_html = paths["bulletin.fr.html"].read_text(encoding="utf-8")
+    french = _visible_text(french_html)
+    inputs = [context.title, context.distribution, EVIL]
+    inputs += [v for a in context.aois for v in (a.name, a.participant, a.aoi_id, str(a.error or ""))]
+    inputs += [str(v) for v in context.flags["explanation"]] + [str(v) for v in context.anomalies["explanation"]]
+    inputs += ["Activity without declared growth", "Benford first digit"]  # unknown rule ids, spelled out
+    inputs += [str(s) for s in context.declared_sources["source"]]
+    with (LOCALE_DIR / "fr" / "LC_MESSAGES" / "bulletin.po").open("rb") as fh:
+        catalog = read_po(fh)
+    english = [m.id for m in catalog if m.id]
+    english = [t for m in english for t in ([m] if isinstance(m, str) else m)]
+    with use_language("en"):
+        english += summarise(context)
+    code = {"python -m pipeline assess sample"}  # commands are quoted as they are typed
+    leftovers = sorted({f for text in english for f in _english_fragments(text, inputs)
+                        if f in french and f not in code})
+    assert leftovers == []
+    assert french_html.startswith("<!DOCTYPE html>") and '<html lang="fr">' in french_html
+    assert '<html lang="en">' in paths["bulletin.html"].read_text(encoding="utf-8")
+    # Babel/CLDR French: narrow no-break space thousands, decimal comma, spelled-out dates.
+    assert "2\u202f345\u202f678" in french and "6,6 ha" in french
+    assert "30 septembre 2024" in french and "5 octobre 2024" in french
+    assert "Résumé" in french and "DÉMONSTRATION - IMAGERIE SYNTHÉTIQUE" in french
+    assert "Le bulletin 7 couvre la période du 1 octobre 2023 au 30 septembre 2024" in french
+    assert paths["bulletin.fr.pdf"].read_bytes().startswith(b"%PDF")
+
+
+def test_french_catalog_is_complete() -> None:
+    """Every message of the package has a French translation (``tools/i18n_catalog.py --check``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "i18n_catalog", Path(__file__).resolve().parents[1] / "tools" / "i18n_catalog.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0
+
+
+def test_languages_config_field() -> None:
+    """``bulletin.languages``: default English only, with unit and source like the other fields."""
+    from pipeline.config.reporting import BulletinParams
+
+    field = BulletinParams.model_fields["languages"]
+    assert BulletinParams().languages == ("en",)
+    assert field.json_schema_extra == {"unit": "language codes", "source": "design choice"}
+    assert BulletinParams(languages=["en", "fr"]).languages == ("en", "fr")
+    with pytest.raises(ValueError):
+        BulletinParams(languages=["de"])

@@ -10,10 +10,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from .i18n import N_
+
 __all__ = ["DEMONSTRATION_MARKING", "AOIReport", "BulletinContext"]
 
 #: Printed on every page when :attr:`BulletinContext.demonstration` is true.
-DEMONSTRATION_MARKING = "DEMONSTRATION - SYNTHETIC IMAGERY"
+DEMONSTRATION_MARKING = N_("DEMONSTRATION - SYNTHETIC IMAGERY")
 
 
 @dataclass(frozen=True, eq=False)
