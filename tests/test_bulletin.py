@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import html as html_lib
 import json
 import re
 import shutil
@@ -209,9 +212,18 @@ def test_files_written(rendered: tuple[BulletinContext, dict[str, Path]]) -> Non
 def test_html_is_self_contained(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
     html = rendered[1]["bulletin.html"].read_text(encoding="utf-8")
     assert "<link" not in html.lower()
-    assert "<script" not in html.lower()
-    assert "@import" not in html and "url(" not in html
-    for tag, attr, value in re.findall(r"<(\w+)[^>]*?\s(src|href)=\"([^\"]*)\"", html):
+    # One script: the interactive map's (vendored Leaflet + map.js), inline, allowed by its hash.
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, flags=re.S | re.I)
+    assert len(scripts) == 1 and scripts[0][0] == ""
+    digest = base64.b64encode(hashlib.sha256(scripts[0][1].encode("utf-8")).digest()).decode("ascii")
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', html)
+    assert csp is not None and f"script-src 'sha256-{digest}'" in html_lib.unescape(csp.group(1))
+    assert "default-src 'none'" in csp.group(1) and "connect-src" not in csp.group(1)
+    style = html.split("<style>", 1)[1].split("</style>", 1)[0]
+    assert "@import" not in style and "url(" not in style
+    assert "@import" not in html and "url(" not in html.replace('behavior="url(#default#VML)"', "")
+    markup = re.sub(r"<script>.*?</script>", "", html, flags=re.S)  # the map script: checked above
+    for tag, attr, value in re.findall(r"<(\w+)[^>]*?\s(src|href)=\"([^\"]*)\"", markup):
         if attr == "src":
             assert value.startswith("data:image/png;base64,"), (tag, value[:40])
         else:  # links may point outside (sources), but only anchors may carry them
@@ -650,3 +662,61 @@ def test_languages_config_field() -> None:
     assert BulletinParams(languages=["en", "fr"]).languages == ("en", "fr")
     with pytest.raises(ValueError):
         BulletinParams(languages=["de"])
+
+
+def _chromium_dom(html: Path, tmp_path: Path) -> str:
+    """The DOM of ``html`` after its scripts ran (headless Chromium, offline)."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium is not installed")
+    return subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--no-proxy-server",
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+         f"--user-data-dir={tmp_path / (html.stem + '-dom-profile')}", "--virtual-time-budget=5000",
+         "--dump-dom", html.as_uri()],
+        check=True, capture_output=True, text=True, timeout=90,
+    ).stdout
+
+
+def test_interactive_map_in_chromium(rendered: tuple[BulletinContext, dict[str, Path]], tmp_path: Path) -> None:
+    """Leaflet (vendored, inline) builds one map per AOI with imagery: both composites as
+    data-URI image overlays, the site outlines, the before/after layer control; French words in
+    the French edition; no request leaves the file (CSP allows that one script by its hash)."""
+    context, paths = rendered
+    for name, words in (("bulletin.html", ("Before: ", "After: ", "Site outlines")),
+                        ("bulletin.fr.html", ("Avant : ", "Après : ", "Contours des sites"))):
+        shot = tmp_path / f"{name}.png"
+        assert _chromium_requests(paths[name], tmp_path, shot) == []
+        dom = _chromium_dom(paths[name], tmp_path)
+        assert dom.count('class="leaflet-box leaflet-container') == 2  # Tshikapa, Koidu (Lunda failed)
+        assert dom.count('class="leaflet-image-layer') == 2  # the "after" composite shown in each
+        assert dom.count('class="leaflet-interactive"') == 6  # 5 + 1 site outlines
+        assert 'class="leaflet-control-layers' in dom
+        for word in words:
+            assert word in dom
+
+
+def test_interactive_map_is_html_only(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    """The PDF keeps the static map: the interactive block is hidden in print."""
+    _, paths = rendered
+    assert "Interactive map" not in _pdf_text(paths["bulletin.pdf"])
+    assert "Carte interactive" not in _pdf_text(paths["bulletin.fr.pdf"])
+    assert "Interactive map: pan and zoom" in paths["bulletin.html"].read_text(encoding="utf-8")
+
+
+def test_interactive_map_data_is_escaped(tmp_path: Path) -> None:
+    """Input strings reach the map's JSON escaped (``\\u003c``...), never as markup or script."""
+    from pipeline.bulletin.interactive import map_payload, safe_json
+
+    assert "<" not in safe_json({"x": EVIL}) and "&" not in safe_json({"x": "a&b"})
+    context = make_context()
+    kasai = context.aois[0]
+    sites = kasai.sites.assign(site_id=[f"{EVIL}-{i}" for i in range(len(kasai.sites))])
+    payload = map_payload(replace(kasai, sites=sites), (0.0, 0.3), "before", "after")
+    assert payload is not None and "<" not in payload and ">" not in payload
+    assert json.loads(payload)["sites"]["features"][0]["properties"]["site_id"].startswith(EVIL)
+    out = render_bulletin(replace(context, aois=[replace(kasai, sites=sites)]), tmp_path, pdf=False)
+    html = out["bulletin.html"].read_text(encoding="utf-8")
+    script = html.rsplit("<script>", 1)[1]
+    assert EVIL not in script and "alert(1)" not in script.split("})();", 1)[-1]

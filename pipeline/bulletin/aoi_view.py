@@ -13,6 +13,7 @@ from . import figures as fg
 from .context import AOIReport
 from .formatting import _DASH, _date, _ha, _method_name, _num, _pct, _period_text, _slug
 from .i18n import _, ngettext
+from .interactive import map_payload
 from .selection import _latest_or_sum, _significant_sites, _status_counts
 from .statuses import STATUS_ORDER, label
 from .tables import _dismissed_rows, _site_rows
@@ -52,6 +53,11 @@ def _aoi_view(report: AOIReport, save: SaveFigure) -> dict[str, Any]:
         return view
     limits = fg.stretch_limits(report.rgb_before, report.rgb_after)
     view["map"] = _site_map(report, sites_utm, limits, slug, save)
+    view["interactive"] = map_payload(
+        report, limits,
+        _("Before: {period}", period=_period_text(activity, first=True)),
+        _("After: {period}", period=_period_text(activity, first=False)),
+    ) if view["map"] else None
     for _key, row in _significant_sites(sites_utm).iterrows():
         view["chips"].append(_site_chips(report, row, activity, limits, slug, save))
     if not activity.empty:

@@ -31,6 +31,7 @@ from .data import bulletin_data
 from .facts import run_parameter, summary_facts
 from .formatting import _breakable, _int, _long_date, _num, _safe_href, _text, _timestamp
 from .i18n import _, catalog, current, use_language
+from .interactive import map_assets
 from .selection import MAX_CHIPS, covered_participants, split_anomalies
 from .statuses import STATUS_COLOURS, STATUS_ORDER, label, status_definitions, verdict_definitions
 from .summary import demonstration_sentence, summarise
@@ -152,8 +153,7 @@ def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) 
         "c": context,
         "marking": _(DEMONSTRATION_MARKING),
         "lang": current(),
-        "csp_script": None,
-        "map_script": None,
+        **_map_values(aoi_views),
         "issued": _long_date(context.generated_at.date()),
         "generated": _timestamp(context.generated_at),
         "period": _("{start} to {end}", start=_long_date(context.period_start), end=_long_date(context.period_end)),
@@ -192,6 +192,14 @@ def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) 
         "max_chips": MAX_CHIPS,
         "stretch": tuple(_num(float(p), 2, strip=True) for p in fg.STRETCH_PERCENTILES),
     }
+
+
+def _map_values(aoi_views: list[dict[str, Any]]) -> dict[str, Any]:
+    """Leaflet's CSS and script, and the CSP source allowing that one script, when a map is shown."""
+    if not any(v.get("interactive") for v in aoi_views):
+        return {"csp_script": None, "map_script": None, "leaflet_css": None}
+    css, script, source = map_assets()
+    return {"csp_script": source, "map_script": script, "leaflet_css": css}
 
 
 def _cited_figures(context: BulletinContext, shown_anomalies: Any, comparisons: list[dict[str, Any]]) -> Any:

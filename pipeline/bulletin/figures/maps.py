@@ -14,7 +14,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
+from ..i18n import _
 from ..statuses import DISMISSED_COLOUR, STATUS_COLOURS, STATUS_ORDER
+from ..statuses import label as status_label
 from .graticule import _draw_graticule
 from .imagery import NODATA_COLOUR, _crop, _draw_image
 from .overlays import HALO, _draw_north_arrow, _draw_scale_bar, _draw_sites, _free_corner, _plot_outline
@@ -81,19 +83,19 @@ def _status_legend(fig: Figure, rgb: np.ndarray | None, sites: gpd.GeoDataFrame 
     """One line per status below the map, the analysts' verdicts shown on it, and "no data"
     when the composite has gaps."""
     handles: list[Artist] = [
-        Line2D([], [], color=STATUS_COLOURS[s], lw=2.2, path_effects=HALO, label=s)
+        Line2D([], [], color=STATUS_COLOURS[s], lw=2.2, path_effects=HALO, label=status_label(s))
         for s in STATUS_ORDER
     ]
     verdicts = set() if sites is None or "verdict" not in sites else set(sites["verdict"].astype(str))
     if "confirmed" in verdicts:
-        handles.append(Line2D([], [], color="none", label="\u2713 confirmed by analyst"))
+        handles.append(Line2D([], [], color="none", label=_("\u2713 confirmed by analyst")))
     if "uncertain" in verdicts:
-        handles.append(Line2D([], [], color="#999999", lw=2.2, ls="--", path_effects=HALO, label="uncertain (?)"))
+        handles.append(Line2D([], [], color="#999999", lw=2.2, ls="--", path_effects=HALO, label=_("uncertain (?)")))
     if "false_alarm" in verdicts:
         handles.append(Line2D([], [], color=DISMISSED_COLOUR, lw=2.2, ls=":", path_effects=HALO,
-                              label="\u00d7 false alarm"))
+                              label=_("\u00d7 false alarm")))
     if rgb is not None and not np.isfinite(np.asarray(rgb, dtype="float32")).all():
-        handles.append(Rectangle((0, 0), 1, 1, fc=NODATA_COLOUR, ec="none", label="no data"))
+        handles.append(Rectangle((0, 0), 1, 1, fc=NODATA_COLOUR, ec="none", label=_("no data")))
     fig.legend(
         handles=handles,
         loc="outside lower center",
