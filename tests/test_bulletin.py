@@ -720,3 +720,79 @@ def test_interactive_map_data_is_escaped(tmp_path: Path) -> None:
     html = out["bulletin.html"].read_text(encoding="utf-8")
     script = html.rsplit("<script>", 1)[1]
     assert EVIL not in script and "alert(1)" not in script.split("})();", 1)[-1]
+
+
+def _pdfinfo(path: Path, *args: str) -> str:
+    if not shutil.which("pdfinfo"):
+        pytest.skip("pdfinfo (poppler-utils) is not installed")
+    return subprocess.run(["pdfinfo", *args, str(path)], check=True, capture_output=True, text=True,
+                          timeout=60).stdout
+
+
+def test_pdf_is_tagged(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    """PDF/UA-1 (WeasyPrint ``pdf_variant="pdf/ua-1"``): a structure tree with headings, tables
+    and figures, in both editions."""
+    _, paths = rendered
+    for name in ("bulletin.pdf", "bulletin.fr.pdf"):
+        assert re.search(r"^Tagged:\s+yes$", _pdfinfo(paths[name]), flags=re.M), name
+        struct = _pdfinfo(paths[name], "-struct")
+        for element in ("Document", "H1", "H2", "Table", "TH", "Figure", "L"):
+            assert re.search(rf"^\s*{element}\b", struct, flags=re.M), (name, element)
+
+
+AXE = Path(__file__).with_name("vendor") / "axe-core" / "axe.min.js"
+
+
+def _axe_violations(html: Path, tmp_path: Path) -> list[dict[str, object]]:
+    """axe-core (vendored, MPL-2.0) run in headless Chromium on a copy of ``html`` whose CSP is
+    dropped so that the test's own scripts may run; the violations, as the page writes them."""
+    import html as html_lib
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium is not installed")
+    work = tmp_path / f"axe-{html.stem}"
+    work.mkdir()
+    shutil.copy(AXE, work / "axe.min.js")
+    runner = """<script src="axe.min.js"></script><script>
+axe.run(document, {resultTypes: ["violations"]}).then(function (r) {
+  var pre = document.createElement("pre"); pre.id = "axe-results";
+  pre.textContent = JSON.stringify(r.violations.map(function (v) {
+    return {id: v.id, impact: v.impact, help: v.help,
+            targets: v.nodes.slice(0, 3).map(function (n) { return n.target.join(" "); })}; }));
+  document.body.appendChild(pre);
+}, function (e) {
+  var pre = document.createElement("pre"); pre.id = "axe-results";
+  pre.textContent = JSON.stringify([{id: "axe-error", impact: "critical", help: String(e)}]);
+  document.body.appendChild(pre);
+});
+</script></body>"""
+    text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html.read_text(encoding="utf-8"))
+    page = work / "page.html"
+    page.write_text(text.replace("</body>", runner), encoding="utf-8")
+    dom = subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-proxy-server",
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--virtual-time-budget=60000",
+         f"--user-data-dir={work / 'profile'}", "--dump-dom", page.as_uri()],
+        check=True, capture_output=True, text=True, timeout=300,
+    ).stdout
+    found = re.search(r'<pre id="axe-results">(.*?)</pre>', dom, flags=re.S)
+    assert found, "axe-core did not report"
+    return list(json.loads(html_lib.unescape(found.group(1))))
+
+
+def test_axe_finds_no_serious_violations(rendered: tuple[BulletinContext, dict[str, Path]], tmp_path: Path) -> None:
+    """Both editions, interactive maps included: no ``serious`` or ``critical`` axe-core violation."""
+    _, paths = rendered
+    for name in ("bulletin.html", "bulletin.fr.html"):
+        bad = [v for v in _axe_violations(paths[name], tmp_path) if v.get("impact") in ("serious", "critical")]
+        assert bad == [], (name, bad)
+
+
+def test_axe_check_sees_violations(tmp_path: Path) -> None:
+    """Control: the same harness reports a missing alt text and a missing lang."""
+    probe = tmp_path / "probe.html"
+    probe.write_text('<!DOCTYPE html><html><head><title>x</title></head><body><main>'
+                     '<img src="data:image/png;base64,iVBORw0KGgo="></main></body></html>', encoding="utf-8")
+    ids = {v["id"] for v in _axe_violations(probe, tmp_path)}
+    assert {"image-alt", "html-has-lang"} <= ids

@@ -242,7 +242,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _html_to_pdf(html: str, *, base: Path) -> bytes:
-    """Render with WeasyPrint; only ``data:`` URIs may be fetched (no network, no files)."""
+    """Render with WeasyPrint as a tagged PDF/UA-1; only ``data:`` URIs may be fetched (no network,
+    no files)."""
     # Function-level imports: WeasyPrint is a heavy optional import (Pango), deferred until a
     # PDF is wanted; its URL-fetcher API differs between versions.
     import weasyprint
@@ -261,4 +262,6 @@ def _html_to_pdf(html: str, *, base: Path) -> bytes:
             return default_url_fetcher(url, *args, **kwargs)
 
     document = weasyprint.HTML(string=html, base_url=str(base), url_fetcher=fetcher)
-    return bytes(document.write_pdf())
+    # Tagged, accessible PDF (PDF/UA-1): structure tree, /MarkInfo, document language and title
+    # from the HTML (<html lang>, <title>), alt texts of the figures.
+    return bytes(document.write_pdf(pdf_variant="pdf/ua-1", pdf_tags=True))
