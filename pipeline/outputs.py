@@ -417,6 +417,7 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], *, empty_activity: pd.Da
         composites=r.composites,
         site_model=r.site_model,
         dismissed=r.dismissed.to_crs(4326) if r.dismissed is not None else None,
+        boundary=r.boundary,
     )
 
 

@@ -90,6 +90,7 @@ def _aoi(
         sites=sites_utm.to_crs(4326), sites_utm=sites_utm, activity=activity,
         rgb_before=np.clip(before, 0, 1), rgb_after=np.clip(after, 0, 1),
         extent_utm=extent, epsg=epsg, new_since_previous=new_since_previous or [], error=error,
+        boundary=gpd.GeoSeries([box(*extent).buffer(-120, join_style="mitre")], crs=epsg).to_crs(4326).iloc[0],
     )
 
 
@@ -796,3 +797,17 @@ def test_axe_check_sees_violations(tmp_path: Path) -> None:
                      '<img src="data:image/png;base64,iVBORw0KGgo="></main></body></html>', encoding="utf-8")
     ids = {v["id"] for v in _axe_violations(probe, tmp_path)}
     assert {"image-alt", "html-has-lang"} <= ids
+
+
+def test_site_map_has_locator_inset_and_boundary(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    """The static map carries the locator inset (the country from the shipped Natural Earth
+    outlines, the AOI marked) and the AOI boundary; its caption says so."""
+    from pipeline.bulletin.figures.locator import _countries, country_at
+
+    context, paths = rendered
+    assert _countries().iloc[country_at(20.79, -6.42)]["name"] == "Dem. Rep. Congo"
+    assert _countries().iloc[country_at(-10.97, 8.64)]["name"] == "Sierra Leone"
+    assert country_at(-30.0, 0.0) is None  # mid-Atlantic: no inset
+    html = paths["bulletin.html"].read_text(encoding="utf-8")
+    assert html.count("Inset: the country, with the area of interest marked") == 2
+    assert "Encart : le pays" in paths["bulletin.fr.html"].read_text(encoding="utf-8")

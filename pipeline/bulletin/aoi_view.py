@@ -6,8 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 from matplotlib.figure import Figure
+from pyproj import Transformer
 
 from . import figures as fg
 from .context import AOIReport
@@ -53,6 +56,7 @@ def _aoi_view(report: AOIReport, save: SaveFigure) -> dict[str, Any]:
         return view
     limits = fg.stretch_limits(report.rgb_before, report.rgb_after)
     view["map"] = _site_map(report, sites_utm, limits, slug, save)
+    view["has_inset"] = bool(view["map"]) and _boundary_and_location(report)[1] is not None
     view["interactive"] = map_payload(
         report, limits,
         _("Before: {period}", period=_period_text(activity, first=True)),
@@ -114,9 +118,27 @@ def _site_map(
         # False alarms are drawn too (dotted, marked), so a reader sees what was set aside.
         dismissed = report.dismissed.to_crs(report.epsg)
         sites_utm = gpd.GeoDataFrame(pd.concat([dismissed, sites_utm], ignore_index=True), crs=dismissed.crs)
+    boundary_utm, locator = _boundary_and_location(report)
     fig = fg.plot_site_map(after, report.extent_utm, sites_utm, epsg=report.epsg,
-                           aoi_id=report.aoi_id, limits=limits)
+                           aoi_id=report.aoi_id, limits=limits, boundary_utm=boundary_utm, locator=locator)
     return save(fig, f"map_{slug}.png")
+
+
+def _boundary_and_location(report: AOIReport) -> tuple[Any, tuple[float, float] | None]:
+    """The AOI boundary in the map's UTM CRS (``None`` when unknown), and the AOI's ``(lon, lat)``
+    for the locator inset (the boundary's centroid, else the centre of the map's extent)."""
+    tr = Transformer.from_crs(4326, report.epsg, always_xy=True)
+    boundary = report.boundary
+    if boundary is not None and not getattr(boundary, "is_empty", True):
+        centre = boundary.centroid
+        utm = shapely.transform(boundary, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+        return utm, (float(centre.x), float(centre.y))
+    left, bottom, right, top = (float(v) for v in report.extent_utm)
+    if not (right > left and top > bottom):
+        return None, None
+    lon, lat = Transformer.from_crs(report.epsg, 4326, always_xy=True).transform((left + right) / 2,
+                                                                                 (bottom + top) / 2)
+    return None, (float(lon), float(lat))
 
 
 def _site_chips(
