@@ -21,9 +21,6 @@ from shapely.validation import make_valid
 __all__ = ["COUNTRIES", "country_at", "draw_locator"]
 
 COUNTRIES = Path(__file__).resolve().parents[2] / "data" / "countries_110m.geojson"
-#: Inset size and margin, as fractions of the map axes.
-INSET_SIZE = 0.23
-_MARGIN = 0.02
 
 
 @cache
@@ -48,8 +45,9 @@ def country_at(lon: float, lat: float) -> int | None:
     return int(frame.index[nearest]) if float(distance[nearest]) <= 1.0 else None
 
 
-def draw_locator(ax: Axes, lon: float, lat: float, *, corner: str) -> bool:
-    """Draw the inset in ``corner`` of ``ax`` (``"upper left"``...); ``False`` when no country is found."""
+def draw_locator(inset: Axes, lon: float, lat: float) -> bool:
+    """Draw the locator into the axes ``inset`` (beside the map: it never hides a site);
+    ``False``, and nothing drawn, when no country is found."""
     row = country_at(lon, lat)
     if row is None:
         return False
@@ -59,9 +57,6 @@ def draw_locator(ax: Axes, lon: float, lat: float, *, corner: str) -> bool:
     span = max(maxx - minx, maxy - miny, 2.0)
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
     half = span * 0.6
-    x0 = _MARGIN if "left" in corner else 1 - _MARGIN - INSET_SIZE
-    y0 = _MARGIN if "lower" in corner else 1 - _MARGIN - INSET_SIZE
-    inset = ax.inset_axes((x0, y0, INSET_SIZE, INSET_SIZE), zorder=6)
     inset.set_facecolor("#d6e6f2")  # sea
     window = (cx - half, cy - half, cx + half, cy + half)
     near = frame.cx[window[0]:window[2], window[1]:window[3]]
@@ -71,7 +66,7 @@ def draw_locator(ax: Axes, lon: float, lat: float, *, corner: str) -> bool:
                markeredgewidth=0.8, zorder=5)
     inset.set_xlim(window[0], window[2])
     inset.set_ylim(window[1], window[3])
-    inset.set_aspect(1 / max(math.cos(math.radians(cy)), 0.2))
+    inset.set_aspect(1 / max(math.cos(math.radians(cy)), 0.2), anchor="N")
     inset.set_xticks([])
     inset.set_yticks([])
     inset.set_xlabel("")

@@ -24,6 +24,9 @@ from .overlays import HALO, _draw_north_arrow, _draw_scale_bar, _draw_sites, _fr
 
 __all__ = ["plot_site_chips", "plot_site_map"]
 
+#: Share of the figure's width the map takes when the locator column is beside it.
+_MAP_SHARE = 0.8
+
 
 def plot_site_map(
     rgb: np.ndarray | None,
@@ -57,7 +60,7 @@ def plot_site_map(
         The AOI's boundary (shapely geometry in the same CRS), drawn dashed; ``None``: not drawn.
     locator
         ``(lon, lat)`` of the AOI: a locator inset shows its country and marks it
-        (:func:`~.locator.draw_locator`); ``None``: no inset.
+        (:func:`~.locator.draw_locator`), in a narrow column right of the map; ``None``: no inset.
 
     Returns
     -------
@@ -68,10 +71,18 @@ def plot_site_map(
     """
     left, bottom, right, top = (float(v) for v in extent)
     aspect = (top - bottom) / max(right - left, 1e-9)
-    height_in = min(max(width_in * aspect, 3.0), 9.0) + 0.9
+    map_in = width_in * (_MAP_SHARE if locator is not None else 1.0)
+    height_in = min(max(map_in * aspect, 3.0), 9.0) + 0.9
     fig = Figure(figsize=(width_in, height_in), layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    if locator is not None:  # the locator sits in a narrow column beside the map, hiding nothing
+        grid = fig.add_gridspec(1, 2, width_ratios=(_MAP_SHARE, 1 - _MAP_SHARE))
+        ax = fig.add_subplot(grid[0])
+        ax.set_anchor("N")
+        if not draw_locator(fig.add_subplot(grid[1]), *locator):
+            fig.axes[1].set_visible(False)
+    else:
+        ax = fig.add_subplot()
     box = (left, bottom, right, top)
     _draw_image(ax, rgb, box, limits)
     if boundary_utm is not None and not boundary_utm.is_empty:
@@ -85,9 +96,6 @@ def plot_site_map(
     _draw_scale_bar(ax, box, corner=scale)
     arrow = _free_corner(sites_utm, box, ("upper right", "upper left"))
     _draw_north_arrow(ax, box, epsg, corner=arrow)
-    if locator is not None:  # in whichever corner is left that hides the least site area
-        free = [c for c in ("upper left", "upper right", "lower right", "lower left") if c not in (scale, arrow)]
-        draw_locator(ax, *locator, corner=_free_corner(sites_utm, box, free))
     _status_legend(fig, rgb, sites_utm, boundary=boundary_utm is not None and not boundary_utm.is_empty)
     if title:
         ax.set_title(title, fontsize=10, loc="left")
