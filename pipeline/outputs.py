@@ -135,7 +135,8 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
         site_models=site_models(results),
         assessment=assessment,
     )
-    outputs.update(bl.render_bulletin(context, out_dir, pdf=cfg.bulletin.pdf))
+    outputs.update(bl.render_bulletin(context, out_dir, pdf=cfg.bulletin.pdf,
+                                       languages=cfg.bulletin.languages))
     manifest = build_manifest(results, cfg, info, context=context, outputs=outputs)
     # Hrefs relative to the output folder (or as the source gave them), never local absolute paths.
     outputs["manifest.json"] = write_json(relative_paths(manifest, out_dir), out_dir / "manifest.json")
@@ -419,6 +420,7 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], *, empty_activity: pd.Da
         composites=r.composites,
         site_model=r.site_model,
         dismissed=r.dismissed.to_crs(4326) if r.dismissed is not None else None,
+        boundary=r.boundary,
     )
 
 

@@ -108,6 +108,8 @@ class AOIResult:
     ``None`` when the rules alone decided."""
     n_candidates: int = 0
     """Candidates the rules proposed (with a site model: before the classifier's cut)."""
+    boundary: Any = None
+    """The AOI's geometry as its file gives it (EPSG:4326), for the bulletin's map."""
     dismissed: gpd.GeoDataFrame | None = None
     """Sites an analyst judged ``false_alarm`` (:mod:`pipeline.register`), in the AOI's UTM CRS:
     out of :attr:`sites` and of the activity series, listed apart."""
@@ -117,7 +119,8 @@ class AOIResult:
 
     @classmethod
     def for_job(cls, job: AOIJob) -> AOIResult:
-        return cls(aoi_id=job.aoi_id, row=job.row.drop(labels="geometry").to_dict())
+        return cls(aoi_id=job.aoi_id, row=job.row.drop(labels="geometry").to_dict(),
+                   boundary=job.row.get("geometry"))
 
 
 @dataclass

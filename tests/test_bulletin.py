@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import html as html_lib
 import json
 import re
 import shutil
@@ -87,6 +90,7 @@ def _aoi(
         sites=sites_utm.to_crs(4326), sites_utm=sites_utm, activity=activity,
         rgb_before=np.clip(before, 0, 1), rgb_after=np.clip(after, 0, 1),
         extent_utm=extent, epsg=epsg, new_since_previous=new_since_previous or [], error=error,
+        boundary=gpd.GeoSeries([box(*extent).buffer(-120, join_style="mitre")], crs=epsg).to_crs(4326).iloc[0],
     )
 
 
@@ -180,7 +184,7 @@ def _without_figures(context: BulletinContext) -> BulletinContext:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[BulletinContext, dict[str, Path]]:
     out = tmp_path_factory.mktemp("bulletin")
     context = make_context()
-    return context, render_bulletin(context, out)
+    return context, render_bulletin(context, out, languages=("en", "fr"))
 
 
 def _pdf_text(path: Path) -> str:
@@ -209,9 +213,18 @@ def test_files_written(rendered: tuple[BulletinContext, dict[str, Path]]) -> Non
 def test_html_is_self_contained(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
     html = rendered[1]["bulletin.html"].read_text(encoding="utf-8")
     assert "<link" not in html.lower()
-    assert "<script" not in html.lower()
-    assert "@import" not in html and "url(" not in html
-    for tag, attr, value in re.findall(r"<(\w+)[^>]*?\s(src|href)=\"([^\"]*)\"", html):
+    # One script: the interactive map's (vendored Leaflet + map.js), inline, allowed by its hash.
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, flags=re.S | re.I)
+    assert len(scripts) == 1 and scripts[0][0] == ""
+    digest = base64.b64encode(hashlib.sha256(scripts[0][1].encode("utf-8")).digest()).decode("ascii")
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', html)
+    assert csp is not None and f"script-src 'sha256-{digest}'" in html_lib.unescape(csp.group(1))
+    assert "default-src 'none'" in csp.group(1) and "connect-src" not in csp.group(1)
+    style = html.split("<style>", 1)[1].split("</style>", 1)[0]
+    assert "@import" not in style and "url(" not in style
+    assert "@import" not in html and "url(" not in html.replace('behavior="url(#default#VML)"', "")
+    markup = re.sub(r"<script>.*?</script>", "", html, flags=re.S)  # the map script: checked above
+    for tag, attr, value in re.findall(r"<(\w+)[^>]*?\s(src|href)=\"([^\"]*)\"", markup):
         if attr == "src":
             assert value.startswith("data:image/png;base64,"), (tag, value[:40])
         else:  # links may point outside (sources), but only anchors may carry them
@@ -573,3 +586,228 @@ def test_not_comparable_year_in_crosscheck_table(tmp_path: Path) -> None:
     assert "not comparable" not in rows[0] and "100 %" in rows[0]
     text = " ".join(summarise(context))
     assert "Tshikapa" in text and "2024 (50 % of the year monitored) is not comparable" in text
+
+
+def _visible_text(html: str) -> str:
+    """What a reader sees of ``html``: no style or script, tags dropped, entities decoded,
+    whitespace collapsed (attributes such as ``alt`` are not read)."""
+    import html as html_lib
+
+    body = re.sub(r"<(style|script)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"[ \t\r\n]+", " ", html_lib.unescape(re.sub(r"<[^>]+>", " ", body)))
+
+
+def _english_fragments(text: str, inputs: list[str]) -> list[str]:
+    """Runs of 3 or more English words of ``text`` once placeholders, markup, numbers and the
+    input-derived strings (names, explanations: not translated) are cut out."""
+    for value in sorted(inputs, key=len, reverse=True):
+        text = text.replace(value, "\x00")
+    parts = re.split(r"%\([a-z_]+\)s|\{[a-z_]+\}|<[^>]+>|[\x00\d()\[\];:,.·\"“”–∞×±%]+", text)
+    return [p.strip() for p in parts if len(p.split()) >= 3]
+
+
+def test_french_edition_has_no_english_sentence(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    """``bulletin.fr.html``: every template string and summary sentence translated (input strings,
+    proper nouns, ids and numbers excepted), French number and date formats, ``lang="fr"``."""
+    from babel.messages.pofile import read_po
+
+    from pipeline.bulletin.i18n import LOCALE_DIR, use_language
+
+    context, paths = rendered
+    french_html = paths["bulletin.fr.html"].read_text(encoding="utf-8")
+    french = _visible_text(french_html)
+    inputs = [context.title, context.distribution, EVIL]
+    inputs += [v for a in context.aois for v in (a.name, a.participant, a.aoi_id, str(a.error or ""))]
+    inputs += [str(v) for v in context.flags["explanation"]] + [str(v) for v in context.anomalies["explanation"]]
+    inputs += ["Activity without declared growth", "Benford first digit"]  # unknown rule ids, spelled out
+    inputs += [str(s) for s in context.declared_sources["source"]]
+    with (LOCALE_DIR / "fr" / "LC_MESSAGES" / "bulletin.po").open("rb") as fh:
+        catalog = read_po(fh)
+    english = [m.id for m in catalog if m.id]
+    english = [t for m in english for t in ([m] if isinstance(m, str) else m)]
+    with use_language("en"):
+        english += summarise(context)
+    code = {"python -m pipeline assess sample"}  # commands are quoted as they are typed
+    leftovers = sorted({f for text in english for f in _english_fragments(text, inputs)
+                        if f in french and f not in code})
+    assert leftovers == []
+    assert french_html.startswith("<!DOCTYPE html>") and '<html lang="fr">' in french_html
+    assert '<html lang="en">' in paths["bulletin.html"].read_text(encoding="utf-8")
+    # Babel/CLDR French: narrow no-break space thousands, decimal comma, spelled-out dates.
+    assert "2\u202f345\u202f678" in french and "6,6 ha" in french
+    assert "30 septembre 2024" in french and "5 octobre 2024" in french
+    assert "Résumé" in french and "DÉMONSTRATION - IMAGERIE SYNTHÉTIQUE" in french
+    assert "Le bulletin 7 couvre la période du 1 octobre 2023 au 30 septembre 2024" in french
+    assert paths["bulletin.fr.pdf"].read_bytes().startswith(b"%PDF")
+
+
+def test_french_catalog_is_complete() -> None:
+    """Every message of the package has a French translation (``tools/i18n_catalog.py --check``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "i18n_catalog", Path(__file__).resolve().parents[1] / "tools" / "i18n_catalog.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0
+
+
+def test_languages_config_field() -> None:
+    """``bulletin.languages``: default English only, with unit and source like the other fields."""
+    from pipeline.config.reporting import BulletinParams
+
+    field = BulletinParams.model_fields["languages"]
+    assert BulletinParams().languages == ("en",)
+    assert field.json_schema_extra == {"unit": "language codes", "source": "design choice"}
+    assert BulletinParams(languages=["en", "fr"]).languages == ("en", "fr")
+    with pytest.raises(ValueError):
+        BulletinParams(languages=["de"])
+
+
+def _chromium_dom(html: Path, tmp_path: Path) -> str:
+    """The DOM of ``html`` after its scripts ran (headless Chromium, offline)."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium is not installed")
+    return subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--no-proxy-server",
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+         f"--user-data-dir={tmp_path / (html.stem + '-dom-profile')}", "--virtual-time-budget=5000",
+         "--dump-dom", html.as_uri()],
+        check=True, capture_output=True, text=True, timeout=90,
+    ).stdout
+
+
+def test_interactive_map_in_chromium(rendered: tuple[BulletinContext, dict[str, Path]], tmp_path: Path) -> None:
+    """Leaflet (vendored, inline) builds one map per AOI with imagery: both composites as
+    data-URI image overlays, the site outlines, the before/after layer control; French words in
+    the French edition; no request leaves the file (CSP allows that one script by its hash)."""
+    context, paths = rendered
+    for name, words in (("bulletin.html", ("Before: ", "After: ", "Site outlines")),
+                        ("bulletin.fr.html", ("Avant : ", "Après : ", "Contours des sites"))):
+        shot = tmp_path / f"{name}.png"
+        assert _chromium_requests(paths[name], tmp_path, shot) == []
+        dom = _chromium_dom(paths[name], tmp_path)
+        assert dom.count('class="leaflet-box leaflet-container') == 2  # Tshikapa, Koidu (Lunda failed)
+        assert dom.count('class="leaflet-image-layer') == 2  # the "after" composite shown in each
+        assert dom.count('class="leaflet-interactive"') == 6  # 5 + 1 site outlines
+        assert 'class="leaflet-control-layers' in dom
+        for word in words:
+            assert word in dom
+
+
+def test_interactive_map_is_html_only(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    """The PDF keeps the static map: the interactive block is hidden in print."""
+    _, paths = rendered
+    assert "Interactive map" not in _pdf_text(paths["bulletin.pdf"])
+    assert "Carte interactive" not in _pdf_text(paths["bulletin.fr.pdf"])
+    assert "Interactive map: pan and zoom" in paths["bulletin.html"].read_text(encoding="utf-8")
+
+
+def test_interactive_map_data_is_escaped(tmp_path: Path) -> None:
+    """Input strings reach the map's JSON escaped (``\\u003c``...), never as markup or script."""
+    from pipeline.bulletin.interactive import map_payload, safe_json
+
+    assert "<" not in safe_json({"x": EVIL}) and "&" not in safe_json({"x": "a&b"})
+    context = make_context()
+    kasai = context.aois[0]
+    sites = kasai.sites.assign(site_id=[f"{EVIL}-{i}" for i in range(len(kasai.sites))])
+    payload = map_payload(replace(kasai, sites=sites), (0.0, 0.3), "before", "after")
+    assert payload is not None and "<" not in payload and ">" not in payload
+    assert json.loads(payload)["sites"]["features"][0]["properties"]["site_id"].startswith(EVIL)
+    out = render_bulletin(replace(context, aois=[replace(kasai, sites=sites)]), tmp_path, pdf=False)
+    html = out["bulletin.html"].read_text(encoding="utf-8")
+    script = html.rsplit("<script>", 1)[1]
+    assert EVIL not in script and "alert(1)" not in script.split("})();", 1)[-1]
+
+
+def _pdfinfo(path: Path, *args: str) -> str:
+    if not shutil.which("pdfinfo"):
+        pytest.skip("pdfinfo (poppler-utils) is not installed")
+    return subprocess.run(["pdfinfo", *args, str(path)], check=True, capture_output=True, text=True,
+                          timeout=60).stdout
+
+
+def test_pdf_is_tagged(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    """PDF/UA-1 (WeasyPrint ``pdf_variant="pdf/ua-1"``): a structure tree with headings, tables
+    and figures, in both editions."""
+    _, paths = rendered
+    for name in ("bulletin.pdf", "bulletin.fr.pdf"):
+        assert re.search(r"^Tagged:\s+yes$", _pdfinfo(paths[name]), flags=re.M), name
+        struct = _pdfinfo(paths[name], "-struct")
+        for element in ("Document", "H1", "H2", "Table", "TH", "Figure", "L"):
+            assert re.search(rf"^\s*{element}\b", struct, flags=re.M), (name, element)
+
+
+AXE = Path(__file__).with_name("vendor") / "axe-core" / "axe.min.js"
+
+
+def _axe_violations(html: Path, tmp_path: Path) -> list[dict[str, object]]:
+    """axe-core (vendored, MPL-2.0) run in headless Chromium on a copy of ``html`` whose CSP is
+    dropped so that the test's own scripts may run; the violations, as the page writes them."""
+    import html as html_lib
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium is not installed")
+    work = tmp_path / f"axe-{html.stem}"
+    work.mkdir()
+    shutil.copy(AXE, work / "axe.min.js")
+    runner = """<script src="axe.min.js"></script><script>
+axe.run(document, {resultTypes: ["violations"]}).then(function (r) {
+  var pre = document.createElement("pre"); pre.id = "axe-results";
+  pre.textContent = JSON.stringify(r.violations.map(function (v) {
+    return {id: v.id, impact: v.impact, help: v.help,
+            targets: v.nodes.slice(0, 3).map(function (n) { return n.target.join(" "); })}; }));
+  document.body.appendChild(pre);
+}, function (e) {
+  var pre = document.createElement("pre"); pre.id = "axe-results";
+  pre.textContent = JSON.stringify([{id: "axe-error", impact: "critical", help: String(e)}]);
+  document.body.appendChild(pre);
+});
+</script></body>"""
+    text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html.read_text(encoding="utf-8"))
+    page = work / "page.html"
+    page.write_text(text.replace("</body>", runner), encoding="utf-8")
+    dom = subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-proxy-server",
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--virtual-time-budget=60000",
+         f"--user-data-dir={work / 'profile'}", "--dump-dom", page.as_uri()],
+        check=True, capture_output=True, text=True, timeout=300,
+    ).stdout
+    found = re.search(r'<pre id="axe-results">(.*?)</pre>', dom, flags=re.S)
+    assert found, "axe-core did not report"
+    return list(json.loads(html_lib.unescape(found.group(1))))
+
+
+def test_axe_finds_no_serious_violations(rendered: tuple[BulletinContext, dict[str, Path]], tmp_path: Path) -> None:
+    """Both editions, interactive maps included: no ``serious`` or ``critical`` axe-core violation."""
+    _, paths = rendered
+    for name in ("bulletin.html", "bulletin.fr.html"):
+        bad = [v for v in _axe_violations(paths[name], tmp_path) if v.get("impact") in ("serious", "critical")]
+        assert bad == [], (name, bad)
+
+
+def test_axe_check_sees_violations(tmp_path: Path) -> None:
+    """Control: the same harness reports a missing alt text and a missing lang."""
+    probe = tmp_path / "probe.html"
+    probe.write_text('<!DOCTYPE html><html><head><title>x</title></head><body><main>'
+                     '<img src="data:image/png;base64,iVBORw0KGgo="></main></body></html>', encoding="utf-8")
+    ids = {v["id"] for v in _axe_violations(probe, tmp_path)}
+    assert {"image-alt", "html-has-lang"} <= ids
+
+
+def test_site_map_has_locator_inset_and_boundary(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    """The static map carries the locator inset (the country from the shipped Natural Earth
+    outlines, the AOI marked) and the AOI boundary; its caption says so."""
+    from pipeline.bulletin.figures.locator import _countries, country_at
+
+    context, paths = rendered
+    assert _countries().iloc[country_at(20.79, -6.42)]["name"] == "Dem. Rep. Congo"
+    assert _countries().iloc[country_at(-10.97, 8.64)]["name"] == "Sierra Leone"
+    assert country_at(-30.0, 0.0) is None  # mid-Atlantic: no inset
+    html = paths["bulletin.html"].read_text(encoding="utf-8")
+    assert html.count("Inset: the country, with the area of interest marked") == 2
+    assert "Encart : le pays" in paths["bulletin.fr.html"].read_text(encoding="utf-8")

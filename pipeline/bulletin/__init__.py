@@ -8,8 +8,10 @@ and counts for the executive summary (:func:`summarise`).
 Outputs, in ``out_dir``:
 
 - ``bulletin.html``: self-contained (figures as base64 data URIs, CSS inline,
-  no scripts, no fonts or stylesheets fetched; a Content-Security-Policy that
-  forbids every external load), opens offline;
+  no fonts or stylesheets fetched; one inline script, the interactive map of
+  :mod:`.interactive` (vendored Leaflet), allowed by its SHA-256 in a
+  Content-Security-Policy that forbids every external load), opens offline;
+- ``bulletin.<lang>.html`` / ``.pdf``: other editions (``bulletin.languages``, :mod:`.i18n`);
 - ``bulletin.pdf``: the same HTML rendered by WeasyPrint with the print CSS
   (A4 portrait, running header and footer on every page); WeasyPrint is given
   a URL fetcher that refuses everything but ``data:`` URIs;
@@ -34,7 +36,9 @@ Modules
 - :mod:`.tables`: site, cross-check, flag and new-site rows;
 - :mod:`.annex`: threshold, composite, scene, source and validation rows;
 - :mod:`.selection`: which rows are shown (:func:`split_anomalies`, chips) and the sums;
-- :mod:`.formatting`: how single values print;
+- :mod:`.formatting`: how single values print (in the current language);
+- :mod:`.i18n`: languages, gettext catalogs (``locale/``), :func:`~.i18n.use_language`;
+- :mod:`.interactive`: the HTML-only Leaflet map (``vendor/leaflet``, ``templates/map.js``);
 - :mod:`.statuses`: site status order, colours and definitions;
 - :mod:`.figures`: the Matplotlib figures;
 - ``templates/``: ``bulletin.html.j2`` and ``bulletin.css``.

@@ -25,11 +25,13 @@ from .formatting import (
     _method_name,
     _num,
     _pct,
+    _percent_sign,
     _safe_href,
     _text,
     _value,
     _year,
 )
+from .i18n import N_, _
 from .summary import unseen_clause
 from .wording import basis_wording
 
@@ -38,7 +40,7 @@ _STRATUM_ORDER = {"site": 0, "buffer": 1, "stable": 2}
 
 __all__: list[str] = []
 
-_PRODUCT_NAMES: dict[str, str] = {"semiannual": "Half-year", "dry_season": "Dry season"}
+_PRODUCT_NAMES: dict[str, str] = {"semiannual": N_("Half-year"), "dry_season": N_("Dry season")}
 
 
 #: Parameters the findings rest on: always listed in the annex, whatever their value.
@@ -135,7 +137,7 @@ def _threshold_data(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def _threshold_value(value: Any, *, unit: str, description: str) -> str:
     """A threshold's value as printed: file name of a table, ``low – high`` of a range."""
     if unit == "CSV file":
-        return "shipped table" if _is_missing(value) or value == "" else Path(str(value)).name
+        return _("shipped table") if _is_missing(value) or value == "" else Path(str(value)).name
     if (isinstance(value, list | tuple) and len(value) == 2 and all(_is_number(v) for v in value)
             and re.search(r"\brange\b|\(low, high\)", description)):
         return f"{_value(value[0])} {_DASH} {_value(value[1])}"
@@ -149,12 +151,13 @@ def _composite_rows(aois: Iterable[AOIReport]) -> list[dict[str, str]]:
         for c in a.composites:
             rows.append({
                 "aoi": _text(a.name or a.aoi_id),
-                "product": _PRODUCT_NAMES.get(str(c.get("product")), _text(c.get("product"))),
+                "product": _(_PRODUCT_NAMES[str(c.get("product"))]) if str(c.get("product")) in _PRODUCT_NAMES
+                else _text(c.get("product")),
                 "window": f"{_text(c.get('start'))} {_DASH} {_text(c.get('end'))}",
                 "method": _method_name(c.get("method")),
                 "clear_obs": f"{float(c.get('clear_obs_median') or 0):g}",
                 "filled": _pct(c.get("filled_frac")),
-                "file": _text(Path(str(c["file"])).name if c.get("file") else "not written"),
+                "file": _text(Path(str(c["file"])).name if c.get("file") else _("not written")),
             })
     return rows
 
@@ -211,7 +214,8 @@ def _assessment_view(assessment: Mapping[str, Any] | None) -> dict[str, Any] | N
     def pct(value: Any, ci: Any) -> str:
         if not _is_number(value):
             return _DASH
-        return f"{100 * float(value):.1f} %" + (f" ± {100 * float(ci):.1f}" if _is_number(ci) else "")
+        return (_num(100 * float(value), 1) + _percent_sign()
+                + (f" ± {_num(100 * float(ci), 1)}" if _is_number(ci) else ""))
 
     counts = assessment.get("error_matrix_counts") or {}
     references = sorted({ref for row in counts.values() for ref in row})
@@ -268,7 +272,7 @@ def _source_rows(
     sort = [c for c in ("participant_iso3", "year", "period") if c in frame.columns]
     rows: list[dict[str, Any]] = []
     index: dict[tuple[str, str], list[int]] = {}
-    for n, (_, r) in enumerate(frame.sort_values(sort, kind="stable").iterrows(), 1):
+    for n, (_row, r) in enumerate(frame.sort_values(sort, kind="stable").iterrows(), 1):
         source = _text(r.get("source"))
         year = _year(r.get("year"))
         period = _text(r.get("period")) or year
@@ -294,7 +298,7 @@ def _bases(frame: pd.DataFrame | None) -> dict[tuple[str, str], str]:
     if frame is None or frame.empty or "basis" not in frame:
         return {}
     return {(_text(r.get("participant_iso3")), _year(r.get("year"))): _text(r.get("basis"))
-            for _, r in frame.iterrows()}
+            for _key, r in frame.iterrows()}
 
 
 #: Cross-validated figures of a site classifier shown in the bulletin, with their names.
@@ -306,11 +310,11 @@ def detection_sentences(site_models: Iterable[Mapping[str, Any]]) -> list[str]:
     heuristic), or scored by a named site classifier with its grouped cross-validation figures."""
     models = list(site_models)
     if not models:
-        return [
+        return [_(
             "No site classifier was applied: the sites are the candidates of the rules above, and a "
             "site's confidence is a heuristic (the persistence of its evidence, scaled by the number of "
             "confirming observations), not a calibrated probability."
-        ]
+        )]
     return [_model_sentence(m) for m in models]
 
 

@@ -6,14 +6,19 @@ from collections.abc import Callable
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 from matplotlib.figure import Figure
+from pyproj import Transformer
 
 from . import figures as fg
 from .context import AOIReport
 from .formatting import _DASH, _date, _ha, _method_name, _num, _pct, _period_text, _slug
+from .i18n import _, ngettext
+from .interactive import map_payload
 from .selection import _latest_or_sum, _significant_sites, _status_counts
-from .statuses import STATUS_ORDER
+from .statuses import STATUS_ORDER, label
 from .tables import _dismissed_rows, _site_rows
 
 __all__ = ["evidence_text"]
@@ -31,12 +36,13 @@ def evidence_text(radar_status: str, n_radar_scenes: int) -> str:
     'Sentinel-2 optical only; radar was requested but unavailable: no sentinel-1-rtc items.'
     """
     if radar_status == "used":
-        scenes = f"{n_radar_scenes} scene{'' if n_radar_scenes == 1 else 's'}"
-        return f"Sentinel-2 optical and Sentinel-1 radar ({scenes}) fused before confirmation."
+        return ngettext("Sentinel-2 optical and Sentinel-1 radar ({n} scene) fused before confirmation.",
+                        "Sentinel-2 optical and Sentinel-1 radar ({n} scenes) fused before confirmation.",
+                        n_radar_scenes)
     if radar_status.startswith("unavailable"):
         reason = radar_status.partition(":")[2].strip().rstrip(".")
-        return f"Sentinel-2 optical only; radar was requested but unavailable: {reason}."
-    return "Sentinel-2 optical only (radar not enabled)."
+        return _("Sentinel-2 optical only; radar was requested but unavailable: {reason}.", reason=reason)
+    return _("Sentinel-2 optical only (radar not enabled).")
 
 
 def _aoi_view(report: AOIReport, save: SaveFigure) -> dict[str, Any]:
@@ -50,7 +56,13 @@ def _aoi_view(report: AOIReport, save: SaveFigure) -> dict[str, Any]:
         return view
     limits = fg.stretch_limits(report.rgb_before, report.rgb_after)
     view["map"] = _site_map(report, sites_utm, limits, slug, save)
-    for _, row in _significant_sites(sites_utm).iterrows():
+    view["has_inset"] = bool(view["map"]) and _boundary_and_location(report)[1] is not None
+    view["interactive"] = map_payload(
+        report, limits,
+        _("Before: {period}", period=_period_text(activity, first=True)),
+        _("After: {period}", period=_period_text(activity, first=False)),
+    ) if view["map"] else None
+    for _key, row in _significant_sites(sites_utm).iterrows():
         view["chips"].append(_site_chips(report, row, activity, limits, slug, save))
     if not activity.empty:
         view["activity_chart"] = save(fg.plot_activity(activity), f"activity_{slug}.png")
@@ -76,6 +88,8 @@ def _aoi_header(
         "evidence": evidence_text(report.radar_status, report.n_radar_scenes),
         "view_method": _method_name(report.view_method),
         "map": None,
+        "has_inset": False,
+        "interactive": None,
         "chips": [],
         "activity_chart": None,
         "activity_rows": [],
@@ -104,9 +118,27 @@ def _site_map(
         # False alarms are drawn too (dotted, marked), so a reader sees what was set aside.
         dismissed = report.dismissed.to_crs(report.epsg)
         sites_utm = gpd.GeoDataFrame(pd.concat([dismissed, sites_utm], ignore_index=True), crs=dismissed.crs)
+    boundary_utm, locator = _boundary_and_location(report)
     fig = fg.plot_site_map(after, report.extent_utm, sites_utm, epsg=report.epsg,
-                           aoi_id=report.aoi_id, limits=limits)
+                           aoi_id=report.aoi_id, limits=limits, boundary_utm=boundary_utm, locator=locator)
     return save(fig, f"map_{slug}.png")
+
+
+def _boundary_and_location(report: AOIReport) -> tuple[Any, tuple[float, float] | None]:
+    """The AOI boundary in the map's UTM CRS (``None`` when unknown), and the AOI's ``(lon, lat)``
+    for the locator inset (the boundary's centroid, else the centre of the map's extent)."""
+    tr = Transformer.from_crs(4326, report.epsg, always_xy=True)
+    boundary = report.boundary
+    if boundary is not None and not getattr(boundary, "is_empty", True):
+        centre = boundary.centroid
+        utm = shapely.transform(boundary, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+        return utm, (float(centre.x), float(centre.y))
+    left, bottom, right, top = (float(v) for v in report.extent_utm)
+    if not (right > left and top > bottom):
+        return None, None
+    lon, lat = Transformer.from_crs(report.epsg, 4326, always_xy=True).transform((left + right) / 2,
+                                                                                 (bottom + top) / 2)
+    return None, (float(lon), float(lat))
 
 
 def _site_chips(
@@ -117,7 +149,7 @@ def _site_chips(
     fig = fg.plot_site_chips(
         report.rgb_before, report.rgb_after, report.extent_utm, row,
         geometry=row.geometry, aoi_id=report.aoi_id, limits=limits,
-        labels=("before", "after"),
+        labels=(_("before"), _("after")),
         sublabels=(_period_text(activity, first=True), _period_text(activity, first=False)),
     )
     return {
@@ -125,6 +157,7 @@ def _site_chips(
         "site_id": str(row["site_id"]),
         "label": fg.short_site_label(row["site_id"], report.aoi_id),
         "status": str(row["status"]),
+        "status_label": label(str(row["status"])),
         "area_ha": _ha(row.get("area_ha")),
         "confidence": _num(row.get("confidence"), 2),
     }

@@ -10,10 +10,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from .i18n import N_
+
 __all__ = ["DEMONSTRATION_MARKING", "AOIReport", "BulletinContext"]
 
 #: Printed on every page when :attr:`BulletinContext.demonstration` is true.
-DEMONSTRATION_MARKING = "DEMONSTRATION - SYNTHETIC IMAGERY"
+DEMONSTRATION_MARKING = N_("DEMONSTRATION - SYNTHETIC IMAGERY")
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,6 +54,9 @@ class AOIReport:
     site_model: dict[str, Any] | None = None
     """The site classifier that scored this AOI's candidates (:func:`pipeline.classify.model_summary`);
     ``None``: the rules alone decided."""
+    boundary: Any = None
+    """The AOI's boundary (shapely geometry, EPSG:4326), drawn on the site map and used to place
+    the locator inset's mark; ``None``: not drawn, the mark goes at the centre of ``extent_utm``."""
     dismissed: gpd.GeoDataFrame | None = None
     """Sites analysts judged false alarms (EPSG:4326, ``sites.geojson`` columns): not findings,
     listed apart (:mod:`pipeline.register`)."""

@@ -17,9 +17,38 @@ import pandas as pd
 from markupsafe import Markup, escape
 
 from ..precision import round_significant
+from .i18n import N_, _, babel_locale, current
 
 _DASH = "–"
-_METHOD_NAMES: dict[str, str] = {"geomedian": "geometric median", "median": "per-band median"}
+_METHOD_NAMES: dict[str, str] = {"geomedian": N_("geometric median"),
+                                     "median": N_("per-band median")}
+
+
+def _decimal(value: float, decimals: int, *, strip: bool = False) -> str:
+    """``value`` with thousands separators and ``decimals`` decimals in the current language
+    (English: ``1,234.5``; French, by Babel/CLDR: ``1\u202f234,5``)."""
+    if current() == "en":
+        text = f"{value:,.{decimals}f}"
+        return text.rstrip("0").rstrip(".") if strip and "." in text else text
+    from babel.numbers import format_decimal
+
+    pattern = "#,##0" + ("." + ("#" if strip else "0") * decimals if decimals else "")
+    return format_decimal(value, pattern, locale=babel_locale(), decimal_quantization=True)
+
+
+def _percent_sign() -> str:
+    """`` %`` (English) or a narrow no-break space and ``%`` (French typography)."""
+    return " %" if current() == "en" else "\u202f%"
+
+
+def _long_date(value: Any) -> str:
+    """A date in running text: ISO in English (``2026-11-30``), spelled out in French
+    (``30 novembre 2026``, Babel)."""
+    if current() == "en":
+        return f"{pd.Timestamp(value):%Y-%m-%d}"
+    from babel.dates import format_date
+
+    return format_date(pd.Timestamp(value).date(), "long", locale=babel_locale())
 
 
 def _is_missing(value: Any) -> bool:
@@ -46,7 +75,7 @@ def _ha(value: Any) -> str:
     if _is_missing(value):
         return _DASH
     try:
-        return f"{float(value):,.1f}"
+        return _decimal(float(value), 1)
     except (TypeError, ValueError):
         return str(value)
 
@@ -55,7 +84,7 @@ def _int(value: Any) -> str:
     if _is_missing(value):
         return _DASH
     try:
-        return f"{round(float(value)):,d}"
+        return _decimal(round(float(value)), 0)
     except (TypeError, ValueError):
         return str(value)
 
@@ -78,11 +107,8 @@ def _num(value: Any, decimals: int, *, strip: bool = False) -> str:
     except (TypeError, ValueError):
         return str(value)
     if isinstance(value, int | np.integer):
-        return f"{int(value):,d}"
-    text = f"{v:,.{decimals}f}"
-    if strip and "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+        return _decimal(int(value), 0)
+    return _decimal(v, decimals, strip=strip)
 
 
 def _value(value: Any) -> str:
@@ -103,7 +129,7 @@ def _ratio(value: Any) -> str:
 def _pct(value: Any) -> str:
     if _is_missing(value):
         return _DASH
-    return f"{float(value) * 100:.0f} %"
+    return f"{float(value) * 100:.0f}{_percent_sign()}"
 
 
 def _range(low: Any, high: Any) -> str:
@@ -126,7 +152,10 @@ def _sig(value: Any, digits: int = 2) -> str:
         return str(value)
     if not math.isfinite(v):
         return str(v)
-    return f"{v:,.0f}" if abs(v) >= 10 ** (digits - 1) or v == 0 else f"{v:,.{digits}g}"
+    if abs(v) >= 10 ** (digits - 1) or v == 0:
+        return _decimal(v, 0)
+    text = f"{v:,.{digits}g}"
+    return text if current() == "en" else text.replace(",", "\u202f").replace(".", ",")
 
 
 def _carats(low: Any, high: Any) -> str:
@@ -155,14 +184,16 @@ def _timestamp(value: dt.datetime) -> str:
 def _lonlat(lon: float, lat: float) -> str:
     if not (math.isfinite(lon) and math.isfinite(lat)):
         return _DASH
-    return (f"{abs(lat):.4f}°{'N' if lat >= 0 else 'S'} "
-            f"{abs(lon):.4f}°{'E' if lon >= 0 else 'W'}")
+    # Compass letters: N, S, E, and W (English) / O (French, ouest).
+    west = "W" if current() == "en" else "O"
+    return (f"{_decimal(abs(lat), 4)}°{'N' if lat >= 0 else 'S'} "
+            f"{_decimal(abs(lon), 4)}°{'E' if lon >= 0 else west}")
 
 
 def _period_text(activity: pd.DataFrame, *, first: bool) -> str:
     """Dates of the first (or last) period of ``activity``."""
     if activity is None or activity.empty:
-        return "first period" if first else "last period"
+        return _("first period") if first else _("last period")
     frame = activity.sort_values("period_start")
     r = frame.iloc[0] if first else frame.iloc[-1]
     return f"{_date(r['period_start'])} – {_date(r['period_end'])}"
@@ -170,7 +201,8 @@ def _period_text(activity: pd.DataFrame, *, first: bool) -> str:
 
 def _method_name(method: Any) -> str:
     """Reader's name of a composite method (``geomedian`` -> ``geometric median``)."""
-    return _METHOD_NAMES.get(_text(method), _text(method))
+    name = _METHOD_NAMES.get(_text(method))
+    return _(name) if name else _text(method)
 
 
 def _split_flags(value: Any) -> list[str]:
@@ -210,7 +242,7 @@ def _join(items: Iterable[str]) -> str:
     items = [str(i) for i in items]
     if len(items) <= 1:
         return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
+    return ", ".join(items[:-1]) + _(" and ") + items[-1]
 
 
 def _slug(text: str) -> str:

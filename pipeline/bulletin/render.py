@@ -29,9 +29,11 @@ from .aoi_view import _aoi_view
 from .context import DEMONSTRATION_MARKING, BulletinContext
 from .data import bulletin_data
 from .facts import run_parameter, summary_facts
-from .formatting import _breakable, _safe_href, _text, _timestamp
+from .formatting import _breakable, _int, _long_date, _num, _safe_href, _text, _timestamp
+from .i18n import _, catalog, current, use_language
+from .interactive import map_assets
 from .selection import MAX_CHIPS, covered_participants, split_anomalies
-from .statuses import STATUS_COLOURS, STATUS_ORDER, VERDICT_DEFINITIONS, status_definitions
+from .statuses import STATUS_COLOURS, STATUS_ORDER, label, status_definitions, verdict_definitions
 from .summary import demonstration_sentence, summarise
 from .tables import _crosscheck_rows, _flag_rows, _new_since_rows
 from .wording import basis_wording
@@ -43,9 +45,13 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 
 def render_bulletin(
-    context: BulletinContext, out_dir: Path, *, pdf: bool = True
+    context: BulletinContext, out_dir: Path, *, pdf: bool = True, languages: tuple[str, ...] | list[str] = ("en",)
 ) -> dict[str, Path]:
     """Write ``bulletin.html``, ``bulletin.json``, ``bulletin.pdf`` and ``figures/*.png`` into ``out_dir``.
+
+    Each other language of ``languages`` (``bulletin.languages``; see :mod:`.i18n`) adds
+    ``bulletin.<lang>.html`` (and ``bulletin.<lang>.pdf``) from the same template, with its
+    figures under ``figures/<lang>/``. The English edition is always written (the output contract).
 
     Parameters
     ----------
@@ -55,6 +61,8 @@ def render_bulletin(
         Output folder, created if missing. Files are written atomically.
     pdf
         Also render ``bulletin.pdf`` with WeasyPrint.
+    languages
+        Editions to write (``"en"``, ``"fr"``).
 
     Returns
     -------
@@ -68,45 +76,64 @@ def render_bulletin(
     fig_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
 
-    def save(fig: Figure, name: str) -> str:
-        png = fg.figure_png(fig)
-        fig.clear()
-        path = fig_dir / name
-        _write_atomic(path, png)
-        written[f"figures/{name}"] = path
-        return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    result: dict[str, Path] = {}
+    editions = ["en", *[lang for lang in dict.fromkeys(languages) if lang != "en"]]
+    for lang in editions:
+        catalog(lang)  # an unknown language fails before anything is written
+    for lang in editions:
+        sub = "" if lang == "en" else f"{lang}/"
+        suffix = "" if lang == "en" else f".{lang}"
 
-    aoi_views = [_aoi_view(report, save) for report in context.aois]
-    html = _render_html(context, aoi_views)
-    html_path = out_dir / "bulletin.html"
-    _write_atomic(html_path, html.encode("utf-8"))
-    json_path = out_dir / "bulletin.json"
-    _write_atomic(json_path, json.dumps(bulletin_data(context), indent=1, ensure_ascii=False).encode("utf-8"))
-    result = {"bulletin.html": html_path, "bulletin.json": json_path}
-    if pdf:
-        pdf_path = out_dir / "bulletin.pdf"
-        _write_atomic(pdf_path, _html_to_pdf(html, base=out_dir))
-        result["bulletin.pdf"] = pdf_path
+        def save(fig: Figure, name: str, sub: str = sub) -> str:
+            png = fg.figure_png(fig)
+            fig.clear()
+            path = fig_dir / sub / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(path, png)
+            written[f"figures/{sub}{name}"] = path
+            return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+        with use_language(lang):
+            aoi_views = [_aoi_view(report, save) for report in context.aois]
+            html = _render_html(context, aoi_views)
+        html_path = out_dir / f"bulletin{suffix}.html"
+        _write_atomic(html_path, html.encode("utf-8"))
+        result[f"bulletin{suffix}.html"] = html_path
+        if lang == "en":
+            json_path = out_dir / "bulletin.json"
+            _write_atomic(json_path, json.dumps(bulletin_data(context), indent=1,
+                                                ensure_ascii=False).encode("utf-8"))
+            result["bulletin.json"] = json_path
+        if pdf:
+            pdf_path = out_dir / f"bulletin{suffix}.pdf"
+            _write_atomic(pdf_path, _html_to_pdf(html, base=out_dir))
+            result[f"bulletin{suffix}.pdf"] = pdf_path
     result.update(written)
     return result
 
 
-def _jinja_env() -> jinja2.Environment:
-    """The template environment: autoescaping everywhere, undefined names an error."""
+def _jinja_env(language: str = "en") -> jinja2.Environment:
+    """The template environment: autoescaping everywhere, undefined names an error, and the
+    gettext catalog of ``language`` (``jinja2.ext.i18n``, new-style: placeholders are escaped)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=True,  # every template, every extension: input strings are untrusted
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.policies["ext.i18n.trimmed"] = True  # {% trans %} blocks: whitespace collapsed in msgids
+    env.install_gettext_translations(catalog(language), newstyle=True)  # type: ignore[attr-defined]
     env.filters["link"] = _safe_href
     env.filters["breakable"] = _breakable
+    env.filters["label"] = label
+    env.filters["int_text"] = _int
     return env
 
 
 def _render_html(context: BulletinContext, aoi_views: list[dict[str, Any]]) -> str:
-    template = _jinja_env().get_template("bulletin.html.j2")
+    template = _jinja_env(current()).get_template("bulletin.html.j2")
     return template.render(**_template_values(context, aoi_views))
 
 
@@ -117,18 +144,21 @@ def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) 
     facts = summary_facts(context)
     sources, source_index = _source_rows(_cited_figures(context, shown, facts["comparisons"]))
     latest = facts["latest_period"]
-    latest_text = f"{latest[0]} to {latest[1]}" if latest else None
+    latest_text = _("{start} to {end}", start=_long_date(latest[0]), end=_long_date(latest[1])) if latest else None
     growth = run_parameter(context.thresholds, "sites", "expanding_growth_frac")
     min_cov = run_parameter(context.thresholds, "crosscheck", "min_comparison_coverage_frac")
     crosscheck_rows = _crosscheck_rows(context.crosscheck, names, source_index, facts["comparisons"],
                                        _bases(context.declared_sources))
     return {
         "c": context,
-        "marking": DEMONSTRATION_MARKING,
-        "issued": f"{context.generated_at:%Y-%m-%d}",
+        "marking": _(DEMONSTRATION_MARKING),
+        "lang": current(),
+        **_map_values(aoi_views),
+        "issued": _long_date(context.generated_at.date()),
         "generated": _timestamp(context.generated_at),
-        "period": f"{context.period_start:%Y-%m-%d} to {context.period_end:%Y-%m-%d}",
-        "number_text": f"No. {context.number}" + (f", revision {context.revision}" if context.revision > 1 else ""),
+        "period": _("{start} to {end}", start=_long_date(context.period_start), end=_long_date(context.period_end)),
+        "number_text": _("No. {n}", n=context.number)
+        + (_(", revision {n}", n=context.revision) if context.revision > 1 else ""),
         "latest_period": latest_text,
         "summary": summarise(context, facts),
         "demo_statement": demonstration_sentence(context, facts) if context.demonstration else "",
@@ -138,8 +168,8 @@ def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) 
         # The box names the latest period once, in its lead; the definitions refer to it.
         "status_definitions": status_definitions(None, None if growth is None else float(growth)),
         "min_area_ha": None if (m := run_parameter(context.thresholds, "sites", "min_area_m2")) is None
-        else f"{float(m) / 1e4:g}",
-        "min_coverage": None if min_cov is None else f"{float(min_cov) * 100:.0f} %",
+        else _num(float(m) / 1e4, 4, strip=True),
+        "min_coverage": None if min_cov is None else _("{pct} %", pct=f"{float(min_cov) * 100:.0f}"),
         "crosscheck_rows": crosscheck_rows,
         "basis_notes": sorted({(r["basis"], basis_wording(r["basis"])) for r in crosscheck_rows if r["basis"]}),
         "flag_rows": _flag_rows(context.flags, names),
@@ -156,12 +186,20 @@ def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) 
         "detection": detection_sentences(context.site_models),
         "validation": _validation_rows(context.validation),
         "assessment": _assessment_view(context.assessment),
-        "verdict_definitions": VERDICT_DEFINITIONS,
+        "verdict_definitions": verdict_definitions(),
         "software": sorted(context.software.items()),
         "sources": sources,
         "max_chips": MAX_CHIPS,
-        "stretch": tuple(f"{p:g}" for p in fg.STRETCH_PERCENTILES),
+        "stretch": tuple(_num(float(p), 2, strip=True) for p in fg.STRETCH_PERCENTILES),
     }
+
+
+def _map_values(aoi_views: list[dict[str, Any]]) -> dict[str, Any]:
+    """Leaflet's CSS and script, and the CSP source allowing that one script, when a map is shown."""
+    if not any(v.get("interactive") for v in aoi_views):
+        return {"csp_script": None, "map_script": None, "leaflet_css": None}
+    css, script, source = map_assets()
+    return {"csp_script": source, "map_script": script, "leaflet_css": css}
 
 
 def _cited_figures(context: BulletinContext, shown_anomalies: Any, comparisons: list[dict[str, Any]]) -> Any:
@@ -204,7 +242,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _html_to_pdf(html: str, *, base: Path) -> bytes:
-    """Render with WeasyPrint; only ``data:`` URIs may be fetched (no network, no files)."""
+    """Render with WeasyPrint as a tagged PDF/UA-1; only ``data:`` URIs may be fetched (no network,
+    no files)."""
     # Function-level imports: WeasyPrint is a heavy optional import (Pango), deferred until a
     # PDF is wanted; its URL-fetcher API differs between versions.
     import weasyprint
@@ -223,4 +262,6 @@ def _html_to_pdf(html: str, *, base: Path) -> bytes:
             return default_url_fetcher(url, *args, **kwargs)
 
     document = weasyprint.HTML(string=html, base_url=str(base), url_fetcher=fetcher)
-    return bytes(document.write_pdf())
+    # Tagged, accessible PDF (PDF/UA-1): structure tree, /MarkInfo, document language and title
+    # from the HTML (<html lang>, <title>), alt texts of the figures.
+    return bytes(document.write_pdf(pdf_variant="pdf/ua-1", pdf_tags=True))

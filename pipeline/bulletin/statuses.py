@@ -9,9 +9,10 @@ status there without a colour and a definition here fails at import (``zip(stric
 from __future__ import annotations
 
 from ..types import SITE_STATUSES
+from .i18n import N_, _
 
 __all__ = ["DISMISSED_COLOUR", "STATUS_COLOURS", "STATUS_DEFINITIONS", "STATUS_ORDER", "VERDICT_DEFINITIONS",
-           "VERDICT_LINESTYLES", "VERDICT_MARKS", "status_definitions"]
+           "VERDICT_LINESTYLES", "VERDICT_MARKS", "label", "status_definitions", "verdict_definitions"]
 
 #: Order in which statuses are listed (most urgent first).
 STATUS_ORDER: tuple[str, ...] = SITE_STATUSES
@@ -28,12 +29,12 @@ STATUS_COLOURS: dict[str, str] = dict(zip(SITE_STATUSES, (
 #: threshold of the run). "New" is about the latest reporting period, never about the bulletin:
 #: sites absent from the previous bulletin are "reported for the first time".
 STATUS_DEFINITIONS: dict[str, str] = dict(zip(SITE_STATUSES, (
-    "first detected in the latest reporting period",  # new
-    "first detected before the latest reporting period, and grew during it",  # expanding
-    "first detected before the latest reporting period; fresh disturbance was seen during it, "
-    "without that growth",  # active
-    "first detected before the latest reporting period; no fresh disturbance was seen during it "
-    "(the site stays listed)",  # dormant
+    N_("first detected in the latest reporting period"),  # new
+    N_("first detected before the latest reporting period, and grew during it"),  # expanding
+    N_("first detected before the latest reporting period; fresh disturbance was seen during it, "
+       "without that growth"),  # active
+    N_("first detected before the latest reporting period; no fresh disturbance was seen during it "
+       "(the site stays listed)"),  # dormant
 ), strict=True))
 
 #: Analysts' verdicts (:mod:`pipeline.register`) as the map draws them: the outline's line
@@ -44,11 +45,27 @@ VERDICT_MARKS: dict[str, str] = {"unreviewed": "", "confirmed": " \u2713", "unce
 DISMISSED_COLOUR = "#FFFFFF"
 #: Plain-language meaning of each verdict, printed under the site tables.
 VERDICT_DEFINITIONS: dict[str, str] = {
-    "unreviewed": "no analyst has judged the site yet",
-    "confirmed": "an analyst judged it mining (\u2713 on the map)",
-    "uncertain": "an analyst looked and could not decide (dashed outline, ? on the map)",
-    "false_alarm": "an analyst judged it not mining: it is listed apart and left out of every count and area",
+    "unreviewed": N_("no analyst has judged the site yet"),
+    "confirmed": N_("an analyst judged it mining (\u2713 on the map)"),
+    "uncertain": N_("an analyst looked and could not decide (dashed outline, ? on the map)"),
+    "false_alarm": N_("an analyst judged it not mining: it is listed apart and left out of every count and area"),
 }
+#: Reader's name of each status and verdict (the data keep the English identifiers).
+_LABELS: dict[str, str] = {
+    "new": N_("new"), "expanding": N_("expanding"), "active": N_("active"), "dormant": N_("dormant"),
+    "unreviewed": N_("unreviewed"), "confirmed": N_("confirmed"), "uncertain": N_("uncertain"),
+    "false_alarm": N_("false_alarm"),
+}
+
+
+def label(key: str) -> str:
+    """A status or verdict as the reader sees it, in the current language (``new`` -> ``nouveau``)."""
+    return _(_LABELS[key]) if key in _LABELS else key
+
+
+def verdict_definitions() -> dict[str, str]:
+    """:data:`VERDICT_DEFINITIONS` in the current language."""
+    return {k: _(v) for k, v in VERDICT_DEFINITIONS.items()}
 
 def status_definitions(latest: str | None, growth_frac: float | None) -> dict[str, str]:
     """:data:`STATUS_DEFINITIONS` with the latest period's dates and the growth threshold.
@@ -60,9 +77,11 @@ def status_definitions(latest: str | None, growth_frac: float | None) -> dict[st
     """
     out = {}
     for status, text in STATUS_DEFINITIONS.items():
+        text = _(text)
         if latest:
-            text = text.replace("the latest reporting period", f"the latest reporting period ({latest})", 1)
+            period = _("the latest reporting period")
+            text = text.replace(period, f"{period} ({latest})", 1)
         if status == "expanding" and growth_frac is not None:
-            text += f" by at least {growth_frac * 100:.0f} % of its area"
+            text += " " + _("by at least {pct} % of its area", pct=f"{growth_frac * 100:.0f}")
         out[status] = text
     return out

@@ -13,7 +13,8 @@ import pandas as pd
 
 from .context import AOIReport, BulletinContext
 from .facts import summary_facts
-from .formatting import _count, _ha, _join, _text
+from .formatting import _ha, _join, _long_date, _text
+from .i18n import _, ngettext
 from .selection import covered_participants, split_anomalies
 from .wording import declared_statement, rule_title, used_declared
 
@@ -39,7 +40,8 @@ def summarise(context: BulletinContext, facts: dict[str, Any] | None = None) -> 
     sentences.append(_anomaly_sentence(context))
     for a in context.aois:
         if a.error is not None:
-            sentences.append(f"Processing failed for {a.name}: {str(a.error).rstrip('. ')}.")
+            sentences.append(_("Processing failed for {name}: {error}.", name=a.name,
+                               error=str(a.error).rstrip(". ")))
     sentences.append(_previous_sentence(context, facts))
     sentences.append(assessment_sentence(context.assessment))
     review = review_sentence([a for a in context.aois if a.error is None])
@@ -55,20 +57,21 @@ def _demonstration_short(context: BulletinContext, facts: dict[str, Any]) -> str
     used = used_declared(context.declared_sources, facts["comparisons"])
     real = [r for r in used if not str(r.get("basis") or "").lower().startswith("synthetic")]
     if not used:
-        figures = "no declared figure is compared"
-    elif real:
-        figures = "the declared figures it compares with are real, as published"
-    else:
-        figures = "its declared figures are synthetic too"
-    return f"This is a demonstration: its imagery is synthetic and describes no real place; {figures}."
+        return _("This is a demonstration: its imagery is synthetic and describes no real place; "
+                 "no declared figure is compared.")
+    if real:
+        return _("This is a demonstration: its imagery is synthetic and describes no real place; "
+                 "the declared figures it compares with are real, as published.")
+    return _("This is a demonstration: its imagery is synthetic and describes no real place; "
+             "its declared figures are synthetic too.")
 
 
 def demonstration_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
     """What a demonstration bulletin is made of: synthetic imagery, and which declared figures."""
     participants = {a.participant_iso3: a.participant for a in context.aois}
     used = used_declared(context.declared_sources, facts["comparisons"])
-    return ("This is a demonstration on synthetic imagery: its sites, hectares and carat estimates "
-            "describe no real place. " + declared_statement(used, participants))
+    return (_("This is a demonstration on synthetic imagery: its sites, hectares and carat estimates "
+              "describe no real place.") + " " + declared_statement(used, participants))
 
 
 def assessment_sentence(assessment: dict[str, Any] | None) -> str:
@@ -79,15 +82,15 @@ def assessment_sentence(assessment: dict[str, Any] | None) -> str:
     assessment of the previous one when it exists.
     """
     if not assessment:
-        return ("Area estimate: this bulletin's map is not yet assessed (a stratified sample of points "
-                "checked by an analyst), so its hectares are mapped areas without a confidence interval.")
+        return _("Area estimate: this bulletin's map is not yet assessed (a stratified sample of points "
+                 "checked by an analyst), so its hectares are mapped areas without a confidence interval.")
     n, number = assessment.get("n_points"), assessment.get("bulletin_number")
-    return (
-        f"Area estimate: this bulletin's map is not yet assessed; the map of bulletin {number} was: "
-        f"excavated area {assessment.get('area_ha')} ha ± {assessment.get('area_ci95_ha')} "
-        f"(95 % CI, n = {n} checked points; mapped {assessment.get('mapped_area_ha')} ha)."
-        + unseen_clause(assessment)
-    )
+    return _(
+        "Area estimate: this bulletin's map is not yet assessed; the map of bulletin {number} was: "
+        "excavated area {area} ha ± {ci} (95 % CI, n = {n} checked points; mapped {mapped} ha).",
+        number=number, area=assessment.get("area_ha"), ci=assessment.get("area_ci95_ha"), n=n,
+        mapped=assessment.get("mapped_area_ha"),
+    ) + unseen_clause(assessment)
 
 
 def unseen_clause(assessment: dict[str, Any]) -> str:
@@ -96,9 +99,11 @@ def unseen_clause(assessment: dict[str, Any]) -> str:
     unseen = {h: v for h, v in (assessment.get("unanimous_strata") or {}).items() if v.get("other_label") == "mining"}
     if not unseen:
         return ""
-    parts = [f"{v['other_label_ha_max']} ha in the {h} stratum" for h, v in sorted(unseen.items())]
-    return (f" No sampled point of {_join(sorted(unseen))} was mining, which the interval cannot weigh: by the "
-            f"rule of three, up to {_join(parts)} could still be (95 % confidence).")
+    parts = [_("{ha} ha in the {stratum} stratum", ha=v["other_label_ha_max"], stratum=h)
+             for h, v in sorted(unseen.items())]
+    return " " + _("No sampled point of {strata} was mining, which the interval cannot weigh: by the "
+                   "rule of three, up to {parts} could still be (95 % confidence).",
+                   strata=_join(sorted(unseen)), parts=_join(parts))
 
 
 def review_sentence(aois: list[AOIReport]) -> str:
@@ -116,28 +121,35 @@ def review_sentence(aois: list[AOIReport]) -> str:
     if not (confirmed or uncertain or n_dismissed):
         return ""
     total = len(verdicts)
-    parts = [f"analysts have confirmed {confirmed} of the {_count(total, 'site')} as mining"]
+    parts = [ngettext("analysts have confirmed {confirmed} of the {n} site as mining",
+                      "analysts have confirmed {confirmed} of the {n} sites as mining", total, confirmed=confirmed)]
     if uncertain:
-        parts.append(f"judged {uncertain} uncertain")
+        parts.append(_("judged {n} uncertain", n=uncertain))
     if n_dismissed:
         ha = sum(float(pd.to_numeric(d["area_ha"], errors="coerce").sum()) for d in dismissed)
-        alarm = "a false alarm" if n_dismissed == 1 else "false alarms"
-        parts.append(f"dismissed {_count(n_dismissed, 'further site')} ({_ha(ha)} ha) as {alarm}, which no "
-                     "figure of this bulletin counts")
+        parts.append(ngettext("dismissed {n} further site ({ha} ha) as a false alarm, which no figure of this "
+                              "bulletin counts",
+                              "dismissed {n} further sites ({ha} ha) as false alarms, which no figure of this "
+                              "bulletin counts", n_dismissed, ha=_ha(ha)))
     unreviewed = total - confirmed - uncertain
-    rest = f"; {unreviewed} of the {_count(total, 'site')} {'is' if unreviewed == 1 else 'are'} unreviewed" \
-        if unreviewed else ""
-    return "Review: " + _join(parts) + rest + "."
+    rest = ngettext("; {unreviewed} of the {n} site is unreviewed", "; {unreviewed} of the {n} sites are unreviewed",
+                    total, unreviewed=unreviewed) if unreviewed else ""
+    if unreviewed and unreviewed == 1 and total != 1:
+        rest = _("; {unreviewed} of the {n} sites is unreviewed", unreviewed=unreviewed, n=total)
+    return _("Review: {parts}{rest}.", parts=_join(parts), rest=rest)
 
 
 def _scope_sentence(context: BulletinContext) -> str:
     """Number (and revision), period, and how many AOIs of which participants."""
     participants = sorted({a.participant for a in context.aois})
-    revision = f", revision {context.revision}," if context.revision > 1 else ""
-    return (
-        f"Bulletin {context.number}{revision} covers {context.period_start:%Y-%m-%d} to "
-        f"{context.period_end:%Y-%m-%d}: {_count(len(context.aois), 'area')} of interest in "
-        f"{_count(len(participants), 'participant')} ({_join(participants)})."
+    revision = _(", revision {n},", n=context.revision) if context.revision > 1 else ""
+    return _(
+        "Bulletin {number}{revision} covers {start} to {end}: {areas} in {participants} ({names}).",
+        number=context.number, revision=revision, start=_long_date(context.period_start),
+        end=_long_date(context.period_end),
+        areas=ngettext("{n} area of interest", "{n} areas of interest", len(context.aois)),
+        participants=ngettext("{n} participant", "{n} participants", len(participants)),
+        names=_join(participants),
     )
 
 
@@ -145,16 +157,18 @@ def _sites_sentence(facts: dict[str, Any]) -> str:
     """How many sites, how much area, and how many were first detected in the covering period."""
     n, inside, before = facts["n_sites"], facts["first_detected_in_period"], facts["first_detected_before"]
     if n == 0:
-        return "No excavation site is tracked."
-    verb = "is" if n == 1 else "are"
-    head = f"{_count(n, 'excavation site')} covering {_ha(facts['site_area_ha'])} ha {verb} tracked"
+        return _("No excavation site is tracked.")
+    head = ngettext("{n} excavation site covering {ha} ha is tracked",
+                    "{n} excavation sites covering {ha} ha are tracked", n, ha=_ha(facts["site_area_ha"]))
     if inside["n"] == n:
-        when = (f"{'it was' if n == 1 else 'all were'} first detected during the covering period "
-                f"({facts['covering_period'][0]} to {facts['covering_period'][1]})")
+        when = ngettext("it was first detected during the covering period ({start} to {end})",
+                        "all were first detected during the covering period ({start} to {end})", n,
+                        start=_long_date(facts["covering_period"][0]), end=_long_date(facts["covering_period"][1]))
     else:
-        when = (f"{inside['n']} ({_ha(inside['area_ha'])} ha) {'was' if inside['n'] == 1 else 'were'} first "
-                f"detected during the covering period and {before['n']} ({_ha(before['area_ha'])} ha) before it")
-    return f"{head}; {when}."
+        when = ngettext("{n} ({ha} ha) was first detected during the covering period and {m} ({ha_m} ha) before it",
+                        "{n} ({ha} ha) were first detected during the covering period and {m} ({ha_m} ha) before it",
+                        inside["n"], ha=_ha(inside["area_ha"]), m=before["n"], ha_m=_ha(before["area_ha"]))
+    return _("{head}; {when}.", head=head, when=when)
 
 
 def _latest_period_sentence(facts: dict[str, Any]) -> str:
@@ -166,21 +180,26 @@ def _latest_period_sentence(facts: dict[str, Any]) -> str:
     parts = []
     for status in ("new", "expanding"):
         n = st[status]["n"]
-        if n == 0:
-            parts.append(f"no site was {status}")
-            continue
         where = _join(f"{name} ({k})" for name, k in st[status]["by_aoi"].items())
-        parts.append(f"{_count(n, 'site')} ({_ha(st[status]['area_ha'])} ha) {'was' if n == 1 else 'were'} "
-                     f"{status}: {where}")
-    parts.append(f"{st['active']['n']} {'was' if st['active']['n'] == 1 else 'were'} active and "
-                 f"{st['dormant']['n']} dormant")
-    return (f"In the latest reporting period ({latest[0]} to {latest[1]}) " + "; ".join(parts)
-            + " (statuses as defined under \u201cHow to read this bulletin\u201d).")
+        ha = _ha(st[status]["area_ha"])
+        if status == "new":
+            parts.append(ngettext("{n} site ({ha} ha) was new: {where}", "{n} sites ({ha} ha) were new: {where}",
+                                  n, ha=ha, where=where) if n else _("no site was new"))
+        else:
+            parts.append(ngettext("{n} site ({ha} ha) was expanding: {where}",
+                                  "{n} sites ({ha} ha) were expanding: {where}", n, ha=ha, where=where)
+                         if n else _("no site was expanding"))
+    parts.append(ngettext("{n} was active and {dormant} dormant", "{n} were active and {dormant} dormant",
+                          st["active"]["n"], dormant=st["dormant"]["n"]))
+    return _("In the latest reporting period ({start} to {end}) {parts} (statuses as defined under "
+             "\u201cHow to read this bulletin\u201d).", start=_long_date(latest[0]), end=_long_date(latest[1]),
+             parts="; ".join(parts))
 
 
 def _newly_disturbed_sentence(facts: dict[str, Any]) -> str:
-    return (f"Newly disturbed ground over the covering period amounts to {_ha(facts['newly_disturbed_ha'])} ha "
-            "(the sum over its reporting periods of the ground first disturbed in each).")
+    return _("Newly disturbed ground over the covering period amounts to {ha} ha "
+             "(the sum over its reporting periods of the ground first disturbed in each).",
+             ha=_ha(facts["newly_disturbed_ha"]))
 
 
 def _crosscheck_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
@@ -191,29 +210,33 @@ def _crosscheck_sentence(context: BulletinContext, facts: dict[str, Any]) -> str
     undeclared = [r for r in rows if not r["declared"]]
     parts = []
     if compared:
-        parts.append("set detected activity against declared production for "
-                     + _join(f"{r['aoi']} {r['year']}{_cover(r)}" for r in compared))
+        parts.append(_("set detected activity against declared production for {which}",
+                       which=_join(f"{r['aoi']} {r['year']}{_cover(r)}" for r in compared)))
     if short:
-        parts.append(_join(f"{r['aoi']} {r['year']}{_cover(r)}" for r in short)
-                     + f" {'is' if len(short) == 1 else 'are'} not comparable with a whole year's declaration")
+        parts.append(ngettext("{which} is not comparable with a whole year's declaration",
+                              "{which} are not comparable with a whole year's declaration", len(short),
+                              which=_join(f"{r['aoi']} {r['year']}{_cover(r)}" for r in short)))
     if undeclared:
-        parts.append(_join(f"{r['aoi']} {r['year']}{_cover(r)}" for r in undeclared)
-                     + f" {'has' if len(undeclared) == 1 else 'have'} no declared figure to compare")
-    head = ("The cross-check " + "; ".join(parts) + ". ") if parts else "The cross-check had no activity to compare. "
+        parts.append(ngettext("{which} has no declared figure to compare",
+                              "{which} have no declared figure to compare", len(undeclared),
+                              which=_join(f"{r['aoi']} {r['year']}{_cover(r)}" for r in undeclared)))
+    head = (_("The cross-check {parts}.", parts="; ".join(parts)) + " ") if parts \
+        else _("The cross-check had no activity to compare.") + " "
     flags = context.flags if context.flags is not None else pd.DataFrame()
     if flags.empty:
-        return head + "It raised no flags."
+        return head + _("It raised no flags.")
     groups = []
     for rule, g in flags.groupby("rule", sort=True):
         places = _join(sorted({_place(r, context) for r in g.itertuples()}))
         groups.append(f"{rule_title(rule)} ({places})")
-    return head + f"It raised {_count(len(flags), 'flag')}: {'; '.join(groups)}."
+    return head + ngettext("It raised {n} flag: {groups}.", "It raised {n} flags: {groups}.", len(flags),
+                           groups="; ".join(groups))
 
 
 def _cover(row: dict[str, Any]) -> str:
     """`` (49 % of the year monitored)``, or nothing when the coverage is unknown."""
     cov = row.get("coverage_frac")
-    return "" if cov is None else f" ({cov * 100:.0f} % of the year monitored)"
+    return "" if cov is None else " " + _("({pct} % of the year monitored)", pct=f"{cov * 100:.0f}")
 
 
 def _place(row: Any, context: BulletinContext) -> str:
@@ -228,18 +251,21 @@ def _place(row: Any, context: BulletinContext) -> str:
 def _anomaly_sentence(context: BulletinContext) -> str:
     """Anomalies of the covered participants, and how many more are left to ``flags.csv``."""
     shown, elsewhere = split_anomalies(context)
-    who = _join(sorted(covered_participants(context))) or "the participants covered"
+    who = _join(sorted(covered_participants(context))) or _("the participants covered")
     others = ""
     if not elsewhere.empty:
         n = len(elsewhere)
-        others = (f"; {_count(n, 'further anomaly', 'further anomalies')}, for participants "
-                  "without an area of interest in this bulletin, "
-                  f"{'is' if n == 1 else 'are'} listed in flags.csv")
+        others = ngettext("; {n} further anomaly, for participants without an area of interest in this "
+                          "bulletin, is listed in flags.csv",
+                          "; {n} further anomalies, for participants without an area of interest in this "
+                          "bulletin, are listed in flags.csv", n)
     if shown.empty:
-        return f"The statistical review found no anomaly in the declared figures of {who}{others}."
+        return _("The statistical review found no anomaly in the declared figures of {who}{others}.",
+                 who=who, others=others)
     titles = _join(sorted({rule_title(r) for r in shown["rule"]}))
-    return (f"The statistical review of the declared figures of {who} found "
-            f"{_count(len(shown), 'anomaly', 'anomalies')} ({titles}){others}.")
+    return ngettext("The statistical review of the declared figures of {who} found {n} anomaly ({titles}){others}.",
+                    "The statistical review of the declared figures of {who} found {n} anomalies ({titles}){others}.",
+                    len(shown), who=who, titles=titles, others=others)
 
 
 def _previous_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
@@ -247,9 +273,12 @@ def _previous_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
     new_prev = [sid for a in context.aois for sid in a.new_since_previous]
     if context.previous_number is None:
         n = facts["n_sites"]
-        return ("This is the first bulletin: every site in it is reported for the first time"
-                + (f" ({n})." if n else "."))
+        if n:
+            return _("This is the first bulletin: every site in it is reported for the first time ({n}).", n=n)
+        return _("This is the first bulletin: every site in it is reported for the first time.")
     if new_prev:
-        return (f"{_count(len(new_prev), 'site')} {'is' if len(new_prev) == 1 else 'are'} reported for the "
-                f"first time (absent from bulletin {context.previous_number}).")
-    return f"No site is reported for the first time: all were in bulletin {context.previous_number}."
+        return ngettext("{n} site is reported for the first time (absent from bulletin {previous}).",
+                        "{n} sites are reported for the first time (absent from bulletin {previous}).",
+                        len(new_prev), previous=context.previous_number)
+    return _("No site is reported for the first time: all were in bulletin {previous}.",
+             previous=context.previous_number)

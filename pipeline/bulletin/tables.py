@@ -17,7 +17,8 @@ from pyproj import Transformer
 from .context import AOIReport, BulletinContext
 from .figures import short_site_label
 from .formatting import _DASH, _carats, _date, _ha, _int, _lonlat, _num, _pct, _ratio, _split_flags, _text, _year
-from .statuses import STATUS_ORDER
+from .i18n import _
+from .statuses import STATUS_ORDER, label
 from .wording import rule_title
 
 __all__: list[str] = []
@@ -34,11 +35,12 @@ def _site_rows(sites: gpd.GeoDataFrame, report: AOIReport) -> list[dict[str, Any
     ).sort_values(["_rank", "_area"], ascending=[True, False])
     lonlat = _centroids_lonlat(frame)
     rows = []
-    for (_, r), (lon, lat) in zip(frame.iterrows(), lonlat, strict=True):
+    for (_row, r), (lon, lat) in zip(frame.iterrows(), lonlat, strict=True):
         rows.append({
             "label": short_site_label(r["site_id"], report.aoi_id),
             "site_id": str(r["site_id"]),
             "status": str(r["status"]),
+            "status_label": label(str(r["status"])),
             "area_ha": _ha(r.get("area_ha")),
             "first_seen": _date(r.get("first_seen")),
             "last_seen": _date(r.get("last_seen")),
@@ -47,6 +49,7 @@ def _site_rows(sites: gpd.GeoDataFrame, report: AOIReport) -> list[dict[str, Any
             "where": _lonlat(lon, lat),
             "note": _text(r.get("note")) if "note" in frame.columns else "",
             "verdict": _text(r.get("verdict")) or "unreviewed",
+            "verdict_label": label(_text(r.get("verdict")) or "unreviewed"),
             "reviewed_on": _date(r.get("reviewed_on")) if r.get("reviewed_on") else "",
             "new_since_previous": str(r["site_id"]) in set(report.new_since_previous),
         })
@@ -62,7 +65,7 @@ def _dismissed_rows(dismissed: gpd.GeoDataFrame | None) -> list[dict[str, str]]:
     return [
         {"site_id": str(r["site_id"]), "area_ha": _ha(r.get("area_ha")), "first_seen": _date(r.get("first_seen")),
          "reviewed_on": _date(r.get("reviewed_on")), "where": _lonlat(lon, lat)}
-        for (_, r), (lon, lat) in zip(frame.iterrows(), _centroids_lonlat(frame), strict=True)
+        for (_row, r), (lon, lat) in zip(frame.iterrows(), _centroids_lonlat(frame), strict=True)
     ]
 
 
@@ -112,7 +115,7 @@ def _crosscheck_rows(
             "carats": _carats(r.est_carats_low, r.est_carats_high),
             "declared": declared,
             "basis": (bases or {}).get((str(r.participant_iso3), year), ""),
-            "ratio": _ratio(r.ratio) if ok or declared == _DASH else "not comparable",
+            "ratio": _ratio(r.ratio) if ok or declared == _DASH else _("not comparable"),
             "comparable": ok,
             "flags": [rule_title(f) for f in flags],
             "sources": source_index.get((str(r.participant_iso3), year), []),
@@ -135,7 +138,7 @@ def _flag_rows(frame: pd.DataFrame | None, names: Mapping[str, str]) -> list[dic
             "rule": rule_title(r.rule),
             "participant_iso3": _text(getattr(r, "participant_iso3", "")),
             "aoi": names.get(aoi, aoi),
-            "period": _text(getattr(r, "period", "")).replace("/", " to "),
+            "period": _text(getattr(r, "period", "")).replace("/", _(" to ")),
             "explanation": explanation,
         })
     return rows
@@ -157,6 +160,7 @@ def _new_since_rows(context: BulletinContext) -> list[dict[str, str]]:
                 "site_id": sid,
                 "label": short_site_label(sid, a.aoi_id),
                 "status": _text(r["status"]) if r is not None else _DASH,
+                "status_label": label(_text(r["status"])) if r is not None else _DASH,
                 "area_ha": _ha(r["area_ha"]) if r is not None else _DASH,
                 "first_seen": _date(r["first_seen"]) if r is not None else _DASH,
             })

@@ -14,19 +14,20 @@ from typing import Any
 import pandas as pd
 
 from ..declared import source_kind
+from .i18n import N_, _
 
 __all__ = ["RULE_TITLES", "basis_wording", "declared_statement", "rule_title"]
 
 #: Reader's title of each cross-check and review rule (:mod:`pipeline.crosscheck`).
 RULE_TITLES: dict[str, str] = {
-    "activity_in_embargo": "Excavation during an embargo or suspension",
-    "capacity_exceeds_declared": "Estimated output above declared production",
-    "trend_divergence": "Excavation and declared production moving apart",
-    "activity_without_declaration": "Excavation in a year without declared production",
-    "statistics_jump": "Unusual jump in declared statistics",
-    "usd_per_carat_vs_history": "Price per carat unlike the participant's other years",
-    "usd_per_carat_vs_peers": "Price per carat unlike other participants'",
-    "exports_exceed_supply": "Exports above production plus imports",
+    "activity_in_embargo": N_("Excavation during an embargo or suspension"),
+    "capacity_exceeds_declared": N_("Estimated output above declared production"),
+    "trend_divergence": N_("Excavation and declared production moving apart"),
+    "activity_without_declaration": N_("Excavation in a year without declared production"),
+    "statistics_jump": N_("Unusual jump in declared statistics"),
+    "usd_per_carat_vs_history": N_("Price per carat unlike the participant's other years"),
+    "usd_per_carat_vs_peers": N_("Price per carat unlike other participants'"),
+    "exports_exceed_supply": N_("Exports above production plus imports"),
 }
 
 
@@ -38,7 +39,7 @@ def rule_title(rule: Any) -> str:
     """
     text = str(rule or "")
     if text in RULE_TITLES:
-        return RULE_TITLES[text]
+        return _(RULE_TITLES[text])
     words = re.sub(r"[_\s]+", " ", text).strip().lower()
     return words[:1].upper() + words[1:]
 
@@ -53,14 +54,14 @@ def basis_wording(basis: Any) -> str:
     """
     text = str(basis or "").strip()
     if text.upper() == "KP":
-        return "production as reported to the Kimberley Process (KP statistics)"
+        return _("production as reported to the Kimberley Process (KP statistics)")
     if text.lower().startswith("national"):
         inner = re.search(r"\((.*)\)", text)
-        who = inner.group(1) if inner else "the national authority"
-        return f"national production figure published by {who}, not a KP statistic"
+        who = inner.group(1) if inner else _("the national authority")
+        return _("national production figure published by {who}, not a KP statistic", who=who)
     if text.lower().startswith("synthetic"):
-        return "synthetic figure written for the demonstration; not a declaration"
-    return f"basis as given: {text}" if text else "basis not stated"
+        return _("synthetic figure written for the demonstration; not a declaration")
+    return _("basis as given: {text}", text=text) if text else _("basis not stated")
 
 
 def declared_statement(
@@ -80,18 +81,17 @@ def declared_statement(
     rows = list(rows)
     real = [r for r in rows if not _synthetic(r)]
     if not rows:
-        return "No declared production figure is compared with the synthetic detections."
+        return _("No declared production figure is compared with the synthetic detections.")
     if not real:
-        return "The declared production it is set against is synthetic too."
+        return _("The declared production it is set against is synthetic too.")
     parts = []
     for r in real:
         who = participants.get(str(r.get("participant_iso3")), str(r.get("participant_iso3")))
         parts.append(f"{who} {r.get('period')} ({basis_wording(r.get('basis'))})")
-    return (
-        "The declared production it is set against is real: " + "; ".join(parts) + ", as published; "
+    return _(
+        "The declared production it is set against is real: {parts}, as published; "
         "against synthetic detections the comparison shows how the method works and says nothing "
-        "about that production."
-    )
+        "about that production.", parts="; ".join(parts))
 
 
 def _synthetic(row: Mapping[str, Any]) -> bool:
@@ -106,7 +106,7 @@ def used_declared(declared: pd.DataFrame | None, comparisons: Iterable[Mapping[s
     wanted = {(c["participant_iso3"], int(c["year"])) for c in comparisons if c.get("declared")}
     years = pd.to_numeric(declared.get("year", declared.get("period")), errors="coerce")
     out = []
-    for (_, r), y in zip(declared.iterrows(), years, strict=True):
+    for (_row, r), y in zip(declared.iterrows(), years, strict=True):
         if pd.notna(y) and (str(r.get("participant_iso3")), int(y)) in wanted:
             out.append({"participant_iso3": str(r.get("participant_iso3")),
                         "period": str(r.get("period") or int(y)), "basis": r.get("basis"),

@@ -104,3 +104,8 @@ class BulletinParams(_Section):
     """Print "DEMONSTRATION - SYNTHETIC IMAGERY" on every page (set by the demo)."""
     pdf: bool = True
     """Also render ``bulletin.pdf`` (WeasyPrint)."""
+    languages: tuple[Literal["en", "fr"], ...] = _param(("en",), unit="language codes", source=_DESIGN, min_length=1)
+    """Editions of the bulletin: ``en`` writes ``bulletin.html`` (always written: the output
+    contract); each other language adds ``bulletin.<lang>.html`` (and ``bulletin.<lang>.pdf``)
+    from the same template and its gettext catalog (``pipeline/bulletin/locale``): ``fr``,
+    French (Babel number and date formats: ``1 234,5``, ``30 novembre 2026``)."""

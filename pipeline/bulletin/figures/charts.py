@@ -12,6 +12,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter
 
+from ..formatting import _num
+from ..i18n import _
+
 __all__ = ["plot_activity"]
 
 
@@ -54,37 +57,36 @@ def _draw_activity(
 ) -> None:
     """Bars of newly disturbed area (hatched where clear imagery was scarce), line of disturbed."""
     bars = ax.bar(x, new, width=0.6, color="#E69F00", edgecolor="#8a5d00", linewidth=0.6,
-                  label="newly disturbed (ha)", zorder=2)
+                  label=_("newly disturbed (ha)"), zorder=2)
     for bar, is_low in zip(bars, low, strict=True):
         if is_low:
             bar.set_hatch("////")
             bar.set_alpha(0.55)
     ax.plot(x, disturbed, color="#0072B2", marker="o", markersize=4, linewidth=1.8,
-            label="disturbed at period end (ha)", zorder=3)
+            label=_("disturbed at period end (ha)"), zorder=3)
 
 
 def _format_activity_axes(
     ax: Axes, frame: pd.DataFrame, x: np.ndarray, new: np.ndarray, disturbed: np.ndarray
 ) -> None:
     """Hectares from zero with headroom, periods as tick labels, light horizontal grid."""
-    ax.set_ylabel("hectares", fontsize=8)
+    ax.set_ylabel(_("hectares"), fontsize=8)
     ax.set_ylim(bottom=0, top=max(float(np.nanmax(disturbed)) if np.isfinite(disturbed).any()
                                   else 0.0, float(new.max()), 1e-3) * 1.15)
     ax.set_xticks(x, [_period_label(r.period_start, r.period_end) for r in frame.itertuples()],
                   fontsize=7, rotation=0 if len(frame) <= 6 else 45,
                   ha="center" if len(frame) <= 6 else "right")
     ax.tick_params(axis="y", labelsize=7)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"
-                                                                 if v >= 10 else f"{v:,.1f}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _num(v, 0 if v >= 10 else 1)))
     ax.grid(axis="y", color="0.88", linewidth=0.6, zorder=0)
     ax.spines[["top", "right"]].set_visible(False)
 
 
 def _activity_legend(ax: Axes, low: np.ndarray) -> None:
-    handles, _ = ax.get_legend_handles_labels()
+    handles, _labels = ax.get_legend_handles_labels()
     if low.any():
         handles.append(Rectangle((0, 0), 1, 1, fc="white", ec="0.4", hatch="////",
-                                 label="< 50 % clear observations"))
+                                 label=_("< 50 % clear observations")))
     ax.legend(handles=handles, fontsize=7, frameon=False, loc="upper left")
 
 

@@ -14,12 +14,18 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
+from ..i18n import _
 from ..statuses import DISMISSED_COLOUR, STATUS_COLOURS, STATUS_ORDER
+from ..statuses import label as status_label
 from .graticule import _draw_graticule
 from .imagery import NODATA_COLOUR, _crop, _draw_image
+from .locator import draw_locator
 from .overlays import HALO, _draw_north_arrow, _draw_scale_bar, _draw_sites, _free_corner, _plot_outline
 
 __all__ = ["plot_site_chips", "plot_site_map"]
+
+#: Share of the figure's width the map takes when the locator column is beside it.
+_MAP_SHARE = 0.8
 
 
 def plot_site_map(
@@ -32,6 +38,8 @@ def plot_site_map(
     limits: tuple[float, float] | None = None,
     title: str | None = None,
     width_in: float = 7.0,
+    boundary_utm: Any = None,
+    locator: tuple[float, float] | None = None,
 ) -> Figure:
     """Map of site outlines over a true-colour composite.
 
@@ -48,6 +56,11 @@ def plot_site_map(
         EPSG code of the UTM CRS; used for the lat/lon graticule and north arrow.
     limits
         Display stretch (see :func:`stretch_limits`); computed from ``rgb`` if ``None``.
+    boundary_utm
+        The AOI's boundary (shapely geometry in the same CRS), drawn dashed; ``None``: not drawn.
+    locator
+        ``(lon, lat)`` of the AOI: a locator inset shows its country and marks it
+        (:func:`~.locator.draw_locator`), in a narrow column right of the map; ``None``: no inset.
 
     Returns
     -------
@@ -58,42 +71,57 @@ def plot_site_map(
     """
     left, bottom, right, top = (float(v) for v in extent)
     aspect = (top - bottom) / max(right - left, 1e-9)
-    height_in = min(max(width_in * aspect, 3.0), 9.0) + 0.9
+    map_in = width_in * (_MAP_SHARE if locator is not None else 1.0)
+    height_in = min(max(map_in * aspect, 3.0), 9.0) + 0.9
     fig = Figure(figsize=(width_in, height_in), layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    if locator is not None:  # the locator sits in a narrow column beside the map, hiding nothing
+        grid = fig.add_gridspec(1, 2, width_ratios=(_MAP_SHARE, 1 - _MAP_SHARE))
+        ax = fig.add_subplot(grid[0])
+        ax.set_anchor("N")
+        if not draw_locator(fig.add_subplot(grid[1]), *locator):
+            fig.axes[1].set_visible(False)
+    else:
+        ax = fig.add_subplot()
     box = (left, bottom, right, top)
     _draw_image(ax, rgb, box, limits)
+    if boundary_utm is not None and not boundary_utm.is_empty:
+        _plot_outline(ax, boundary_utm, color="white", linewidth=1.1, linestyle="--")
     _draw_sites(ax, sites_utm, aoi_id=aoi_id, labels=True, linewidth=1.4, extent=box)
     ax.set_xlim(left, right)
     ax.set_ylim(bottom, top)
     _draw_graticule(ax, box, epsg)
     # Scale bar and north arrow go in the corners with the least site area under them.
-    _draw_scale_bar(ax, box, corner=_free_corner(sites_utm, box, ("lower left", "lower right")))
-    _draw_north_arrow(ax, box, epsg, corner=_free_corner(sites_utm, box, ("upper right", "upper left")))
-    _status_legend(fig, rgb, sites_utm)
+    scale = _free_corner(sites_utm, box, ("lower left", "lower right"))
+    _draw_scale_bar(ax, box, corner=scale)
+    arrow = _free_corner(sites_utm, box, ("upper right", "upper left"))
+    _draw_north_arrow(ax, box, epsg, corner=arrow)
+    _status_legend(fig, rgb, sites_utm, boundary=boundary_utm is not None and not boundary_utm.is_empty)
     if title:
         ax.set_title(title, fontsize=10, loc="left")
     return fig
 
 
-def _status_legend(fig: Figure, rgb: np.ndarray | None, sites: gpd.GeoDataFrame | None = None) -> None:
+def _status_legend(fig: Figure, rgb: np.ndarray | None, sites: gpd.GeoDataFrame | None = None,
+                   *, boundary: bool = False) -> None:
     """One line per status below the map, the analysts' verdicts shown on it, and "no data"
     when the composite has gaps."""
     handles: list[Artist] = [
-        Line2D([], [], color=STATUS_COLOURS[s], lw=2.2, path_effects=HALO, label=s)
+        Line2D([], [], color=STATUS_COLOURS[s], lw=2.2, path_effects=HALO, label=status_label(s))
         for s in STATUS_ORDER
     ]
     verdicts = set() if sites is None or "verdict" not in sites else set(sites["verdict"].astype(str))
     if "confirmed" in verdicts:
-        handles.append(Line2D([], [], color="none", label="\u2713 confirmed by analyst"))
+        handles.append(Line2D([], [], color="none", label=_("\u2713 confirmed by analyst")))
     if "uncertain" in verdicts:
-        handles.append(Line2D([], [], color="#999999", lw=2.2, ls="--", path_effects=HALO, label="uncertain (?)"))
+        handles.append(Line2D([], [], color="#999999", lw=2.2, ls="--", path_effects=HALO, label=_("uncertain (?)")))
     if "false_alarm" in verdicts:
         handles.append(Line2D([], [], color=DISMISSED_COLOUR, lw=2.2, ls=":", path_effects=HALO,
-                              label="\u00d7 false alarm"))
+                              label=_("\u00d7 false alarm")))
+    if boundary:
+        handles.append(Line2D([], [], color="#bbbbbb", lw=1.4, ls="--", label=_("area of interest")))
     if rgb is not None and not np.isfinite(np.asarray(rgb, dtype="float32")).all():
-        handles.append(Rectangle((0, 0), 1, 1, fc=NODATA_COLOUR, ec="none", label="no data"))
+        handles.append(Rectangle((0, 0), 1, 1, fc=NODATA_COLOUR, ec="none", label=_("no data")))
     fig.legend(
         handles=handles,
         loc="outside lower center",
