@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import InputDataError, MonitorError, SearchError
+from .cli_support import OneLineParser, install_console_log, report_error
+from .errors import InputDataError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "monitor.yaml"
@@ -33,11 +34,12 @@ def _date(text: str) -> dt.date:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m pipeline",
         description="Satellite monitoring of artisanal diamond mining for the KP Working Group on Monitoring.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (for developers)")
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="{monitor,train,assess,demo,evaluate,cache,sources}"
     )
@@ -48,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_cache(sub)
     _add_sources(sub)
+    for cmd in sub.choices.values():  # also accepted after the subcommand
+        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -174,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import distributed  # noqa: F401
     for name in ("distributed", "tornado", "bokeh", "fontTools", "weasyprint"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.ERROR)
-    _console_progress()
+    _console_progress(verbose=args.verbose)
     try:
         if args.command == "monitor":
             return _monitor(args)
@@ -189,19 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sources":
             return _sources(args)
         return _evaluate(args)
-    except SearchError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
-    except MonitorError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as exc:  # one line (exit 1 or 2), the traceback with --debug
+        return report_error(exc, debug=args.debug)
 
 
-def _console_progress() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
-    logging.getLogger("pipeline").addHandler(handler)
-    logging.getLogger("pipeline").propagate = False
+def _console_progress(*, verbose: bool = False) -> None:
+    install_console_log(sys.stderr, verbose=verbose)
 
 
 def _monitor(args: argparse.Namespace) -> int:
