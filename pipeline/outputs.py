@@ -32,6 +32,7 @@ from .config import MonitorConfig, field_unit, threshold_table
 from .crosscheck import crosscheck_production, review_statistics
 from .declared import DeclaredTable, read_declared_production, read_trade, read_windows
 from .evaluate import evaluate_sites, read_truth
+from .http import redact_credentials
 from .io import atomic_path, write_csv, write_geojson, write_json
 from .jobs import aoi_overrides
 from .workflow import AOIResult
@@ -276,8 +277,9 @@ def build_manifest(
     context: bl.BulletinContext,
     outputs: dict[str, Path],
 ) -> dict[str, Any]:
-    """``manifest.json``: items and hrefs used, config and digest, software, timings, AOI status."""
-    return {
+    """``manifest.json``: items and hrefs used, config and digest, software, timings, AOI status.
+    URLs lose their ``user:password@`` (a ``--source`` URL may carry them)."""
+    return redact_credentials({
         "bulletin_number": context.number,
         "generated_at": context.generated_at.isoformat(),
         "period": {
@@ -296,7 +298,7 @@ def build_manifest(
         "validation": context.validation,
         "timings_s": {"total": round(time.perf_counter() - info.t0, 3)},
         "outputs": sorted(outputs),
-    }
+    })
 
 
 def previous_bulletin(out_dir: Path) -> tuple[int | None, set[str]]:

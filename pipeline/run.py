@@ -29,6 +29,8 @@ from .errors import ConfigError, MonitorError, SearchError
 from .jobs import AOIJob, monitoring_period, plan_jobs
 from .outputs import RunInfo, RunReport, write_outputs
 from .providers import get_provider
+from .runfolder import RunFolder, failed_run_report
+from .validate_inputs import preflight_inputs
 from .workflow import radar_source, run_aoi
 
 log = logging.getLogger("pipeline")
@@ -67,14 +69,15 @@ def run_monitor(
     jobs = plan_jobs(aois, cfg, today=today)
     models = load_models(jobs)
     start, end, periods = monitoring_period(cfg, today=today)
+    preflight_inputs(cfg, jobs, today=today)  # tables, static catalog, --out, period: before anything runs
     preflight_source(cfg)
     radar_down = preflight_radar(cfg)
-    # The client comes first: a scheduler that cannot be reached is bad input, and
-    # nothing may be written before bad input is found.
-    with dask_client(cfg) as client, acquire.gdal_env(cfg.gdal_options):
-        cfg.out_dir.mkdir(parents=True, exist_ok=True)
-        handler = _attach_log(cfg.out_dir / "run.log")
-        try:
+    # The run lock on --out comes first (a run holding it is refused at once), then the client:
+    # a scheduler that cannot be reached is bad input, and nothing may be written before bad
+    # input is found, so nothing is written until folder.writing() and the lock file (and
+    # folder) are removed again if the client fails (pipeline.runfolder).
+    with RunFolder(cfg.out_dir) as folder, dask_client(cfg) as client, acquire.gdal_env(cfg.gdal_options):
+        with folder.writing():  # dead runs' temporaries, RUN_INCOMPLETE marker, a fresh run.log
             log.info(
                 "run: %d AOI(s), period %s..%s (baseline from %s), source %s",
                 len(aois),
@@ -92,11 +95,10 @@ def run_monitor(
             results = [
                 run_aoi(job, radar_down=radar_down, model=models.get(job.cfg.detect.site_model)) for job in jobs
             ]
+            if all(r.error is not None for r in results):
+                return failed_run_report(results, cfg.out_dir)  # no numbered bulletin for a failed run
             info = RunInfo(start=start, end=end, periods=periods, truth=truth, t0=t0, dask_info=dask_info)
             return write_outputs(results, aois, cfg, info)
-        finally:
-            log.removeHandler(handler)
-            handler.close()
 
 
 def load_models(jobs: list[AOIJob]) -> dict[Path | None, SiteModel]:
@@ -191,11 +193,3 @@ def configure_workers(client: Any, cfg: MonitorConfig) -> None:
     # GDAL options must reach the worker processes, where the reads happen.
     options: dict[str, Any] = dict(cfg.gdal_options)
     odc.stac.configure_rio(cloud_defaults=False, client=client, **options)
-
-
-def _attach_log(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    return handler

@@ -25,6 +25,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pystac
+import rasterio.errors
 import rasterio.features
 import xarray as xr
 
@@ -151,6 +152,11 @@ def run_aoi(job: AOIJob, *, radar_down: str | None = None, model: SiteModel | No
         _process_aoi(result, job, radar_down=radar_down, model=model)
     except MonitorError as exc:
         result.error = " ".join(str(exc).split())
+        log.error("AOI %s failed: %s", job.aoi_id, result.error)
+    except rasterio.errors.RasterioIOError as exc:
+        # An image that passed the window cache's checks but cannot be decoded (corrupt
+        # tiles): bad data, not a bug; the AOI fails and the others go on.
+        result.error = "reading imagery failed: " + " ".join(str(exc).split())[:300]
         log.error("AOI %s failed: %s", job.aoi_id, result.error)
     return result
 

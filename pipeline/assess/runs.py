@@ -128,6 +128,14 @@ def _result(est: Any, labelled: pd.DataFrame) -> dict[str, Any]:
 
 
 def _manifest(run: Path) -> dict[str, Any]:
+    from ..runfolder import INCOMPLETE_MARKER, incomplete_run
+
+    marker = incomplete_run(run)
+    if marker is not None:  # a run is writing the folder, or was killed: its files do not form one run
+        raise ConfigError(
+            f"{run} holds {INCOMPLETE_MARKER}: a monitor run started {marker.get('started', '?')} is writing it or "
+            "was killed there; let it finish, or run monitor into that folder again, then assess"
+        )
     path = run / "manifest.json"
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; pass --run the output folder of a `python -m pipeline monitor` run")

@@ -12,6 +12,7 @@ from typing import Any
 import jinja2
 from matplotlib.figure import Figure
 
+from ..http import redact_credentials, strip_userinfo
 from . import figures as fg
 from .annex import (
     _composite_rows,
@@ -71,11 +72,12 @@ def render_bulletin(
         return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
     aoi_views = [_aoi_view(report, save) for report in context.aois]
-    html = _render_html(context, aoi_views)
+    html = strip_userinfo(_render_html(context, aoi_views))  # no user:password@ of a --source URL
     html_path = out_dir / "bulletin.html"
     _write_atomic(html_path, html.encode("utf-8"))
     json_path = out_dir / "bulletin.json"
-    _write_atomic(json_path, json.dumps(bulletin_data(context), indent=1, ensure_ascii=False).encode("utf-8"))
+    data = redact_credentials(bulletin_data(context))
+    _write_atomic(json_path, json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8"))
     result = {"bulletin.html": html_path, "bulletin.json": json_path}
     if pdf:
         pdf_path = out_dir / "bulletin.pdf"
