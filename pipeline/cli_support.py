@@ -61,9 +61,8 @@ def report_error(exc: BaseException, *, debug: bool = False) -> int:
     else:
         code = 1
         first = " ".join(str(exc).split())[:300]
-        text = (
-            f"internal error ({type(exc).__name__}: {first}); this is a bug: run again with --debug "
-            "for the traceback and report it"
+        text = f"internal error ({type(exc).__name__}: {first}); this is a bug: " + (
+            "report it with the traceback above" if debug else "run again with --debug for the traceback and report it"
         )
     print(f"error: {RedactCredentials.scrub(' '.join(text.split()))}", file=sys.stderr)
     return code

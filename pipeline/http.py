@@ -281,7 +281,8 @@ _QUERY_IN_URL = re.compile(r"((?:https?|s3|gs|az)://[^\s?'\"<>]+)\?[^\s'\"<>]*")
 
 
 class RedactQueryStrings(logging.Filter):
-    """Rewrites log records so that no URL keeps its query string (SAS tokens, signatures).
+    """Rewrites log records so that no URL keeps its query string (SAS tokens, signatures)
+    or its user info (``user:password@``).
 
     GDAL reports HTTP errors with the full URL ("HTTP error code: 500 - https://...?sig=..."),
     and rasterio forwards them to Python logging at WARNING level.
@@ -292,8 +293,8 @@ class RedactQueryStrings(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record is not ours to fix
             return True
-        if "://" in message and "?" in message:
-            record.msg, record.args = _QUERY_IN_URL.sub(r"\1?<redacted>", message), None
+        if "://" in message and ("?" in message or "@" in message):
+            record.msg, record.args = RedactCredentials.scrub(message), None
         return True
 
 

@@ -4,9 +4,9 @@
 is written into ``--out`` (all input has been checked by then). For the whole run it:
 
 1. holds the **run lock** ``--out/.kp-monitor.lock`` (:class:`pipeline.locks.FileLock`, an
-   ``flock`` that dies with its holder): a second run into the same folder is refused at
-   once with one line naming the holder (:class:`~pipeline.locks.RunLockBusy`, exit 2),
-   while a killed run's lock is simply free;
+   ``flock`` that dies with its holder; the file is removed when the run ends): a second run
+   into the same folder is refused at once with one line naming the holder
+   (:class:`~pipeline.locks.RunLockBusy`, exit 2), while a killed run's lock is simply free;
 2. removes what dead runs left: temporaries of the atomic writers (``.<name>.part.*``,
    ``.<name>.*.tmp``) and half-copied archive folders (``archive/.bulletin-NNNN.part``);
    holding the lock, no live run can own them;
@@ -105,7 +105,6 @@ class RunFolder:
         except OSError as exc:
             raise ConfigError(f"cannot create output folder {self.path}: {exc.strerror or exc}; {fix}") from None
         self._created = missing  # deepest first: removed in that order if the run never starts
-        lock_existed = self._lock.path.exists()
         try:
             taken = self._lock.try_acquire()
         except OSError as exc:
@@ -116,16 +115,13 @@ class RunFolder:
                 f"output folder {self.path} is in use by another run ({describe_holder(self._lock.read_info())}); "
                 "wait for it to finish, or pass another --out"
             )
-        if not lock_existed:
-            self._created.insert(0, self._lock.path)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        try:
-            if not self._started:
-                self._undo()
-        finally:
-            self._lock.release()
+        # The lock file goes with the lock (safe: acquirers check the inode they locked).
+        self._lock.release(unlink=True)
+        if not self._started:
+            self._undo()
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[RunFolder]:
