@@ -276,3 +276,12 @@ def test_report_error_gives_one_line_and_the_exit_status(capsys: pytest.CaptureF
         assert report_error(exc, debug=True) == 1
     err = capsys.readouterr().err
     assert err.startswith("Traceback") and err.splitlines()[-1].endswith("report it with the traceback above")
+
+
+def test_assess_refuses_a_folder_a_run_is_writing_or_was_killed_in(tmp_path: Path) -> None:
+    from pipeline.assess import sample_run
+
+    (tmp_path / "manifest.json").write_text("{}\n")
+    (tmp_path / INCOMPLETE_MARKER).write_text(json.dumps({"pid": 1, "started": "2024-01-01T00:00:00+00:00"}))
+    with pytest.raises(ConfigError, match=f"{INCOMPLETE_MARKER}: a monitor run started 2024-01-01"):
+        sample_run(tmp_path)
