@@ -1,10 +1,12 @@
-"""Classify every bad-input case against the code on ``PYTHONPATH``: GOOD / NOISY / WRONG.
+"""Classify every bad-input case against a checkout's ``pipeline``: GOOD / NOISY / WRONG.
 
-    PYTHONPATH=/path/to/checkout python -m tests.bad_inputs [--fast] [--only NAME] [--json FILE]
+    python -m tests.bad_inputs [--pipeline CHECKOUT] [--fast] [--only NAME] [--json FILE]
 
-Run from a checkout of this branch (the corpus and harness live here); point ``PYTHONPATH``
-first at the checkout whose ``pipeline`` is to be judged (``PYTHONPATH=/tmp/base:.``). Each
-case runs in process through ``pipeline.__main__.main`` in its own temporary folder.
+Run from this checkout (the corpus and harness live here). ``--pipeline`` names another
+checkout whose ``pipeline`` package is to be judged (e.g. a ``git worktree add /tmp/base
+main``); by default this checkout's. (``PYTHONPATH`` cannot do it: ``python -m`` puts the
+current folder, with its own ``pipeline``, first on ``sys.path``.) Each case runs in process
+through ``pipeline.__main__.main`` in its own temporary folder.
 """
 
 from __future__ import annotations
@@ -17,17 +19,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import pipeline
-
 from .harness import judge, load_cases, run_case, write_tiny_scenario
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bad_inputs")
+    parser.add_argument("--pipeline", type=Path, help="checkout whose pipeline package to judge (default: this one)")
     parser.add_argument("--fast", action="store_true", help="leave out the cases marked slow (whole runs)")
     parser.add_argument("--only", action="append", help="run only cases whose name contains this")
     parser.add_argument("--json", type=Path, help="write the verdicts as JSON here")
     args = parser.parse_args()
+    if args.pipeline is not None:
+        if "pipeline" in sys.modules:
+            raise SystemExit("pipeline is already imported; --pipeline must come first")
+        sys.path.insert(0, str(args.pipeline.resolve()))
+    import pipeline
+
     cases = load_cases()
     if args.fast:
         cases = [c for c in cases if not c.slow]
