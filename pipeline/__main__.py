@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import InputDataError, MonitorError, SearchError
+from .cli_support import OneLineParser, install_console_log, report_error
+from .errors import InputDataError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "monitor.yaml"
@@ -33,7 +34,7 @@ def _date(text: str) -> dt.date:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m pipeline",
         description="Satellite monitoring of artisanal diamond mining for the KP Working Group on Monitoring.",
     )
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress lines or bar: warnings, errors and results only"
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (for developers)")
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="{monitor,scenes,train,assess,review,demo,evaluate,cache,sources}"
     )
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_cache(sub)
     _add_sources(sub)
+    for cmd in sub.choices.values():  # also accepted after the subcommand
+        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -218,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import distributed  # noqa: F401
     for name in ("distributed", "tornado", "bokeh", "fontTools", "weasyprint"):
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.ERROR)
-    progress = _console_progress(quiet=args.quiet)
+    progress = _console_progress(quiet=args.quiet, verbose=args.verbose)
     args.progress = progress
     try:
         if args.command == "monitor":
@@ -238,26 +242,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sources":
             return _sources(args)
         return _evaluate(args)
-    except SearchError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
-    except MonitorError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as exc:  # one line (exit 1 or 2), the traceback with --debug
+        return report_error(exc, debug=args.debug)
 
 
-def _console_progress(*, quiet: bool = False) -> Any:
+def _console_progress(*, quiet: bool = False, verbose: bool = False) -> Any:
     """The run's progress reporter (a bar on a terminal, else lines; nothing with ``-q``)
-    and the console handler of the ``pipeline`` logger, which writes above the bar."""
+    and the console handler of the ``pipeline`` logger, which writes above the bar
+    (credentials redacted, HTTP retries to ``run.log`` only unless ``-v``)."""
     from .progress import RunProgress
 
     progress = RunProgress("off" if quiet else None, stream=sys.stderr)
-    handler = progress.console_handler()
-    handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
+    handler = install_console_log(sys.stderr, verbose=verbose, handler=progress.console_handler())
     if quiet:
         handler.setLevel(logging.WARNING)
-    logging.getLogger("pipeline").addHandler(handler)
-    logging.getLogger("pipeline").propagate = False
     return progress
 
 

@@ -36,6 +36,7 @@ from shapely.validation import explain_validity
 
 from .config import AOI_OVERRIDE_SECTIONS, MonitorConfig
 from .errors import AOIError
+from .limits import MAX_AOI_BYTES, MAX_AOI_VERTICES, load_json
 from .types import BBox
 
 __all__ = [
@@ -275,6 +276,15 @@ def _load_collection(path: Path) -> dict[str, Any]:
             "(config paths are relative to the YAML file)"
         )
     try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise AOIError(f"AOI file {path} cannot be read ({exc.strerror or exc}); check permissions") from exc
+    if size > MAX_AOI_BYTES:
+        raise AOIError(
+            f"AOI file {path} is larger than {MAX_AOI_BYTES >> 20} MiB ({size / (1 << 20):,.0f} MiB); an AOI "
+            "outline needs a few KB: simplify it (e.g. ogr2ogr -simplify 0.0001) or check the file"
+        )
+    try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise AOIError(
@@ -284,13 +294,8 @@ def _load_collection(path: Path) -> dict[str, Any]:
         raise AOIError(
             f"AOI file {path} cannot be read ({exc.strerror or exc}); check permissions"
         ) from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AOIError(
-            f"AOI file {path} is not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg}); "
-            "fix the syntax or re-export it as GeoJSON"
-        ) from exc
+    # Absurd nesting refused (RecursionError); NaN / Infinity are reported by the field checks.
+    data = load_json(text, path=path, what="AOI file", error=AOIError, allow_nan=True)
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         kind = data.get("type") if isinstance(data, dict) else type(data).__name__
         raise AOIError(
@@ -418,6 +423,7 @@ def _check_geometry(raw: Any, *, where: str) -> BaseGeometry:
             f"{where}: geometry type {kind!r} is not supported; AOIs must be Polygon or "
             "MultiPolygon (buffer points or lines into polygons first)"
         )
+    _check_rings(raw, where=where)
     try:
         geometry = shape(raw)
     except Exception as exc:  # shapely raises several types for malformed coordinates
@@ -436,12 +442,59 @@ def _check_geometry(raw: Any, *, where: str) -> BaseGeometry:
             "lon/lat range, the data looks projected; reproject to EPSG:4326 "
             "(e.g. ogr2ogr -t_srs EPSG:4326 out.geojson in.geojson)"
         )
+    if maxx - minx > 180:
+        # A polygon edge from 179.9 to -179.9 is read as the long way round: a strip round the
+        # globe, on which no UTM zone, grid or search makes sense.
+        raise AOIError(
+            f"{where}: geometry spans longitudes {minx:.6g} to {maxx:.6g}, i.e. it crosses the antimeridian "
+            "(180 degrees); AOIs across it are not supported: draw one AOI on each side of 180 degrees"
+        )
     if not geometry.is_valid:
         raise AOIError(
             f"{where}: geometry is invalid ({explain_validity(geometry)}); repair it with "
             "shapely.make_valid or QGIS 'Fix geometries' and check the result"
         )
     return geometry
+
+
+def _check_rings(raw: dict[str, Any], *, where: str) -> None:
+    """Every ring closed (RFC 7946 3.1.6: first and last positions equal), positions of 2-3
+    finite numbers, at most :data:`~pipeline.limits.MAX_AOI_VERTICES` vertices in all.
+
+    Shapely would silently close an open ring: the AOI would then be one the analyst did not
+    draw (a ring whose last vertex was lost in an export), so it is refused instead.
+    """
+    coords = raw.get("coordinates")
+    polygons = [coords] if raw.get("type") == "Polygon" else coords
+    if not isinstance(polygons, list):
+        return  # shapely reports malformed coordinates with their type
+    n_vertices = 0
+    for p, rings in enumerate(polygons):
+        if not isinstance(rings, list):
+            return
+        for r, ring in enumerate(rings):
+            if not isinstance(ring, list) or len(ring) < 4:
+                return  # shapely reports a ring too short to be a ring
+            n_vertices += len(ring)
+            if n_vertices > MAX_AOI_VERTICES:
+                raise AOIError(
+                    f"{where}: geometry has more than {MAX_AOI_VERTICES:,} vertices; simplify the outline "
+                    "(e.g. ogr2ogr -simplify 0.0001 or QGIS 'Simplify')"
+                )
+            for position in ring:
+                if not isinstance(position, list) or len(position) not in (2, 3) or not all(
+                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in position
+                ):
+                    raise AOIError(
+                        f"{where}: position {str(position)[:60]} is not [longitude, latitude] in finite numbers; "
+                        "fix the coordinates"
+                    )
+            if ring[0][:2] != ring[-1][:2]:
+                part = f"polygon {p} ring {r}" if raw.get("type") == "MultiPolygon" else f"ring {r}"
+                raise AOIError(
+                    f"{where}: {part} is not closed (it starts at {ring[0][:2]} and ends at {ring[-1][:2]}); "
+                    "GeoJSON rings end where they start (RFC 7946 3.1.6): repeat the first position at the end"
+                )
 
 
 def _geodesic_area_km2(geometry: BaseGeometry) -> float:

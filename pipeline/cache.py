@@ -20,13 +20,19 @@ Design choices
   grid hash covers CRS, transform and shape of the geobox; a new AOI or margin is a
   new entry, never a wrong one.
 - **Crash and concurrency safe.** A window is written to a unique temporary name in its
-  folder, flushed to disk, then ``os.replace``-d over the entry: an entry exists
-  complete or not at all. An ``O_EXCL`` lock file next to it lets two runs sharing the
-  cache fetch each window once (the second waits, then reuses it); a lock older than
-  ``lock_timeout_s`` (a killed run) is broken.
-- **Local files pass through untouched.** Assets already on this machine (the demo's
-  static catalog, unpacked SAFE products) are not copied: the cache would double the
-  disk use and save no network. A second run with only local assets writes nothing.
+  folder (``.<entry>.<pid>.<random>.tmp``), flushed to disk, then ``os.replace``-d over
+  the entry: an entry exists complete or not at all. A lock next to it
+  (:class:`pipeline.locks.FileLock`: an ``flock`` held by an open file, which dies with
+  its holder) lets two runs sharing the cache fetch each window once: the second waits
+  for a live holder, saying so in the log, then reuses the entry; a killed run's lock is
+  free at once, and its temporaries are removed when the next run opens the cache.
+- **Local files pass through untouched, but checked.** Assets already on this machine
+  (the demo's static catalog, unpacked SAFE products) are not copied: the cache would
+  double the disk use and save no network. A second run with only local assets writes
+  nothing. Each local file is opened and checked first, as a remote window is: a file
+  that is missing, not a raster, truncated (a GeoTIFF tile beyond the end of the file),
+  or whose CRS, transform or shape disagree with its item's ``proj:*`` fails that item,
+  which is skipped and reported like an item that keeps failing over the network.
 - **Resilient.** Every GDAL read runs under :class:`pipeline.http.RetryPolicy`
   (exponential back-off with jitter; GDAL's per-file ``/vsicurl/`` cache is bypassed
   for the asset so a failed attempt is not remembered). An item that keeps failing is
@@ -66,14 +72,17 @@ from odc.geo.geobox import GeoBox
 
 from .errors import DownloadError, MonitorError
 from .http import RetryPolicy, TransientError, call_with_retries, describe_error, install_log_redaction, redact, scrub
+from .locks import FileLock, remove_dead_temporaries
 from .providers.base import BaseProvider
 
 __all__ = [
     "CACHEDIR_TAG",
+    "AssetMismatchError",
     "CacheStats",
     "ItemFailure",
     "Localised",
     "WindowCache",
+    "check_local_asset",
     "default_cache_dir",
     "grid_key",
     "localise_items",
@@ -193,6 +202,9 @@ def localise_items(
     on_item
         Called with ``(items done, items)`` as each item is done (fetched, hit or failed):
         progress reporting.
+    lock_timeout_s
+        Ignored (kept for callers): a window's lock dies with its holder, so a live
+        holder is always waited for and a dead one never is.
 
     Returns
     -------
@@ -210,6 +222,7 @@ def localise_items(
     install_log_redaction()  # GDAL's HTTP errors carry full URLs, signed ones included
     stats = stats if stats is not None else CacheStats()
     cache = WindowCache(cache_dir, lock_timeout_s=lock_timeout_s)
+    cache.remove_dead_temporaries()
     policy = policy or (provider.policy if provider is not None else RetryPolicy())
     key = grid_key(geobox)
     secrets = provider.secrets() if provider is not None else ()
@@ -244,12 +257,28 @@ def localise_items(
     return Localised([results[i] for i in sorted(results)], failures)
 
 
+#: Cache roots whose dead temporaries this process has removed (once per process and root).
+_SWEPT: set[Path] = set()
+_SWEPT_GUARD = threading.Lock()
+
+
 class WindowCache:
     """The on-disk layout: ``windows/<item>/<band>-<grid>.tif`` plus locks and temporaries."""
 
     def __init__(self, root: str | Path, *, lock_timeout_s: float = 600.0) -> None:
         self.root = Path(root)
-        self.lock_timeout_s = lock_timeout_s
+        self.lock_timeout_s = lock_timeout_s  # unused: locks die with their holder
+
+    def remove_dead_temporaries(self) -> list[Path]:
+        """Delete the temporaries of runs that were killed mid-write (once per process)."""
+        with _SWEPT_GUARD:
+            if self.root in _SWEPT:
+                return []
+            _SWEPT.add(self.root)
+        removed = remove_dead_temporaries(self.windows)
+        if removed:
+            log.info("cache: removed %d temporary file(s) of killed runs in %s", len(removed), self.windows)
+        return removed
 
     def ensure(self) -> Path:
         """Create the cache folder (tagged) on first write; a run that only hits or passes
@@ -279,31 +308,16 @@ class WindowCache:
         """Hold ``entry``'s lock; yields False (lock not taken) when another run wrote it meanwhile."""
         self.ensure()
         entry.parent.mkdir(parents=True, exist_ok=True)
-        lock = entry.with_name(entry.name + ".lock")
-        while True:
-            try:
-                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                if entry.exists():
-                    yield False
-                    return
-                try:
-                    age = time.time() - lock.stat().st_mtime
-                except FileNotFoundError:
-                    continue
-                if age > self.lock_timeout_s:
-                    log.warning("breaking stale cache lock %s (%.0f s old)", lock, age)
-                    lock.unlink(missing_ok=True)
-                    continue
-                time.sleep(0.05)
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"{os.getpid()} {time.time():.0f}\n")
-            try:
-                yield not entry.exists()
-            finally:
-                lock.unlink(missing_ok=True)
+        lock = FileLock(entry.with_name(entry.name + ".lock"), info={"command": "window cache"})
+        # A live holder is waited for (logged once); a killed one released the lock when it
+        # died. Once the holder's entry exists there is nothing left to wait for.
+        if not lock.acquire(poll_s=0.05, give_up=entry.exists, what="cache lock"):
+            yield False
             return
+        try:
+            yield not entry.exists()
+        finally:
+            lock.release(unlink=True)
 
     def write(self, entry: Path, data: np.ndarray, profile: Mapping[str, Any], tags: Mapping[str, str]) -> int:
         """Write ``data`` as a tiled GeoTIFF at ``entry``, atomically; return its size."""
@@ -371,6 +385,9 @@ def _localise_one(
             asset = out.assets[band]
             href = _absolute_href(asset)
             if _is_local(href):
+                problem = check_local_asset(href, asset, item)
+                if problem is not None:
+                    raise _ItemError(ItemFailure(item.id, band, href, problem))
                 stats.passthrough += 1
                 if not href.startswith("file://") and asset.href != href:
                     asset.href = href
@@ -379,7 +396,8 @@ def _localise_one(
             try:
                 _fetch_window(href, entry, geobox=geobox, cache=cache, provider=provider,
                               policy=policy, stats=stats, item_id=item.id, band=band,
-                              dtype=rb.get("data_type"), nodata=rb.get("nodata"))
+                              dtype=rb.get("data_type"), nodata=rb.get("nodata"),
+                              expected=_declared_grid(asset, item))
             except _RETRYABLE + (rasterio.errors.RasterioError, ValueError) as exc:
                 raise _ItemError(ItemFailure(item.id, band, redact(href),
                                              scrub(describe_error(exc), secrets))) from None
@@ -400,6 +418,7 @@ def _fetch_window(
     band: str,
     dtype: str | None = None,
     nodata: float | None = None,
+    expected: _DeclaredGrid | None = None,
 ) -> None:
     with cache.lock(entry) as mine:
         if not mine:  # another run (or thread) wrote it while we waited
@@ -415,7 +434,7 @@ def _fetch_window(
             # threads read the same non-cached /vsicurl/ file (seen with items sharing assets).
             prefix = "/vsicurl/" + redact(href)
             with _file_lock(prefix), rasterio.Env(CPL_VSIL_CURL_NON_CACHED=prefix):
-                return _read_window(url, geobox, dtype=dtype, nodata=nodata)
+                return _read_window(url, geobox, dtype=dtype, nodata=nodata, expected=expected)
 
         def count(_: int, __: BaseException) -> None:
             stats.retries += 1
@@ -454,13 +473,18 @@ def _read_defaults(policy: RetryPolicy) -> dict[str, str]:
 
 
 def _read_window(
-    url: str, geobox: GeoBox, *, dtype: str | None = None, nodata: float | None = None
+    url: str, geobox: GeoBox, *, dtype: str | None = None, nodata: float | None = None,
+    expected: _DeclaredGrid | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     grid_crs = geobox.crs
     if grid_crs is None:
         raise ValueError("the AOI grid has no CRS")
     with rasterio.open(url) as src:
         _check_header(src, dtype)
+        if expected is not None:
+            problem = expected.disagreement(src)
+            if problem is not None:
+                raise AssetMismatchError(problem)
         left, bottom, right, top = rasterio.warp.transform_bounds(
             grid_crs.to_wkt(), src.crs, *geobox.boundingbox, densify_pts=21)
         # Overview whose pixels are no coarser than the AOI grid's (1: full resolution).
@@ -511,6 +535,113 @@ def _check_header(src: Any, dtype: str | None) -> None:
         problems.append(f"dtype {src.dtypes[0]}, item says {dtype}")
     if problems:
         raise TransientError(f"incomplete or unexpected GeoTIFF header ({', '.join(problems)})")
+
+
+class AssetMismatchError(ValueError):
+    """An asset's file disagrees with what its item declares (``proj:*``): not retried."""
+
+
+@dataclass(frozen=True)
+class _DeclaredGrid:
+    """What an item declares about one asset's grid (``proj:*``, asset level first)."""
+
+    crs: str | None
+    shape: tuple[int, int] | None
+    transform: tuple[float, ...] | None
+
+    def disagreement(self, src: Any) -> str | None:
+        """How the open dataset ``src`` disagrees with the declaration, else ``None``."""
+        if self.crs is not None and src.crs is not None:
+            try:
+                declared = rasterio.crs.CRS.from_user_input(self.crs)
+            except rasterio.errors.CRSError:
+                declared = None
+            if declared is not None and declared != src.crs:
+                return f"file CRS {_crs_text(src.crs)} disagrees with the item's proj:* CRS {self.crs}"
+        if self.shape is not None and tuple(self.shape) != (src.height, src.width):
+            return f"file shape {src.height}x{src.width} disagrees with the item's proj:shape {list(self.shape)}"
+        if self.transform is not None:
+            actual = tuple(src.transform)[:6]
+            pixel = max(abs(actual[0]), abs(actual[4]), 1e-9)
+            if any(abs(a - b) > 1e-3 * pixel for a, b in zip(actual, self.transform, strict=False)):
+                return (f"file transform {[round(v, 6) for v in actual]} disagrees with the item's proj:transform "
+                        f"{list(self.transform)}")
+        return None
+
+
+def _declared_grid(asset: pystac.Asset, item: pystac.Item) -> _DeclaredGrid | None:
+    """The asset's ``proj:*`` (CRS from the asset, else the item; shape and transform from the
+    asset only: item-level ones describe the finest band, not a 20 m one)."""
+    fields, props = asset.extra_fields, item.properties
+    crs: str | None = None
+    for source in (fields, props):
+        if source.get("proj:code"):
+            crs = str(source["proj:code"])
+        elif source.get("proj:epsg"):
+            crs = f"EPSG:{int(source['proj:epsg'])}"
+        elif source.get("proj:wkt2"):
+            crs = str(source["proj:wkt2"])
+        if crs is not None:
+            break
+    shape = fields.get("proj:shape")
+    transform = fields.get("proj:transform")
+    try:
+        shape_t = (int(shape[0]), int(shape[1])) if shape is not None and len(shape) == 2 else None
+        transform_t = tuple(float(v) for v in transform[:6]) if transform is not None and len(transform) >= 6 else None
+    except (TypeError, ValueError):
+        shape_t = transform_t = None
+    if crs is None and shape_t is None and transform_t is None:
+        return None
+    return _DeclaredGrid(crs=crs, shape=shape_t, transform=transform_t)
+
+
+def check_local_asset(href: str, asset: pystac.Asset, item: pystac.Item) -> str | None:
+    """Why the local file ``href`` cannot serve as ``asset`` of ``item``, else ``None``.
+
+    Opens the file (missing, unreadable or not a raster fail here), checks the header as
+    for a remote window (:func:`_check_header`), compares CRS, shape and transform with the
+    item's ``proj:*``, and, for a GeoTIFF, that no tile or strip of band 1 lies beyond the
+    end of the file (a truncated copy: GDAL opens it and fails only when the pixels are read).
+    """
+    path = href.removeprefix("file://")
+    rb = (asset.extra_fields.get("raster:bands") or [{}])[0]
+    try:
+        with rasterio.open(path) as src:
+            try:
+                _check_header(src, rb.get("data_type"))
+            except TransientError as exc:
+                return str(exc)
+            declared = _declared_grid(asset, item)
+            problem = declared.disagreement(src) if declared is not None else None
+            if problem is not None:
+                return problem
+            if src.driver in ("GTiff", "COG"):
+                return _beyond_end(src, os.path.getsize(path))
+    except (rasterio.errors.RasterioError, OSError) as exc:
+        return describe_error(exc)
+    return None
+
+
+def _beyond_end(src: Any, size: int) -> str | None:
+    """A GeoTIFF block of band 1 whose bytes lie past ``size`` (the file was cut short)."""
+    rows, cols = src.block_shapes[0]
+    ny, nx = math.ceil(src.height / rows), math.ceil(src.width / cols)
+    if ny * nx > 1_000_000:
+        return None
+    for y in range(ny):
+        for x in range(nx):
+            offset = src.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=1)
+            length = src.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=1)
+            if offset is None or length is None:
+                return None  # GDAL does not expose the layout: nothing to check
+            if int(offset) + int(length) > size:
+                return f"truncated file: tile ({x}, {y}) ends at byte {int(offset) + int(length)} of {size}"
+    return None
+
+
+def _crs_text(crs: Any) -> str:
+    epsg = crs.to_epsg() if crs is not None else None
+    return f"EPSG:{epsg}" if epsg else str(crs)[:60]
 
 
 def _point_at(item: pystac.Item, band: str, entry: Path) -> None:

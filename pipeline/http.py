@@ -35,6 +35,7 @@ from requests.adapters import HTTPAdapter
 
 __all__ = [
     "RETRY_STATUSES",
+    "RedactCredentials",
     "RetryPolicy",
     "RetryingSession",
     "TransientError",
@@ -44,7 +45,9 @@ __all__ = [
     "make_session",
     "parse_retry_after",
     "redact",
+    "redact_credentials",
     "scrub",
+    "strip_userinfo",
 ]
 
 log = logging.getLogger("pipeline.http")
@@ -278,7 +281,8 @@ _QUERY_IN_URL = re.compile(r"((?:https?|s3|gs|az)://[^\s?'\"<>]+)\?[^\s'\"<>]*")
 
 
 class RedactQueryStrings(logging.Filter):
-    """Rewrites log records so that no URL keeps its query string (SAS tokens, signatures).
+    """Rewrites log records so that no URL keeps its query string (SAS tokens, signatures)
+    or its user info (``user:password@``).
 
     GDAL reports HTTP errors with the full URL ("HTTP error code: 500 - https://...?sig=..."),
     and rasterio forwards them to Python logging at WARNING level.
@@ -289,8 +293,66 @@ class RedactQueryStrings(logging.Filter):
             message = record.getMessage()
         except Exception:  # a malformed record is not ours to fix
             return True
-        if "://" in message and "?" in message:
-            record.msg, record.args = _QUERY_IN_URL.sub(r"\1?<redacted>", message), None
+        if "://" in message and ("?" in message or "@" in message):
+            record.msg, record.args = RedactCredentials.scrub(message), None
+        return True
+
+
+#: ``scheme://user:password@`` in any URL: the user info goes, the rest of the URL stays.
+_USERINFO_IN_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"<>]+@")
+
+
+def strip_userinfo(text: str) -> str:
+    """``text`` with ``user:password@`` removed from every URL in it.
+
+    Examples
+    --------
+    >>> strip_userinfo("source https://analyst:s3cret@stac.example/v1 (and s3://k@bucket/x)")
+    'source https://stac.example/v1 (and s3://bucket/x)'
+    """
+    return _USERINFO_IN_URL.sub(r"\1", text) if "@" in text else text
+
+
+def redact_credentials(obj: Any) -> Any:
+    """A copy of a JSON-like structure (dicts, lists, strings...) with the user info removed
+    from every URL in every string (:func:`strip_userinfo`): what the manifest and the
+    bulletin's data are written from, so that ``--source https://user:password@host/``
+    reaches no output file."""
+    if isinstance(obj, str):
+        return strip_userinfo(obj)
+    if isinstance(obj, dict):
+        return {k: redact_credentials(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact_credentials(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(redact_credentials(v) for v in obj)
+    return obj
+
+
+class RedactCredentials(logging.Filter):
+    """Handler filter for the run log and the console: no URL keeps its user info
+    (``https://user:password@host``) or its query string (signatures, SAS tokens).
+
+    On the handlers, not the loggers, so it sees every record the handler writes,
+    whichever logger it came from (the pipeline logs the source URL as given).
+    """
+
+    @staticmethod
+    def scrub(text: str) -> str:
+        text = strip_userinfo(text)
+        if "://" in text and "?" in text:
+            text = _QUERY_IN_URL.sub(r"\1?<redacted>", text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is not ours to fix
+            return True
+        if "://" in message:
+            clean = self.scrub(message)
+            if clean != message:
+                record.msg, record.args = clean, None
         return True
 
 

@@ -134,9 +134,20 @@ def read_run_manifest(run_dir: str | Path) -> dict[str, Any]:
     Raises
     ------
     ConfigError
-        ``run_dir`` holds no readable manifest (not a monitor run's output folder).
+        ``run_dir`` holds no readable manifest (not a monitor run's output folder), or a run is
+        writing it or was killed there (its ``RUN_INCOMPLETE`` marker).
     """
-    path = Path(run_dir) / "manifest.json"
+    # runfolder imports this module; the marker check needs it only here.
+    from .runfolder import INCOMPLETE_MARKER, incomplete_run
+
+    run = Path(run_dir)
+    marker = incomplete_run(run)
+    if marker is not None:  # a run is writing the folder, or was killed: its files do not form one run
+        raise ConfigError(
+            f"{run} holds {INCOMPLETE_MARKER}: a monitor run started {marker.get('started', '?')} is writing it or "
+            "was killed there; let it finish, or run monitor into that folder again, then assess or review"
+        )
+    path = run / "manifest.json"
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; pass --run the output folder of a `python -m pipeline monitor` run")
     try:

@@ -32,6 +32,7 @@ from .config import MonitorConfig, field_unit, threshold_table
 from .crosscheck import crosscheck_production, review_statistics
 from .declared import DeclaredTable, read_declared_production, read_trade, read_windows
 from .evaluate import evaluate_sites, read_truth
+from .http import redact_credentials
 from .io import relative_paths, write_csv, write_geojson, write_gpkg, write_json
 from .jobs import aoi_overrides
 from .numbering import archive_folder, archived_bulletins, bulletin_issue
@@ -296,8 +297,9 @@ def build_manifest(
     context: bl.BulletinContext,
     outputs: dict[str, Path],
 ) -> dict[str, Any]:
-    """``manifest.json``: items and hrefs used, config and digest, software, timings, AOI status."""
-    return {
+    """``manifest.json``: items and hrefs used, config and digest, software, timings, AOI status.
+    URLs lose their ``user:password@`` (a ``--source`` URL may carry them)."""
+    return redact_credentials({
         "bulletin_number": context.number,
         "revision": context.revision,
         "generated_at": context.generated_at.isoformat(),
@@ -317,7 +319,7 @@ def build_manifest(
         "validation": context.validation,
         "timings_s": {"total": round(time.perf_counter() - info.t0, 3)},
         "outputs": sorted(outputs),
-    }
+    })
 
 
 def previous_bulletin(out_dir: Path, *, before: int | None = None) -> tuple[int | None, set[str]]:

@@ -39,6 +39,8 @@ from .outputs import RunInfo, RunReport, write_outputs
 from .progress import RunProgress, SchedulerProgress
 from .providers import get_provider
 from .register import SiteRegister, register_path
+from .runfolder import RunFolder, failed_run_report
+from .validate_inputs import preflight_inputs
 from .workflow import AOIResult, PreparedAOI, finish_aoi, prepare_aoi, radar_source
 
 log = logging.getLogger("pipeline")
@@ -81,16 +83,17 @@ def run_monitor(
     jobs = plan_jobs(aois, cfg, today=today)
     models = load_models(jobs)
     start, end, periods = monitoring_period(cfg, today=today)
+    preflight_inputs(cfg, jobs, today=today)  # tables, static catalog, --out, period: before anything runs
     preflight_source(cfg)
     radar_down = preflight_radar(cfg)
     # Analysts' verdicts (read only; a register that cannot be read is bad input).
     verdicts = SiteRegister(register_path(cfg)).latest()
-    # The client comes first: a scheduler that cannot be reached is bad input, and
-    # nothing may be written before bad input is found.
-    with dask_client(cfg) as client, acquire.gdal_env(cfg.gdal_options):
-        cfg.out_dir.mkdir(parents=True, exist_ok=True)
-        handler = _attach_log(cfg.out_dir / "run.log")
-        try:
+    # The run lock on --out comes first (a run holding it is refused at once), then the client:
+    # a scheduler that cannot be reached is bad input, and nothing may be written before bad
+    # input is found, so nothing is written until folder.writing() and the lock file (and
+    # folder) are removed again if the client fails (pipeline.runfolder).
+    with RunFolder(cfg.out_dir) as folder, dask_client(cfg) as client, acquire.gdal_env(cfg.gdal_options):
+        with folder.writing():  # dead runs' temporaries, RUN_INCOMPLETE marker, a fresh run.log
             log.info(
                 "run: %d AOI(s), period %s..%s (baseline from %s), source %s",
                 len(aois),
@@ -117,11 +120,10 @@ def run_monitor(
                                    verdicts=verdicts)
             finally:
                 progress.close()
+            if all(r.error is not None for r in results):
+                return failed_run_report(results, cfg.out_dir)  # no numbered bulletin for a failed run
             info = RunInfo(start=start, end=end, periods=periods, truth=truth, t0=t0, dask_info=dask_info)
             return write_outputs(results, aois, cfg, info)
-        finally:
-            log.removeHandler(handler)
-            handler.close()
 
 
 def run_aois(
@@ -346,11 +348,3 @@ def configure_workers(client: Any, cfg: MonitorConfig) -> None:
     # GDAL options must reach the worker processes, where the reads happen.
     options: dict[str, Any] = dict(cfg.gdal_options)
     odc.stac.configure_rio(cloud_defaults=False, client=client, **options)
-
-
-def _attach_log(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    return handler

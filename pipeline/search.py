@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pystac
+import shapely.ops
 from shapely.geometry.base import BaseGeometry
 
 from .config import SearchParams, SourceParams
@@ -88,10 +89,14 @@ def search_items(
     unique = {it.id: it for it in items}
     out = sorted(unique.values(), key=lambda it: (item_datetime(it), it.id))
     if not out:
+        fix = "widen the period or check the source"
+        if _found_swapped(provider, aoi, start, end, params=params, bands=bands, collection=collection):
+            fix = ("items exist with longitude and latitude swapped: GeoJSON positions are [longitude, "
+                   "latitude], swap the AOI's coordinates")
         raise NoScenesError(
             f"no {collection or provider.collection} items in {_display(source.url)} for bounds "
             f"{tuple(round(b, 4) for b in aoi.bounds)} between {start} and {end} with "
-            f"cloud cover <= {params.max_cloud_frac:.0%}; widen the period or check the source"
+            f"cloud cover <= {params.max_cloud_frac:.0%}; {fix}"
         )
     return out[: params.max_items]
 
@@ -117,6 +122,21 @@ def normalise_item(
         When one of ``bands`` cannot be found under any known name.
     """
     return _normalise_item(item, aliases=BAND_ALIASES.get(naming, {}), bands=bands)
+
+
+def _found_swapped(provider: Any, aoi: BaseGeometry, start: dt.date, end: dt.date, **kwargs: Any) -> bool:
+    """Whether the same search with x and y exchanged finds items (an AOI written [lat, lon]).
+
+    Only asked when a search found nothing; an AOI whose longitudes exceed 90 degrees cannot
+    have been swapped."""
+    minx, _, maxx, _ = aoi.bounds
+    if min(minx, maxx) < -90 or max(minx, maxx) > 90:
+        return False
+    swapped = shapely.ops.transform(lambda x, y, z=None: (y, x), aoi)
+    try:
+        return bool(provider.search(swapped, start, end, **kwargs))
+    except Exception:  # the hint is a courtesy: whatever fails here, the original error stands
+        return False
 
 
 def _display(url: str) -> str:

@@ -19,6 +19,11 @@ OPTICAL_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir
 SCL_BAND = "scl"
 #: Everything :func:`pipeline.acquire.open_scenes` loads by default.
 DEFAULT_BANDS: tuple[str, ...] = (*OPTICAL_BANDS, SCL_BAND)
+#: Every Sentinel-2 L2A band in Earth Search C1 naming (``acquire.bands`` may name only these).
+S2_BANDS: tuple[str, ...] = (
+    "coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08", "nir09",
+    "cirrus", "swir16", "swir22", "scl", "aot", "wvp", "visual",
+)
 
 #: Sen2Cor scene classes (ESA L2A product specification, table "SCL classes").
 SCL_CLASSES: dict[int, str] = {

@@ -27,6 +27,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pystac
+import rasterio.errors
 import rasterio.features
 import xarray as xr
 
@@ -188,6 +189,11 @@ def run_aoi(
         finish_aoi(prepared, computed, verdicts=verdicts)
     except MonitorError as exc:
         result.error = " ".join(str(exc).split())
+        log.error("AOI %s failed: %s", job.aoi_id, result.error)
+    except rasterio.errors.RasterioIOError as exc:
+        # An image that passed the window cache's checks but cannot be decoded (corrupt
+        # tiles): bad data, not a bug; the AOI fails and the others go on.
+        result.error = "reading imagery failed: " + " ".join(str(exc).split())[:300]
         log.error("AOI %s failed: %s", job.aoi_id, result.error)
     return result
 

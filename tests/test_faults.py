@@ -2,7 +2,8 @@
 loopback HTTP (a STAC API plus a Range file server for its COGs). With about a third of the COG
 requests failing (HTTP 500, connection reset, truncated body, slow answer) the run completes and
 writes the same data as a clean run; a re-run reads nothing from the network; a credential
-canary in the environment appears in no output file and no log."""
+canary in the environment, and in the user:password of the source URL, appears in no output
+file and no log."""
 
 from __future__ import annotations
 
@@ -72,9 +73,10 @@ def _served_items(scenario: ScenarioResult, files: RangeFileServer) -> list[dict
     return out
 
 
-def _config(scenario: ScenarioResult, api: StacApiServer, out: Path, cache: Path) -> MonitorConfig:
+def _config(scenario: ScenarioResult, api: StacApiServer, out: Path, cache: Path, *,
+            url: str | None = None) -> MonitorConfig:
     raw: dict[str, Any] = {
-        "source": {"url": api.url, "collection": "sentinel-2-c1-l2a", "provider": "cdse",
+        "source": {"url": url or api.url, "collection": "sentinel-2-c1-l2a", "provider": "cdse",
                    "naming": "earth-search", "max_retries": 8, "timeout_s": 10,
                    "password_env": "CDSE_PASSWORD", "username_env": "CDSE_USERNAME"},
         "aois": [str(scenario.aoi_path)],
@@ -144,7 +146,10 @@ def test_faulty_run_matches_clean_run(scenario: ScenarioResult, tmp_path: Path, 
     with RangeFileServer(root) as files:
         items = _served_items(scenario, files)
         with StacApiServer(items, page_size=10) as api:
-            clean = run_monitor(_config(scenario, api, tmp_path / "clean", tmp_path / "cache-clean"))
+            # ... and the source URL carries user:password (redacted in every log and file).
+            with_credentials = api.url.replace("http://", f"http://analyst:{CANARY}@", 1)
+            clean = run_monitor(_config(scenario, api, tmp_path / "clean", tmp_path / "cache-clean",
+                                        url=with_credentials))
             clean_requests = len(files.requests)
 
             files.faults = FaultPlan(fraction=1 / 3, seed=11, kinds=FAULTS, slow_ms=30)

@@ -102,3 +102,13 @@ def test_planetary_computer_item_is_harmonised_by_baseline(external: Path) -> No
     assert (scale, offset, nodata) == (1e-4, -0.1, 0.0)  # baseline 05.10 carries BOA_ADD_OFFSET -1000
     with pytest.raises(MissingBandError, match="band 'blue' missing"):
         search.normalise_item(pystac.Item.from_dict(raw), naming="earth-search", bands=BANDS)
+
+
+def test_an_aoi_written_lat_lon_is_told_to_swap(stac_api) -> None:
+    """[lat, lon] positions put the AOI in another hemisphere; the empty search says why."""
+    swapped = shapely.geometry.box(24.55, -11.55, 24.60, -11.50)
+    with pytest.raises(NoScenesError, match=r"longitude and latitude swapped.*swap the AOI's coordinates"):
+        search.search_items(
+            swapped, dt.date(2020, 1, 1), dt.date(2020, 12, 31),
+            source=SourceParams(url=stac_api.url, collection="sentinel-2-l2a"), params=SearchParams(), bands=BANDS,
+        )

@@ -13,6 +13,7 @@ import jinja2
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..http import redact_credentials, strip_userinfo
 from . import figures as fg
 from .annex import (
     _assessment_view,
@@ -95,14 +96,14 @@ def render_bulletin(
 
         with use_language(lang):
             aoi_views = [_aoi_view(report, save) for report in context.aois]
-            html = _render_html(context, aoi_views)
+            html = strip_userinfo(_render_html(context, aoi_views))  # no user:password@ of a --source URL
         html_path = out_dir / f"bulletin{suffix}.html"
         _write_atomic(html_path, html.encode("utf-8"))
         result[f"bulletin{suffix}.html"] = html_path
         if lang == "en":
             json_path = out_dir / "bulletin.json"
-            _write_atomic(json_path, json.dumps(bulletin_data(context), indent=1,
-                                                ensure_ascii=False).encode("utf-8"))
+            data = redact_credentials(bulletin_data(context))
+            _write_atomic(json_path, json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8"))
             result["bulletin.json"] = json_path
         if pdf:
             pdf_path = out_dir / f"bulletin{suffix}.pdf"

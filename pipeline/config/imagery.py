@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..types import DEFAULT_BANDS, ProviderNaming
+from ..types import DEFAULT_BANDS, S2_BANDS, ProviderNaming
 from ._base import _DESIGN, _JUDGEMENT, _param, _Section
 
 
@@ -89,6 +89,16 @@ class AcquireParams(_Section):
     neighbourhood filters see real pixels at the AOI edge."""
     chunk_px: int = Field(default=1024, ge=64)
     """Spatial chunk size (pixels) of the lazy scene cube."""
+
+    @field_validator("bands")
+    @classmethod
+    def _known_bands(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [b for b in v if b not in S2_BANDS]
+        if unknown:
+            raise ValueError(
+                f"unknown band(s) {', '.join(map(repr, unknown))}; use Earth Search names: {', '.join(S2_BANDS)}"
+            )
+        return v
 
 
 class PreprocessParams(_Section):

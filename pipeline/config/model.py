@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from ..errors import ConfigError
+from ..limits import MAX_CONFIG_BYTES, check_gdal_options, check_memory_limit, check_scheduler_address, load_yaml
+from ..limits import read_text as read_limited_text
 from ..types import OPTICAL_BANDS
 from ._base import _DESIGN, _param, _Section
 from .classifier import ClassifierParams, FeatureParams
@@ -29,13 +30,24 @@ class DaskParams(_Section):
     """Worker processes of the local cluster."""
     threads_per_worker: int = Field(default=1, ge=1)
     """Threads per local worker (GDAL reads release the GIL)."""
-    memory_limit: str = "4GiB"
-    """Memory limit per local worker."""
+    memory_limit: str | float | None = "4GiB"
+    """Memory limit per local worker: a size (``4GiB``), a fraction of the machine's memory
+    (``0.5``), ``auto``, or ``null`` for none (as ``distributed.LocalCluster`` reads it)."""
     aois_in_flight: int = _param(8, unit="AOIs", source=_DESIGN, ge=1)
     """AOIs searched, fetched or computed at the same time. Their graphs go to the cluster
     together as futures and each AOI's sites are made as its results arrive; 1 runs the AOIs
     one after another. Bounds the client's memory (each AOI in flight holds its items and,
     once computed, its change rasters)."""
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_limit(cls, v: Any) -> Any:
+        return check_memory_limit(v)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, v: str | None) -> str | None:
+        return check_scheduler_address(v)
 
 
 class MonitorConfig(_Section):
@@ -97,8 +109,12 @@ class MonitorConfig(_Section):
     @field_validator("gdal", mode="before")
     @classmethod
     def _gdal_pairs(cls, v: Any) -> Any:
+        # Names, scalar values, lengths and memory sizes are checked (pipeline.limits): GDAL
+        # allocates what it is told to, and rasterio.Env fails on some values with a TypeError.
         if isinstance(v, dict):
-            return tuple(sorted((str(k), str(val)) for k, val in v.items()))
+            return tuple(sorted(check_gdal_options(v).items()))
+        if isinstance(v, list | tuple) and all(isinstance(p, list | tuple) and len(p) == 2 for p in v):
+            return tuple(sorted(check_gdal_options(dict(v)).items()))
         return v
 
     @property
@@ -109,9 +125,10 @@ class MonitorConfig(_Section):
         return tuple(b for b in self.acquire.bands if b in OPTICAL_BANDS)
 
     @property
-    def gdal_options(self) -> dict[str, str]:
-        """GDAL options as a dict, for ``rasterio.Env(**...)``."""
-        return dict(self.gdal)
+    def gdal_options(self) -> dict[str, Any]:
+        """GDAL options as a dict, for ``rasterio.Env(**...)`` (``GDAL_CACHEMAX`` as the
+        integer rasterio requires)."""
+        return {k: int(v) if k == "GDAL_CACHEMAX" and v.isdigit() else v for k, v in self.gdal}
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON form: identifies the exact settings of a run."""
@@ -136,17 +153,10 @@ def load_config(path: str | Path, **overrides: Any) -> MonitorConfig:
         One line naming the file and the YAML key at fault.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}{where}: {problem}; fix the YAML syntax") from None
+    # Size, encoding, nesting depth and aliases are checked before the YAML is built
+    # (pipeline.limits): a config is untrusted input like any other file.
+    text = read_limited_text(path, what="config", max_bytes=MAX_CONFIG_BYTES, fix="pass --config a YAML file")
+    raw = load_yaml(text, path=path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -164,10 +174,10 @@ def load_config(path: str | Path, **overrides: Any) -> MonitorConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key; check the spelling against configs/monitor.yaml"
-        raise ConfigError(f"{path}: {key}: {msg}") from None
+        raise ConfigError(f"{path}: {key}: {' '.join(msg.split())}") from None
     return _resolve_paths(cfg, path.parent)
 
 

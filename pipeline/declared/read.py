@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DeclaredStatsError
+from ..limits import MAX_TABLE_BYTES
 from .tables import DeclaredTable
 from .validate import validate_declared, validate_trade, validate_windows
 
@@ -97,6 +98,15 @@ def _read_text(path: str | Path | None, *, default: str) -> tuple[str, str]:
         except OSError as exc:
             raise DeclaredStatsError(f"cannot read shipped table {label}: {exc}") from None
     label = str(path)
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        size = 0  # reported by the read below
+    if size > MAX_TABLE_BYTES:
+        raise DeclaredStatsError(
+            f"{label} is larger than {MAX_TABLE_BYTES >> 20} MiB ({size / (1 << 20):,.0f} MiB); a statistics "
+            "table has tens to thousands of rows: is it the right file?"
+        )
     try:
         return label, Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:

@@ -1,0 +1,93 @@
+"""What the command line needs besides its subcommands: one-line errors, ``--debug``, the console log.
+
+The contract (``../shared/DESIGN.md``): bad input gets one line naming the file, field or
+item and the fix, exit status 2, and nothing written; never a traceback unless
+``--debug`` is given. :func:`report_error` is the one place that turns an exception into
+that line and an exit status:
+
+- :class:`~pipeline.errors.SearchError` (imagery source unreachable): 1;
+- any other :class:`~pipeline.errors.MonitorError` (bad input or configuration): 2;
+- :class:`OSError` on a path the user gave (permission, not a folder, read-only file
+  system...): 2, naming the path;
+- anything else is a bug: one line ``error: internal error ...`` and 1 (as an uncaught
+  exception always exited), the traceback with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import sys
+import traceback
+from typing import NoReturn
+
+from .errors import MonitorError, SearchError
+from .http import RedactCredentials
+
+__all__ = ["OneLineParser", "install_console_log", "report_error"]
+
+#: errno values of an OSError that mean "this path cannot be used": bad input (exit 2).
+_PATH_ERRNOS = {
+    errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENOENT,
+    errno.ELOOP, errno.ENAMETOOLONG, errno.ENOSPC, errno.EDQUOT,
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """``argparse`` parser whose usage errors are one line (``error: ...; see ... --help``), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        print(f"error: {self.prog}: {text}; see {self.prog} --help", file=sys.stderr)
+        sys.exit(2)
+
+
+def report_error(exc: BaseException, *, debug: bool = False) -> int:
+    """Print ``exc`` as one ``error:`` line on stderr (after its traceback with ``debug``);
+    return the exit status (see the module docstring)."""
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, KeyboardInterrupt):
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    if isinstance(exc, MonitorError):
+        code = 1 if isinstance(exc, SearchError) else 2
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.errno in _PATH_ERRNOS:
+        code = 2
+        where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+        text = f"cannot use {where or 'a file'}: {exc.strerror or exc}; check the path and its permissions"
+    else:
+        code = 1
+        first = " ".join(str(exc).split())[:300]
+        text = f"internal error ({type(exc).__name__}: {first}); this is a bug: " + (
+            "report it with the traceback above" if debug else "run again with --debug for the traceback and report it"
+        )
+    print(f"error: {RedactCredentials.scrub(' '.join(text.split()))}", file=sys.stderr)
+    return code
+
+
+def install_console_log(
+    stream: object = None, *, verbose: bool = False, handler: logging.Handler | None = None
+) -> logging.Handler:
+    """The progress lines on stderr (``[HH:MM:SS] message``), credentials redacted; ``handler``:
+    the one to install (the progress bar's, which writes above the bar), else a stream handler.
+
+    HTTP retries (``pipeline.http`` at INFO) go to ``run.log`` only, unless ``verbose``:
+    on the console they would bury the one line an unreachable source gets. Idempotent: a
+    handler installed by an earlier call (``main`` called twice in one process, as tests
+    do) is replaced, not doubled.
+    """
+    logger = logging.getLogger("pipeline")
+    for old in [h for h in logger.handlers if getattr(h, "_kp_console", False)]:
+        logger.removeHandler(old)
+    handler = handler or logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
+    handler.addFilter(RedactCredentials())
+    if not verbose:
+        handler.addFilter(lambda r: r.levelno > logging.INFO or not r.name.startswith("pipeline.http"))
+    handler._kp_console = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.propagate = False
+    return handler

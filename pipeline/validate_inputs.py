@@ -1,0 +1,337 @@
+"""EDGE: check every input of a monitor run before anything is computed or written.
+
+:func:`preflight_inputs` is called by :func:`pipeline.run.run_monitor` after the AOI files
+and the configuration have been read, and before the Dask client starts or ``--out`` is
+touched. Each problem is one :class:`~pipeline.errors.MonitorError` line naming the file,
+field or item and the fix (exit status 2); nothing has been written when it is raised.
+
+What is checked here (the config and AOI files check themselves when read):
+
+- **the period**: ``period.start`` / ``--start`` in the future (no imagery can exist yet;
+  a run would publish an empty bulletin);
+- **the statistics tables** configured (``crosscheck.*``): readable, UTF-8, within
+  :data:`pipeline.limits.MAX_TABLE_BYTES`, the columns of the KP shape, and every row valid:
+  a row the validators would leave out (negative or text carats, a duplicate period, an
+  unknown participant) is refused with its line, since a declared figure dropped silently
+  reads as "not declared" in the bulletin;
+- **a static catalog** (``--source`` a path): every ``catalog.json`` / ``collection.json`` /
+  item JSON it links to readable and valid (size, encoding, JSON, STAC type, links to files
+  that exist, items with a date), the bands of ``acquire.bands`` present, and each AOI
+  covered by at least one item in its search period; an AOI that no item covers but would
+  be covered with longitude and latitude swapped is reported as swapped;
+- **the output folder**: not a file, no symbolic link where the run writes (``run.log``,
+  ``composites/``, ``archive/``...: a run never writes outside ``--out``), and the state
+  a run reads from it (``sites.geojson``, the archived bulletins) readable, so that a
+  corrupt file is reported instead of failing every AOI and replacing the site history;
+- **the cache folder**: not a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import shapely.ops
+from shapely.geometry.base import BaseGeometry
+
+from . import search
+from .cache import resolve_cache_dir
+from .config import MonitorConfig
+from .declared import read_declared_production, read_trade, read_windows
+from .errors import ConfigError, DeclaredStatsError, MissingBandError, MonitorError, NoScenesError, SearchError
+from .jobs import AOIJob, monitoring_period
+from .limits import MAX_JSON_BYTES, load_json, read_text
+from .locks import RUN_LOCK_NAME
+from .providers.static import catalog_path
+from .runfolder import INCOMPLETE_MARKER, OUTPUT_DIRS, latest_archive
+
+__all__ = [
+    "OUTPUT_FILES",
+    "check_out_dir",
+    "check_period",
+    "check_static_catalog",
+    "check_tables",
+    "preflight_inputs",
+]
+
+#: Files a monitor run writes at the top of its output folder.
+OUTPUT_FILES: tuple[str, ...] = (
+    "run.log", "sites.geojson", "sites.gpkg", "activity.csv", "crosscheck.csv", "flags.csv", "bulletin.html",
+    "bulletin.pdf", "bulletin.json", "manifest.json", RUN_LOCK_NAME, INCOMPLETE_MARKER,
+)
+#: Most JSON documents walked in one static catalog (a runaway or cyclic catalog).
+MAX_CATALOG_DOCUMENTS = 200_000
+
+
+def preflight_inputs(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.date | None = None) -> None:
+    """Every check of the module docstring, in order; the first problem is raised.
+
+    Raises
+    ------
+    MonitorError
+        One line naming the file, field or item and the fix.
+    """
+    check_period(cfg, today=today)
+    check_tables(cfg)
+    check_out_dir(cfg.out_dir)
+    check_cache_dir(cfg)
+    check_static_catalog(cfg, jobs)
+
+
+def check_period(cfg: MonitorConfig, *, today: dt.date | None = None) -> None:
+    """Refuse a monitoring period that starts in the future."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    start, end, _ = monitoring_period(cfg, today=today)
+    if start > today:
+        raise ConfigError(
+            f"period.start {start} (--start or the config) is in the future (today is {today}): no imagery "
+            "exists yet; give a monitoring period that has begun"
+        )
+
+
+def check_tables(cfg: MonitorConfig) -> None:
+    """Read and validate the configured declared-production, trade and windows tables; refuse
+    rejected rows. (The shipped tables are package data, checked by the test suite.)"""
+    params = cfg.crosscheck
+    for key, reader in (("declared_production", read_declared_production), ("trade_statistics", read_trade)):
+        path = getattr(params, key)
+        if path is None:
+            continue
+        try:
+            table = reader(path)
+        except DeclaredStatsError as exc:
+            raise DeclaredStatsError(f"crosscheck.{key}: {exc}") from None
+        if table.rejected:
+            first = table.rejected[0]
+            more = f" ({len(table.rejected)} rows rejected)" if len(table.rejected) > 1 else ""
+            raise DeclaredStatsError(
+                f"crosscheck.{key}: {first.file} line {first.line}: {first.reason}{more}; fix or delete the row: "
+                "a figure left out would read as not declared"
+            )
+    if params.sanctions_windows is None:
+        return
+    try:
+        read_windows(params.sanctions_windows)
+    except DeclaredStatsError as exc:
+        raise DeclaredStatsError(f"crosscheck.sanctions_windows: {exc}") from None
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """The output folder can hold a run, links no file outside itself, and its state is readable."""
+    out_dir = Path(out_dir)
+    probe = out_dir
+    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+        probe = probe.parent
+    if probe != out_dir and not probe.is_dir():
+        raise ConfigError(
+            f"cannot create output folder {out_dir}: {probe} is a file, not a folder; pass --out a folder"
+        )
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ConfigError(f"output folder {out_dir} is a file, not a folder; pass --out a folder (or remove the file)")
+    for name in (*OUTPUT_FILES, *OUTPUT_DIRS):
+        path = out_dir / name
+        if path.is_symlink():
+            raise ConfigError(
+                f"{path} is a symbolic link (to {path.readlink()}); a run writes only inside its output "
+                "folder: remove the link, or pass another --out"
+            )
+        if name in OUTPUT_DIRS and path.exists() and not path.is_dir():
+            raise ConfigError(f"{path} is a file where the run writes a folder; move it away, or pass another --out")
+        if name in OUTPUT_FILES and path.is_dir():
+            raise ConfigError(f"{path} is a folder where the run writes a file; move it away, or pass another --out")
+    archive = out_dir / "archive"
+    if archive.is_dir():
+        for entry in archive.iterdir():
+            if entry.is_symlink():
+                raise ConfigError(
+                    f"{entry} is a symbolic link (to {entry.readlink()}); the archive holds the bulletins "
+                    "themselves: replace the link by the folder, or pass another --out"
+                )
+            if entry.is_dir() and entry.name.startswith("bulletin-"):
+                for name in ("sites.geojson", "manifest.json"):
+                    _check_json_file(entry / name, what="archived", fix=f"restore it, or move {entry} out of archive/")
+    # The history the run starts from: sites.geojson (unless a killed run's marker says it
+    # will be restored from the archive, checked above).
+    if not (out_dir / INCOMPLETE_MARKER).exists():
+        _check_sites(out_dir / "sites.geojson", archived=latest_archive(out_dir))
+
+
+def check_cache_dir(cfg: MonitorConfig) -> None:
+    """The window cache folder, when it exists, is a folder."""
+    cache = resolve_cache_dir(cfg.cache_dir)
+    if cache.exists() and not cache.is_dir():
+        raise ConfigError(f"cache folder {cache} is a file, not a folder; pass --cache (or cache_dir) a folder")
+
+
+def check_static_catalog(cfg: MonitorConfig, jobs: Sequence[AOIJob]) -> None:
+    """A static catalog's documents are valid, its items carry the bands, and every AOI is covered."""
+    url = cfg.source.url
+    if not search.is_static_source(url):
+        return
+    root = catalog_path(url)
+    if root.is_dir():
+        raise ConfigError(f"--source {root} is a folder; pass the catalog.json (or collection.json) inside it")
+    if not root.exists():
+        raise ConfigError(
+            f"static catalog {root} does not exist; pass --source a STAC API URL or a catalog.json path"
+        )
+    _walk_catalog(root)
+    for job in jobs:
+        _check_coverage(job, root)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _walk_catalog(root: Path) -> int:
+    """Read every JSON document the catalog links to (child and item links to local files);
+    return the number of items. One line per problem, naming the file."""
+    fix = "repair or re-export the static catalog"
+    seen: set[Path] = set()
+    stack = [root.resolve()]
+    n_items = 0
+    while stack:
+        path = stack.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        if len(seen) > MAX_CATALOG_DOCUMENTS:
+            raise ConfigError(f"static catalog {root} links more than {MAX_CATALOG_DOCUMENTS:,} documents; {fix}")
+        text = read_text(path, what="static catalog file", max_bytes=MAX_JSON_BYTES, fix=fix)
+        doc = load_json(text, path=path, what="static catalog file")
+        kind = doc.get("type") if isinstance(doc, dict) else None
+        if kind not in ("Catalog", "Collection", "Feature"):
+            raise ConfigError(
+                f"static catalog file {path} is not a STAC catalog, collection or item (type {kind!r}); {fix}"
+            )
+        if kind == "Feature":
+            _check_item(doc, path)
+            n_items += 1
+            continue
+        links = doc.get("links", [])
+        if not isinstance(links, list):
+            raise ConfigError(f"static catalog file {path}: 'links' is not a list; {fix}")
+        for link in links:
+            if not isinstance(link, dict) or link.get("rel") not in ("child", "item"):
+                continue
+            href = str(link.get("href", ""))
+            if "://" in href and not href.startswith("file://"):
+                continue  # a remote child: read by the search as any remote document
+            target = Path(href.removeprefix("file://"))
+            target = target if target.is_absolute() else (path.parent / target)
+            if not target.is_file():
+                raise ConfigError(
+                    f"static catalog file {path}: {link['rel']} link {href} names a file that does not exist; {fix}"
+                )
+            stack.append(target.resolve())
+    return n_items
+
+
+def _check_item(doc: dict[str, Any], path: Path) -> None:
+    import pystac
+
+    props = doc.get("properties")
+    item_id = doc.get("id", "?")
+    if not isinstance(props, dict) or not (
+        props.get("datetime") or (props.get("start_datetime") and props.get("end_datetime"))
+    ):
+        raise ConfigError(
+            f"item {item_id} ({path}) has no datetime (nor start_datetime and end_datetime); give it its "
+            "acquisition time or remove it from the catalog"
+        )
+    try:
+        pystac.Item.from_dict(doc, migrate=False)
+    except Exception as exc:  # pystac raises many types for malformed items
+        reason = " ".join(str(exc).split())[:160]
+        raise ConfigError(f"item {item_id} ({path}) is not a valid STAC item: {reason}") from None
+
+
+def _check_coverage(job: AOIJob, root: Path) -> None:
+    cfg = job.cfg
+    where = f"AOI file {job.row.get('source_file', '?')} (aoi_id '{job.aoi_id}')"
+    try:
+        search.search_items(
+            job.geometry, job.search_start, job.end, source=cfg.source, params=cfg.search, bands=cfg.acquire.bands
+        )
+    except MissingBandError as exc:
+        raise ConfigError(f"static catalog {root}: {' '.join(str(exc).split())}") from None
+    except NoScenesError:
+        swapped = _swapped(job.geometry)
+        if swapped is not None and _covered(swapped, job, root):
+            raise ConfigError(
+                f"{where}: no item of static catalog {root} covers it, but with longitude and latitude swapped "
+                "items do; GeoJSON positions are [longitude, latitude]: swap the coordinates"
+            ) from None
+        bounds = tuple(round(b, 4) for b in job.geometry.bounds)
+        raise ConfigError(
+            f"{where}: no item of static catalog {root} covers its bounds {bounds} between {job.search_start} and "
+            f"{job.end} (baseline included); check the AOI, the period and --source"
+        ) from None
+    except SearchError as exc:
+        raise ConfigError(" ".join(str(exc).split())) from None
+    except MonitorError:
+        raise
+    except Exception as exc:  # pystac on a catalog it cannot walk
+        reason = " ".join(str(exc).split())[:200]
+        raise ConfigError(f"cannot read static catalog {root}: {reason}; repair or re-export it") from None
+
+
+def _covered(geometry: BaseGeometry, job: AOIJob, root: Path) -> bool:
+    cfg = job.cfg
+    try:
+        search.search_items(geometry, job.search_start, job.end, source=cfg.source, params=cfg.search,
+                            bands=cfg.acquire.bands)
+    except MonitorError:
+        return False
+    return True
+
+
+def _swapped(geometry: BaseGeometry) -> BaseGeometry | None:
+    """The geometry with x and y exchanged, when that is still a lon/lat geometry."""
+    minx, miny, maxx, maxy = geometry.bounds
+    if min(minx, maxx) < -90 or max(minx, maxx) > 90:
+        return None
+    return shapely.ops.transform(lambda x, y, z=None: (y, x), geometry)
+
+
+def _check_json_file(path: Path, *, what: str, fix: str) -> None:
+    if not path.exists():
+        return
+    text = read_text(path, what=f"{what} file", max_bytes=MAX_JSON_BYTES, fix=fix)
+    doc = load_json(text, path=path, what=f"{what} file")
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{what} file {path} is not a JSON object; {fix}")
+
+
+def _check_sites(path: Path, *, archived: Path | None) -> None:
+    """The previous run's ``sites.geojson``: the site history tracking starts from."""
+    if not path.exists():
+        return
+    restore = (
+        f"restore it from {archived / 'sites.geojson'}" if archived is not None else "restore it from a backup"
+    ) + " or move it away (site ids then start afresh)"
+    text = read_text(path, what="previous sites file", max_bytes=64 << 20, fix=restore)
+    doc = load_json(text, path=path, what="previous sites file")
+    features = doc.get("features") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(features, list):
+        raise ConfigError(f"previous sites file {path} is not a GeoJSON FeatureCollection; {restore}")
+    for i, feature in enumerate(features):
+        props = feature.get("properties") if isinstance(feature, dict) else None
+        geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        if not isinstance(props, dict) or not props.get("site_id") or not props.get("aoi_id") or not isinstance(
+            geometry, dict
+        ):
+            raise ConfigError(
+                f"previous sites file {path} feature {i} lacks site_id, aoi_id or geometry; {restore}"
+            )
+    try:
+        from .evaluate import read_sites
+
+        read_sites(path)
+    except Exception as exc:  # geopandas / pyogrio on a file that parses as JSON but not as GeoJSON
+        reason = " ".join(str(exc).split())[:160]
+        raise ConfigError(f"previous sites file {path} cannot be read ({reason}); {restore}") from None
