@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pystac
-import shapely.ops
+import shapely
 from shapely.geometry.base import BaseGeometry
 
 from .config import SearchParams, SourceParams
@@ -132,7 +132,7 @@ def _found_swapped(provider: Any, aoi: BaseGeometry, start: dt.date, end: dt.dat
     minx, _, maxx, _ = aoi.bounds
     if min(minx, maxx) < -90 or max(minx, maxx) > 90:
         return False
-    swapped = shapely.ops.transform(lambda x, y, z=None: (y, x), aoi)
+    swapped = shapely.transform(aoi, lambda xy: xy[:, ::-1])
     try:
         return bool(provider.search(swapped, start, end, **kwargs))
     except Exception:  # the hint is a courtesy: whatever fails here, the original error stands

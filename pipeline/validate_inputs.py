@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import shapely.ops
+import shapely
 from shapely.geometry.base import BaseGeometry
 
 from . import search
@@ -295,7 +295,7 @@ def _swapped(geometry: BaseGeometry) -> BaseGeometry | None:
     minx, miny, maxx, maxy = geometry.bounds
     if min(minx, maxx) < -90 or max(minx, maxx) > 90:
         return None
-    return shapely.ops.transform(lambda x, y, z=None: (y, x), geometry)
+    return shapely.transform(geometry, lambda xy: xy[:, ::-1])
 
 
 def _check_json_file(path: Path, *, what: str, fix: str) -> None:
