@@ -275,9 +275,9 @@ class WindowCache:
             if self.root in _SWEPT:
                 return []
             _SWEPT.add(self.root)
-        removed = remove_dead_temporaries(self.windows)
+        removed = remove_dead_temporaries(self.root)  # windows/ and the incremental state/
         if removed:
-            log.info("cache: removed %d temporary file(s) of killed runs in %s", len(removed), self.windows)
+            log.info("cache: removed %d temporary file(s) of killed runs in %s", len(removed), self.root)
         return removed
 
     def ensure(self) -> Path:

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -45,7 +46,8 @@ log = logging.getLogger("pipeline")
 
 #: The lock file a monitor run holds in its output folder for its whole duration.
 RUN_LOCK_NAME = ".kp-monitor.lock"
-#: Temporary names of the window cache: ``.<entry>.<pid>.<hex>.tmp`` (:meth:`pipeline.cache.WindowCache.write`).
+#: Temporary names in the cache: ``.<entry>.<pid>.<hex>.tmp`` (:meth:`pipeline.cache.WindowCache.write`,
+#: files; :mod:`pipeline.state`, folders).
 _CACHE_TMP = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
 
 
@@ -213,22 +215,27 @@ def pid_alive(pid: int) -> bool:
 
 
 def remove_dead_temporaries(folder: Path) -> list[Path]:
-    """Delete the window cache's temporary files whose writing process is gone.
+    """Delete the temporaries under ``folder`` whose writing process is gone.
 
-    The cache writes ``.<entry>.<pid>.<hex>.tmp`` next to each entry and renames it into
-    place; a run killed in between leaves the temporary behind. Those of live processes
-    (another run writing now) are kept. Returns the files removed.
+    The window cache writes ``.<entry>.<pid>.<random>.tmp`` files next to each entry, the
+    incremental state ``.<key>.<pid>.<random>.tmp`` folders, and each renames them into place;
+    a run killed in between leaves them behind. Those of live processes (another run writing
+    now, or this one) are kept. Returns what was removed.
     """
     removed: list[Path] = []
     if not folder.is_dir():
         return removed
-    for dirpath, _dirnames, filenames in os.walk(folder):
-        for name in filenames:
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in [*filenames, *dirnames]:
             match = _CACHE_TMP.match(name)
             if match is None or pid_alive(int(match.group(1))):
                 continue
             path = Path(dirpath) / name
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed.append(path)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+                dirnames.remove(name)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            removed.append(path)
     return removed

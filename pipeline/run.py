@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import odc.stac
+import rasterio.errors
 from distributed import Client, Future, LocalCluster
 
 from . import acquire, search
@@ -216,7 +217,9 @@ def run_aois(
                     result.timings["compute_s"] = time.perf_counter() - tick
                     progress.end(result.aoi_id, "compute")
                     finish_aoi(prepared, computed, verdicts=verdicts)
-                except MonitorError as err:
+                except (MonitorError, rasterio.errors.RasterioIOError) as err:
+                    # RasterioIOError: an image that passed the window cache's checks but cannot
+                    # be decoded (corrupt tiles): bad data, not a bug; this AOI fails, not the run.
                     exc = err
                     prepared.abandon()
                 finally:

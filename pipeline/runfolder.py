@@ -60,7 +60,7 @@ OUTPUT_DIRS: tuple[str, ...] = ("composites", "figures", "archive")
 #: Temporary names of the atomic writers: ``.<name>.part.<random><suffix>`` (pipeline.io) and
 #: ``.<name>.<random>.tmp`` (the bulletin renderer).
 _TEMPORARY = re.compile(r"^\..+(\.part\..*|\.tmp)$")
-_ARCHIVE_STAGING = re.compile(r"^\.bulletin-\d+\.part$")
+_ARCHIVE_STAGING = re.compile(r"^\.bulletin-\d+(-r\d+)?\.part$")
 
 
 class RunFolder:
@@ -197,30 +197,33 @@ def incomplete_run(out_dir: Path) -> dict[str, Any] | None:
 
 
 def latest_archive(out_dir: Path) -> Path | None:
-    """``archive/bulletin-NNNN`` of the highest number, else ``None``."""
-    archive = Path(out_dir) / "archive"
-    if not archive.is_dir():
-        return None
-    numbered = [p for p in archive.iterdir() if re.fullmatch(r"bulletin-\d+", p.name) and p.is_dir()]
-    return max(numbered, key=lambda p: int(p.name.split("-")[1]), default=None)
+    """The folder of the last archived issue (``archive/bulletin-NNNN[-rR]``), else ``None``."""
+    from .numbering import archived_bulletins
+
+    issues = archived_bulletins(Path(out_dir))
+    return issues[-1].folder if issues else None
 
 
 def remove_dead_outputs(out_dir: Path) -> list[Path]:
     """Delete the temporaries and half-copied archive folders that killed runs left in
     ``out_dir`` (call only while holding its run lock). Returns what was removed."""
     removed: list[Path] = []
-    for folder in (out_dir, *(out_dir / d for d in OUTPUT_DIRS)):
-        if not folder.is_dir() or folder.is_symlink():
-            continue
-        for path in folder.iterdir():
-            if path.name == RUN_LOCK_NAME:
-                continue
-            if path.is_file() and not path.is_symlink() and _TEMPORARY.match(path.name):
-                path.unlink(missing_ok=True)
-                removed.append(path)
-            elif folder.name == "archive" and path.is_dir() and _ARCHIVE_STAGING.match(path.name):
+    archive = out_dir / "archive"
+    if archive.is_dir() and not archive.is_symlink():
+        for path in archive.iterdir():
+            if path.is_dir() and not path.is_symlink() and _ARCHIVE_STAGING.match(path.name):
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
+    candidates = list(out_dir.iterdir())
+    for name in OUTPUT_DIRS:
+        top = out_dir / name
+        if name != "archive" and top.is_dir() and not top.is_symlink():
+            for dirpath, _dirnames, filenames in os.walk(top):  # (figures/ has a folder per language)
+                candidates += [Path(dirpath) / f for f in filenames]
+    for path in candidates:
+        if path.name != RUN_LOCK_NAME and _TEMPORARY.match(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path)
     return removed
 
 

@@ -29,6 +29,7 @@ What is checked here (the config and AOI files check themselves when read):
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,11 @@ __all__ = [
 
 #: Files a monitor run writes at the top of its output folder.
 OUTPUT_FILES: tuple[str, ...] = (
-    "run.log", "sites.geojson", "sites.gpkg", "activity.csv", "crosscheck.csv", "flags.csv", "bulletin.html",
-    "bulletin.pdf", "bulletin.json", "manifest.json", RUN_LOCK_NAME, INCOMPLETE_MARKER,
+    "run.log", "sites.geojson", "sites.gpkg", "sites_dismissed.geojson", "activity.csv", "crosscheck.csv",
+    "flags.csv", "bulletin.html", "bulletin.pdf", "bulletin.json", "manifest.json", RUN_LOCK_NAME, INCOMPLETE_MARKER,
 )
+#: The bulletin in other languages (``bulletin.fr.html``, ``bulletin.fr.pdf``).
+_BULLETIN_EDITION = re.compile(r"^bulletin\.[a-z]{2,3}\.(html|pdf)$")
 #: Most JSON documents walked in one static catalog (a runaway or cyclic catalog).
 MAX_CATALOG_DOCUMENTS = 200_000
 
@@ -132,7 +135,8 @@ def check_out_dir(out_dir: Path) -> None:
         return
     if not out_dir.is_dir():
         raise ConfigError(f"output folder {out_dir} is a file, not a folder; pass --out a folder (or remove the file)")
-    for name in (*OUTPUT_FILES, *OUTPUT_DIRS):
+    editions = [p.name for p in out_dir.iterdir() if _BULLETIN_EDITION.match(p.name)]
+    for name in (*OUTPUT_FILES, *editions, *OUTPUT_DIRS):
         path = out_dir / name
         if path.is_symlink():
             raise ConfigError(

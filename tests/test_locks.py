@@ -116,8 +116,11 @@ def test_a_killed_runs_cache_lock_and_temporary_do_not_stop_the_next_run(tmp_pat
     live_tmp = entry.parent / f".{entry.name}.{os.getpid()}.89abcdef.tmp"
     dead_tmp.write_bytes(b"half a tiff")
     live_tmp.write_bytes(b"being written by this process")
-    assert remove_dead_temporaries(tmp_path) == [dead_tmp]
-    assert live_tmp.exists()
+    dead_state = tmp_path / "state" / "aoi" / ".2023-01-01.999999.0a1b2c3d.tmp"  # the incremental state's
+    dead_state.mkdir(parents=True)
+    (dead_state / "ndvi.npy").write_bytes(b"half")
+    assert sorted(remove_dead_temporaries(tmp_path)) == sorted([dead_tmp, dead_state])
+    assert live_tmp.exists() and not dead_state.exists()
     t0 = time.monotonic()
     with wc.lock(entry) as mine:
         assert mine
@@ -180,11 +183,14 @@ def test_a_symlinked_run_log_is_not_written_through(tmp_path: Path) -> None:
 def test_after_a_killed_run_leftovers_go_and_the_site_history_is_the_archived_one(tmp_path: Path) -> None:
     out = tmp_path / "out"
     (out / "archive" / "bulletin-0001").mkdir(parents=True)
-    (out / "archive" / "bulletin-0001" / "sites.geojson").write_text('{"archived": 1}\n')
-    (out / "archive" / ".bulletin-0002.part").mkdir()
+    (out / "archive" / "bulletin-0001" / "sites.geojson").write_text('{"archived": 0}\n')
+    (out / "archive" / "bulletin-0001-r2").mkdir(parents=True)  # the latest issue: a revision
+    (out / "archive" / "bulletin-0001-r2" / "sites.geojson").write_text('{"archived": 1}\n')
+    (out / "archive" / ".bulletin-0001-r3.part").mkdir()
     (out / "composites").mkdir()
+    (out / "figures" / "fr").mkdir(parents=True)
     leftovers = [out / ".sites.gpkg.part.k2j3h4.gpkg", out / ".bulletin.html.x8y9.tmp",
-                 out / "composites" / ".a_2023.tif.part.abcd.tif"]
+                 out / "composites" / ".a_2023.tif.part.abcd.tif", out / "figures" / "fr" / ".map_a.png.q1w2.tmp"]
     for path in leftovers:
         path.write_bytes(b"partial")
     (out / "sites.geojson").write_text('{"written by": "the killed run"}\n')
@@ -192,7 +198,7 @@ def test_after_a_killed_run_leftovers_go_and_the_site_history_is_the_archived_on
     with run_folder(out) as folder:
         assert folder.previous_incomplete == {"pid": 999999, "started": "2024-01-01T00:00:00+00:00"}
         assert json.loads((out / "sites.geojson").read_text()) == {"archived": 1}
-    assert not any(p.exists() for p in leftovers) and not (out / "archive" / ".bulletin-0002.part").exists()
+    assert not any(p.exists() for p in leftovers) and not (out / "archive" / ".bulletin-0001-r3.part").exists()
     assert "did not finish" in (out / "run.log").read_text()
 
 
