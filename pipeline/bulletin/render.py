@@ -129,6 +129,8 @@ def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) 
         "generated": _timestamp(context.generated_at),
         "period": f"{context.period_start:%Y-%m-%d} to {context.period_end:%Y-%m-%d}",
         "number_text": f"No. {context.number}" + (f", revision {context.revision}" if context.revision > 1 else ""),
+        # Running header and footer: one line each, so the short form.
+        "number_short": f"No. {context.number}" + (f" rev. {context.revision}" if context.revision > 1 else ""),
         "latest_period": latest_text,
         "summary": summarise(context, facts),
         "demo_statement": demonstration_sentence(context, facts) if context.demonstration else "",
