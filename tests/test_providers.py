@@ -484,5 +484,57 @@ def test_a_static_catalog_without_the_radar_collection_says_so(tmp_path: Path) -
     catalog.add_item(item)
     catalog.normalize_and_save(str(tmp_path / "cat"), catalog_type=pystac.CatalogType.SELF_CONTAINED)
     source = SourceParams(url=str(tmp_path / "cat" / "catalog.json"), collection="sentinel-1-rtc")
-    with pytest.raises(SearchError, match=r"no collection 'sentinel-1-rtc' \(its items are in sentinel-2-c1-l2a\)"):
+    with pytest.raises(SearchError, match=r"has no Sentinel-1 collection .sentinel-1-rtc. \(its items are in sentinel-2-c1-l2a\)"):
         search.search_items(AOI, START, END, source=source, params=SearchParams(), bands=["vv", "vh"])
+
+
+def _s2_item(tmp_path: Path, item_id: str, *, collection: str | None) -> pystac.Item:
+    item = pystac.Item(item_id, shapely.geometry.mapping(AOI.buffer(0.01)), list(AOI.buffer(0.01).bounds),
+                       dt.datetime(2020, 3, 1, tzinfo=dt.UTC), {"eo:cloud_cover": 1.0}, collection=collection)
+    item.add_asset("red", pystac.Asset(str(tmp_path / f"{item_id}.tif")))
+    return item
+
+
+def _collection(coll_id: str) -> pystac.Collection:
+    extent = pystac.Extent(pystac.SpatialExtent([list(AOI.buffer(0.01).bounds)]),
+                           pystac.TemporalExtent([[dt.datetime(2020, 1, 1, tzinfo=dt.UTC), None]]))
+    return pystac.Collection(coll_id, coll_id, extent)
+
+
+def test_radar_searched_where_there_is_none_says_so_for_every_catalog_layout(tmp_path: Path) -> None:
+    """Items without a collection id, and a Sentinel-2 collection.json as the root: still "no
+    Sentinel-1 collection", never "band 'vv' missing"."""
+    bare = pystac.Catalog("bare", "items without a collection")
+    bare.add_item(_s2_item(tmp_path, "s2-bare", collection=None))
+    bare.normalize_and_save(str(tmp_path / "bare"), catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    s2 = _collection("sentinel-2-c1-l2a")
+    s2.add_item(_s2_item(tmp_path, "s2-coll", collection="sentinel-2-c1-l2a"))
+    s2.normalize_and_save(str(tmp_path / "s2"), catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    for url in (tmp_path / "bare" / "catalog.json", tmp_path / "s2" / "collection.json"):
+        source = SourceParams(url=str(url), collection="sentinel-1-rtc")
+        with pytest.raises(SearchError) as err:
+            search.search_items(AOI, START, END, source=source, params=SearchParams(), bands=["vv", "vh"])
+        assert "has no Sentinel-1 collection 'sentinel-1-rtc'" in str(err.value), str(err.value)
+        assert "\n" not in str(err.value)
+
+
+def test_a_nested_radar_collection_is_found(tmp_path: Path) -> None:
+    """A Sentinel-1 collection one level down (catalog -> sub-catalog -> collection) is the one
+    searched: its items come back, the Sentinel-2 items beside it do not."""
+    root = pystac.Catalog("root", "nested")
+    sub = pystac.Catalog("radar", "radar products")
+    s1 = _collection("sentinel-1-rtc")
+    item = pystac.Item("s1-1", shapely.geometry.mapping(AOI.buffer(0.01)), list(AOI.buffer(0.01).bounds),
+                       dt.datetime(2020, 3, 1, tzinfo=dt.UTC), {}, collection="sentinel-1-rtc")
+    for band in ("vv", "vh"):
+        item.add_asset(band, pystac.Asset(str(tmp_path / f"{band}.tif")))
+    s1.add_item(item)
+    sub.add_child(s1)
+    root.add_child(sub)
+    s2 = _collection("sentinel-2-c1-l2a")
+    s2.add_item(_s2_item(tmp_path, "s2-1", collection="sentinel-2-c1-l2a"))
+    root.add_child(s2)
+    root.normalize_and_save(str(tmp_path / "nested"), catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    source = SourceParams(url=str(tmp_path / "nested" / "catalog.json"), collection="sentinel-1-rtc")
+    items = search.search_items(AOI, START, END, source=source, params=SearchParams(), bands=["vv", "vh"])
+    assert [it.id for it in items] == ["s1-1"]

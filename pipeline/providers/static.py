@@ -54,9 +54,9 @@ class StaticProvider(BaseProvider):
         if not isinstance(root, pystac.Catalog):
             raise SearchError(f"{path} is a {type(root).__name__}, not a catalog or collection")
         # A static catalog is already a selection: narrow it to the configured collection
-        # only when the catalog holds a collection of that id (e.g. S2 next to S1).
+        # only when the catalog holds a collection of that id (e.g. S2 next to S1), at any depth.
         coll = collection or self.collection
-        child = root.get_child(coll) if not isinstance(root, pystac.Collection) else None
+        child = _find_collection(root, coll)
         found: list[pystac.Item] = []
         for item in (child or root).get_items(recursive=True):
             if item.geometry is None or not shapely.geometry.shape(item.geometry).intersects(aoi):
@@ -66,22 +66,47 @@ class StaticProvider(BaseProvider):
                 found.append(item)
         try:
             return self.normalise(found, bands=bands)
-        except MissingBandError:
-            others = sorted({str(it.collection_id) for it in found if it.collection_id and it.collection_id != coll})
-            if child is not None or not others:
+        except MissingBandError as exc:
+            if child is not None:
                 raise
             # Not the collection asked for (e.g. Sentinel-1 searched in a Sentinel-2-only catalog):
             # say so, rather than that the other collection's items lack a band.
-            raise NoScenesError(
-                f"static catalog {path} has no collection {coll!r} (its items are in {', '.join(others)}); "
-                f"add a {coll!r} collection to it or point the source at a catalog that has one"
-            ) from None
+            raise NoScenesError(_no_collection_message(path, coll, found, bands, missing=str(exc))) from None
 
     def check(self) -> list[SourceCheck]:
         path = catalog_path(self.url)
         ok = path.is_file()
         return [SourceCheck(self.name, str(path), ok, None,
                             "catalog file found" if ok else "catalog file does not exist")]
+
+
+#: Asset names that only radar (Sentinel-1) items carry.
+RADAR_ASSETS = frozenset({"vv", "vh", "hh", "hv"})
+
+
+def _find_collection(root: pystac.Catalog, collection_id: str) -> pystac.Catalog | None:
+    """The collection ``collection_id`` of a static catalog, at any depth (the root itself when it
+    is that collection; ``None`` when the root is another collection or holds none of that id)."""
+    if isinstance(root, pystac.Collection):
+        return root if root.id == collection_id else None
+    return next((c for c in root.get_all_collections() if c.id == collection_id), None)
+
+
+def _no_collection_message(
+    path: Path, collection_id: str, found: Sequence[pystac.Item], bands: Sequence[str], *, missing: str
+) -> str:
+    """One line: the catalog has no collection ``collection_id`` (a Sentinel-1 one when radar bands
+    were asked for), and where its items are instead."""
+    kind = "Sentinel-1 collection" if RADAR_ASSETS & set(bands) else "collection"
+    others = sorted({str(it.collection_id) for it in found if it.collection_id and it.collection_id != collection_id})
+    where = (
+        f"its items are in {', '.join(others)}" if others
+        else f"its {len(found)} items in the period are not in any collection ({missing})"
+    )
+    return (
+        f"static catalog {path} has no {kind} {collection_id!r} ({where}); "
+        f"add a {collection_id!r} collection to it or point the source at a catalog that has one"
+    )
 
 
 def item_datetime(item: pystac.Item) -> dt.datetime:
