@@ -101,6 +101,20 @@ def _install_compute() -> None:
 
     dask.compute = compute
 
+    # The run submits each AOI's graph as futures (pipeline.run.run_aois): kill once the
+    # cluster has been computing for a second.
+    import distributed
+
+    real_client_compute = distributed.Client.compute
+
+    def client_compute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        futures = real_client_compute(self, *args, **kwargs)
+        time.sleep(1.0)
+        pause("compute")
+        return futures
+
+    distributed.Client.compute = client_compute  # type: ignore[method-assign]
+
 
 def _install_writing() -> None:
     import pipeline.io as io
