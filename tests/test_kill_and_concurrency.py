@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: Files compared byte for byte.
 DATA_FILES = ("sites.geojson", "activity.csv", "crosscheck.csv", "flags.csv")
 #: Keys that differ between any two runs (when, how long, where, which scheduler).
-VOLATILE = {"generated_at", "timings_s", "dask", "out_dir", "cache_dir", "config_digest"}
+VOLATILE = {"generated_at", "timings_s", "dask", "out_dir", "cache_dir", "config_digest", "state"}
 
 
 @pytest.fixture(scope="module")
