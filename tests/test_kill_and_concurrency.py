@@ -45,7 +45,9 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 #: Files compared byte for byte.
 DATA_FILES = ("sites.geojson", "activity.csv", "crosscheck.csv", "flags.csv")
-#: Keys that differ between any two runs (when, how long, where, which scheduler).
+#: Keys that differ between any two runs: when, how long, where (output and cache paths, and the
+#: config digest that covers them), which scheduler, and how much the incremental state reused
+#: (``aois.*.state``: a killed run may have stored some dates' indices already).
 VOLATILE = {"generated_at", "timings_s", "dask", "out_dir", "cache_dir", "config_digest", "state"}
 
 
@@ -149,6 +151,15 @@ def _json(path: Path, *roots: Path) -> Any:
     return _strip(json.loads(text))
 
 
+def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+    """Where two JSON values differ (dotted paths), for a readable assertion message."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {str(a)[:120]} != {str(b)[:120]}"]
+
+
 def _listing(out: Path) -> list[str]:
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.name != "run.log")
 
@@ -158,8 +169,9 @@ def assert_same_outputs(out: Path, ref: Path, *, cache: Path, ref_cache: Path) -
     assert _listing(out) == _listing(ref)
     for name in DATA_FILES:
         assert (out / name).read_bytes() == (ref / name).read_bytes(), name
-    assert _json(out / "manifest.json", out, cache) == _json(ref / "manifest.json", ref, ref_cache)
-    assert _json(out / "bulletin.json", out, cache) == _json(ref / "bulletin.json", ref, ref_cache)
+    for name in ("manifest.json", "bulletin.json"):
+        mine, theirs = _json(out / name, out, cache), _json(ref / name, ref, ref_cache)
+        assert mine == theirs, f"{name}: {_differences(mine, theirs)[:10]}"
     if (ref / "sites.gpkg").exists():
         a, b = gpd.read_file(out / "sites.gpkg"), gpd.read_file(ref / "sites.gpkg")
         assert a.drop(columns="geometry").equals(b.drop(columns="geometry")) and a.geometry.equals(b.geometry)
