@@ -13,7 +13,8 @@ are chosen where a real kill does the most damage:
     the 40th window is being written into the cache: its lock is held and a half-written
     temporary (``.<entry>.<pid>.<hex>.tmp``) is on disk, as a kill mid-write leaves them;
 ``compute``
-    the AOI's graph was submitted to the cluster (``Client.compute``) a second ago (workers busy);
+    the AOI's graph has been on the cluster for a second (``Client.compute``, as
+    :func:`pipeline.run.run_aois` submits it, or ``dask.compute``): the workers are busy;
 ``writing``
     ``sites.geojson`` and ``activity.csv`` are written, ``crosscheck.csv`` is written to its
     temporary name but not renamed (``.crosscheck.csv.part.*``): the folder mixes new and
@@ -90,16 +91,16 @@ def _install_acquisition() -> None:
 
 
 def _install_compute() -> None:
-    from distributed import Client
+    import dask
 
-    real = Client.compute
+    real = dask.compute
 
-    def compute(self: Client, *args: Any, **kwargs: Any) -> Any:
-        real(self, *args, **kwargs)  # the AOI's graph is on the cluster: the worker computes it
+    def compute(*args: Any, **kwargs: Any) -> Any:
+        threading.Thread(target=lambda: real(*args, **kwargs), daemon=True).start()
         time.sleep(1.0)
         pause("compute")
 
-    Client.compute = compute  # type: ignore[method-assign]
+    dask.compute = compute
 
     # The run submits each AOI's graph as futures (pipeline.run.run_aois): kill once the
     # cluster has been computing for a second.
