@@ -215,7 +215,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def remove_dead_temporaries(folder: Path) -> list[Path]:
-    """Delete the temporaries under ``folder`` whose writing process is gone.
+    """Delete the temporaries under ``folder`` whose writing process is gone, and lock files
+    nobody holds.
 
     The window cache writes ``.<entry>.<pid>.<random>.tmp`` files next to each entry, the
     incremental state ``.<key>.<pid>.<random>.tmp`` folders, and each renames them into place;
@@ -226,6 +227,11 @@ def remove_dead_temporaries(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return removed
     for dirpath, dirnames, filenames in os.walk(folder):
+        for name in filenames:
+            # A lock file nobody holds: its holder died after writing its entry (between the
+            # rename and the unlink); harmless, since a dead run's lock binds nobody, but litter.
+            if name.endswith(".lock") and _remove_if_free(Path(dirpath) / name):
+                removed.append(Path(dirpath) / name)
         for name in [*filenames, *dirnames]:
             match = _CACHE_TMP.match(name)
             if match is None or pid_alive(int(match.group(1))):
@@ -239,3 +245,15 @@ def remove_dead_temporaries(folder: Path) -> list[Path]:
                     path.unlink()
             removed.append(path)
     return removed
+
+
+def _remove_if_free(path: Path) -> bool:
+    """Unlink the lock file ``path`` if no live process holds it (taken, unlinked, released)."""
+    lock = FileLock(path)
+    try:
+        if not lock.try_acquire():
+            return False
+    except OSError:
+        return False
+    lock.release(unlink=True)
+    return True

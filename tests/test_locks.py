@@ -112,20 +112,27 @@ def test_a_killed_runs_cache_lock_and_temporary_do_not_stop_the_next_run(tmp_pat
     # What a run killed mid-write leaves, in the earlier format too: "<pid> <epoch>", fresh
     # (the earlier code waited until such a lock was 600 s old).
     entry.with_name(entry.name + ".lock").write_text("999999 1700000000\n")
-    dead_tmp = entry.parent / f".{entry.name}.999999.0123abcd.tmp"
-    live_tmp = entry.parent / f".{entry.name}.{os.getpid()}.89abcdef.tmp"
-    dead_tmp.write_bytes(b"half a tiff")
-    live_tmp.write_bytes(b"being written by this process")
-    dead_state = tmp_path / "state" / "aoi" / ".2023-01-01.999999.0a1b2c3d.tmp"  # the incremental state's
-    dead_state.mkdir(parents=True)
-    (dead_state / "ndvi.npy").write_bytes(b"half")
-    assert sorted(remove_dead_temporaries(tmp_path)) == sorted([dead_tmp, dead_state])
-    assert live_tmp.exists() and not dead_state.exists()
     t0 = time.monotonic()
     with wc.lock(entry) as mine:
         assert mine
     assert time.monotonic() - t0 < 1.0
     assert not entry.with_name(entry.name + ".lock").exists()
+    # The next run's sweep: temporaries of dead processes (files, and the incremental state's
+    # folders) and lock files nobody holds go; a live process's temporary and lock stay.
+    dead_tmp = entry.parent / f".{entry.name}.999999.0123abcd.tmp"
+    live_tmp = entry.parent / f".{entry.name}.{os.getpid()}.89abcdef.tmp"
+    dead_tmp.write_bytes(b"half a tiff")
+    live_tmp.write_bytes(b"being written by this process")
+    dead_state = tmp_path / "state" / "aoi" / ".2023-01-01.999999.0a1b2c3d.tmp"
+    dead_state.mkdir(parents=True)
+    (dead_state / "ndvi.npy").write_bytes(b"half")
+    stale = entry.with_name("nir-abc.tif.lock")  # its holder died after writing its entry
+    stale.write_text("999999 1700000000\n")
+    held = FileLock(entry.with_name("blue-abc.tif.lock"))
+    assert held.try_acquire()
+    assert sorted(remove_dead_temporaries(tmp_path)) == sorted([dead_tmp, dead_state, stale])
+    assert live_tmp.exists() and not dead_state.exists() and held.path.exists()
+    held.release(unlink=True)
 
 
 # --------------------------------------------------------------------------------------------
