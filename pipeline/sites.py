@@ -68,10 +68,12 @@ def grow_sites(
     thresholds; the pixel-level rules (``min_confirmations`` consecutive observations,
     persistence, the opening) therefore trim every active site. Here, disturbed pixels
     that are 8-connected to a flagged pixel join its site when they are not re-greened
-    and either confirmed and persistent (pixels the opening removed from a site's edge)
-    or end in an open run of at least ``min_obs`` clear observations with evidence (their
-    newest clear views still show disturbance). Ground that was confirmed once but lost
-    its evidence (a field next to a pit) does not join. This is hysteresis
+    and either confirmed with at least the weaker persistence ``min_persistence_frac``
+    (pixels the opening removed from a site's edge; the last-dug rim of a pit abandoned
+    soon after, whose few bare views are outnumbered by those of the returning grass) or
+    end in an open run of at least ``min_obs`` clear observations with evidence (their
+    newest clear views still show disturbance). Ground that was confirmed once and then
+    re-greened (a field next to a pit) does not join. This is hysteresis
     thresholding (Canny 1986), that is binary morphological reconstruction of the
     flags under the weaker mask (Vincent 1993): isolated weak evidence, which is not
     attached to a confirmed site, stays out.
@@ -86,7 +88,9 @@ def grow_sites(
         Length of the open evidence run that admits a pixel; 0 disables the growth
         (the flags are returned unchanged).
     min_persistence_frac
-        Persistence a confirmed pixel needs to join (``detect.min_persistence_frac``).
+        Persistence a confirmed pixel needs to join (``sites.grow_min_persistence_frac``, the
+        weak threshold of the hysteresis whose strong one, ``detect.min_persistence_frac``,
+        made the flags).
 
     Returns
     -------
@@ -150,7 +154,7 @@ def delineate_sites(
     """Computed flags -> grown sites -> polygons (:func:`grow_sites`, then
     :func:`polygonise_flags`); also returns the change rasters as grown. Eager."""
     flags, change = grow_sites(
-        flags, change, min_obs=sites_params.grow_min_obs, min_persistence_frac=detect_params.min_persistence_frac
+        flags, change, min_obs=sites_params.grow_min_obs, min_persistence_frac=sites_params.grow_min_persistence_frac
     )
     site_gdf, site_mask = polygonise_flags(
         flags,

@@ -133,7 +133,7 @@ def test_threshold_table_rows() -> None:
         ("detect", "regrowth_ndvi_margin"): ("NDVI", "USGS OFR 2018-1088"),
         ("detect", "swir_change_min"): ("reflectance (0–1)", "Lobell and Asner 2002"),
         ("detect", "otsu_ndvi_drop_range"): ("NDVI", "design choice"),
-        ("sites", "min_area_m2"): ("m²", "USGS OFR 2018-1088"),
+        ("sites", "min_area_m2"): ("m²", "USGS OFR 2018-1088; measured on make validate"),
         ("radar", "vh_drop_min_db"): ("dB", "judgement, not sourced"),
         ("composites", "dry_season_months"): ("calendar months (1–12)", "judgement, not sourced"),
         ("preprocess", "scl_mask_classes"): ("SCL class codes", "ESA Sen2Cor product specification"),

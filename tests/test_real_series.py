@@ -5,7 +5,7 @@ dates (2015-07 to 2017-12) of NDVI with s2cloudless cloud masks over farmland, f
 grassland in Slovenia. Only NDVI is available, so this exercises the temporal rules (peak and
 season-matched baselines, widespread-loss dates, confirmation, persistence, re-greening,
 speckle) through :func:`pipeline.detect.ndvi_change`, with the part of the evidence NDVI can
-tell: vegetation loss down to unvegetated ground (NDVI <= ``bare_ndvi_max``). The full rules
+tell: vegetation loss down to possibly bare ground (NDVI <= ``gravel_ndvi_max``). The full rules
 also need the ground to be bare gravel (BSI, brightness) or water, so they flag no more.
 """
 
@@ -46,7 +46,7 @@ def _series() -> tuple[xr.DataArray, xr.DataArray]:
 def _flags(params: DetectParams) -> tuple[xr.DataArray, xr.Dataset]:
     ndvi, valid = _series()
     change = ndvi_change(ndvi, valid, monitoring_start=MONITORING_START, params=params)
-    unvegetated = ndvi.sel(time=change["time"]) <= params.bare_ndvi_max
+    unvegetated = ndvi.sel(time=change["time"]) <= params.gravel_ndvi_max
     evidence, judged = drop_widespread(
         change["loss"] & unvegetated, change["valid"], max_frac=params.widespread_loss_max_frac
     )

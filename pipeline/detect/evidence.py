@@ -76,7 +76,7 @@ def score_change(
 
 def _gravel(idx: xr.Dataset, params: DetectParams) -> xr.DataArray:
     """Exposed gravel or laterite: unvegetated, bare, bright, and not dry plant matter."""
-    unvegetated = idx["ndvi"] <= params.bare_ndvi_max
+    unvegetated = idx["ndvi"] <= params.gravel_ndvi_max
     bare = unvegetated & (idx["bsi"] >= params.bare_bsi_min) & (idx["bright"] >= params.bright_min)
     if params.gravel_ndti_max is not None and "ndti" in idx:
         bare = bare & (idx["ndti"] <= params.gravel_ndti_max)
