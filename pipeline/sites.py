@@ -35,6 +35,7 @@ __all__ = [
     "delineate_sites",
     "grid_transform",
     "grow_sites",
+    "isolation_keep",
     "polygonise_flags",
     "track_sites",
 ]
@@ -246,7 +247,7 @@ def polygonise_flags(
     ]
     columns = [*SITE_COLUMNS, "persistence", "n_occluded", "area_before_last_ha", "geometry"]
     sites = gpd.GeoDataFrame(rows, columns=columns, geometry="geometry", crs=crs)
-    keep_mask = _isolation_rule(sites, params)
+    keep_mask = isolation_keep(sites, params)
     if not keep_mask.all():
         dropped = set(np.asarray(keep)[~keep_mask])
         site_mask &= ~np.isin(labels, list(dropped))
@@ -315,8 +316,9 @@ class _SitePixels:
         }
 
 
-def _isolation_rule(sites: gpd.GeoDataFrame, params: SitesParams) -> np.ndarray:
-    """Boolean keep-mask: small isolated sites need ``isolated_min_confidence``."""
+def isolation_keep(sites: gpd.GeoDataFrame, params: SitesParams) -> np.ndarray:
+    """Boolean keep-mask of the isolation rule: sites smaller than twice ``min_area_m2`` with no
+    other site within ``isolation_distance_m`` need ``isolated_min_confidence``."""
     keep = np.ones(len(sites), dtype=bool)
     if sites.empty or params.isolation_distance_m <= 0:
         return keep

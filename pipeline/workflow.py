@@ -528,7 +528,12 @@ def classify_candidates(
 ) -> tuple[gpd.GeoDataFrame, np.ndarray]:
     """Score candidates with the site classifier: ``confidence`` becomes its calibrated
     probability; candidates under ``classifier.min_probability`` go, and those under the
-    minimum mapping unit stay only at ``classifier.small_site_min_probability``."""
+    minimum mapping unit stay only at ``classifier.small_site_min_probability``.
+
+    Candidates with fewer than ``classifier.min_optical_views`` clear optical observations
+    since their change date (confirmed by radar under cloud) are not the classifier's to
+    judge: the rules decide them as in a run without a model (minimum mapping unit, isolation
+    rule, heuristic confidence)."""
     if cands.features is None or cands.sites.empty:
         return cands.sites, cands.site_mask
     proba = model.predict_proba(cands.features)
@@ -537,6 +542,14 @@ def classify_candidates(
     keep = (proba >= params.min_probability) & (
         (area_m2 >= cfg.sites.min_area_m2) | (proba >= params.small_site_min_probability)
     )
+    unseen = ~(cands.features["n_clear_post_mean"].to_numpy() >= params.min_optical_views)
+    if unseen.any():
+        by_rules = _rules_keep(cands.sites, cfg)
+        keep = np.where(unseen, by_rules, keep)
+        proba = np.where(unseen, cands.sites["confidence"].to_numpy(), proba)
+        log.info("site model: %d of %d candidates had fewer than %d optical views since their change; "
+                 "the rules decided them (%d kept)", int(unseen.sum()), len(unseen), params.min_optical_views,
+                 int((unseen & by_rules).sum()))
     kept = cands.sites.assign(confidence=np.round(proba, 3))[keep].reset_index(drop=True)
     if kept.empty:
         return kept, np.zeros_like(cands.site_mask)
@@ -544,6 +557,15 @@ def classify_candidates(
         [(g, 1) for g in kept.geometry], out_shape=cands.site_mask.shape, transform=grid.transform, dtype="uint8"
     ).astype(bool)
     return kept, cands.site_mask & inside
+
+
+def _rules_keep(candidates: gpd.GeoDataFrame, cfg: MonitorConfig) -> np.ndarray:
+    """Which candidates the rules alone would report: the minimum mapping unit, then the
+    isolation rule among those (:func:`pipeline.sites.polygonise_flags`)."""
+    big = candidates["area_ha"].to_numpy() * 1e4 >= cfg.sites.min_area_m2
+    keep = np.zeros(len(candidates), dtype=bool)
+    keep[np.flatnonzero(big)] = sites.isolation_keep(candidates[big], cfg.sites)
+    return keep
 
 
 def _compute(
@@ -594,7 +616,8 @@ def _build(
     rasters = radar_r = None
     if features:
         rasters = feature_rasters(
-            cube.masked, start=job.start, baseline_days=cfg.detect.baseline_days, params=cfg.features
+            cube.masked, start=job.start, baseline_days=cfg.detect.baseline_days, params=cfg.features,
+            change_day=change["first_change"],
         )
         radar_r = radar_rasters(scored_radar) if scored_radar is not None else None
     return flags, change, lazy_views, lazy_named, rasters, radar_r

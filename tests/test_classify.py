@@ -50,6 +50,7 @@ from pipeline.classify._metrics import score_predictions
 from pipeline.config import RadarParams
 from pipeline.errors import ConfigError, CRSMismatchError
 from pipeline.radar import score_radar_change
+from pipeline.sites import grid_transform
 from pipeline.testing import SPECTRA, make_scene, raise_if_dask_computes
 
 CRS = "EPSG:32629"
@@ -124,6 +125,63 @@ def test_feature_rasters_hand_example() -> None:
     assert np.isnan(float(pit["water_red_green"]))
     s1, s2 = SPECTRA[gravel][4], SPECTRA[gravel][5]
     assert float(pit["ndti_recent"]) == pytest.approx((s1 - s2) / (s1 + s2), rel=1e-5)
+
+
+def _ndvi(name: str) -> float:
+    red, nir = SPECTRA[name][2], SPECTRA[name][3]
+    return (nir - red) / (nir + red)
+
+
+def test_post_change_state_and_the_recent_window_of_a_cloudy_end() -> None:
+    """Post-change medians describe the ground once changed (a pit later re-vegetated keeps its
+    gravel there, while its recent state is green again); a pixel clouded over for the whole
+    calendar recent window takes its last clear observations instead of NaN."""
+    times = pd.date_range("2022-01-01", periods=12, freq="30D")
+    start = times[4].date()
+    veg, gravel = "vegetation", "gravel"
+    regrown = [veg] * 5 + [gravel] * 4 + [veg] * 3
+    clouded = [veg] * 5 + [gravel] * 7
+    ds = _pixels([regrown, [veg] * 12, clouded], times, invalid={(9, 2), (10, 2), (11, 2)})
+    change_day = xr.DataArray(np.array([[times[5], np.datetime64("NaT"), times[5]]]), dims=("y", "x"),
+                              coords={"y": ds["y"], "x": ds["x"]})
+    days = ((change_day - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")).astype("float64")
+    params = FeatureParams(recent_min_obs=2, post_obs=3)
+    out = feature_rasters(ds, start=start, baseline_days=365, params=params, change_day=days).isel(y=0)
+    pit, kept, cloudy = (out.isel(x=i) for i in range(3))
+    assert float(pit["ndvi_post"]) == pytest.approx(_ndvi(gravel), abs=1e-5)
+    assert float(pit["ndvi_recent"]) == pytest.approx(_ndvi(veg), abs=1e-5)
+    assert float(pit["ndvi_post_diff"]) == pytest.approx(_ndvi(gravel) - _ndvi(veg), abs=1e-5)
+    assert float(pit["n_clear_post"]) == 7 and float(cloudy["n_clear_post"]) == 4
+    assert np.isnan(float(kept["ndvi_post"])) and np.isnan(float(kept["n_clear_post"]))
+    # The last 90 days of the cloudy pixel are all cloud: its last 2 clear views are its recent state.
+    assert float(cloudy["ndvi_recent"]) == pytest.approx(_ndvi(gravel), abs=1e-5)
+    no_change = feature_rasters(ds, start=start, baseline_days=365, params=params)
+    assert bool(no_change["ndvi_post"].isnull().all()) and bool(no_change["n_clear_post"].isnull().all())
+
+
+def test_candidates_without_optical_views_of_their_change_are_left_to_the_rules() -> None:
+    """A model that calls everything 0.1: candidates it saw (3+ optical views since the change)
+    are dropped; one confirmed by radar under cloud (0 views) is decided by the rules (kept at
+    0.5 ha, with its heuristic confidence), as is a sub-MMU one (dropped)."""
+    from types import SimpleNamespace
+
+    from pipeline.config import load_config
+    from pipeline.workflow import AOICandidates, classify_candidates
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
+    geoms = [_box(0, 5, 0, 10), _box(10, 15, 0, 10), _box(20, 22, 0, 5)]  # 0.5, 0.5 and 0.1 ha
+    sites = gpd.GeoDataFrame({"area_ha": [0.5, 0.5, 0.1], "confidence": [0.7, 0.66, 0.9]}, geometry=geoms, crs=CRS)
+    features = pd.DataFrame(np.zeros((3, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+    features["n_clear_post_mean"] = [6.0, 0.0, np.nan]
+    model = SimpleNamespace(predict_proba=lambda f: np.full(len(f), 0.1))
+    transform = grid_transform(_rasters()["ndvi_base"])
+    mask = np.ones((NY, NX), bool)
+    kept, kept_mask = classify_candidates(
+        AOICandidates(sites=sites, site_mask=mask, change=xr.Dataset(), features=features), model, cfg,  # type: ignore[arg-type]
+        grid=SimpleNamespace(transform=transform),  # type: ignore[arg-type]
+    )
+    assert kept["confidence"].tolist() == [0.66]
+    assert kept_mask.sum() == 50
 
 
 # ------------------------------------------------------------------------------------------

@@ -272,3 +272,34 @@ def test_speckle_goes_by_size_and_thin_rims_stay(chunked: bool) -> None:
     expected = flags.copy()
     expected[8, 10:12] = False
     np.testing.assert_array_equal(out, expected)
+
+
+def test_the_season_window_is_centred_on_the_observation_day() -> None:
+    """Green-up: 0.2 on 1 January, 0.8 on 30 January of the baseline year. An observation on
+    2 January is matched to the ground of early January, not to the greener middle of the month."""
+    base_t = pd.to_datetime(["2022-01-01", "2022-01-30"])
+    base = xr.DataArray(np.array([0.2, 0.8], "float32")[:, None, None], dims=("time", "y", "x"),
+                        coords={"time": base_t})
+    mon_t = xr.DataArray(pd.to_datetime(["2023-01-02"]), dims="time")
+    params = DetectParams(season_window_days=20, season_min_obs=1)
+    assert detect.seasonal_baseline(base, mon_t, params=params).item() == pytest.approx(0.2)
+
+
+def test_greenish_gravel_is_evidence_up_to_gravel_ndvi_max() -> None:
+    """Laterite spoil or a rim mixed with grass: NDVI 0.25, bare and bright. Evidence at the
+    default gravel_ndvi_max (0.3), not at the first version's 0.2."""
+    scenes, truth = make_scene(pit_class="gravel")
+    pit = truth.values
+    # Raise the pit's NIR after the change so its NDVI is about 0.25 (still bare and bright).
+    after = scenes["time"] >= scenes["time"][24]
+    red = scenes["red"]
+    nir = xr.where(after & truth, red * (1.25 / 0.75), scenes["nir"])
+    scenes = scenes.assign(nir=nir.transpose(*scenes["nir"].dims))
+    idx = detect.spectral_indices(scenes.isel(time=30))
+    assert 0.2 < float(idx["ndvi"].values[pit].mean()) < 0.3
+    assert float(idx["bsi"].values[pit].min()) >= PARAMS.bare_bsi_min
+    assert float(idx["bright"].values[pit].min()) >= PARAMS.bright_min
+    flags, _ = _run(scenes)
+    assert flags.values[pit].mean() > 0.95
+    old, _ = _run(scenes, PARAMS.model_copy(update={"gravel_ndvi_max": 0.2}))
+    assert not old.values[pit].any()

@@ -156,3 +156,21 @@ def test_growth_skips_regreened_and_faded_ground() -> None:
     assert sites.grow_sites(flags, change, min_obs=2, min_persistence_frac=0.6)[0].values.sum() == 18
     change["regrown"] = (("y", "x"), field)
     assert sites.grow_sites(flags, change, min_obs=2, min_persistence_frac=0.6)[0].values.sum() == 9
+
+
+def test_growth_takes_the_weakly_persistent_rim_at_the_weak_threshold_only() -> None:
+    """An abandoned pit's last-dug rim: confirmed, not re-greened, evidence in 4 of its 10 clear
+    views (grass came back soon after it was dug). It joins at the weak threshold (0.3), not at
+    the strong one (0.6); ground with evidence in 2 of 10 views stays out."""
+    seed = np.zeros((5, 9), bool)
+    seed[1:4, 1:4] = True
+    rim = np.zeros_like(seed)
+    rim[1:4, 4] = True
+    faint = np.zeros_like(seed)
+    faint[1:4, 5] = True
+    flags, change = _change_for_growth(seed, confirmed=seed | rim | faint, open_run=np.zeros(seed.shape, "int16"))
+    change["n_obs"] = (("y", "x"), np.where(seed, 8, np.where(rim, 4, np.where(faint, 2, 0))).astype("int16"))
+    change["n_clear_after"] = (("y", "x"), np.where(seed | rim | faint, 10, 0).astype("int16"))
+    assert sites.grow_sites(flags, change, min_obs=2, min_persistence_frac=0.6)[0].values.sum() == 9
+    grown = sites.grow_sites(flags, change, min_obs=2, min_persistence_frac=0.3)[0].values
+    np.testing.assert_array_equal(grown, seed | rim)

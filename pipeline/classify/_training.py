@@ -68,6 +68,7 @@ def calibrated(params: ClassifierParams, folds: list[tuple[np.ndarray, np.ndarra
         max_leaf_nodes=params.max_leaf_nodes,
         min_samples_leaf=params.min_samples_leaf,
         l2_regularization=params.l2_regularization,
+        max_features=params.max_features,
         class_weight="balanced",
         early_stopping=False,
         random_state=params.random_state,

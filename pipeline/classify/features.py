@@ -4,9 +4,11 @@ Two steps, split where the pipeline materialises:
 
 1. :func:`feature_rasters` (PURE, lazy): the cloud-masked ``(time, y, x)`` cube -> ``(y, x)``
    float32 rasters (:data:`RASTER_VARS`): for each index of :data:`INDICES` its baseline median,
-   recent median and their difference, plus the shares of clear monitoring observations that
-   were bare, water or re-greened, the colour of the water seen, the baseline recurrence of
-   bare ground and water, clear-observation counts and a permanent-water mask.
+   recent median and their difference, and its median just after the pixel's change date (the
+   ground as the rules first saw it changed) and that minus the baseline, plus the shares of
+   clear monitoring observations that were bare, water or re-greened, the colour of the water
+   seen, the baseline recurrence of bare ground and water, clear-observation counts (also
+   since the change date) and a permanent-water mask.
 2. :func:`candidate_features` (PURE, eager by design like :mod:`pipeline.sites`): the computed
    rasters and the candidate polygons -> one row per candidate with the columns
    :data:`FEATURE_NAMES`: zonal means and standard deviations inside, means in a ring around,
@@ -62,7 +64,7 @@ __all__ = [
 ]
 
 #: Bumped whenever a feature's definition changes, so old models refuse new features.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 #: Per-observation spectral indices (see the module docstring).
 INDICES: tuple[str, ...] = ("ndvi", "bsi", "mndwi", "nbr", "ndti", "swir_ratio", "red_green", "brightness")
 #: ``(y, x)`` rasters of :func:`feature_rasters` that are not per-index medians.
@@ -78,11 +80,12 @@ _STATE_VARS: tuple[str, ...] = (
     "regreen_frac",  # share of clear monitoring observations back to a green baseline
     "n_clear",  # clear monitoring observations
     "n_clear_base",  # clear baseline observations
+    "n_clear_post",  # clear monitoring observations from the change date on (NaN: no change date)
     "permanent_water",  # 1 where base_water_frac >= permanent_water_frac
 )
 #: Every ``(y, x)`` variable :func:`feature_rasters` returns (float32).
 RASTER_VARS: tuple[str, ...] = (
-    *(f"{i}_{s}" for i in INDICES for s in ("base", "recent", "diff")),
+    *(f"{i}_{s}" for i in INDICES for s in ("base", "recent", "diff", "post", "post_diff")),
     *_STATE_VARS,
 )
 #: Rasters whose inside-minus-ring difference is a feature (``<var>_contrast``).
@@ -108,7 +111,12 @@ FEATURE_NAMES: tuple[str, ...] = tuple(sorted((
 
 
 def feature_rasters(
-    masked: xr.Dataset, *, start: dt.date, baseline_days: int, params: FeatureParams
+    masked: xr.Dataset,
+    *,
+    start: dt.date,
+    baseline_days: int,
+    params: FeatureParams,
+    change_day: xr.DataArray | None = None,
 ) -> xr.Dataset:
     """Per-pixel feature rasters of a cloud-masked reflectance cube. Lazy: nothing is computed.
 
@@ -121,16 +129,27 @@ def feature_rasters(
         First day of the monitoring period; observations from ``start`` on are the monitoring
         period, those in the ``baseline_days`` (``detect.baseline_days``) before it the baseline.
     params
-        Thresholds (:class:`FeatureParams`); ``recent_days`` sets the recent window, the last
-        days of the series (monitoring observations only).
+        Thresholds (:class:`FeatureParams`): ``recent_days`` and ``recent_min_obs`` set the
+        recent window (the last ``recent_days`` of the series, reaching further back, pixel by
+        pixel, until it holds ``recent_min_obs`` clear monitoring observations), ``post_obs``
+        the post-change window.
+    change_day
+        ``(y, x)`` change date of each pixel in days since 1970-01-01, NaN where none
+        (``first_change`` of :func:`pipeline.detect.confirm_change`, lazy is fine). The
+        *post-change* state of an index is its median over the first ``post_obs`` clear
+        monitoring observations from that day on: what the ground looked like once changed,
+        which stays the same when a pit is later abandoned and grass comes back. ``None``:
+        the ``*_post`` rasters are NaN.
 
     Returns
     -------
     xarray.Dataset
         float32 ``(y, x)`` variables :data:`RASTER_VARS` on the input's ``y``/``x`` (and ``spatial_ref``).
         Shares are 0..1 of the *clear* observations (valid, all bands finite), NaN where a
-        pixel has none; ``*_diff`` is recent minus baseline; ``regreen_frac`` is 0 where the
-        baseline was not vegetated (median NDVI <= ``bare_ndvi_max``).
+        pixel has none; ``*_diff`` is recent minus baseline and ``*_post_diff`` post-change minus
+        baseline; ``n_clear_post`` counts the clear monitoring observations from the change date on
+        (NaN without one); ``regreen_frac`` is 0 where the baseline was not vegetated (median NDVI
+        <= ``bare_ndvi_max``).
 
     Raises
     ------
@@ -150,19 +169,26 @@ def feature_rasters(
     (1.0, -0.7)
     """
     _check_cube(masked)
-    base_idx, mon_idx, recent_idx = _windows(masked, start=start, baseline_days=baseline_days, params=params)
+    base_idx, mon_idx = observation_windows(masked, monitoring_start=start, baseline_days=baseline_days)
     if masked.chunks:
         masked = masked.chunk({"time": -1})
     idx = _indices(masked)
     medians = idx[list(INDICES)]
+    mon = medians.isel(time=mon_idx)
+    clear = mon.to_array("index").notnull().all("index")
+    days = (mon["time"] - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
     out: dict[str, xr.DataArray] = {}
     with warnings.catch_warnings():  # all-NaN medians (never clear) are NaN on purpose
         warnings.simplefilter("ignore", RuntimeWarning)
         base = medians.isel(time=base_idx).median("time", skipna=True)
-        recent = medians.isel(time=recent_idx).median("time", skipna=True)
+        recent = mon.where(_recent_window(clear, days, params=params)).median("time", skipna=True)
+        post, n_post = _post_change(mon, clear, days, change_day, post_obs=params.post_obs)
         for name in INDICES:
             out[f"{name}_base"], out[f"{name}_recent"] = base[name], recent[name]
             out[f"{name}_diff"] = recent[name] - base[name]
+            out[f"{name}_post"] = post[name]
+            out[f"{name}_post_diff"] = post[name] - base[name]
+        out["n_clear_post"] = n_post
         out.update(_state_rasters(idx.isel(time=mon_idx), idx.isel(time=base_idx), base["ndvi"], params=params))
     ds = xr.Dataset({k: v.astype("float32").transpose("y", "x") for k, v in out.items()})
     return ds.drop_vars([c for c in ds.coords if c not in _KEEP_COORDS])[list(RASTER_VARS)]
@@ -298,14 +324,28 @@ def _check_cube(masked: xr.Dataset) -> None:
             raise MissingBandError(f"{band!r} missing for the classifier's features; add it to acquire.bands")
 
 
-def _windows(
-    masked: xr.Dataset, *, start: dt.date, baseline_days: int, params: FeatureParams
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Time indices of the baseline, monitoring and recent windows (coordinates only)."""
-    base_idx, mon_idx = observation_windows(masked, monitoring_start=start, baseline_days=baseline_days)
-    mon_times = pd.DatetimeIndex(masked["time"].values)[mon_idx]
-    recent_idx = mon_idx[mon_times > mon_times.max() - pd.Timedelta(days=params.recent_days)]
-    return base_idx, mon_idx, recent_idx
+def _recent_window(clear: xr.DataArray, days: xr.DataArray, *, params: FeatureParams) -> xr.DataArray:
+    """Monitoring observations in each pixel's recent window (bool ``(time, y, x)``): the clear ones
+    of the last ``recent_days``, or, where those are fewer than ``recent_min_obs``, the pixel's
+    last ``recent_min_obs`` clear ones. A calendar window alone is empty over a cloudy end of the
+    series (a run ending in the rains), and a recent state of NaN is not one the model learnt."""
+    last_days = days > float(days.max()) - params.recent_days
+    from_end = clear.isel(time=slice(None, None, -1)).cumsum("time").isel(time=slice(None, None, -1))
+    return clear & (last_days | (from_end <= params.recent_min_obs))
+
+
+def _post_change(
+    mon: xr.Dataset, clear: xr.DataArray, days: xr.DataArray, change_day: xr.DataArray | None, *, post_obs: int
+) -> tuple[xr.Dataset, xr.DataArray]:
+    """Median of each index over the first ``post_obs`` clear observations from the pixel's change
+    day on, and the number of clear observations from that day on (NaN: no change day)."""
+    if change_day is None:
+        nan = xr.full_like(clear.isel(time=0), np.nan, dtype="float32").drop_vars("time", errors="ignore")
+        return xr.Dataset({k: nan for k in mon.data_vars}), nan
+    after = clear & (days >= change_day)
+    first = after & (after.cumsum("time") <= post_obs)
+    post = mon.where(first).median("time", skipna=True)
+    return post, after.sum("time").where(change_day.notnull())
 
 
 def _indices(masked: xr.Dataset) -> xr.Dataset:

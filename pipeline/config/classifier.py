@@ -22,6 +22,22 @@ class FeatureParams(_Section):
     """The *recent* state of a pixel is the median of its clear monitoring observations in the
     last ``recent_days`` before the end of the series (90: one season, about nine Sentinel-2
     revisits at 10 days, so the median outvotes residual cloud)."""
+    recent_min_obs: int = _param(5, unit="observations", source=_DESIGN, ge=1, le=50)
+    """Where the last ``recent_days`` hold fewer clear observations than this (a series ending
+    in the rains, or in a gap of the optical record), the recent window of that pixel reaches
+    back to its last ``recent_min_obs`` clear monitoring observations. Without it the recent
+    state is missing there, a value no training example had: on the wet-season-gap validation
+    scene (no Sentinel-2 for the last five months of the run) the calendar window held no
+    clear observation at all, for every candidate. 5: a median that outvotes two residually
+    cloudy observations."""
+    post_obs: int = _param(5, unit="observations", source=_DESIGN, ge=1, le=50)
+    """Clear monitoring observations from a pixel's change date on whose median is its
+    *post-change* state (the ``*_post`` features): what the ground looked like once changed.
+    Unlike the recent state it does not move when a pit is abandoned and grass returns, which
+    makes the recent features of an abandoned pit look like those of a re-greening field or
+    burn: the jitter validation scene's two abandoned pits scored 0.47 and 0.65 without these
+    features, 0.59 and 0.75 with them (same training scenes, ``max_features`` 0.2). 5, as
+    ``recent_min_obs``."""
     bare_ndvi_max: float = _param(0.2, unit="NDVI", source=_DESIGN, ge=-1, le=1)
     """NDVI at or below which a clear, non-water observation counts as bare ground; the same
     value as ``detect.bare_ndvi_max`` so the classifier sees what the rules saw."""
@@ -79,6 +95,14 @@ class ClassifierParams(_Section):
     with a hundred labelled candidates). Judgement, not sourced."""
     l2_regularization: float = _param(1.0, unit="L2 penalty", source=_JUDGEMENT, ge=0)
     """L2 penalty on the leaf values (scikit-learn's default is 0). Judgement, not sourced."""
+    max_features: float = _param(0.2, unit="share of features (0–1]", source="Breiman 2001; measured on make validate", gt=0, le=1)
+    """Share of the features, drawn at random for each split, that the split may choose from
+    (scikit-learn's default is 1: all). Random feature subsets (Breiman 2001) make the trees
+    spread the decision over many features instead of the one that happens to separate a small
+    training set perfectly: trained on the two validation training scenes with all features,
+    every split used the change of MNDWI, and pits whose MNDWI change fell just under the
+    smallest one of training were dropped at probability 0.13-0.26 although every other
+    feature said pit; at 0.2 the same pits scored 0.4-0.7. 1.0: every feature at every split."""
     n_threads: int | None = _param(1, unit="threads", source=_DESIGN, ge=1)
     """OpenMP threads of the boosted trees while training and scoring. 1: tables of a few
     thousand candidates train faster on one thread, and more threads contend with the Dask
@@ -94,6 +118,14 @@ class ClassifierParams(_Section):
     mapping unit ``sites.min_area_m2``: young and small pits (0.2-0.5 ha) the rules alone
     would drop may stay when the classifier is confident (``small_site_min_probability``).
     1000 m² is ten 10 m pixels."""
+    min_optical_views: int = _param(3, unit="observations", source=_DESIGN, ge=0, le=50)
+    """The classifier judges a candidate only when its pixels had at least this many clear
+    Sentinel-2 observations (mean over the candidate) from their change date on; otherwise the
+    rules decide it as without a model (minimum mapping unit, isolation rule, heuristic
+    confidence). A pit confirmed by radar under months of cloud has no optical view of its
+    change: its optical features describe the ground before it, which no training example of
+    a pit looked like. 3: as many views as ``detect.min_confirmations`` needs to confirm a
+    change. 0: the classifier judges every candidate."""
     small_site_min_probability: float = _param(0.8, unit="probability (0–1)", source=_DESIGN, ge=0, le=1)
     """A candidate smaller than ``sites.min_area_m2`` is kept only at or above this calibrated
     probability (larger ones at ``min_probability``)."""

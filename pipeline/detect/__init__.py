@@ -15,7 +15,7 @@ classifier (:mod:`pipeline.classify`), when configured, then scores each of them
    *vegetation loss* (NDVI at least ``ndvi_drop_min`` below the peak baseline, or the AOI's
    Otsu threshold with ``threshold_method: otsu``, AND at least ``season_drop_min`` below
    the season-matched baseline where that exists) together with *exposed gravel*
-   (NDVI <= ``bare_ndvi_max``, Bare Soil Index >= ``bare_bsi_min``, brightness >=
+   (NDVI <= ``gravel_ndvi_max``, Bare Soil Index >= ``bare_bsi_min``, brightness >=
    ``bright_min``, which excludes dark burn scars, and tillage index NDTI <=
    ``gravel_ndti_max``, which excludes cured grass, straw and ash-covered litter) or *open
    water* (MNDWI >= ``water_mndwi_min``); or *new water* where the baseline never had
