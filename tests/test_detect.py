@@ -303,3 +303,37 @@ def test_greenish_gravel_is_evidence_up_to_gravel_ndvi_max() -> None:
     assert flags.values[pit].mean() > 0.95
     old, _ = _run(scenes, PARAMS.model_copy(update={"gravel_ndvi_max": 0.2}))
     assert not old.values[pit].any()
+
+
+def _pit_cube(pit_classes: list[str], start: str = "2022-01-01", step_days: int = 10) -> xr.Dataset:
+    """A (time, 6, 6) cube of vegetation with a 2 x 2 patch of one class per date
+    (:data:`pipeline.testing.SPECTRA`); the patch is 1/9 of the grid, so never "widespread"."""
+    from pipeline.testing import SPECTRA
+
+    t = pd.date_range(start, periods=len(pit_classes), freq=f"{step_days}D")
+    veg = np.array(SPECTRA["vegetation"], "float32")[None, :, None, None]
+    data = np.broadcast_to(veg, (len(t), 6, 6, 6)).copy()
+    data[:, :, 2:4, 2:4] = np.array([SPECTRA[c] for c in pit_classes], "float32")[:, :, None, None]
+    coords = {"time": t, "y": 900000.0 - 10 * np.arange(6), "x": 500000.0 + 10 * np.arange(6)}
+    ds = xr.Dataset({b: (("time", "y", "x"), data[:, k]) for k, b in
+                     enumerate(("blue", "green", "red", "nir", "swir16", "swir22"))}, coords=coords)
+    ds["valid"] = ds["red"].notnull()
+    return ds
+
+
+def test_a_pit_in_the_season_of_last_year_s_short_lived_evidence_is_reported() -> None:
+    """Ground bare for one date in January 2023 (not confirmable), green again, then dug in
+    January 2024. Without rearm_after_regrowth the seasonal-recurrence guard does not apply (it
+    belongs to re-arming): the pit is reported. With re-arming on, the guard calls it seasonal."""
+    veg, gravel = "vegetation", "gravel"
+    year = 37  # 10-day steps in a year
+    scenes = _pit_cube([veg] * year + [gravel] + [veg] * (year - 1) + [gravel] * 12)
+    pit = np.zeros((6, 6), bool)
+    pit[2:4, 2:4] = True
+    params = DetectParams(open_radius_px=0)
+    flags, change = detect.detect_change(scenes, start=dt.date(2023, 1, 1), params=params)
+    np.testing.assert_array_equal(flags.values, pit)
+    assert str(pd.Timestamp(float(change["first_change"].values[2, 2]), unit="D").date()) == "2024-01-11"
+    rearmed, _ = detect.detect_change(scenes, start=dt.date(2023, 1, 1),
+                                      params=params.model_copy(update={"rearm_after_regrowth": True}))
+    assert not bool(rearmed.values.any())

@@ -58,7 +58,7 @@ def _flags(params: DetectParams) -> tuple[xr.DataArray, xr.Dataset]:
         min_regrowth_obs=params.regrowth_min_obs,
         window_days=params.persistence_window_days,
         rearm=params.rearm_after_regrowth,
-        rearm_season_gap_days=params.season_window_days,
+        rearm_season_gap_days=params.season_window_days if params.rearm_after_regrowth else 0.0,
     )
     return flag_excavation(confirmed, params=params), confirmed
 

@@ -58,7 +58,11 @@ class DetectParams(_Section):
     13). 0.3 is about 10 % vegetation cover in the NDVI mixing model of Sobrino et al. (2004)
     (soil 0.2, full cover 0.5; cover = ((NDVI - 0.2) / 0.3) ** 2, Carlson and Ripley 1997):
     still mostly bare ground. The loss tests (peak and season-matched) and the brightness and
-    BSI tests keep green or dark ground out."""
+    BSI tests keep green or dark ground out. Dry-season savanna reaches NDVI 0.2-0.3 too:
+    where it has no season-matched baseline, this allowance can make evidence widespread on a
+    date, and then only the pixels that need it are not judged (``widespread_loss_max_frac``)
+    rather than the whole date; on a test scene with a half-year baseline, dropping those
+    whole dates hid a field's clearing, and its stubble became a false site at the end."""
     bare_bsi_min: float = _param(0.05, unit="BSI", source="Rikimaru et al. 2002", ge=-1, le=1)
     """Bare Soil Index ((SWIR1+R)-(NIR+B))/((SWIR1+R)+(NIR+B)) at or above which an
     unvegetated observation counts as bare soil (Rikimaru et al. 2002)."""
@@ -124,7 +128,8 @@ class DetectParams(_Section):
     inter-annual noise of savanna NDVI (~0.1)."""
     widespread_loss_max_frac: float | None = _param(0.25, unit="fraction (0–1)", source=_JUDGEMENT, gt=0, le=1)
     """A date on which excavation evidence covers more than this share of the AOI's grid is not
-    judged (neither evidence nor a break of a run): leaf fall, snow, a regional fire season or
+    judged (neither evidence nor a break of a run; when only the evidence that needs the
+    ``gravel_ndvi_max`` allowance is that widespread, only its pixels are not judged): leaf fall, snow, a regional fire season or
     haze move the whole landscape, excavation a few per cent of it. On a real 2.5-year series
     of farmland and forest (eo-learn example data) this removed the snow of the last weeks,
     which otherwise left 2.5 % of the patch flagged and two "sites" (0.5 and 4 ha). ``null``: off. Judgement:

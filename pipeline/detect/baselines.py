@@ -72,7 +72,7 @@ def ndvi_change(
 
 
 def drop_widespread(
-    evidence: xr.DataArray, valid: xr.DataArray, *, max_frac: float | None
+    evidence: xr.DataArray, valid: xr.DataArray, *, max_frac: float | None, strict: xr.DataArray | None = None
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Dates on which evidence covers more than ``max_frac`` of the grid are not judged.
 
@@ -81,12 +81,35 @@ def drop_widespread(
     clear" (``valid`` false, no evidence): it neither counts nor breaks a run. The share is
     of the whole ``(y, x)`` grid, not of the clear pixels, since on a partly cloudy date the few
     clear pixels may all be a pit. ``max_frac`` None: unchanged. Lazy.
+
+    ``strict``: the part of ``evidence`` that needs no allowance (bool, same dims; e.g. gravel
+    at NDVI <= ``bare_ndvi_max``, water). On a date where the whole evidence is widespread but
+    the strict part is not (the dry-season savanna has NDVI 0.2-0.3 and passes the greener
+    allowance everywhere), only the pixels with nothing but the allowance are not judged; the
+    strict evidence and the pixels without evidence are judged as usual. Where the strict part
+    is widespread too, the whole date is not judged.
+
+    Examples
+    --------
+    >>> t = pd.date_range("2023-01-01", periods=2, freq="10D")
+    >>> ev = xr.DataArray(np.array([[[1, 1, 1, 0]], [[1, 0, 0, 0]]], bool), dims=("time", "y", "x"),
+    ...                   coords={"time": t})
+    >>> strict = ev & xr.DataArray(np.array([1, 0, 0, 0], bool), dims="x")
+    >>> e, ok = drop_widespread(ev, xr.ones_like(ev), max_frac=0.5, strict=strict)
+    >>> e.values.astype(int).tolist(), ok.values.astype(int).tolist()
+    ([[[1, 0, 0, 0]], [[1, 0, 0, 0]]], [[[1, 0, 0, 1]], [[1, 1, 1, 1]]])
     """
     if max_frac is None:
         return evidence, valid
-    share = (evidence & valid).sum(("y", "x")) / (evidence.sizes["y"] * evidence.sizes["x"])
-    judged = valid & ~(share > max_frac)
-    return evidence & judged, judged
+    size = evidence.sizes["y"] * evidence.sizes["x"]
+    wide = (evidence & valid).sum(("y", "x")) / size > max_frac
+    if strict is None:
+        judged = valid & ~wide
+        return evidence & judged, judged
+    strict = strict & evidence
+    strict_wide = (strict & valid).sum(("y", "x")) / size > max_frac
+    judged = valid & ~strict_wide & ~(wide & evidence & ~strict)
+    return xr.where(wide, strict, evidence) & judged, judged
 
 
 def seasonal_baseline(base_ndvi: xr.DataArray, times: xr.DataArray, *, params: DetectParams) -> xr.DataArray:

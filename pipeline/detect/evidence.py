@@ -57,12 +57,19 @@ def score_change(
     water = mon["mndwi"] >= params.water_mndwi_min
     was_water = idx["mndwi"].isel(time=base_idx).max("time", skipna=True) >= params.water_mndwi_min
     was_bare = (loss["baseline_ndvi"] <= params.bare_ndvi_max) & ~was_water
-    evidence = (loss["loss"] & (_gravel(mon, params) | water)) | (water & ~was_water)
+    gravel = _gravel(mon, params)
+    new_water = water & ~was_water
+    evidence = (loss["loss"] & (gravel | water)) | new_water
+    # Without the allowance of greener gravel (NDVI in (bare_ndvi_max, gravel_ndvi_max]).
+    strict = (loss["loss"] & ((gravel & (mon["ndvi"] <= params.bare_ndvi_max)) | water)) | new_water
     if params.swir_change_min is not None:
         base_swir = scenes["swir16"].isel(time=base_idx).median("time", skipna=True)
         swir_change = abs(scenes["swir16"].isel(time=mon_idx) - base_swir)
-        evidence = evidence | (was_bare & (swir_change >= params.swir_change_min))
-    evidence, valid = drop_widespread(evidence & valid, valid, max_frac=params.widespread_loss_max_frac)
+        disturbed = was_bare & (swir_change >= params.swir_change_min)
+        evidence, strict = evidence | disturbed, strict | disturbed
+    evidence, valid = drop_widespread(
+        evidence & valid, valid, max_frac=params.widespread_loss_max_frac, strict=strict & valid
+    )
     out = mon.copy()
     out["evidence"] = evidence
     out["valid"] = valid

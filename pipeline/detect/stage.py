@@ -78,7 +78,10 @@ def detect_change(
         min_regrowth_obs=params.regrowth_min_obs,
         window_days=params.persistence_window_days,
         rearm=params.rearm_after_regrowth,
-        rearm_season_gap_days=params.season_window_days,
+        # The seasonal-recurrence guard belongs to re-arming (DetectParams.rearm_after_regrowth).
+        # Without re-arming it only ever met runs too short to confirm, and one evidence date on
+        # cured grass in January then hid a pit dug there the next January.
+        rearm_season_gap_days=params.season_window_days if params.rearm_after_regrowth else 0.0,
     )
     # The thresholds actually applied (fixed, or the AOI's Otsu value) travel with the change
     # rasters as 0-d variables, computed in the same pass, for the manifest and the bulletin.
