@@ -132,7 +132,8 @@ class DetectParams(_Section):
     ``gravel_ndvi_max`` allowance is that widespread, only its pixels are not judged): leaf fall, snow, a regional fire season or
     haze move the whole landscape, excavation a few per cent of it. On a real 2.5-year series
     of farmland and forest (eo-learn example data) this removed the snow of the last weeks,
-    which otherwise left 2.5 % of the patch flagged and two "sites" (0.5 and 4 ha). ``null``: off. Judgement:
+    which otherwise left 3.6 % of the patch flagged and three "sites" (0.4, 0.6 and 12.7 ha; 2.5 % and
+    two before gravel_ndvi_max and rim growth). ``null``: off. Judgement:
     AOIs are drawn around mining areas, whose pits cover a few per cent of them."""
     season_window_days: int = _param(45, unit="days", source=_DESIGN, ge=10, le=182)
     """Half-width of the season-matched window (days of the year, either side of the
