@@ -95,7 +95,9 @@ class ClassifierParams(_Section):
     with a hundred labelled candidates). Judgement, not sourced."""
     l2_regularization: float = _param(1.0, unit="L2 penalty", source=_JUDGEMENT, ge=0)
     """L2 penalty on the leaf values (scikit-learn's default is 0). Judgement, not sourced."""
-    max_features: float = _param(0.2, unit="share of features (0–1]", source="Breiman 2001; measured on make validate", gt=0, le=1)
+    max_features: float = _param(
+        0.2, unit="share of features (0–1]", source="Breiman 2001; measured on make validate", gt=0, le=1
+    )
     """Share of the features, drawn at random for each split, that the split may choose from
     (scikit-learn's default is 1: all). Random feature subsets (Breiman 2001) make the trees
     spread the decision over many features instead of the one that happens to separate a small

@@ -129,8 +129,9 @@ class DetectParams(_Section):
     widespread_loss_max_frac: float | None = _param(0.25, unit="fraction (0–1)", source=_JUDGEMENT, gt=0, le=1)
     """A date on which excavation evidence covers more than this share of the AOI's grid is not
     judged (neither evidence nor a break of a run; when only the evidence that needs the
-    ``gravel_ndvi_max`` allowance is that widespread, only its pixels are not judged): leaf fall, snow, a regional fire season or
-    haze move the whole landscape, excavation a few per cent of it. On a real 2.5-year series
+    ``gravel_ndvi_max`` allowance is that widespread, only its pixels are not judged): leaf
+    fall, snow, a regional fire season or haze move the whole landscape, excavation a few per
+    cent of it. On a real 2.5-year series
     of farmland and forest (eo-learn example data) this removed the snow of the last weeks,
     which otherwise left 3.6 % of the patch flagged and three "sites" (0.4, 0.6 and 12.7 ha; 2.5 % and
     two before gravel_ndvi_max and rim growth). ``null``: off. Judgement:
