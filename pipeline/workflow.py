@@ -643,7 +643,8 @@ def _build_incremental(
     rasters = radar_r = None
     if features:
         rasters = feature_rasters(
-            cube.masked, start=job.start, baseline_days=cfg.detect.baseline_days, params=cfg.features
+            cube.masked, start=job.start, baseline_days=cfg.detect.baseline_days, params=cfg.features,
+            change_day=change["first_change"],
         )
         radar_r = radar_rasters(scored_radar) if scored_radar is not None else None
     return (flags, change, views, named, rasters, radar_r, writes), plan
