@@ -4,7 +4,8 @@ A small demo scenario (the demo's generator, dates and configuration; fewer pixe
 and bands) is written and run through ``python -m pipeline monitor`` once; the notebooks
 find it through ``KP_DEMO_DIR`` / ``KP_CONFIG``. The kernel is this interpreter
 (a kernelspec written to a temporary ``JUPYTER_PATH``), so the notebooks import the
-``pipeline`` under test.
+``pipeline`` under test. The default suite executes ``03_crosscheck``; the other notebooks are
+``slow`` (``make notebooks`` and ``make test-all`` run them all).
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ def _images(nb: Any) -> int:
     return sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
 
 
+@pytest.mark.slow  # run by make notebooks / make test-all; 03 runs a notebook by default
 def test_explore_aoi(kernel_env: None, tmp_path: Path) -> None:
     nb = _execute(REPO / "notebooks" / "01_explore_aoi.ipynb", tmp_path)
     text = _text(nb)
@@ -120,6 +122,7 @@ def test_explore_aoi(kernel_env: None, tmp_path: Path) -> None:
     assert html and "<title>" in html[0] and "<script" not in html[0].lower()
 
 
+@pytest.mark.slow  # run by make notebooks / make test-all; 03 runs a notebook by default
 def test_tune_detector(kernel_env: None, demo_dir: Path, tmp_path: Path) -> None:
     from pipeline.evaluate import evaluate_sites, read_sites, read_truth
 
