@@ -111,7 +111,7 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
     assessment = ((issue.revises and previous_assessment(out_dir, number))
                   or previous_assessment(out_dir, previous_number))
     outputs = _write_tables(all_sites, activity, crosscheck, pd.concat([flags, anomalies], ignore_index=True), out_dir)
-    outputs["sites_dismissed.geojson"] = write_geojson(dismissed_table(results), out_dir / "sites_dismissed.geojson")
+    outputs["sites_dismissed.geojson"] = write_dismissed(results, out_dir)
     software = software_versions()
     context = bl.BulletinContext(
         number=number,
@@ -158,6 +158,13 @@ def site_table(results: Sequence[AOIResult]) -> gpd.GeoDataFrame:
 def dismissed_table(results: Sequence[AOIResult]) -> gpd.GeoDataFrame:
     """Sites analysts judged false alarms (``sites_dismissed.geojson``; :mod:`pipeline.register`)."""
     return _sites_4326([r.dismissed for r in results if r.error is None])
+
+
+def write_dismissed(results: Sequence[AOIResult], out_dir: Path) -> Path:
+    """``sites_dismissed.geojson``: as ``sites.geojson``, feature ``id`` = ``site_id`` and each
+    column at its precision, so a dismissed site is addressed like any other (always written)."""
+    dismissed = round_table(dismissed_table(results), SITE_PRECISION)
+    return write_geojson(dismissed, out_dir / "sites_dismissed.geojson", id_column="site_id")
 
 
 def _sites_4326(frames: Sequence[gpd.GeoDataFrame | None]) -> gpd.GeoDataFrame:
