@@ -470,7 +470,7 @@ def test_status_tables_follow_site_statuses() -> None:
     """Status order, colours and definitions all come from :data:`pipeline.types.SITE_STATUSES`."""
     assert STATUS_ORDER == SITE_STATUSES == get_args(SiteStatus)
     assert tuple(STATUS_COLOURS) == tuple(STATUS_DEFINITIONS) == SITE_STATUSES
-    assert STATUS_COLOURS["new"] == "#D55E00"
+    assert STATUS_COLOURS["new"] == "#FF00FF"
     assert STATUS_DEFINITIONS["new"] == "first detected in the latest reporting period"
     assert STATUS_DEFINITIONS["dormant"].startswith("first detected before the latest reporting period; no fresh")
 
