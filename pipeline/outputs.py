@@ -135,6 +135,7 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
         revision=issue.revision,
         site_models=site_models(results),
         assessment=assessment,
+        max_chips=cfg.bulletin.max_chips,
     )
     outputs.update(bl.render_bulletin(context, out_dir, pdf=cfg.bulletin.pdf,
                                        languages=cfg.bulletin.languages))
@@ -430,6 +431,7 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], *, empty_activity: pd.Da
         site_model=r.site_model,
         dismissed=r.dismissed.to_crs(4326) if r.dismissed is not None else None,
         boundary=r.boundary,
+        season_views=r.season_views,
     )
 
 

@@ -31,6 +31,7 @@ from pipeline.bulletin import (
     render_bulletin,
     summarise,
 )
+from pipeline.composites import CompositeView
 from pipeline.config import MonitorConfig, threshold_table
 from pipeline.types import SITE_STATUSES, SiteStatus
 
@@ -43,9 +44,10 @@ def _aoi(
     aoi_id: str, name: str, participant: str, iso3: str, *, epsg: int, lon: float, lat: float,
     sites: list[tuple[str, float, float, float, str]], seed: int,
     shape: tuple[int, int] = (150, 210), pixel_m: float = 10.0,
-    new_since_previous: list[str] | None = None, error: str | None = None,
+    new_since_previous: list[str] | None = None, error: str | None = None, dry_seasons: bool = False,
 ) -> AOIReport:
-    """An AOI with a seeded synthetic scene; ``sites`` are (suffix, dx, dy, side_m, status)."""
+    """An AOI with a seeded synthetic scene; ``sites`` are (suffix, dx, dy, side_m, status);
+    ``dry_seasons``: with the 2023 and 2024 dry-season composites (the chips compare them)."""
     rng = np.random.default_rng(seed)
     h, w = shape
     cx, cy = Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
@@ -90,6 +92,8 @@ def _aoi(
         sites=sites_utm.to_crs(4326), sites_utm=sites_utm, activity=activity,
         rgb_before=np.clip(before, 0, 1), rgb_after=np.clip(after, 0, 1),
         extent_utm=extent, epsg=epsg, new_since_previous=new_since_previous or [], error=error,
+        season_views=[CompositeView("dry_season", dt.date(y, 5, 1), dt.date(y, 9, 30), np.clip(rgb, 0, 1))
+                      for y, rgb in ((2023, before), (2024, after))] if dry_seasons else [],
         boundary=gpd.GeoSeries([box(*extent).buffer(-120, join_style="mitre")], crs=epsg).to_crs(4326).iloc[0],
     )
 
@@ -101,7 +105,7 @@ def make_context(*, previous_number: int | None = 1, demonstration: bool = True)
         sites=[("0001", 300, 400, 120, "new"), ("0002", 1200, 900, 80, "new"),
                ("0003", 1600, 300, 150, "expanding"), ("0004", 500, 1100, 90, "active"),
                ("0005", 1800, 1150, 70, "dormant")],
-        new_since_previous=["cd-kasai-01-0001", "cd-kasai-01-0002"],
+        new_since_previous=["cd-kasai-01-0001", "cd-kasai-01-0002"], dry_seasons=True,
     )
     kono = _aoi(
         "sl-kono-01", "Koidu fields", "Sierra Leone", "SLE", epsg=32629, lon=-10.97, lat=8.64,

@@ -113,3 +113,121 @@ def test_site_straddling_the_image_edge_is_whole_in_the_frame(where: str) -> Non
     frame = ax.get_window_extent()
     for b in _label_boxes(fig):
         assert frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1
+
+
+# --------------------------------------------------------------------------- chips
+
+def _views(*years: int, rgb_shape: tuple[int, int] = (80, 120)) -> list:
+    """Dry-season composites (May-October) of ``years``, each a distinct flat image."""
+    import datetime as dt
+
+    from pipeline.composites import CompositeView
+
+    return [CompositeView("dry_season", dt.date(y, 5, 1), dt.date(y, 10, 31),
+                          np.full(rgb_shape + (3,), 0.01 * (y - 2000), dtype="float32")) for y in years]
+
+
+def test_chip_pair_compares_the_same_season() -> None:
+    """Before: the latest dry-season composite that ended before the site's first detection
+    (else the earliest); after: the latest. The caption names both windows."""
+    from pipeline.bulletin.chips import chip_pair
+
+    views = _views(2022, 2023, 2024)
+    fallback = (np.zeros((1, 1, 3)), np.ones((1, 1, 3)))
+    periods = ("2024-01-01 – 2024-03-31", "2024-10-01 – 2024-12-31")
+    pair = chip_pair(views, "2024-02-10", fallback=fallback, periods=periods)
+    assert pair.same_season and pair.before is views[1].rgb and pair.after is views[2].rgb
+    assert pair.windows == ("2023-05-01 – 2023-10-31", "2024-05-01 – 2024-10-31")
+    assert "2023-05-01 to 2023-10-31" in pair.caption and "2024-05-01 to 2024-10-31" in pair.caption
+    # First seen before every window ended: the earliest is the before.
+    assert chip_pair(views, "2022-06-01", fallback=fallback, periods=periods).before is views[0].rgb
+    # Seen after the last dry season ended: no same-season pair brackets the change.
+    late = chip_pair(views, "2024-11-20", fallback=fallback, periods=periods)
+    assert not late.same_season and late.before is fallback[0] and late.windows == periods
+    assert "precedes this site's first detection" in late.caption and "seasons may differ" in late.caption
+    none = chip_pair([], "2024-02-10", fallback=fallback, periods=periods)
+    assert not none.same_season and "No dry-season composite was computed" in none.caption
+
+
+def _report(n_sites: int, views: list) -> object:
+    from pipeline.bulletin import AOIReport
+
+    specs = [(f"{k:04d}", 150 + 180 * (k % 12), 150 + 400 * (k // 12), 60 + k, "new" if k % 2 else "expanding")
+             for k in range(n_sites)] + [("0900", 100, 1300, 50, "active")]
+    sites = _sites(specs).assign(first_seen="2024-02-10", confidence=0.8, aoi_id="cd-kasai-01")
+    activity = pd.DataFrame({"aoi_id": "cd-kasai-01", "period_start": ["2023-10-01", "2024-10-01"],
+                             "period_end": ["2023-12-31", "2024-12-31"], "disturbed_ha": [1.0, 2.0],
+                             "new_ha": [1.0, 1.0], "valid_fraction": [0.9, 0.9]})
+    return AOIReport(aoi_id="cd-kasai-01", name="Tshikapa", participant="DRC", participant_iso3="COD",
+                     sites=sites.to_crs(4326), sites_utm=sites, activity=activity, rgb_before=_rgb(),
+                     rgb_after=_rgb(), extent_utm=EXTENT, epsg=EPSG, season_views=views)
+
+
+@pytest.mark.parametrize(("n_sites", "max_chips", "shown"), [(15, 12, 12), (5, 12, 5)])
+def test_chips_for_every_new_or_expanding_site_or_the_top_n(monkeypatch: pytest.MonkeyPatch, n_sites: int,
+                                                               max_chips: int, shown: int) -> None:
+    """Every new or expanding site gets chips, up to ``bulletin.max_chips`` (then the largest by
+    area x confidence, and a sentence says how many of how many); each chip pair is the two
+    dry-season composites around the site's change, not the reporting periods."""
+    from pipeline.bulletin import aoi_view
+
+    views = _views(2023, 2024)
+    drawn = []
+    monkeypatch.setattr(aoi_view.fg, "plot_site_chips", lambda before, after, *a, **k: drawn.append((before, after)))
+    view = aoi_view._aoi_view(_report(n_sites, views), lambda fig, name: name, max_chips=max_chips)
+    assert len(view["chips"]) == len(drawn) == shown
+    assert all(b is views[0].rgb and a is views[1].rgb for b, a in drawn)
+    assert all(ch["same_season"] and "2023-05-01 to 2023-10-31" in ch["windows"] for ch in view["chips"])
+    if shown < n_sites:
+        assert view["chips_note"].startswith(f"The {shown} most significant of the {n_sites} new or expanding")
+        largest = sorted(range(n_sites), key=lambda k: -k)[:shown]  # sides grow with k
+        assert sorted(ch["label"] for ch in view["chips"]) == sorted(f"{k:04d}" for k in largest)
+    else:
+        assert view["chips_note"] == f"All {n_sites} new or expanding sites of the latest period."
+    assert "0900" not in {ch["label"] for ch in view["chips"]}  # active: no chips
+
+
+def test_chips_fall_back_to_the_periods_without_dry_season(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.bulletin import aoi_view
+
+    report = _report(2, [])
+    drawn = []
+    monkeypatch.setattr(aoi_view.fg, "plot_site_chips", lambda before, after, *a, **k: drawn.append((before, after)))
+    view = aoi_view._aoi_view(report, lambda fig, name: name)
+    assert all(b is report.rgb_before and a is report.rgb_after for b, a in drawn) and len(drawn) == 2
+    assert all(not ch["same_season"] and "No dry-season composite was computed" in ch["windows"]
+               for ch in view["chips"])
+
+
+def test_dry_season_views_travel_from_the_run_to_the_bulletin() -> None:
+    """``workflow._season_views`` keeps the dry-season composites' red, green and blue only,
+    oldest first; ``outputs._aoi_report`` hands them to the bulletin."""
+    import xarray as xr
+
+    from pipeline.outputs import _aoi_report
+    from pipeline.workflow import AOIResult, _season_views
+
+    n, shape = 3, (4, 5)
+    data = {b: (("composite", "y", "x"), np.stack([np.full(shape, v + i, "float32") for i in range(n)]))
+            for v, b in ((0.1, "red"), (0.2, "green"), (0.3, "blue"), (0.4, "nir"))}
+    named = xr.Dataset(data, coords={
+        "product": ("composite", ["dry_season", "semiannual", "dry_season"]),
+        "start": ("composite", pd.to_datetime(["2024-05-01", "2024-01-01", "2023-05-01"])),
+        "end": ("composite", pd.to_datetime(["2024-10-31", "2024-06-30", "2023-10-31"]))})
+    views = _season_views(named, product="dry_season")
+    assert [(v.start.isoformat(), v.end.isoformat()) for v in views] == [("2023-05-01", "2023-10-31"),
+                                                                         ("2024-05-01", "2024-10-31")]
+    assert views[0].rgb.shape == shape + (3,) and views[0].rgb.dtype == np.float32
+    assert views[0].rgb[0, 0].tolist() == pytest.approx([2.1, 2.2, 2.3])
+    assert _season_views(named.drop_vars("blue"), product="dry_season") == []
+    result = AOIResult(aoi_id="a", row={}, season_views=views, epsg=EPSG)
+    assert _aoi_report(result, [], empty_activity=pd.DataFrame()).season_views is views
+
+
+def test_max_chips_config_field() -> None:
+    from pipeline.config.reporting import BulletinParams
+
+    field = BulletinParams.model_fields["max_chips"]
+    assert BulletinParams().max_chips == 12 and field.json_schema_extra["unit"] == "sites per area of interest"
+    with pytest.raises(ValueError):
+        BulletinParams(max_chips=0)
