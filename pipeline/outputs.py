@@ -28,6 +28,7 @@ import rasterio
 
 from . import bulletin as bl
 from . import register, sites
+from .bulletin.i18n import N_
 from .config import MonitorConfig, field_unit, threshold_table
 from .crosscheck import crosscheck_production, review_statistics
 from .declared import DeclaredTable, read_declared_production, read_trade, read_windows
@@ -208,7 +209,9 @@ def scene_table(results: Sequence[AOIResult]) -> pd.DataFrame:
 def threshold_rows(cfg: MonitorConfig, results: Sequence[AOIResult]) -> list[dict[str, Any]]:
     """Annex rows: every configured threshold (:func:`pipeline.config.threshold_table`), then
     per AOI the AOI files' overrides and the thresholds applied to its imagery (the
-    configured value or the Otsu threshold found)."""
+    configured value or the Otsu threshold found). The per-AOI rows' ``description`` is a
+    message of the bulletin's catalog, its ``{placeholders}`` filled from ``description_args``
+    (the annex translates it, then fills them)."""
     rows = threshold_table(cfg)
     for r in results:
         source = str(r.row.get("source_file", ""))
@@ -219,8 +222,9 @@ def threshold_rows(cfg: MonitorConfig, results: Sequence[AOIResult]) -> list[dic
                     "key": key,
                     "value": value,
                     "unit": field_unit(section, key),
-                    "description": f"Set for this AOI in its AOI file ({source}), replacing the configured value.",
-                    "source": "AOI file",
+                    "description": _OVERRIDE_DESCRIPTION,
+                    "description_args": {"file": source},
+                    "source": _AOI_FILE,
                 })
         for key, applied in r.thresholds.items():
             section, field = _APPLIED_FROM[key]
@@ -230,7 +234,7 @@ def threshold_rows(cfg: MonitorConfig, results: Sequence[AOIResult]) -> list[dic
                 "value": applied["value"],
                 "unit": field_unit(section, field),
                 "description": _APPLIED_DESCRIPTIONS[key],
-                "source": "Otsu (1979), measured in this run" if applied["method"] == "otsu" else "configured",
+                "source": _MEASURED if applied["method"] == "otsu" else _CONFIGURED,
             })
     return rows
 
@@ -240,13 +244,18 @@ _APPLIED_FROM: dict[str, tuple[str, str]] = {
     "ndvi_drop_threshold": ("detect", "ndvi_drop_min"),
     "vh_drop_threshold_db": ("radar", "vh_drop_min_db"),
 }
+# The per-AOI rows' wording: messages of the bulletin's catalog (tools/i18n_catalog.py reads them here).
+_OVERRIDE_DESCRIPTION = N_("Set for this AOI in its AOI file ({file}), replacing the configured value.")
+_AOI_FILE, _CONFIGURED, _MEASURED = N_("AOI file"), N_("configured"), N_("Otsu (1979), measured in this run")
 _APPLIED_DESCRIPTIONS: dict[str, str] = {
-    "ndvi_drop_threshold": "NDVI drop below the baseline that counted as vegetation loss in this AOI: "
-    "detect.ndvi_drop_min, or with detect.threshold_method otsu the Otsu threshold of the AOI's pooled "
-    "NDVI drops, bounded by detect.otsu_ndvi_drop_floor and detect.otsu_ndvi_drop_ceiling.",
-    "vh_drop_threshold_db": "Sentinel-1 VH backscatter drop below the baseline that counted as change in "
-    "this AOI: radar.vh_drop_min_db, or with radar.threshold_method otsu the Otsu threshold of the AOI's "
-    "pooled VH drops, never below radar.otsu_floor_db.",
+    "ndvi_drop_threshold": N_(
+        "NDVI drop below the baseline that counted as vegetation loss in this AOI: "
+        "detect.ndvi_drop_min, or with detect.threshold_method otsu the Otsu threshold of the AOI's pooled "
+        "NDVI drops, bounded by detect.otsu_ndvi_drop_floor and detect.otsu_ndvi_drop_ceiling."),
+    "vh_drop_threshold_db": N_(
+        "Sentinel-1 VH backscatter drop below the baseline that counted as change in "
+        "this AOI: radar.vh_drop_min_db, or with radar.threshold_method otsu the Otsu threshold of the AOI's "
+        "pooled VH drops, never below radar.otsu_floor_db."),
 }
 
 

@@ -15,6 +15,7 @@ from shapely.geometry import box
 
 from pipeline.bulletin.figures import plot_site_map
 from pipeline.bulletin.figures.labels import LABEL_GID
+from pipeline.bulletin.i18n import use_language
 from pipeline.bulletin.statuses import STATUS_COLOURS, STATUS_ORDER
 
 EPSG = 32734
@@ -138,7 +139,8 @@ def test_chip_pair_compares_the_same_season() -> None:
     pair = chip_pair(views, "2024-02-10", fallback=fallback, periods=periods)
     assert pair.same_season and pair.before is views[1].rgb and pair.after is views[2].rgb
     assert pair.windows == ("2023-05-01 – 2023-10-31", "2024-05-01 – 2024-10-31")
-    assert "2023-05-01 to 2023-10-31" in pair.caption and "2024-05-01 to 2024-10-31" in pair.caption
+    assert pair.caption == ("Same season: before, the dry-season composite from 2023-05-01 to 2023-10-31; "
+                            "after, that from 2024-05-01 to 2024-10-31.")
     # First seen before every window ended: the earliest is the before.
     assert chip_pair(views, "2022-06-01", fallback=fallback, periods=periods).before is views[0].rgb
     # Seen after the last dry season ended: no same-season pair brackets the change.
@@ -147,6 +149,12 @@ def test_chip_pair_compares_the_same_season() -> None:
     assert "precedes this site's first detection" in late.caption and "seasons may differ" in late.caption
     none = chip_pair([], "2024-02-10", fallback=fallback, periods=periods)
     assert not none.same_season and "No dry-season composite was computed" in none.caption
+    with use_language("fr"):
+        assert chip_pair(views, "2024-02-10", fallback=fallback, periods=periods).caption == (
+            "Même saison : avant, le composite de saison sèche du 1 mai 2023 au 31 octobre 2023 ; "
+            "après, celui du 1 mai 2024 au 31 octobre 2024.")
+        assert chip_pair([], "2024-02-10", fallback=fallback, periods=periods).caption.startswith(
+            "Aucun composite de saison sèche n'a été calculé pour cette zone : avant, la première période")
 
 
 def _report(n_sites: int, views: list) -> object:
@@ -177,7 +185,7 @@ def test_chips_for_every_new_or_expanding_site_or_the_top_n(monkeypatch: pytest.
     view = aoi_view._aoi_view(_report(n_sites, views), lambda fig, name: name, max_chips=max_chips)
     assert len(view["chips"]) == len(drawn) == shown
     assert all(b is views[0].rgb and a is views[1].rgb for b, a in drawn)
-    assert all(ch["same_season"] and "2023-05-01 to 2023-10-31" in ch["windows"] for ch in view["chips"])
+    assert all(ch["same_season"] and "from 2023-05-01 to 2023-10-31" in ch["windows"] for ch in view["chips"])
     if shown < n_sites:
         assert view["chips_note"].startswith(f"The {shown} most significant of the {n_sites} new or expanding")
         largest = sorted(range(n_sites), key=lambda k: -k)[:shown]  # sides grow with k

@@ -15,7 +15,7 @@ from pyproj import Transformer
 from . import figures as fg
 from .chips import chip_pair, chips_note
 from .context import AOIReport
-from .formatting import _DASH, _date, _ha, _method_name, _num, _pct, _period_text, _slug
+from .formatting import _DASH, _date, _ha, _long_date, _method_name, _num, _pct, _period_text, _slug
 from .i18n import _, ngettext
 from .interactive import map_payload
 from .selection import MAX_CHIPS, _chip_sites, _latest_or_sum, _status_counts
@@ -171,7 +171,7 @@ def _site_chips(
         "status_label": label(str(row["status"])),
         "area_ha": _ha(row.get("area_ha")),
         "confidence": _num(row.get("confidence"), 2),
-        "first_seen": _date(row.get("first_seen")),
+        "first_seen": _long_date(row.get("first_seen")) if _date(row.get("first_seen")) != _DASH else _DASH,
         "windows": pair.caption,
         "same_season": pair.same_season,
     }

@@ -56,8 +56,10 @@ def chip_pair(views: Sequence[CompositeView], first_seen: Any, *, fallback: tupl
     if pair is not None:
         before, after = pair
         windows = (_window(before), _window(after))
-        caption = _("Same season: before, the dry-season composite of {before}; after, that of {after}.",
-                    before=_span(before), after=_span(after))
+        caption = _("Same season: before, the dry-season composite from {before_start} to {before_end}; "
+                    "after, that from {after_start} to {after_end}.",
+                    before_start=_long_date(before.start), before_end=_long_date(before.end),
+                    after_start=_long_date(after.start), after_end=_long_date(after.end))
         return ChipPair(before.rgb, after.rgb, windows, caption, True)
     if not views:
         reason = _("No dry-season composite was computed for this area")
@@ -105,8 +107,3 @@ def _as_date(value: Any) -> dt.date | None:
 def _window(view: CompositeView) -> str:
     """``start – end`` in ISO dates (under the chip, like the tables: both languages)."""
     return f"{view.start.isoformat()} {_DASH} {view.end.isoformat()}"
-
-
-def _span(view: CompositeView) -> str:
-    """``start to end`` in the reader's language (caption sentences)."""
-    return _("{start} to {end}", start=_long_date(view.start), end=_long_date(view.end))
