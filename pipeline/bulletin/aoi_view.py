@@ -63,12 +63,7 @@ def _aoi_view(report: AOIReport, save: SaveFigure, *, max_chips: int = MAX_CHIPS
         _("Before: {period}", period=_period_text(activity, first=True)),
         _("After: {period}", period=_period_text(activity, first=False)),
     ) if view["map"] else None
-    chip_sites, n_candidates = _chip_sites(sites_utm, max_chips)
-    view["chips_note"] = chips_note(len(chip_sites), n_candidates) if n_candidates else ""
-    # One stretch for every dry-season composite of the AOI: a chip's change is on the ground.
-    season_limits = fg.stretch_limits(*(v.rgb for v in report.season_views)) if report.season_views else limits
-    for _key, row in chip_sites.iterrows():
-        view["chips"].append(_site_chips(report, row, activity, limits, season_limits, slug, save))
+    view["chips_note"], view["chips"] = _chips(report, sites_utm, activity, limits, slug, save, max_chips)
     if not activity.empty:
         view["activity_chart"] = save(fg.plot_activity(activity), f"activity_{slug}.png")
         view["activity_rows"] = _activity_rows(activity)
@@ -147,6 +142,19 @@ def _boundary_and_location(report: AOIReport) -> tuple[Any, tuple[float, float] 
     return None, (float(lon), float(lat))
 
 
+def _chips(
+    report: AOIReport, sites_utm: gpd.GeoDataFrame, activity: pd.DataFrame, limits: tuple[float, float],
+    slug: str, save: SaveFigure, max_chips: int,
+) -> tuple[str, list[dict[str, Any]]]:
+    """The sentence saying how many new or expanding sites have chips, and their chips."""
+    chip_sites, n_candidates = _chip_sites(sites_utm, max_chips)
+    # One stretch for every dry-season composite of the AOI: a chip's change is on the ground.
+    season_limits = fg.stretch_limits(*(v.rgb for v in report.season_views)) if report.season_views else limits
+    chips = [_site_chips(report, row, activity, limits, season_limits, slug, save)
+             for _key, row in chip_sites.iterrows()]
+    return (chips_note(len(chip_sites), n_candidates) if n_candidates else ""), chips
+
+
 def _site_chips(
     report: AOIReport, row: pd.Series, activity: pd.DataFrame, limits: tuple[float, float],
     season_limits: tuple[float, float], slug: str, save: SaveFigure,
@@ -171,7 +179,7 @@ def _site_chips(
         "status_label": label(str(row["status"])),
         "area_ha": _ha(row.get("area_ha")),
         "confidence": _num(row.get("confidence"), 2),
-        "first_seen": _long_date(row.get("first_seen")) if _date(row.get("first_seen")) != _DASH else _DASH,
+        "first_seen": _DASH if _date(first := row.get("first_seen")) == _DASH else _long_date(first),
         "windows": pair.caption,
         "same_season": pair.same_season,
     }
