@@ -98,12 +98,13 @@ def test_legend_palette_is_far_from_the_imagery() -> None:
     assert outline.get_path_effects()[0]._gc["foreground"] == "black"
 
 
-@pytest.mark.parametrize("where", ["right", "top", "left"])
+@pytest.mark.parametrize("where", ["right", "top", "left", "on the bottom edge"])
 def test_site_straddling_the_image_edge_is_whole_in_the_frame(where: str) -> None:
-    """A site crossing the imagery's edge widens the map's limits to hold it whole; its label
-    stays inside the map."""
+    """A site crossing the imagery's edge, or lying on its last row of pixels, widens the map's
+    limits to hold it whole, halo included; its label stays inside the map."""
     width, height = EXTENT[2] - EXTENT[0], EXTENT[3] - EXTENT[1]
-    x, y = {"right": (width - 60, 700), "top": (1000, height - 50), "left": (-80, 700)}[where]
+    x, y = {"right": (width - 60, 700), "top": (1000, height - 50), "left": (-80, 700),
+            "on the bottom edge": (1000, 0)}[where]
     sites = _sites([("0001", x, y, 150, "new"), ("0002", 300, 300, 80, "active")])
     fig = plot_site_map(_rgb(), EXTENT, sites, epsg=EPSG, aoi_id="cd-kasai-01", locator=(20.79, -6.42))
     ax = fig.axes[0]

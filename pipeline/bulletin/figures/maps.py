@@ -87,7 +87,7 @@ def plot_site_map(
     box = tuple(float(v) for v in extent)
     has_boundary = boundary_utm is not None and not boundary_utm.is_empty
     # Every site whole in the frame, even one straddling the imagery's edge.
-    frame = _map_frame(box, [*sites_utm.geometry, boundary_utm] if not sites_utm.empty else [boundary_utm])
+    frame = _map_frame(box, [] if sites_utm.empty else list(sites_utm.geometry))
     fig, ax = _map_axes(frame, width_in=width_in, locator=locator)
     _draw_image(ax, rgb, box, limits)
     if has_boundary:

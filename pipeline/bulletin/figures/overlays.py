@@ -65,26 +65,31 @@ def _draw_sites(ax: Axes, sites: gpd.GeoDataFrame, *, aoi_id: str, linewidth: fl
 
 
 def _map_frame(extent: Sequence[float], geoms: Iterable[Any], *, pad_frac: float = 0.03,
-               ) -> tuple[float, float, float, float]:
+               touch_frac: float = 0.002) -> tuple[float, float, float, float]:
     """The map's limits: ``extent`` grown to hold every one of ``geoms`` whole.
 
-    A side that a geometry crosses moves out to it plus ``pad_frac`` of the frame's larger
-    side (the outline and its halo stay visible); the other sides stay on the imagery.
+    A side that a geometry crosses or touches (comes within ``touch_frac`` of the frame's
+    larger side: a site on the imagery's last pixel) moves out to it plus ``pad_frac`` of
+    that side, so the outline and its halo stay visible; the other sides stay on the imagery.
 
     >>> _map_frame((0, 0, 100, 50), [box(90, 10, 110, 20)])
     (0.0, 0.0, 113.0, 50.0)
+    >>> _map_frame((0, 0, 100, 50), [box(0, 10, 20, 20)])
+    (-3.0, 0.0, 100.0, 50.0)
     """
     left, bottom, right, top = (float(v) for v in extent)
-    pad = pad_frac * max(right - left, top - bottom)
+    size = max(right - left, top - bottom)
+    pad, tol = pad_frac * size, touch_frac * size
+    out = [left, bottom, right, top]
     for geom in geoms:
         if geom is None or geom.is_empty:
             continue
         minx, miny, maxx, maxy = geom.bounds
-        left = min(left, minx - pad) if minx < left else left
-        bottom = min(bottom, miny - pad) if miny < bottom else bottom
-        right = max(right, maxx + pad) if maxx > right else right
-        top = max(top, maxy + pad) if maxy > top else top
-    return left, bottom, right, top
+        out[0] = min(out[0], minx - pad) if minx < left + tol else out[0]
+        out[1] = min(out[1], miny - pad) if miny < bottom + tol else out[1]
+        out[2] = max(out[2], maxx + pad) if maxx > right - tol else out[2]
+        out[3] = max(out[3], maxy + pad) if maxy > top - tol else out[3]
+    return out[0], out[1], out[2], out[3]
 
 
 def _plot_outline(ax: Axes, geom: Any, *, color: str, linewidth: float, linestyle: str = "-") -> None:
