@@ -112,6 +112,7 @@ def test_site_straddling_the_image_edge_is_whole_in_the_frame(where: str) -> Non
     for minx, miny, maxx, maxy in sites.geometry.bounds.to_numpy():
         assert x0 < minx and maxx < x1 and y0 < miny and maxy < y1
     assert x0 <= EXTENT[0] and x1 >= EXTENT[2] and y0 <= EXTENT[1] and y1 >= EXTENT[3]
+    assert "no data" in [t.get_text() for t in fig.legends[0].get_texts()]  # the grey beyond the imagery
     frame = ax.get_window_extent()
     for b in _label_boxes(fig):
         assert frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1

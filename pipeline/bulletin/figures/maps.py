@@ -99,7 +99,8 @@ def plot_site_map(
     # Scale bar and north arrow go in the corners with the least site area under them.
     _draw_scale_bar(ax, frame, corner=_free_corner(sites_utm, frame, ("lower left", "lower right")))
     _draw_north_arrow(ax, frame, epsg, corner=_free_corner(sites_utm, frame, ("upper right", "upper left")))
-    _status_legend(fig, rgb, sites_utm, boundary=has_boundary)
+    # Beyond the imagery (a frame widened for a site on its edge) the axes show the no-data colour.
+    _status_legend(fig, rgb, sites_utm, boundary=has_boundary, beyond=tuple(frame) != box)
     if title:
         ax.set_title(title, fontsize=10, loc="left")
     # Labels are placed in display pixels: fix the layout first, then keep it.
@@ -132,9 +133,9 @@ def _map_axes(frame: Sequence[float], *, width_in: float, locator: tuple[float, 
 
 
 def _status_legend(fig: Figure, rgb: np.ndarray | None, sites: gpd.GeoDataFrame | None = None,
-                   *, boundary: bool = False) -> None:
+                   *, boundary: bool = False, beyond: bool = False) -> None:
     """One line per status below the map, the analysts' verdicts shown on it, and "no data"
-    when the composite has gaps."""
+    when the composite has gaps or the frame reaches ``beyond`` it."""
     handles: list[Artist] = [
         Line2D([], [], color=STATUS_COLOURS[s], lw=2.2, path_effects=HALO, label=status_label(s))
         for s in STATUS_ORDER
@@ -149,7 +150,7 @@ def _status_legend(fig: Figure, rgb: np.ndarray | None, sites: gpd.GeoDataFrame 
                               label=_("\u00d7 false alarm")))
     if boundary:
         handles.append(Line2D([], [], color="#bbbbbb", lw=1.4, ls="--", label=_("area of interest")))
-    if rgb is not None and not np.isfinite(np.asarray(rgb, dtype="float32")).all():
+    if beyond or (rgb is not None and not np.isfinite(np.asarray(rgb, dtype="float32")).all()):
         handles.append(Rectangle((0, 0), 1, 1, fc=NODATA_COLOUR, ec="none", label=_("no data")))
     fig.legend(
         handles=handles,

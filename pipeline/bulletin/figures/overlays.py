@@ -65,12 +65,13 @@ def _draw_sites(ax: Axes, sites: gpd.GeoDataFrame, *, aoi_id: str, linewidth: fl
 
 
 def _map_frame(extent: Sequence[float], geoms: Iterable[Any], *, pad_frac: float = 0.03,
-               touch_frac: float = 0.002) -> tuple[float, float, float, float]:
+               touch_frac: float = 0.01) -> tuple[float, float, float, float]:
     """The map's limits: ``extent`` grown to hold every one of ``geoms`` whole.
 
-    A side that a geometry crosses or touches (comes within ``touch_frac`` of the frame's
-    larger side: a site on the imagery's last pixel) moves out to it plus ``pad_frac`` of
-    that side, so the outline and its halo stay visible; the other sides stay on the imagery.
+    A side that a geometry crosses or nears (within ``touch_frac`` of the frame's larger side:
+    a site on the imagery's last pixels, where the AOI boundary runs) moves out to it plus
+    ``pad_frac`` of that side, so the outline and its halo stand clear of the frame and the
+    boundary; the other sides stay on the imagery.
 
     >>> _map_frame((0, 0, 100, 50), [box(90, 10, 110, 20)])
     (0.0, 0.0, 113.0, 50.0)
