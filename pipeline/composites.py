@@ -43,6 +43,7 @@ __all__ = [
     "COG_NODATA",
     "COG_SCALE",
     "PERIOD_PRODUCT",
+    "CompositeView",
     "CompositeWindow",
     "composite",
     "composite_windows",
@@ -89,6 +90,24 @@ class CompositeWindow:
     def label(self) -> str:
         """``<product>_<start>_<end>`` (ISO dates), safe in file names."""
         return f"{self.product}_{self.start.isoformat()}_{self.end.isoformat()}"
+
+
+@dataclass(frozen=True, eq=False)
+class CompositeView:
+    """One named composite's true-colour bands, for the bulletin's figures (eager, small).
+
+    ``rgb`` is ``(H, W, 3)`` float32 reflectance (red, green, blue; row 0 north, NaN = no
+    valid observation) on the AOI's grid, the same extent as the reporting-period views.
+    Only the three display bands travel: the other bands stay in the written composite.
+    """
+
+    product: WindowProduct
+    """``semiannual`` or ``dry_season``."""
+    start: dt.date
+    """First day of the window."""
+    end: dt.date
+    """Last day of the window (inclusive)."""
+    rgb: np.ndarray
 
 
 def composite_windows(

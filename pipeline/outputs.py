@@ -28,6 +28,7 @@ import rasterio
 
 from . import bulletin as bl
 from . import register, sites
+from .bulletin.i18n import N_
 from .config import MonitorConfig, field_unit, threshold_table
 from .crosscheck import crosscheck_production, review_statistics
 from .declared import DeclaredTable, read_declared_production, read_trade, read_windows
@@ -111,7 +112,7 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
     assessment = ((issue.revises and previous_assessment(out_dir, number))
                   or previous_assessment(out_dir, previous_number))
     outputs = _write_tables(all_sites, activity, crosscheck, pd.concat([flags, anomalies], ignore_index=True), out_dir)
-    outputs["sites_dismissed.geojson"] = write_geojson(dismissed_table(results), out_dir / "sites_dismissed.geojson")
+    outputs["sites_dismissed.geojson"] = write_dismissed(results, out_dir)
     software = software_versions()
     context = bl.BulletinContext(
         number=number,
@@ -135,6 +136,7 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
         revision=issue.revision,
         site_models=site_models(results),
         assessment=assessment,
+        max_chips=cfg.bulletin.max_chips,
     )
     outputs.update(bl.render_bulletin(context, out_dir, pdf=cfg.bulletin.pdf,
                                        languages=cfg.bulletin.languages))
@@ -158,6 +160,13 @@ def site_table(results: Sequence[AOIResult]) -> gpd.GeoDataFrame:
 def dismissed_table(results: Sequence[AOIResult]) -> gpd.GeoDataFrame:
     """Sites analysts judged false alarms (``sites_dismissed.geojson``; :mod:`pipeline.register`)."""
     return _sites_4326([r.dismissed for r in results if r.error is None])
+
+
+def write_dismissed(results: Sequence[AOIResult], out_dir: Path) -> Path:
+    """``sites_dismissed.geojson``: as ``sites.geojson``, feature ``id`` = ``site_id`` and each
+    column at its precision, so a dismissed site is addressed like any other (always written)."""
+    dismissed = round_table(dismissed_table(results), SITE_PRECISION)
+    return write_geojson(dismissed, out_dir / "sites_dismissed.geojson", id_column="site_id")
 
 
 def _sites_4326(frames: Sequence[gpd.GeoDataFrame | None]) -> gpd.GeoDataFrame:
@@ -200,7 +209,9 @@ def scene_table(results: Sequence[AOIResult]) -> pd.DataFrame:
 def threshold_rows(cfg: MonitorConfig, results: Sequence[AOIResult]) -> list[dict[str, Any]]:
     """Annex rows: every configured threshold (:func:`pipeline.config.threshold_table`), then
     per AOI the AOI files' overrides and the thresholds applied to its imagery (the
-    configured value or the Otsu threshold found)."""
+    configured value or the Otsu threshold found). The per-AOI rows' ``description`` is a
+    message of the bulletin's catalog, its ``{placeholders}`` filled from ``description_args``
+    (the annex translates it, then fills them)."""
     rows = threshold_table(cfg)
     for r in results:
         source = str(r.row.get("source_file", ""))
@@ -211,8 +222,9 @@ def threshold_rows(cfg: MonitorConfig, results: Sequence[AOIResult]) -> list[dic
                     "key": key,
                     "value": value,
                     "unit": field_unit(section, key),
-                    "description": f"Set for this AOI in its AOI file ({source}), replacing the configured value.",
-                    "source": "AOI file",
+                    "description": _OVERRIDE_DESCRIPTION,
+                    "description_args": {"file": source},
+                    "source": _AOI_FILE,
                 })
         for key, applied in r.thresholds.items():
             section, field = _APPLIED_FROM[key]
@@ -222,7 +234,7 @@ def threshold_rows(cfg: MonitorConfig, results: Sequence[AOIResult]) -> list[dic
                 "value": applied["value"],
                 "unit": field_unit(section, field),
                 "description": _APPLIED_DESCRIPTIONS[key],
-                "source": "Otsu (1979), measured in this run" if applied["method"] == "otsu" else "configured",
+                "source": _MEASURED if applied["method"] == "otsu" else _CONFIGURED,
             })
     return rows
 
@@ -232,13 +244,18 @@ _APPLIED_FROM: dict[str, tuple[str, str]] = {
     "ndvi_drop_threshold": ("detect", "ndvi_drop_min"),
     "vh_drop_threshold_db": ("radar", "vh_drop_min_db"),
 }
+# The per-AOI rows' wording: messages of the bulletin's catalog (tools/i18n_catalog.py reads them here).
+_OVERRIDE_DESCRIPTION = N_("Set for this AOI in its AOI file ({file}), replacing the configured value.")
+_AOI_FILE, _CONFIGURED, _MEASURED = N_("AOI file"), N_("configured"), N_("Otsu (1979), measured in this run")
 _APPLIED_DESCRIPTIONS: dict[str, str] = {
-    "ndvi_drop_threshold": "NDVI drop below the baseline that counted as vegetation loss in this AOI: "
-    "detect.ndvi_drop_min, or with detect.threshold_method otsu the Otsu threshold of the AOI's pooled "
-    "NDVI drops, bounded by detect.otsu_ndvi_drop_floor and detect.otsu_ndvi_drop_ceiling.",
-    "vh_drop_threshold_db": "Sentinel-1 VH backscatter drop below the baseline that counted as change in "
-    "this AOI: radar.vh_drop_min_db, or with radar.threshold_method otsu the Otsu threshold of the AOI's "
-    "pooled VH drops, never below radar.otsu_floor_db.",
+    "ndvi_drop_threshold": N_(
+        "NDVI drop below the baseline that counted as vegetation loss in this AOI: "
+        "detect.ndvi_drop_min, or with detect.threshold_method otsu the Otsu threshold of the AOI's pooled "
+        "NDVI drops, bounded by detect.otsu_ndvi_drop_floor and detect.otsu_ndvi_drop_ceiling."),
+    "vh_drop_threshold_db": N_(
+        "Sentinel-1 VH backscatter drop below the baseline that counted as change in "
+        "this AOI: radar.vh_drop_min_db, or with radar.threshold_method otsu the Otsu threshold of the AOI's "
+        "pooled VH drops, never below radar.otsu_floor_db."),
 }
 
 
@@ -423,6 +440,7 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], *, empty_activity: pd.Da
         site_model=r.site_model,
         dismissed=r.dismissed.to_crs(4326) if r.dismissed is not None else None,
         boundary=r.boundary,
+        season_views=r.season_views,
     )
 
 

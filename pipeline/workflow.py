@@ -114,6 +114,9 @@ class AOIResult:
     dismissed: gpd.GeoDataFrame | None = None
     """Sites an analyst judged ``false_alarm`` (:mod:`pipeline.register`), in the AOI's UTM CRS:
     out of :attr:`sites` and of the activity series, listed apart."""
+    season_views: list[composites.CompositeView] = field(default_factory=list)
+    """The dry-season named composites (``composites.products``), red, green and blue only, oldest
+    first: the bulletin's same-season before/after chips. Empty when none was computed."""
     state: dict[str, int] = field(default_factory=dict)
     """With ``incremental``: dates and composite windows computed, reused from the stored
     state, and older dates re-read for composites (:class:`pipeline.incremental.IncrementalPlan`)."""
@@ -279,6 +282,7 @@ def finish_aoi(
     done = _Computed(*outs[:6])
     if done.named is not None:
         result.composites = _composite_records(done.named, cfg, aoi_id=job.aoi_id, grid=cube.grid)
+        result.season_views = _season_views(done.named, product="dry_season")
     result.thresholds = _applied_thresholds(done.change, cfg)
 
     tick = time.perf_counter()
@@ -722,6 +726,24 @@ def _masked_cube(items: list[pystac.Item], cfg: MonitorConfig, *, grid: AOIGrid,
 def _rgb(views: xr.Dataset, index: int) -> np.ndarray:
     rgb = np.stack([views[b].isel(period=index).values for b in ("red", "green", "blue")], axis=-1)
     return rgb.astype("float32")
+
+
+def _season_views(named: xr.Dataset, *, product: str) -> list[composites.CompositeView]:
+    """The computed named composites of ``product``, red/green/blue only, oldest first (none
+    when ``composites.bands`` leaves a display band out)."""
+    if not all(b in named for b in ("red", "green", "blue")):
+        return []
+    views = []
+    for i in range(named.sizes["composite"]):
+        one = named.isel(composite=i)
+        if str(one["product"].item()) != product:
+            continue
+        rgb = np.stack([np.asarray(one[b].values) for b in ("red", "green", "blue")], axis=-1).astype("float32")
+        views.append(composites.CompositeView(
+            product=product, start=pd.Timestamp(one["start"].values).date(),
+            end=pd.Timestamp(one["end"].values).date(), rgb=rgb,
+        ))
+    return sorted(views, key=lambda v: (v.end, v.start))
 
 
 def _outside(shapes: gpd.GeoDataFrame, grid: AOIGrid, *, shape: tuple[int, ...]) -> np.ndarray:

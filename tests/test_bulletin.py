@@ -31,6 +31,7 @@ from pipeline.bulletin import (
     render_bulletin,
     summarise,
 )
+from pipeline.composites import CompositeView
 from pipeline.config import MonitorConfig, threshold_table
 from pipeline.types import SITE_STATUSES, SiteStatus
 
@@ -43,9 +44,10 @@ def _aoi(
     aoi_id: str, name: str, participant: str, iso3: str, *, epsg: int, lon: float, lat: float,
     sites: list[tuple[str, float, float, float, str]], seed: int,
     shape: tuple[int, int] = (150, 210), pixel_m: float = 10.0,
-    new_since_previous: list[str] | None = None, error: str | None = None,
+    new_since_previous: list[str] | None = None, error: str | None = None, dry_seasons: bool = False,
 ) -> AOIReport:
-    """An AOI with a seeded synthetic scene; ``sites`` are (suffix, dx, dy, side_m, status)."""
+    """An AOI with a seeded synthetic scene; ``sites`` are (suffix, dx, dy, side_m, status);
+    ``dry_seasons``: with the 2023 and 2024 dry-season composites (the chips compare them)."""
     rng = np.random.default_rng(seed)
     h, w = shape
     cx, cy = Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
@@ -90,6 +92,8 @@ def _aoi(
         sites=sites_utm.to_crs(4326), sites_utm=sites_utm, activity=activity,
         rgb_before=np.clip(before, 0, 1), rgb_after=np.clip(after, 0, 1),
         extent_utm=extent, epsg=epsg, new_since_previous=new_since_previous or [], error=error,
+        season_views=[CompositeView("dry_season", dt.date(y, 5, 1), dt.date(y, 9, 30), np.clip(rgb, 0, 1))
+                      for y, rgb in ((2023, before), (2024, after))] if dry_seasons else [],
         boundary=gpd.GeoSeries([box(*extent).buffer(-120, join_style="mitre")], crs=epsg).to_crs(4326).iloc[0],
     )
 
@@ -101,7 +105,7 @@ def make_context(*, previous_number: int | None = 1, demonstration: bool = True)
         sites=[("0001", 300, 400, 120, "new"), ("0002", 1200, 900, 80, "new"),
                ("0003", 1600, 300, 150, "expanding"), ("0004", 500, 1100, 90, "active"),
                ("0005", 1800, 1150, 70, "dormant")],
-        new_since_previous=["cd-kasai-01-0001", "cd-kasai-01-0002"],
+        new_since_previous=["cd-kasai-01-0001", "cd-kasai-01-0002"], dry_seasons=True,
     )
     kono = _aoi(
         "sl-kono-01", "Koidu fields", "Sierra Leone", "SLE", epsg=32629, lon=-10.97, lat=8.64,
@@ -470,7 +474,7 @@ def test_status_tables_follow_site_statuses() -> None:
     """Status order, colours and definitions all come from :data:`pipeline.types.SITE_STATUSES`."""
     assert STATUS_ORDER == SITE_STATUSES == get_args(SiteStatus)
     assert tuple(STATUS_COLOURS) == tuple(STATUS_DEFINITIONS) == SITE_STATUSES
-    assert STATUS_COLOURS["new"] == "#D55E00"
+    assert STATUS_COLOURS["new"] == "#FF00FF"
     assert STATUS_DEFINITIONS["new"] == "first detected in the latest reporting period"
     assert STATUS_DEFINITIONS["dormant"].startswith("first detected before the latest reporting period; no fresh")
 
@@ -606,16 +610,14 @@ def _english_fragments(text: str, inputs: list[str]) -> list[str]:
     return [p.strip() for p in parts if len(p.split()) >= 3]
 
 
-def test_french_edition_has_no_english_sentence(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
-    """``bulletin.fr.html``: every template string and summary sentence translated (input strings,
-    proper nouns, ids and numbers excepted), French number and date formats, ``lang="fr"``."""
+def _french_leftovers(context: BulletinContext, paths: dict[str, Path], extra: list[str] = ()) -> list[str]:
+    """Runs of 3+ English words of the catalog's messages, the English summary and ``extra``
+    (English sentences the edition shows) found in ``bulletin.fr.html``'s visible text."""
     from babel.messages.pofile import read_po
 
     from pipeline.bulletin.i18n import LOCALE_DIR, use_language
 
-    context, paths = rendered
-    french_html = paths["bulletin.fr.html"].read_text(encoding="utf-8")
-    french = _visible_text(french_html)
+    french = _visible_text(paths["bulletin.fr.html"].read_text(encoding="utf-8"))
     inputs = [context.title, context.distribution, EVIL]
     inputs += [v for a in context.aois for v in (a.name, a.participant, a.aoi_id, str(a.error or ""))]
     inputs += [str(v) for v in context.flags["explanation"]] + [str(v) for v in context.anomalies["explanation"]]
@@ -624,13 +626,20 @@ def test_french_edition_has_no_english_sentence(rendered: tuple[BulletinContext,
     with (LOCALE_DIR / "fr" / "LC_MESSAGES" / "bulletin.po").open("rb") as fh:
         catalog = read_po(fh)
     english = [m.id for m in catalog if m.id]
-    english = [t for m in english for t in ([m] if isinstance(m, str) else m)]
+    english = [t for m in english for t in ([m] if isinstance(m, str) else m)] + list(extra)
     with use_language("en"):
         english += summarise(context)
     code = {"python -m pipeline assess sample"}  # commands are quoted as they are typed
-    leftovers = sorted({f for text in english for f in _english_fragments(text, inputs)
-                        if f in french and f not in code})
-    assert leftovers == []
+    return sorted({f for text in english for f in _english_fragments(text, inputs) if f in french and f not in code})
+
+
+def test_french_edition_has_no_english_sentence(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    """``bulletin.fr.html``: every template string and summary sentence translated (input strings,
+    proper nouns, ids and numbers excepted), French number and date formats, ``lang="fr"``."""
+    context, paths = rendered
+    french_html = paths["bulletin.fr.html"].read_text(encoding="utf-8")
+    french = _visible_text(french_html)
+    assert _french_leftovers(context, paths) == []
     assert french_html.startswith("<!DOCTYPE html>") and '<html lang="fr">' in french_html
     assert '<html lang="en">' in paths["bulletin.html"].read_text(encoding="utf-8")
     # Babel/CLDR French: narrow no-break space thousands, decimal comma, spelled-out dates.
@@ -638,7 +647,47 @@ def test_french_edition_has_no_english_sentence(rendered: tuple[BulletinContext,
     assert "30 septembre 2024" in french and "5 octobre 2024" in french
     assert "Résumé" in french and "DÉMONSTRATION - IMAGERIE SYNTHÉTIQUE" in french
     assert "Le bulletin 7 couvre la période du 1 octobre 2023 au 30 septembre 2024" in french
+    # The chips: same-season windows where the AOI has dry-season composites, else the fallback.
+    assert ("Détecté pour la première fois le 1 avril 2024. Même saison : avant, le composite de saison "
+            "sèche du 1 mai 2023 au 30 septembre 2023 ; après, celui du 1 mai 2024 au 30 septembre 2024.") in french
     assert paths["bulletin.fr.pdf"].read_bytes().startswith(b"%PDF")
+
+
+SITE_MODEL = {
+    "name": "kasai-model", "digest": "0123456789ab", "created": "2025-03-12T10:00:00", "calibration": "sigmoid",
+    "threshold": 0.5, "n_training_candidates": 412, "n_training_groups": 37, "aois": ["cd-kasai-01"],
+    "cv": {"precision": {"value": 0.91, "ci95": [0.85, 0.95]}, "recall": {"value": 0.84, "ci95": [0.77, 0.9]},
+           "roc_auc": {"value": 0.95, "ci95": None}},
+}
+
+
+def test_french_annex_and_classifier_have_no_english_sentence(tmp_path: Path) -> None:
+    """The methods annex of a real configuration, every parameter shown (meanings, units, sources),
+    per-AOI rows (an AOI-file override, an Otsu threshold), and a site classifier's sentence: all
+    in French in ``bulletin.fr.html``."""
+    from pipeline.bulletin.annex import _first_sentence, detection_sentences
+    from pipeline.bulletin.i18n import use_language
+    from pipeline.outputs import threshold_rows
+    from pipeline.workflow import AOIResult
+
+    aoi = AOIResult(aoi_id="cd-kasai-01", row={"source_file": "kasai.geojson", "detect": {"ndvi_drop_min": 0.2}},
+                    thresholds={"ndvi_drop_threshold": {"value": 0.31, "unit": "NDVI", "method": "otsu"}})
+    # Without their defaults every row is shown, so every meaning, unit and source is rendered.
+    thresholds = [{k: v for k, v in t.items() if k != "default"} for t in threshold_rows(MonitorConfig(), [aoi])]
+    context = replace(_without_figures(make_context()), thresholds=thresholds, site_models=[SITE_MODEL])
+    paths = render_bulletin(context, tmp_path, pdf=False, languages=("en", "fr"))
+    english_html = paths["bulletin.html"].read_text(encoding="utf-8")
+    with use_language("en"):
+        extra = detection_sentences([SITE_MODEL])
+    extra += [_first_sentence(str(t["description"])).format(file="kasai.geojson") for t in thresholds]
+    extra += [str(t["unit"]) for t in thresholds] + [str(t["source"]) for t in thresholds]
+    assert extra[0] in _visible_text(english_html)  # the English edition shows the classifier sentence
+    assert _french_leftovers(context, paths, extra) == []
+    french = _visible_text(paths["bulletin.fr.html"].read_text(encoding="utf-8"))
+    assert "Le classificateur de sites « kasai-model »" in french and "12 mars 2025" in french
+    assert "précision 0,91 (IC à 95 % 0,85-0,95)" in french and "AUC ROC 0,95" in french
+    assert "Fixé pour cette zone dans son fichier de zone (kasai.geojson)" in french
+    assert "Baisse minimale du NDVI par rapport à la référence" in french and "choix de conception" in french
 
 
 def test_french_catalog_is_complete() -> None:

@@ -22,6 +22,7 @@ from .formatting import (
     _int,
     _is_missing,
     _is_number,
+    _long_date,
     _method_name,
     _num,
     _pct,
@@ -75,12 +76,20 @@ def _threshold_rows(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "default": "" if "default" not in t or _same(t.get("value"), t.get("default"))
             else _threshold_value(t.get("default"), unit=unit, description=description),
             "long": len(value) > 12,  # lists of names or months: may wrap
-            "unit": unit or _DASH,
-            "description": _inline_markup(_first_sentence(description)),
-            "source": _text(t.get("source")),
+            "unit": _(unit) if unit else _DASH,
+            "description": _inline_markup(_meaning(description, t.get("description_args"))),
+            "source": _(source) if (source := _text(t.get("source"))) else "",
             "table": unit == "CSV file",
         })
     return rows
+
+
+def _meaning(description: str, args: Mapping[str, Any] | None) -> str:
+    """A parameter's meaning in the reader's language: the first sentence of its description,
+    looked up in the catalog (``tools/i18n_catalog.py`` puts every configuration field's there),
+    its ``{placeholders}`` filled from ``args``. A description the catalog lacks prints as given."""
+    text = _(_first_sentence(description))
+    return text.format(**{k: _text(v) for k, v in args.items()}) if args else text
 
 
 def _n_thresholds_hidden(items: Iterable[Mapping[str, Any]]) -> int:
@@ -302,7 +311,8 @@ def _bases(frame: pd.DataFrame | None) -> dict[tuple[str, str], str]:
 
 
 #: Cross-validated figures of a site classifier shown in the bulletin, with their names.
-_CV_SHOWN: tuple[tuple[str, str], ...] = (("precision", "precision"), ("recall", "recall"), ("roc_auc", "ROC AUC"))
+_CV_SHOWN: tuple[tuple[str, str], ...] = (("precision", N_("precision")), ("recall", N_("recall")),
+                                          ("roc_auc", N_("ROC AUC")))
 
 
 def detection_sentences(site_models: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -319,24 +329,43 @@ def detection_sentences(site_models: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def _model_sentence(model: Mapping[str, Any]) -> str:
+    """One site classifier, in the reader's language: what it was trained on, how it decided,
+    and its spatially grouped cross-validation figures with their 95 % intervals."""
     created = str(model.get("created") or "")[:10]
-    where = ", ".join(str(a) for a in model.get("aois", []))
-    cv = model.get("cv") or {}
+    values = {
+        "name": model.get("name"), "digest": model.get("digest"),
+        "created": _long_date(created) if _is_date(created) else created,
+        "n": _int(model.get("n_training_candidates")), "groups": _int(model.get("n_training_groups")),
+        "aois": ", ".join(str(a) for a in model.get("aois", [])),
+        "threshold": _num(float(model.get("threshold") or 0), 2),
+    }
+    figures = _cv_figures(model.get("cv") or {})
+    if not figures:
+        return _('Site classifier "{name}" (model digest {digest}, trained {created} on {n} labelled examples '
+                 "from {groups} label polygons) scored the candidates of {aois}: a site's confidence is its "
+                 "calibrated probability, and candidates under {threshold} were dropped.", **values)
+    return _('Site classifier "{name}" (model digest {digest}, trained {created} on {n} labelled examples '
+             "from {groups} label polygons) scored the candidates of {aois}: a site's confidence is its "
+             "calibrated probability, and candidates under {threshold} were dropped; its spatially grouped "
+             "cross-validation (a label polygon never on both sides of a split) gave {figures}.",
+             figures=", ".join(figures), **values)
+
+
+def _cv_figures(cv: Mapping[str, Any]) -> list[str]:
+    """``precision 0.91 (95 % CI 0.85-0.95)``... for the figures of :data:`_CV_SHOWN` the model has."""
     figures = []
     for key, name in _CV_SHOWN:
         fig = cv.get(key) or {}
         value, (low, high) = fig.get("value"), (fig.get("ci95") or [None, None])
         if value is None:
             continue
-        ci = f" (95 % CI {low:.2f}-{high:.2f})" if low is not None and high is not None else ""
-        figures.append(f"{name} {value:.2f}{ci}")
-    measured = (
-        "; its spatially grouped cross-validation (a label polygon never on both sides of a split) gave "
-        + ", ".join(figures) if figures else ""
-    )
-    return (
-        f"Site classifier \"{model.get('name')}\" (model digest {model.get('digest')}, trained {created} on "
-        f"{model.get('n_training_candidates')} labelled examples from {model.get('n_training_groups')} "
-        f"label polygons) scored the candidates of {where}: a site's confidence is its calibrated "
-        f"probability, and candidates under {float(model.get('threshold') or 0):.2f} were dropped{measured}."
-    )
+        if low is None or high is None:
+            figures.append(f"{_(name)} {_num(value, 2)}")
+        else:
+            figures.append(_("{name} {value} (95 % CI {low}-{high})", name=_(name), value=_num(value, 2),
+                             low=_num(low, 2), high=_num(high, 2)))
+    return figures
+
+
+def _is_date(text: str) -> bool:
+    return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", text))

@@ -13,11 +13,12 @@ from matplotlib.figure import Figure
 from pyproj import Transformer
 
 from . import figures as fg
+from .chips import chip_pair, chips_note
 from .context import AOIReport
-from .formatting import _DASH, _date, _ha, _method_name, _num, _pct, _period_text, _slug
+from .formatting import _DASH, _date, _ha, _long_date, _method_name, _num, _pct, _period_text, _slug
 from .i18n import _, ngettext
 from .interactive import map_payload
-from .selection import _latest_or_sum, _significant_sites, _status_counts
+from .selection import MAX_CHIPS, _chip_sites, _latest_or_sum, _status_counts
 from .statuses import STATUS_ORDER, label
 from .tables import _dismissed_rows, _site_rows
 
@@ -45,7 +46,7 @@ def evidence_text(radar_status: str, n_radar_scenes: int) -> str:
     return _("Sentinel-2 optical only (radar not enabled).")
 
 
-def _aoi_view(report: AOIReport, save: SaveFigure) -> dict[str, Any]:
+def _aoi_view(report: AOIReport, save: SaveFigure, *, max_chips: int = MAX_CHIPS) -> dict[str, Any]:
     """Format one AOI for the template; renders and saves its figures via ``save``."""
     slug = _slug(report.aoi_id)
     sites = report.sites if report.sites is not None else gpd.GeoDataFrame()
@@ -62,8 +63,7 @@ def _aoi_view(report: AOIReport, save: SaveFigure) -> dict[str, Any]:
         _("Before: {period}", period=_period_text(activity, first=True)),
         _("After: {period}", period=_period_text(activity, first=False)),
     ) if view["map"] else None
-    for _key, row in _significant_sites(sites_utm).iterrows():
-        view["chips"].append(_site_chips(report, row, activity, limits, slug, save))
+    view["chips_note"], view["chips"] = _chips(report, sites_utm, activity, limits, slug, save, max_chips)
     if not activity.empty:
         view["activity_chart"] = save(fg.plot_activity(activity), f"activity_{slug}.png")
         view["activity_rows"] = _activity_rows(activity)
@@ -91,6 +91,7 @@ def _aoi_header(
         "has_inset": False,
         "interactive": None,
         "chips": [],
+        "chips_note": "",
         "activity_chart": None,
         "activity_rows": [],
         "site_rows": [],
@@ -141,16 +142,34 @@ def _boundary_and_location(report: AOIReport) -> tuple[Any, tuple[float, float] 
     return None, (float(lon), float(lat))
 
 
+def _chips(
+    report: AOIReport, sites_utm: gpd.GeoDataFrame, activity: pd.DataFrame, limits: tuple[float, float],
+    slug: str, save: SaveFigure, max_chips: int,
+) -> tuple[str, list[dict[str, Any]]]:
+    """The sentence saying how many new or expanding sites have chips, and their chips."""
+    chip_sites, n_candidates = _chip_sites(sites_utm, max_chips)
+    # One stretch for every dry-season composite of the AOI: a chip's change is on the ground.
+    season_limits = fg.stretch_limits(*(v.rgb for v in report.season_views)) if report.season_views else limits
+    chips = [_site_chips(report, row, activity, limits, season_limits, slug, save)
+             for _key, row in chip_sites.iterrows()]
+    return (chips_note(len(chip_sites), n_candidates) if n_candidates else ""), chips
+
+
 def _site_chips(
     report: AOIReport, row: pd.Series, activity: pd.DataFrame, limits: tuple[float, float],
-    slug: str, save: SaveFigure,
+    season_limits: tuple[float, float], slug: str, save: SaveFigure,
 ) -> dict[str, Any]:
-    """Before/after chips of one significant site, with its caption."""
+    """Before/after chips of one new or expanding site (same season when the dry-season
+    composites allow: :func:`~.chips.chip_pair`), with its caption."""
+    pair = chip_pair(
+        report.season_views, row.get("first_seen"),
+        fallback=(report.rgb_before, report.rgb_after),
+        periods=(_period_text(activity, first=True), _period_text(activity, first=False)),
+    )
     fig = fg.plot_site_chips(
-        report.rgb_before, report.rgb_after, report.extent_utm, row,
-        geometry=row.geometry, aoi_id=report.aoi_id, limits=limits,
-        labels=(_("before"), _("after")),
-        sublabels=(_period_text(activity, first=True), _period_text(activity, first=False)),
+        pair.before, pair.after, report.extent_utm, row,
+        geometry=row.geometry, aoi_id=report.aoi_id, limits=season_limits if pair.same_season else limits,
+        labels=(_("before"), _("after")), sublabels=pair.windows,
     )
     return {
         "src": save(fig, f"chips_{slug}_{_slug(str(row['site_id']))}.png"),
@@ -160,6 +179,9 @@ def _site_chips(
         "status_label": label(str(row["status"])),
         "area_ha": _ha(row.get("area_ha")),
         "confidence": _num(row.get("confidence"), 2),
+        "first_seen": _DASH if _date(first := row.get("first_seen")) == _DASH else _long_date(first),
+        "windows": pair.caption,
+        "same_season": pair.same_season,
     }
 
 

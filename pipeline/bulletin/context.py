@@ -10,6 +10,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from ..composites import CompositeView
 from .i18n import N_
 
 __all__ = ["DEMONSTRATION_MARKING", "AOIReport", "BulletinContext"]
@@ -60,6 +61,11 @@ class AOIReport:
     dismissed: gpd.GeoDataFrame | None = None
     """Sites analysts judged false alarms (EPSG:4326, ``sites.geojson`` columns): not findings,
     listed apart (:mod:`pipeline.register`)."""
+    season_views: list[CompositeView] = field(default_factory=list)
+    """The dry-season composites (red, green, blue; same grid and extent as ``rgb_before``),
+    oldest first: each chip compares two of them, the same season a year or more apart
+    (:func:`pipeline.bulletin.chips.chip_pair`). Empty: the chips compare the first and the
+    last reporting period, and say so."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,3 +107,6 @@ class BulletinContext:
     ``python -m pipeline assess``, with ``bulletin_number``), or ``None`` when there is none."""
     site_models: list[dict[str, Any]] = field(default_factory=list)
     """Site classifiers applied in the run (:func:`pipeline.outputs.site_models`); empty: rules only."""
+    max_chips: int = 12
+    """Most before/after chips per AOI (``bulletin.max_chips``): every new or expanding site when
+    there are no more, else the most significant, with a sentence saying how many of how many."""

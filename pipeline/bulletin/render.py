@@ -33,7 +33,7 @@ from .facts import run_parameter, summary_facts
 from .formatting import _breakable, _int, _long_date, _num, _safe_href, _text, _timestamp
 from .i18n import _, catalog, current, use_language
 from .interactive import map_assets
-from .selection import MAX_CHIPS, covered_participants, split_anomalies
+from .selection import covered_participants, split_anomalies
 from .statuses import STATUS_COLOURS, STATUS_ORDER, label, status_definitions, verdict_definitions
 from .summary import demonstration_sentence, summarise
 from .tables import _crosscheck_rows, _flag_rows, _new_since_rows
@@ -95,7 +95,7 @@ def render_bulletin(
             return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
         with use_language(lang):
-            aoi_views = [_aoi_view(report, save) for report in context.aois]
+            aoi_views = [_aoi_view(report, save, max_chips=context.max_chips) for report in context.aois]
             html = strip_userinfo(_render_html(context, aoi_views))  # no user:password@ of a --source URL
         html_path = out_dir / f"bulletin{suffix}.html"
         _write_atomic(html_path, html.encode("utf-8"))
@@ -190,7 +190,6 @@ def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) 
         "verdict_definitions": verdict_definitions(),
         "software": sorted(context.software.items()),
         "sources": sources,
-        "max_chips": MAX_CHIPS,
         "stretch": tuple(_num(float(p), 2, strip=True) for p in fg.STRETCH_PERCENTILES),
     }
 

@@ -13,8 +13,8 @@ from .context import AOIReport, BulletinContext
 
 __all__ = ["MAX_CHIPS", "covered_participants", "split_anomalies"]
 
-#: How many new/expanding sites get before/after chips, per AOI.
-MAX_CHIPS = 4
+#: Default of ``bulletin.max_chips``: most new/expanding sites with before/after chips, per AOI.
+MAX_CHIPS = 12
 
 
 def covered_participants(context: BulletinContext) -> set[str]:
@@ -36,20 +36,19 @@ def split_anomalies(context: BulletinContext) -> tuple[pd.DataFrame, pd.DataFram
     return anomalies[mask], anomalies[~mask]
 
 
-def _significant_sites(sites_utm: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Up to :data:`MAX_CHIPS` new or expanding sites, largest ``area x confidence`` first."""
+def _chip_sites(sites_utm: gpd.GeoDataFrame, limit: int = MAX_CHIPS) -> tuple[gpd.GeoDataFrame, int]:
+    """``(shown, total)``: the new or expanding sites with chips, largest ``area x confidence``
+    first, at most ``limit`` of them; and how many new or expanding sites there are."""
     if sites_utm is None or sites_utm.empty:
-        return gpd.GeoDataFrame()
+        return gpd.GeoDataFrame(), 0
     cand = sites_utm[sites_utm["status"].isin(["new", "expanding"])]
     cand = cand[cand.geometry.notna() & ~cand.geometry.is_empty]
     if cand.empty:
-        return cand
+        return cand, 0
     area = pd.to_numeric(cand["area_ha"], errors="coerce").fillna(0.0)
     conf = pd.to_numeric(cand.get("confidence", 1.0), errors="coerce").fillna(0.0)
-    score = area * conf
-    return cand.assign(_score=score).sort_values(
-        ["_score", "site_id"], ascending=[False, True]
-    ).head(MAX_CHIPS)
+    ranked = cand.assign(_score=area * conf).sort_values(["_score", "site_id"], ascending=[False, True])
+    return ranked.head(limit), len(ranked)
 
 
 def _sites_with(report: AOIReport, status: str) -> pd.DataFrame:

@@ -16,13 +16,18 @@ __all__ = ["DISMISSED_COLOUR", "STATUS_COLOURS", "STATUS_DEFINITIONS", "STATUS_O
 
 #: Order in which statuses are listed (most urgent first).
 STATUS_ORDER: tuple[str, ...] = SITE_STATUSES
-#: Outline colour of each site status (Okabe-Ito palette: distinguishable with
-#: the common colour-vision deficiencies, and visible over imagery).
+#: Outline colour of each site status: saturated hues no surface of the imagery takes
+#: (laterite and burnt ground are red, orange, brown or black, vegetation green, bare sand
+#: pale tan), drawn with a dark halo so that they hold over bright ground too. White was
+#: refused: it is within 30 CIELAB units of bare sand. The four stay at least 30 units apart
+#: in Machado et al. (2009) simulations of protanopia, deuteranopia and tritanopia; blue, the
+#: darkest, marks dormant sites, the least urgent. ``tests/test_bulletin_maps.py`` checks
+#: their CIELAB distance from those surfaces.
 STATUS_COLOURS: dict[str, str] = dict(zip(SITE_STATUSES, (
-    "#D55E00",  # new: vermillion
-    "#F0E442",  # expanding: yellow
-    "#56B4E9",  # active: sky blue
-    "#CCCCCC",  # dormant: light grey
+    "#FF00FF",  # new: magenta
+    "#FFFF00",  # expanding: yellow
+    "#00FFFF",  # active: cyan
+    "#0000FF",  # dormant: blue
 ), strict=True))
 #: Plain-language meaning of each site status: the bulletin defines them once, in its
 #: "How to read this bulletin" box (:func:`status_definitions` adds the dates and the growth
@@ -41,7 +46,8 @@ STATUS_DEFINITIONS: dict[str, str] = dict(zip(SITE_STATUSES, (
 #: style, and a mark after the site's label. Unreviewed sites look as they always did.
 VERDICT_LINESTYLES: dict[str, str] = {"unreviewed": "-", "confirmed": "-", "uncertain": "--"}
 VERDICT_MARKS: dict[str, str] = {"unreviewed": "", "confirmed": " \u2713", "uncertain": " ?"}
-#: Outline colour of sites analysts dismissed as false alarms (drawn dotted, not findings).
+#: Outline colour of sites analysts dismissed as false alarms (drawn dotted and marked ×,
+#: not findings).
 DISMISSED_COLOUR = "#FFFFFF"
 #: Plain-language meaning of each verdict, printed under the site tables.
 VERDICT_DEFINITIONS: dict[str, str] = {

@@ -104,6 +104,11 @@ class BulletinParams(_Section):
     """Print "DEMONSTRATION - SYNTHETIC IMAGERY" on every page (set by the demo)."""
     pdf: bool = True
     """Also render ``bulletin.pdf`` (WeasyPrint)."""
+    max_chips: int = _param(12, unit="sites per area of interest", source=_DESIGN, ge=1)
+    """Most before/after chips per area of interest: every new or expanding site of the latest
+    period gets one when there are no more than this; otherwise the ``max_chips`` largest by
+    area x confidence do, and the bulletin says how many of how many it shows (all are in its
+    site table)."""
     languages: tuple[Literal["en", "fr"], ...] = _param(("en",), unit="language codes", source=_DESIGN, min_length=1)
     """Editions of the bulletin: ``en`` writes ``bulletin.html`` (always written: the output
     contract); each other language adds ``bulletin.<lang>.html`` (and ``bulletin.<lang>.pdf``)

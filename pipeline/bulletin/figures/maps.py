@@ -9,6 +9,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -19,8 +20,18 @@ from ..statuses import DISMISSED_COLOUR, STATUS_COLOURS, STATUS_ORDER
 from ..statuses import label as status_label
 from .graticule import _draw_graticule
 from .imagery import NODATA_COLOUR, _crop, _draw_image
+from .labels import place_labels
 from .locator import draw_locator
-from .overlays import HALO, _draw_north_arrow, _draw_scale_bar, _draw_sites, _free_corner, _plot_outline
+from .overlays import (
+    FURNITURE_GID,
+    HALO,
+    _draw_north_arrow,
+    _draw_scale_bar,
+    _draw_sites,
+    _free_corner,
+    _map_frame,
+    _plot_outline,
+)
 
 __all__ = ["plot_site_chips", "plot_site_map"]
 
@@ -66,46 +77,65 @@ def plot_site_map(
     -------
     Figure
         Outlines coloured by status (:data:`STATUS_COLOURS`), labelled with
-        :func:`short_site_label`; a scale bar, a north arrow pointing to true
-        north, and a graticule labelled in decimal degrees (WGS 84).
+        :func:`short_site_label` where no label hides another (:func:`~.labels.place_labels`,
+        leader lines for labels pushed away); a scale bar, a north arrow pointing to true
+        north, and a graticule labelled in decimal degrees (WGS 84). The frame holds the
+        imagery and every site whole (a site crossing the imagery's edge widens it, the
+        area beyond the imagery in the no-data colour). The layout is final (no layout
+        engine): the labels were placed on it.
     """
-    left, bottom, right, top = (float(v) for v in extent)
+    box = tuple(float(v) for v in extent)
+    has_boundary = boundary_utm is not None and not boundary_utm.is_empty
+    # Every site whole in the frame, even one straddling the imagery's edge.
+    frame = _map_frame(box, [] if sites_utm.empty else list(sites_utm.geometry))
+    fig, ax = _map_axes(frame, width_in=width_in, locator=locator)
+    _draw_image(ax, rgb, box, limits)
+    if has_boundary:
+        _plot_outline(ax, boundary_utm, color="white", linewidth=1.1, linestyle="--")
+    labels = _draw_sites(ax, sites_utm, aoi_id=aoi_id, linewidth=1.4)
+    ax.set_xlim(frame[0], frame[2])
+    ax.set_ylim(frame[1], frame[3])
+    _draw_graticule(ax, frame, epsg)
+    # Scale bar and north arrow go in the corners with the least site area under them.
+    _draw_scale_bar(ax, frame, corner=_free_corner(sites_utm, frame, ("lower left", "lower right")))
+    _draw_north_arrow(ax, frame, epsg, corner=_free_corner(sites_utm, frame, ("upper right", "upper left")))
+    # Beyond the imagery (a frame widened for a site on its edge) the axes show the no-data colour.
+    _status_legend(fig, rgb, sites_utm, boundary=has_boundary, beyond=tuple(frame) != box)
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    # Labels are placed in display pixels: fix the layout first, then keep it.
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+    furniture = [p.get_window_extent() for p in ax.patches if p.get_gid() == FURNITURE_GID]
+    place_labels(ax, labels, obstacles=furniture)
+    return fig
+
+
+def _map_axes(frame: Sequence[float], *, width_in: float, locator: tuple[float, float] | None,
+              ) -> tuple[Figure, Axes]:
+    """The figure, sized to the frame's aspect, and the map's axes (the locator column beside it)."""
+    left, bottom, right, top = frame
     aspect = (top - bottom) / max(right - left, 1e-9)
     map_in = width_in * (_MAP_SHARE if locator is not None else 1.0)
     height_in = min(max(map_in * aspect, 3.0), 9.0) + 0.9
     fig = Figure(figsize=(width_in, height_in), layout="constrained")
     FigureCanvasAgg(fig)
-    if locator is not None:  # the locator sits in a narrow column beside the map, hiding nothing
-        grid = fig.add_gridspec(1, 2, width_ratios=(_MAP_SHARE, 1 - _MAP_SHARE))
-        ax = fig.add_subplot(grid[0])
-        ax.set_anchor("N")
-        if not draw_locator(fig.add_subplot(grid[1]), *locator):
-            fig.axes[1].set_visible(False)
-    else:
-        ax = fig.add_subplot()
-    box = (left, bottom, right, top)
-    _draw_image(ax, rgb, box, limits)
-    if boundary_utm is not None and not boundary_utm.is_empty:
-        _plot_outline(ax, boundary_utm, color="white", linewidth=1.1, linestyle="--")
-    _draw_sites(ax, sites_utm, aoi_id=aoi_id, labels=True, linewidth=1.4, extent=box)
-    ax.set_xlim(left, right)
-    ax.set_ylim(bottom, top)
-    _draw_graticule(ax, box, epsg)
-    # Scale bar and north arrow go in the corners with the least site area under them.
-    scale = _free_corner(sites_utm, box, ("lower left", "lower right"))
-    _draw_scale_bar(ax, box, corner=scale)
-    arrow = _free_corner(sites_utm, box, ("upper right", "upper left"))
-    _draw_north_arrow(ax, box, epsg, corner=arrow)
-    _status_legend(fig, rgb, sites_utm, boundary=boundary_utm is not None and not boundary_utm.is_empty)
-    if title:
-        ax.set_title(title, fontsize=10, loc="left")
-    return fig
+    if locator is None:
+        return fig, fig.add_subplot()
+    # the locator sits in a narrow column beside the map, hiding nothing
+    grid = fig.add_gridspec(1, 2, width_ratios=(_MAP_SHARE, 1 - _MAP_SHARE))
+    ax = fig.add_subplot(grid[0])
+    ax.set_anchor("N")
+    inset = fig.add_subplot(grid[1])
+    if not draw_locator(inset, *locator):
+        inset.set_visible(False)
+    return fig, ax
 
 
 def _status_legend(fig: Figure, rgb: np.ndarray | None, sites: gpd.GeoDataFrame | None = None,
-                   *, boundary: bool = False) -> None:
+                   *, boundary: bool = False, beyond: bool = False) -> None:
     """One line per status below the map, the analysts' verdicts shown on it, and "no data"
-    when the composite has gaps."""
+    when the composite has gaps or the frame reaches ``beyond`` it."""
     handles: list[Artist] = [
         Line2D([], [], color=STATUS_COLOURS[s], lw=2.2, path_effects=HALO, label=status_label(s))
         for s in STATUS_ORDER
@@ -120,7 +150,7 @@ def _status_legend(fig: Figure, rgb: np.ndarray | None, sites: gpd.GeoDataFrame 
                               label=_("\u00d7 false alarm")))
     if boundary:
         handles.append(Line2D([], [], color="#bbbbbb", lw=1.4, ls="--", label=_("area of interest")))
-    if rgb is not None and not np.isfinite(np.asarray(rgb, dtype="float32")).all():
+    if beyond or (rgb is not None and not np.isfinite(np.asarray(rgb, dtype="float32")).all()):
         handles.append(Rectangle((0, 0), 1, 1, fc=NODATA_COLOUR, ec="none", label=_("no data")))
     fig.legend(
         handles=handles,

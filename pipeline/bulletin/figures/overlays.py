@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -15,12 +15,14 @@ from pyproj import Transformer
 from shapely.geometry import box
 
 from ..statuses import DISMISSED_COLOUR, STATUS_COLOURS, STATUS_ORDER, VERDICT_LINESTYLES, VERDICT_MARKS
+from .labels import SiteLabel
 
 __all__ = ["short_site_label"]
 
 #: Dark halo around outlines (and legend lines), so they stand out over any imagery.
 HALO = [patheffects.Stroke(linewidth=3.2, foreground="black"), patheffects.Normal()]
-_TEXT_HALO = [patheffects.withStroke(linewidth=2.5, foreground="black")]
+#: ``gid`` of the scale bar's and north arrow's backgrounds: site labels keep off them.
+FURNITURE_GID = "map-furniture"
 
 
 def short_site_label(site_id: str, aoi_id: str = "") -> str:
@@ -37,16 +39,15 @@ def short_site_label(site_id: str, aoi_id: str = "") -> str:
     return text if len(text) <= 8 else text[-8:]
 
 
-def _draw_sites(
-    ax: Axes, sites: gpd.GeoDataFrame, *, aoi_id: str, labels: bool, linewidth: float,
-    extent: Sequence[float] | None = None,
-) -> None:
-    """Outline every site in its status colour, most urgent on top; label them if asked."""
+def _draw_sites(ax: Axes, sites: gpd.GeoDataFrame, *, aoi_id: str, linewidth: float) -> list[SiteLabel]:
+    """Outline every site in its status colour, most urgent on top; return their labels, most
+    urgent first (placed later, once the layout is final: :func:`~.labels.place_labels`)."""
     if sites is None or sites.empty:
-        return
+        return []
     # Dormant first so that new and expanding outlines are drawn on top.
     rank = {s: i for i, s in enumerate(reversed(STATUS_ORDER))}
     order = sorted(range(len(sites)), key=lambda i: rank.get(str(sites["status"].iloc[i]), -1))
+    labels = []
     for i in order:
         row = sites.iloc[i]
         geom = row.geometry
@@ -59,24 +60,37 @@ def _draw_sites(
             colour = STATUS_COLOURS.get(str(row["status"]), "white")
             style, mark = VERDICT_LINESTYLES.get(verdict, "-"), VERDICT_MARKS.get(verdict, "")
         _plot_outline(ax, geom, color=colour, linewidth=linewidth, linestyle=style)
-        if labels:
-            _label_site(ax, geom, short_site_label(row["site_id"], aoi_id) + mark, extent)
+        labels.append(SiteLabel(short_site_label(row["site_id"], aoi_id) + mark, tuple(geom.bounds)))
+    return labels[::-1]
 
 
-def _label_site(ax: Axes, geom: Any, label: str, extent: Sequence[float] | None) -> None:
-    """Write ``label`` at a corner of the site's bounding box, inside the map."""
-    minx, miny, maxx, maxy = geom.bounds
-    # Near the right edge the label goes to the left of the site, near the top
-    # below it, so that it stays inside the map.
-    right_edge = extent is not None and maxx > extent[2] - 0.12 * (extent[2] - extent[0])
-    top_edge = extent is not None and maxy > extent[3] - 0.04 * (extent[3] - extent[1])
-    ax.annotate(label,
-                xy=(minx if right_edge else maxx, miny if top_edge else maxy),
-                xytext=(-2 if right_edge else 2, -2 if top_edge else 2),
-                textcoords="offset points", fontsize=6.5,
-                ha="right" if right_edge else "left", va="top" if top_edge else "bottom",
-                color="white", path_effects=_TEXT_HALO, zorder=7,
-                annotation_clip=True)
+def _map_frame(extent: Sequence[float], geoms: Iterable[Any], *, pad_frac: float = 0.03,
+               touch_frac: float = 0.01) -> tuple[float, float, float, float]:
+    """The map's limits: ``extent`` grown to hold every one of ``geoms`` whole.
+
+    A side that a geometry crosses or nears (within ``touch_frac`` of the frame's larger side:
+    a site on the imagery's last pixels, where the AOI boundary runs) moves out to it plus
+    ``pad_frac`` of that side, so the outline and its halo stand clear of the frame and the
+    boundary; the other sides stay on the imagery.
+
+    >>> _map_frame((0, 0, 100, 50), [box(90, 10, 110, 20)])
+    (0.0, 0.0, 113.0, 50.0)
+    >>> _map_frame((0, 0, 100, 50), [box(0, 10, 20, 20)])
+    (-3.0, 0.0, 100.0, 50.0)
+    """
+    left, bottom, right, top = (float(v) for v in extent)
+    size = max(right - left, top - bottom)
+    pad, tol = pad_frac * size, touch_frac * size
+    out = [left, bottom, right, top]
+    for geom in geoms:
+        if geom is None or geom.is_empty:
+            continue
+        minx, miny, maxx, maxy = geom.bounds
+        out[0] = min(out[0], minx - pad) if minx < left + tol else out[0]
+        out[1] = min(out[1], miny - pad) if miny < bottom + tol else out[1]
+        out[2] = max(out[2], maxx + pad) if maxx > right - tol else out[2]
+        out[3] = max(out[3], maxy + pad) if maxy > top - tol else out[3]
+    return out[0], out[1], out[2], out[3]
 
 
 def _plot_outline(ax: Axes, geom: Any, *, color: str, linewidth: float, linestyle: str = "-") -> None:
@@ -141,7 +155,7 @@ def _draw_scale_bar(
     bar_h = height * 0.012 + 1e-9
     pad = width * 0.015
     ax.add_patch(Rectangle((x0 - pad, y0 - pad), length + 2 * pad, bar_h + height * 0.07 + pad,
-                           fc="white", ec="none", alpha=0.8, zorder=5))
+                           fc="white", ec="none", alpha=0.8, zorder=5, gid=FURNITURE_GID))
     n = 4
     for k in range(n):
         ax.add_patch(Rectangle((x0 + k * length / n, y0), length / n, bar_h,
@@ -180,7 +194,7 @@ def _draw_north_arrow(
     ax_y = top - height * 0.06 - size
     dx, dy = size * math.sin(angle), size * math.cos(angle)
     ax.add_patch(Rectangle((ax_x - size * 0.45, ax_y - size * 0.2), size * 0.9, size * 1.75,
-                           fc="white", ec="none", alpha=0.7, zorder=5))
+                           fc="white", ec="none", alpha=0.7, zorder=5, gid=FURNITURE_GID))
     ax.annotate("", xy=(ax_x + dx, ax_y + dy), xytext=(ax_x, ax_y),
                 arrowprops={"arrowstyle": "-|>,head_width=0.35,head_length=0.7", "lw": 1.6,
                             "color": "black"}, zorder=6)

@@ -1,0 +1,40 @@
+"""Tests for :mod:`pipeline.outputs` that need no run: the files written from given results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+from shapely.geometry import box
+
+from pipeline.outputs import write_dismissed
+from pipeline.workflow import AOIResult
+
+
+def _dismissed(aoi_id: str, n: int, *, epsg: int = 32734) -> gpd.GeoDataFrame:
+    """``n`` false alarms of one AOI, in its UTM CRS, with float noise in the areas."""
+    rows = [{"site_id": f"{aoi_id}-{k:04d}", "aoi_id": aoi_id, "area_ha": 0.1 * 3 + k,
+             "first_seen": "2024-01-01", "last_seen": "2024-06-30", "status": "new",
+             "confidence": 0.8932983616527922, "n_obs": 4, "n_occluded": 0,
+             "verdict": "false_alarm", "reviewed_on": "2024-07-02"} for k in range(1, n + 1)]
+    geoms = [box(500_000 + 300 * k, 9_290_000, 500_100 + 300 * k, 9_290_100) for k in range(n)]
+    return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geoms, crs=epsg)
+
+
+def test_dismissed_features_carry_the_site_id(tmp_path: Path) -> None:
+    """``sites_dismissed.geojson`` features have a top-level ``id`` (RFC 7946), the site id, as
+    ``sites.geojson`` does; numbers at the tables' precision."""
+    results = [AOIResult(aoi_id=a, row={}, dismissed=_dismissed(a, n)) for a, n in (("kasai", 2), ("kono", 1))]
+    path = write_dismissed(results, tmp_path)
+    features = json.loads(path.read_text("utf-8"))["features"]
+    assert [f["id"] for f in features] == ["kasai-0001", "kasai-0002", "kono-0001"]
+    assert all(f["id"] == f["properties"]["site_id"] for f in features)
+    assert {f["properties"]["confidence"] for f in features} == {0.89}
+    assert [f["properties"]["area_ha"] for f in features] == [1.3, 2.3, 1.3]
+
+
+def test_no_dismissed_site_writes_an_empty_collection(tmp_path: Path) -> None:
+    path = write_dismissed([AOIResult(aoi_id="kasai", row={})], tmp_path)
+    assert json.loads(path.read_text("utf-8"))["features"] == []
