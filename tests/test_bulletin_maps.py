@@ -193,7 +193,7 @@ def test_chips_for_every_new_or_expanding_site_or_the_top_n(monkeypatch: pytest.
         largest = sorted(range(n_sites), key=lambda k: -k)[:shown]  # sides grow with k
         assert sorted(ch["label"] for ch in view["chips"]) == sorted(f"{k:04d}" for k in largest)
     else:
-        assert view["chips_note"] == f"All {n_sites} new or expanding sites of the latest period."
+        assert view["chips_note"] == f"Each of the {n_sites} new or expanding sites of the latest period."
     assert "0900" not in {ch["label"] for ch in view["chips"]}  # active: no chips
 
 

@@ -74,13 +74,13 @@ def chips_note(shown: int, total: int) -> str:
     """How many of the latest period's new or expanding sites have chips.
 
     >>> chips_note(3, 3)
-    'All 3 new or expanding sites of the latest period.'
+    'Each of the 3 new or expanding sites of the latest period.'
     >>> chips_note(12, 40).split(" (")[0]
     'The 12 most significant of the 40 new or expanding sites of the latest period'
     """
     if shown >= total:
         return ngettext("The one new or expanding site of the latest period.",
-                        "All {n} new or expanding sites of the latest period.", total)
+                        "Each of the {n} new or expanding sites of the latest period.", total)
     return _("The {shown} most significant of the {total} new or expanding sites of the latest period "
              "(largest area times confidence); all are in the site table.", shown=shown, total=total)
 
