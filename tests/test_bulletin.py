@@ -702,6 +702,19 @@ def test_french_catalog_is_complete() -> None:
     assert module.main(["--check"]) == 0
 
 
+def test_compound_sources_are_translated_part_by_part() -> None:
+    """A source like ``Breiman 2001; measured on make validate``: the citation prints as given,
+    the worded part in the reader's language."""
+    from pipeline.bulletin.annex import _source_text
+    from pipeline.bulletin.i18n import use_language
+
+    with use_language("fr"):
+        assert _source_text("Breiman 2001; measured on make validate") == "Breiman 2001; mesuré par make validate"
+        assert _source_text("") == ""
+    with use_language("en"):
+        assert _source_text("Breiman 2001; measured on make validate") == "Breiman 2001; measured on make validate"
+
+
 def test_languages_config_field() -> None:
     """``bulletin.languages``: default English only, with unit and source like the other fields."""
     from pipeline.config.reporting import BulletinParams

@@ -69,6 +69,11 @@ def config_messages() -> list[tuple[str, str, str]]:
         out.append((row["unit"], where, f"unit of {key}"))
         if row["source"] in shared:
             out.append((row["source"], "pipeline/config/_base.py", "source label"))
+        # Worded parts of a compound source ("Breiman 2001; measured on make validate"); the
+        # annex translates each part (citations, capitalised, print as given).
+        for part in (p.strip() for p in str(row["source"] or "").split(";")):
+            if part and part[:1].islower() and part not in shared:
+                out.append((part, where, f"part of the source of {key}"))
     return out
 
 

@@ -78,10 +78,16 @@ def _threshold_rows(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "long": len(value) > 12,  # lists of names or months: may wrap
             "unit": _(unit) if unit else _DASH,
             "description": _inline_markup(_meaning(description, t.get("description_args"))),
-            "source": _(source) if (source := _text(t.get("source"))) else "",
+            "source": _source_text(_text(t.get("source"))),
             "table": unit == "CSV file",
         })
     return rows
+
+
+def _source_text(source: str) -> str:
+    """A parameter's source in the reader's language: each ``;``-separated part looked up in
+    the catalog (citations such as ``Xu 2006`` print as given)."""
+    return "; ".join(_(part.strip()) for part in source.split(";")) if source else ""
 
 
 def _meaning(description: str, args: Mapping[str, Any] | None) -> str:
