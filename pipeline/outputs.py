@@ -116,7 +116,7 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
     software = software_versions()
     context = bl.BulletinContext(
         number=number,
-        title="WGM satellite monitoring bulletin",
+        title=N_("WGM satellite monitoring bulletin"),  # translated by the template
         period_start=info.start,
         period_end=info.end,
         generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0),

@@ -715,6 +715,16 @@ def test_compound_sources_are_translated_part_by_part() -> None:
         assert _source_text("Breiman 2001; measured on make validate") == "Breiman 2001; measured on make validate"
 
 
+def test_the_default_title_is_translated() -> None:
+    """The run's title (``outputs.py``) is a catalog message and the template translates it."""
+    from pipeline.bulletin.i18n import _, use_language
+
+    template = (Path(__file__).resolve().parents[1] / "pipeline" / "bulletin" / "templates" / "bulletin.html.j2")
+    assert "<h1>{{ _(c.title) }}" in template.read_text(encoding="utf-8")
+    with use_language("fr"):
+        assert _("WGM satellite monitoring bulletin") == "Bulletin de surveillance par satellite du GTS"
+
+
 def test_languages_config_field() -> None:
     """``bulletin.languages``: default English only, with unit and source like the other fields."""
     from pipeline.config.reporting import BulletinParams
