@@ -180,7 +180,7 @@ def test_the_composites_follow_the_aoi_method(otsu_run: dict[str, Any]) -> None:
     assert info["composites"] and {c["method"] for c in info["composites"]} == {"median"}
     (aoi,) = otsu_run["bulletin"]["aois"]
     assert aoi["view_method"] == "median"
-    assert "Each is the per-band median of the clear observations" in otsu_run["html"]
+    assert "Each chip is the per-band median of the clear observations" in otsu_run["html"]
     assert otsu_run["manifest"]["config"]["composites"]["method"] == "geomedian"
 
 
