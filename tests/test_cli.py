@@ -1,5 +1,10 @@
 """Command line: help, exit codes, one-line errors, nothing written on bad input, and a whole
-run end to end on a small synthetic scenario through the same code path as a real run."""
+run end to end on a small synthetic scenario through the same code path as a real run.
+
+Bad-input checks run the real ``main()`` in process (:func:`tests.bad_inputs.harness.run_argv`:
+stdout/stderr captured, logging fresh); a subprocess proves nothing more there and costs an
+interpreter start each. The entry point itself (``python -m pipeline``), the end-to-end run and
+the unreachable-endpoint failures go through a subprocess."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import pytest
 import shapely.geometry
 
 from pipeline.demo import ScenarioSpec, write_scenario
+from tests.bad_inputs.harness import run_argv
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ScenarioSpec(
@@ -43,6 +49,13 @@ def _cli(*args: str, cwd: Path = REPO, timeout: float = 600) -> subprocess.Compl
     )
 
 
+def _in_process(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``main(args)`` in process, with ``folder`` as working directory, as a finished process."""
+    outcome = run_argv(list(args), folder)
+    assert not outcome.timed_out
+    return subprocess.CompletedProcess(args, outcome.code, outcome.stdout, outcome.stderr)
+
+
 def _one_error_line(stderr: str) -> str:
     lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
     assert "Traceback" not in stderr
@@ -51,15 +64,21 @@ def _one_error_line(stderr: str) -> str:
     return errors[0]
 
 
-@pytest.mark.parametrize("sub", [[], ["monitor"], ["demo"], ["evaluate"], ["cache"], ["sources"]])
-def test_help(sub: list[str]) -> None:
-    res = _cli(*sub, "--help")
+def test_the_entry_point_runs() -> None:
+    res = _cli("--help")
     assert res.returncode == 0
     assert "usage:" in res.stdout
 
 
-def test_monitor_help_lists_every_contract_flag() -> None:
-    out = _cli("monitor", "--help").stdout
+@pytest.mark.parametrize("sub", [[], ["monitor"], ["demo"], ["evaluate"], ["cache"], ["sources"]])
+def test_help(sub: list[str], tmp_path: Path) -> None:
+    res = _in_process(tmp_path, *sub, "--help")
+    assert res.returncode == 0
+    assert "usage:" in res.stdout
+
+
+def test_monitor_help_lists_every_contract_flag(tmp_path: Path) -> None:
+    out = _in_process(tmp_path, "monitor", "--help").stdout
     for flag in ("--config", "--aoi", "--source", "--start", "--end", "--out", "--cache", "--scheduler"):
         assert flag in out
 
@@ -91,22 +110,15 @@ def _monitor(
     config: object = None,
     extra: tuple[str, ...] = (),
     timeout: float = 600,
+    in_process: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m pipeline monitor`` with the test config unless another is given."""
+    """``python -m pipeline monitor`` with the test config unless another is given (``in_process``:
+    the same ``main()`` without a new interpreter, for the bad-input checks)."""
     cfg = config if config is not None else _config(tmp_path)
-    return _cli(
-        "monitor",
-        "--config",
-        str(cfg),
-        "--aoi",
-        str(aoi),
-        "--source",
-        str(source),
-        "--out",
-        str(out),
-        *extra,
-        timeout=timeout,
-    )
+    args = ("monitor", "--config", str(cfg), "--aoi", str(aoi), "--source", str(source), "--out", str(out), *extra)
+    if in_process:
+        return _in_process(tmp_path / "cwd", *args)
+    return _cli(*args, timeout=timeout)
 
 
 def test_end_to_end_on_a_static_catalog(tmp_path: Path, scenario) -> None:
@@ -183,6 +195,7 @@ def test_bad_config_exits_2_and_writes_nothing(tmp_path: Path, scenario, text: s
         aoi=scenario.aoi_path,
         source=scenario.catalog_path,
         out=out,
+        in_process=True,
     )
     assert res.returncode == 2
     line = _one_error_line(res.stderr)
@@ -213,7 +226,7 @@ def test_bad_aoi_exits_2_and_writes_nothing(tmp_path: Path, scenario, geojson: s
     aoi = tmp_path / "bad.geojson"
     aoi.write_text(geojson, encoding="utf-8")
     out = tmp_path / "out"
-    res = _monitor(tmp_path, aoi=aoi, source=scenario.catalog_path, out=out)
+    res = _monitor(tmp_path, aoi=aoi, source=scenario.catalog_path, out=out, in_process=True)
     assert res.returncode == 2, res.stderr
     line = _one_error_line(res.stderr)
     assert "bad.geojson" in line and needle in line
@@ -226,7 +239,7 @@ def test_bad_aoi_override_exits_2_and_writes_nothing(tmp_path: Path, scenario) -
     aoi = tmp_path / "override.geojson"
     aoi.write_text(json.dumps(collection), encoding="utf-8")
     out = tmp_path / "out"
-    res = _monitor(tmp_path, aoi=aoi, source=scenario.catalog_path, out=out)
+    res = _monitor(tmp_path, aoi=aoi, source=scenario.catalog_path, out=out, in_process=True)
     assert res.returncode == 2, res.stderr
     line = _one_error_line(res.stderr)
     assert "override.geojson" in line and "detect.ndvi_drop_min" in line
@@ -243,7 +256,8 @@ def test_unreachable_source_fails_fast_naming_the_endpoint(tmp_path: Path, scena
 
 def test_missing_catalog_is_bad_input(tmp_path: Path, scenario) -> None:
     res = _monitor(
-        tmp_path, aoi=scenario.aoi_path, source=str(tmp_path / "nope" / "catalog.json"), out=tmp_path / "out"
+        tmp_path, aoi=scenario.aoi_path, source=str(tmp_path / "nope" / "catalog.json"), out=tmp_path / "out",
+        in_process=True,
     )
     assert res.returncode == 2
     assert "nope" in _one_error_line(res.stderr)
@@ -251,13 +265,14 @@ def test_missing_catalog_is_bad_input(tmp_path: Path, scenario) -> None:
 
 
 def test_evaluate_missing_file_exits_2(tmp_path: Path) -> None:
-    res = _cli("evaluate", "--sites", str(tmp_path / "none.geojson"), "--truth", str(tmp_path / "t.geojson"))
+    res = _in_process(tmp_path, "evaluate", "--sites", str(tmp_path / "none.geojson"),
+                      "--truth", str(tmp_path / "t.geojson"))
     assert res.returncode == 2
     assert "none.geojson" in _one_error_line(res.stderr)
 
 
 def test_bad_date_is_one_line(tmp_path: Path) -> None:
-    res = _cli("monitor", "--start", "2024-13-01")
+    res = _in_process(tmp_path, "monitor", "--start", "2024-13-01")
     assert res.returncode == 2
     assert "2024-13-01" in res.stderr and "Traceback" not in res.stderr
 

@@ -230,12 +230,23 @@ def run_case(case: Case, folder: Path, scenario: Scenario | None) -> Outcome:
     for rel, content in case.files.items():
         _write_file(folder / _fill(rel, values), content, values)
     argv = [_fill(a, values) for a in case.argv]
+    try:
+        return run_argv(argv, folder, timeout=case.timeout, values=values)
+    finally:
+        for holder in holders:
+            holder.close()
+
+
+def run_argv(argv: list[str], folder: Path, *, timeout: float = 120, values: dict[str, str] | None = None) -> Outcome:
+    """Run ``python -m pipeline <argv>`` in process with ``folder`` as the working directory (and
+    the window cache inside it); record exit status, output and what changed in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
     before = snapshot(folder)
     out, err = io.StringIO(), io.StringIO()
     timed_out = False
     code: int | None
     try:
-        with _isolated(folder, err, timeout=case.timeout):
+        with _isolated(folder, err, timeout=timeout):
             from pipeline.__main__ import main
 
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -250,12 +261,9 @@ def run_case(case: Case, folder: Path, scenario: Scenario | None) -> Outcome:
                     code = 1
     except CaseTimeout:
         code, timed_out = None, True
-    finally:
-        for holder in holders:
-            holder.close()
     written = diff(before, snapshot(folder))
     return Outcome(code=code, stdout=out.getvalue(), stderr=err.getvalue(), written=written, folder=folder,
-                   timed_out=timed_out, values=values)
+                   timed_out=timed_out, values=values or {})
 
 
 @contextlib.contextmanager
