@@ -24,6 +24,7 @@ from pipeline.config import ClassifierParams, FeatureParams
 from pipeline.demo import ScenarioSpec, write_scenario
 from pipeline.demo.labels import labels_from_truth
 from pipeline.evaluate import evaluate_sites, read_sites, read_truth
+from tests.bad_inputs.harness import run_argv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,6 +42,13 @@ def _cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env
     )
+
+
+def _in_process(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``main(args)`` in process (the bad-input checks; no interpreter start), as a finished process."""
+    outcome = run_argv(list(args), folder / "cwd")
+    assert not outcome.timed_out
+    return subprocess.CompletedProcess(args, outcome.code, outcome.stdout, outcome.stderr)
 
 
 def _one_error_line(stderr: str) -> str:
@@ -80,11 +88,11 @@ def _saved_model(tmp_path: Path, features: FeatureParams) -> Path:
     return model.save(tmp_path / "model")
 
 
-def test_train_help_lists_the_contract_flags() -> None:
-    out = _cli("train", "--help").stdout
+def test_train_help_lists_the_contract_flags(tmp_path: Path) -> None:
+    out = _in_process(tmp_path, "train", "--help").stdout
     for flag in ("--config", "--aoi", "--source", "--start", "--end", "--labels", "--out", "--cache", "--scheduler"):
         assert flag in out
-    assert "--model" in _cli("monitor", "--help").stdout
+    assert "--model" in _in_process(tmp_path, "monitor", "--help").stdout
 
 
 def test_bad_labels_are_one_line_and_nothing_is_written(tmp_path: Path) -> None:
@@ -93,7 +101,7 @@ def test_bad_labels_are_one_line_and_nothing_is_written(tmp_path: Path) -> None:
         {"type": "Feature", "properties": {"label": "gold"},
          "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [0, 1], [1, 1], [0, 0]]]}}]}), encoding="utf-8")
     out = tmp_path / "model"
-    res = _cli("train", "--config", str(_config(tmp_path)), "--labels", str(labels), "--out", str(out))
+    res = _in_process(tmp_path, "train", "--config", str(_config(tmp_path)), "--labels", str(labels), "--out", str(out))
     assert res.returncode == 2
     line = _one_error_line(res.stderr)
     assert "labels.geojson" in line and "label" in line
@@ -104,7 +112,7 @@ def test_a_model_trained_on_other_features_is_refused_in_one_line(tmp_path: Path
     model = _saved_model(tmp_path, FeatureParams(ring_m=40.0))
     out = tmp_path / "out"
     aoi = REPO / "aois" / "seguela.geojson"
-    res = _cli("monitor", "--config", str(_config(tmp_path)), "--aoi", str(aoi), "--source",
+    res = _in_process(tmp_path, "monitor", "--config", str(_config(tmp_path)), "--aoi", str(aoi), "--source",
                str(tmp_path / "nope.json"), "--model", str(model), "--out", str(out))
     assert res.returncode == 2
     line = _one_error_line(res.stderr)
@@ -114,7 +122,8 @@ def test_a_model_trained_on_other_features_is_refused_in_one_line(tmp_path: Path
 
 def test_a_missing_model_folder_is_bad_input(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    res = _cli("monitor", "--config", str(_config(tmp_path)), "--aoi", str(REPO / "aois" / "seguela.geojson"),
+    aoi = REPO / "aois" / "seguela.geojson"
+    res = _in_process(tmp_path, "monitor", "--config", str(_config(tmp_path)), "--aoi", str(aoi),
                "--model", str(tmp_path / "no-model"), "--out", str(out))
     assert res.returncode == 2
     assert "no-model" in _one_error_line(res.stderr)
