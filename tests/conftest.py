@@ -217,6 +217,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scenario = write_scenario(root / "scenario", ScenarioSpec(**DEMO_RUN_SPEC_ARGS))
     settings = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text("utf-8"))
     settings["bulletin"]["pdf"] = False
+    settings["bulletin"]["languages"] = ["en"]  # the French edition has tests of its own
     settings["acquire"]["bands"] = ["blue", "green", "red", "nir", "swir16", "scl"]
     settings["dask"].update(n_workers=1, threads_per_worker=2)
     config = root / "demo.yaml"

@@ -715,6 +715,19 @@ def test_compound_sources_are_translated_part_by_part() -> None:
         assert _source_text("Breiman 2001; measured on make validate") == "Breiman 2001; measured on make validate"
 
 
+def test_annex_switches_and_applied_rows_read_as_words() -> None:
+    """Switches print yes/no (not Python's True), and the per-AOI rows' stage is translated."""
+    from pipeline.bulletin.annex import _section
+    from pipeline.bulletin.formatting import _value
+    from pipeline.bulletin.i18n import use_language
+
+    with use_language("en"):
+        assert (_value(True), _value(False), _section("applied (cd-kasai)"), _section("detect")) == (
+            "yes", "no", "applied (cd-kasai)", "detect")
+    with use_language("fr"):
+        assert (_value(True), _value(False), _section("applied (cd-kasai)")) == ("oui", "non", "appliqué (cd-kasai)")
+
+
 def test_the_default_title_is_translated() -> None:
     """The run's title (``outputs.py``) is a catalog message and the template translates it."""
     from pipeline.bulletin.i18n import _, use_language

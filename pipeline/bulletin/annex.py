@@ -70,7 +70,7 @@ def _threshold_rows(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         description = _text(t.get("description"))
         unit = _text(t.get("unit"))
         rows.append({
-            "section": _text(t.get("section")),
+            "section": _section(_text(t.get("section"))),
             "key": _text(t.get("key")),
             "value": (value := _threshold_value(t.get("value"), unit=unit, description=description)),
             "default": "" if "default" not in t or _same(t.get("value"), t.get("default"))
@@ -82,6 +82,14 @@ def _threshold_rows(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "table": unit == "CSV file",
         })
     return rows
+
+
+def _section(section: str) -> str:
+    """A row's stage: the configuration section (an identifier, as given), or "applied (AOI)"
+    for the values one AOI's run applied (:func:`pipeline.outputs` writes ``applied (aoi_id)``)."""
+    if (m := re.fullmatch(r"applied \((.+)\)", section)) is not None:
+        return _("applied ({aoi})", aoi=m.group(1))
+    return section
 
 
 def _source_text(source: str) -> str:

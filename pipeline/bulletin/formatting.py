@@ -112,7 +112,10 @@ def _num(value: Any, decimals: int, *, strip: bool = False) -> str:
 
 
 def _value(value: Any) -> str:
-    """A configuration value: numbers with separators, sequences comma-joined."""
+    """A configuration value: numbers with separators, sequences comma-joined, switches as
+    yes/no in the reader's language (not Python's ``True``)."""
+    if isinstance(value, bool | np.bool_):
+        return _("yes") if value else _("no")
     if _is_number(value):
         return _num(value, 4, strip=True)
     if isinstance(value, list | tuple | set | frozenset):
