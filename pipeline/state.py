@@ -2,35 +2,40 @@
 
 Two kinds of entries live next to the window cache, in ``<cache>/state/<aoi_id>-<grid>/``:
 
-- ``dates/<key>/``: one acquisition date (one solar-day group of items) of the AOI, after
-  reflectance, cloud mask and spectral indices: ``ndvi bsi mndwi bright ndti nbr swir16``
-  (float32) and ``valid`` (bool), each ``(y, x)``, one ``.npy`` file per variable (a chunked
-  on-disk format: one chunk per date and variable, memory-mapped and read by spatial block),
-  plus ``meta.json`` (``time`` in ns, the ``item_ids``). The key hashes the item ids with
-  the files read for them (path, and size and modification time of local files) and
-  :func:`dates_digest` (the settings that shape these arrays: bands, resolution, margin,
-  SCL classes, cloud buffer, and :data:`STATE_VERSION`).
+- ``blocks/<block>/``: the cloud-masked cube of some acquisition dates (solar-day groups of
+  items) of the AOI, exactly as :func:`pipeline.workflow.open_aoi_scenes` builds it: the
+  optical bands (float32 reflectance, NaN where invalid), ``scl`` and ``valid`` (bool). One
+  block holds the dates a run computed (a first run: all its dates; a quarterly re-run: the
+  new quarter), one ``.npy`` file per variable of shape ``(date, y, x)``, memory-mapped and
+  read by spatial chunk, plus ``meta.json`` (per date: its key, ``time`` in ns and
+  ``item_ids``). A date's key hashes its item ids with the files read for them (path, and
+  size and modification time of local files) and :func:`dates_digest` (the settings that
+  shape these arrays: bands, resolution, margin, SCL classes, cloud buffer, and
+  :data:`STATE_VERSION`).
 - ``composites/<key>/``: one computed composite window (a reporting-period view or a
   named composite), as returned by :func:`pipeline.composites.composite` for that window,
   saved variable by variable; the key hashes the window, the item ids in it and
   :func:`composites_digest` (method, bands, minimum observations, geometric-median stopping
   rule, and the dates digest).
 
-Detection thresholds are not in any key: detection is always recomputed from the stored
-indices (cheap next to reading, masking and compositing), so changing a ``detect.*``
-parameter invalidates nothing stored, a ``composites.*`` one only the composites, an
-``acquire.*``/``preprocess.*`` one everything of that AOI.
+A re-run reads each stored block with one task per variable and spatial chunk (all the
+block's dates at once; the first layout, one file per date and variable, cost one task
+each and made reading the state slower than recomputing it). Detection thresholds are in
+no key: detection is always recomputed from the stored cube (cheap next to reading and
+masking the imagery), so changing a ``detect.*`` parameter invalidates nothing stored, a
+``composites.*`` one only the composites, an ``acquire.*``/``preprocess.*`` one everything
+of that AOI.
 
-Entries are written to a temporary folder (workers write date arrays there during the
+Entries are written to a temporary folder (workers write block arrays there during the
 computation, through :class:`NpyTarget`) and renamed into place only after the AOI's
 computation succeeded (:meth:`StateStore.commit`): an entry exists complete or not at all,
-and a run killed half-way leaves only temporaries, which the next run ignores. On a
-remote cluster the cache folder must be on a filesystem the workers share (it already must
-be for the window cache).
+and a run killed half-way leaves only temporaries, which the next run ignores (and sweeps).
+On a remote cluster the cache folder must be on a filesystem the workers share (it already
+must be for the window cache).
 
 Zarr would be the natural container; it is not installed in this environment (``zarr`` is
 on PyPI but the project may not add packages here), so the same layout uses ``.npy`` files:
-NumPy alone, memory-mappable, one file per chunk.
+NumPy alone, memory-mappable.
 """
 
 from __future__ import annotations
@@ -49,15 +54,16 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
 from .config import MonitorConfig
 
-__all__ = ["DATE_VARS", "STATE_VERSION", "NpyTarget", "StateStore", "composites_digest", "dates_digest"]
+__all__ = ["STATE_VERSION", "DateLocation", "NpyTarget", "StateStore", "composites_digest", "dates_digest"]
 
-#: Bumped whenever the arithmetic behind a stored entry changes: old entries stop matching.
-STATE_VERSION = "1"
-#: Per-date variables stored (float32 except ``valid``).
-DATE_VARS: tuple[str, ...] = ("ndvi", "bsi", "mndwi", "bright", "ndti", "nbr", "swir16", "valid")
+#: Bumped whenever the arithmetic or layout behind a stored entry changes: old entries stop
+#: matching. 2: blocks of masked cubes (1: per-date indices, one file per date).
+STATE_VERSION = "2"
 
 
 def dates_digest(cfg: MonitorConfig, *, grid: str) -> str:
@@ -77,15 +83,23 @@ def composites_digest(cfg: MonitorConfig, *, dates: str, bands: Sequence[str], m
     return _sha(blob)
 
 
+@dataclass(frozen=True)
+class DateLocation:
+    """Where a stored date is: its block folder and its position along the block's ``date``."""
+
+    block: str
+    index: int
+
+
 @dataclass
 class NpyTarget:
-    """A ``da.store`` target writing ``(time, y, x)`` blocks into one ``.npy`` file per date.
+    """A ``da.store`` target writing ``(time, y, x)`` blocks into one ``(date, y, x)`` ``.npy`` file.
 
-    Picklable (paths only): each worker opens the files it writes as memory maps. The files
-    are created, full size, by :meth:`StateStore.date_targets` before the computation.
+    Picklable (a path only): each worker opens the file it writes as a memory map. The file
+    is created, full size, by :meth:`StateStore.new_block` before the computation.
     """
 
-    paths: tuple[str, ...]
+    path: str
     shape: tuple[int, int, int]
     dtype: str
 
@@ -94,28 +108,40 @@ class NpyTarget:
         return 3
 
     def __setitem__(self, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
-        tsl, ysl, xsl = key
-        for k, t in enumerate(range(*tsl.indices(self.shape[0]))):
-            mm = np.load(self.paths[t], mmap_mode="r+")
-            mm[ysl, xsl] = value[k]
-            mm.flush()
-            del mm
+        mm = np.load(self.path, mmap_mode="r+")
+        mm[key] = value
+        mm.flush()
+        del mm
 
 
 @dataclass(frozen=True)
-class _NpyFile:
-    """Lazy, picklable read access to one ``.npy`` file (``da.from_array`` source)."""
+class _ReadDates:
+    """Picklable task body: one spatial chunk of one variable over every date of a run, read
+    from the stored blocks (one memory map per block) and, for the dates computed in this
+    run, taken from the in-graph chunk ``new``."""
 
-    path: str
-    shape: tuple[int, ...]
-    dtype: np.dtype
+    sources: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]
+    """Per block: ``.npy`` path, positions in the block, positions in the output."""
+    new_at: tuple[int, ...]
+    n_dates: int
+    dtype: str
 
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        return np.array(np.load(self.path, mmap_mode="r")[key])
+    def __call__(self, ysl: slice, xsl: slice, new: np.ndarray | None = None) -> np.ndarray:
+        if not self.sources:  # every date new (a first run): pass the chunk on, no copy
+            assert new is not None and new.shape[0] == self.n_dates
+            return new
+        ny, nx = ysl.stop - ysl.start, xsl.stop - xsl.start
+        out = np.empty((self.n_dates, ny, nx), dtype=self.dtype)
+        for path, src, dst in self.sources:
+            mm = np.load(path, mmap_mode="r")
+            lo, hi = min(src), max(src) + 1
+            part = mm[lo:hi, ysl, xsl]  # one contiguous run of dates: a strided read, no fancy index on the map
+            out[list(dst)] = part[[s - lo for s in src]]
+            del mm
+        if self.new_at:
+            assert new is not None
+            out[list(self.new_at)] = new
+        return out
 
 
 class StateStore:
@@ -125,6 +151,7 @@ class StateStore:
         self.cache_dir = Path(cache_dir)
         self.root = self.cache_dir / "state" / f"{_safe(aoi_id)}-{grid}"
         self._pending: list[tuple[Path, Path]] = []
+        self._index: dict[str, DateLocation] | None = None
 
     def _ensure(self) -> None:
         # the cache folder carries CACHEDIR.TAG, so ``cache clear`` accepts it
@@ -138,51 +165,97 @@ class StateStore:
         """Key of a date: its items' fingerprint (ids and files) and the settings digest."""
         return _sha({"items": fingerprint, "digest": digest})[:24]
 
+    def locate(self, keys: Sequence[str]) -> list[DateLocation | None]:
+        """Where each date is stored, ``None`` for a date not stored."""
+        index = self._read_index()
+        return [index.get(k) for k in keys]
+
     def has_date(self, key: str) -> bool:
-        return (self.root / "dates" / key / "meta.json").is_file()
+        return key in self._read_index()
 
-    def open_dates(self, keys: Sequence[str], *, chunks: tuple[int, int]) -> dict[str, Any]:
-        """Stored dates as lazy ``(time, y, x)`` Dask arrays per variable, plus ``time`` (ns)."""
-        out: dict[str, Any] = {"time": []}
-        arrays: dict[str, list[Any]] = {v: [] for v in DATE_VARS}
-        for key in keys:
-            folder = self.root / "dates" / key
-            meta = json.loads((folder / "meta.json").read_text())
-            out["time"].append(np.datetime64(int(meta["time_ns"]), "ns"))
-            for var in DATE_VARS:
-                path = folder / f"{var}.npy"
-                mm = np.load(path, mmap_mode="r")
-                src = _NpyFile(str(path), tuple(mm.shape), mm.dtype)
-                del mm
-                arrays[var].append(da.from_array(src, chunks=chunks, name=f"state-{key}-{var}"))
-        for var in DATE_VARS:
-            out[var] = da.stack(arrays[var]) if arrays[var] else None
-        return out
+    def n_blocks(self, locations: Iterable[DateLocation | None]) -> int:
+        """How many blocks ``locations`` read from."""
+        return len({loc.block for loc in locations if loc is not None})
 
-    def date_targets(self, keys: Sequence[str], times: Sequence[Any], item_ids: Sequence[str],
-                     shape: tuple[int, int]) -> dict[str, NpyTarget]:
-        """Create the temporary files of new dates (full size) and their ``da.store`` targets;
-        :meth:`commit` moves them into place."""
+    def open_dates(
+        self,
+        locations: Sequence[DateLocation | None],
+        *,
+        var: str,
+        dtype: str,
+        shape: tuple[int, int],
+        chunks: tuple[tuple[int, ...], tuple[int, ...]],
+        new: da.Array | None = None,
+    ) -> da.Array:
+        """Variable ``var`` of every date in ``locations`` (in that order) as one lazy
+        ``(time, y, x)`` Dask array, one chunk along ``time`` and ``chunks`` along ``y, x``:
+        one task per spatial chunk. Dates whose location is ``None`` come from ``new``
+        (``(time, y, x)``, the same spatial chunks, those dates in order)."""
+        by_block: dict[str, tuple[list[int], list[int]]] = {}
+        new_at = []
+        for pos, loc in enumerate(locations):
+            if loc is None:
+                new_at.append(pos)
+            else:
+                src, dst = by_block.setdefault(loc.block, ([], []))
+                src.append(loc.index)
+                dst.append(pos)
+        if new_at and (new is None or new.shape[0] != len(new_at)):
+            held = None if new is None else new.shape[0]
+            raise ValueError(f"{len(new_at)} date(s) not stored, but `new` holds {held}")
+        sources = tuple((str(self.root / "blocks" / b / f"{var}.npy"), tuple(s), tuple(d))
+                        for b, (s, d) in sorted(by_block.items()))
+        body = _ReadDates(sources, tuple(new_at), len(locations), dtype)
+        name = f"state-{var}-" + tokenize(sources, body.new_at, shape, chunks, None if new is None else new.name)
+        ystarts, xstarts = np.cumsum((0, *chunks[0])), np.cumsum((0, *chunks[1]))
+        layer: dict[Any, Any] = {}
+        for i in range(len(chunks[0])):
+            for j in range(len(chunks[1])):
+                ysl, xsl = slice(int(ystarts[i]), int(ystarts[i + 1])), slice(int(xstarts[j]), int(xstarts[j + 1]))
+                args: tuple[Any, ...] = (ysl, xsl)
+                if new_at:
+                    assert new is not None and new.numblocks[0] == 1
+                    args += ((new.name, 0, i, j),)
+                layer[(name, 0, i, j)] = (body, *args)
+        deps = [new] if new_at and new is not None else []
+        graph = HighLevelGraph.from_collections(name, layer, dependencies=deps)
+        return da.Array(graph, name, chunks=((len(locations),), *chunks), dtype=dtype)
+
+    def new_block(self, keys: Sequence[str], times: Sequence[Any], item_ids: Sequence[str],
+                  shape: tuple[int, int], dtypes: Mapping[str, str]) -> dict[str, NpyTarget]:
+        """Create the temporary block of new dates (one full-size file per variable of
+        ``dtypes``) and its ``da.store`` targets; :meth:`commit` moves it into place."""
         self._ensure()
-        folders = []
-        for key, when, ids in zip(keys, times, item_ids, strict=True):
-            final = self.root / "dates" / key
-            tmp = final.with_name(f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-            tmp.mkdir(parents=True)
-            (tmp / "meta.json").write_text(json.dumps(
-                {"time_ns": int(np.datetime64(when, "ns").astype("int64")), "item_ids": ids}))
-            folders.append(tmp)
-            self._pending.append((tmp, final))
+        block = f"{_day_label(times[0])}-{_sha(list(keys))[:16]}"
+        final = self.root / "blocks" / block
+        tmp = final.with_name(f".{block}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.mkdir(parents=True)
+        dates = [{"key": k, "time_ns": int(np.datetime64(t, "ns").astype("int64")), "item_ids": i}
+                 for k, t, i in zip(keys, times, item_ids, strict=True)]
+        (tmp / "meta.json").write_text(json.dumps({"dates": dates, "vars": dict(dtypes), "shape": [len(keys), *shape]}))
         targets = {}
-        for var in DATE_VARS:
-            dtype = "bool" if var == "valid" else "float32"
-            paths = []
-            for tmp in folders:
-                path = tmp / f"{var}.npy"
-                np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
-                paths.append(str(path))
-            targets[var] = NpyTarget(tuple(paths), (len(folders), *shape), dtype)
+        for var, dtype in dtypes.items():
+            path = tmp / f"{var}.npy"
+            np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(len(keys), *shape)).flush()
+            targets[var] = NpyTarget(str(path), (len(keys), *shape), dtype)
+        self._pending.append((tmp, final))
         return targets
+
+    def _read_index(self) -> dict[str, DateLocation]:
+        if self._index is None:
+            index: dict[str, DateLocation] = {}
+            folder = self.root / "blocks"
+            for meta in sorted(folder.glob("*/meta.json")) if folder.is_dir() else []:
+                if meta.parent.name.startswith("."):
+                    continue  # a temporary (pathlib's glob matches hidden names): not committed
+                try:
+                    dates = json.loads(meta.read_text())["dates"]
+                except (OSError, ValueError, KeyError):
+                    continue  # unreadable: as if not stored
+                for i, d in enumerate(dates):
+                    index.setdefault(d["key"], DateLocation(meta.parent.name, i))
+            self._index = index
+        return self._index
 
     # ------------------------------------------------------------------ composites
 
@@ -213,6 +286,7 @@ class StateStore:
             except OSError:  # already there (a concurrent run): keep that one
                 shutil.rmtree(tmp, ignore_errors=True)
         self._pending.clear()
+        self._index = None
 
     def discard(self) -> None:
         """Remove staged entries (the computation failed)."""
@@ -269,6 +343,11 @@ def _jsonable(attrs: Mapping[Any, Any]) -> dict[str, Any]:
 
 def _sha(blob: Any) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _day_label(when: Any) -> str:
+    """``YYYY-MM-DD`` of a datetime-like (block folder names start with their first date)."""
+    return str(np.datetime64(when, "D"))
 
 
 def _safe(text: str) -> str:

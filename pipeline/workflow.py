@@ -115,8 +115,8 @@ class AOIResult:
     """Sites an analyst judged ``false_alarm`` (:mod:`pipeline.register`), in the AOI's UTM CRS:
     out of :attr:`sites` and of the activity series, listed apart."""
     state: dict[str, int] = field(default_factory=dict)
-    """With ``incremental``: dates and composite windows computed, reused from the stored
-    state, and older dates re-read for composites (:class:`pipeline.incremental.IncrementalPlan`)."""
+    """With ``incremental``: dates and composite windows computed and reused from the stored
+    state, and the stored blocks read (:class:`pipeline.incremental.IncrementalPlan`)."""
 
     @classmethod
     def for_job(cls, job: AOIJob) -> AOIResult:
@@ -627,23 +627,24 @@ def _build_incremental(
     job: AOIJob, cube: AOIScenes, scored_radar: xr.Dataset | None, *, features: bool
 ) -> tuple[tuple[Any, ...], IncrementalPlan]:
     """:func:`_build` on the AOI's stored state (:func:`pipeline.incremental.build_incremental`):
-    the same outputs, plus the writes of the new dates."""
+    the same outputs, plus the writes of the new dates. Detection and the feature rasters run
+    on the cube of stored and new dates, which equals ``cube.masked`` value for value."""
     cfg = job.cfg
     bands = list(cfg.acquire.bands)
 
     def open_masked(items: list[pystac.Item]) -> xr.Dataset:
         return _masked_cube(items, cfg, grid=cube.grid, bands=bands)
 
-    indices, views, named, writes, plan = build_incremental(
+    stored, views, named, writes, plan = build_incremental(
         job, cube.masked, cube.items, grid=window_cache.grid_key(cube.grid.geobox), open_masked=open_masked
     )
     flags, change = detect.detect_change(
-        indices, start=job.start, params=cfg.detect, radar=scored_radar, radar_params=cfg.radar
+        stored, start=job.start, params=cfg.detect, radar=scored_radar, radar_params=cfg.radar
     )
     rasters = radar_r = None
     if features:
         rasters = feature_rasters(
-            cube.masked, start=job.start, baseline_days=cfg.detect.baseline_days, params=cfg.features,
+            stored, start=job.start, baseline_days=cfg.detect.baseline_days, params=cfg.features,
             change_day=change["first_change"],
         )
         radar_r = radar_rasters(scored_radar) if scored_radar is not None else None

@@ -96,21 +96,53 @@ def test_dataset_round_trip(tmp_path: Path) -> None:
 
 def test_failed_computation_commits_nothing(tmp_path: Path) -> None:
     store = StateStore(tmp_path, aoi_id="a", grid="g")
-    targets = store.date_targets(["k1"], [np.datetime64("2023-01-01", "ns")], ["item-1"], (2, 3))
+    dtypes = {"ndvi": "float32", "valid": "bool"}
+    when = [np.datetime64("2023-01-01", "ns")]
+    targets = store.new_block(["k1"], when, ["item-1"], (2, 3), dtypes)
     targets["ndvi"][0:1, 0:2, 0:3] = np.ones((1, 2, 3), "float32")
     assert not store.has_date("k1")
     store.discard()
     assert not store.has_date("k1") and not any((tmp_path / "state").rglob("*.npy"))
-    targets = store.date_targets(["k1"], [np.datetime64("2023-01-01", "ns")], ["item-1"], (2, 3))
+    targets = store.new_block(["k1"], when, ["item-1"], (2, 3), dtypes)
     targets["ndvi"][0:1, 0:2, 0:3] = np.full((1, 2, 3), 0.5, "float32")
+    targets["valid"][0:1, 0:2, 0:3] = np.ones((1, 2, 3), bool)
     store.commit()
     assert store.has_date("k1")
-    loaded = store.open_dates(["k1"], chunks=(1, 2))
-    np.testing.assert_array_equal(loaded["ndvi"].compute(), np.full((1, 2, 3), 0.5, "float32"))
-    assert loaded["time"] == [np.datetime64("2023-01-01", "ns")]
+    (loc,) = store.locate(["k1"])
+    loaded = store.open_dates([loc], var="ndvi", dtype="float32", shape=(2, 3), chunks=((1, 1), (3,)))
+    np.testing.assert_array_equal(loaded.compute(), np.full((1, 2, 3), 0.5, "float32"))
     # The state is part of the cache: listed by `cache info`, removed by `cache clear`.
     from pipeline.sources import cache_clear, cache_info
 
     assert "state:" in cache_info(tmp_path)
     cache_clear(tmp_path)
-    assert not store.has_date("k1")
+    assert not StateStore(tmp_path, aoi_id="a", grid="g").has_date("k1")
+
+
+def test_stored_blocks_and_new_dates_read_as_one_cube(tmp_path: Path) -> None:
+    """Dates of two stored blocks and of the run's own new dates come back in the run's date
+    order, one task per spatial chunk (not one per date)."""
+    rng = np.random.default_rng(0)
+    cube = rng.random((7, 5, 6)).astype("float32")
+    days = np.arange("2023-01-01", "2023-01-08", dtype="datetime64[D]").astype("datetime64[ns]")
+    store = StateStore(tmp_path, aoi_id="a", grid="g")
+    for block in ([0, 3], [1, 4, 5]):  # two earlier runs, each one block
+        targets = store.new_block([f"k{i}" for i in block], days[block], [f"i{i}" for i in block], (5, 6),
+                                  {"red": "float32"})
+        targets["red"][:, :, :] = cube[block]
+        store.commit()
+    keys = [f"k{i}" for i in range(7)]
+    where = StateStore(tmp_path, aoi_id="a", grid="g").locate(keys)
+    assert [w is None for w in where] == [False, False, True, False, False, False, True]
+    assert store.n_blocks(where) == 2
+    import dask.array as da
+
+    chunks = ((3, 2), (4, 2))
+    new = da.from_array(cube[[2, 6]], chunks=((2,), *chunks))
+    out = store.open_dates(where, var="red", dtype="float32", shape=(5, 6), chunks=chunks, new=new)
+    assert out.chunks == ((7,), *chunks)
+    own = {k: v for k, v in dict(out.__dask_graph__()).items() if isinstance(k, tuple) and k[0] == out.name}
+    assert len(own) == 4  # one per spatial chunk
+    np.testing.assert_array_equal(out.compute(), cube)
+    with pytest.raises(ValueError, match="not stored"):
+        store.open_dates(where, var="red", dtype="float32", shape=(5, 6), chunks=chunks)
