@@ -4,8 +4,8 @@ changed composite windows are read and computed.
 :func:`build_incremental` is what :func:`pipeline.workflow.prepare_aoi` uses when ``incremental``
 is on. For the AOI's acquisition dates (solar-day groups of items) it looks up the stored
 masked cube; the dates not stored are read from the window cache and masked, and written to
-the store (one new block) by the same computation that detects change (``da.store`` into
-temporary files). The cube over all dates, stored and new, is then exactly the cube a full
+the store (one new block, temporary files) by the tasks that pass each masked chunk on to
+detection, in the same computation. The cube over all dates, stored and new, is then exactly the cube a full
 run reads from scratch (same values, same chunks), so detection, the composites and the
 classifier's feature rasters run on it unchanged and the outputs are those of a full run.
 Composite windows (the reporting-period views and the named composites) whose items and
@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import pandas as pd
 import pystac
@@ -71,7 +70,7 @@ class IncrementalPlan:
     stats: dict[str, int] = field(default_factory=dict)
 
     def assemble(self, computed: Sequence[Any]) -> list[Any]:
-        """Computed ``(flags, change, views, named, rasters, radar, stored)`` with the views and
+        """Computed ``(flags, change, views, named, rasters, radar)`` with the views and
         named composites completed from the store; new windows are staged and everything new
         committed."""
         out = list(computed)
@@ -105,9 +104,9 @@ def build_incremental(
     *,
     grid: str,
     open_masked: Any,
-) -> tuple[xr.Dataset, xr.Dataset | None, xr.Dataset | None, Any, IncrementalPlan]:
-    """The AOI's masked cube over all dates from the store and the new dates, the partial
-    views and named composites, and the store writes.
+) -> tuple[xr.Dataset, xr.Dataset | None, xr.Dataset | None, IncrementalPlan]:
+    """The AOI's masked cube over all dates from the store and the new dates, and the partial
+    views and named composites.
 
     Parameters
     ----------
@@ -126,12 +125,13 @@ def build_incremental(
 
     Returns
     -------
-    cube, views, named, stored, plan
+    cube, views, named, plan
         ``cube``: lazy, the variables, dates and chunks of ``masked`` (input of
         :func:`pipeline.detect.detect_change` and the feature rasters), stored dates read
-        from the state; ``views`` and ``named``: lazy composites of the windows not stored
-        (``None`` when none); ``stored``: a Delayed writing the new dates (``None`` when
-        none); ``plan``: see :class:`IncrementalPlan`.
+        from the state; the tasks that mask the new dates' chunks also write them to the
+        state (committed by :meth:`IncrementalPlan.assemble`); ``views`` and ``named``: lazy
+        composites of the windows not stored (``None`` when none); ``plan``: see
+        :class:`IncrementalPlan`.
     """
     cfg = job.cfg
     store = StateStore(resolve_cache_dir(cfg.cache_dir), aoi_id=job.aoi_id, grid=grid)
@@ -149,22 +149,16 @@ def build_incremental(
     dtypes = {v: str(masked[v].dtype) for v in variables}
     shape = (masked.sizes["y"], masked.sizes["x"])
     chunks = masked[variables[0]].data.chunks[1:]
-    fresh = None
-    stored_writes = None
+    fresh = writer = None
     if new:
         fresh = open_masked([by_id[i] for s in new for i in slot_ids[s].split(";") if i in by_id])
         # same solar-day grouping and spatial chunks as the whole cube (same function, same grid)
         assert fresh.sizes["time"] == len(new) and fresh[variables[0]].data.chunks[1:] == chunks
-        targets = store.new_block([keys[s] for s in new], [times[s] for s in new], [slot_ids[s] for s in new],
-                                  shape, dtypes)
-        stored_writes = da.store([fresh[v].data for v in variables], [targets[v] for v in variables],  # type: ignore[misc]
-                                 lock=False, compute=False)
-    data = {
-        v: xr.Variable(("time", "y", "x"), store.open_dates(
-            where, var=v, dtype=dtypes[v], shape=shape, chunks=chunks,
-            new=None if fresh is None else fresh[v].data), attrs=masked[v].attrs)
-        for v in variables
-    }
+        writer = store.new_block([keys[s] for s in new], [times[s] for s in new], [slot_ids[s] for s in new],
+                                 shape, dtypes, n_chunks=len(chunks[0]) * len(chunks[1]))
+    arrays = store.open_cube(where, dtypes=dtypes, chunks=chunks, writer=writer,
+                             new=None if fresh is None else {v: fresh[v].data for v in variables})
+    data = {v: xr.Variable(("time", "y", "x"), arrays[v], attrs=masked[v].attrs) for v in variables}
     coords: dict[str, Any] = {"time": masked["time"].values, "y": masked["y"], "x": masked["x"],
                               "item_ids": ("time", np.asarray(slot_ids, dtype=object))}
     if "spatial_ref" in masked.coords:
@@ -200,7 +194,7 @@ def build_incremental(
     log.info("AOI %s: state: %d date(s) to compute, %d stored (%d block(s)); %d composite window(s) to compute, "
              "%d stored", job.aoi_id, len(new), plan.stats["dates_reused"], plan.stats["blocks_read"],
              plan.stats["composites_computed"], plan.stats["composites_reused"])
-    return cube, lazy_views, lazy_named, stored_writes, plan
+    return cube, lazy_views, lazy_named, plan
 
 
 def _fingerprint(items: Sequence[pystac.Item], bands: Sequence[str]) -> str:

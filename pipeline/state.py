@@ -18,8 +18,8 @@ Two kinds of entries live next to the window cache, in ``<cache>/state/<aoi_id>-
   :func:`composites_digest` (method, bands, minimum observations, geometric-median stopping
   rule, and the dates digest).
 
-A re-run reads each stored block with one task per variable and spatial chunk (all the
-block's dates at once; the first layout, one file per date and variable, cost one task
+A re-run reads the stored blocks with one task per spatial chunk (all variables, all the
+blocks' dates at once; the first layout, one file per date and variable, cost one task
 each and made reading the state slower than recomputing it). Detection thresholds are in
 no key: detection is always recomputed from the stored cube (cheap next to reading and
 masking the imagery), so changing a ``detect.*`` parameter invalidates nothing stored, a
@@ -27,9 +27,10 @@ masking the imagery), so changing a ``detect.*`` parameter invalidates nothing s
 of that AOI.
 
 Entries are written to a temporary folder (workers write block arrays there during the
-computation, through :class:`NpyTarget`) and renamed into place only after the AOI's
-computation succeeded (:meth:`StateStore.commit`): an entry exists complete or not at all,
-and a run killed half-way leaves only temporaries, which the next run ignores (and sweeps).
+computation, through :class:`BlockWriter`, in the same tasks that pass the masked chunks on)
+and renamed into place only after the AOI's computation succeeded (:meth:`StateStore.commit`):
+an entry exists complete or not at all, and a run killed half-way leaves only temporaries,
+which the next run ignores (and sweeps).
 On a remote cluster the cache folder must be on a filesystem the workers share (it already
 must be for the window cache).
 
@@ -43,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import operator
 import os
 import shutil
 import uuid
@@ -59,7 +61,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .config import MonitorConfig
 
-__all__ = ["STATE_VERSION", "DateLocation", "NpyTarget", "StateStore", "composites_digest", "dates_digest"]
+__all__ = ["STATE_VERSION", "BlockWriter", "DateLocation", "StateStore", "composites_digest", "dates_digest"]
 
 #: Bumped whenever the arithmetic or layout behind a stored entry changes: old entries stop
 #: matching. 2: blocks of masked cubes (1: per-date indices, one file per date).
@@ -91,56 +93,63 @@ class DateLocation:
     index: int
 
 
-@dataclass
-class NpyTarget:
-    """A ``da.store`` target writing ``(time, y, x)`` blocks into one ``(date, y, x)`` ``.npy`` file.
+@dataclass(frozen=True)
+class BlockWriter:
+    """Where the tasks of :meth:`StateStore.open_cube` write a run's new dates: the temporary
+    block folder, one full-size ``(date, y, x)`` ``.npy`` file per variable (created by
+    :meth:`StateStore.new_block`), and one ``written-<i>-<j>`` marker per spatial chunk
+    written, which :meth:`StateStore.commit` counts. Picklable (paths only)."""
 
-    Picklable (a path only): each worker opens the file it writes as a memory map. The file
-    is created, full size, by :meth:`StateStore.new_block` before the computation.
-    """
+    folder: str
+    n_chunks: int
 
-    path: str
-    shape: tuple[int, int, int]
-    dtype: str
-
-    @property
-    def ndim(self) -> int:
-        return 3
-
-    def __setitem__(self, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
-        mm = np.load(self.path, mmap_mode="r+")
-        mm[key] = value
+    def write(self, var: str, ysl: slice, xsl: slice, values: np.ndarray) -> None:
+        mm = np.load(f"{self.folder}/{var}.npy", mmap_mode="r+")
+        mm[:, ysl, xsl] = values
         mm.flush()
         del mm
 
+    def mark(self, i: int, j: int) -> None:
+        Path(self.folder, f"written-{i}-{j}").touch()
+
 
 @dataclass(frozen=True)
-class _ReadDates:
-    """Picklable task body: one spatial chunk of one variable over every date of a run, read
-    from the stored blocks (one memory map per block) and, for the dates computed in this
-    run, taken from the in-graph chunk ``new``."""
+class _MergeChunk:
+    """Picklable task body: one spatial chunk of every variable over every date of a run, as
+    ``{variable: (time, y, x) array}``. The run's new dates come from the in-graph chunks
+    ``new`` (and are written to the new block first, when there is one); the stored dates
+    are read from their blocks (one memory map per block and variable)."""
 
+    variables: tuple[str, ...]
+    dtypes: tuple[str, ...]
     sources: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]
-    """Per block: ``.npy`` path, positions in the block, positions in the output."""
+    """Per block: folder, positions in the block, positions in the output."""
     new_at: tuple[int, ...]
     n_dates: int
-    dtype: str
+    writer: BlockWriter | None
 
-    def __call__(self, ysl: slice, xsl: slice, new: np.ndarray | None = None) -> np.ndarray:
-        if not self.sources:  # every date new (a first run): pass the chunk on, no copy
-            assert new is not None and new.shape[0] == self.n_dates
-            return new
-        ny, nx = ysl.stop - ysl.start, xsl.stop - xsl.start
-        out = np.empty((self.n_dates, ny, nx), dtype=self.dtype)
-        for path, src, dst in self.sources:
-            mm = np.load(path, mmap_mode="r")
-            lo, hi = min(src), max(src) + 1
-            part = mm[lo:hi, ysl, xsl]  # one contiguous run of dates: a strided read, no fancy index on the map
-            out[list(dst)] = part[[s - lo for s in src]]
-            del mm
-        if self.new_at:
-            assert new is not None
-            out[list(self.new_at)] = new
+    def __call__(
+        self, i: int, j: int, ysl: slice, xsl: slice, new: Sequence[np.ndarray] = ()
+    ) -> dict[str, np.ndarray]:
+        if self.writer is not None:
+            for var, values in zip(self.variables, new, strict=True):
+                self.writer.write(var, ysl, xsl, values)
+            self.writer.mark(i, j)
+        if not self.sources:  # every date new (a first run): pass the chunks on, no copy
+            return dict(zip(self.variables, new, strict=True))
+        out = {}
+        for k, (var, dtype) in enumerate(zip(self.variables, self.dtypes, strict=True)):
+            ny, nx = ysl.stop - ysl.start, xsl.stop - xsl.start
+            arr = np.empty((self.n_dates, ny, nx), dtype=dtype)
+            for folder, src, dst in self.sources:
+                mm = np.load(f"{folder}/{var}.npy", mmap_mode="r")
+                lo, hi = min(src), max(src) + 1
+                part = mm[lo:hi, ysl, xsl]  # one contiguous run of dates: a strided read
+                arr[list(dst)] = part[[s - lo for s in src]]
+                del mm
+            if self.new_at:
+                arr[list(self.new_at)] = new[k]
+            out[var] = arr
         return out
 
 
@@ -152,6 +161,7 @@ class StateStore:
         self.root = self.cache_dir / "state" / f"{_safe(aoi_id)}-{grid}"
         self._pending: list[tuple[Path, Path]] = []
         self._index: dict[str, DateLocation] | None = None
+        self._expected: dict[str, int] = {}  # temporary block -> spatial chunks to be written
 
     def _ensure(self) -> None:
         # the cache folder carries CACHEDIR.TAG, so ``cache clear`` accepts it
@@ -177,20 +187,23 @@ class StateStore:
         """How many blocks ``locations`` read from."""
         return len({loc.block for loc in locations if loc is not None})
 
-    def open_dates(
+    def open_cube(
         self,
         locations: Sequence[DateLocation | None],
         *,
-        var: str,
-        dtype: str,
-        shape: tuple[int, int],
+        dtypes: Mapping[str, str],
         chunks: tuple[tuple[int, ...], tuple[int, ...]],
-        new: da.Array | None = None,
-    ) -> da.Array:
-        """Variable ``var`` of every date in ``locations`` (in that order) as one lazy
-        ``(time, y, x)`` Dask array, one chunk along ``time`` and ``chunks`` along ``y, x``:
-        one task per spatial chunk. Dates whose location is ``None`` come from ``new``
-        (``(time, y, x)``, the same spatial chunks, those dates in order)."""
+        new: Mapping[str, da.Array] | None = None,
+        writer: BlockWriter | None = None,
+    ) -> dict[str, da.Array]:
+        """Every variable of ``dtypes`` over the dates of ``locations`` (in that order), each a
+        lazy ``(time, y, x)`` Dask array with one chunk along ``time`` and ``chunks`` along
+        ``y, x``, from one task per spatial chunk for all variables. Dates whose location is
+        ``None`` come from ``new`` (per variable ``(time, y, x)``, the same spatial chunks, those
+        dates in order); with ``writer`` (from :meth:`new_block`) those tasks also write them
+        to the new block, so the writes happen as soon as a chunk is masked, not in tasks of
+        their own that would hold the chunk until the scheduler gets to them."""
+        variables = tuple(dtypes)
         by_block: dict[str, tuple[list[int], list[int]]] = {}
         new_at = []
         for pos, loc in enumerate(locations):
@@ -200,31 +213,41 @@ class StateStore:
                 src, dst = by_block.setdefault(loc.block, ([], []))
                 src.append(loc.index)
                 dst.append(pos)
-        if new_at and (new is None or new.shape[0] != len(new_at)):
-            held = None if new is None else new.shape[0]
-            raise ValueError(f"{len(new_at)} date(s) not stored, but `new` holds {held}")
-        sources = tuple((str(self.root / "blocks" / b / f"{var}.npy"), tuple(s), tuple(d))
-                        for b, (s, d) in sorted(by_block.items()))
-        body = _ReadDates(sources, tuple(new_at), len(locations), dtype)
-        name = f"state-{var}-" + tokenize(sources, body.new_at, shape, chunks, None if new is None else new.name)
+        if new_at:
+            if new is None or any(new[v].shape[0] != len(new_at) or new[v].numblocks[0] != 1 for v in variables):
+                raise ValueError(f"{len(new_at)} date(s) not stored: pass them, one chunk along time, as `new`")
+        sources = tuple((str(self.root / "blocks" / b), tuple(s), tuple(d)) for b, (s, d) in sorted(by_block.items()))
+        body = _MergeChunk(variables, tuple(dtypes[v] for v in variables), sources, tuple(new_at), len(locations),
+                           writer if new_at else None)
+        deps = [new[v] for v in variables] if new_at and new is not None else []
+        name = "state-" + tokenize(body, chunks, [d.name for d in deps])
         ystarts, xstarts = np.cumsum((0, *chunks[0])), np.cumsum((0, *chunks[1]))
         layer: dict[Any, Any] = {}
         for i in range(len(chunks[0])):
             for j in range(len(chunks[1])):
                 ysl, xsl = slice(int(ystarts[i]), int(ystarts[i + 1])), slice(int(xstarts[j]), int(xstarts[j + 1]))
-                args: tuple[Any, ...] = (ysl, xsl)
-                if new_at:
-                    assert new is not None and new.numblocks[0] == 1
-                    args += ((new.name, 0, i, j),)
-                layer[(name, 0, i, j)] = (body, *args)
-        deps = [new] if new_at and new is not None else []
-        graph = HighLevelGraph.from_collections(name, layer, dependencies=deps)
-        return da.Array(graph, name, chunks=((len(locations),), *chunks), dtype=dtype)
+                args: tuple[Any, ...] = (i, j, ysl, xsl)
+                if deps:
+                    args += ([(d.name, 0, i, j) for d in deps],)
+                layer[(name, i, j)] = (body, *args)
+        # the per-chunk dicts, as a 2-D object array of chunks (never computed as such)
+        ones = ((1,) * len(chunks[0]), (1,) * len(chunks[1]))
+        merged = da.Array(HighLevelGraph.from_collections(name, layer, dependencies=deps), name, chunks=ones,
+                          dtype=object)
+        out = {}
+        for var, dtype in dtypes.items():
+            vname = f"{name}-{var}"
+            vlayer = {(vname, 0, i, j): (operator.getitem, (name, i, j), var)
+                      for i in range(len(chunks[0])) for j in range(len(chunks[1]))}
+            graph = HighLevelGraph.from_collections(vname, vlayer, dependencies=[merged])
+            out[var] = da.Array(graph, vname, chunks=((len(locations),), *chunks), dtype=dtype)
+        return out
 
     def new_block(self, keys: Sequence[str], times: Sequence[Any], item_ids: Sequence[str],
-                  shape: tuple[int, int], dtypes: Mapping[str, str]) -> dict[str, NpyTarget]:
+                  shape: tuple[int, int], dtypes: Mapping[str, str], *, n_chunks: int) -> BlockWriter:
         """Create the temporary block of new dates (one full-size file per variable of
-        ``dtypes``) and its ``da.store`` targets; :meth:`commit` moves it into place."""
+        ``dtypes``), written by the tasks of :meth:`open_cube` (``n_chunks`` spatial chunks);
+        :meth:`commit` moves it into place once every chunk is written."""
         self._ensure()
         block = f"{_day_label(times[0])}-{_sha(list(keys))[:16]}"
         final = self.root / "blocks" / block
@@ -233,13 +256,11 @@ class StateStore:
         dates = [{"key": k, "time_ns": int(np.datetime64(t, "ns").astype("int64")), "item_ids": i}
                  for k, t, i in zip(keys, times, item_ids, strict=True)]
         (tmp / "meta.json").write_text(json.dumps({"dates": dates, "vars": dict(dtypes), "shape": [len(keys), *shape]}))
-        targets = {}
         for var, dtype in dtypes.items():
-            path = tmp / f"{var}.npy"
-            np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(len(keys), *shape)).flush()
-            targets[var] = NpyTarget(str(path), (len(keys), *shape), dtype)
+            np.lib.format.open_memmap(tmp / f"{var}.npy", mode="w+", dtype=dtype, shape=(len(keys), *shape)).flush()
         self._pending.append((tmp, final))
-        return targets
+        self._expected[str(tmp)] = n_chunks
+        return BlockWriter(str(tmp), n_chunks)
 
     def _read_index(self) -> dict[str, DateLocation]:
         if self._index is None:
@@ -279,8 +300,17 @@ class StateStore:
     # ------------------------------------------------------------------ transactions
 
     def commit(self) -> None:
-        """Move every staged entry into place (an entry another run wrote meanwhile wins)."""
+        """Move every staged entry into place (an entry another run wrote meanwhile wins). A
+        block not completely written (a chunk no output needed) is dropped, not committed."""
         for tmp, final in self._pending:
+            expected = self._expected.pop(str(tmp), None)
+            if expected is not None:
+                marks = list(tmp.glob("written-*"))
+                if len(marks) != expected:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    continue
+                for mark in marks:
+                    mark.unlink()
             try:
                 os.replace(tmp, final)
             except OSError:  # already there (a concurrent run): keep that one
@@ -293,6 +323,7 @@ class StateStore:
         for tmp, _ in self._pending:
             shutil.rmtree(tmp, ignore_errors=True)
         self._pending.clear()
+        self._expected.clear()
 
 
 # --------------------------------------------------------------------------- helpers

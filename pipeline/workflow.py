@@ -211,9 +211,9 @@ class PreparedAOI:
     result: AOIResult
     cube: AOIScenes
     lazy: tuple[Any, ...]
-    """``(flags, change, views, named, rasters, radar_rasters[, stored])``, lazy; ``None`` where
-    not wanted (``stored``: the writes of new dates to the AOI's state). Compute them in one
-    pass and pass the tuple to :func:`finish_aoi`."""
+    """``(flags, change, views, named, rasters, radar_rasters)``, lazy; ``None`` where not
+    wanted (with ``incremental``, computing them also writes the new dates to the AOI's
+    state). Compute them in one pass and pass the tuple to :func:`finish_aoi`."""
     model: SiteModel | None = None
     plan: IncrementalPlan | None = None
     """The stored state this graph builds on (``incremental``), else ``None``."""
@@ -629,15 +629,16 @@ def _build_incremental(
     job: AOIJob, cube: AOIScenes, scored_radar: xr.Dataset | None, *, features: bool
 ) -> tuple[tuple[Any, ...], IncrementalPlan]:
     """:func:`_build` on the AOI's stored state (:func:`pipeline.incremental.build_incremental`):
-    the same outputs, plus the writes of the new dates. Detection and the feature rasters run
-    on the cube of stored and new dates, which equals ``cube.masked`` value for value."""
+    the same outputs; the new dates are written to the state as they are masked. Detection
+    and the feature rasters run on the cube of stored and new dates, which equals
+    ``cube.masked`` value for value."""
     cfg = job.cfg
     bands = list(cfg.acquire.bands)
 
     def open_masked(items: list[pystac.Item]) -> xr.Dataset:
         return _masked_cube(items, cfg, grid=cube.grid, bands=bands)
 
-    stored, views, named, writes, plan = build_incremental(
+    stored, views, named, plan = build_incremental(
         job, cube.masked, cube.items, grid=window_cache.grid_key(cube.grid.geobox), open_masked=open_masked
     )
     flags, change = detect.detect_change(
@@ -650,7 +651,7 @@ def _build_incremental(
             change_day=change["first_change"],
         )
         radar_r = radar_rasters(scored_radar) if scored_radar is not None else None
-    return (flags, change, views, named, rasters, radar_r, writes), plan
+    return (flags, change, views, named, rasters, radar_r), plan
 
 
 def _applied_thresholds(change: xr.Dataset, cfg: MonitorConfig) -> dict[str, dict[str, Any]]:
