@@ -19,8 +19,9 @@
 Each run starts its own local cluster and uses a fresh cache unless the row says otherwise.
 Run with ``python -m benchmarks bench_scale`` (part of ``make bench``); ``--quick`` uses
 smaller scenes. ``python -m benchmarks.bench_scale 6`` (or ``'(6)'``, several allowed) runs
-only those parts and keeps the other rows of ``RESULTS.md``, saying so in its header. Absolute times depend on the machine and on what else runs on it: compare the
-ratios, which are taken within one run.
+only those parts and keeps the other rows of ``RESULTS.md``, saying so in its header.
+Absolute times depend on the machine and on what else runs on it: compare the ratios, which
+are taken within one run.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Incremental runs: per-AOI state (per-date indices and composites) kept next to the cache.
+"""Incremental runs: per-AOI state (the masked cube in blocks, and composites) kept next to the cache.
 
 A second run that adds one quarter computes only the new dates (counted in the manifest) and
 writes the same files as a full run computed from nothing with incremental state off; changing
