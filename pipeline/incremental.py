@@ -151,7 +151,9 @@ def build_incremental(
     chunks = masked[variables[0]].data.chunks[1:]
     fresh = writer = None
     if new:
-        fresh = open_masked([by_id[i] for s in new for i in slot_ids[s].split(";") if i in by_id])
+        # every date new (a first run): the whole cube is the new dates' cube; no second graph
+        fresh = masked if len(new) == len(keys) else open_masked(
+            [by_id[i] for s in new for i in slot_ids[s].split(";") if i in by_id])
         # same solar-day grouping and spatial chunks as the whole cube (same function, same grid)
         assert fresh.sizes["time"] == len(new) and fresh[variables[0]].data.chunks[1:] == chunks
         writer = store.new_block([keys[s] for s in new], [times[s] for s in new], [slot_ids[s] for s in new],
