@@ -11,12 +11,17 @@
 4. the whole path with 1 and with 2 worker processes (1 thread each);
 5. 8 AOIs in parallel (``dask.aois_in_flight: 8``) against one after another (``1``);
 6. a re-run that adds one quarter (incremental state) against a full run of the same period
-   from an empty cache.
+   from an empty cache, twice: with three years of history (October 2020 - March 2023, the
+   realistic quarterly case: ``rerun_over_full``) and with two quarters (October 2022 - March
+   2023, the set-up of the first measurement: ``rerun_over_full_2_quarters``); each run's
+   time split by stage in the row's note.
 
 Each run starts its own local cluster and uses a fresh cache unless the row says otherwise.
 Run with ``python -m benchmarks bench_scale`` (part of ``make bench``); ``--quick`` uses
-smaller scenes. Absolute times depend on the machine and on what else runs on it: compare the
-ratios, which are taken within one run.
+smaller scenes. ``python -m benchmarks.bench_scale 6`` (or ``'(6)'``, several allowed) runs
+only those parts and keeps the other rows of ``RESULTS.md``, saying so in its header.
+Absolute times depend on the machine and on what else runs on it: compare the ratios, which
+are taken within one run.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ TARGETS = {
     "speedup_2_workers": (">= 1.6", lambda v: v >= 1.6),
     "speedup_8_aois_parallel": (">= 1.6", lambda v: v >= 1.6),
     "rerun_over_full": ("< 0.25", lambda v: v < 0.25),
+    "rerun_over_full_2_quarters": ("< 0.25", lambda v: v < 0.25),
 }
 
 
@@ -252,25 +258,65 @@ def bench_parallel_aois(work: Path, scenario: Any) -> list[dict[str, Any]]:
     ]
 
 
-def bench_rerun(work: Path, scenario: Any) -> list[dict[str, Any]]:
-    common = {"source": str(scenario.catalog_path), "aois": [scenario.aoi_path], "n_workers": 2, "threads": 1}
-    _run(config_dict(**common, out=work / "r-q4", cache=work / "r-cache", end="2022-12-31"))
-    rerun = _run(config_dict(**common, out=work / "r-q1", cache=work / "r-cache", end="2023-03-31"))
-    full = _run(config_dict(**common, out=work / "r-full", cache=work / "r-fresh", end="2023-03-31"))
+#: The realistic quarterly case of (6): three years of history (monitoring from October 2020,
+#: baseline before it), and a re-run that adds January - March 2023.
+HISTORY_START = "2020-10-01"
+
+
+def history_scenario(work: Path, base: tuple[int, int]) -> Any:
+    """The scenario of :func:`_spec`, imagery from June 2020 (pits opening over the three years)."""
+    import dataclasses
+    import datetime as dt
+
+    spec = dataclasses.replace(_spec(base), start=dt.date(2020, 6, 1), monitoring_start=dt.date(2020, 10, 1))
+    return write_scenario(work / "scenario-3y", spec)
+
+
+def bench_rerun(work: Path, scenario: Any, *, start: str = "2022-10-01", tag: str = "") -> list[dict[str, Any]]:
+    """Full run ``start`` - Mar 2023 from an empty cache, against a re-run adding Jan - Mar 2023
+    to the state of a run ``start`` - Dec 2022; each split by stage (manifest timings)."""
+    common = {"source": str(scenario.catalog_path), "aois": [scenario.aoi_path], "n_workers": 2, "threads": 1,
+              "start": start}
+    w = work / f"rerun{tag}"
+    _run(config_dict(**common, out=w / "q4", cache=w / "cache", end="2022-12-31"))
+    rerun = _run(config_dict(**common, out=w / "q1", cache=w / "cache", end="2023-03-31"))
+    full = _run(config_dict(**common, out=w / "full", cache=w / "fresh", end="2023-03-31"))
     (state,) = [a["state"] for a in rerun["manifest"]["aois"].values()]
-    c_rerun = sum(a["timings_s"].get("compute_s", 0.0) for a in rerun["manifest"]["aois"].values())
-    c_full = sum(a["timings_s"].get("compute_s", 0.0) for a in full["manifest"]["aois"].values())
-    same = all((work / "r-q1" / f).read_bytes() == (work / "r-full" / f).read_bytes()
+    same = all((w / "q1" / f).read_bytes() == (w / "full" / f).read_bytes()
                for f in ("sites.geojson", "activity.csv", "crosscheck.csv", "flags.csv"))
-    return [
-        {"name": "(6) full run Oct 2022 - Mar 2023", "value": round(full["wall_s"], 2), "unit": "s"},
-        {"name": "(6) re-run adding Jan - Mar 2023", "value": round(rerun["wall_s"], 2), "unit": "s",
-         "note": f"{state['dates_computed']} dates computed, {state['dates_reused']} reused; "
-                 f"outputs identical: {same}"},
-        {"name": "rerun_over_full", "value": round(rerun["wall_s"] / full["wall_s"], 3), "unit": "x"},
-        {"name": "(6) compute stage alone, re-run / full", "value": round(c_rerun / c_full, 3), "unit": "x",
-         "note": f"{c_rerun:.1f} s / {c_full:.1f} s"},
+    span = f"{_month_label(start)} - Mar 2023"
+    name = "rerun_over_full" + (f"_{tag}" if tag else "")
+    rows = [
+        {"name": f"(6) full run {span}", "value": round(full["wall_s"], 2), "unit": "s",
+         "note": _stages(full)},
+        {"name": f"(6) re-run of {span} adding Jan - Mar 2023", "value": round(rerun["wall_s"], 2), "unit": "s",
+         "note": f"{_stages(rerun)}; {state['dates_computed']} dates computed, {state['dates_reused']} reused "
+                 f"from {state.get('blocks_read', '?')} block(s), {state['composites_computed']} composites "
+                 f"computed, {state['composites_reused']} reused; outputs identical: {same}"},
+        {"name": name, "value": round(rerun["wall_s"] / full["wall_s"], 3), "unit": "x"},
     ]
+    c_rerun, c_full = _stage(rerun, "compute"), _stage(full, "compute")
+    rows.append({"name": f"(6) compute stage alone, re-run / full ({span})", "value": round(c_rerun / c_full, 3),
+                 "unit": "x", "note": f"{c_rerun:.1f} s / {c_full:.1f} s"})
+    return rows
+
+
+def _month_label(day: str) -> str:
+    import datetime as dt
+
+    return dt.date.fromisoformat(day).strftime("%b %Y")
+
+
+def _stage(res: dict[str, Any], stage: str) -> float:
+    return sum(a["timings_s"].get(f"{stage}_s", 0.0) for a in res["manifest"]["aois"].values())
+
+
+def _stages(res: dict[str, Any]) -> str:
+    """``search s + fetch s + compute s + sites s + rest s`` of one run (rest: cluster start and
+    stop, outputs)."""
+    parts = {k: _stage(res, k) for k in ("search", "fetch", "compute", "sites")}
+    parts["rest"] = res["wall_s"] - sum(parts.values())
+    return " + ".join(f"{k} {v:.1f}" for k, v in parts.items()) + " s"
 
 
 def _machine() -> str:
@@ -292,30 +338,61 @@ def _machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}){mem}, Python {platform.python_version()}, {platform.system()}"
 
 
-def write_results(rows: list[dict[str, Any]], *, machine: str, load: tuple[float, float], seconds: float) -> None:
+#: The part each unnumbered (ratio) row belongs to.
+_PART_OF = {"detect_over_numpy": "(2)", "memory_16x_over_1x": "(3)", "speedup_2_workers": "(4)",
+            "speedup_8_aois_parallel": "(5)", "rerun_over_full": "(6)", "rerun_over_full_2_quarters": "(6)"}
+
+
+def _part(name: str) -> str:
+    return name[:3] if name.startswith("(") else _PART_OF.get(name.split(" ")[0], "")
+
+
+def write_results(rows: list[dict[str, Any]], *, machine: str, load: tuple[float, float], seconds: float,
+                  only: list[str] | None = None) -> None:
+    """Write the table; with ``only`` (some parts run), the other parts' rows are kept from the
+    previous file, and the header says which rows come from which run."""
+    kept: list[str] = []
+    previous = ""
+    if only and RESULTS.is_file():
+        old = RESULTS.read_text(encoding="utf-8").splitlines()
+        previous = next((line for line in old if line.startswith("Machine:")), "")
+        for line in old:
+            if line.startswith("| ") and not line.startswith(("| measurement", "| ---")):
+                if _part(line[2:]) not in only:
+                    kept.append(line)
+    when = time.strftime("%Y-%m-%d")
     lines = [
         "# Benchmark results (`python -m benchmarks bench_scale`)",
         "",
         f"Machine: {machine}. Load average (1 min) {load[0]:.1f} at the start and {load[1]:.1f} at the end of the run "
-        f"({seconds / 60:.1f} min): other jobs shared the cores, so absolute times are noisy; each ratio below was",
-        "taken within this one run. Written by the benchmark itself; see its docstring for the set-up.",
+        f"({seconds / 60:.1f} min, {when}): other jobs shared the cores, so absolute times are noisy; each ratio",
+        "below was taken within one run. Written by the benchmark itself; see its docstring for the set-up.",
+    ]
+    if kept:
+        lines += ["", f"This run measured parts {', '.join(only or [])} only (`python -m benchmarks.bench_scale "
+                  f"{' '.join(repr(o) for o in only or [])}`); the rows of the other parts are kept from the "
+                  f"previous run, whose header read: \"{previous.removeprefix('Machine: ')[:400]}\""]
+    lines += [
         "",
         "| measurement | value | unit | ratio / share | target | met |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
+    new_lines = []
     for r in rows:
         target, check = TARGETS.get(r["name"], ("", None))
         met = "" if check is None else ("yes" if check(r["value"]) else "no")
         ratio = r.get("ratio", "")
         note = f" ({r['note']})" if r.get("note") else ""
-        lines.append(f"| {r['name']}{note} | {r['value']} | {r.get('unit', '')} | {ratio} | {target} | {met} |")
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        new_lines.append(f"| {r['name']}{note} | {r['value']} | {r.get('unit', '')} | {ratio} | {target} | {met} |")
+    order = ["(1)", "(2)", "(3)", "(4)", "(5)", "(6)", ""]
+    table = sorted(kept + new_lines, key=lambda line: order.index(_part(line[2:])) if _part(line[2:]) in order else 9)
+    RESULTS.write_text("\n".join(lines + table) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = sys.argv[1:] if argv is None else argv
     quick = "--quick" in args
-    only = [a for a in args if a.startswith("(")]
+    only = [a if a.startswith("(") else f"({a})" for a in args if a.startswith("(") or a.isdigit()]
     t0 = time.perf_counter()
     load0 = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="kp-bench-scale-"))
@@ -329,7 +406,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             ("(3)", lambda: bench_memory(work, base)),
             ("(4)", lambda: bench_workers(work, scenario)),
             ("(5)", lambda: bench_parallel_aois(work, scenario)),
-            ("(6)", lambda: bench_rerun(work, scenario)),
+            ("(6)", lambda: bench_rerun(work, history_scenario(work, base), start=HISTORY_START)
+             + bench_rerun(work, scenario, tag="2_quarters")),
         ]
         for label, step in steps:
             if only and label not in only:
@@ -343,7 +421,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
-    write_results(rows, machine=_machine(), load=(load0, os.getloadavg()[0]), seconds=seconds)
+    write_results(rows, machine=_machine(), load=(load0, os.getloadavg()[0]), seconds=seconds, only=only)
     return rows
 
 

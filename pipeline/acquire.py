@@ -56,6 +56,7 @@ def open_scenes(
     geobox: GeoBox,
     bands: Sequence[str],
     chunk_px: int = 1024,
+    dates_per_chunk: int = 1,
 ) -> xr.Dataset:
     """Open ``items`` as a lazy cube on ``geobox``.
 
@@ -69,6 +70,8 @@ def open_scenes(
         Band names to load.
     chunk_px
         Spatial chunk size in pixels.
+    dates_per_chunk
+        Dates read by one task (chunk size along ``time``).
 
     Returns
     -------
@@ -87,7 +90,7 @@ def open_scenes(
         bands=list(bands),
         geobox=geobox,
         groupby="solar_day",
-        chunks={"time": 1, "y": chunk_px, "x": chunk_px},
+        chunks={"time": dates_per_chunk, "y": chunk_px, "x": chunk_px},
         resampling={"scl": "nearest", "*": "nearest"},
         fail_on_error=True,
     )

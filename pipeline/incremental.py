@@ -3,19 +3,20 @@ changed composite windows are read and computed.
 
 :func:`build_incremental` is what :func:`pipeline.workflow.prepare_aoi` uses when ``incremental``
 is on. For the AOI's acquisition dates (solar-day groups of items) it looks up the stored
-per-date indices; the dates not stored are read from the window cache, masked, turned into
-indices, and written to the store by the same computation that detects change (``da.store``
-into temporary files). Detection then runs over all dates, stored and new, exactly as on a
-cube read from scratch (same float32 arithmetic, same order), so the outputs are those of a
-full run. Composite windows (the reporting-period views and the named composites) whose items
-and settings are unchanged are loaded; the others are computed from the dates they cover.
-After the computation, :meth:`IncrementalPlan.assemble` merges stored and computed windows
-and commits the new entries. Nothing is committed if the computation fails.
+masked cube; the dates not stored are read from the window cache and masked, and written to
+the store (one new block, temporary files) by the tasks that pass each masked chunk on to
+detection, in the same computation. The cube over all dates, stored and new, is then exactly the cube a full
+run reads from scratch (same values, same chunks), so detection, the composites and the
+classifier's feature rasters run on it unchanged and the outputs are those of a full run.
+Composite windows (the reporting-period views and the named composites) whose items and
+settings are unchanged are loaded; the others are computed from the cube, stored dates
+included: nothing older is re-read from the imagery. After the computation,
+:meth:`IncrementalPlan.assemble` merges stored and computed windows and commits the new
+entries. Nothing is committed if the computation fails.
 
-What a re-run with one more quarter reads: the new quarter's dates, plus the older dates of
-a named composite window that the new quarter extends (a half-year or dry season already
-begun); nothing else. Radar scores and, with a site model, the classifier's feature rasters
-are still computed from all dates (they are not stored).
+What a re-run with one more quarter reads from the imagery: the new quarter's dates; the
+older ones come from the store, one task per variable and spatial chunk. Radar scores are
+still computed from all radar dates (they are not stored).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import pandas as pd
 import pystac
@@ -35,22 +35,19 @@ import xarray as xr
 from . import composites, preprocess
 from .cache import resolve_cache_dir
 from .composites import CompositeWindow
-from .detect import spectral_indices
 from .jobs import AOIJob
-from .state import DATE_VARS, StateStore, composites_digest, dates_digest
+from .state import StateStore, composites_digest, dates_digest
 
 log = logging.getLogger("pipeline")
 
 __all__ = ["IncrementalPlan", "build_incremental", "supports_incremental"]
 
-#: Bands the stored indices need (spectral_indices with swir22, and the SCL mask).
-_NEEDED_BANDS = ("blue", "green", "red", "nir", "swir16", "swir22", "scl")
 _RGB = ["red", "green", "blue"]
 
 
 def supports_incremental(job: AOIJob) -> bool:
-    """``incremental`` is on and the loaded bands give every stored variable."""
-    return bool(job.cfg.incremental) and all(b in job.cfg.acquire.bands for b in _NEEDED_BANDS)
+    """``incremental`` is on and the cube can be masked (``scl`` is loaded)."""
+    return bool(job.cfg.incremental) and "scl" in job.cfg.acquire.bands
 
 
 @dataclass
@@ -73,7 +70,7 @@ class IncrementalPlan:
     stats: dict[str, int] = field(default_factory=dict)
 
     def assemble(self, computed: Sequence[Any]) -> list[Any]:
-        """Computed ``(flags, change, views, named, rasters, radar, stored)`` with the views and
+        """Computed ``(flags, change, views, named, rasters, radar)`` with the views and
         named composites completed from the store; new windows are staged and everything new
         committed."""
         out = list(computed)
@@ -107,8 +104,9 @@ def build_incremental(
     *,
     grid: str,
     open_masked: Any,
-) -> tuple[xr.Dataset, xr.Dataset | None, xr.Dataset | None, Any, IncrementalPlan]:
-    """The AOI's per-date indices, partial views and named composites, and the store writes.
+) -> tuple[xr.Dataset, xr.Dataset | None, xr.Dataset | None, IncrementalPlan]:
+    """The AOI's masked cube over all dates from the store and the new dates, and the partial
+    views and named composites.
 
     Parameters
     ----------
@@ -116,7 +114,7 @@ def build_incremental(
         The AOI's job (``incremental`` on; see :func:`supports_incremental`).
     masked
         The lazy masked cube of all items (``time`` and ``item_ids`` coordinates; only its
-        coordinates are used here).
+        coordinates, variables and chunks are used here, none of its data).
     items
         The localised items behind ``masked``.
     grid
@@ -127,25 +125,47 @@ def build_incremental(
 
     Returns
     -------
-    indices, views, named, stored, plan
-        ``indices``: lazy ``(time, y, x)`` ``ndvi bsi mndwi bright ndti nbr swir16 valid``
-        over all dates (input of :func:`pipeline.detect.detect_change`); ``views`` and
-        ``named``: lazy composites of the windows not stored (``None`` when none); ``stored``:
-        a Delayed writing the new dates (``None`` when none); ``plan``: see
+    cube, views, named, plan
+        ``cube``: lazy, the variables, dates and chunks of ``masked`` (input of
+        :func:`pipeline.detect.detect_change` and the feature rasters), stored dates read
+        from the state; the tasks that mask the new dates' chunks also write them to the
+        state (committed by :meth:`IncrementalPlan.assemble`); ``views`` and ``named``: lazy
+        composites of the windows not stored (``None`` when none); ``plan``: see
         :class:`IncrementalPlan`.
     """
     cfg = job.cfg
-    gkey = grid
-    store = StateStore(resolve_cache_dir(cfg.cache_dir), aoi_id=job.aoi_id, grid=gkey)
-    ddig = dates_digest(cfg, grid=gkey)
+    store = StateStore(resolve_cache_dir(cfg.cache_dir), aoi_id=job.aoi_id, grid=grid)
+    ddig = dates_digest(cfg, grid=grid)
     times = pd.DatetimeIndex(masked["time"].values)
     slot_ids = [str(s) for s in masked["item_ids"].values]
     by_id = {it.id: it for it in items}
     bands = list(cfg.acquire.bands)
     prints = [_fingerprint([by_id[i] for i in ids.split(";") if i in by_id], bands) for ids in slot_ids]
     keys = [store.date_key(p, ddig) for p in prints]
-    old = [i for i, k in enumerate(keys) if store.has_date(k)]
-    new = [i for i, k in enumerate(keys) if not store.has_date(k)]
+    where = store.locate(keys)
+    new = [i for i, loc in enumerate(where) if loc is None]
+
+    variables = [str(v) for v in masked.data_vars]
+    dtypes = {v: str(masked[v].dtype) for v in variables}
+    shape = (masked.sizes["y"], masked.sizes["x"])
+    chunks = masked[variables[0]].data.chunks[1:]
+    fresh = writer = None
+    if new:
+        # every date new (a first run): the whole cube is the new dates' cube; no second graph
+        fresh = masked if len(new) == len(keys) else open_masked(
+            [by_id[i] for s in new for i in slot_ids[s].split(";") if i in by_id])
+        # same solar-day grouping and spatial chunks as the whole cube (same function, same grid)
+        assert fresh.sizes["time"] == len(new) and fresh[variables[0]].data.chunks[1:] == chunks
+        writer = store.new_block([keys[s] for s in new], [times[s] for s in new], [slot_ids[s] for s in new],
+                                 shape, dtypes, n_chunks=len(chunks[0]) * len(chunks[1]))
+    arrays = store.open_cube(where, dtypes=dtypes, chunks=chunks, writer=writer,
+                             new=None if fresh is None else {v: fresh[v].data for v in variables})
+    data = {v: xr.Variable(("time", "y", "x"), arrays[v], attrs=masked[v].attrs) for v in variables}
+    coords: dict[str, Any] = {"time": masked["time"].values, "y": masked["y"], "x": masked["x"],
+                              "item_ids": ("time", np.asarray(slot_ids, dtype=object))}
+    if "spatial_ref" in masked.coords:
+        coords["spatial_ref"] = masked["spatial_ref"]
+    cube = xr.Dataset(data, coords=coords, attrs=masked.attrs)
 
     vdig = composites_digest(cfg, dates=ddig, bands=_RGB, min_valid_obs=cfg.preprocess.min_valid_obs)
     views = _plan_windows(store, "view", composites.period_windows(job.periods), times, prints, vdig)
@@ -156,64 +176,27 @@ def build_incremental(
     if named_windows:
         ndig = composites_digest(cfg, dates=ddig, bands=cfg.composite_bands, min_valid_obs=cfg.composites.min_valid_obs)
         named = _plan_windows(store, "named", named_windows, times, prints, ndig)
-
-    # The dates to read: the new ones, and those of composite windows to (re)compute.
-    needed = set(new)
-    for w in (views, named):
-        if w is not None:
-            for i in w.missing:
-                needed |= set(_slots_in(w.windows[i], times))
-    work_slots = sorted(needed)
-    work = None
-    if work_slots:
-        work = open_masked([by_id[i] for s in work_slots for i in slot_ids[s].split(";") if i in by_id])
-    spatial = {"y": masked["y"], "x": masked["x"]}
-
-    parts = []
-    stored_writes = None
-    if new:
-        assert work is not None
-        pos = [work_slots.index(s) for s in new]
-        fresh = _date_vars(work.isel(time=pos))
-        shape = (masked.sizes["y"], masked.sizes["x"])
-        targets = store.date_targets([keys[s] for s in new], [times[s] for s in new], [slot_ids[s] for s in new], shape)
-        stored_writes = da.store([fresh[v].data for v in DATE_VARS], [targets[v] for v in DATE_VARS],  # type: ignore[misc]
-                                 lock=False, compute=False)
-        parts.append(fresh)
-    if old:
-        chunk = cfg.acquire.chunk_px
-        loaded = store.open_dates([keys[s] for s in old], chunks=(chunk, chunk))
-        ds = xr.Dataset({v: (("time", "y", "x"), loaded[v]) for v in DATE_VARS},
-                        coords={"time": np.asarray(loaded["time"], dtype="datetime64[ns]"), **spatial})
-        parts.append(ds)
-    indices = xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
-    indices = indices.sortby("time").chunk({"time": -1})
-    if "spatial_ref" in masked.coords:
-        indices = indices.assign_coords(spatial_ref=masked["spatial_ref"])
-
     lazy_views = lazy_named = None
-    source = work if work is not None else masked
     if views.missing:
         lazy_views = composites.composite(
-            source, bands=_RGB, windows=[views.windows[i] for i in views.missing], method=cfg.composites.method,
+            cube, bands=_RGB, windows=[views.windows[i] for i in views.missing], method=cfg.composites.method,
             min_valid_obs=cfg.preprocess.min_valid_obs, geomedian_eps=cfg.composites.geomedian_eps,
             geomedian_max_iters=cfg.composites.geomedian_max_iters)
     if named is not None and named.missing:
         lazy_named = composites.composite(
-            source, bands=cfg.composite_bands, windows=[named.windows[i] for i in named.missing],
+            cube, bands=cfg.composite_bands, windows=[named.windows[i] for i in named.missing],
             method=cfg.composites.method, min_valid_obs=cfg.composites.min_valid_obs,
             geomedian_eps=cfg.composites.geomedian_eps, geomedian_max_iters=cfg.composites.geomedian_max_iters)
 
-    reread = len(set(work_slots) - set(new))
     plan = IncrementalPlan(store=store, views=views, named=named, periods=job.periods, stats={
-        "dates_computed": len(new), "dates_reused": len(old), "dates_reread_for_composites": reread,
+        "dates_computed": len(new), "dates_reused": len(keys) - len(new), "blocks_read": store.n_blocks(where),
         "composites_computed": len(views.missing) + (len(named.missing) if named else 0),
         "composites_reused": len(views.stored) + (len(named.stored) if named else 0),
     })
-    log.info("AOI %s: state: %d date(s) to compute, %d stored; %d composite window(s) to compute "
-             "(%d older date(s) re-read for them), %d stored", job.aoi_id, len(new), len(old),
-             plan.stats["composites_computed"], reread, plan.stats["composites_reused"])
-    return indices, lazy_views, lazy_named, stored_writes, plan
+    log.info("AOI %s: state: %d date(s) to compute, %d stored (%d block(s)); %d composite window(s) to compute, "
+             "%d stored", job.aoi_id, len(new), plan.stats["dates_reused"], plan.stats["blocks_read"],
+             plan.stats["composites_computed"], plan.stats["composites_reused"])
+    return cube, lazy_views, lazy_named, plan
 
 
 def _fingerprint(items: Sequence[pystac.Item], bands: Sequence[str]) -> str:
@@ -238,16 +221,6 @@ def _fingerprint(items: Sequence[pystac.Item], bands: Sequence[str]) -> str:
                     pass
             parts.append(f"{band}={href}")
     return ";".join(parts)
-
-
-def _date_vars(masked: xr.Dataset) -> xr.Dataset:
-    """The stored per-date variables of a masked cube: indices, ``swir16``, ``valid``."""
-    idx = spectral_indices(masked)
-    out = xr.Dataset({v: idx[v] for v in idx.data_vars})
-    out["swir16"] = masked["swir16"].astype("float32")
-    out["valid"] = masked["valid"]
-    keep = {"time", "y", "x"}
-    return out.drop_vars([c for c in out.coords if c not in keep])[list(DATE_VARS)]
 
 
 def _slots_in(window: CompositeWindow, times: pd.DatetimeIndex) -> list[int]:

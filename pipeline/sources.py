@@ -58,7 +58,7 @@ def cache_info(cache_dir: str | Path | None = None) -> str:
     ]
     state = _usage(root / "state", "*.npy")
     if state.files:
-        lines.append(f"  state:     {state.files} file(s) of per-date indices and composites (incremental runs), "
+        lines.append(f"  state:     {state.files} file(s) of masked-cube blocks and composites (incremental runs), "
                      f"{_human(state.bytes)}")
     if leftovers.files:
         lines.append(f"  leftovers: {leftovers.files} temporary/lock file(s) of interrupted runs, "

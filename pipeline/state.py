@@ -2,35 +2,41 @@
 
 Two kinds of entries live next to the window cache, in ``<cache>/state/<aoi_id>-<grid>/``:
 
-- ``dates/<key>/``: one acquisition date (one solar-day group of items) of the AOI, after
-  reflectance, cloud mask and spectral indices: ``ndvi bsi mndwi bright ndti nbr swir16``
-  (float32) and ``valid`` (bool), each ``(y, x)``, one ``.npy`` file per variable (a chunked
-  on-disk format: one chunk per date and variable, memory-mapped and read by spatial block),
-  plus ``meta.json`` (``time`` in ns, the ``item_ids``). The key hashes the item ids with
-  the files read for them (path, and size and modification time of local files) and
-  :func:`dates_digest` (the settings that shape these arrays: bands, resolution, margin,
-  SCL classes, cloud buffer, and :data:`STATE_VERSION`).
+- ``blocks/<block>/``: the cloud-masked cube of some acquisition dates (solar-day groups of
+  items) of the AOI, exactly as :func:`pipeline.workflow.open_aoi_scenes` builds it: the
+  optical bands (float32 reflectance, NaN where invalid), ``scl`` and ``valid`` (bool). One
+  block holds the dates a run computed (a first run: all its dates; a quarterly re-run: the
+  new quarter), one ``.npy`` file per variable of shape ``(date, y, x)``, memory-mapped and
+  read by spatial chunk, plus ``meta.json`` (per date: its key, ``time`` in ns and
+  ``item_ids``). A date's key hashes its item ids with the files read for them (path, and
+  size and modification time of local files) and :func:`dates_digest` (the settings that
+  shape these arrays: bands, resolution, margin, SCL classes, cloud buffer, and
+  :data:`STATE_VERSION`).
 - ``composites/<key>/``: one computed composite window (a reporting-period view or a
   named composite), as returned by :func:`pipeline.composites.composite` for that window,
   saved variable by variable; the key hashes the window, the item ids in it and
   :func:`composites_digest` (method, bands, minimum observations, geometric-median stopping
   rule, and the dates digest).
 
-Detection thresholds are not in any key: detection is always recomputed from the stored
-indices (cheap next to reading, masking and compositing), so changing a ``detect.*``
-parameter invalidates nothing stored, a ``composites.*`` one only the composites, an
-``acquire.*``/``preprocess.*`` one everything of that AOI.
+A re-run reads the stored blocks with one task per spatial chunk (all variables, all the
+blocks' dates at once; the first layout, one file per date and variable, cost one task
+each and made reading the state slower than recomputing it). Detection thresholds are in
+no key: detection is always recomputed from the stored cube (cheap next to reading and
+masking the imagery), so changing a ``detect.*`` parameter invalidates nothing stored, a
+``composites.*`` one only the composites, an ``acquire.*``/``preprocess.*`` one everything
+of that AOI.
 
-Entries are written to a temporary folder (workers write date arrays there during the
-computation, through :class:`NpyTarget`) and renamed into place only after the AOI's
-computation succeeded (:meth:`StateStore.commit`): an entry exists complete or not at all,
-and a run killed half-way leaves only temporaries, which the next run ignores. On a
-remote cluster the cache folder must be on a filesystem the workers share (it already must
-be for the window cache).
+Entries are written to a temporary folder (workers write block arrays there during the
+computation, through :class:`BlockWriter`, in the same tasks that pass the masked chunks on)
+and renamed into place only after the AOI's computation succeeded (:meth:`StateStore.commit`):
+an entry exists complete or not at all, and a run killed half-way leaves only temporaries,
+which the next run ignores (and sweeps).
+On a remote cluster the cache folder must be on a filesystem the workers share (it already
+must be for the window cache).
 
 Zarr would be the natural container; it is not installed in this environment (``zarr`` is
 on PyPI but the project may not add packages here), so the same layout uses ``.npy`` files:
-NumPy alone, memory-mappable, one file per chunk.
+NumPy alone, memory-mappable.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import operator
 import os
 import shutil
 import uuid
@@ -49,15 +56,16 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
 from .config import MonitorConfig
 
-__all__ = ["DATE_VARS", "STATE_VERSION", "NpyTarget", "StateStore", "composites_digest", "dates_digest"]
+__all__ = ["STATE_VERSION", "BlockWriter", "DateLocation", "StateStore", "composites_digest", "dates_digest"]
 
-#: Bumped whenever the arithmetic behind a stored entry changes: old entries stop matching.
-STATE_VERSION = "1"
-#: Per-date variables stored (float32 except ``valid``).
-DATE_VARS: tuple[str, ...] = ("ndvi", "bsi", "mndwi", "bright", "ndti", "nbr", "swir16", "valid")
+#: Bumped whenever the arithmetic or layout behind a stored entry changes: old entries stop
+#: matching. 2: blocks of masked cubes (1: per-date indices, one file per date).
+STATE_VERSION = "2"
 
 
 def dates_digest(cfg: MonitorConfig, *, grid: str) -> str:
@@ -77,45 +85,72 @@ def composites_digest(cfg: MonitorConfig, *, dates: str, bands: Sequence[str], m
     return _sha(blob)
 
 
-@dataclass
-class NpyTarget:
-    """A ``da.store`` target writing ``(time, y, x)`` blocks into one ``.npy`` file per date.
+@dataclass(frozen=True)
+class DateLocation:
+    """Where a stored date is: its block folder and its position along the block's ``date``."""
 
-    Picklable (paths only): each worker opens the files it writes as memory maps. The files
-    are created, full size, by :meth:`StateStore.date_targets` before the computation.
-    """
-
-    paths: tuple[str, ...]
-    shape: tuple[int, int, int]
-    dtype: str
-
-    @property
-    def ndim(self) -> int:
-        return 3
-
-    def __setitem__(self, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
-        tsl, ysl, xsl = key
-        for k, t in enumerate(range(*tsl.indices(self.shape[0]))):
-            mm = np.load(self.paths[t], mmap_mode="r+")
-            mm[ysl, xsl] = value[k]
-            mm.flush()
-            del mm
+    block: str
+    index: int
 
 
 @dataclass(frozen=True)
-class _NpyFile:
-    """Lazy, picklable read access to one ``.npy`` file (``da.from_array`` source)."""
+class BlockWriter:
+    """Where the tasks of :meth:`StateStore.open_cube` write a run's new dates: the temporary
+    block folder, one full-size ``(date, y, x)`` ``.npy`` file per variable (created by
+    :meth:`StateStore.new_block`), and one ``written-<i>-<j>`` marker per spatial chunk
+    written, which :meth:`StateStore.commit` counts. Picklable (paths only)."""
 
-    path: str
-    shape: tuple[int, ...]
-    dtype: np.dtype
+    folder: str
+    n_chunks: int
 
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
+    def write(self, var: str, ysl: slice, xsl: slice, values: np.ndarray) -> None:
+        mm = np.load(f"{self.folder}/{var}.npy", mmap_mode="r+")
+        mm[:, ysl, xsl] = values
+        mm.flush()
+        del mm
 
-    def __getitem__(self, key: Any) -> np.ndarray:
-        return np.array(np.load(self.path, mmap_mode="r")[key])
+    def mark(self, i: int, j: int) -> None:
+        Path(self.folder, f"written-{i}-{j}").touch()
+
+
+@dataclass(frozen=True)
+class _MergeChunk:
+    """Picklable task body: one spatial chunk of every variable over every date of a run, as
+    ``{variable: (time, y, x) array}``. The run's new dates come from the in-graph chunks
+    ``new`` (and are written to the new block first, when there is one); the stored dates
+    are read from their blocks (one memory map per block and variable)."""
+
+    variables: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    sources: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]
+    """Per block: folder, positions in the block, positions in the output."""
+    new_at: tuple[int, ...]
+    n_dates: int
+    writer: BlockWriter | None
+
+    def __call__(
+        self, i: int, j: int, ysl: slice, xsl: slice, new: Sequence[np.ndarray] = ()
+    ) -> dict[str, np.ndarray]:
+        if self.writer is not None:
+            for var, values in zip(self.variables, new, strict=True):
+                self.writer.write(var, ysl, xsl, values)
+            self.writer.mark(i, j)
+        if not self.sources:  # every date new (a first run): pass the chunks on, no copy
+            return dict(zip(self.variables, new, strict=True))
+        out = {}
+        for k, (var, dtype) in enumerate(zip(self.variables, self.dtypes, strict=True)):
+            ny, nx = ysl.stop - ysl.start, xsl.stop - xsl.start
+            arr = np.empty((self.n_dates, ny, nx), dtype=dtype)
+            for folder, src, dst in self.sources:
+                mm = np.load(f"{folder}/{var}.npy", mmap_mode="r")
+                lo, hi = min(src), max(src) + 1
+                part = mm[lo:hi, ysl, xsl]  # one contiguous run of dates: a strided read
+                arr[list(dst)] = part[[s - lo for s in src]]
+                del mm
+            if self.new_at:
+                arr[list(self.new_at)] = new[k]
+            out[var] = arr
+        return out
 
 
 class StateStore:
@@ -125,6 +160,8 @@ class StateStore:
         self.cache_dir = Path(cache_dir)
         self.root = self.cache_dir / "state" / f"{_safe(aoi_id)}-{grid}"
         self._pending: list[tuple[Path, Path]] = []
+        self._index: dict[str, DateLocation] | None = None
+        self._expected: dict[str, int] = {}  # temporary block -> spatial chunks to be written
 
     def _ensure(self) -> None:
         # the cache folder carries CACHEDIR.TAG, so ``cache clear`` accepts it
@@ -138,51 +175,108 @@ class StateStore:
         """Key of a date: its items' fingerprint (ids and files) and the settings digest."""
         return _sha({"items": fingerprint, "digest": digest})[:24]
 
-    def has_date(self, key: str) -> bool:
-        return (self.root / "dates" / key / "meta.json").is_file()
+    def locate(self, keys: Sequence[str]) -> list[DateLocation | None]:
+        """Where each date is stored, ``None`` for a date not stored."""
+        index = self._read_index()
+        return [index.get(k) for k in keys]
 
-    def open_dates(self, keys: Sequence[str], *, chunks: tuple[int, int]) -> dict[str, Any]:
-        """Stored dates as lazy ``(time, y, x)`` Dask arrays per variable, plus ``time`` (ns)."""
-        out: dict[str, Any] = {"time": []}
-        arrays: dict[str, list[Any]] = {v: [] for v in DATE_VARS}
-        for key in keys:
-            folder = self.root / "dates" / key
-            meta = json.loads((folder / "meta.json").read_text())
-            out["time"].append(np.datetime64(int(meta["time_ns"]), "ns"))
-            for var in DATE_VARS:
-                path = folder / f"{var}.npy"
-                mm = np.load(path, mmap_mode="r")
-                src = _NpyFile(str(path), tuple(mm.shape), mm.dtype)
-                del mm
-                arrays[var].append(da.from_array(src, chunks=chunks, name=f"state-{key}-{var}"))
-        for var in DATE_VARS:
-            out[var] = da.stack(arrays[var]) if arrays[var] else None
+    def has_date(self, key: str) -> bool:
+        return key in self._read_index()
+
+    def n_blocks(self, locations: Iterable[DateLocation | None]) -> int:
+        """How many blocks ``locations`` read from."""
+        return len({loc.block for loc in locations if loc is not None})
+
+    def open_cube(
+        self,
+        locations: Sequence[DateLocation | None],
+        *,
+        dtypes: Mapping[str, str],
+        chunks: tuple[tuple[int, ...], tuple[int, ...]],
+        new: Mapping[str, da.Array] | None = None,
+        writer: BlockWriter | None = None,
+    ) -> dict[str, da.Array]:
+        """Every variable of ``dtypes`` over the dates of ``locations`` (in that order), each a
+        lazy ``(time, y, x)`` Dask array with one chunk along ``time`` and ``chunks`` along
+        ``y, x``, from one task per spatial chunk for all variables. Dates whose location is
+        ``None`` come from ``new`` (per variable ``(time, y, x)``, the same spatial chunks, those
+        dates in order); with ``writer`` (from :meth:`new_block`) those tasks also write them
+        to the new block, so the writes happen as soon as a chunk is masked, not in tasks of
+        their own that would hold the chunk until the scheduler gets to them."""
+        variables = tuple(dtypes)
+        by_block: dict[str, tuple[list[int], list[int]]] = {}
+        new_at = []
+        for pos, loc in enumerate(locations):
+            if loc is None:
+                new_at.append(pos)
+            else:
+                src, dst = by_block.setdefault(loc.block, ([], []))
+                src.append(loc.index)
+                dst.append(pos)
+        if new_at:
+            if new is None or any(new[v].shape[0] != len(new_at) or new[v].numblocks[0] != 1 for v in variables):
+                raise ValueError(f"{len(new_at)} date(s) not stored: pass them, one chunk along time, as `new`")
+        sources = tuple((str(self.root / "blocks" / b), tuple(s), tuple(d)) for b, (s, d) in sorted(by_block.items()))
+        body = _MergeChunk(variables, tuple(dtypes[v] for v in variables), sources, tuple(new_at), len(locations),
+                           writer if new_at else None)
+        deps = [new[v] for v in variables] if new_at and new is not None else []
+        name = "state-" + tokenize(body, chunks, [d.name for d in deps])
+        ystarts, xstarts = np.cumsum((0, *chunks[0])), np.cumsum((0, *chunks[1]))
+        layer: dict[Any, Any] = {}
+        for i in range(len(chunks[0])):
+            for j in range(len(chunks[1])):
+                ysl, xsl = slice(int(ystarts[i]), int(ystarts[i + 1])), slice(int(xstarts[j]), int(xstarts[j + 1]))
+                args: tuple[Any, ...] = (i, j, ysl, xsl)
+                if deps:
+                    args += ([(d.name, 0, i, j) for d in deps],)
+                layer[(name, i, j)] = (body, *args)
+        # the per-chunk dicts, as a 2-D object array of chunks (never computed as such)
+        ones = ((1,) * len(chunks[0]), (1,) * len(chunks[1]))
+        merged = da.Array(HighLevelGraph.from_collections(name, layer, dependencies=deps), name, chunks=ones,
+                          dtype=object)
+        out = {}
+        for var, dtype in dtypes.items():
+            vname = f"{name}-{var}"
+            vlayer = {(vname, 0, i, j): (operator.getitem, (name, i, j), var)
+                      for i in range(len(chunks[0])) for j in range(len(chunks[1]))}
+            graph = HighLevelGraph.from_collections(vname, vlayer, dependencies=[merged])
+            out[var] = da.Array(graph, vname, chunks=((len(locations),), *chunks), dtype=dtype)
         return out
 
-    def date_targets(self, keys: Sequence[str], times: Sequence[Any], item_ids: Sequence[str],
-                     shape: tuple[int, int]) -> dict[str, NpyTarget]:
-        """Create the temporary files of new dates (full size) and their ``da.store`` targets;
-        :meth:`commit` moves them into place."""
+    def new_block(self, keys: Sequence[str], times: Sequence[Any], item_ids: Sequence[str],
+                  shape: tuple[int, int], dtypes: Mapping[str, str], *, n_chunks: int) -> BlockWriter:
+        """Create the temporary block of new dates (one full-size file per variable of
+        ``dtypes``), written by the tasks of :meth:`open_cube` (``n_chunks`` spatial chunks);
+        :meth:`commit` moves it into place once every chunk is written."""
         self._ensure()
-        folders = []
-        for key, when, ids in zip(keys, times, item_ids, strict=True):
-            final = self.root / "dates" / key
-            tmp = final.with_name(f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-            tmp.mkdir(parents=True)
-            (tmp / "meta.json").write_text(json.dumps(
-                {"time_ns": int(np.datetime64(when, "ns").astype("int64")), "item_ids": ids}))
-            folders.append(tmp)
-            self._pending.append((tmp, final))
-        targets = {}
-        for var in DATE_VARS:
-            dtype = "bool" if var == "valid" else "float32"
-            paths = []
-            for tmp in folders:
-                path = tmp / f"{var}.npy"
-                np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
-                paths.append(str(path))
-            targets[var] = NpyTarget(tuple(paths), (len(folders), *shape), dtype)
-        return targets
+        block = f"{_day_label(times[0])}-{_sha(list(keys))[:16]}"
+        final = self.root / "blocks" / block
+        tmp = final.with_name(f".{block}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.mkdir(parents=True)
+        dates = [{"key": k, "time_ns": int(np.datetime64(t, "ns").astype("int64")), "item_ids": i}
+                 for k, t, i in zip(keys, times, item_ids, strict=True)]
+        (tmp / "meta.json").write_text(json.dumps({"dates": dates, "vars": dict(dtypes), "shape": [len(keys), *shape]}))
+        for var, dtype in dtypes.items():
+            np.lib.format.open_memmap(tmp / f"{var}.npy", mode="w+", dtype=dtype, shape=(len(keys), *shape)).flush()
+        self._pending.append((tmp, final))
+        self._expected[str(tmp)] = n_chunks
+        return BlockWriter(str(tmp), n_chunks)
+
+    def _read_index(self) -> dict[str, DateLocation]:
+        if self._index is None:
+            index: dict[str, DateLocation] = {}
+            folder = self.root / "blocks"
+            for meta in sorted(folder.glob("*/meta.json")) if folder.is_dir() else []:
+                if meta.parent.name.startswith("."):
+                    continue  # a temporary (pathlib's glob matches hidden names): not committed
+                try:
+                    dates = json.loads(meta.read_text())["dates"]
+                except (OSError, ValueError, KeyError):
+                    continue  # unreadable: as if not stored
+                for i, d in enumerate(dates):
+                    index.setdefault(d["key"], DateLocation(meta.parent.name, i))
+            self._index = index
+        return self._index
 
     # ------------------------------------------------------------------ composites
 
@@ -206,19 +300,30 @@ class StateStore:
     # ------------------------------------------------------------------ transactions
 
     def commit(self) -> None:
-        """Move every staged entry into place (an entry another run wrote meanwhile wins)."""
+        """Move every staged entry into place (an entry another run wrote meanwhile wins). A
+        block not completely written (a chunk no output needed) is dropped, not committed."""
         for tmp, final in self._pending:
+            expected = self._expected.pop(str(tmp), None)
+            if expected is not None:
+                marks = list(tmp.glob("written-*"))
+                if len(marks) != expected:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    continue
+                for mark in marks:
+                    mark.unlink()
             try:
                 os.replace(tmp, final)
             except OSError:  # already there (a concurrent run): keep that one
                 shutil.rmtree(tmp, ignore_errors=True)
         self._pending.clear()
+        self._index = None
 
     def discard(self) -> None:
         """Remove staged entries (the computation failed)."""
         for tmp, _ in self._pending:
             shutil.rmtree(tmp, ignore_errors=True)
         self._pending.clear()
+        self._expected.clear()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -269,6 +374,11 @@ def _jsonable(attrs: Mapping[Any, Any]) -> dict[str, Any]:
 
 def _sha(blob: Any) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _day_label(when: Any) -> str:
+    """``YYYY-MM-DD`` of a datetime-like (block folder names start with their first date)."""
+    return str(np.datetime64(when, "D"))
 
 
 def _safe(text: str) -> str:

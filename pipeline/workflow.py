@@ -64,6 +64,8 @@ __all__ = [
 
 #: Sub-folder of the output folder holding the named composites (Cloud-Optimised GeoTIFFs).
 COMPOSITES_DIR = "composites"
+#: Dates of one band and spatial chunk read from the window cache by one task.
+READ_DATES_PER_TASK = 16
 #: One search at a time in this process: AOIs are prepared in parallel threads
 #: (:func:`pipeline.run.run_aois`), and opening STAC clients concurrently raced inside
 #: pystac ("dictionary changed size during iteration"). Searches are short; the window
@@ -118,8 +120,8 @@ class AOIResult:
     """The dry-season named composites (``composites.products``), red, green and blue only, oldest
     first: the bulletin's same-season before/after chips. Empty when none was computed."""
     state: dict[str, int] = field(default_factory=dict)
-    """With ``incremental``: dates and composite windows computed, reused from the stored
-    state, and older dates re-read for composites (:class:`pipeline.incremental.IncrementalPlan`)."""
+    """With ``incremental``: dates and composite windows computed and reused from the stored
+    state, and the stored blocks read (:class:`pipeline.incremental.IncrementalPlan`)."""
 
     @classmethod
     def for_job(cls, job: AOIJob) -> AOIResult:
@@ -212,9 +214,9 @@ class PreparedAOI:
     result: AOIResult
     cube: AOIScenes
     lazy: tuple[Any, ...]
-    """``(flags, change, views, named, rasters, radar_rasters[, stored])``, lazy; ``None`` where
-    not wanted (``stored``: the writes of new dates to the AOI's state). Compute them in one
-    pass and pass the tuple to :func:`finish_aoi`."""
+    """``(flags, change, views, named, rasters, radar_rasters)``, lazy; ``None`` where not
+    wanted (with ``incremental``, computing them also writes the new dates to the AOI's
+    state). Compute them in one pass and pass the tuple to :func:`finish_aoi`."""
     model: SiteModel | None = None
     plan: IncrementalPlan | None = None
     """The stored state this graph builds on (``incremental``), else ``None``."""
@@ -631,27 +633,29 @@ def _build_incremental(
     job: AOIJob, cube: AOIScenes, scored_radar: xr.Dataset | None, *, features: bool
 ) -> tuple[tuple[Any, ...], IncrementalPlan]:
     """:func:`_build` on the AOI's stored state (:func:`pipeline.incremental.build_incremental`):
-    the same outputs, plus the writes of the new dates."""
+    the same outputs; the new dates are written to the state as they are masked. Detection
+    and the feature rasters run on the cube of stored and new dates, which equals
+    ``cube.masked`` value for value."""
     cfg = job.cfg
     bands = list(cfg.acquire.bands)
 
     def open_masked(items: list[pystac.Item]) -> xr.Dataset:
         return _masked_cube(items, cfg, grid=cube.grid, bands=bands)
 
-    indices, views, named, writes, plan = build_incremental(
+    stored, views, named, plan = build_incremental(
         job, cube.masked, cube.items, grid=window_cache.grid_key(cube.grid.geobox), open_masked=open_masked
     )
     flags, change = detect.detect_change(
-        indices, start=job.start, params=cfg.detect, radar=scored_radar, radar_params=cfg.radar
+        stored, start=job.start, params=cfg.detect, radar=scored_radar, radar_params=cfg.radar
     )
     rasters = radar_r = None
     if features:
         rasters = feature_rasters(
-            cube.masked, start=job.start, baseline_days=cfg.detect.baseline_days, params=cfg.features,
+            stored, start=job.start, baseline_days=cfg.detect.baseline_days, params=cfg.features,
             change_day=change["first_change"],
         )
         radar_r = radar_rasters(scored_radar) if scored_radar is not None else None
-    return (flags, change, views, named, rasters, radar_r, writes), plan
+    return (flags, change, views, named, rasters, radar_r), plan
 
 
 def _applied_thresholds(change: xr.Dataset, cfg: MonitorConfig) -> dict[str, dict[str, Any]]:
@@ -712,11 +716,14 @@ def _localise(
 
 
 def _masked_cube(items: list[pystac.Item], cfg: MonitorConfig, *, grid: AOIGrid, bands: list[str]) -> xr.Dataset:
-    # Read with one task per date and band (I/O parallelism), then hold each spatial chunk's
-    # whole time series in one block: every later step is per-pixel over time, and this keeps
-    # the graph small (a few tasks per chunk instead of a few per chunk and date).
+    # Read READ_DATES_PER_TASK dates of a band and spatial chunk per task (some I/O parallelism
+    # along time; one task per date made reading the window cache most of the graph: 1260 of
+    # 3539 tasks on the 30-date benchmark scene), then hold each spatial chunk's whole time
+    # series in one block: every later step is per-pixel over time, and this keeps the graph
+    # small (a few tasks per chunk instead of a few per chunk and date).
     optical = [b for b in bands if b in OPTICAL_BANDS]
-    scenes = acquire.open_scenes(items, geobox=grid.geobox, bands=bands, chunk_px=cfg.acquire.chunk_px)
+    scenes = acquire.open_scenes(items, geobox=grid.geobox, bands=bands, chunk_px=cfg.acquire.chunk_px,
+                                 dates_per_chunk=READ_DATES_PER_TASK)
     refl = preprocess.to_reflectance(scenes.chunk({"time": -1}), bands=optical)
     return preprocess.mask_clouds(
         refl, bands=optical, mask_classes=cfg.preprocess.scl_mask_classes, buffer_px=cfg.preprocess.cloud_buffer_px

@@ -1,4 +1,4 @@
-"""Incremental runs: per-AOI state (per-date indices and composites) kept next to the cache.
+"""Incremental runs: per-AOI state (the masked cube in blocks, and composites) kept next to the cache.
 
 A second run that adds one quarter computes only the new dates (counted in the manifest) and
 writes the same files as a full run computed from nothing with incremental state off; changing
@@ -94,23 +94,83 @@ def test_dataset_round_trip(tmp_path: Path) -> None:
     xr.testing.assert_identical(back, ds)
 
 
+def _write_block(store: StateStore, keys: list[str], days: np.ndarray, values: dict[str, np.ndarray],
+                 chunks: tuple[tuple[int, ...], tuple[int, ...]]) -> dict[str, Any]:
+    """Stage a block of ``keys`` as a run does: the merge tasks write the new chunks."""
+    import dask.array as da
+
+    dtypes = {v: str(a.dtype) for v, a in values.items()}
+    shape = next(iter(values.values())).shape[1:]
+    writer = store.new_block(keys, list(days), [f"item-{k}" for k in keys], shape, dtypes,
+                             n_chunks=len(chunks[0]) * len(chunks[1]))
+    new = {v: da.from_array(a, chunks=((len(keys),), *chunks)) for v, a in values.items()}
+    return store.open_cube([None] * len(keys), dtypes=dtypes, chunks=chunks, new=new, writer=writer)
+
+
 def test_failed_computation_commits_nothing(tmp_path: Path) -> None:
+    import dask
+
     store = StateStore(tmp_path, aoi_id="a", grid="g")
-    targets = store.date_targets(["k1"], [np.datetime64("2023-01-01", "ns")], ["item-1"], (2, 3))
-    targets["ndvi"][0:1, 0:2, 0:3] = np.ones((1, 2, 3), "float32")
+    when = np.array(["2023-01-01"], dtype="datetime64[ns]")
+    values = {"ndvi": np.full((1, 2, 3), 0.5, "float32"), "valid": np.ones((1, 2, 3), bool)}
+    chunks = ((1, 1), (3,))
+    cube = _write_block(store, ["k1"], when, values, chunks)
+    cube["ndvi"][:, :1].compute()  # half the chunks written, then the computation fails
     assert not store.has_date("k1")
     store.discard()
     assert not store.has_date("k1") and not any((tmp_path / "state").rglob("*.npy"))
-    targets = store.date_targets(["k1"], [np.datetime64("2023-01-01", "ns")], ["item-1"], (2, 3))
-    targets["ndvi"][0:1, 0:2, 0:3] = np.full((1, 2, 3), 0.5, "float32")
+    # Committed with a chunk not written (no output needed it): dropped, not stored half-empty.
+    cube = _write_block(store, ["k1"], when, values, chunks)
+    cube["ndvi"][:, :1].compute()
+    store.commit()
+    assert not StateStore(tmp_path, aoi_id="a", grid="g").has_date("k1")
+    cube = _write_block(store, ["k1"], when, values, chunks)
+    dask.compute(cube["ndvi"])  # every chunk: all variables of it are written
     store.commit()
     assert store.has_date("k1")
-    loaded = store.open_dates(["k1"], chunks=(1, 2))
-    np.testing.assert_array_equal(loaded["ndvi"].compute(), np.full((1, 2, 3), 0.5, "float32"))
-    assert loaded["time"] == [np.datetime64("2023-01-01", "ns")]
+    (loc,) = store.locate(["k1"])
+    loaded = store.open_cube([loc], dtypes={"ndvi": "float32", "valid": "bool"}, chunks=((2,), (1, 2)))
+    np.testing.assert_array_equal(loaded["ndvi"].compute(), values["ndvi"])
+    np.testing.assert_array_equal(loaded["valid"].compute(), values["valid"])
     # The state is part of the cache: listed by `cache info`, removed by `cache clear`.
     from pipeline.sources import cache_clear, cache_info
 
     assert "state:" in cache_info(tmp_path)
     cache_clear(tmp_path)
-    assert not store.has_date("k1")
+    assert not StateStore(tmp_path, aoi_id="a", grid="g").has_date("k1")
+
+
+def test_stored_blocks_and_new_dates_read_as_one_cube(tmp_path: Path) -> None:
+    """Dates of two stored blocks and of the run's own new dates come back in the run's date
+    order, from one task per spatial chunk for all variables (not one per date or variable)."""
+    import dask
+    import dask.array as da
+
+    rng = np.random.default_rng(0)
+    red = rng.random((7, 5, 6)).astype("float32")
+    valid = rng.random((7, 5, 6)) > 0.3
+    days = np.arange("2023-01-01", "2023-01-08", dtype="datetime64[D]").astype("datetime64[ns]")
+    chunks = ((3, 2), (4, 2))
+    store = StateStore(tmp_path, aoi_id="a", grid="g")
+    for block in ([0, 3], [1, 4, 5]):  # two earlier runs, each one block
+        cube = _write_block(store, [f"k{i}" for i in block], days[block], {"red": red[block], "valid": valid[block]},
+                            chunks)
+        dask.compute(cube["red"], cube["valid"])
+        store.commit()
+    keys = [f"k{i}" for i in range(7)]
+    where = StateStore(tmp_path, aoi_id="a", grid="g").locate(keys)
+    assert [w is None for w in where] == [False, False, True, False, False, False, True]
+    assert store.n_blocks(where) == 2
+    dtypes = {"red": "float32", "valid": "bool"}
+    new = {"red": da.from_array(red[[2, 6]], chunks=((2,), *chunks)),
+           "valid": da.from_array(valid[[2, 6]], chunks=((2,), *chunks))}
+    out = store.open_cube(where, dtypes=dtypes, chunks=chunks, new=new)
+    assert out["red"].chunks == ((7,), *chunks)
+    graph = dict(out["red"].__dask_graph__())
+    readers = [k for k in graph if isinstance(k, tuple) and k[0].startswith("state-") and not k[0].endswith("-red")]
+    assert len(readers) == 4  # one per spatial chunk, both variables
+    red_out, valid_out = dask.compute(out["red"], out["valid"])
+    np.testing.assert_array_equal(red_out, red)
+    np.testing.assert_array_equal(valid_out, valid)
+    with pytest.raises(ValueError, match="not stored"):
+        store.open_cube(where, dtypes=dtypes, chunks=chunks)
