@@ -11,10 +11,16 @@
 4. the whole path with 1 and with 2 worker processes (1 thread each);
 5. 8 AOIs in parallel (``dask.aois_in_flight: 8``) against one after another (``1``);
 6. a re-run that adds one quarter (incremental state) against a full run of the same period
-   from an empty cache, twice: with three years of history (October 2020 - March 2023, the
-   realistic quarterly case: ``rerun_over_full``) and with two quarters (October 2022 - March
-   2023, the set-up of the first measurement: ``rerun_over_full_2_quarters``); each run's
-   time split by stage in the row's note.
+   from an empty cache, three times: with three years of history (October 2020 - March 2023,
+   the realistic quarterly case: ``rerun_over_full``), the same on the base area
+   (``rerun_over_full_1x``) and with two quarters on the base area (October 2022 - March 2023,
+   the set-up of the first measurement: ``rerun_over_full_2_quarters``); each run's time split
+   by stage in the row's note.
+
+(4), (5) and the first (6) run on three years of 10-day imagery over 4x the base area (the
+issue's measurement was three years over 6.4 x 4.8 km): on the base scene (1.2 x 1.6 km, one
+year) a whole run takes about 13 s, half of it cluster start and stop, graph building and
+outputs, which neither a second worker nor parallel AOIs can split.
 
 Each run starts its own local cluster and uses a fresh cache unless the row says otherwise.
 Run with ``python -m benchmarks bench_scale`` (part of ``make bench``); ``--quick`` uses
@@ -53,6 +59,7 @@ TARGETS = {
     "speedup_2_workers": (">= 1.6", lambda v: v >= 1.6),
     "speedup_8_aois_parallel": (">= 1.6", lambda v: v >= 1.6),
     "rerun_over_full": ("< 0.25", lambda v: v < 0.25),
+    "rerun_over_full_1x": ("< 0.25", lambda v: v < 0.25),
     "rerun_over_full_2_quarters": ("< 0.25", lambda v: v < 0.25),
 }
 
@@ -225,35 +232,39 @@ def bench_memory(work: Path, base: tuple[int, int]) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_workers(work: Path, scenario: Any) -> list[dict[str, Any]]:
+def bench_workers(work: Path, scenario: Any, *, start: str, what: str) -> list[dict[str, Any]]:
     walls, computes = {}, {}
     for n in (1, 2):
         raw = config_dict(source=str(scenario.catalog_path), aois=[scenario.aoi_path], out=work / f"w{n}",
-                          cache=work / f"w{n}-cache", end="2023-03-31", n_workers=n, threads=1)
+                          cache=work / f"w{n}-cache", start=start, end="2023-03-31", n_workers=n, threads=1)
         res = _run(raw)
         walls[n] = res["wall_s"]
-        computes[n] = sum(a["timings_s"].get("compute_s", 0.0) for a in res["manifest"]["aois"].values())
+        computes[n] = _stage(res, "compute")
     return [
-        {"name": "(4) whole path, 1 worker x 1 thread", "value": round(walls[1], 2), "unit": "s",
-         "note": f"compute stage {computes[1]:.1f} s"},
-        {"name": "(4) whole path, 2 workers x 1 thread", "value": round(walls[2], 2), "unit": "s",
-         "note": f"compute stage {computes[2]:.1f} s"},
+        {"name": f"(4) whole path, 1 worker x 1 thread ({what})", "value": round(walls[1], 2), "unit": "s",
+         "note": _stages_of(walls[1], computes[1])},
+        {"name": f"(4) whole path, 2 workers x 1 thread ({what})", "value": round(walls[2], 2), "unit": "s",
+         "note": _stages_of(walls[2], computes[2])},
         {"name": "speedup_2_workers", "value": round(walls[1] / walls[2], 3), "unit": "x"},
         {"name": "(4) compute stage alone, 1 / 2 workers", "value": round(computes[1] / computes[2], 3), "unit": "x"},
     ]
 
 
-def bench_parallel_aois(work: Path, scenario: Any) -> list[dict[str, Any]]:
+def _stages_of(wall: float, compute: float) -> str:
+    return f"compute stage {compute:.1f} s, the rest {wall - compute:.1f} s"
+
+
+def bench_parallel_aois(work: Path, scenario: Any, *, start: str, what: str) -> list[dict[str, Any]]:
     aois = split_aois(scenario, work / "aois8", 8)
     walls = {}
     for in_flight in (1, 8):
         raw = config_dict(source=str(scenario.catalog_path), aois=aois, out=work / f"p{in_flight}",
-                          cache=work / f"p{in_flight}-cache", end="2023-03-31", n_workers=2, threads=1,
+                          cache=work / f"p{in_flight}-cache", start=start, end="2023-03-31", n_workers=2, threads=1,
                           dask={"aois_in_flight": in_flight})
         walls[in_flight] = _run(raw)["wall_s"]
     return [
-        {"name": "(5) 8 AOIs one after another", "value": round(walls[1], 2), "unit": "s"},
-        {"name": "(5) 8 AOIs in parallel", "value": round(walls[8], 2), "unit": "s"},
+        {"name": f"(5) 8 AOIs one after another ({what})", "value": round(walls[1], 2), "unit": "s"},
+        {"name": f"(5) 8 AOIs in parallel ({what})", "value": round(walls[8], 2), "unit": "s"},
         {"name": "speedup_8_aois_parallel", "value": round(walls[1] / walls[8], 3), "unit": "x"},
     ]
 
@@ -263,16 +274,29 @@ def bench_parallel_aois(work: Path, scenario: Any) -> list[dict[str, Any]]:
 HISTORY_START = "2020-10-01"
 
 
-def history_scenario(work: Path, base: tuple[int, int]) -> Any:
+def history_scenario(work: Path, base: tuple[int, int], *, name: str = "scenario-3y") -> Any:
     """The scenario of :func:`_spec`, imagery from June 2020 (pits opening over the three years)."""
     import dataclasses
     import datetime as dt
 
     spec = dataclasses.replace(_spec(base), start=dt.date(2020, 6, 1), monitoring_start=dt.date(2020, 10, 1))
-    return write_scenario(work / "scenario-3y", spec)
+    return write_scenario(work / name, spec)
 
 
-def bench_rerun(work: Path, scenario: Any, *, start: str = "2022-10-01", tag: str = "") -> list[dict[str, Any]]:
+def _once(make: Any) -> Any:
+    """``make`` called on first use only (a scenario shared by several parts, written once)."""
+    made: list[Any] = []
+
+    def get() -> Any:
+        if not made:
+            made.append(make())
+        return made[0]
+
+    return get
+
+
+def bench_rerun(work: Path, scenario: Any, *, start: str = "2022-10-01", tag: str = "",
+                what: str = "") -> list[dict[str, Any]]:
     """Full run ``start`` - Mar 2023 from an empty cache, against a re-run adding Jan - Mar 2023
     to the state of a run ``start`` - Dec 2022; each split by stage (manifest timings)."""
     common = {"source": str(scenario.catalog_path), "aois": [scenario.aoi_path], "n_workers": 2, "threads": 1,
@@ -284,7 +308,7 @@ def bench_rerun(work: Path, scenario: Any, *, start: str = "2022-10-01", tag: st
     (state,) = [a["state"] for a in rerun["manifest"]["aois"].values()]
     same = all((w / "q1" / f).read_bytes() == (w / "full" / f).read_bytes()
                for f in ("sites.geojson", "activity.csv", "crosscheck.csv", "flags.csv"))
-    span = f"{_month_label(start)} - Mar 2023"
+    span = f"{_month_label(start)} - Mar 2023" + (f", {what}" if what else "")
     name = "rerun_over_full" + (f"_{tag}" if tag else "")
     rows = [
         {"name": f"(6) full run {span}", "value": round(full["wall_s"], 2), "unit": "s",
@@ -340,7 +364,8 @@ def _machine() -> str:
 
 #: The part each unnumbered (ratio) row belongs to.
 _PART_OF = {"detect_over_numpy": "(2)", "memory_16x_over_1x": "(3)", "speedup_2_workers": "(4)",
-            "speedup_8_aois_parallel": "(5)", "rerun_over_full": "(6)", "rerun_over_full_2_quarters": "(6)"}
+            "speedup_8_aois_parallel": "(5)", "rerun_over_full": "(6)", "rerun_over_full_1x": "(6)",
+            "rerun_over_full_2_quarters": "(6)"}
 
 
 def _part(name: str) -> str:
@@ -399,15 +424,24 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     try:
         base = (60, 80) if quick else (120, 160)
         scenario = write_scenario(work / "scenario", _spec(base))
+        # (4)-(6) at the scale of the work they are about: three years of 10-day imagery over
+        # 4x the base area (2.4 x 3.2 km). On the base scene a whole run takes ~13 s, of which
+        # cluster start and stop, graph building and outputs (~7 s) neither more workers nor
+        # parallel AOIs can split: the ratios there measure those fixed costs.
+        big = (2 * base[0], 2 * base[1])
+        big_what = f"{big[0]}x{big[1]} px, {HISTORY_START[:7]} - 2023-03"
+        history_4x = _once(lambda: history_scenario(work, big, name="scenario-3y-4x"))
         rows: list[dict[str, Any]] = []
         steps = [
             ("(1)", lambda: bench_end_to_end_http(work, scenario)),
             ("(2)", bench_detect_paths),
             ("(3)", lambda: bench_memory(work, base)),
-            ("(4)", lambda: bench_workers(work, scenario)),
-            ("(5)", lambda: bench_parallel_aois(work, scenario)),
-            ("(6)", lambda: bench_rerun(work, history_scenario(work, base), start=HISTORY_START)
-             + bench_rerun(work, scenario, tag="2_quarters")),
+            ("(4)", lambda: bench_workers(work, history_4x(), start=HISTORY_START, what=big_what)),
+            ("(5)", lambda: bench_parallel_aois(work, history_4x(), start=HISTORY_START, what=big_what)),
+            ("(6)", lambda: bench_rerun(work, history_4x(), start=HISTORY_START, tag="", what=big_what)
+             + bench_rerun(work, history_scenario(work, base), start=HISTORY_START, tag="1x",
+                           what=f"{base[0]}x{base[1]} px")
+             + bench_rerun(work, scenario, tag="2_quarters", what=f"{base[0]}x{base[1]} px")),
         ]
         for label, step in steps:
             if only and label not in only:
