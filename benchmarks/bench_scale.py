@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             ("(3)", lambda: bench_memory(work, base)),
             ("(4)", lambda: bench_workers(work, history_4x(), start=HISTORY_START, what=big_what)),
             ("(5)", lambda: bench_parallel_aois(work, history_4x(), start=HISTORY_START, what=big_what)),
-            ("(6)", lambda: bench_rerun(work, history_4x(), start=HISTORY_START, tag="", what=big_what)
+            ("(6)", lambda: bench_rerun(work, history_4x(), start=HISTORY_START, tag="", what=f"{big[0]}x{big[1]} px")
              + bench_rerun(work, history_scenario(work, base), start=HISTORY_START, tag="1x",
                            what=f"{base[0]}x{base[1]} px")
              + bench_rerun(work, scenario, tag="2_quarters", what=f"{base[0]}x{base[1]} px")),
