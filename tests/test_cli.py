@@ -20,7 +20,7 @@ import pytest
 import shapely.geometry
 
 from pipeline.demo import ScenarioSpec, write_scenario
-from tests.bad_inputs.harness import run_argv
+from tests.bad_inputs.harness import run_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ScenarioSpec(
@@ -50,10 +50,7 @@ def _cli(*args: str, cwd: Path = REPO, timeout: float = 600) -> subprocess.Compl
 
 
 def _in_process(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``main(args)`` in process, with ``folder`` as working directory, as a finished process."""
-    outcome = run_argv(list(args), folder)
-    assert not outcome.timed_out
-    return subprocess.CompletedProcess(args, outcome.code, outcome.stdout, outcome.stderr)
+    return run_in_process(folder, *args)
 
 
 def _one_error_line(stderr: str) -> str:

@@ -24,7 +24,7 @@ from pipeline.config import ClassifierParams, FeatureParams
 from pipeline.demo import ScenarioSpec, write_scenario
 from pipeline.demo.labels import labels_from_truth
 from pipeline.evaluate import evaluate_sites, read_sites, read_truth
-from tests.bad_inputs.harness import run_argv
+from tests.bad_inputs.harness import run_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,10 +45,7 @@ def _cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
 
 
 def _in_process(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``main(args)`` in process (the bad-input checks; no interpreter start), as a finished process."""
-    outcome = run_argv(list(args), folder / "cwd")
-    assert not outcome.timed_out
-    return subprocess.CompletedProcess(args, outcome.code, outcome.stdout, outcome.stderr)
+    return run_in_process(folder / "cwd", *args)
 
 
 def _one_error_line(stderr: str) -> str:

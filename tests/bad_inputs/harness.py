@@ -55,6 +55,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import traceback
 import warnings
@@ -235,6 +236,14 @@ def run_case(case: Case, folder: Path, scenario: Scenario | None) -> Outcome:
     finally:
         for holder in holders:
             holder.close()
+
+
+def run_in_process(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """:func:`run_argv` as a finished process (``returncode``, ``stdout``, ``stderr``), for tests
+    written against ``subprocess.run`` that need no interpreter of their own."""
+    outcome = run_argv(list(args), folder)
+    assert not outcome.timed_out, f"python -m pipeline {' '.join(args)} timed out"
+    return subprocess.CompletedProcess(list(args), outcome.code, outcome.stdout, outcome.stderr)
 
 
 def run_argv(argv: list[str], folder: Path, *, timeout: float = 120, values: dict[str, str] | None = None) -> Outcome:
