@@ -40,6 +40,7 @@ from shapely.geometry.base import BaseGeometry
 
 from .acquire import gdal_env
 from .aoi import read_aois
+from .aoi_radar import open_radar_or_none
 from .bulletin.figures import STATUS_COLOURS, stretch_limits, stretch_rgb
 from .config import DetectParams, MonitorConfig, SitesParams, load_config
 from .detect import detect_change
@@ -47,7 +48,7 @@ from .errors import ConfigError
 from .jobs import AOIGrid, AOIJob
 from .sites import delineate_sites
 from .workflow import named_composites as workflow_named_composites
-from .workflow import open_aoi_scenes, open_radar_or_none
+from .workflow import open_aoi_scenes
 
 __all__ = [
     "DEMO_CONFIG",
@@ -82,7 +83,7 @@ class AOICube:
     masked: xr.Dataset
     items: list[Any]
     radar: xr.Dataset | None = None
-    """Scored Sentinel-1 evidence on the same grid (:func:`pipeline.workflow.open_aoi_radar`),
+    """Scored Sentinel-1 evidence on the same grid (:func:`pipeline.aoi_radar.open_aoi_radar`),
     when the config enables radar and it could be opened; lazy."""
     radar_status: str = "off"
     """``off``, ``used`` or ``unavailable: <reason>``, as in the run's manifest."""

@@ -31,6 +31,7 @@ from distributed import Client, Future, LocalCluster
 
 from . import acquire, search
 from .aoi import read_aois
+from .aoi_radar import radar_source
 from .classify import SiteModel, feature_spec, load_site_model
 from .config import MonitorConfig
 from .errors import ConfigError, MonitorError, SearchError
@@ -42,7 +43,7 @@ from .providers import get_provider
 from .register import SiteRegister, register_path
 from .runfolder import RunFolder, failed_run_report
 from .validate_inputs import preflight_inputs
-from .workflow import AOIResult, PreparedAOI, finish_aoi, prepare_aoi, radar_source
+from .workflow import AOIResult, PreparedAOI, finish_aoi, prepare_aoi
 
 log = logging.getLogger("pipeline")
 

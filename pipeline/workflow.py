@@ -2,8 +2,10 @@
 
 :func:`run_aoi` is what :func:`pipeline.run.run_monitor` does for each AOI; the notebooks
 (:mod:`pipeline.explore`) use the first half of it, :func:`open_aoi_scenes` and
-:func:`open_aoi_radar`, so both look at the same cube. Everything an AOI needs to know
-(configuration with its overrides, dates, grid) comes in an :class:`~pipeline.jobs.AOIJob`.
+:func:`pipeline.aoi_radar.open_aoi_radar`, so both look at the same cube. Candidates and the
+site classifier are in :mod:`pipeline.candidates`, the window-cache calls shared with the radar
+path in :mod:`pipeline.aoi_windows`. Everything an AOI needs to know (configuration with its
+overrides, dates, grid) comes in an :class:`~pipeline.jobs.AOIJob`.
 
 Only the search and the window cache touch the source; the cube is lazy until the one
 ``dask.compute`` of :func:`compute_aoi` (flags, change rasters and composites together).
@@ -13,11 +15,9 @@ records it on the result.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,15 +31,17 @@ import rasterio.errors
 import rasterio.features
 import xarray as xr
 
-from . import acquire, composites, detect, preprocess, radar, register, search, sites
+from . import acquire, composites, detect, preprocess, register, search, sites
 from . import cache as window_cache
-from .classify import SiteModel, candidate_features, feature_rasters, model_summary, radar_rasters
-from .config import MonitorConfig, SourceParams
-from .errors import MonitorError, SearchError
+from .aoi_radar import open_aoi_radar, open_radar_or_none, radar_source
+from .aoi_windows import SEARCH_LOCK, localise_aoi
+from .candidates import AOICandidates, aoi_candidates, classify_candidates
+from .classify import SiteModel, feature_rasters, model_summary, radar_rasters
+from .config import MonitorConfig
+from .errors import MonitorError
 from .evaluate import read_sites
 from .incremental import IncrementalPlan, build_incremental, supports_incremental
 from .jobs import AOIGrid, AOIJob
-from .providers import get_provider
 from .types import OPTICAL_BANDS
 
 log = logging.getLogger("pipeline")
@@ -66,11 +68,6 @@ __all__ = [
 COMPOSITES_DIR = "composites"
 #: Dates of one band and spatial chunk read from the window cache by one task.
 READ_DATES_PER_TASK = 16
-#: One search at a time in this process: AOIs are prepared in parallel threads
-#: (:func:`pipeline.run.run_aois`), and opening STAC clients concurrently raced inside
-#: pystac ("dictionary changed size during iteration"). Searches are short; the window
-#: fetches that follow run in parallel.
-_SEARCH_LOCK = threading.Lock()
 
 
 @dataclass
@@ -153,16 +150,6 @@ class _Computed:
     rasters: xr.Dataset | None = None
     """Feature rasters of the site classifier (:func:`pipeline.classify.feature_rasters`)."""
     radar_rasters: xr.Dataset | None = None
-
-
-@dataclass
-class AOICandidates:
-    """One AOI's candidate sites (UTM), the pixels behind them and, for a classifier, their features."""
-
-    sites: gpd.GeoDataFrame
-    site_mask: np.ndarray
-    change: xr.Dataset
-    features: pd.DataFrame | None
 
 
 def run_aoi(
@@ -343,7 +330,7 @@ def open_aoi_scenes(job: AOIJob, *, result: AOIResult | None = None, progress: A
     tick = time.perf_counter()
     if progress is not None:
         progress.update(job.aoi_id, "search", 0, None, unit="items found")
-    with _SEARCH_LOCK:
+    with SEARCH_LOCK:
         items = search.search_items(
             job.geometry, job.search_start, job.end, source=cfg.source, params=cfg.search, bands=bands
         )
@@ -362,7 +349,7 @@ def open_aoi_scenes(job: AOIJob, *, result: AOIResult | None = None, progress: A
             progress.update(job.aoi_id, "fetch", done, total, unit="items")
 
         on_item(0, len(items))
-    items, skipped = _localise(items, cfg, source=cfg.source, grid=grid, bands=bands, on_item=on_item)
+    items, skipped = localise_aoi(items, cfg, source=cfg.source, grid=grid, bands=bands, on_item=on_item)
     used = {it.id for it in items}
     result.items = [it for it in result.items if it.id in used]
     result.timings["fetch_s"] = time.perf_counter() - tick
@@ -370,82 +357,6 @@ def open_aoi_scenes(job: AOIJob, *, result: AOIResult | None = None, progress: A
         log.warning("AOI %s: skipped %s", job.aoi_id, failure)
     result.skipped = [str(f) for f in skipped]
     return AOIScenes(masked=_masked_cube(items, cfg, grid=grid, bands=bands), grid=grid, items=list(items))
-
-
-def radar_source(cfg: MonitorConfig) -> SourceParams:
-    """The :class:`SourceParams` to search Sentinel-1 with (``radar.source_url`` or ``source``)."""
-    params = cfg.radar
-    if params.source_url is None or params.source_url == cfg.source.url:
-        return cfg.source.model_copy(update={"collection": params.collection})
-    return SourceParams(
-        url=params.source_url,
-        collection=params.collection,
-        timeout_s=cfg.source.timeout_s,
-        max_retries=cfg.source.max_retries,
-    )
-
-
-def open_aoi_radar(job: AOIJob, *, grid: AOIGrid, result: AOIResult | None = None) -> xr.Dataset:
-    """Search, cache and score one AOI's Sentinel-1 RTC scenes on the optical ``grid``.
-
-    Returns the lazy output of :func:`pipeline.radar.score_radar_change` (``evidence`` and
-    ``valid`` per radar observation since ``job.start``). Items are searched from
-    ``job.start - radar.baseline_days`` to ``job.end``. When ``result`` is given, the
-    items used are recorded on it.
-
-    Raises
-    ------
-    MonitorError
-        No radar scene, unreachable radar source, missing bands or no baseline; the
-        caller decides whether that is fatal (:func:`run_aoi` goes on optical only).
-    """
-    cfg = job.cfg
-    params = cfg.radar
-    source = radar_source(cfg)
-    bands = list(params.bands)
-    first = job.start - dt.timedelta(days=params.baseline_days)
-    with _SEARCH_LOCK:
-        items = search.search_items(job.geometry, first, job.end, source=source, params=cfg.search, bands=bands)
-    items, skipped = _localise(items, cfg, source=source, grid=grid, bands=bands)
-    if result is not None:
-        result.radar_items = list(items)
-        result.skipped += [f"radar: {f}" for f in skipped]
-    s1 = acquire.open_scenes(items, geobox=grid.geobox, bands=bands, chunk_px=cfg.acquire.chunk_px)
-    db = radar.to_db(
-        s1.chunk({"time": -1}),
-        speckle_filter=params.speckle_filter,
-        window_px=params.speckle_window_px,
-        enl=params.enl,
-        mask_valid_values=params.mask_valid_values,
-    )
-    return radar.score_radar_change(db, monitoring_start=job.start, params=params)
-
-
-def open_radar_or_none(
-    job: AOIJob, *, grid: AOIGrid, result: AOIResult | None = None, down: str | None = None
-) -> tuple[xr.Dataset | None, str]:
-    """This AOI's scored radar and ``"used"``, or ``None`` and ``"unavailable: <reason>"``
-    when radar fails or its source was found unreachable before the run (``down``).
-
-    Radar is optional: the failure is logged and recorded on ``result`` (when given), and
-    the AOI goes on with optical evidence only.
-    """
-    tick = time.perf_counter()
-    try:
-        if down is not None:
-            raise SearchError(down)
-        scored = open_aoi_radar(job, grid=grid, result=result)
-    except MonitorError as exc:
-        reason = " ".join(str(exc).split())
-        if result is not None:
-            result.radar_status, result.radar_items = f"unavailable: {reason}", []
-        log.warning("AOI %s: radar unavailable, optical evidence only: %s", job.aoi_id, reason)
-        return None, f"unavailable: {reason}"
-    if result is not None:
-        result.timings["radar_fetch_s"] = time.perf_counter() - tick
-        result.radar_status = "used"
-        log.info("AOI %s: radar fused, %d Sentinel-1 scenes", job.aoi_id, len(result.radar_items))
-    return scored, "used"
 
 
 def named_composites(job: AOIJob, masked: xr.Dataset) -> xr.Dataset | None:
@@ -501,77 +412,6 @@ def candidate_evidence(job: AOIJob, *, radar_down: str | None = None) -> Candida
 
 
 # --------------------------------------------------------------------------- the AOI's stages
-
-
-def aoi_candidates(job: AOIJob, computed: _Computed, grid: AOIGrid, *, for_model: bool) -> AOICandidates:
-    """The rules' sites of one AOI; for a classifier (``for_model``) the candidates instead:
-    down to ``classifier.candidate_min_area_m2`` and without the isolation rule (the
-    classifier judges), with their features. Eager."""
-    cfg = job.cfg
-    sites_params = cfg.sites
-    if for_model:
-        sites_params = sites_params.model_copy(
-            update={"min_area_m2": cfg.classifier.candidate_min_area_m2, "isolated_min_confidence": 0.0}
-        )
-    found, site_mask, change = sites.delineate_sites(
-        computed.flags,
-        computed.change,
-        aoi_id=job.aoi_id,
-        aoi_mask=grid.aoi_mask,
-        crs=grid.crs,
-        last_period_start=job.last_period_start,
-        detect_params=cfg.detect,
-        sites_params=sites_params,
-    )
-    features = None
-    if for_model and computed.rasters is not None and not found.empty:
-        features = candidate_features(computed.rasters, found, ring_m=cfg.features.ring_m, radar=computed.radar_rasters)
-    return AOICandidates(sites=found, site_mask=site_mask, change=change, features=features)
-
-
-def classify_candidates(
-    cands: AOICandidates, model: SiteModel, cfg: MonitorConfig, *, grid: AOIGrid
-) -> tuple[gpd.GeoDataFrame, np.ndarray]:
-    """Score candidates with the site classifier: ``confidence`` becomes its calibrated
-    probability; candidates under ``classifier.min_probability`` go, and those under the
-    minimum mapping unit stay only at ``classifier.small_site_min_probability``.
-
-    Candidates with fewer than ``classifier.min_optical_views`` clear optical observations
-    since their change date (confirmed by radar under cloud) are not the classifier's to
-    judge: the rules decide them as in a run without a model (minimum mapping unit, isolation
-    rule, heuristic confidence)."""
-    if cands.features is None or cands.sites.empty:
-        return cands.sites, cands.site_mask
-    proba = model.predict_proba(cands.features)
-    area_m2 = cands.sites["area_ha"].to_numpy() * 1e4
-    params = cfg.classifier
-    keep = (proba >= params.min_probability) & (
-        (area_m2 >= cfg.sites.min_area_m2) | (proba >= params.small_site_min_probability)
-    )
-    unseen = ~(cands.features["n_clear_post_mean"].to_numpy() >= params.min_optical_views)
-    if unseen.any():
-        by_rules = _rules_keep(cands.sites, cfg)
-        keep = np.where(unseen, by_rules, keep)
-        proba = np.where(unseen, cands.sites["confidence"].to_numpy(), proba)
-        log.info("site model: %d of %d candidates had fewer than %d optical views since their change; "
-                 "the rules decided them (%d kept)", int(unseen.sum()), len(unseen), params.min_optical_views,
-                 int((unseen & by_rules).sum()))
-    kept = cands.sites.assign(confidence=np.round(proba, 3))[keep].reset_index(drop=True)
-    if kept.empty:
-        return kept, np.zeros_like(cands.site_mask)
-    inside = rasterio.features.rasterize(
-        [(g, 1) for g in kept.geometry], out_shape=cands.site_mask.shape, transform=grid.transform, dtype="uint8"
-    ).astype(bool)
-    return kept, cands.site_mask & inside
-
-
-def _rules_keep(candidates: gpd.GeoDataFrame, cfg: MonitorConfig) -> np.ndarray:
-    """Which candidates the rules alone would report: the minimum mapping unit, then the
-    isolation rule among those (:func:`pipeline.sites.polygonise_flags`)."""
-    big = candidates["area_ha"].to_numpy() * 1e4 >= cfg.sites.min_area_m2
-    keep = np.zeros(len(candidates), dtype=bool)
-    keep[np.flatnonzero(big)] = sites.isolation_keep(candidates[big], cfg.sites)
-    return keep
 
 
 def _compute(
@@ -691,28 +531,6 @@ def _composite_records(named: xr.Dataset, cfg: MonitorConfig, *, aoi_id: str, gr
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _localise(
-    items: list[pystac.Item],
-    cfg: MonitorConfig,
-    *,
-    source: SourceParams,
-    grid: AOIGrid,
-    bands: list[str],
-    on_item: Callable[[int, int], None] | None = None,
-) -> tuple[list[pystac.Item], list[Any]]:
-    """Put each item's AOI window of ``bands`` into the window cache (items that keep failing
-    are skipped and returned with the reason)."""
-    return window_cache.localise_items(
-        items,
-        geobox=grid.geobox,
-        bands=bands,
-        cache_dir=window_cache.resolve_cache_dir(cfg.cache_dir),
-        provider=get_provider(source),
-        gdal_options=cfg.gdal_options,
-        on_item=on_item,
-    )
 
 
 def _masked_cube(items: list[pystac.Item], cfg: MonitorConfig, *, grid: AOIGrid, bands: list[str]) -> xr.Dataset:

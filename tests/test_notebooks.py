@@ -31,8 +31,8 @@ NAMES = [p.name for p in NOTEBOOKS]
 KERNEL = "kp-monitor-notebooks"
 #: Public names of the stage modules: a notebook must import these, never define them.
 STAGE_MODULES = ("acquire", "search", "preprocess", "detect", "sites", "crosscheck", "declared",
-                 "evaluate", "aoi", "bulletin.figures", "bulletin", "explore", "run", "workflow", "jobs", "classify",
-                 "assess", "register", "training")
+                 "evaluate", "aoi", "bulletin.figures", "bulletin", "explore", "run", "workflow", "candidates",
+                 "aoi_radar", "aoi_windows", "jobs", "classify", "assess", "register", "training")
 
 
 def test_notebooks_exist() -> None:

@@ -42,7 +42,7 @@ def detect_change(
         Detection thresholds.
     radar
         Output of :func:`pipeline.radar.score_radar_change` on the same grid (see
-        :func:`pipeline.workflow.open_aoi_radar`), or ``None`` for optical evidence only.
+        :func:`pipeline.aoi_radar.open_aoi_radar`), or ``None`` for optical evidence only.
         Radar evidence is merged on the optical time axis by
         :func:`pipeline.radar.fuse_evidence`, and the re-vegetation seen by either sensor is
         merged the same way.
