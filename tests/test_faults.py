@@ -8,6 +8,7 @@ file and no log."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -21,32 +22,18 @@ import pytest
 from pipeline import acquire, search
 from pipeline.cache import CacheStats, localise_items
 from pipeline.config import MonitorConfig
-from pipeline.demo import ScenarioResult, ScenarioSpec, write_scenario
+from pipeline.demo import ScenarioResult, write_scenario
 from pipeline.http import RetryPolicy
 from pipeline.run import run_monitor
+from tests.scale_fixtures import DATA_FILES, SMALL_SPEC
 from tests.servers import Fault, FaultPlan, RangeFileServer, StacApiServer
 
-SPEC = ScenarioSpec(
-    shape_px=(60, 80),
-    start=dt.date(2022, 6, 1),
-    end=dt.date(2023, 2, 28),
-    monitoring_start=dt.date(2022, 10, 1),
-    n_pits=3,
-    pit_area_ha=(0.4, 0.7),
-    n_fields=1,
-    field_area_ha=(0.3, 0.5),
-    n_burn_scars=0,
-    n_bare_patches=1,
-    bare_patch_area_ha=(0.2, 0.4),
-    pit_open_margin_days=60,
-    # clear skies: the test is about the network, and every date must carry pixels
-    cloud_prob_by_month=(0.0,) * 12,
-    scattered_cloud_prob=0.0,
-    n_full_cloud_dates=0,
-    n_nodata_stripe_dates=0,
+#: The scale tests' small scene (:data:`tests.scale_fixtures.SMALL_SPEC`) under clear skies until
+#: February: the test is about the network, and every date must carry pixels.
+SPEC = dataclasses.replace(
+    SMALL_SPEC, end=dt.date(2023, 2, 28), cloud_prob_by_month=(0.0,) * 12, scattered_cloud_prob=0.0,
+    n_full_cloud_dates=0, n_nodata_stripe_dates=0,
 )
-#: Files whose bytes must be identical between the clean and the faulty run.
-DATA_FILES = ("sites.geojson", "activity.csv", "crosscheck.csv", "flags.csv")
 FAULTS = (Fault.HTTP_500, Fault.RESET, Fault.TRUNCATE, Fault.SLOW)
 CANARY = "CANARY-faults-7d1e"
 BANDS = ["blue", "green", "red", "nir", "swir16", "swir22", "scl"]
