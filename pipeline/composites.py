@@ -257,19 +257,14 @@ def composite(
         kernel = partial(kernel, eps=float(geomedian_eps), max_iters=int(geomedian_max_iters))
     valid = scenes["valid"].astype(bool)
     times = pd.DatetimeIndex(scenes["time"].values)
-    parts = []
-    for window in windows:
-        sel = (times >= pd.Timestamp(window.start)) & (times < pd.Timestamp(window.end) + pd.Timedelta(days=1))
-        idx = np.flatnonzero(sel)
-        if idx.size == 0:
-            parts.append(_empty(valid, bands))
-        else:
-            window_scenes = scenes[list(bands)].isel(time=idx)
-            parts.append(_reduce(window_scenes, valid.isel(time=idx), kernel, bands, min_valid_obs))
-    if not parts:  # no window: an empty stack on the same grid
+    selections = tuple(
+        np.flatnonzero((times >= pd.Timestamp(w.start)) & (times < pd.Timestamp(w.end) + pd.Timedelta(days=1)))
+        for w in windows
+    )
+    if not windows:  # no window: an empty stack on the same grid
         out = xr.concat([_empty(valid, bands)], dim="composite").isel(composite=slice(0, 0))
     else:
-        out = xr.concat(parts, dim="composite", coords="minimal", compat="override", join="override")
+        out = _reduce_windows(scenes, valid, selections, kernel, bands, min_valid_obs)
     out = out.drop_vars([c for c in out.coords if c not in ("y", "x", "spatial_ref")])
     out = out.transpose("composite", "y", "x")
     out = out.assign_coords(
@@ -394,42 +389,59 @@ def _season_run(months: Sequence[int]) -> tuple[int, int]:
     return starts[0], len(month_set)
 
 
-def _reduce(
+def _reduce_windows(
     scenes: xr.Dataset,
     valid: xr.DataArray,
+    selections: tuple[np.ndarray, ...],
     kernel: Callable[[np.ndarray], np.ndarray],
     bands: Sequence[str],
     min_valid_obs: int,
 ) -> xr.Dataset:
-    # The bands are stacked and masked inside the task (_stack_masked), not as Dask arrays of
-    # their own: a stacked, masked copy of the whole cube per spatial chunk was held until
-    # every window's kernel over that chunk had run (about two cubes' worth of memory at once
-    # on the 16x benchmark AOI).
+    # Every window of a spatial chunk in one task (_windows_np): one task per window, band and
+    # chunk made composites most of the graph (20 windows x 7 bands on three years of
+    # imagery: ~8000 of 17600 tasks), and the scheduler's per-task cost then outweighed the
+    # kernels. The bands are stacked and masked inside the task, one window at a time, so no
+    # stacked, masked copy of the cube is held between tasks.
     arrays = [scenes[b] for b in bands]
     if valid.chunks is not None:
         arrays = [a.chunk({"time": -1}) for a in arrays]
         valid = valid.chunk({"time": -1})
     reduced = xr.apply_ufunc(
-        partial(_stack_masked, kernel=kernel),
+        partial(_windows_np, selections=selections, kernel=kernel, min_valid_obs=min_valid_obs),
         valid,
         *arrays,
         input_core_dims=[["time"]] * (len(arrays) + 1),
-        output_core_dims=[["band"]],
+        output_core_dims=[["composite", "band"]],
         dask="parallelized",
         output_dtypes=[np.float32],
-        dask_gufunc_kwargs={"output_sizes": {"band": len(arrays)}},
+        dask_gufunc_kwargs={"output_sizes": {"composite": len(selections), "band": len(arrays) + 1}},
     )
-    count = valid.sum("time").astype("int16")
-    out = reduced.assign_coords(band=list(bands)).to_dataset("band").where(count >= min_valid_obs)
-    out["valid_count"] = count
+    out = xr.Dataset({b: reduced.isel(band=i, drop=True) for i, b in enumerate(bands)})
+    out["valid_count"] = reduced.isel(band=len(arrays), drop=True).astype("int16")
     return out
 
 
-def _stack_masked(valid: np.ndarray, *bands: np.ndarray, kernel: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """``(..., time)`` bands and ``valid`` -> ``kernel`` of the ``(..., band, time)`` float32
-    stack, NaN where not ``valid`` (masking keeps stray values of cloudy observations out)."""
-    stack = np.stack([np.asarray(b, dtype="float32") for b in bands], axis=-2)
-    return kernel(np.where(valid[..., None, :], stack, np.float32(np.nan)))
+def _windows_np(
+    valid: np.ndarray,
+    *bands: np.ndarray,
+    selections: tuple[np.ndarray, ...],
+    kernel: Callable[[np.ndarray], np.ndarray],
+    min_valid_obs: int,
+) -> np.ndarray:
+    """``(..., time)`` bands and ``valid`` -> ``(..., window, band + 1)`` float32: per window
+    (``selections``: its time indices), ``kernel`` of the ``(..., band, time)`` stack, NaN
+    where not ``valid`` (masking keeps stray values of cloudy observations out) and where
+    fewer than ``min_valid_obs`` observations are clear; the last slot is the clear count."""
+    out = np.full((*valid.shape[:-1], len(selections), len(bands) + 1), np.nan, dtype=np.float32)
+    for w, idx in enumerate(selections):
+        count = valid[..., idx].sum(axis=-1).astype("int16")
+        out[..., w, -1] = count
+        if idx.size == 0:
+            continue
+        stack = np.stack([np.asarray(b[..., idx], dtype="float32") for b in bands], axis=-2)
+        reduced = kernel(np.where(valid[..., None, idx], stack, np.float32(np.nan)))
+        out[..., w, :-1] = np.where((count >= min_valid_obs)[..., None], reduced, np.float32(np.nan))
+    return out
 
 
 def _empty(valid: xr.DataArray, bands: Sequence[str]) -> xr.Dataset:
