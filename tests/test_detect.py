@@ -83,6 +83,44 @@ def test_dask_and_numpy_agree_and_stay_lazy() -> None:
         np.testing.assert_array_equal(change_lazy[name].values, change_eager[name].values)
 
 
+@pytest.mark.parametrize("params", [
+    PARAMS,
+    DetectParams(baseline_days=365, widespread_loss_max_frac=0.01),  # dates of the pit itself dropped
+    DetectParams(baseline_days=365, widespread_loss_max_frac=None),
+    DetectParams(baseline_days=365, swir_change_min=0.05, rearm_after_regrowth=True),
+], ids=["default", "widespread-triggers", "no-widespread-test", "swir-rearm"])
+def test_blockwise_detection_equals_the_lazy_graph(params: DetectParams, monkeypatch: pytest.MonkeyPatch) -> None:
+    """detect_change's two tasks per chunk (pipeline.detect.blockwise) give what the graph of
+    xarray operations gives, value for value, including the widespread test's grid-wide counts."""
+    from pipeline.detect import blockwise
+
+    lazy, _ = make_scene(clouds=0.3, seed=3, chunks={"time": -1, "y": 16, "x": 20})
+    assert blockwise.supported(lazy, params, None)
+    with raise_if_dask_computes():
+        flags_b, change_b = detect.detect_change(lazy, start=MON_START, params=params)
+    n_blockwise = len(dict(change_b.__dask_graph__()))
+    monkeypatch.setattr(blockwise, "supported", lambda *_: False)
+    flags_g, change_g = detect.detect_change(lazy, start=MON_START, params=params)
+    assert n_blockwise < len(dict(change_g.__dask_graph__()))
+    (flags_b, change_b), (flags_g, change_g) = dask.compute((flags_b, change_b), (flags_g, change_g))
+    xr.testing.assert_identical(flags_b, flags_g)
+    xr.testing.assert_identical(change_b, change_g)
+    if params.widespread_loss_max_frac == 0.01:
+        assert not flags_g.values.any()  # the test did drop the pit's dates
+    else:
+        assert flags_g.values.any()
+
+
+def test_blockwise_detection_is_not_used_where_chunks_are_coupled() -> None:
+    from pipeline.detect import blockwise
+
+    lazy, _ = make_scene(clouds=0.3, seed=3, chunks={"time": -1, "y": 16, "x": 20})
+    assert not blockwise.supported(lazy, DetectParams(baseline_days=365, threshold_method="otsu"), None)
+    assert not blockwise.supported(lazy, PARAMS, object())  # radar fused on its own time axis
+    assert not blockwise.supported(lazy.chunk({"time": 5}), PARAMS, None)
+    assert not blockwise.supported(lazy.compute(), PARAMS, None)
+
+
 def test_missing_baseline_is_a_clear_error() -> None:
     scenes, _ = make_scene()
     with pytest.raises(NoValidPixelsError, match="baseline"):

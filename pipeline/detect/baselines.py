@@ -72,7 +72,12 @@ def ndvi_change(
 
 
 def drop_widespread(
-    evidence: xr.DataArray, valid: xr.DataArray, *, max_frac: float | None, strict: xr.DataArray | None = None
+    evidence: xr.DataArray,
+    valid: xr.DataArray,
+    *,
+    max_frac: float | None,
+    strict: xr.DataArray | None = None,
+    counts: tuple[xr.DataArray, xr.DataArray | None, int] | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Dates on which evidence covers more than ``max_frac`` of the grid are not judged.
 
@@ -89,6 +94,10 @@ def drop_widespread(
     strict evidence and the pixels without evidence are judged as usual. Where the strict part
     is widespread too, the whole date is not judged.
 
+    ``counts``: ``(evidence, strict, size)`` from :func:`widespread_counts` summed over the whole
+    grid when ``evidence`` is one spatial chunk of it (:mod:`pipeline.detect.blockwise`);
+    default: counted on these arrays.
+
     Examples
     --------
     >>> t = pd.date_range("2023-01-01", periods=2, freq="10D")
@@ -101,15 +110,27 @@ def drop_widespread(
     """
     if max_frac is None:
         return evidence, valid
-    size = evidence.sizes["y"] * evidence.sizes["x"]
-    wide = (evidence & valid).sum(("y", "x")) / size > max_frac
+    n_evidence, n_strict, size = counts if counts is not None else widespread_counts(evidence, valid, strict)
+    wide = n_evidence / size > max_frac
     if strict is None:
         judged = valid & ~wide
         return evidence & judged, judged
+    assert n_strict is not None
     strict = strict & evidence
-    strict_wide = (strict & valid).sum(("y", "x")) / size > max_frac
+    strict_wide = n_strict / size > max_frac
     judged = valid & ~strict_wide & ~(wide & evidence & ~strict)
     return xr.where(wide, strict, evidence) & judged, judged
+
+
+def widespread_counts(
+    evidence: xr.DataArray, valid: xr.DataArray, strict: xr.DataArray | None = None
+) -> tuple[xr.DataArray, xr.DataArray | None, int]:
+    """Per date, the clear pixels with evidence and with ``strict`` evidence (int64, ``time``),
+    and the number of pixels of the ``(y, x)`` grid: what :func:`drop_widespread` judges by."""
+    size = evidence.sizes["y"] * evidence.sizes["x"]
+    n_evidence = (evidence & valid).sum(("y", "x"))
+    n_strict = None if strict is None else ((strict & evidence) & valid).sum(("y", "x"))
+    return n_evidence, n_strict, size
 
 
 def seasonal_baseline(base_ndvi: xr.DataArray, times: xr.DataArray, *, params: DetectParams) -> xr.DataArray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import xarray as xr
 
@@ -19,6 +20,7 @@ def score_change(
     *,
     monitoring_start: dt.date,
     params: DetectParams,
+    counts: tuple[xr.DataArray, xr.DataArray | None, int] | None = None,
 ) -> xr.Dataset:
     """Per-observation excavation evidence against a per-pixel baseline.
 
@@ -33,6 +35,10 @@ def score_change(
         First day on which change can be reported.
     params
         Thresholds (see :class:`pipeline.config.DetectParams`).
+    counts
+        The widespread-evidence counts of the whole grid (:func:`pipeline.detect.baselines.widespread_counts` of
+        :func:`evidence_before_widespread` summed over every chunk) when ``scenes`` is one
+        spatial chunk of it (:mod:`pipeline.detect.blockwise`); default: counted on ``scenes``.
 
     Returns
     -------
@@ -48,6 +54,40 @@ def score_change(
     NoValidPixelsError
         When no observation falls in the baseline window or the monitoring period.
     """
+    parts = evidence_before_widespread(scenes, monitoring_start=monitoring_start, params=params)
+    evidence, valid = drop_widespread(
+        parts.evidence, parts.valid, max_frac=params.widespread_loss_max_frac, strict=parts.strict, counts=counts
+    )
+    mon, loss, was_bare = parts.mon, parts.loss, parts.was_bare
+    out = mon.copy()
+    out["evidence"] = evidence
+    out["valid"] = valid
+    # Re-greening only means something where the baseline was green: in bare ground (sand,
+    # laterite, desert) the NDVI of a pit and of its surroundings are alike.
+    out["regrowth"] = loss["regrowth"] & ~was_bare & valid
+    out["baseline_ndvi"] = loss["baseline_ndvi"]
+    out["ndvi_drop_threshold"] = loss["ndvi_drop_threshold"]
+    return out
+
+
+@dataclass
+class EvidenceParts:
+    """:func:`score_change` before the widespread-evidence test (monitoring observations)."""
+
+    mon: xr.Dataset
+    """The per-date indices."""
+    loss: xr.Dataset
+    """:func:`pipeline.detect.baselines.ndvi_change`."""
+    evidence: xr.DataArray
+    """Evidence on clear observations."""
+    strict: xr.DataArray
+    """The part of it that needs no greener-gravel allowance, on clear observations."""
+    valid: xr.DataArray
+    was_bare: xr.DataArray
+
+
+def evidence_before_widespread(scenes: xr.Dataset, *, monitoring_start: dt.date, params: DetectParams) -> EvidenceParts:
+    """The evidence of :func:`score_change` before dates of widespread evidence are dropped. Lazy."""
     # Indices computed earlier (the per-date state of an incremental run) are used as they are.
     idx = scenes[[v for v in INDEX_VARS if v in scenes]] if "ndvi" in scenes else spectral_indices(scenes)
     loss = ndvi_change(idx["ndvi"], scenes["valid"], monitoring_start=monitoring_start, params=params)
@@ -55,7 +95,8 @@ def score_change(
     mon = idx.isel(time=mon_idx)
     valid = loss["valid"]
     water = mon["mndwi"] >= params.water_mndwi_min
-    was_water = idx["mndwi"].isel(time=base_idx).max("time", skipna=True) >= params.water_mndwi_min
+    # "any date at or above" is "the maximum at or above" without NumPy's all-NaN warning
+    was_water = (idx["mndwi"].isel(time=base_idx) >= params.water_mndwi_min).any("time")
     was_bare = (loss["baseline_ndvi"] <= params.bare_ndvi_max) & ~was_water
     gravel = _gravel(mon, params)
     new_water = water & ~was_water
@@ -67,18 +108,8 @@ def score_change(
         swir_change = abs(scenes["swir16"].isel(time=mon_idx) - base_swir)
         disturbed = was_bare & (swir_change >= params.swir_change_min)
         evidence, strict = evidence | disturbed, strict | disturbed
-    evidence, valid = drop_widespread(
-        evidence & valid, valid, max_frac=params.widespread_loss_max_frac, strict=strict & valid
-    )
-    out = mon.copy()
-    out["evidence"] = evidence
-    out["valid"] = valid
-    # Re-greening only means something where the baseline was green: in bare ground (sand,
-    # laterite, desert) the NDVI of a pit and of its surroundings are alike.
-    out["regrowth"] = loss["regrowth"] & ~was_bare & valid
-    out["baseline_ndvi"] = loss["baseline_ndvi"]
-    out["ndvi_drop_threshold"] = loss["ndvi_drop_threshold"]
-    return out
+    return EvidenceParts(mon=mon, loss=loss, evidence=evidence & valid, strict=strict & valid, valid=valid,
+                         was_bare=was_bare)
 
 
 def _gravel(idx: xr.Dataset, params: DetectParams) -> xr.DataArray:
