@@ -32,11 +32,9 @@ MON_START = dt.date(2022, 1, 1) + dt.timedelta(days=10 * 20)
 
 
 def _graph(scenes):  # type: ignore[no-untyped-def]
-    scored = detect.score_change(scenes, monitoring_start=MON_START, params=PARAMS)
-    change = detect.confirm_change(
-        scored["evidence"], scored["valid"], min_confirmations=PARAMS.min_confirmations, regrowth=scored["regrowth"]
-    )
-    return detect.flag_excavation(change, params=PARAMS)
+    """The detect stage as a run builds it (:func:`pipeline.detect.detect_change`)."""
+    flags, _ = detect.detect_change(scenes, start=MON_START, params=PARAMS)
+    return flags
 
 
 def fused_numpy(scenes) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -29,7 +29,7 @@ import odc.stac
 import rasterio.errors
 from distributed import Client, Future, LocalCluster
 
-from . import acquire, search
+from . import acquire, search, workers
 from .aoi import read_aois
 from .aoi_radar import radar_source
 from .classify import SiteModel, feature_spec, load_site_model
@@ -349,6 +349,9 @@ def dask_client(cfg: MonitorConfig) -> Iterator[Any]:
 
 
 def configure_workers(client: Any, cfg: MonitorConfig) -> None:
+    """GDAL options to every worker, and the modules the tasks need imported there now, while
+    this process searches and builds the graphs (:func:`pipeline.workers.import_modules`)."""
     # GDAL options must reach the worker processes, where the reads happen.
     options: dict[str, Any] = dict(cfg.gdal_options)
     odc.stac.configure_rio(cloud_defaults=False, client=client, **options)
+    client.run(workers.import_modules, wait=False)
