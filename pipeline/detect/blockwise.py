@@ -9,8 +9,12 @@ widespread-evidence test (:func:`pipeline.detect.baselines.drop_widespread`), wh
 date by its share of the whole grid. So the same functions run eagerly on each chunk, in two
 tasks per chunk:
 
-1. the evidence before the widespread test, and its per-date counts (summed over the chunks);
-2. the evidence again, dates judged with the grid's counts, re-greening, then confirmation.
+1. the evidence before the widespread test (as four boolean ``(date, y, x)`` arrays: evidence,
+   its strict part, clear views, re-greening) and its per-date counts, summed over the chunks;
+2. the dates judged with the grid's counts, then confirmation.
+
+The cube's chunk is released after the first task (and the composites): what waits for the
+whole grid's counts is a bit per pixel, date and array, not the reflectance.
 
 The results equal the lazy graph's value for value (the same NumPy operations on the same
 pixels; the counts are integer sums). Used by :func:`pipeline.detect.detect_change` when the
@@ -21,16 +25,19 @@ NDVI-drop threshold (Otsu's is found on the whole AOI's histogram) and no radar 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
 from ..config import DetectParams
-from .baselines import _windows, widespread_counts
+from .baselines import _windows, drop_widespread, widespread_counts
 from .confirm import CHANGE_VARS, confirm_change
-from .evidence import evidence_before_widespread, score_change
+from .evidence import evidence_before_widespread
 
 #: The cube's variables the evidence rules read.
 _INPUTS = ("red", "green", "blue", "nir", "swir16", "swir22", "valid", "ndvi", "bsi", "mndwi", "bright", "ndti",
@@ -62,22 +69,29 @@ def change_blockwise(
     arrays = [masked[v].data for v in names]
     times = masked["time"].values
     _, mon_idx = _windows(masked, monitoring_start=start, baseline_days=params.baseline_days)
-    n_mon = len(mon_idx)
+    mon_times = times[mon_idx]
     y_chunks, x_chunks = arrays[0].chunks[1:]
-    size = masked.sizes["y"] * masked.sizes["x"]
-    common = {"names": names, "times": times, "start": start, "params": params}
-    args: list[Any] = [a for arr in arrays for a in (arr, "tyx")]
+    ones = ((1,) * len(y_chunks), (1,) * len(x_chunks))
+    # pass 1: {evidence, strict, valid, regrowth, counts} per chunk, as a 2-D object array of chunks
+    first = da.map_blocks(_evidence_np, *arrays, names=names, times=times, start=start, params=params,
+                          drop_axis=0, chunks=ones, dtype=object, meta=np.empty((0, 0), dtype=object))
+    deps = [first]
+    counts_key = None
     if params.widespread_loss_max_frac is not None:
-        per_chunk = da.map_blocks(
-            _counts_np, *arrays, **common, new_axis=0,
-            chunks=((2,), (n_mon,), (1,) * len(y_chunks), (1,) * len(x_chunks)), dtype=np.int64,
-        )
+        per_chunk = first.map_blocks(_counts_of, new_axis=[0, 1], chunks=((2,), (len(mon_idx),), *ones),
+                                     dtype=np.int64, meta=np.empty((0, 0, 0, 0), dtype=np.int64))
         counts = per_chunk.sum(axis=(2, 3))
-        args += [counts, "cm"]
-    stacked = da.blockwise(
-        _change_np, "vyx", *args, **common, size=size, confirm=confirm, new_axes={"v": len(CHANGE_VARS)},
-        concatenate=True, dtype=np.float64, meta=np.empty((0, 0, 0), dtype=np.float64),
-    )
+        deps.append(counts)
+        counts_key = (counts.name, 0, 0)
+    # pass 2: one task per chunk from pass 1's arrays and the grid's counts
+    body = _Confirm(mon_times=mon_times, size=masked.sizes["y"] * masked.sizes["x"], params=params,
+                    confirm=confirm)
+    name = "detect-confirm-" + tokenize(body, first.name, counts_key)
+    layer = {(name, 0, i, j): (body, (first.name, i, j), counts_key)
+             for i in range(len(y_chunks)) for j in range(len(x_chunks))}
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=deps)
+    stacked = da.Array(graph, name, chunks=((len(CHANGE_VARS),), y_chunks, x_chunks), dtype=np.float64,
+                       meta=np.empty((0, 0, 0), dtype=np.float64))
     coords = {c: masked[c] for c in ("y", "x", "spatial_ref") if c in masked.coords}
     out = xr.Dataset(
         {n: (("y", "x"), stacked[i].astype(dtype)) for i, (n, dtype) in enumerate(CHANGE_VARS.items())},
@@ -91,33 +105,54 @@ def _names(masked: xr.Dataset) -> list[str]:
     return [v for v in _INPUTS if v in masked.data_vars]
 
 
-def _block(blocks: tuple[np.ndarray, ...], names: list[str], times: np.ndarray) -> xr.Dataset:
-    return xr.Dataset({n: (("time", "y", "x"), b) for n, b in zip(names, blocks, strict=True)}, coords={"time": times})
-
-
-def _counts_np(*blocks: np.ndarray, names: list[str], times: np.ndarray, start: dt.date,
-               params: DetectParams) -> np.ndarray:
-    """Pass 1 on one chunk: ``(2, n_monitoring, 1, 1)`` int64 counts of clear pixels with
-    evidence and with strict evidence per monitoring date."""
-    parts = evidence_before_widespread(_block(blocks, names, times), monitoring_start=start, params=params)
+def _evidence_np(*blocks: np.ndarray, names: list[str], times: np.ndarray, start: dt.date,
+                 params: DetectParams) -> np.ndarray:
+    """Pass 1 on one chunk: a ``(1, 1)`` object array holding the evidence before the widespread
+    test, its strict part, the clear views and the re-greening (bool ``(date, y, x)``, monitoring
+    dates), and the ``(2, date, 1, 1)`` int64 counts of clear pixels with evidence and with strict
+    evidence."""
+    ds = xr.Dataset({n: (("time", "y", "x"), b) for n, b in zip(names, blocks, strict=True)}, coords={"time": times})
+    parts = evidence_before_widespread(ds, monitoring_start=start, params=params)
     n_evidence, n_strict, _ = widespread_counts(parts.evidence, parts.valid, parts.strict)
     assert n_strict is not None
-    return np.stack([n_evidence.values, n_strict.values]).astype(np.int64)[:, :, None, None]
+    def tyx(a: xr.DataArray) -> np.ndarray:  # xarray orders broadcast dims as they come: (y, x, time) here
+        return np.ascontiguousarray(a.transpose("time", "y", "x").values)
+
+    out = np.empty((1, 1), dtype=object)
+    out[0, 0] = {
+        "evidence": tyx(parts.evidence), "strict": tyx(parts.strict), "valid": tyx(parts.valid),
+        # re-greening only where the baseline was green (score_change); judged dates below
+        "regrowth": tyx(parts.loss["regrowth"] & ~parts.was_bare),
+        "counts": np.stack([n_evidence.values, n_strict.values]).astype(np.int64)[:, :, None, None],
+    }
+    return out
 
 
-def _change_np(*blocks: np.ndarray, names: list[str], times: np.ndarray, start: dt.date, params: DetectParams,
-               size: int, confirm: dict[str, Any]) -> np.ndarray:
-    """Pass 2 on one chunk: the :data:`CHANGE_VARS` stacked as float64 ``(var, y, x)`` (every
-    value exact in float64: bools, int16 counts, float64 days)."""
-    counts = None
-    if len(blocks) > len(names):  # the whole grid's counts of pass 1
-        (*blocks, grid_counts) = blocks
-        ds = _block(tuple(blocks), names, times)
-        mon_time = ds["time"].isel(time=_windows(ds, monitoring_start=start, baseline_days=params.baseline_days)[1])
-        counts = (xr.DataArray(grid_counts[0], dims="time", coords={"time": mon_time}),
-                  xr.DataArray(grid_counts[1], dims="time", coords={"time": mon_time}), size)
-    else:
-        ds = _block(tuple(blocks), names, times)
-    scored = score_change(ds, monitoring_start=start, params=params, counts=counts)
-    change = confirm_change(scored["evidence"], scored["valid"], regrowth=scored["regrowth"], **confirm)
-    return np.stack([np.asarray(change[n].values, dtype=np.float64) for n in CHANGE_VARS])
+def _counts_of(block: np.ndarray) -> np.ndarray:
+    return block[0, 0]["counts"]
+
+
+@dataclass(frozen=True)
+class _Confirm:
+    """Pass 2, a picklable task body: one chunk's dates judged with the grid's counts, then
+    :func:`confirm_change`; the :data:`CHANGE_VARS` stacked as float64 ``(var, y, x)`` (every value
+    exact in float64: bools, int16 counts, float64 days)."""
+
+    mon_times: np.ndarray
+    size: int
+    params: DetectParams
+    confirm: dict[str, Any]
+
+    def __call__(self, first: np.ndarray, grid_counts: np.ndarray | None) -> np.ndarray:
+        part = first[0, 0]
+        dims, coords = ("time", "y", "x"), {"time": self.mon_times}
+        arr = {k: xr.DataArray(part[k], dims=dims, coords=coords) for k in ("evidence", "strict", "valid", "regrowth")}
+        counts = None
+        if grid_counts is not None:
+            counts = (xr.DataArray(grid_counts[0], dims="time", coords=coords),
+                      xr.DataArray(grid_counts[1], dims="time", coords=coords), self.size)
+        evidence, valid = drop_widespread(arr["evidence"], arr["valid"], max_frac=self.params.widespread_loss_max_frac,
+                                          strict=arr["strict"], counts=counts)
+        regrowth = arr["regrowth"] & valid  # as score_change: loss["regrowth"] & ~was_bare & valid
+        change = confirm_change(evidence, valid, regrowth=regrowth, **self.confirm)
+        return np.stack([np.asarray(change[n].values, dtype=np.float64) for n in CHANGE_VARS])
