@@ -66,11 +66,6 @@ __all__ = [
 
 #: Sub-folder of the output folder holding the named composites (Cloud-Optimised GeoTIFFs).
 COMPOSITES_DIR = "composites"
-#: Dates of one band and spatial chunk read from the window cache by one task.
-READ_DATES_PER_TASK = 16
-#: Raw bytes (every date and band) of the region one read task covers, at most: reads cover
-#: several compute chunks (``acquire.chunk_px``) when the cube is small enough (:func:`read_px`).
-READ_REGION_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -537,45 +532,20 @@ def _composite_records(named: xr.Dataset, cfg: MonitorConfig, *, aoi_id: str, gr
 
 
 def _masked_cube(items: list[pystac.Item], cfg: MonitorConfig, *, grid: AOIGrid, bands: list[str]) -> xr.Dataset:
-    # Read READ_DATES_PER_TASK dates of a band and spatial chunk per task (some I/O parallelism
-    # along time; one task per date made reading the window cache most of the graph: 1260 of
-    # 3539 tasks on the 30-date benchmark scene), then hold each spatial chunk's whole time
-    # series in one block: every later step is per-pixel over time, and this keeps the graph
-    # small (a few tasks per chunk instead of a few per chunk and date).
+    # Read READ_DATES_PER_TASK dates of a band per task (some I/O parallelism along time; one
+    # task per date made reading the window cache most of the graph: 1260 of 3539 tasks on the
+    # 30-date benchmark scene) over a region of several chunks (acquire.read_px), then hold each
+    # spatial chunk's whole time series in one block: every later step is per-pixel over time,
+    # and this keeps the graph small (a few tasks per chunk instead of a few per chunk and date).
     optical = [b for b in bands if b in OPTICAL_BANDS]
     chunk = cfg.acquire.chunk_px
     scenes = acquire.open_scenes(items, geobox=grid.geobox, bands=bands,
-                                 chunk_px=read_px(len(items), len(bands), chunk_px=chunk),
-                                 dates_per_chunk=READ_DATES_PER_TASK)
+                                 chunk_px=acquire.read_px(len(items), len(bands), chunk_px=chunk),
+                                 dates_per_chunk=acquire.READ_DATES_PER_TASK)
     refl = preprocess.to_reflectance(scenes.chunk({"time": -1, "y": chunk, "x": chunk}), bands=optical)
     return preprocess.mask_clouds(
         refl, bands=optical, mask_classes=cfg.preprocess.scl_mask_classes, buffer_px=cfg.preprocess.cloud_buffer_px
     )
-
-
-def read_px(n_dates: int, n_bands: int, *, chunk_px: int, itemsize: int = 2) -> int:
-    """Side of the square region one read task covers: the largest multiple of ``chunk_px``
-    whose raw data over ``n_dates`` dates and ``n_bands`` bands (``itemsize`` bytes a value:
-    Sentinel-2 L2A is uint16) fits :data:`READ_REGION_BYTES`, at least ``chunk_px``.
-
-    A read task opens each file it covers and decompresses whole tiles of it (256 x 256 px in
-    the window cache), whatever part it needs: reading per compute chunk, the three-year
-    benchmark AOI in 64-px chunks opened every file 20 times, and a re-run's 9 new dates cost
-    more to read than the detection over all 103. The cap keeps the raw data waiting to be
-    split into compute chunks small (the region's chunks are masked once every band and date
-    of them is read).
-
-    Examples
-    --------
-    >>> read_px(9, 7, chunk_px=64)  # a quarter's new dates: one read covers 704 x 704 px
-    704
-    >>> read_px(103, 7, chunk_px=64)  # three years: 192 x 192 px
-    192
-    >>> read_px(2000, 7, chunk_px=1024)  # never below the compute chunk
-    1024
-    """
-    side = int((READ_REGION_BYTES / max(1, n_dates * n_bands * itemsize)) ** 0.5)
-    return max(chunk_px, side // chunk_px * chunk_px)
 
 
 def _rgb(views: xr.Dataset, index: int) -> np.ndarray:
