@@ -12,6 +12,9 @@ from ..config import DetectParams
 from ..preprocess import observation_windows
 from ..thresholds import otsu_threshold
 
+#: Per date, the clear pixels with evidence and with strict evidence, and the grid's pixel count
+#: (:func:`widespread_counts`).
+WidespreadCounts = tuple[xr.DataArray, xr.DataArray | None, int]
 
 def ndvi_change(
     ndvi: xr.DataArray, valid: xr.DataArray, *, monitoring_start: dt.date, params: DetectParams
@@ -77,7 +80,7 @@ def drop_widespread(
     *,
     max_frac: float | None,
     strict: xr.DataArray | None = None,
-    counts: tuple[xr.DataArray, xr.DataArray | None, int] | None = None,
+    counts: WidespreadCounts | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Dates on which evidence covers more than ``max_frac`` of the grid are not judged.
 
@@ -124,7 +127,7 @@ def drop_widespread(
 
 def widespread_counts(
     evidence: xr.DataArray, valid: xr.DataArray, strict: xr.DataArray | None = None
-) -> tuple[xr.DataArray, xr.DataArray | None, int]:
+) -> WidespreadCounts:
     """Per date, the clear pixels with evidence and with ``strict`` evidence (int64, ``time``),
     and the number of pixels of the ``(y, x)`` grid: what :func:`drop_widespread` judges by."""
     size = evidence.sizes["y"] * evidence.sizes["x"]

@@ -35,9 +35,9 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from ..config import DetectParams
-from .baselines import _windows, drop_widespread, widespread_counts
+from .baselines import _windows, widespread_counts
 from .confirm import CHANGE_VARS, confirm_change
-from .evidence import evidence_before_widespread
+from .evidence import evidence_before_widespread, judge_dates
 
 #: The cube's variables the evidence rules read.
 _INPUTS = ("red", "green", "blue", "nir", "swir16", "swir22", "valid", "ndvi", "bsi", "mndwi", "bright", "ndti",
@@ -121,8 +121,7 @@ def _evidence_np(*blocks: np.ndarray, names: list[str], times: np.ndarray, start
     out = np.empty((1, 1), dtype=object)
     out[0, 0] = {
         "evidence": tyx(parts.evidence), "strict": tyx(parts.strict), "valid": tyx(parts.valid),
-        # re-greening only where the baseline was green (score_change); judged dates below
-        "regrowth": tyx(parts.loss["regrowth"] & ~parts.was_bare),
+        "regrowth": tyx(parts.regrowth),
         "counts": np.stack([n_evidence.values, n_strict.values]).astype(np.int64)[:, :, None, None],
     }
     return out
@@ -151,8 +150,7 @@ class _Confirm:
         if grid_counts is not None:
             counts = (xr.DataArray(grid_counts[0], dims="time", coords=coords),
                       xr.DataArray(grid_counts[1], dims="time", coords=coords), self.size)
-        evidence, valid = drop_widespread(arr["evidence"], arr["valid"], max_frac=self.params.widespread_loss_max_frac,
-                                          strict=arr["strict"], counts=counts)
-        regrowth = arr["regrowth"] & valid  # as score_change: loss["regrowth"] & ~was_bare & valid
+        evidence, valid, regrowth = judge_dates(arr["evidence"], arr["strict"], arr["valid"], arr["regrowth"],
+                                                params=self.params, counts=counts)
         change = confirm_change(evidence, valid, regrowth=regrowth, **self.confirm)
         return np.stack([np.asarray(change[n].values, dtype=np.float64) for n in CHANGE_VARS])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import xarray as xr
 
 from ..config import DetectParams
-from .baselines import _windows, drop_widespread, ndvi_change
+from .baselines import WidespreadCounts, _windows, drop_widespread, ndvi_change
 from .indices import spectral_indices
 
 #: The per-date indices :func:`spectral_indices` returns (``ndti``, ``nbr`` with ``swir22``).
@@ -20,7 +20,7 @@ def score_change(
     *,
     monitoring_start: dt.date,
     params: DetectParams,
-    counts: tuple[xr.DataArray, xr.DataArray | None, int] | None = None,
+    counts: WidespreadCounts | None = None,
 ) -> xr.Dataset:
     """Per-observation excavation evidence against a per-pixel baseline.
 
@@ -55,19 +55,33 @@ def score_change(
         When no observation falls in the baseline window or the monitoring period.
     """
     parts = evidence_before_widespread(scenes, monitoring_start=monitoring_start, params=params)
-    evidence, valid = drop_widespread(
-        parts.evidence, parts.valid, max_frac=params.widespread_loss_max_frac, strict=parts.strict, counts=counts
-    )
-    mon, loss, was_bare = parts.mon, parts.loss, parts.was_bare
-    out = mon.copy()
+    evidence, valid, regrowth = judge_dates(parts.evidence, parts.strict, parts.valid, parts.regrowth,
+                                            params=params, counts=counts)
+    out = parts.mon.copy()
     out["evidence"] = evidence
     out["valid"] = valid
-    # Re-greening only means something where the baseline was green: in bare ground (sand,
-    # laterite, desert) the NDVI of a pit and of its surroundings are alike.
-    out["regrowth"] = loss["regrowth"] & ~was_bare & valid
-    out["baseline_ndvi"] = loss["baseline_ndvi"]
-    out["ndvi_drop_threshold"] = loss["ndvi_drop_threshold"]
+    out["regrowth"] = regrowth
+    out["baseline_ndvi"] = parts.loss["baseline_ndvi"]
+    out["ndvi_drop_threshold"] = parts.loss["ndvi_drop_threshold"]
     return out
+
+
+def judge_dates(
+    evidence: xr.DataArray,
+    strict: xr.DataArray,
+    valid: xr.DataArray,
+    regrowth: xr.DataArray,
+    *,
+    params: DetectParams,
+    counts: WidespreadCounts | None = None,
+) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+    """The fields of :class:`EvidenceParts` after the widespread-evidence test
+    (:func:`pipeline.detect.baselines.drop_widespread`, ``counts`` as there): evidence, clear
+    views and re-greening on the dates (and pixels) judged."""
+    evidence, valid = drop_widespread(
+        evidence, valid, max_frac=params.widespread_loss_max_frac, strict=strict, counts=counts
+    )
+    return evidence, valid, regrowth & valid
 
 
 @dataclass
@@ -83,7 +97,9 @@ class EvidenceParts:
     strict: xr.DataArray
     """The part of it that needs no greener-gravel allowance, on clear observations."""
     valid: xr.DataArray
-    was_bare: xr.DataArray
+    regrowth: xr.DataArray
+    """Back to baseline greenness, where the baseline was green (in bare ground, sand,
+    laterite or desert, the NDVI of a pit and of its surroundings are alike)."""
 
 
 def evidence_before_widespread(scenes: xr.Dataset, *, monitoring_start: dt.date, params: DetectParams) -> EvidenceParts:
@@ -109,7 +125,7 @@ def evidence_before_widespread(scenes: xr.Dataset, *, monitoring_start: dt.date,
         disturbed = was_bare & (swir_change >= params.swir_change_min)
         evidence, strict = evidence | disturbed, strict | disturbed
     return EvidenceParts(mon=mon, loss=loss, evidence=evidence & valid, strict=strict & valid, valid=valid,
-                         was_bare=was_bare)
+                         regrowth=loss["regrowth"] & ~was_bare)
 
 
 def _gravel(idx: xr.Dataset, params: DetectParams) -> xr.DataArray:
