@@ -35,12 +35,15 @@ import xarray as xr
 from . import composites, preprocess
 from .cache import resolve_cache_dir
 from .composites import CompositeWindow
+from .detect.blockwise import Resume
+from .detect.confirm import ConfirmState
 from .jobs import AOIJob
-from .state import StateStore, composites_digest, dates_digest
+from .preprocess import observation_windows
+from .state import StateStore, composites_digest, dates_digest, detection_digest
 
 log = logging.getLogger("pipeline")
 
-__all__ = ["IncrementalPlan", "build_incremental", "supports_incremental"]
+__all__ = ["DetectionPlan", "IncrementalPlan", "build_incremental", "supports_incremental"]
 
 _RGB = ["red", "green", "blue"]
 
@@ -59,6 +62,17 @@ class _Windows:
     missing: list[int]
 
 
+@dataclass(frozen=True)
+class DetectionPlan:
+    """How detection runs on the cube of :func:`build_incremental`: on the dates at ``take``
+    (positions in that cube: the baseline's and the monitoring dates after the stored state),
+    from the stored confirmation state and keeping the new one (``resume``; see
+    :func:`pipeline.detect.blockwise.change_blockwise`)."""
+
+    take: list[int]
+    resume: Resume
+
+
 @dataclass
 class IncrementalPlan:
     """What :func:`build_incremental` decided, and how to finish once the graph is computed."""
@@ -68,6 +82,8 @@ class IncrementalPlan:
     named: _Windows | None
     periods: Sequence[tuple[Any, Any]]
     stats: dict[str, int] = field(default_factory=dict)
+    detection: DetectionPlan | None = None
+    """Detection resumed from (and kept in) the state, ``None``: detect on the whole cube."""
 
     def assemble(self, computed: Sequence[Any]) -> list[Any]:
         """Computed ``(flags, change, views, named, rasters, radar)`` with the views and
@@ -104,6 +120,8 @@ def build_incremental(
     *,
     grid: str,
     open_masked: Any,
+    resumable: bool = False,
+    all_dates: bool = True,
 ) -> tuple[xr.Dataset, xr.Dataset | None, xr.Dataset | None, IncrementalPlan]:
     """The AOI's masked cube over all dates from the store and the new dates, and the partial
     views and named composites.
@@ -122,16 +140,24 @@ def build_incremental(
     open_masked
         ``open_masked(items) -> xr.Dataset``: the lazy masked cube of some items (the same
         function that built ``masked``).
+    resumable
+        Detection can resume from a stored confirmation state
+        (:func:`pipeline.detect.blockwise.supported_params`); :attr:`IncrementalPlan.detection`
+        then says on which dates and from which state.
+    all_dates
+        The cube must hold every date (the site classifier's feature rasters read them all);
+        ``False``: only the dates detection and the composites to compute use.
 
     Returns
     -------
     cube, views, named, plan
         ``cube``: lazy, the variables, dates and chunks of ``masked`` (input of
         :func:`pipeline.detect.detect_change` and the feature rasters), stored dates read
-        from the state; the tasks that mask the new dates' chunks also write them to the
-        state (committed by :meth:`IncrementalPlan.assemble`); ``views`` and ``named``: lazy
-        composites of the windows not stored (``None`` when none); ``plan``: see
-        :class:`IncrementalPlan`.
+        from the state (with ``resumable`` and not ``all_dates``: only the dates detection and
+        the composites to compute use, the new ones always); the tasks that mask the new
+        dates' chunks also write them to the state (committed by
+        :meth:`IncrementalPlan.assemble`); ``views`` and ``named``: lazy composites of the
+        windows not stored (``None`` when none); ``plan``: see :class:`IncrementalPlan`.
     """
     cfg = job.cfg
     store = StateStore(resolve_cache_dir(cfg.cache_dir), aoi_id=job.aoi_id, grid=grid)
@@ -149,23 +175,7 @@ def build_incremental(
     dtypes = {v: str(masked[v].dtype) for v in variables}
     shape = (masked.sizes["y"], masked.sizes["x"])
     chunks = masked[variables[0]].data.chunks[1:]
-    fresh = writer = None
-    if new:
-        # every date new (a first run): the whole cube is the new dates' cube; no second graph
-        fresh = masked if len(new) == len(keys) else open_masked(
-            [by_id[i] for s in new for i in slot_ids[s].split(";") if i in by_id])
-        # same solar-day grouping and spatial chunks as the whole cube (same function, same grid)
-        assert fresh.sizes["time"] == len(new) and fresh[variables[0]].data.chunks[1:] == chunks
-        writer = store.new_block([keys[s] for s in new], [times[s] for s in new], [slot_ids[s] for s in new],
-                                 shape, dtypes, n_chunks=len(chunks[0]) * len(chunks[1]))
-    arrays = store.open_cube(where, dtypes=dtypes, chunks=chunks, writer=writer,
-                             new=None if fresh is None else {v: fresh[v].data for v in variables})
-    data = {v: xr.Variable(("time", "y", "x"), arrays[v], attrs=masked[v].attrs) for v in variables}
-    coords: dict[str, Any] = {"time": masked["time"].values, "y": masked["y"], "x": masked["x"],
-                              "item_ids": ("time", np.asarray(slot_ids, dtype=object))}
-    if "spatial_ref" in masked.coords:
-        coords["spatial_ref"] = masked["spatial_ref"]
-    cube = xr.Dataset(data, coords=coords, attrs=masked.attrs)
+    n_chunks = len(chunks[0]) * len(chunks[1])
 
     vdig = composites_digest(cfg, dates=ddig, bands=_RGB, min_valid_obs=cfg.preprocess.min_valid_obs)
     views = _plan_windows(store, "view", composites.period_windows(job.periods), times, prints, vdig)
@@ -176,6 +186,46 @@ def build_incremental(
     if named_windows:
         ndig = composites_digest(cfg, dates=ddig, bands=cfg.composite_bands, min_valid_obs=cfg.composites.min_valid_obs)
         named = _plan_windows(store, "named", named_windows, times, prints, ndig)
+
+    detection, det_dates, n_resumed, n_stepped = None, [], 0, 0
+    if resumable:
+        base_idx, mon_idx = observation_windows(masked, monitoring_start=job.start,
+                                                baseline_days=cfg.detect.baseline_days)
+        chain = store.detection_chain(detection_digest(cfg, dates=ddig, start=job.start),
+                                      [keys[i] for i in base_idx], [(keys[i], times[i]) for i in mon_idx])
+        n_resumed, source = store.find_detection(chain)
+        n_stepped = len(mon_idx) - n_resumed
+        # the state after every monitoring date is kept for the next run (unless stored already)
+        keep = store.new_detection(chain[-1], shape, ConfirmState.FIELDS, n_chunks=n_chunks) if n_stepped else None
+        det_dates = [int(i) for i in (*base_idx, *mon_idx[n_resumed:])]
+        detection = Resume(source=source, writer=keep)
+    if detection is not None and not all_dates:
+        used = set(det_dates) | set(new)
+        for w in (views, named):
+            for i in w.missing if w is not None else []:
+                used.update(_slots_in(w.windows[i], times))
+        dates = sorted(used)
+    else:
+        dates = list(range(len(keys)))
+
+    fresh = writer = None
+    if new:
+        # every date new (a first run): the whole cube is the new dates' cube; no second graph
+        fresh = masked if len(new) == len(keys) else open_masked(
+            [by_id[i] for s in new for i in slot_ids[s].split(";") if i in by_id])
+        # same solar-day grouping and spatial chunks as the whole cube (same function, same grid)
+        assert fresh.sizes["time"] == len(new) and fresh[variables[0]].data.chunks[1:] == chunks
+        writer = store.new_block([keys[s] for s in new], [times[s] for s in new], [slot_ids[s] for s in new],
+                                 shape, dtypes, n_chunks=n_chunks)
+    arrays = store.open_cube([where[d] for d in dates], dtypes=dtypes, chunks=chunks, writer=writer,
+                             new=None if fresh is None else {v: fresh[v].data for v in variables})
+    data = {v: xr.Variable(("time", "y", "x"), arrays[v], attrs=masked[v].attrs) for v in variables}
+    coords: dict[str, Any] = {"time": masked["time"].values[dates], "y": masked["y"], "x": masked["x"],
+                              "item_ids": ("time", np.asarray(slot_ids, dtype=object)[dates])}
+    if "spatial_ref" in masked.coords:
+        coords["spatial_ref"] = masked["spatial_ref"]
+    cube = xr.Dataset(data, coords=coords, attrs=masked.attrs)
+
     lazy_views = lazy_named = None
     if views.missing:
         lazy_views = composites.composite(
@@ -188,14 +238,21 @@ def build_incremental(
             method=cfg.composites.method, min_valid_obs=cfg.composites.min_valid_obs,
             geomedian_eps=cfg.composites.geomedian_eps, geomedian_max_iters=cfg.composites.geomedian_max_iters)
 
+    position = {d: k for k, d in enumerate(dates)}
     plan = IncrementalPlan(store=store, views=views, named=named, periods=job.periods, stats={
-        "dates_computed": len(new), "dates_reused": len(keys) - len(new), "blocks_read": store.n_blocks(where),
+        "dates_computed": len(new), "dates_reused": len(keys) - len(new),
+        "dates_read_from_state": len(dates) - len(new), "blocks_read": store.n_blocks(where[d] for d in dates),
         "composites_computed": len(views.missing) + (len(named.missing) if named else 0),
         "composites_reused": len(views.stored) + (len(named.stored) if named else 0),
-    })
-    log.info("AOI %s: state: %d date(s) to compute, %d stored (%d block(s)); %d composite window(s) to compute, "
-             "%d stored", job.aoi_id, len(new), plan.stats["dates_reused"], plan.stats["blocks_read"],
-             plan.stats["composites_computed"], plan.stats["composites_reused"])
+    }, detection=None if detection is None else DetectionPlan([position[d] for d in det_dates], detection))
+    if detection is not None:
+        plan.stats["detection_dates_resumed"] = n_resumed
+        plan.stats["detection_dates_stepped"] = n_stepped
+    log.info("AOI %s: state: %d date(s) to compute, %d stored (%d read, %d block(s)); %d composite window(s) to "
+             "compute, %d stored%s", job.aoi_id, len(new), plan.stats["dates_reused"],
+             plan.stats["dates_read_from_state"], plan.stats["blocks_read"], plan.stats["composites_computed"],
+             plan.stats["composites_reused"],
+             "" if detection is None else f"; detection resumes after {n_resumed} monitoring date(s)")
     return cube, lazy_views, lazy_named, plan
 
 

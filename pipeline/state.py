@@ -61,7 +61,8 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .config import MonitorConfig
 
-__all__ = ["STATE_VERSION", "BlockWriter", "DateLocation", "StateStore", "composites_digest", "dates_digest"]
+__all__ = ["STATE_VERSION", "BlockWriter", "DateLocation", "StateStore", "composites_digest", "dates_digest",
+           "detection_digest"]
 
 #: Bumped whenever the arithmetic or layout behind a stored entry changes: old entries stop
 #: matching. 2: blocks of masked cubes (1: per-date indices, one file per date).
@@ -74,6 +75,13 @@ def dates_digest(cfg: MonitorConfig, *, grid: str) -> str:
     acquire.pop("chunk_px", None)  # chunking changes no value
     blob = {"v": STATE_VERSION, "grid": grid, "acquire": acquire,
             "scl": list(cfg.preprocess.scl_mask_classes), "buffer": cfg.preprocess.cloud_buffer_px}
+    return _sha(blob)
+
+
+def detection_digest(cfg: MonitorConfig, *, dates: str, start: Any) -> str:
+    """Digest of what a stored confirmation state depends on besides its dates: every detection
+    parameter, the first monitoring day and the dates digest."""
+    blob = {"v": STATE_VERSION, "dates": dates, "detect": cfg.detect.model_dump(mode="json"), "start": str(start)}
     return _sha(blob)
 
 
@@ -95,9 +103,10 @@ class DateLocation:
 
 @dataclass(frozen=True)
 class BlockWriter:
-    """Where the tasks of :meth:`StateStore.open_cube` write a run's new dates: the temporary
-    block folder, one full-size ``(date, y, x)`` ``.npy`` file per variable (created by
-    :meth:`StateStore.new_block`), and one ``written-<i>-<j>`` marker per spatial chunk
+    """Where tasks write an entry chunk by chunk: the temporary folder, one full-size ``.npy``
+    file per variable (``(date, y, x)`` for the new dates of :meth:`StateStore.new_block`,
+    written by the tasks of :meth:`StateStore.open_cube`; ``(y, x)`` for a confirmation state
+    of :meth:`StateStore.new_detection`), and one ``written-<i>-<j>`` marker per spatial chunk
     written, which :meth:`StateStore.commit` counts. Picklable (paths only)."""
 
     folder: str
@@ -105,7 +114,7 @@ class BlockWriter:
 
     def write(self, var: str, ysl: slice, xsl: slice, values: np.ndarray) -> None:
         mm = np.load(f"{self.folder}/{var}.npy", mmap_mode="r+")
-        mm[:, ysl, xsl] = values
+        mm[..., ysl, xsl] = values
         mm.flush()
         del mm
 
@@ -277,6 +286,44 @@ class StateStore:
                     index.setdefault(d["key"], DateLocation(meta.parent.name, i))
             self._index = index
         return self._index
+
+    # ------------------------------------------------------------------ confirmation states
+
+    def detection_chain(self, digest: str, baseline: Sequence[str], monitoring: Sequence[tuple[str, Any]]) -> list[str]:
+        """Key of the confirmation state after each prefix of the monitoring dates: element ``n``
+        after the first ``n`` (``0``: none). A key hashes the previous one with the date's key and
+        time, the first one ``digest`` (:func:`detection_digest`) and the baseline dates' keys: a
+        state matches a run only if every date it has seen, baseline included, is that run's."""
+        keys = [_sha({"digest": digest, "baseline": list(baseline)})[:24]]
+        for key, when in monitoring:
+            time_ns = int(np.datetime64(when, "ns").astype("int64"))
+            keys.append(_sha({"prev": keys[-1], "date": key, "time_ns": time_ns})[:24])
+        return keys
+
+    def find_detection(self, chain: Sequence[str]) -> tuple[int, str | None]:
+        """The longest prefix of ``chain`` (:meth:`detection_chain`) whose state is stored: its
+        number of monitoring dates and folder, or ``(0, None)``."""
+        for n in range(len(chain) - 1, 0, -1):
+            folder = self.root / "detect" / chain[n]
+            if (folder / "meta.json").is_file():
+                return n, str(folder)
+        return 0, None
+
+    def new_detection(self, key: str, shape: tuple[int, int], dtypes: Mapping[str, str], *,
+                      n_chunks: int) -> BlockWriter:
+        """Create the temporary entry of a confirmation state (one ``(y, x)`` file per array of
+        ``dtypes``), written chunk by chunk by the confirmation's tasks; :meth:`commit` moves it
+        into place once every chunk is written."""
+        self._ensure()
+        final = self.root / "detect" / key
+        tmp = final.with_name(f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.mkdir(parents=True)
+        (tmp / "meta.json").write_text(json.dumps({"vars": dict(dtypes), "shape": list(shape)}))
+        for var, dtype in dtypes.items():
+            np.lib.format.open_memmap(tmp / f"{var}.npy", mode="w+", dtype=dtype, shape=shape).flush()
+        self._pending.append((tmp, final))
+        self._expected[str(tmp)] = n_chunks
+        return BlockWriter(str(tmp), n_chunks)
 
     # ------------------------------------------------------------------ composites
 

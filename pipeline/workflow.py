@@ -481,11 +481,17 @@ def _build_incremental(
         return _masked_cube(items, cfg, grid=cube.grid, bands=bands)
 
     stored, views, named, plan = build_incremental(
-        job, cube.masked, cube.items, grid=window_cache.grid_key(cube.grid.geobox), open_masked=open_masked
+        job, cube.masked, cube.items, grid=window_cache.grid_key(cube.grid.geobox), open_masked=open_masked,
+        resumable=detect.resumable(cfg.detect, scored_radar), all_dates=features,
     )
-    flags, change = detect.detect_change(
-        stored, start=job.start, params=cfg.detect, radar=scored_radar, radar_params=cfg.radar
-    )
+    if plan.detection is not None:
+        # only the monitoring dates after the stored confirmation state
+        flags, change = detect.resume_change(stored, start=job.start, params=cfg.detect, take=plan.detection.take,
+                                             resume=plan.detection.resume)
+    else:
+        flags, change = detect.detect_change(
+            stored, start=job.start, params=cfg.detect, radar=scored_radar, radar_params=cfg.radar
+        )
     rasters = radar_r = None
     if features:
         rasters = feature_rasters(

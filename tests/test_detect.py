@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import dask
 import numpy as np
@@ -109,6 +110,45 @@ def test_blockwise_detection_equals_the_lazy_graph(params: DetectParams, monkeyp
         assert not flags_g.values.any()  # the test did drop the pit's dates
     else:
         assert flags_g.values.any()
+
+
+@pytest.mark.parametrize("params", [
+    DetectParams(baseline_days=365),
+    DetectParams(baseline_days=365, swir_change_min=0.05, rearm_after_regrowth=True),
+], ids=["default", "swir-rearm"])
+def test_confirmation_resumed_from_a_stored_state_equals_one_pass(params: DetectParams, tmp_path: Path) -> None:
+    """The state kept after some monitoring dates, stepped over the rest alone (with the
+    baseline dates), gives what one pass over every date gives; so does the stored state of
+    every date with nothing left to step over (pipeline.state keeps it, blockwise resumes)."""
+    from pipeline.detect import blockwise
+    from pipeline.detect.confirm import ConfirmState
+    from pipeline.detect.stage import confirm_options
+    from pipeline.preprocess import observation_windows
+    from pipeline.state import StateStore
+
+    lazy, _ = make_scene(clouds=0.3, seed=3, chunks={"time": -1, "y": 16, "x": 20})
+    base, mon = observation_windows(lazy, monitoring_start=MON_START, baseline_days=params.baseline_days)
+    store = StateStore(tmp_path, aoi_id="a", grid="g")
+    shape = (lazy.sizes["y"], lazy.sizes["x"])
+    n_chunks = lazy["red"].data.numblocks[1] * lazy["red"].data.numblocks[2]
+    confirm = confirm_options(params)
+
+    def run(take: list[int], source: str | None, key: str | None) -> xr.Dataset:
+        writer = None if key is None else store.new_detection(key, shape, ConfirmState.FIELDS, n_chunks=n_chunks)
+        out = blockwise.change_blockwise(lazy, start=MON_START, params=params, confirm=confirm, take=take,
+                                         resume=blockwise.Resume(source=source, writer=writer)).compute()
+        store.commit()
+        return out
+
+    whole = blockwise.change_blockwise(lazy, start=MON_START, params=params, confirm=confirm).compute()
+    assert whole["confirmed"].values.any()
+    split = len(mon) // 2
+    run([*base, *mon[:split]], None, "half")
+    assert store.find_detection(["none", "half", "other"]) == (1, str(store.root / "detect" / "half"))
+    resumed = run([*base, *mon[split:]], str(store.root / "detect" / "half"), "all")
+    xr.testing.assert_identical(resumed, whole)
+    finished = run(list(base), str(store.root / "detect" / "all"), None)  # nothing left to step over
+    xr.testing.assert_identical(finished, whole)
 
 
 def test_blockwise_detection_is_not_used_where_chunks_are_coupled() -> None:

@@ -1,8 +1,10 @@
 """Incremental runs: per-AOI state (the masked cube in blocks, and composites) kept next to the cache.
 
-A second run that adds one quarter computes only the new dates (counted in the manifest) and
-writes the same files as a full run computed from nothing with incremental state off; changing
-a detection threshold invalidates nothing stored, a composite setting only the composites."""
+A second run that adds one quarter computes only the new dates (counted in the manifest),
+detection steps over them alone from the confirmation state the first run kept, and it writes
+the same files as a full run computed from nothing with incremental state off; changing a
+detection threshold invalidates only the confirmation state, a composite setting only the
+composites."""
 
 from __future__ import annotations
 
@@ -63,6 +65,12 @@ def test_one_more_quarter_computes_only_the_new_dates(scenario: ScenarioResult, 
     assert again["dates_computed"] == _n_dates(scenario, "2023-01-01", "2023-03-31") > 0
     assert again["dates_reused"] == first["dates_computed"]
     assert full["dates_computed"] == again["dates_computed"] + again["dates_reused"]
+    # Detection stepped over the new quarter's dates only, from the confirmation state the first
+    # run kept after its last date, and read from the store only the dates it and the composites use.
+    n_q4 = _n_dates(scenario, "2022-10-01", "2022-12-31")
+    assert first["detection_dates_resumed"] == 0 and first["detection_dates_stepped"] == n_q4
+    assert again["detection_dates_resumed"] == n_q4 and again["detection_dates_stepped"] == again["dates_computed"]
+    assert again["dates_read_from_state"] < again["dates_reused"]
     # The Q4 view was reused; the new Q1 view and the named windows the quarter extends were computed.
     assert again["composites_reused"] >= 1 and again["composites_computed"] < full["composites_computed"]
     # Same outputs as a full run, and as a run without any state.
@@ -72,11 +80,17 @@ def test_one_more_quarter_computes_only_the_new_dates(scenario: ScenarioResult, 
     # A detection threshold: nothing stored depends on it.
     tuned = _run(scenario, tmp_path / "tuned", cache, end="2023-03-31", detect={"ndvi_drop_min": 0.3})
     assert tuned["dates_computed"] == 0 and tuned["composites_computed"] == 0
+    # ... but the confirmation state does: detection starts again from the first monitoring date.
+    assert tuned["detection_dates_resumed"] == 0
+    assert tuned["detection_dates_stepped"] == again["detection_dates_resumed"] + again["detection_dates_stepped"]
     # A composite setting: the composites only (the views follow preprocess.min_valid_obs).
     comp = _run(scenario, tmp_path / "comp", cache, end="2023-03-31", composites={"min_valid_obs": 2})
     assert comp["dates_computed"] == 0 and comp["dates_reused"] == full["dates_computed"]
     n_views = 2
     assert comp["composites_computed"] == full["composites_computed"] - n_views
+    # Nothing new to detect: the stored state after the last date gives the change rasters.
+    assert comp["detection_dates_stepped"] == 0
+    assert data_files(tmp_path / "comp") == data_files(tmp_path / "full")
     # (an interrupted run commits nothing: see test_failed_computation_commits_nothing)
 
 

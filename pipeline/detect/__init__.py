@@ -56,7 +56,7 @@ from .confirm import CHANGE_VARS, confirm_change
 from .evidence import score_change
 from .flags import flag_excavation
 from .indices import spectral_indices
-from .stage import APPLIED_THRESHOLDS, detect_change
+from .stage import APPLIED_THRESHOLDS, detect_change, resumable, resume_change
 
 __all__ = [
     "APPLIED_THRESHOLDS",
@@ -66,6 +66,8 @@ __all__ = [
     "drop_widespread",
     "flag_excavation",
     "ndvi_change",
+    "resumable",
+    "resume_change",
     "score_change",
     "seasonal_baseline",
     "spectral_indices",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -89,16 +92,30 @@ def confirm_change(
         evidence,
         valid,
         regrowth,
-        kwargs={"days": np.asarray(days, dtype="float64"), "k": int(min_confirmations),
-                "k_regrowth": int(min_regrowth_obs),
-                "window": np.inf if window_days is None else float(window_days), "rearm": bool(rearm),
-                "season_gap": float(rearm_season_gap_days)},
+        kwargs=kernel_options(days, min_confirmations=min_confirmations, min_regrowth_obs=min_regrowth_obs,
+                              window_days=window_days, rearm=rearm, rearm_season_gap_days=rearm_season_gap_days),
         input_core_dims=[["time"], ["time"], ["time"]],
         output_core_dims=[[] for _ in names],
         dask="parallelized",
         output_dtypes=[np.dtype(CHANGE_VARS[n]) for n in names],
     )
     return xr.Dataset(dict(zip(names, results, strict=True)))
+
+
+def kernel_options(
+    days: Any,
+    *,
+    min_confirmations: int,
+    min_regrowth_obs: int = 2,
+    window_days: float | None = None,
+    rearm: bool = False,
+    rearm_season_gap_days: float = 0.0,
+) -> dict[str, Any]:
+    """The keyword arguments of :func:`_confirm_np` for :func:`confirm_change`'s (``days``: the
+    observations' float days since 1970-01-01)."""
+    return {"days": np.asarray(days, dtype="float64"), "k": int(min_confirmations),
+            "k_regrowth": int(min_regrowth_obs), "window": np.inf if window_days is None else float(window_days),
+            "rearm": bool(rearm), "season_gap": float(rearm_season_gap_days)}
 
 
 def _confirm_np(
@@ -112,28 +129,35 @@ def _confirm_np(
     window: float = np.inf,
     rearm: bool = False,
     season_gap: float = 0.0,
+    state: ConfirmState | None = None,
 ) -> tuple[np.ndarray, ...]:
     """NumPy kernel: inputs are ``(..., time)``; returns per-pixel arrays (see CHANGE_VARS).
 
     One pass over time with a small state per pixel: the open run of clear observations with
     evidence (cloudy ones neither count nor break it), the current change (its date, counts
     in the persistence window and re-greened observations since), and whether the last change
-    was ended by re-greening.
+    was ended by re-greening. ``state``: where to start (the state after earlier observations,
+    :class:`ConfirmState`; it is advanced in place), default: before any observation.
     """
-    st = _ConfirmState(evidence.shape[:-1])
+    st = state if state is not None else ConfirmState(evidence.shape[:-1])
     for t in range(evidence.shape[-1]):
         ev, ok = evidence[..., t], valid[..., t]
         rg = regrowth[..., t] if regrowth is not None else np.zeros_like(ok)
         st.step(ev, ok, rg, day=days[t], k=k, k_regrowth=k_regrowth, window=window, rearm=rearm, gap=season_gap)
-    confirmed = ~np.isnan(st.first)
-    last = np.where(confirmed, st.last, np.nan)
-    open_start = np.where(st.run > 0, st.run_start, np.nan)
-    return (st.first, last, st.n_obs.astype("int16"), st.n_clear.astype("int16"), st.n_occ.astype("int16"),
-            confirmed, st.regrown, st.run.astype("int16"), open_start)
+    return st.outputs()
 
 
-class _ConfirmState:
-    """Per-pixel state of :func:`_confirm_np` (arrays of the pixel shape)."""
+class ConfirmState:
+    """Per-pixel state of :func:`_confirm_np` (arrays of the pixel shape): everything the
+    confirmation knows after some observations. Stepping it over later observations gives what
+    one pass over all of them gives (:mod:`pipeline.detect.blockwise` resumes from a stored one)."""
+
+    #: The state's arrays and their dtypes (what :meth:`arrays` returns).
+    FIELDS: dict[str, str] = {
+        "run": "int32", "run_start": "float64", "run_occ": "int32", "first": "float64", "last": "float64",
+        "n_obs": "int32", "n_clear": "int32", "n_occ": "int32", "n_regrow": "int32", "regrown": "bool",
+        "vetoed": "bool", "recovered": "float64",
+    }
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.run = np.zeros(shape, dtype=np.int32)
@@ -148,6 +172,26 @@ class _ConfirmState:
         self.regrown = np.zeros(shape, dtype=bool)
         self.vetoed = np.zeros(shape, dtype=bool)  # a change was ended by re-greening
         self.recovered = np.full(shape, np.nan)  # start day of the latest run whose ground re-greened
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> ConfirmState:
+        """A state from :meth:`arrays` (copied, with the dtypes of :data:`FIELDS`)."""
+        shape = np.shape(arrays["run"])
+        st = cls(shape)
+        for name, dtype in cls.FIELDS.items():
+            setattr(st, name, np.array(arrays[name], dtype=dtype))
+        return st
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def outputs(self) -> tuple[np.ndarray, ...]:
+        """The :data:`CHANGE_VARS` of this state, in that order."""
+        confirmed = ~np.isnan(self.first)
+        last = np.where(confirmed, self.last, np.nan)
+        open_start = np.where(self.run > 0, self.run_start, np.nan)
+        return (self.first.copy(), last, self.n_obs.astype("int16"), self.n_clear.astype("int16"),
+                self.n_occ.astype("int16"), confirmed, self.regrown.copy(), self.run.astype("int16"), open_start)
 
     def step(
         self, ev: np.ndarray, ok: np.ndarray, rg: np.ndarray, *, day: float, k: int, k_regrowth: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import xarray as xr
@@ -82,6 +83,25 @@ def detect_change(
     change["ndvi_drop_threshold"] = scored["ndvi_drop_threshold"]
     if radar is not None:
         change["vh_drop_threshold_db"] = radar["vh_threshold_db"]
+    return flag_excavation(change, params=params), change
+
+
+def resumable(params: DetectParams, radar: Any = None) -> bool:
+    """Whether :func:`resume_change` applies to these settings: the ``fixed`` NDVI-drop
+    threshold and no radar (each monitoring date's evidence then depends on that date and the
+    baseline alone)."""
+    return blockwise.supported_params(params, radar)
+
+
+def resume_change(
+    masked: xr.Dataset, *, start: dt.date, params: DetectParams, take: Sequence[int], resume: blockwise.Resume,
+) -> tuple[xr.DataArray, xr.Dataset]:
+    """:func:`detect_change` of the monitoring dates after a stored confirmation state, as
+    one pass over all of them gives it (:class:`pipeline.detect.blockwise.Resume`; the
+    incremental runs of :mod:`pipeline.incremental`). ``take``: positions in ``masked`` of the
+    baseline dates and of the monitoring dates to step over. Lazy; settings as :func:`resumable`."""
+    change = blockwise.change_blockwise(masked, start=start, params=params, confirm=confirm_options(params),
+                                        take=take, resume=resume)
     return flag_excavation(change, params=params), change
 
 
