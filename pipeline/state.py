@@ -1,6 +1,6 @@
 """EDGE: per-AOI intermediate state on disk, so that a re-run computes only what changed.
 
-Two kinds of entries live next to the window cache, in ``<cache>/state/<aoi_id>-<grid>/``:
+Three kinds of entries live next to the window cache, in ``<cache>/state/<aoi_id>-<grid>/``:
 
 - ``blocks/<block>/``: the cloud-masked cube of some acquisition dates (solar-day groups of
   items) of the AOI, exactly as :func:`pipeline.workflow.open_aoi_scenes` builds it: the
@@ -17,14 +17,19 @@ Two kinds of entries live next to the window cache, in ``<cache>/state/<aoi_id>-
   saved variable by variable; the key hashes the window, the item ids in it and
   :func:`composites_digest` (method, bands, minimum observations, geometric-median stopping
   rule, and the dates digest).
+- ``detect/<key>/``: the confirmation's per-pixel state after a run's last monitoring date
+  (:class:`pipeline.detect.confirm.ConfirmState`, one ``(y, x)`` ``.npy`` per field), from
+  which the next run steps over its later dates only (:class:`pipeline.detect.blockwise.Resume`);
+  the key chains :func:`detection_digest` (every ``detect.*`` setting, the first monitoring
+  day, the dates digest), the baseline dates' keys and each monitoring date's key and time
+  (:meth:`StateStore.detection_chain`).
 
 A re-run reads the stored blocks with one task per spatial chunk (all variables, all the
 blocks' dates at once; the first layout, one file per date and variable, cost one task
-each and made reading the state slower than recomputing it). Detection thresholds are in
-no key: detection is always recomputed from the stored cube (cheap next to reading and
-masking the imagery), so changing a ``detect.*`` parameter invalidates nothing stored, a
-``composites.*`` one only the composites, an ``acquire.*``/``preprocess.*`` one everything
-of that AOI.
+each and made reading the state slower than recomputing it), and only the dates it uses.
+Changing a ``detect.*`` parameter invalidates the confirmation states only (detection then
+runs over every stored date), a ``composites.*`` one only the composites, an
+``acquire.*``/``preprocess.*`` one everything of that AOI.
 
 Entries are written to a temporary folder (workers write block arrays there during the
 computation, through :class:`BlockWriter`, in the same tasks that pass the masked chunks on)
