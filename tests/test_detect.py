@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from pathlib import Path
 
 import dask
@@ -214,6 +215,24 @@ def test_vectorised_nanquantile_matches_numpy(values: list[float | None], q: flo
         assert np.isnan(got)
     else:
         assert got == pytest.approx(float(np.nanquantile(arr.astype("float64"), q)), abs=1e-5)
+
+
+@pytest.mark.parametrize("n_time", [0, 1, 2, 5, 12, 40])
+@pytest.mark.parametrize("cloudy", [0.0, 0.4, 0.95, 1.0])
+def test_vectorised_nanmedian_equals_numpy_exactly(n_time: int, cloudy: float) -> None:
+    """The SWIR baseline's median (pipeline.detect.baselines._nanmedian_np) is np.nanmedian's,
+    bit for bit (both halve the two middle values' float32 sum), NaN where nothing is clear."""
+    from pipeline.detect.baselines import _nanmedian_np
+
+    rng = np.random.default_rng(n_time)
+    values = rng.random((30, 20, n_time)).astype("float32")
+    values[rng.random(values.shape) < cloudy] = np.nan
+    got = _nanmedian_np(values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
+        want = np.nanmedian(values, axis=-1) if n_time else np.full((30, 20), np.nan, "float32")
+    assert got.dtype == want.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
 
 
 def test_cleared_field_that_regreens_is_rejected_even_when_mostly_bare() -> None:

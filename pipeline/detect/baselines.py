@@ -215,13 +215,41 @@ def _ndvi_threshold(drops: xr.DataArray, params: DetectParams) -> xr.DataArray:
     return xr.DataArray(np.float32(params.ndvi_drop_min))
 
 
+def nanmedian_time(values: xr.DataArray) -> xr.DataArray:
+    """The median over ``time`` ignoring NaN (``median("time", skipna=True)``, value for value),
+    with :func:`_nanmedian_np`. Lazy when the input is."""
+    data = values.chunk({"time": -1}) if values.chunks else values
+    return xr.apply_ufunc(_nanmedian_np, data, input_core_dims=[["time"]], dask="parallelized",
+                          output_dtypes=[values.dtype])
+
+
+def _nanmedian_np(values: np.ndarray) -> np.ndarray:
+    """Median over the last axis ignoring NaN, as ``np.nanmedian`` computes it (the middle value,
+    or the two middle values' sum halved in the input's dtype; NaN where none is valid),
+    vectorised: sort once, NaNs go last. ``np.nanmedian`` goes through masked arrays for series
+    shorter than 600, several times slower."""
+    if values.shape[-1] == 0:
+        return np.full(values.shape[:-1], np.nan, dtype=values.dtype)
+    ordered = np.sort(values, axis=-1)
+    n_valid = np.sum(~np.isnan(values), axis=-1)
+    hi = n_valid // 2
+    lo = np.where(n_valid % 2 == 1, hi, hi - 1)
+    v_lo = np.take_along_axis(ordered, np.maximum(lo, 0)[..., np.newaxis], axis=-1)[..., 0]
+    v_hi = np.take_along_axis(ordered, np.minimum(hi, values.shape[-1] - 1)[..., np.newaxis], axis=-1)[..., 0]
+    return np.where(n_valid > 0, np.true_divide(v_lo + v_hi, 2.0, dtype=values.dtype), np.nan).astype(values.dtype)
+
+
 def _nanquantile_np(values: np.ndarray, *, q: float) -> np.ndarray:
     """Quantile over the last axis ignoring NaN, linear interpolation (``np.nanquantile``'s
     default), vectorised: sort once, NaNs go last, index by each pixel's valid count.
     ``np.nanquantile`` falls back to a per-pixel Python loop when NaNs are present, about
     50x slower on a cloud-masked time series."""
-    ordered = np.sort(values, axis=-1)
-    n_valid = np.sum(~np.isnan(values), axis=-1)
+    return _quantile_of_sorted(np.sort(values, axis=-1), q=q)
+
+
+def _quantile_of_sorted(ordered: np.ndarray, *, q: float) -> np.ndarray:
+    """:func:`_nanquantile_np` of values already sorted along the last axis (NaNs last)."""
+    n_valid = np.sum(~np.isnan(ordered), axis=-1)
     pos = q * np.maximum(n_valid - 1, 0)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, np.maximum(n_valid - 1, 0))
@@ -235,7 +263,11 @@ def _seasonal_quantile_np(
     base: np.ndarray, *, base_doy: np.ndarray, mon_doy: np.ndarray, q: float, window_days: int, min_obs: int
 ) -> np.ndarray:
     """NumPy kernel of :func:`seasonal_baseline`: ``base`` is ``(..., time)``; returns
-    ``(..., n_monitoring)``, one quantile per day of the year of the monitoring observations."""
+    ``(..., n_monitoring)``, one quantile per day of the year of the monitoring observations.
+
+    Each window's values are sorted anew: sorting the baseline once and picking each window's
+    values out of it in order (the same dates in every pixel) gave the same values but took
+    twice as long (boolean indexing of the sorted stack costs more than a sort of ~10 values)."""
     out = np.full((*base.shape[:-1], mon_doy.size), np.nan, dtype=np.float32)
     for centre in np.unique(mon_doy):
         gap = np.abs(base_doy - centre)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import xarray as xr
 
 from ..config import DetectParams
-from .baselines import WidespreadCounts, _windows, drop_widespread, ndvi_change
+from .baselines import WidespreadCounts, _windows, drop_widespread, nanmedian_time, ndvi_change
 from .indices import spectral_indices
 
 #: The per-date indices :func:`spectral_indices` returns (``ndti``, ``nbr`` with ``swir22``).
@@ -120,7 +120,7 @@ def evidence_before_widespread(scenes: xr.Dataset, *, monitoring_start: dt.date,
     # Without the allowance of greener gravel (NDVI in (bare_ndvi_max, gravel_ndvi_max]).
     strict = (loss["loss"] & ((gravel & (mon["ndvi"] <= params.bare_ndvi_max)) | water)) | new_water
     if params.swir_change_min is not None:
-        base_swir = scenes["swir16"].isel(time=base_idx).median("time", skipna=True)
+        base_swir = nanmedian_time(scenes["swir16"].isel(time=base_idx))
         swir_change = abs(scenes["swir16"].isel(time=mon_idx) - base_swir)
         disturbed = was_bare & (swir_change >= params.swir_change_min)
         evidence, strict = evidence | disturbed, strict | disturbed

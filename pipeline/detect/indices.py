@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np  # noqa: F401  (the docstring example uses it)
 import xarray as xr
 
 from ..errors import MissingBandError
 
 
-def spectral_indices(scenes: xr.Dataset) -> xr.Dataset:
+def spectral_indices(scenes: xr.Dataset, names: Sequence[str] | None = None) -> xr.Dataset:
     """NDVI, BSI, MNDWI and brightness of reflectance scenes.
 
     Parameters
     ----------
     scenes
         Reflectance (0..1) with ``blue, green, red, nir, swir16``; any dims, any CRS.
+    names
+        Only these indices (of those below); default: all.
 
     Returns
     -------
@@ -34,20 +38,18 @@ def spectral_indices(scenes: xr.Dataset) -> xr.Dataset:
         if band not in scenes:
             raise MissingBandError(f"band {band!r} missing for spectral indices; add it to acquire.bands")
     b, g, r, n, s1 = (scenes[k] for k in ("blue", "green", "red", "nir", "swir16"))
-    out = xr.Dataset(
-        {
-            "ndvi": _ratio(n - r, n + r),
-            "bsi": _ratio((s1 + r) - (n + b), (s1 + r) + (n + b)),
-            "mndwi": _ratio(g - s1, g + s1),
-            "bright": ((r + n + s1) / 3).astype("float32"),
-        }
-    )
+    formulas: dict[str, Callable[[], xr.DataArray]] = {
+        "ndvi": lambda: _ratio(n - r, n + r),
+        "bsi": lambda: _ratio((s1 + r) - (n + b), (s1 + r) + (n + b)),
+        "mndwi": lambda: _ratio(g - s1, g + s1),
+        "bright": lambda: ((r + n + s1) / 3).astype("float32", copy=False),
+    }
     if "swir22" in scenes:
         s2 = scenes["swir22"]
-        out["ndti"] = _ratio(s1 - s2, s1 + s2)
-        out["nbr"] = _ratio(n - s2, n + s2)
-    return out
+        formulas["ndti"] = lambda: _ratio(s1 - s2, s1 + s2)
+        formulas["nbr"] = lambda: _ratio(n - s2, n + s2)
+    return xr.Dataset({k: f() for k, f in formulas.items() if names is None or k in names})
 
 
 def _ratio(num: xr.DataArray, den: xr.DataArray) -> xr.DataArray:
-    return (num / den.where(den != 0)).astype("float32")
+    return (num / den.where(den != 0)).astype("float32", copy=False)
