@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Final, Literal
 
+import dask.array as da
 import geomad
 import numpy as np
 import odc.geo.xr  # noqa: F401  (registers the ``.odc`` accessor used for the grid)
@@ -407,6 +408,9 @@ def _reduce_windows(
     if valid.chunks is not None:
         arrays = [a.chunk({"time": -1}) for a in arrays]
         valid = valid.chunk({"time": -1})
+        if valid.dims == ("time", "y", "x") and all(
+                a.dims == valid.dims and a.data.chunks == valid.data.chunks for a in arrays):
+            return _reduce_blockwise(valid, arrays, selections, kernel, bands, min_valid_obs)
     reduced = xr.apply_ufunc(
         partial(_windows_np, selections=selections, kernel=kernel, min_valid_obs=min_valid_obs),
         valid,
@@ -420,6 +424,38 @@ def _reduce_windows(
     out = xr.Dataset({b: reduced.isel(band=i, drop=True) for i, b in enumerate(bands)})
     out["valid_count"] = reduced.isel(band=len(arrays), drop=True).astype("int16")
     return out
+
+
+def _reduce_blockwise(
+    valid: xr.DataArray,
+    arrays: Sequence[xr.DataArray],
+    selections: tuple[np.ndarray, ...],
+    kernel: Callable[[np.ndarray], np.ndarray],
+    bands: Sequence[str],
+    min_valid_obs: int,
+) -> xr.Dataset:
+    """:func:`_reduce_windows` of ``(time, y, x)`` Dask arrays with the same chunks: the
+    chunks go to the kernel as they are (``apply_ufunc`` would first move ``time`` last with a
+    transpose task per band and chunk, and keep the transposed copies alive between tasks)."""
+    y_chunks, x_chunks = valid.data.chunks[1:]
+    stacked = da.map_blocks(
+        _windows_tyx, valid.data, *(a.data for a in arrays), selections=selections, kernel=kernel,
+        min_valid_obs=min_valid_obs, drop_axis=0, new_axis=[0, 1],
+        chunks=((len(selections),), (len(arrays) + 1,), y_chunks, x_chunks), dtype=np.float32,
+        meta=np.empty((0, 0, 0, 0), dtype=np.float32))
+    coords = {c: valid.coords[c] for c in ("y", "x", "spatial_ref") if c in valid.coords}
+    dims = ("composite", "y", "x")
+    out = xr.Dataset({b: (dims, stacked[:, i]) for i, b in enumerate(bands)}, coords=coords)
+    out["valid_count"] = (dims, stacked[:, len(arrays)].astype("int16"))
+    return out
+
+
+def _windows_tyx(valid: np.ndarray, *bands: np.ndarray, selections: tuple[np.ndarray, ...],
+                 kernel: Callable[[np.ndarray], np.ndarray], min_valid_obs: int) -> np.ndarray:
+    """:func:`_windows_np` of ``(time, y, x)`` blocks, as ``(window, band + 1, y, x)``."""
+    out = _windows_np(np.moveaxis(valid, 0, -1), *(np.moveaxis(b, 0, -1) for b in bands), selections=selections,
+                      kernel=kernel, min_valid_obs=min_valid_obs)
+    return np.ascontiguousarray(np.moveaxis(out, (-2, -1), (0, 1)))
 
 
 def _windows_np(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -150,13 +151,58 @@ def mask_clouds(
     invalid = scl.isin(list(mask_classes))
     if buffer_px > 0:
         invalid = _dilate(invalid, buffer_px)
+    out = scenes.copy()
+    if _same_dask_chunks([invalid, *(scenes[b] for b in bands)]) and all(
+            np.issubdtype(scenes[b].dtype, np.floating) for b in bands):
+        # One task per chunk for every band and `valid` (the same values as below): ~30 tasks
+        # per chunk otherwise, one per operation and band.
+        masked = _mask_blockwise(invalid, [scenes[b] for b in bands])
+        for band in bands:
+            out[band] = scenes[band].copy(data=masked[band])
+        out["valid"] = xr.DataArray(masked["valid"], dims=invalid.dims, coords=invalid.coords)
+        return out
     present = xr.concat([scenes[b].notnull() for b in bands], dim="band").all("band")
     valid = (~invalid) & present
-    out = scenes.copy()
     for band in bands:
         out[band] = scenes[band].where(valid)
     out["valid"] = valid
     return out
+
+
+def _same_dask_chunks(arrays: Sequence[xr.DataArray]) -> bool:
+    first = arrays[0]
+    return all(isinstance(a.data, da.Array) and a.dims == first.dims and a.data.chunks == first.data.chunks
+               for a in arrays)
+
+
+def _mask_blockwise(invalid: xr.DataArray, bands: Sequence[xr.DataArray]) -> dict[str, da.Array]:
+    """:func:`mask_clouds`' bands and ``valid`` from one task per chunk (a dict of arrays per
+    chunk, each variable a cheap pick of it)."""
+    names = [str(b.name) for b in bands]
+    chunks = invalid.data.chunks
+    ones = tuple((1,) * len(c) for c in chunks)
+    per_chunk = da.map_blocks(_mask_np, invalid.data, *(b.data for b in bands), names=names, chunks=ones,
+                              dtype=object, meta=np.empty((0,) * len(chunks), dtype=object))
+    out = {}
+    for name, band in zip([*names, "valid"], [*bands, invalid], strict=True):
+        dtype = bool if name == "valid" else band.dtype
+        out[name] = per_chunk.map_blocks(_pick, name, chunks=chunks, dtype=dtype,
+                                         meta=np.empty((0,) * len(chunks), dtype=dtype))
+    return out
+
+
+def _mask_np(invalid: np.ndarray, *bands: np.ndarray, names: list[str]) -> np.ndarray:
+    valid = ~invalid
+    for band in bands:
+        valid &= ~np.isnan(band)
+    out = np.empty((1,) * invalid.ndim, dtype=object)
+    out.flat[0] = {"valid": valid, **{n: np.where(valid, b, np.nan).astype(b.dtype, copy=False)
+                                        for n, b in zip(names, bands, strict=True)}}
+    return out
+
+
+def _pick(block: np.ndarray, name: str) -> np.ndarray:
+    return block.flat[0][name]
 
 
 def composite_periods(

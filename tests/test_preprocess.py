@@ -54,6 +54,30 @@ def test_cloud_mask_and_buffer() -> None:
     assert np.isnan(masked["red"].values[0][invalid]).all()
 
 
+@pytest.mark.parametrize("buffer_px", [0, 1, 2])
+def test_cloud_mask_in_one_task_per_chunk_equals_the_operation_graph(buffer_px: int,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """mask_clouds on chunked Dask arrays (one task per chunk) gives what the xarray operations
+    give on NumPy arrays, values, dtypes, coordinates and attributes, across chunk edges."""
+    from pipeline.testing import make_scene
+
+    scenes, _ = make_scene((12, 30, 26), clouds=0.3, seed=2)
+    scenes = scenes.drop_vars("valid")
+    rng = np.random.default_rng(5)
+    scenes["scl"] = (("time", "y", "x"), rng.choice(np.array([4, 5, 8, 9, 3], "uint8"), size=(12, 30, 26)))
+    scenes["red"] = scenes["red"].where(rng.random((12, 30, 26)) > 0.05)  # nodata in one band
+    scenes["red"].attrs["units"] = "reflectance"
+    bands = ["blue", "green", "red", "nir", "swir16", "swir22"]
+    eager = preprocess.mask_clouds(scenes, bands=bands, mask_classes=[3, 8, 9], buffer_px=buffer_px)
+    chunked = scenes.chunk({"time": -1, "y": 8, "x": 10})
+    lazy = preprocess.mask_clouds(chunked, bands=bands, mask_classes=[3, 8, 9], buffer_px=buffer_px)
+    monkeypatch.setattr(preprocess, "_same_dask_chunks", lambda _: False)
+    graph = preprocess.mask_clouds(chunked, bands=bands, mask_classes=[3, 8, 9], buffer_px=buffer_px)
+    assert len(dict(lazy.__dask_graph__())) < 0.6 * len(dict(graph.__dask_graph__()))
+    xr.testing.assert_identical(lazy.compute(), eager)
+    xr.testing.assert_identical(graph.compute(), eager)
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     dn=hnp.arrays("uint16", (5, 4, 6), elements=st.integers(1, 12000)),
