@@ -70,7 +70,7 @@ import rasterio.warp
 import rasterio.windows
 from odc.geo.geobox import GeoBox
 
-from .asset_checks import AssetMismatchError, DeclaredGrid, check_header, check_local_asset, declared_grid
+from .asset_checks import AssetMismatchError, CheckedFiles, DeclaredGrid, check_header, check_local_asset, declared_grid
 from .errors import DownloadError, MonitorError
 from .http import RetryPolicy, TransientError, call_with_retries, describe_error, install_log_redaction, redact, scrub
 from .locks import FileLock, remove_dead_temporaries
@@ -228,10 +228,12 @@ def localise_items(
     key = grid_key(geobox)
     secrets = provider.secrets() if provider is not None else ()
 
+    checked = CheckedFiles(cache.root)
+
     def one(item: pystac.Item) -> pystac.Item:
         return _localise_one(item, geobox=geobox, grid=key, bands=bands, cache=cache,
                              provider=provider, policy=policy, gdal_options=gdal_options or {},
-                             stats=stats)
+                             stats=stats, checked=checked)
 
     results: dict[int, pystac.Item] = {}
     failures: list[ItemFailure] = []
@@ -248,6 +250,7 @@ def localise_items(
                 failures.append(ItemFailure(items[i].id, None, "", scrub(describe_error(exc), secrets)))
             if on_item is not None:
                 on_item(len(results) + len(failures), len(items))
+    checked.save()
     failures.sort(key=lambda f: f.item_id)
     for f in failures:
         log.warning("skipped %s", f)
@@ -359,6 +362,7 @@ def _localise_one(
     policy: RetryPolicy,
     gdal_options: Mapping[str, str],
     stats: CacheStats,
+    checked: CheckedFiles | None = None,
 ) -> pystac.Item:
     secrets = provider.secrets() if provider is not None else ()
     out = item.clone()
@@ -386,7 +390,7 @@ def _localise_one(
             asset = out.assets[band]
             href = _absolute_href(asset)
             if _is_local(href):
-                problem = check_local_asset(href, asset, item)
+                problem = (checked.check if checked is not None else check_local_asset)(href, asset, item)
                 if problem is not None:
                     raise _ItemError(ItemFailure(item.id, band, href, problem))
                 stats.passthrough += 1

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .asset_checks import CheckedFiles
 from .cache import CACHEDIR_TAG, resolve_cache_dir
 from .config import MonitorConfig
 from .errors import ConfigError
@@ -68,7 +69,8 @@ def cache_info(cache_dir: str | Path | None = None) -> str:
 
 
 def cache_clear(cache_dir: str | Path | None = None) -> str:
-    """Delete the cached windows, products and incremental state; return one line saying what was freed.
+    """Delete the cached windows, products, incremental state and the record of checked local files;
+    return one line saying what was freed.
 
     Refuses a folder that does not carry ``CACHEDIR.TAG`` (so ``--cache ~`` cannot wipe a
     home folder) and leaves items whose lock shows a run in progress.
@@ -102,6 +104,10 @@ def cache_clear(cache_dir: str | Path | None = None) -> str:
             else:
                 child.unlink(missing_ok=True)
             freed = freed + usage
+    memo = root / CheckedFiles.FILE  # which local files passed their checks: stale once the windows go
+    if memo.is_file():
+        freed = freed + _Usage(1, memo.stat().st_size)
+        memo.unlink(missing_ok=True)
     for stray in list(root.glob(".*.tmp")):
         freed = freed + _Usage(1, stray.stat().st_size)
         stray.unlink(missing_ok=True)

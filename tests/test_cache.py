@@ -184,6 +184,38 @@ def test_local_files_pass_through(rkh: tuple[dict[str, Any], RangeFileServer], t
     assert local[0].assets["red"].href == str(external / S2_29RKH_DIR / "B04.tif")
 
 
+def test_local_files_that_passed_unchanged_are_not_checked_again(
+        rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path, external: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks of local files are remembered in the cache by path, size and modification
+    time: a re-run opens none of them; a file cut short since is checked again, and fails."""
+    import shutil
+
+    from pipeline import asset_checks
+
+    item, _ = rkh
+    [it] = _items(item)
+    for band in BANDS:
+        copy = tmp_path / "archive" / S2_29RKH_ASSETS[band]
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copy(external / S2_29RKH_DIR / S2_29RKH_ASSETS[band], copy)
+        it.assets[band].href = str(copy)
+    root = tmp_path / "cache"
+    root.mkdir()
+    opened: list[str] = []
+    real = asset_checks.check_local_asset
+    monkeypatch.setattr(asset_checks, "check_local_asset", lambda href, *a: opened.append(href) or real(href, *a))
+    for _ in range(2):
+        (_, failures), stats = _localise([it.clone()], _geobox(), root)
+        assert not failures and stats.passthrough == len(BANDS)
+    assert len(opened) == len(BANDS)  # the second run opened none
+    red = Path(it.assets["red"].href)
+    red.write_bytes(red.read_bytes()[: red.stat().st_size // 2])
+    with pytest.raises(DownloadError, match="band red .*truncated file"):
+        _localise([it.clone()], _geobox(), root)
+    assert opened[len(BANDS):] == [str(red)]
+
+
 def test_coarse_grids_read_overviews(rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path) -> None:
     item, files = rkh
     files.reset_stats()
