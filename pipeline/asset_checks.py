@@ -203,12 +203,18 @@ class CheckedFiles:
                 self._new = True
         return problem
 
+    @property
+    def changed(self) -> bool:
+        """Files passed that are not in the record yet."""
+        return self._new
+
     def save(self) -> None:
-        """Write the remembered files (atomically; nothing when nothing new passed)."""
+        """Write the remembered files (atomically; nothing when nothing new passed); the cache
+        folder must exist."""
         from .io import atomic_write
 
         with self._lock:
-            if not self._new or not os.path.isdir(os.path.dirname(self.path)):
+            if not self._new:
                 return
             blob = dict(self._passed)
             self._new = False

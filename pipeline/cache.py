@@ -250,7 +250,9 @@ def localise_items(
                 failures.append(ItemFailure(items[i].id, None, "", scrub(describe_error(exc), secrets)))
             if on_item is not None:
                 on_item(len(results) + len(failures), len(items))
-    checked.save()
+    if checked.changed:
+        cache.ensure()
+        checked.save()
     failures.sort(key=lambda f: f.item_id)
     for f in failures:
         log.warning("skipped %s", f)

@@ -178,9 +178,11 @@ def test_local_files_pass_through(rkh: tuple[dict[str, Any], RangeFileServer], t
     [it] = _items(item)
     for band in BANDS:
         it.assets[band].href = str(external / S2_29RKH_DIR / S2_29RKH_ASSETS[band])
-    root = tmp_path / "never-created"
+    root = tmp_path / "cache"
     (local, failures), stats = _localise([it], _geobox(), root)
-    assert not failures and stats.passthrough == len(BANDS) and not root.exists()
+    assert not failures and stats.passthrough == len(BANDS)
+    # nothing copied: the cache holds only the record of the files checked
+    assert sorted(p.name for p in root.iterdir()) == ["CACHEDIR.TAG", "checked-local-files.json"]
     assert local[0].assets["red"].href == str(external / S2_29RKH_DIR / "B04.tif")
 
 
