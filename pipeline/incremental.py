@@ -189,16 +189,8 @@ def build_incremental(
 
     detection, det_dates, n_resumed, n_stepped = None, [], 0, 0
     if resumable:
-        base_idx, mon_idx = observation_windows(masked, monitoring_start=job.start,
-                                                baseline_days=cfg.detect.baseline_days)
-        chain = store.detection_chain(detection_digest(cfg, dates=ddig, start=job.start),
-                                      [keys[i] for i in base_idx], [(keys[i], times[i]) for i in mon_idx])
-        n_resumed, source = store.find_detection(chain)
-        n_stepped = len(mon_idx) - n_resumed
-        # the state after every monitoring date is kept for the next run (unless stored already)
-        keep = store.new_detection(chain[-1], shape, ConfirmState.FIELDS, n_chunks=n_chunks) if n_stepped else None
-        det_dates = [int(i) for i in (*base_idx, *mon_idx[n_resumed:])]
-        detection = Resume(source=source, writer=keep)
+        detection, det_dates, n_resumed, n_stepped = _plan_detection(
+            job, store, masked, keys, times, dates_digest=ddig, shape=shape, n_chunks=n_chunks)
     if detection is not None and not all_dates:
         used = set(det_dates) | set(new)
         for w in (views, named):
@@ -254,6 +246,24 @@ def build_incremental(
              plan.stats["composites_reused"],
              "" if detection is None else f"; detection resumes after {n_resumed} monitoring date(s)")
     return cube, lazy_views, lazy_named, plan
+
+
+def _plan_detection(job: AOIJob, store: StateStore, masked: xr.Dataset, keys: list[str], times: pd.DatetimeIndex,
+                    *, dates_digest: str, shape: tuple[int, int], n_chunks: int) -> tuple[Resume, list[int], int, int]:
+    """Where detection resumes: the stored confirmation state after the longest prefix of this
+    run's monitoring dates (:meth:`StateStore.find_detection`), and a new entry for the state
+    after its last date (unless stored already). Returns the :class:`Resume`, the positions of
+    the dates detection reads (the baseline's and the monitoring dates after the stored state),
+    and the monitoring dates resumed over and stepped over."""
+    base_idx, mon_idx = observation_windows(masked, monitoring_start=job.start,
+                                            baseline_days=job.cfg.detect.baseline_days)
+    chain = store.detection_chain(detection_digest(job.cfg, dates=dates_digest, start=job.start),
+                                  [keys[i] for i in base_idx], [(keys[i], times[i]) for i in mon_idx])
+    n_resumed, source = store.find_detection(chain)
+    n_stepped = len(mon_idx) - n_resumed
+    keep = store.new_detection(chain[-1], shape, ConfirmState.FIELDS, n_chunks=n_chunks) if n_stepped else None
+    dates = [int(i) for i in (*base_idx, *mon_idx[n_resumed:])]
+    return Resume(source=source, writer=keep), dates, n_resumed, n_stepped
 
 
 def _fingerprint(items: Sequence[pystac.Item], bands: Sequence[str]) -> str:

@@ -41,7 +41,7 @@ from ..preprocess import observation_windows
 from ..state import BlockWriter
 from .baselines import widespread_counts
 from .confirm import CHANGE_VARS, ConfirmState, _confirm_np, kernel_options
-from .evidence import evidence_before_widespread, judge_dates
+from .evidence import evidence_before_widespread, indices_read, judge_dates
 from .indices import spectral_indices
 
 #: The cube's variables the evidence rules read.
@@ -158,9 +158,8 @@ def _evidence_np(*blocks: np.ndarray, names: list[str], times: np.ndarray, take:
     if len(take) != blocks[0].shape[0]:
         blocks = tuple(b[take] for b in blocks)
     ds = xr.Dataset({n: (("time", "y", "x"), b) for n, b in zip(names, blocks, strict=True)}, coords={"time": times})
-    if "ndvi" not in ds:  # only the indices the rules read (NBR is the classifier's)
-        needed = ["ndvi", "bsi", "mndwi", "bright"] + (["ndti"] if params.gravel_ndti_max is not None else [])
-        ds = ds.merge(spectral_indices(ds, needed))
+    if "ndvi" not in ds:  # only the indices the rules read
+        ds = ds.merge(spectral_indices(ds, indices_read(params)))
     parts = evidence_before_widespread(ds, monitoring_start=start, params=params)
     n_evidence, n_strict, _ = widespread_counts(parts.evidence, parts.valid, parts.strict)
     assert n_strict is not None

@@ -128,6 +128,12 @@ def evidence_before_widespread(scenes: xr.Dataset, *, monitoring_start: dt.date,
                          regrowth=loss["regrowth"] & ~was_bare)
 
 
+def indices_read(params: DetectParams) -> list[str]:
+    """The per-date indices :func:`evidence_before_widespread` reads with these settings (what a
+    caller computing them ahead, one chunk at a time, needs; NBR is the classifier's)."""
+    return ["ndvi", "bsi", "mndwi", "bright"] + (["ndti"] if params.gravel_ndti_max is not None else [])
+
+
 def _gravel(idx: xr.Dataset, params: DetectParams) -> xr.DataArray:
     """Exposed gravel or laterite: unvegetated, bare, bright, and not dry plant matter."""
     unvegetated = idx["ndvi"] <= params.gravel_ndvi_max
