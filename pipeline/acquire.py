@@ -14,7 +14,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import dask
 import numpy as np
 import odc.stac
 import pystac
@@ -92,16 +95,38 @@ def open_scenes(
     """
     if not items:
         raise DownloadError("no items to open; search returned nothing")
-    ds = odc.stac.load(
-        items,
-        bands=list(bands),
-        geobox=geobox,
-        groupby="solar_day",
-        chunks={"time": dates_per_chunk, "y": chunk_px, "x": chunk_px},
-        resampling={"scl": "nearest", "*": "nearest"},
-        fail_on_error=True,
-    )
+    # Regions first: every band and date of one region before the next region's, so each
+    # region is masked, detected and composited (unannotated tasks: priority 0) before the
+    # next is read. Without it the scheduler reads a band over the whole AOI before the
+    # next band, and the whole cube is resident at once (whole-run peak memory at 16x the
+    # area: 1.35x that at 1x).
+    n_x = -(-geobox.shape[1] // chunk_px)
+    with dask.annotate(priority=RegionFirst(n_x)):
+        ds = odc.stac.load(
+            items,
+            bands=list(bands),
+            geobox=geobox,
+            groupby="solar_day",
+            chunks={"time": dates_per_chunk, "y": chunk_px, "x": chunk_px},
+            resampling={"scl": "nearest", "*": "nearest"},
+            fail_on_error=True,
+        )
     return _attach_radiometry(ds, items, bands=bands, lon=_centre_lon(geobox))
+
+
+@dataclass(frozen=True)
+class RegionFirst:
+    """Dask ``priority`` annotation of the read tasks (keys ``(name, t, y, x)``): minus the
+    region's row-major index, so the scheduler reads the regions one after another (a task
+    with a higher priority runs first; unannotated tasks have 0). Picklable, for a remote
+    scheduler."""
+
+    n_x: int
+
+    def __call__(self, key: Any) -> int:
+        if isinstance(key, tuple) and len(key) == 4:
+            return -(int(key[2]) * self.n_x + int(key[3]))
+        return 0
 
 
 def read_px(n_dates: int, n_bands: int, *, chunk_px: int, itemsize: int = 2) -> int:

@@ -1,7 +1,8 @@
 """Orchestration: config -> one job per AOI -> outputs. The only place that computes.
 
 ``run_monitor`` checks the input (AOI files and their overrides, the imagery source),
-creates the one ``dask.distributed`` client (a local cluster, or ``--scheduler ADDRESS``),
+creates the one ``dask.distributed`` client (a local cluster, or ``--scheduler ADDRESS``;
+:class:`pipeline.cluster.ClientHandle` starts a local one while the first graphs are built),
 runs the AOIs' workflows together (:func:`run_aois`: each AOI is searched and fetched in
 a client thread, its lazy graph (:func:`pipeline.workflow.prepare_aoi`) is submitted to
 the cluster as futures as soon as it is built, and its sites are made
@@ -14,28 +15,25 @@ status 1); anything else is a bug and propagates.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import datetime as dt
 import importlib.util
 import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import odc.stac
 import rasterio.errors
-from distributed import Client, Future, LocalCluster
+from distributed import Future
 
-from . import acquire, search, workers
+from . import acquire, search
 from .aoi import read_aois
 from .aoi_radar import radar_source
 from .classify import SiteModel, feature_spec, load_site_model
+from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client, submit
 from .config import MonitorConfig
 from .errors import ConfigError, MonitorError, SearchError
-from .http import redact
 from .jobs import AOIJob, monitoring_period, plan_jobs
 from .outputs import RunInfo, RunReport, write_outputs
 from .progress import RunProgress, SchedulerProgress
@@ -47,8 +45,8 @@ from .workflow import AOIResult, PreparedAOI, finish_aoi, prepare_aoi
 
 log = logging.getLogger("pipeline")
 
-__all__ = ["RunReport", "configure_workers", "dask_client", "load_models", "preflight_radar", "preflight_source",
-           "run_aois", "run_monitor"]
+__all__ = ["ClientHandle", "RunReport", "configure_workers", "dask_client", "load_models", "preflight_radar",
+           "preflight_source", "run_aois", "run_monitor"]
 
 
 def run_monitor(
@@ -93,8 +91,20 @@ def run_monitor(
     # The run lock on --out comes first (a run holding it is refused at once), then the client:
     # a scheduler that cannot be reached is bad input, and nothing may be written before bad
     # input is found, so nothing is written until folder.writing() and the lock file (and
-    # folder) are removed again if the client fails (pipeline.runfolder).
-    with RunFolder(cfg.out_dir) as folder, dask_client(cfg) as client, acquire.gdal_env(cfg.gdal_options):
+    # folder) are removed again if the client fails (pipeline.runfolder). A local cluster
+    # starts in the background while the AOIs are searched and their graphs built, and stops
+    # in the background while the outputs are written (pipeline.cluster.ClientHandle).
+    progress = progress if progress is not None else RunProgress("lines", n_aois=len(jobs))
+    progress.n_aois = len(jobs)
+
+    def ready(client: Any) -> None:
+        dashboard = dashboard_link(client)
+        if dashboard:
+            note = "" if cfg.dask.scheduler or importlib.util.find_spec("bokeh") else " (install bokeh to see it)"
+            progress.message(f"dask dashboard: {dashboard}{note}")
+
+    with RunFolder(cfg.out_dir) as folder, ClientHandle(cfg, on_ready=ready) as handle, \
+            acquire.gdal_env(cfg.gdal_options):
         with folder.writing():  # dead runs' temporaries, RUN_INCOMPLETE marker, a fresh run.log
             log.info(
                 "run: %d AOI(s), period %s..%s (baseline from %s), source %s",
@@ -104,24 +114,19 @@ def run_monitor(
                 start - dt.timedelta(days=cfg.detect.baseline_days),
                 cfg.source.url,
             )
-            configure_workers(client, cfg)
+            try:
+                results = run_aois(handle, jobs, radar_down=radar_down, models=models, progress=progress,
+                                   in_flight=cfg.dask.aois_in_flight, gdal_options=cfg.gdal_options,
+                                   verdicts=verdicts)
+            finally:
+                progress.close()
+            client = handle.get()
             dask_info = {
                 "scheduler": "local" if not cfg.dask.scheduler else cfg.dask.scheduler,
                 "scheduler_address": client.scheduler.address,
                 "workers": len(client.scheduler_info()["workers"]),
             }
-            progress = progress if progress is not None else RunProgress("lines", n_aois=len(jobs))
-            progress.n_aois = len(jobs)
-            dashboard = dashboard_link(client)
-            if dashboard:
-                note = "" if cfg.dask.scheduler or importlib.util.find_spec("bokeh") else " (install bokeh to see it)"
-                progress.message(f"dask dashboard: {dashboard}{note}")
-            try:
-                results = run_aois(client, jobs, radar_down=radar_down, models=models, progress=progress,
-                                   in_flight=cfg.dask.aois_in_flight, gdal_options=cfg.gdal_options,
-                                   verdicts=verdicts)
-            finally:
-                progress.close()
+            handle.release()  # nothing computes from here on
             if all(r.error is not None for r in results):
                 return failed_run_report(results, cfg.out_dir)  # no numbered bulletin for a failed run
             info = RunInfo(start=start, end=end, periods=periods, truth=truth, t0=t0, dask_info=dask_info)
@@ -129,7 +134,7 @@ def run_monitor(
 
 
 def run_aois(
-    client: Any,
+    client: Any | ClientHandle,
     jobs: list[AOIJob],
     *,
     radar_down: str | None = None,
@@ -149,7 +154,14 @@ def run_aois(
     recorded on its result and the others go on; anything else cancels the rest and
     propagates. ``in_flight=1`` runs the AOIs one after another. ``verdicts``: the site
     register's latest verdicts, applied to each AOI's sites (:func:`pipeline.workflow.finish_aoi`).
+    ``client``: a ``distributed.Client``, or a :class:`pipeline.cluster.ClientHandle` whose
+    cluster may still be starting (the first AOI's search and graph do not wait for it).
     """
+    handle = client if isinstance(client, ClientHandle) else None
+
+    def cluster() -> Any:  # the Client (waits for a handle's cluster to start)
+        return handle.get() if handle is not None else client
+
     models = models or {}
     progress = progress if progress is not None else RunProgress("off")
     results: list[AOIResult | None] = [None] * len(jobs)
@@ -167,7 +179,7 @@ def run_aois(
             with acquire.gdal_env(gdal_options or {}):
                 prepared = prepare_aoi(job, radar_down=radar_down, model=models.get(job.cfg.detect.site_model),
                                        result=result, progress=progress)
-            outs = client.compute(list(prepared.lazy))
+            outs = submit(cluster(), prepared.lazy)  # the graph is built: now it needs the cluster
         except MonitorError as exc:
             events.put(("failed", i, (result, exc)))
             return
@@ -175,7 +187,7 @@ def run_aois(
             events.put(("bug", i, exc))
             return
         futures = [o for o in outs if isinstance(o, Future)]
-        watcher = SchedulerProgress(client, futures, aoi_id=job.aoi_id, progress=progress)
+        watcher = SchedulerProgress(cluster(), futures, aoi_id=job.aoi_id, progress=progress)
         tick = time.perf_counter()
         events.put(("submitted", i, (prepared, outs, watcher, tick)))
         if not futures:
@@ -214,7 +226,7 @@ def run_aois(
                 result, exc = prepared.result, None
                 futures = [o for o in outs if isinstance(o, Future)]
                 try:
-                    computed = [client.gather(o) if isinstance(o, Future) else o for o in outs]
+                    computed = [cluster().gather(o) if isinstance(o, Future) else o for o in outs]
                     result.timings["compute_s"] = time.perf_counter() - tick
                     progress.end(result.aoi_id, "compute")
                     finish_aoi(prepared, computed, verdicts=verdicts)
@@ -224,7 +236,7 @@ def run_aois(
                     exc = err
                     prepared.abandon()
                 finally:
-                    client.cancel(futures)
+                    cluster().cancel(futures)
             if exc is not None:
                 result.error = " ".join(str(exc).split())
                 log.error("AOI %s failed: %s", result.aoi_id, result.error)
@@ -236,7 +248,7 @@ def run_aois(
         stop.set()
         for _prepared, outs, watcher, _tick in submitted.values():
             watcher.stop()
-            client.cancel([o for o in outs if isinstance(o, Future)])
+            cluster().cancel([o for o in outs if isinstance(o, Future)])
         raise
     finally:
         for _ in range(len(jobs)):
@@ -244,17 +256,6 @@ def run_aois(
         pool.shutdown(wait=True)
     assert all(r is not None for r in results)
     return [r for r in results if r is not None]
-
-
-def dashboard_link(client: Any) -> str | None:
-    """The scheduler's dashboard address (credentials and query stripped), or ``None``
-    when it serves none."""
-    try:
-        if "dashboard" not in client.scheduler_info().get("services", {}):
-            return None
-        return redact(str(client.dashboard_link))
-    except (KeyError, AttributeError, OSError):
-        return None
 
 
 def load_models(jobs: list[AOIJob]) -> dict[Path | None, SiteModel]:
@@ -310,48 +311,3 @@ def preflight_radar(cfg: MonitorConfig) -> str | None:
         return None
     log.warning("radar source unreachable, every AOI runs optical-only: %s", check.detail)
     return f"cannot reach radar source {check.endpoint}: {check.detail}"
-
-
-@contextlib.contextmanager
-def dask_client(cfg: MonitorConfig) -> Iterator[Any]:
-    if cfg.dask.scheduler:
-        try:
-            client = Client(cfg.dask.scheduler, timeout="10s")
-        except OSError as exc:
-            raise MonitorError(
-                f"cannot connect to Dask scheduler {cfg.dask.scheduler}: {exc}; check --scheduler"
-            ) from None
-        log.info("dask: joined scheduler %s (%d workers)", cfg.dask.scheduler, len(client.scheduler_info()["workers"]))
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    cluster = LocalCluster(
-        n_workers=cfg.dask.n_workers,
-        threads_per_worker=cfg.dask.threads_per_worker,
-        memory_limit=cfg.dask.memory_limit,
-        processes=True,
-        # Random free ports for the scheduler and its HTTP server (the dashboard when bokeh
-        # is installed): runs side by side on one machine never collide on 8786/8787.
-        scheduler_port=0,
-        dashboard_address="127.0.0.1:0",
-        host="127.0.0.1",
-        silence_logs=logging.ERROR,
-    )
-    client = Client(cluster)
-    log.info("dask: local cluster, %d workers x %d threads", cfg.dask.n_workers, cfg.dask.threads_per_worker)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
-
-
-def configure_workers(client: Any, cfg: MonitorConfig) -> None:
-    """GDAL options to every worker, and the modules the tasks need imported there now, while
-    this process searches and builds the graphs (:func:`pipeline.workers.import_modules`)."""
-    # GDAL options must reach the worker processes, where the reads happen.
-    options: dict[str, Any] = dict(cfg.gdal_options)
-    odc.stac.configure_rio(cloud_defaults=False, client=client, **options)
-    client.run(workers.import_modules, wait=False)

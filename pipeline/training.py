@@ -40,11 +40,12 @@ from .classify import (
     read_labels,
     train_site_model,
 )
+from .cluster import configure_workers, dask_client
 from .config import MonitorConfig
 from .errors import ConfigError, MonitorError
 from .jobs import AOIJob, plan_jobs
 from .register import SiteRegister, verdict_labels
-from .run import configure_workers, dask_client, preflight_radar, preflight_source
+from .run import preflight_radar, preflight_source
 from .workflow import CandidateEvidence, candidate_evidence
 
 log = logging.getLogger("pipeline")

@@ -1,0 +1,221 @@
+"""The run's ``dask.distributed`` client: a local cluster, or ``--scheduler ADDRESS``.
+
+:func:`dask_client` opens and closes it around a block. :class:`ClientHandle` does the same
+off the critical path of a run: a local cluster is started in a background thread while
+the run searches, fetches and builds its graphs (none of which needs it), and closed in a
+background thread while the outputs are written (none of which computes). Starting and
+stopping two worker processes costs about 1.2 s of every run (``benchmarks/RESULTS.md``),
+a tenth of a quarterly re-run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import odc.stac
+from distributed import Client, LocalCluster
+
+from . import workers
+from .config import MonitorConfig
+from .errors import MonitorError
+from .http import redact
+
+log = logging.getLogger("pipeline")
+
+__all__ = ["ClientHandle", "KeyPriority", "configure_workers", "dashboard_link", "dask_client", "submit"]
+
+
+@contextlib.contextmanager
+def dask_client(cfg: MonitorConfig) -> Iterator[Any]:
+    """A client of ``cfg.dask.scheduler``, or of a new local cluster (closed on exit).
+
+    Raises
+    ------
+    MonitorError
+        The scheduler cannot be reached (one line naming it).
+    """
+    if cfg.dask.scheduler:
+        try:
+            client = Client(cfg.dask.scheduler, timeout="10s")
+        except OSError as exc:
+            raise MonitorError(
+                f"cannot connect to Dask scheduler {cfg.dask.scheduler}: {exc}; check --scheduler"
+            ) from None
+        log.info("dask: joined scheduler %s (%d workers)", cfg.dask.scheduler, len(client.scheduler_info()["workers"]))
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(
+        n_workers=cfg.dask.n_workers,
+        threads_per_worker=cfg.dask.threads_per_worker,
+        memory_limit=cfg.dask.memory_limit,
+        processes=True,
+        # Random free ports for the scheduler and its HTTP server (the dashboard when bokeh
+        # is installed): runs side by side on one machine never collide on 8786/8787.
+        scheduler_port=0,
+        dashboard_address="127.0.0.1:0",
+        host="127.0.0.1",
+        silence_logs=logging.ERROR,
+    )
+    client = Client(cluster)
+    log.info("dask: local cluster, %d workers x %d threads", cfg.dask.n_workers, cfg.dask.threads_per_worker)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def configure_workers(client: Any, cfg: MonitorConfig, *, wait: bool = False) -> None:
+    """GDAL options to every worker, and the modules the tasks need imported there now, while
+    this process searches and builds the graphs (:func:`pipeline.workers.import_modules`).
+
+    ``wait``: return only once every worker has imported them. :class:`ClientHandle` waits:
+    its client is handed out the moment it is ready, often with a graph already built, and
+    tasks arriving while a fresh worker still imports them lost the worker (its scheduler
+    connection dropped, the run hung with no worker) in 2 of 7 runs of the incremental test;
+    0 of 12 once the imports come first."""
+    # GDAL options must reach the worker processes, where the reads happen.
+    options: dict[str, Any] = dict(cfg.gdal_options)
+    odc.stac.configure_rio(cloud_defaults=False, client=client, **options)
+    client.run(workers.import_modules, wait=wait)
+
+
+def dashboard_link(client: Any) -> str | None:
+    """The scheduler's dashboard address (credentials and query stripped), or ``None``
+    when it serves none."""
+    try:
+        if "dashboard" not in client.scheduler_info().get("services", {}):
+            return None
+        return redact(str(client.dashboard_link))
+    except (KeyError, AttributeError, OSError):
+        return None
+
+
+class ClientHandle:
+    """:func:`dask_client` (workers configured, :func:`configure_workers`) opened in the
+    background and closed in the background.
+
+    ``--scheduler ADDRESS`` is joined at once, in the constructor: an unreachable scheduler
+    is bad input, found before the run writes anything. A local cluster is started in a
+    thread; :meth:`get` waits for it (and raises what starting it raised). :meth:`release`
+    starts closing it in a thread; leaving the ``with`` block waits for that (and closes it
+    if nobody released it), so no worker process outlives the run.
+
+    Use: ``with ClientHandle(cfg) as handle:`` build the graphs (the cluster starts
+    meanwhile), ``handle.get().compute(...)`` and gather, ``handle.release()``, then write
+    the outputs (the cluster closes meanwhile).
+    """
+
+    def __init__(self, cfg: MonitorConfig, *, on_ready: Any = None) -> None:
+        self._cfg = cfg
+        self._on_ready = on_ready
+        self._stack = contextlib.ExitStack()
+        self._client: Any = None
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+        self._closer: threading.Thread | None = None
+        self._starter: threading.Thread | None = None
+        if cfg.dask.scheduler:
+            self._start()
+            if self._error is not None:
+                raise self._error
+        else:
+            self._starter = threading.Thread(target=self._start, name="kp-dask-start", daemon=True)
+            self._starter.start()
+
+    def _start(self) -> None:
+        try:
+            client = self._stack.enter_context(dask_client(self._cfg))
+            configure_workers(client, self._cfg, wait=True)
+            self._client = client
+            if self._on_ready is not None:
+                self._on_ready(client)
+        except BaseException as exc:  # re-raised by get() in the thread that needs the client
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def get(self) -> Any:
+        """The client, once the cluster has started."""
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self._client
+
+    def release(self) -> None:
+        """Start closing the client and its local cluster (nothing may compute after this)."""
+        if self._closer is not None:
+            return
+        self._ready.wait()
+        self._closer = threading.Thread(target=self._close, name="kp-dask-close", daemon=True)
+        self._closer.start()
+
+    def _close(self) -> None:
+        try:
+            self._stack.close()
+        except Exception as exc:  # the run's results are in hand; a cluster slow to stop is not its failure
+            log.warning("dask: closing the cluster: %s", exc)
+
+    def __enter__(self) -> ClientHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        assert self._closer is not None
+        self._closer.join()
+
+
+def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
+    """``client.compute(collections)`` (futures; anything not lazy passes through), keeping
+    the ``priority`` annotations of the graph's layers.
+
+    Dask's graph optimisation (blockwise fusion, culling) merges the layers into one and
+    drops their annotations (dask 2026.8), so :func:`pipeline.acquire.open_scenes`' region
+    order would never reach the scheduler. The graph is optimised here, each annotated
+    key's priority read before and put back on the optimised graph as a
+    :class:`KeyPriority`, and submitted without optimising again. Measured: whole-run peak
+    memory of the 16x-area benchmark AOI 1083-1094 MB -> ~1000 MB (``benchmarks/RESULTS.md``,
+    part 3); the graph is the same otherwise.
+    """
+    collections = list(collections)
+    priorities: dict[Any, Any] = {}
+    for c in collections:
+        if not dask.is_dask_collection(c):
+            continue
+        for layer in c.__dask_graph__().layers.values():
+            value = (layer.annotations or {}).get("priority")
+            if value is None:
+                continue
+            for key in layer:
+                p = value(key) if callable(value) else value
+                if p:
+                    priorities[key] = p
+    if not priorities:
+        return client.compute(collections)
+    optimized = dask.optimize(*collections)
+    annotate = KeyPriority(priorities)
+    for c in optimized:
+        if dask.is_dask_collection(c):
+            for layer in c.__dask_graph__().layers.values():
+                layer.annotations = {**(layer.annotations or {}), "priority": annotate}
+    return client.compute(list(optimized), optimize_graph=False)
+
+
+@dataclass(frozen=True)
+class KeyPriority:
+    """A ``priority`` annotation from a table of keys (0 for the others). Picklable: the
+    scheduler evaluates it."""
+
+    table: dict[Any, Any]
+
+    def __call__(self, key: Any) -> Any:
+        return self.table.get(key, 0)

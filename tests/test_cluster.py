@@ -1,0 +1,120 @@
+"""The run's Dask client (pipeline.cluster): started and closed off the critical path, and
+the read order of the regions kept through graph optimisation."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import psutil
+import pytest
+from dask.highlevelgraph import HighLevelGraph
+from distributed import Client, LocalCluster
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from pipeline import cluster as cluster_mod
+from pipeline.acquire import RegionFirst
+from pipeline.cluster import ClientHandle, KeyPriority, submit
+from pipeline.config import MonitorConfig
+from tests.scale_fixtures import config_dict
+
+
+def _cfg(tmp_path: Path) -> MonitorConfig:
+    return MonitorConfig.model_validate(config_dict(
+        source=str(tmp_path / "catalog.json"), aois=[tmp_path / "aoi.geojson"], out=tmp_path / "out",
+        cache=tmp_path / "cache", n_workers=1, threads=1))
+
+
+def test_local_cluster_starts_in_the_background_and_no_worker_outlives_the_block(tmp_path: Path) -> None:
+    ready: list[object] = []
+    with ClientHandle(_cfg(tmp_path), on_ready=ready.append) as handle:
+        client = handle.get()
+        assert ready == [client]  # told once, with the client, when it is up
+        assert client.submit(sum, [1, 2]).result() == 3
+        pids = list(client.run(lambda: __import__("os").getpid()).values())
+        assert pids and all(psutil.pid_exists(p) for p in pids)
+        handle.release()  # closing starts now, in the background
+        handle.release()  # and only once
+    # leaving the block waited for the close: the worker processes are gone
+    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_cluster_that_fails_to_start_fails_where_the_client_is_needed(tmp_path: Path, monkeypatch) -> None:
+    @contextlib.contextmanager
+    def broken(cfg):
+        raise RuntimeError("no room for workers")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(cluster_mod, "dask_client", broken)
+    with ClientHandle(_cfg(tmp_path)) as handle:  # the constructor does not wait for it
+        with pytest.raises(RuntimeError, match="no room for workers"):
+            handle.get()
+    # and leaving the block does not hang or raise again
+
+
+def _bands(tag: str) -> da.Array:
+    """Three 'bands' read over 2 x 2 regions (keys ``(name, t, y, x)`` as odc-stac names them),
+    annotated :class:`RegionFirst`, then a blockwise chain the optimiser fuses."""
+    bands = []
+    with dask.annotate(priority=RegionFirst(2)):
+        for band in ("blue", "nir", "scl"):
+            name = f"{band}-{tag}"
+            dsk = {(name, 0, y, x): (_read, band, y * 2 + x) for y in range(2) for x in range(2)}
+            bands.append(da.Array(HighLevelGraph.from_collections(name, dsk, dependencies=()), name,
+                                  chunks=((1,), (2, 2), (2, 2)), dtype="float32"))
+    assert all(layer.annotations for b in bands for layer in b.__dask_graph__().layers.values())
+    return da.map_blocks(_summed, *bands, dtype="float32") * 2 + 1
+
+
+class _Priorities(SchedulerPlugin):
+    """The priorities the scheduler gave each submitted key (public plugin hook)."""
+
+    name = "kp-test-priorities"
+
+    def __init__(self) -> None:
+        self.seen: dict[object, tuple] = {}
+
+    def update_graph(self, scheduler, *, priority, **kwargs) -> None:  # noqa: ANN001
+        self.seen.update(priority)
+
+
+def test_submit_keeps_the_region_order_through_graph_optimisation() -> None:
+    """The scheduler orders the reads region by region with :func:`submit`; with a plain
+    ``client.compute`` the annotations are gone with the fused layers (why it exists)."""
+    plugin = _Priorities()
+    expected = (np.arange(4, dtype="float32").reshape(2, 2).repeat(2, 0).repeat(2, 1) * 3 * 2 + 1)[None]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address="127.0.0.1:0") as lc, Client(lc) as client:
+        client.register_plugin(plugin)
+        plugin = lc.scheduler.plugins[plugin.name]  # the scheduler's copy (in this process)
+        (fut,) = submit(client, [_bands("kept")])
+        np.testing.assert_array_equal(fut.result(), expected)  # the same values
+        kept = {k: plugin.seen[k] for k in plugin.seen if isinstance(k, tuple) and k[0].endswith("-kept")}
+        assert len(kept) == 12
+        by_priority = sorted(kept, key=kept.__getitem__)
+        regions = [k[2] * 2 + k[3] for k in by_priority]
+        assert regions == sorted(regions)  # every band of a region before the next region
+        assert {kept[k][0] for k in kept} == {0, 1, 2, 3}  # the user priority, minus the region
+
+        plain = client.compute(_bands("plain"))
+        np.testing.assert_array_equal(plain.result(), expected)
+        lost = {plugin.seen[k][0] for k in plugin.seen if isinstance(k, tuple) and k[0].endswith("-plain")}
+        assert lost == {0}
+
+
+# Task bodies at module level: the graph is pickled even for an in-process scheduler.
+def _read(band: str, region: int) -> np.ndarray:
+    return np.full((1, 2, 2), region, dtype="float32")
+
+
+def _summed(*blocks: np.ndarray) -> np.ndarray:
+    return sum(blocks)
+
+
+def test_key_priority_is_a_table_lookup() -> None:
+    p = KeyPriority({("a", 0): -3})
+    assert p(("a", 0)) == -3 and p(("a", 1)) == 0
+    assert RegionFirst(3)(("blue-x", 5, 1, 2)) == -5 and RegionFirst(3)("open-blue") == 0
