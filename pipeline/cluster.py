@@ -1,11 +1,13 @@
 """The run's ``dask.distributed`` client: a local cluster, or ``--scheduler ADDRESS``.
 
-:func:`dask_client` opens and closes it around a block. :class:`ClientHandle` does the same
-off the critical path of a run: a local cluster is started in a background thread while
-the run searches, fetches and builds its graphs (none of which needs it), and closed in a
-background thread while the outputs are written (none of which computes). Starting and
-stopping two worker processes costs about 1.2 s of every run (``benchmarks/RESULTS.md``),
-a tenth of a quarterly re-run.
+:func:`dask_client` opens and closes it around a block. :class:`ClientHandle` starts a local
+cluster off the critical path of a run, in a background thread while the run searches,
+fetches and builds its graphs (none of which needs it), and closes it when the results are
+in. Closing it in the background too, while the outputs were written, made a worker log
+"Failed to communicate with scheduler during heartbeat" with a traceback in 4 of 15 runs
+(the shutdown race of dask/distributed#7105; none in 12 closing in the foreground), so the
+close stays in the foreground. :func:`submit` submits graphs keeping their ``priority``
+annotations.
 """
 
 from __future__ import annotations
@@ -102,17 +104,17 @@ def dashboard_link(client: Any) -> str | None:
 
 class ClientHandle:
     """:func:`dask_client` (workers configured, :func:`configure_workers`) opened in the
-    background and closed in the background.
+    background.
 
     ``--scheduler ADDRESS`` is joined at once, in the constructor: an unreachable scheduler
     is bad input, found before the run writes anything. A local cluster is started in a
     thread; :meth:`get` waits for it (and raises what starting it raised). :meth:`release`
-    starts closing it in a thread; leaving the ``with`` block waits for that (and closes it
-    if nobody released it), so no worker process outlives the run.
+    closes it; leaving the ``with`` block closes it if nobody did, so no worker process
+    outlives the run.
 
     Use: ``with ClientHandle(cfg) as handle:`` build the graphs (the cluster starts
     meanwhile), ``handle.get().compute(...)`` and gather, ``handle.release()``, then write
-    the outputs (the cluster closes meanwhile).
+    the outputs.
     """
 
     def __init__(self, cfg: MonitorConfig, *, on_ready: Any = None) -> None:
@@ -122,7 +124,7 @@ class ClientHandle:
         self._client: Any = None
         self._error: BaseException | None = None
         self._ready = threading.Event()
-        self._closer: threading.Thread | None = None
+        self._closed = False
         self._starter: threading.Thread | None = None
         if cfg.dask.scheduler:
             self._start()
@@ -152,14 +154,11 @@ class ClientHandle:
         return self._client
 
     def release(self) -> None:
-        """Start closing the client and its local cluster (nothing may compute after this)."""
-        if self._closer is not None:
+        """Close the client and its local cluster (once; nothing may compute after this)."""
+        if self._closed:
             return
+        self._closed = True
         self._ready.wait()
-        self._closer = threading.Thread(target=self._close, name="kp-dask-close", daemon=True)
-        self._closer.start()
-
-    def _close(self) -> None:
         try:
             self._stack.close()
         except Exception as exc:  # the run's results are in hand; a cluster slow to stop is not its failure
@@ -170,8 +169,6 @@ class ClientHandle:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-        assert self._closer is not None
-        self._closer.join()
 
 
 def submit(client: Any, collections: Sequence[Any]) -> list[Any]:

@@ -92,8 +92,8 @@ def run_monitor(
     # a scheduler that cannot be reached is bad input, and nothing may be written before bad
     # input is found, so nothing is written until folder.writing() and the lock file (and
     # folder) are removed again if the client fails (pipeline.runfolder). A local cluster
-    # starts in the background while the AOIs are searched and their graphs built, and stops
-    # in the background while the outputs are written (pipeline.cluster.ClientHandle).
+    # starts in the background while the AOIs are searched and their graphs built
+    # (pipeline.cluster.ClientHandle).
     progress = progress if progress is not None else RunProgress("lines", n_aois=len(jobs))
     progress.n_aois = len(jobs)
 
@@ -126,7 +126,7 @@ def run_monitor(
                 "scheduler_address": client.scheduler.address,
                 "workers": len(client.scheduler_info()["workers"]),
             }
-            handle.release()  # nothing computes from here on
+            handle.release()  # the results are in: the workers go before the outputs are written
             if all(r.error is not None for r in results):
                 return failed_run_report(results, cfg.out_dir)  # no numbered bulletin for a failed run
             info = RunInfo(start=start, end=end, periods=periods, truth=truth, t0=t0, dask_info=dask_info)

@@ -28,7 +28,7 @@ def _cfg(tmp_path: Path) -> MonitorConfig:
         cache=tmp_path / "cache", n_workers=1, threads=1))
 
 
-def test_local_cluster_starts_in_the_background_and_no_worker_outlives_the_block(tmp_path: Path) -> None:
+def test_local_cluster_starts_in_the_background_and_no_worker_outlives_it(tmp_path: Path) -> None:
     ready: list[object] = []
     with ClientHandle(_cfg(tmp_path), on_ready=ready.append) as handle:
         client = handle.get()
@@ -36,9 +36,9 @@ def test_local_cluster_starts_in_the_background_and_no_worker_outlives_the_block
         assert client.submit(sum, [1, 2]).result() == 3
         pids = list(client.run(lambda: __import__("os").getpid()).values())
         assert pids and all(psutil.pid_exists(p) for p in pids)
-        handle.release()  # closing starts now, in the background
+        handle.release()  # the results are in: close now
         handle.release()  # and only once
-    # leaving the block waited for the close: the worker processes are gone
+    # the worker processes are gone
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
 
 
