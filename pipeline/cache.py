@@ -364,7 +364,7 @@ def _localise_one(
     policy: RetryPolicy,
     gdal_options: Mapping[str, str],
     stats: CacheStats,
-    checked: CheckedFiles | None = None,
+    checked: CheckedFiles,
 ) -> pystac.Item:
     secrets = provider.secrets() if provider is not None else ()
     out = item.clone()
@@ -392,7 +392,7 @@ def _localise_one(
             asset = out.assets[band]
             href = _absolute_href(asset)
             if _is_local(href):
-                problem = (checked.check if checked is not None else check_local_asset)(href, asset, item)
+                problem = checked.check(href, asset, item)
                 if problem is not None:
                     raise _ItemError(ItemFailure(item.id, band, href, problem))
                 stats.passthrough += 1

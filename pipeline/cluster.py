@@ -124,15 +124,12 @@ class ClientHandle:
         self._client: Any = None
         self._error: BaseException | None = None
         self._ready = threading.Event()
-        self._closed = False
-        self._starter: threading.Thread | None = None
         if cfg.dask.scheduler:
             self._start()
             if self._error is not None:
                 raise self._error
         else:
-            self._starter = threading.Thread(target=self._start, name="kp-dask-start", daemon=True)
-            self._starter.start()
+            threading.Thread(target=self._start, name="kp-dask-start", daemon=True).start()
 
     def _start(self) -> None:
         try:
@@ -154,10 +151,8 @@ class ClientHandle:
         return self._client
 
     def release(self) -> None:
-        """Close the client and its local cluster (once; nothing may compute after this)."""
-        if self._closed:
-            return
-        self._closed = True
+        """Close the client and its local cluster (a second call does nothing: the exit stack is
+        empty; nothing may compute after this)."""
         self._ready.wait()
         try:
             self._stack.close()

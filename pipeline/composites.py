@@ -408,8 +408,7 @@ def _reduce_windows(
     if valid.chunks is not None:
         arrays = [a.chunk({"time": -1}) for a in arrays]
         valid = valid.chunk({"time": -1})
-        if valid.dims == ("time", "y", "x") and all(
-                a.dims == valid.dims and a.data.chunks == valid.data.chunks for a in arrays):
+        if valid.dims == ("time", "y", "x") and same_dask_chunks([valid, *arrays]):
             return _reduce_blockwise(valid, arrays, selections, kernel, bands, min_valid_obs)
     reduced = xr.apply_ufunc(
         partial(_windows_np, selections=selections, kernel=kernel, min_valid_obs=min_valid_obs),
@@ -424,6 +423,14 @@ def _reduce_windows(
     out = xr.Dataset({b: reduced.isel(band=i, drop=True) for i, b in enumerate(bands)})
     out["valid_count"] = reduced.isel(band=len(arrays), drop=True).astype("int16")
     return out
+
+
+def same_dask_chunks(arrays: Sequence[xr.DataArray]) -> bool:
+    """All Dask-backed, with the same dims and chunks: a per-chunk kernel can take their blocks
+    together (:func:`_reduce_blockwise`, :func:`pipeline.preprocess.mask_clouds`)."""
+    first = arrays[0]
+    return all(isinstance(a.data, da.Array) and a.dims == first.dims and a.data.chunks == first.data.chunks
+               for a in arrays)
 
 
 def _reduce_blockwise(

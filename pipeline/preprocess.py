@@ -152,7 +152,7 @@ def mask_clouds(
     if buffer_px > 0:
         invalid = _dilate(invalid, buffer_px)
     out = scenes.copy()
-    if _same_dask_chunks([invalid, *(scenes[b] for b in bands)]) and all(
+    if composites.same_dask_chunks([invalid, *(scenes[b] for b in bands)]) and all(
             np.issubdtype(scenes[b].dtype, np.floating) for b in bands):
         # One task per chunk for every band and `valid` (the same values as below): ~30 tasks
         # per chunk otherwise, one per operation and band.
@@ -167,12 +167,6 @@ def mask_clouds(
         out[band] = scenes[band].where(valid)
     out["valid"] = valid
     return out
-
-
-def _same_dask_chunks(arrays: Sequence[xr.DataArray]) -> bool:
-    first = arrays[0]
-    return all(isinstance(a.data, da.Array) and a.dims == first.dims and a.data.chunks == first.data.chunks
-               for a in arrays)
 
 
 def _mask_blockwise(invalid: xr.DataArray, bands: Sequence[xr.DataArray]) -> dict[str, da.Array]:

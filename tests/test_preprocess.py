@@ -71,7 +71,7 @@ def test_cloud_mask_in_one_task_per_chunk_equals_the_operation_graph(buffer_px: 
     eager = preprocess.mask_clouds(scenes, bands=bands, mask_classes=[3, 8, 9], buffer_px=buffer_px)
     chunked = scenes.chunk({"time": -1, "y": 8, "x": 10})
     lazy = preprocess.mask_clouds(chunked, bands=bands, mask_classes=[3, 8, 9], buffer_px=buffer_px)
-    monkeypatch.setattr(preprocess, "_same_dask_chunks", lambda _: False)
+    monkeypatch.setattr(preprocess.composites, "same_dask_chunks", lambda _: False)
     graph = preprocess.mask_clouds(chunked, bands=bands, mask_classes=[3, 8, 9], buffer_px=buffer_px)
     assert len(dict(lazy.__dask_graph__())) < 0.6 * len(dict(graph.__dask_graph__()))
     xr.testing.assert_identical(lazy.compute(), eager)
