@@ -86,6 +86,46 @@ def test_static_catalog_path(tmp_path: Path, earth_search_item_29rkh) -> None:
                             params=SearchParams(), bands=BANDS)
 
 
+
+def test_a_static_catalog_is_parsed_once_while_unchanged(tmp_path: Path, earth_search_item_29rkh, monkeypatch) -> None:
+    """The pre-flight check and every AOI's search share one parse; editing an item (or adding
+    one, which changes its parent's links) is seen by the next search."""
+    from pipeline.providers import static
+
+    item_dict, _ = earth_search_item_29rkh
+    cat = pystac.Catalog("c", "test")
+    cat.add_item(pystac.Item.from_dict(item_dict))
+    cat.normalize_and_save(str(tmp_path / "cat"), catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    url = str(tmp_path / "cat" / "catalog.json")
+    reads: list[str] = []
+    real_read = pystac.read_file
+    monkeypatch.setattr(static.pystac, "read_file",
+                        lambda href, *a, **k: reads.append(href) or real_read(href, *a, **k))
+    static._CATALOGS.clear()
+
+    def ids(start: dt.date = dt.date(2020, 1, 1)) -> list[str]:
+        found = search.search_items(AOI, start, dt.date(2020, 12, 31), source=SourceParams(url=url),
+                                    params=SearchParams(), bands=BANDS)
+        return [i.id for i in found]
+
+    first = ids()
+    assert first == [item_dict["id"]] and ids() == first and len(reads) == 1
+    # the memo hands out copies: a caller changing its item does not change the next search's
+    found = search.search_items(AOI, dt.date(2020, 1, 1), dt.date(2020, 12, 31), source=SourceParams(url=url),
+                                params=SearchParams(), bands=BANDS)
+    found[0].properties["eo:cloud_cover"] = 100.0
+    assert ids() == first and len(reads) == 1
+    # an item file edited on disk (here: moved out of the period) is read again
+    item_path = next((tmp_path / "cat").rglob(f"{item_dict['id']}.json"))
+    edited = json.loads(item_path.read_text())
+    edited["properties"]["datetime"] = "2019-06-01T00:00:00Z"
+    item_path.write_text(json.dumps(edited))
+    with pytest.raises(NoScenesError):
+        ids()
+    assert len(reads) == 2
+    assert ids(dt.date(2019, 1, 1)) == first and len(reads) == 2
+
+
 def test_unreachable_api_names_the_endpoint() -> None:
     url = "http://127.0.0.1:9/v1"  # discard port: nothing listens
     with pytest.raises(SearchError, match=r"127\.0\.0\.1:9/v1"):

@@ -7,9 +7,12 @@ holds, read like any other provider's).
 from __future__ import annotations
 
 import datetime as dt
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pystac
 import shapely.geometry
@@ -47,23 +50,19 @@ class StaticProvider(BaseProvider):
             raise SearchError(
                 f"static catalog {path} does not exist; pass --source a STAC API URL or a catalog.json path"
             )
-        try:
-            root = pystac.read_file(str(path))
-        except Exception as exc:  # pystac raises many types for bad JSON / STAC
-            raise SearchError(f"cannot read static catalog {path}: {str(exc).splitlines()[0][:200]}") from None
-        if not isinstance(root, pystac.Catalog):
-            raise SearchError(f"{path} is a {type(root).__name__}, not a catalog or collection")
-        # A static catalog is already a selection: narrow it to the configured collection
-        # only when the catalog holds a collection of that id (e.g. S2 next to S1), at any depth.
         coll = collection or self.collection
-        child = _find_collection(root, coll)
-        found: list[pystac.Item] = []
-        for item in (child or root).get_items(recursive=True):
-            if item.geometry is None or not shapely.geometry.shape(item.geometry).intersects(aoi):
-                continue
-            if _in_period(item, start, end) and _cloud_ok(item, params.max_cloud_frac):
-                item.make_asset_hrefs_absolute()
-                found.append(item)
+        with _CATALOGS.lock:
+            root = _CATALOGS.read(path)
+            # A static catalog is already a selection: narrow it to the configured collection
+            # only when the catalog holds a collection of that id (e.g. S2 next to S1), at any depth.
+            child = _find_collection(root, coll)
+            found: list[pystac.Item] = []
+            for item in (child or root).get_items(recursive=True):
+                if item.geometry is None or not shapely.geometry.shape(item.geometry).intersects(aoi):
+                    continue
+                if _in_period(item, start, end) and _cloud_ok(item, params.max_cloud_frac):
+                    item.make_asset_hrefs_absolute()
+                    found.append(item)
         try:
             return self.normalise(found, bands=bands)
         except MissingBandError as exc:
@@ -78,6 +77,78 @@ class StaticProvider(BaseProvider):
         ok = path.is_file()
         return [SourceCheck(self.name, str(path), ok, None,
                             "catalog file found" if ok else "catalog file does not exist")]
+
+
+class _CatalogMemo:
+    """Parsed static catalogs, reused while none of their documents changed.
+
+    One run reads its catalog in the pre-flight coverage check and again in each AOI's search;
+    parsing it (every item file through :mod:`pystac`) costs about 5 ms an item. A memo is
+    keyed by the catalog's path and checked against the inode, size and modification time of
+    every document it was read from, so an edited, added or removed item (its parent's links change)
+    is read again. Catalogs linking documents that are not local files are never memoised.
+    Callers hold :attr:`lock` while they walk the returned catalog (pystac resolves links
+    lazily and is not thread-safe); they must not change its items (searches return copies).
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self.lock = threading.RLock()
+        self.size = size
+        self._memo: OrderedDict[Path, tuple[tuple[tuple[str, int, int, int], ...], pystac.Catalog]] = OrderedDict()
+
+    def read(self, path: Path) -> pystac.Catalog:
+        key = path.resolve()
+        held = self._memo.get(key)
+        if held is not None and _signature_of(sig[0] for sig in held[0]) == held[0]:
+            self._memo.move_to_end(key)
+            return held[1]
+        self._memo.pop(key, None)
+        try:
+            root = pystac.read_file(str(path))
+        except Exception as exc:  # pystac raises many types for bad JSON / STAC
+            raise SearchError(f"cannot read static catalog {path}: {str(exc).splitlines()[0][:200]}") from None
+        if not isinstance(root, pystac.Catalog):
+            raise SearchError(f"{path} is a {type(root).__name__}, not a catalog or collection")
+        documents = _documents(root)
+        if documents is not None:
+            self._memo[key] = (_signature_of(documents), root)
+            while len(self._memo) > self.size:
+                self._memo.popitem(last=False)
+        return root
+
+    def clear(self) -> None:
+        with self.lock:
+            self._memo.clear()
+
+
+def _documents(root: pystac.Catalog) -> list[str] | None:
+    """Local paths of every document of ``root`` (read now if not yet), or ``None`` when one is
+    not a local file."""
+    hrefs: list[str | None] = []
+    for catalog, _children, items in root.walk():
+        hrefs.append(catalog.get_self_href())
+        hrefs.extend(item.get_self_href() for item in items)
+    paths = [h.removeprefix("file://") if h else None for h in hrefs]
+    if any(p is None or "://" in p or not os.path.isfile(p) for p in paths):
+        return None
+    return paths  # type: ignore[return-value]
+
+
+def _signature_of(paths: Sequence[str] | Any) -> tuple[tuple[str, int, int, int], ...]:
+    """(path, inode, size, mtime in ns) of each path; ``-1`` for all three when a path is gone."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            out.append((p, -1, -1, -1))
+        else:
+            out.append((p, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+#: The parsed static catalogs of this process.
+_CATALOGS = _CatalogMemo()
 
 
 #: Asset names that only radar (Sentinel-1) items carry.
