@@ -434,3 +434,22 @@ def test_a_pit_in_the_season_of_last_year_s_short_lived_evidence_is_reported() -
     rearmed, _ = detect.detect_change(scenes, start=dt.date(2023, 1, 1),
                                       params=params.model_copy(update={"rearm_after_regrowth": True}))
     assert not bool(rearmed.values.any())
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**16), radius=st.integers(1, 3), ny=st.integers(1, 12), nx=st.integers(1, 12),
+       density=st.floats(0.1, 0.9))
+def test_the_square_opening_is_scipys(seed: int, radius: int, ny: int, nx: int, density: float) -> None:
+    """The opening by minimum and maximum filters equals ``scipy.ndimage.binary_opening`` with
+    the square, value for value (edges included), lazily in chunks as well."""
+    from scipy import ndimage
+
+    from pipeline.detect.flags import _open
+
+    block = np.random.default_rng(seed).random((ny, nx)) < density
+    expected = ndimage.binary_opening(block, structure=np.ones((2 * radius + 1,) * 2, dtype=bool))
+    flags = xr.DataArray(block, dims=("y", "x"))
+    np.testing.assert_array_equal(_open(flags, radius).values, expected)
+    if min(ny, nx) > radius + 1:  # map_overlap needs the halo to fit in the array
+        chunks = {"y": radius + 1, "x": radius + 2}
+        np.testing.assert_array_equal(_open(flags.chunk(chunks), radius).values, expected)

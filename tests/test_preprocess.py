@@ -141,3 +141,19 @@ def test_reporting_periods_are_calendar_quarters() -> None:
     assert len(periods) == 6
     assert periods[0] == (dt.date(2023, 1, 1), dt.date(2023, 3, 31))
     assert periods[-1] == (dt.date(2024, 4, 1), dt.date(2024, 6, 30))
+
+
+@settings(max_examples=60, deadline=None)
+@given(mask=hnp.arrays(bool, hnp.array_shapes(min_dims=3, max_dims=3, min_side=1, max_side=9)),
+       radius=st.integers(0, 3))
+def test_cloud_buffer_dilation_is_scipys(mask: np.ndarray, radius: int) -> None:
+    """The shifted-OR dilation equals ``scipy.ndimage.binary_dilation`` with the disc in (y, x),
+    value for value, at the block's edges and for blocks smaller than the disc too."""
+    from scipy import ndimage
+
+    structure = np.zeros((1, 2 * radius + 1, 2 * radius + 1), dtype=bool)
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    structure[0] = (yy**2 + xx**2) <= radius**2
+    expected = ndimage.binary_dilation(mask, structure=structure)
+    got = preprocess.dilate_by_offsets(mask, preprocess.disc_offsets(radius))
+    np.testing.assert_array_equal(got, expected)
