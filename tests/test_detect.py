@@ -382,6 +382,40 @@ def test_the_season_window_is_centred_on_the_observation_day() -> None:
     assert detect.seasonal_baseline(base, mon_t, params=params).item() == pytest.approx(0.2)
 
 
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_the_season_baseline_only_where_needed_gives_the_same_loss(chunked: bool) -> None:
+    """``ndvi_change`` computes the season-matched baseline only where the peak baseline sees a
+    loss; its ``loss`` equals the rule with the baseline computed everywhere, and the baseline
+    itself is unchanged where it is computed."""
+    from pipeline.detect.baselines import _windows
+
+    rng = np.random.default_rng(7)
+    times = pd.date_range("2021-01-05", periods=60, freq="12D")
+    ndvi = rng.uniform(0.1, 0.9, (60, 12, 14)).astype("float32")
+    ndvi[rng.random(ndvi.shape) < 0.3] = np.nan
+    da = xr.DataArray(ndvi, dims=("time", "y", "x"), coords={"time": times})
+    valid = da.notnull()
+    if chunked:
+        da, valid = da.chunk({"time": -1, "y": 5, "x": 7}), valid.chunk({"time": -1, "y": 5, "x": 7})
+    params = DetectParams(baseline_days=365, season_window_days=45, season_min_obs=2, season_drop_min=0.1)
+    start = times[32].date()
+    out = detect.ndvi_change(da, valid, monitoring_start=start, params=params).compute()
+
+    base_idx, mon_idx = _windows(da, monitoring_start=start, baseline_days=params.baseline_days)
+    base, mon, ok = da.isel(time=base_idx), da.isel(time=mon_idx), valid.isel(time=mon_idx)
+    peak = out["baseline_ndvi"]
+    seasonal = detect.seasonal_baseline(base, mon["time"], params=params).compute()
+    expected = ((peak - mon) >= params.ndvi_drop_min) & (((seasonal - mon) >= params.season_drop_min)
+                                                        | seasonal.isnull()) & ok
+    np.testing.assert_array_equal(out["loss"].transpose("time", "y", "x").values,
+                                  expected.transpose("time", "y", "x").values)
+    assert 0 < int(expected.sum()) < int(((peak - mon) >= params.ndvi_drop_min).sum())  # both rules bite
+    need = (((peak - mon) >= params.ndvi_drop_min) & ok).compute()
+    only = detect.seasonal_baseline(base, mon["time"], params=params, where=need).compute()
+    np.testing.assert_array_equal(only.where(need).values, seasonal.where(need).values)
+    assert bool(only.isnull().where(~need, True).all())
+
 def test_greenish_gravel_is_evidence_up_to_gravel_ndvi_max() -> None:
     """Laterite spoil or a rim mixed with grass: NDVI 0.25, bare and bright. Evidence at the
     default gravel_ndvi_max (0.3), not at the first version's 0.2."""

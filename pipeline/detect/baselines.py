@@ -60,7 +60,8 @@ def ndvi_change(
     threshold = _ndvi_threshold(drop.where(ok & (baseline > params.bare_ndvi_max)), params)
     loss = drop >= threshold
     if params.season_drop_min is not None:
-        seasonal = seasonal_baseline(base_ndvi, mon_ndvi["time"], params=params)
+        # only where the peak sees a loss: elsewhere the season-matched baseline cannot change it
+        seasonal = seasonal_baseline(base_ndvi, mon_ndvi["time"], params=params, where=loss & ok)
         # Unusual for the season, or no clear view of this season before (then the peak decides).
         loss = loss & (((seasonal - mon_ndvi) >= params.season_drop_min) | seasonal.isnull())
     return xr.Dataset(
@@ -136,7 +137,9 @@ def widespread_counts(
     return n_evidence, n_strict, size
 
 
-def seasonal_baseline(base_ndvi: xr.DataArray, times: xr.DataArray, *, params: DetectParams) -> xr.DataArray:
+def seasonal_baseline(
+    base_ndvi: xr.DataArray, times: xr.DataArray, *, params: DetectParams, where: xr.DataArray | None = None
+) -> xr.DataArray:
     """Season-matched NDVI baseline of each monitoring observation.
 
     Parameters
@@ -147,6 +150,11 @@ def seasonal_baseline(base_ndvi: xr.DataArray, times: xr.DataArray, *, params: D
         The monitoring observations' ``time`` coordinate.
     params
         ``baseline_quantile``, ``season_window_days`` and ``season_min_obs``.
+    where
+        Optional bool ``(time, y, x)`` on ``times``: the observations whose baseline is needed.
+        A pixel's window is then computed only when one of its observations of that day of
+        the year is needed (the windows are the cost: a sort per window and pixel); the
+        others are NaN.
 
     Returns
     -------
@@ -154,7 +162,8 @@ def seasonal_baseline(base_ndvi: xr.DataArray, times: xr.DataArray, *, params: D
         float32 ``(time, y, x)`` on ``times``: per pixel, the ``baseline_quantile`` of the
         baseline NDVI within ``season_window_days`` (day of year, either side, across the
         new year) of the observation's own day of the year; NaN where fewer than
-        ``season_min_obs`` clear baseline observations fall in that window. Lazy.
+        ``season_min_obs`` clear baseline observations fall in that window (or not needed,
+        with ``where``). Lazy.
 
     Notes
     -----
@@ -180,12 +189,17 @@ def seasonal_baseline(base_ndvi: xr.DataArray, times: xr.DataArray, *, params: D
     base_doy = pd.DatetimeIndex(base_ndvi["time"].values).day_of_year.to_numpy()
     mon_doy = pd.DatetimeIndex(times.values).day_of_year.to_numpy()
     data = base_ndvi.chunk({"time": -1}) if base_ndvi.chunks else base_ndvi
+    inputs, core = [data], [["time"]]
+    if where is not None:
+        need = where.drop_vars("time", errors="ignore").rename(time="mon_time")
+        inputs.append(need.chunk({"mon_time": -1}) if need.chunks else need)
+        core.append(["mon_time"])
     out = xr.apply_ufunc(
         _seasonal_quantile_np,
-        data,
+        *inputs,
         kwargs={"base_doy": base_doy, "mon_doy": mon_doy, "q": params.baseline_quantile,
                 "window_days": params.season_window_days, "min_obs": params.season_min_obs},
-        input_core_dims=[["time"]],
+        input_core_dims=core,
         output_core_dims=[["mon_time"]],
         dask="parallelized",
         output_dtypes=[np.float32],
@@ -260,21 +274,37 @@ def _quantile_of_sorted(ordered: np.ndarray, *, q: float) -> np.ndarray:
 
 
 def _seasonal_quantile_np(
-    base: np.ndarray, *, base_doy: np.ndarray, mon_doy: np.ndarray, q: float, window_days: int, min_obs: int
+    base: np.ndarray, need: np.ndarray | None = None, *, base_doy: np.ndarray, mon_doy: np.ndarray, q: float,
+    window_days: int, min_obs: int,
 ) -> np.ndarray:
     """NumPy kernel of :func:`seasonal_baseline`: ``base`` is ``(..., time)``; returns
-    ``(..., n_monitoring)``, one quantile per day of the year of the monitoring observations.
+    ``(..., n_monitoring)``, one quantile per day of the year of the monitoring observations;
+    ``need`` (bool ``(..., n_monitoring)``, optional): only the pixels with a needed
+    observation of that day get their window's quantile, the rest stay NaN.
 
     Each window's values are sorted anew: sorting the baseline once and picking each window's
     values out of it in order (the same dates in every pixel) gave the same values but took
     twice as long (boolean indexing of the sorted stack costs more than a sort of ~10 values)."""
     out = np.full((*base.shape[:-1], mon_doy.size), np.nan, dtype=np.float32)
+    flat_base = base.reshape(-1, base.shape[-1])
+    flat_out = out.reshape(-1, mon_doy.size)  # a view: out is new and contiguous
+    flat_need = None if need is None else need.reshape(-1, mon_doy.size)
     for centre in np.unique(mon_doy):
         gap = np.abs(base_doy - centre)
-        sel = np.minimum(gap, 365.25 - gap) <= window_days
-        if not sel.any():
+        sel = np.flatnonzero(np.minimum(gap, 365.25 - gap) <= window_days)
+        if not sel.size:
             continue
-        sub = base[..., sel]
+        cols = np.flatnonzero(mon_doy == centre)
+        if flat_need is None:
+            sub = flat_base[:, sel]
+        else:
+            rows = np.flatnonzero(flat_need[:, cols].any(axis=1))
+            if not rows.size:
+                continue
+            sub = flat_base[np.ix_(rows, sel)]
         value = np.where(np.sum(~np.isnan(sub), axis=-1) >= min_obs, _nanquantile_np(sub, q=q), np.nan)
-        out[..., mon_doy == centre] = value[..., np.newaxis]
+        if flat_need is None:
+            flat_out[:, cols] = value[:, np.newaxis]
+        else:
+            flat_out[np.ix_(rows, cols)] = value[:, np.newaxis]
     return out

@@ -157,7 +157,7 @@ def _evidence_np(*blocks: np.ndarray, names: list[str], times: np.ndarray, take:
     evidence."""
     if len(take) != blocks[0].shape[0]:
         blocks = tuple(b[take] for b in blocks)
-    ds = xr.Dataset({n: (("time", "y", "x"), b) for n, b in zip(names, blocks, strict=True)}, coords={"time": times})
+    ds = xr.Dataset({n: (("time", "y", "x"), b) for n, b in zip(names, blocks, strict=True)}, coords=_time(times))
     if "ndvi" not in ds:  # only the indices the rules read
         ds = ds.merge(spectral_indices(ds, indices_read(params)))
     parts = evidence_before_widespread(ds, monitoring_start=start, params=params)
@@ -173,6 +173,13 @@ def _evidence_np(*blocks: np.ndarray, names: list[str], times: np.ndarray, take:
         "counts": np.stack([n_evidence.values, n_strict.values]).astype(np.int64)[:, :, None, None],
     }
     return out
+
+
+def _time(times: np.ndarray) -> xr.Coordinates:
+    """The chunk's ``time`` coordinate without an index: every array of one chunk has the same
+    dates, so there is nothing to align, and aligning on a ``time`` index at each of the rules'
+    ~90 operations took about a tenth of the detect stage (0.2 ms an operation against 0.1 ms)."""
+    return xr.Coordinates({"time": times}, indexes={})
 
 
 def _counts_of(block: np.ndarray) -> np.ndarray:
@@ -213,7 +220,7 @@ class _Confirm:
 
     def _step(self, part: dict[str, np.ndarray], grid_counts: np.ndarray | None,
               state: ConfirmState | None) -> tuple[tuple[np.ndarray, ...], ConfirmState]:
-        dims, coords = ("time", "y", "x"), {"time": self.mon_times}
+        dims, coords = ("time", "y", "x"), _time(self.mon_times)
         arr = {k: xr.DataArray(part[k], dims=dims, coords=coords) for k in ("evidence", "strict", "valid", "regrowth")}
         counts = None
         if grid_counts is not None:
