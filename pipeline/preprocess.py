@@ -147,7 +147,10 @@ def mask_clouds(
     if SCL_BAND not in scenes:
         raise MissingBandError("band 'scl' missing: cloud masking needs the SCL band; add it to acquire.bands")
     scl = scenes[SCL_BAND]
-    invalid = scl.isin(list(mask_classes))
+    # np.isin per chunk: Dask's isin compares against every class on a new axis and reduces it
+    # (two more tasks per chunk and a copy of the cube), the same values
+    invalid = xr.apply_ufunc(np.isin, scl, kwargs={"test_elements": np.asarray(list(mask_classes))},
+                             dask="parallelized", output_dtypes=[bool])
     if buffer_px > 0:
         invalid = _dilate(invalid, buffer_px)
     out = scenes.copy()
