@@ -241,3 +241,51 @@ def test_max_chips_config_field() -> None:
     assert BulletinParams().max_chips == 12 and field.json_schema_extra["unit"] == "sites per area of interest"
     with pytest.raises(ValueError):
         BulletinParams(max_chips=0)
+
+
+def _best_spot_one_pair_at_a_time(site, width, height, frame, taken, others, dpi):  # type: ignore[no-untyped-def]
+    """The label placement's choice as first written: each box tested against each other box
+    with matplotlib's own ``Bbox.overlaps``."""
+    from pipeline.bulletin.figures import labels as lb
+
+    def contains(outer, inner):  # type: ignore[no-untyped-def]
+        return inner.x0 >= outer.x0 and inner.x1 <= outer.x1 and inner.y0 >= outer.y0 and inner.y1 <= outer.y1
+
+    def area(a, b):  # type: ignore[no-untyped-def]
+        return max(min(a.x1, b.x1) - max(a.x0, b.x0), 0.0) * max(min(a.y1, b.y1) - max(a.y0, b.y0), 0.0)
+
+    candidates = [lb._candidate(site, width, height, d, r, dpi) for r in lb._RINGS_PT for d in lb._DIRECTIONS]
+    inside = [c for c in candidates if contains(frame, c.box)] or candidates
+    free = [c for c in inside if not any(c.box.overlaps(t) for t in taken)]
+    clear = [c for c in free if not any(c.box.overlaps(o) for o in others)]
+    if clear or free:
+        return (clear or free)[0]
+    return min(inside, key=lambda c: sum(area(c.box, t) for t in taken))
+
+
+@pytest.mark.parametrize("seed", range(48))
+def test_label_placement_on_arrays_chooses_as_box_by_box(seed: int) -> None:
+    """The vectorised choice equals the box-by-box one, crowded maps (no free spot) included."""
+    from matplotlib.transforms import Bbox
+
+    from pipeline.bulletin.figures import labels as lb
+
+    rng = np.random.default_rng(seed)
+    frame = Bbox.from_extents(0, 0, 400, 300)
+
+    def boxes(n: int, size: float) -> list:  # type: ignore[type-arg]
+        xy = rng.uniform(-20, 380, (n, 2))
+        wh = rng.uniform(2, size, (n, 2))
+        # some given corner-first the other way round, as display boxes of flipped axes are
+        return [Bbox.from_extents(x + w, y + h, x, y) if rng.random() < 0.2 else Bbox.from_bounds(x, y, w, h)
+                for (x, y), (w, h) in zip(xy, wh, strict=True)]
+
+    site = boxes(1, 30)[0]
+    # from empty to crowded maps: 35 of these 48 cases have a clear spot, 5 only a free one and
+    # 8 none (the least overlapping then)
+    taken, others = boxes((0, 60, 250, 600)[seed % 4], 60), boxes((0, 80, 600)[(seed // 4) % 3], 60)
+    width, height = rng.uniform(10, 60), rng.uniform(6, 14)
+    got = lb._best_spot(site, width, height, frame, taken, others, 100.0)
+    expected = _best_spot_one_pair_at_a_time(site, width, height, frame, taken, others, 100.0)
+    assert (tuple(got.box.extents), got.anchor, got.ha, got.va, got.distance_pt) == (
+        tuple(expected.box.extents), expected.anchor, expected.ha, expected.va, expected.distance_pt)

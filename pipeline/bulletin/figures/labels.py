@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+import numpy as np
 from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.text import Annotation
@@ -83,14 +83,36 @@ class _Spot:
 def _best_spot(site: Bbox, width: float, height: float, frame: Bbox, taken: Sequence[Bbox],
                others: Sequence[Bbox], dpi: float) -> _Spot:
     """The first free candidate hiding no other site, else the first free one, else the least
-    overlapping (see :func:`place_labels`)."""
+    overlapping (see :func:`place_labels`). The tests run on arrays of every candidate at once
+    (the boxes' tests one pair at a time took 0.3 s of a 34-site map)."""
     candidates = [_candidate(site, width, height, d, ring, dpi) for ring in _RINGS_PT for d in _DIRECTIONS]
-    inside = [c for c in candidates if _contains(frame, c.box)] or candidates
-    free = [c for c in inside if not any(c.box.overlaps(t) for t in taken)]
-    clear = [c for c in free if not any(c.box.overlaps(o) for o in others)]
-    if clear or free:
-        return (clear or free)[0]
-    return min(inside, key=lambda c: sum(_overlap_area(c.box, t) for t in taken))
+    boxes = np.array([c.box.extents for c in candidates])
+    inside = ((boxes[:, 0] >= frame.x0) & (boxes[:, 2] <= frame.x1)
+              & (boxes[:, 1] >= frame.y0) & (boxes[:, 3] <= frame.y1))
+    idx = np.flatnonzero(inside) if inside.any() else np.arange(len(candidates))
+    free = idx[~_hits(boxes[idx], taken)]
+    clear = free[~_hits(boxes[free], others)]
+    if clear.size or free.size:
+        return candidates[int((clear if clear.size else free)[0])]
+    # the overlap areas summed over the taken boxes in their order (as ``sum`` adds them)
+    total = np.zeros(idx.size)
+    for t in taken:
+        w = np.minimum(boxes[idx, 2], t.x1) - np.maximum(boxes[idx, 0], t.x0)
+        h = np.minimum(boxes[idx, 3], t.y1) - np.maximum(boxes[idx, 1], t.y0)
+        total += np.maximum(w, 0.0) * np.maximum(h, 0.0)
+    return candidates[int(idx[np.argmin(total)])]
+
+
+def _hits(boxes: np.ndarray, others: Sequence[Bbox]) -> np.ndarray:
+    """Per row of ``boxes`` (``x0, y0, x1, y1``, ordered), whether it overlaps one of ``others``
+    (edges touching count), as :meth:`matplotlib.transforms.BboxBase.overlaps` decides."""
+    if not len(others) or not len(boxes):
+        return np.zeros(len(boxes), dtype=bool)
+    ext = np.array([o.extents for o in others])
+    ox0, ox1 = np.minimum(ext[:, 0], ext[:, 2]), np.maximum(ext[:, 0], ext[:, 2])
+    oy0, oy1 = np.minimum(ext[:, 1], ext[:, 3]), np.maximum(ext[:, 1], ext[:, 3])
+    b = boxes[:, :, np.newaxis]
+    return ((b[:, 0] <= ox1) & (ox0 <= b[:, 2]) & (b[:, 1] <= oy1) & (oy0 <= b[:, 3])).any(axis=1)
 
 
 def _candidate(site: Bbox, width: float, height: float, direction: tuple[int, int], ring_pt: float,
@@ -130,13 +152,3 @@ def _display_box(ax: Axes, bounds: Sequence[float]) -> Bbox:
     minx, miny, maxx, maxy = bounds
     (x0, y0), (x1, y1) = ax.transData.transform([(minx, miny), (maxx, maxy)])
     return Bbox.from_extents(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-
-
-def _contains(outer: Bbox, inner: Bbox) -> bool:
-    return bool(inner.x0 >= outer.x0 and inner.x1 <= outer.x1 and inner.y0 >= outer.y0 and inner.y1 <= outer.y1)
-
-
-def _overlap_area(a: Bbox, b: Any) -> float:
-    w = min(a.x1, b.x1) - max(a.x0, b.x0)
-    h = min(a.y1, b.y1) - max(a.y0, b.y0)
-    return max(w, 0.0) * max(h, 0.0)
