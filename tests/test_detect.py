@@ -416,6 +416,21 @@ def test_the_season_baseline_only_where_needed_gives_the_same_loss(chunked: bool
     np.testing.assert_array_equal(only.where(need).values, seasonal.where(need).values)
     assert bool(only.isnull().where(~need, True).all())
 
+
+@pytest.mark.parametrize("method", ["fixed", "otsu"])
+def test_the_season_baseline_only_where_needed_is_built_lazily(method: str) -> None:
+    """A harmonised cube carries lazy per-date coordinates (band scales, item ids); the mask of
+    needed observations has them on the monitoring dates, the baseline on its own dates.
+    Building the rule computes nothing (merging those coordinates would compare them)."""
+    import dask.array as dska
+
+    scenes, _ = make_scene(chunks={"time": -1, "y": 40, "x": 40})
+    scenes = scenes.assign_coords(scale_red=("time", dska.ones(scenes.sizes["time"], chunks=-1)))
+    params = DetectParams(threshold_method=method)
+    with raise_if_dask_computes():
+        idx = detect.spectral_indices(scenes)
+        detect.ndvi_change(idx["ndvi"], scenes["valid"], monitoring_start=MON_START, params=params)
+
 def test_greenish_gravel_is_evidence_up_to_gravel_ndvi_max() -> None:
     """Laterite spoil or a rim mixed with grass: NDVI 0.25, bare and bright. Evidence at the
     default gravel_ndvi_max (0.3), not at the first version's 0.2."""

@@ -191,7 +191,10 @@ def seasonal_baseline(
     data = base_ndvi.chunk({"time": -1}) if base_ndvi.chunks else base_ndvi
     inputs, core = [data], [["time"]]
     if where is not None:
-        need = where.drop_vars("time", errors="ignore").rename(time="mon_time")
+        # the mask alone, without coordinates: its per-date coordinates (a harmonised cube's
+        # lazy band scales and item ids, on the monitoring dates) would be merged with the
+        # baseline's of the same names on other dates, which computes them to compare
+        need = xr.DataArray(where.data, dims=["mon_time" if d == "time" else d for d in where.dims])
         inputs.append(need.chunk({"mon_time": -1}) if need.chunks else need)
         core.append(["mon_time"])
     out = xr.apply_ufunc(
