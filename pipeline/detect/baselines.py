@@ -289,6 +289,8 @@ def _seasonal_quantile_np(
     values out of it in order (the same dates in every pixel) gave the same values but took
     twice as long (boolean indexing of the sorted stack costs more than a sort of ~10 values)."""
     out = np.full((*base.shape[:-1], mon_doy.size), np.nan, dtype=np.float32)
+    if base.shape[-1] == 0 or mon_doy.size == 0 or out.size == 0:
+        return out
     flat_base = base.reshape(-1, base.shape[-1])
     flat_out = out.reshape(-1, mon_doy.size)  # a view: out is new and contiguous
     flat_need = None if need is None else need.reshape(-1, mon_doy.size)

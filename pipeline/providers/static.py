@@ -109,7 +109,10 @@ class _CatalogMemo:
             raise SearchError(f"cannot read static catalog {path}: {str(exc).splitlines()[0][:200]}") from None
         if not isinstance(root, pystac.Catalog):
             raise SearchError(f"{path} is a {type(root).__name__}, not a catalog or collection")
-        documents = _documents(root)
+        try:
+            documents = _documents(root)
+        except Exception:  # a broken document elsewhere in the catalog: searched as before, not memoised
+            documents = None
         if documents is not None:
             self._memo[key] = (_signature_of(documents), root)
             while len(self._memo) > self.size:
