@@ -502,3 +502,22 @@ def test_the_square_opening_is_scipys(seed: int, radius: int, ny: int, nx: int, 
     if min(ny, nx) > radius + 1:  # map_overlap needs the halo to fit in the array
         chunks = {"y": radius + 1, "x": radius + 2}
         np.testing.assert_array_equal(_open(flags.chunk(chunks), radius).values, expected)
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3])
+def test_a_block_that_survives_the_opening_is_kept_whole_across_chunk_edges(radius: int) -> None:
+    """A square block just large enough to survive, at every offset across a chunk edge: the
+    chunked opening keeps it whole (the halo covers the erosion and the dilation, ``2 * radius``)."""
+    from scipy import ndimage
+
+    from pipeline.detect.flags import _open
+
+    side = 2 * radius + 1
+    for offset in range(0, 3 * side):
+        block = np.zeros((4 * side, 4 * side), dtype=bool)
+        block[offset:offset + side, 1:1 + side] = True
+        block[1:1 + side, offset:offset + side + 1] = True
+        expected = ndimage.binary_opening(block, structure=np.ones((side, side), dtype=bool))
+        assert expected.sum() >= side * side  # the blocks survive
+        chunked = xr.DataArray(block, dims=("y", "x")).chunk({"y": side - 1, "x": side})
+        np.testing.assert_array_equal(_open(chunked, radius).values, expected, err_msg=f"offset {offset}")

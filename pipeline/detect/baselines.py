@@ -152,9 +152,11 @@ def seasonal_baseline(
         ``baseline_quantile``, ``season_window_days`` and ``season_min_obs``.
     where
         Optional bool ``(time, y, x)`` on ``times``: the observations whose baseline is needed.
-        A pixel's window is then computed only when one of its observations of that day of
-        the year is needed (the windows are the cost: a sort per window and pixel); the
-        others are NaN.
+        It is matched to ``times`` and to ``base_ndvi``'s grid by position, not by coordinate
+        labels (it goes in bare, so that lazy coordinates are not merged): give it the same
+        ``time`` order and the same ``(y, x)`` shape and chunks. A pixel's window is then
+        computed only when one of its observations of that day of the year is needed (the
+        windows are the cost: a sort per window and pixel); the others are NaN.
 
     Returns
     -------

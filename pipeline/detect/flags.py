@@ -49,13 +49,15 @@ def _open(flags: xr.DataArray, radius: int) -> xr.DataArray:
     # and still removes anything thinner than 2 * radius + 1 pixels.
     # The square is separable: its opening is a minimum then a maximum filter (outside the
     # block: False), value for value ``ndimage.binary_opening`` with the square, 1.5-2.5x faster.
+    # A pixel's opening reads the erosion up to ``radius`` away, which reads the flags up to
+    # ``radius`` further: the halo is ``2 * radius``.
     size = 2 * radius + 1
 
     def _open_np(block: np.ndarray) -> np.ndarray:
         eroded = ndimage.minimum_filter(block, size=size, mode="constant", cval=False)
         return ndimage.maximum_filter(eroded, size=size, mode="constant", cval=False)
 
-    return _neighbourhood(flags, _open_np, depth=radius + 1)
+    return _neighbourhood(flags, _open_np, depth=2 * radius)
 
 
 def _despeckle(flags: xr.DataArray, max_px: int) -> xr.DataArray:
