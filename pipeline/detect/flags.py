@@ -79,7 +79,9 @@ def _neighbourhood(flags: xr.DataArray, kernel: Callable[[np.ndarray], np.ndarra
     of ``depth`` pixels (outside the grid: False), so chunk edges stay exact."""
     data = flags.data
     if hasattr(data, "map_overlap"):
-        out = data.map_overlap(kernel, depth=depth, boundary=False, dtype=bool)
+        # a halo wider than the grid holds no more than the grid (outside it: False anyway)
+        halo = {axis: min(depth, n) for axis, n in enumerate(data.shape)}
+        out = data.map_overlap(kernel, depth=halo, boundary=False, dtype=bool)
     else:
         out = kernel(np.asarray(data))
     return flags.copy(data=out)
