@@ -7,8 +7,9 @@ site classifier are in :mod:`pipeline.candidates`, the window-cache calls shared
 path in :mod:`pipeline.aoi_windows`. Everything an AOI needs to know (configuration with its
 overrides, dates, grid) comes in an :class:`~pipeline.jobs.AOIJob`.
 
-Only the search and the window cache touch the source; the cube is lazy until the one
-``dask.compute`` of :func:`compute_aoi` (flags, change rasters and composites together).
+Only the search and the window cache touch the source; the cube is lazy until its graph is
+computed, in one pass (change rasters and composites together; the excavation flags are then
+made from the computed change rasters).
 A :class:`~pipeline.errors.MonitorError` ends the AOI, not the run: :func:`run_aoi`
 records it on the result.
 """
@@ -149,6 +150,21 @@ class _Computed:
     """Feature rasters of the site classifier (:func:`pipeline.classify.feature_rasters`)."""
     radar_rasters: xr.Dataset | None = None
 
+    @classmethod
+    def of(cls, outs: Sequence[Any], cfg: MonitorConfig) -> _Computed:
+        """From the computed ``(None, change, views, named, rasters, radar_rasters)`` of
+        :func:`_build`: the excavation flags are made here, from the computed change rasters.
+
+        :func:`pipeline.detect.flag_excavation` is a per-pixel rule and a square opening; in the
+        graph, its halo across chunks cost about 12 tasks per spatial chunk (a tenth of a
+        full run's tasks, a fifth of a quarterly re-run's), for what takes milliseconds
+        of NumPy over the whole grid here, with the same values (the chunked opening equals
+        the whole-grid one, ``tests/test_detect.py``)."""
+        flags, change, *rest = outs
+        if flags is None:
+            flags = detect.flag_excavation(change, params=cfg.detect)
+        return cls(flags, change, *rest)
+
 
 def run_aoi(
     job: AOIJob,
@@ -200,8 +216,9 @@ class PreparedAOI:
     cube: AOIScenes
     lazy: tuple[Any, ...]
     """``(flags, change, views, named, rasters, radar_rasters)``, lazy; ``None`` where not
-    wanted (with ``incremental``, computing them also writes the new dates to the AOI's
-    state). Compute them in one pass and pass the tuple to :func:`finish_aoi`."""
+    wanted, and the flags always (:func:`finish_aoi` makes them from the computed change
+    rasters). With ``incremental``, computing them also writes the new dates to the AOI's
+    state. Compute them in one pass and pass the tuple to :func:`finish_aoi`."""
     model: SiteModel | None = None
     plan: IncrementalPlan | None = None
     """The stored state this graph builds on (``incremental``), else ``None``."""
@@ -266,7 +283,7 @@ def finish_aoi(
     if prepared.plan is not None:
         outs = prepared.plan.assemble(outs)
         result.state = dict(prepared.plan.stats)
-    done = _Computed(*outs[:6])
+    done = _Computed.of(outs[:6], cfg)
     if done.named is not None:
         result.composites = _composite_records(done.named, cfg, aoi_id=job.aoi_id, grid=cube.grid)
         result.season_views = _season_views(done.named, product="dry_season")
@@ -426,7 +443,7 @@ def _compute(
     tick = time.perf_counter()
     out = dask.compute(*lazy)
     result.timings["compute_s"] = time.perf_counter() - tick
-    return _Computed(*out)
+    return _Computed.of(out, job.cfg)
 
 
 def _build(
@@ -437,9 +454,10 @@ def _build(
     features: bool,
     views: bool = True,
 ) -> tuple[Any, ...]:
-    """The AOI's lazy outputs ``(flags, change, views, named, rasters, radar_rasters)``
+    """The AOI's lazy outputs ``(None, change, views, named, rasters, radar_rasters)``
     (``features``: the site classifier's feature rasters too; ``views``: the before/after
-    composites and the named composites, which training does without)."""
+    composites and the named composites, which training does without). The flags' slot is
+    ``None``: they are made from the computed change rasters (:meth:`_Computed.of`)."""
     cfg = job.cfg
     lazy_views = lazy_named = None
     if views:
@@ -454,7 +472,7 @@ def _build(
             geomedian_max_iters=cfg.composites.geomedian_max_iters,
         )
         lazy_named = named_composites(job, cube.masked)
-    flags, change = detect.detect_change(
+    _, change = detect.detect_change(
         cube.masked, start=job.start, params=cfg.detect, radar=scored_radar, radar_params=cfg.radar
     )
     rasters = radar_r = None
@@ -464,7 +482,7 @@ def _build(
             change_day=change["first_change"],
         )
         radar_r = radar_rasters(scored_radar) if scored_radar is not None else None
-    return flags, change, lazy_views, lazy_named, rasters, radar_r
+    return None, change, lazy_views, lazy_named, rasters, radar_r
 
 
 def _build_incremental(
@@ -486,10 +504,10 @@ def _build_incremental(
     )
     if plan.detection is not None:
         # only the monitoring dates after the stored confirmation state
-        flags, change = detect.resume_change(stored, start=job.start, params=cfg.detect, take=plan.detection.take,
-                                             resume=plan.detection.resume)
+        _, change = detect.resume_change(stored, start=job.start, params=cfg.detect, take=plan.detection.take,
+                                         resume=plan.detection.resume)
     else:
-        flags, change = detect.detect_change(
+        _, change = detect.detect_change(
             stored, start=job.start, params=cfg.detect, radar=scored_radar, radar_params=cfg.radar
         )
     rasters = radar_r = None
@@ -499,7 +517,7 @@ def _build_incremental(
             change_day=change["first_change"],
         )
         radar_r = radar_rasters(scored_radar) if scored_radar is not None else None
-    return (flags, change, views, named, rasters, radar_r), plan
+    return (None, change, views, named, rasters, radar_r), plan
 
 
 def _applied_thresholds(change: xr.Dataset, cfg: MonitorConfig) -> dict[str, dict[str, Any]]:
