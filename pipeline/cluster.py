@@ -21,6 +21,7 @@ from typing import Any
 
 import dask
 import odc.stac
+from dask.core import flatten
 from distributed import Client, LocalCluster
 
 from . import workers
@@ -30,7 +31,8 @@ from .http import redact
 
 log = logging.getLogger("pipeline")
 
-__all__ = ["ClientHandle", "KeyPriority", "configure_workers", "dashboard_link", "dask_client", "submit"]
+__all__ = ["ClientHandle", "KeyPriority", "collapse_aliases", "configure_workers", "dashboard_link", "dask_client",
+           "submit"]
 
 
 @contextlib.contextmanager
@@ -167,18 +169,21 @@ class ClientHandle:
 
 
 def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
-    """``client.compute(collections)`` (futures; anything not lazy passes through), keeping
-    the ``priority`` annotations of the graph's layers.
+    """``client.compute(collections)`` (futures; anything not lazy passes through), the graph
+    optimised here: keeping the ``priority`` annotations of its layers, and without the
+    alias tasks of Dask's linear fusion (:func:`collapse_aliases`).
 
     Dask's graph optimisation (blockwise fusion, culling) merges the layers into one and
     drops their annotations (dask 2026.8), so :func:`pipeline.acquire.open_scenes`' region
-    order would never reach the scheduler. The graph is optimised here, each annotated
-    key's priority read before and put back on the optimised graph as a
-    :class:`KeyPriority`, and submitted without optimising again. Measured: whole-run peak
-    memory of the 16x-area benchmark AOI 1083-1094 MB -> ~1000 MB (``benchmarks/RESULTS.md``,
-    part 3); the graph is the same otherwise.
+    order would never reach the scheduler. Each annotated key's priority is read before and
+    put back on the optimised graph as a :class:`KeyPriority`, and the graph is submitted
+    without optimising again. Measured: whole-run peak memory of the 16x-area benchmark AOI
+    1083-1094 MB -> ~1000 MB (``benchmarks/RESULTS.md``, part 3); the graph is the same
+    otherwise.
     """
     collections = list(collections)
+    if not any(dask.is_dask_collection(c) for c in collections):
+        return collections
     priorities: dict[Any, Any] = {}
     for c in collections:
         if not dask.is_dask_collection(c):
@@ -191,15 +196,76 @@ def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
                 p = value(key) if callable(value) else value
                 if p:
                     priorities[key] = p
-    if not priorities:
-        return client.compute(collections)
-    optimized = dask.optimize(*collections)
-    annotate = KeyPriority(priorities)
-    for c in optimized:
-        if dask.is_dask_collection(c):
-            for layer in c.__dask_graph__().layers.values():
+    optimized = list(dask.optimize(*collections))
+    lazy = [i for i, c in enumerate(optimized) if dask.is_dask_collection(c)]
+    graph: dict[Any, Any] = {}
+    wanted: set[Any] = set()
+    for i in lazy:
+        graph.update(optimized[i].__dask_graph__())
+        wanted.update(flatten(optimized[i].__dask_keys__()))
+    graph = collapse_aliases(graph, wanted)
+    for i in lazy:
+        rebuild, args = optimized[i].__dask_postpersist__()
+        optimized[i] = rebuild(graph, *args)
+        if priorities:
+            annotate = KeyPriority(priorities)
+            for layer in optimized[i].__dask_graph__().layers.values():
                 layer.annotations = {**(layer.annotations or {}), "priority": annotate}
-    return client.compute(list(optimized), optimize_graph=False)
+    return client.compute(optimized, optimize_graph=False)
+
+
+def collapse_aliases(graph: dict[Any, Any], keys: set[Any]) -> dict[Any, Any]:
+    """``graph`` (an optimised, materialised task graph) without its alias tasks, computing
+    the same ``keys``.
+
+    Dask's linear fusion gives a fused chain a new key and leaves the chain's last key as an
+    alias of it (``isin_0 -> isin-isin_0``, ``astype -> getitem-astype``; dask 2026.8): a
+    task that does nothing, yet a round trip to the scheduler between a chunk's steps. A
+    quarter of a quarterly re-run's tasks were such aliases (358 of 1589). Here an alias that
+    is not wanted is bypassed (its dependents read its target), and a wanted one takes over
+    its target when nothing else reads the target (the target's task under the alias's key).
+    """
+    from dask._task_spec import Alias, Task
+
+    graph = dict(graph)
+    dependents: dict[Any, set[Any]] = {k: set() for k in graph}
+    for k, node in graph.items():
+        for d in node.dependencies:
+            if d in dependents:
+                dependents[d].add(k)
+
+    def resolve(target: Any) -> Any:  # through chains of aliases
+        seen = set()
+        while isinstance(graph.get(target), Alias) and target not in keys and target not in seen:
+            seen.add(target)
+            target = graph[target].target
+        return target
+
+    for key in [k for k, node in graph.items() if isinstance(node, Alias)]:
+        node = graph.get(key)
+        if not isinstance(node, Alias) or node.target == key or node.target not in graph:
+            continue
+        if key not in keys:
+            target = resolve(node.target)
+            if target == key:
+                continue
+            for d in dependents.pop(key, set()):
+                graph[d] = graph[d].substitute({key: target})
+                dependents[target].add(d)
+            dependents[node.target].discard(key)  # what the alias read (maybe another alias)
+            del graph[key]
+        else:
+            target = node.target
+            fused = graph[target]
+            if target in keys or dependents.get(target) != {key} or not isinstance(fused, Task):
+                continue
+            graph[key] = fused.substitute({}, key=key)
+            for dep in fused.dependencies:
+                if dep in dependents:
+                    dependents[dep].discard(target)
+                    dependents[dep].add(key)
+            del graph[target], dependents[target]
+    return graph
 
 
 @dataclass(frozen=True)

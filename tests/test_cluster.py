@@ -118,3 +118,45 @@ def test_key_priority_is_a_table_lookup() -> None:
     p = KeyPriority({("a", 0): -3})
     assert p(("a", 0)) == -3 and p(("a", 1)) == 0
     assert RegionFirst(3)(("blue-x", 5, 1, 2)) == -5 and RegionFirst(3)("open-blue") == 0
+
+
+def test_collapse_aliases_drops_the_fusion_aliases_and_computes_the_same() -> None:
+    """Linear fusion leaves aliases (a chain's last key pointing at the fused task), inside the
+    graph and among the wanted keys; without them the graph computes the same values."""
+    from dask._task_spec import Alias
+    from dask.local import get_sync
+
+    from pipeline.cluster import collapse_aliases
+
+    base = da.from_array(np.arange(48, dtype="float32").reshape(6, 8), chunks=(3, 4))
+    chain = (base * 2).astype("float64").T  # fused into one task per chunk, then aliased
+    outs = [chain + 1, chain.sum(axis=0), (base > 10).astype("int8")]
+    graph: dict = {}
+    keys: list = []
+    for c in dask.optimize(*outs):
+        graph.update(c.__dask_graph__())
+        keys.append(list(dask.core.flatten(c.__dask_keys__())))
+    assert any(isinstance(node, Alias) for node in graph.values())  # what the function is for
+    wanted = {k for ks in keys for k in ks}
+    collapsed = collapse_aliases(graph, wanted)
+    assert not any(isinstance(node, Alias) for node in collapsed.values())
+    assert len(collapsed) < len(graph)
+    for ks in keys:
+        for got, expected in zip(get_sync(collapsed, ks), get_sync(graph, ks), strict=True):
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_collapse_aliases_follows_chains_of_aliases() -> None:
+    """An alias of an alias (either order in the graph) is bypassed to the task at the end."""
+    from dask._task_spec import Alias, Task, TaskRef
+    from dask.local import get_sync
+
+    from pipeline.cluster import collapse_aliases
+
+    for order in (("a1", "a2"), ("a2", "a1")):
+        nodes = {"src": Task("src", np.arange, 4), "a1": Alias("a1", "src"), "a2": Alias("a2", "a1"),
+                 "out": Task("out", np.add, TaskRef("a2"), 1)}
+        graph = {k: nodes[k] for k in ("src", *order, "out")}
+        collapsed = collapse_aliases(graph, {"out"})
+        assert set(collapsed) == {"src", "out"}
+        np.testing.assert_array_equal(get_sync(collapsed, "out"), np.arange(4) + 1)
