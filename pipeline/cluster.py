@@ -7,7 +7,7 @@ in. Closing it in the background too, while the outputs were written, made a wor
 "Failed to communicate with scheduler during heartbeat" with a traceback in 4 of 15 runs
 (the shutdown race of dask/distributed#7105; none in 12 closing in the foreground), so the
 close stays in the foreground. :func:`submit` submits graphs keeping their ``priority``
-annotations.
+annotations and without the alias tasks linear fusion leaves (:func:`collapse_aliases`).
 """
 
 from __future__ import annotations
@@ -178,8 +178,7 @@ def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
     order would never reach the scheduler. Each annotated key's priority is read before and
     put back on the optimised graph as a :class:`KeyPriority`, and the graph is submitted
     without optimising again. Measured: whole-run peak memory of the 16x-area benchmark AOI
-    1083-1094 MB -> ~1000 MB (``benchmarks/RESULTS.md``, part 3); the graph is the same
-    otherwise.
+    1083-1094 MB -> ~1000 MB (``benchmarks/RESULTS.md``, part 3).
     """
     collections = list(collections)
     if not any(dask.is_dask_collection(c) for c in collections):
