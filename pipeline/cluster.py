@@ -32,7 +32,7 @@ from .http import redact
 log = logging.getLogger("pipeline")
 
 __all__ = ["ClientHandle", "KeyPriority", "collapse_aliases", "configure_workers", "dashboard_link", "dask_client",
-           "submit"]
+           "inline_picks", "submit"]
 
 
 @contextlib.contextmanager
@@ -170,8 +170,9 @@ class ClientHandle:
 
 def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
     """``client.compute(collections)`` (futures; anything not lazy passes through), the graph
-    optimised here: keeping the ``priority`` annotations of its layers, and without the
-    alias tasks of Dask's linear fusion (:func:`collapse_aliases`).
+    optimised here: keeping the ``priority`` annotations of its layers, without the alias
+    tasks of Dask's linear fusion (:func:`collapse_aliases`), and with the picks of named
+    parts of a chunk's results read by the tasks that use them (:func:`inline_picks`).
 
     Dask's graph optimisation (blockwise fusion, culling) merges the layers into one and
     drops their annotations (dask 2026.8), so :func:`pipeline.acquire.open_scenes`' region
@@ -202,7 +203,7 @@ def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
     for i in lazy:
         graph.update(optimized[i].__dask_graph__())
         wanted.update(flatten(optimized[i].__dask_keys__()))
-    graph = collapse_aliases(graph, wanted)
+    graph = inline_picks(collapse_aliases(graph, wanted), wanted)
     for i in lazy:
         rebuild, args = optimized[i].__dask_postpersist__()
         optimized[i] = rebuild(graph, *args)
@@ -264,6 +265,60 @@ def collapse_aliases(graph: dict[Any, Any], keys: set[Any]) -> dict[Any, Any]:
                     dependents[dep].discard(target)
                     dependents[dep].add(key)
             del graph[target], dependents[target]
+    return graph
+
+
+def inline_picks(graph: dict[Any, Any], keys: set[Any]) -> dict[Any, Any]:
+    """``graph`` with the picks of named parts of one task's result (``getitem(result,
+    "red")``) done by the tasks that read them, where each of those reads two parts or more
+    of the same result; computes the same ``keys``.
+
+    One task per spatial chunk returns several variables at once (the cloud mask's masked
+    bands, the incremental state's merged dates), and Dask makes an array of each variable
+    by one pick per chunk: a task, and a round trip to the scheduler between two steps of
+    the chunk, for a dictionary lookup. The tasks that read them (the state's writer, the
+    detection and composite kernels) read most of the parts of the same result, so they
+    need the whole result on their worker anyway. Picks by index (array slices), picks read
+    by a task that reads one part only, and wanted picks (their own results) stay tasks.
+    """
+    import operator
+
+    from dask._task_spec import Alias, DataNode, Task, TaskRef
+
+    from .preprocess import pick_part
+
+    def source_of(node: Any) -> Any:  # the result a named pick reads, else None
+        if not isinstance(node, Task) or node.func not in (operator.getitem, pick_part) or len(node.args) != 2:
+            return None
+        ref, part = node.args
+        part = part.value if isinstance(part, DataNode) else part
+        if not isinstance(part, str) or not isinstance(ref, (TaskRef, Alias)) or len(node.dependencies) != 1:
+            return None
+        return next(iter(node.dependencies))
+
+    source = {k: src for k, node in graph.items() if (src := source_of(node)) is not None}
+    if not any(k not in keys for k in source):
+        return graph
+    readers: dict[Any, set[Any]] = {k: set() for k in source if k not in keys}
+    for k, node in graph.items():
+        for d in node.dependencies:
+            if d in readers:
+                readers[d].add(k)
+    graph = dict(graph)
+    for reader in {r for rs in readers.values() for r in rs}:
+        node = graph[reader]
+        per_source: dict[Any, list[Any]] = {}
+        for p in node.dependencies:
+            if p in source:
+                per_source.setdefault(source[p], []).append(p)
+        inline = {p: graph[p] for ps in per_source.values() if len(ps) >= 2 for p in ps}
+        if inline:
+            graph[reader] = node.substitute(inline)
+            for p in inline:
+                readers.get(p, set()).discard(reader)
+    for p, rs in readers.items():
+        if not rs:
+            del graph[p]
     return graph
 
 

@@ -22,6 +22,7 @@ from .types import DIMS, SCL_BAND
 __all__ = [
     "composite_periods",
     "mask_clouds",
+    "pick_part",
     "reporting_periods",
     "to_reflectance",
 ]
@@ -182,7 +183,7 @@ def _mask_blockwise(invalid: xr.DataArray, bands: Sequence[xr.DataArray]) -> dic
     out = {}
     for name, band in zip([*names, "valid"], [*bands, invalid], strict=True):
         dtype = bool if name == "valid" else band.dtype
-        out[name] = per_chunk.map_blocks(_pick, name, chunks=chunks, dtype=dtype,
+        out[name] = per_chunk.map_blocks(pick_part, name, chunks=chunks, dtype=dtype,
                                          meta=np.empty((0,) * len(chunks), dtype=dtype))
     return out
 
@@ -197,7 +198,9 @@ def _mask_np(invalid: np.ndarray, *bands: np.ndarray, names: list[str]) -> np.nd
     return out
 
 
-def _pick(block: np.ndarray, name: str) -> np.ndarray:
+def pick_part(block: np.ndarray, name: str) -> np.ndarray:
+    """The part ``name`` of a chunk's results (a one-element object array holding a dict);
+    :func:`pipeline.cluster.inline_picks` does it in the tasks that read the parts."""
     return block.flat[0][name]
 
 

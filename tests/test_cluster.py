@@ -160,3 +160,38 @@ def test_collapse_aliases_follows_chains_of_aliases() -> None:
         collapsed = collapse_aliases(graph, {"out"})
         assert set(collapsed) == {"src", "out"}
         np.testing.assert_array_equal(get_sync(collapsed, "out"), np.arange(4) + 1)
+
+
+def test_inline_picks_reads_the_parts_in_the_tasks_that_use_several() -> None:
+    """Named picks of one result, read by a task that reads two of them, are done in that
+    task; a pick read alone, a wanted pick and an array slice stay tasks; same values."""
+    import operator
+
+    from dask._task_spec import Task, TaskRef
+    from dask.local import get_sync
+
+    from pipeline.cluster import inline_picks
+    from pipeline.preprocess import pick_part
+
+    parts = np.empty((1, 1), dtype=object)
+    parts[0, 0] = {"red": np.arange(3.0), "nir": np.arange(3.0) * 2}
+    graph = {
+        "src": Task("src", np.copy, parts),
+        "dict": Task("dict", dict, red=np.arange(3.0), nir=np.ones(3)),
+        "red": Task("red", pick_part, TaskRef("src"), "red"),
+        "nir": Task("nir", pick_part, TaskRef("src"), "nir"),
+        "d-red": Task("d-red", operator.getitem, TaskRef("dict"), "red"),
+        "d-nir": Task("d-nir", operator.getitem, TaskRef("dict"), "nir"),
+        "slice": Task("slice", operator.getitem, TaskRef("d-red"), slice(None, None, -1)),
+        "ndvi": Task("ndvi", np.subtract, TaskRef("nir"), TaskRef("red")),  # reads two parts of src
+        "lone": Task("lone", np.add, TaskRef("d-nir"), TaskRef("slice")),  # one part of dict, one slice
+        "sum": Task("sum", np.sum, TaskRef("slice")),
+    }
+    wanted = {"ndvi", "lone", "sum", "nir"}
+    expected = get_sync(graph, sorted(wanted))
+    light = inline_picks(graph, wanted)
+    assert "red" not in light  # done inside ndvi
+    assert {"nir", "d-red", "d-nir", "slice"} <= set(light)  # wanted, or read one part a task
+    assert light["ndvi"].dependencies == {"src"}
+    for got, exp in zip(get_sync(light, sorted(wanted)), expected, strict=True):
+        np.testing.assert_array_equal(got, exp)
