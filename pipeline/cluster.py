@@ -32,7 +32,7 @@ from .http import redact
 log = logging.getLogger("pipeline")
 
 __all__ = ["ClientHandle", "KeyPriority", "collapse_aliases", "configure_workers", "dashboard_link", "dask_client",
-           "inline_picks", "submit"]
+           "inline_openers", "inline_picks", "submit"]
 
 
 @contextlib.contextmanager
@@ -171,8 +171,9 @@ class ClientHandle:
 def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
     """``client.compute(collections)`` (futures; anything not lazy passes through), the graph
     optimised here: keeping the ``priority`` annotations of its layers, without the alias
-    tasks of Dask's linear fusion (:func:`collapse_aliases`), and with the picks of named
-    parts of a chunk's results read by the tasks that use them (:func:`inline_picks`).
+    tasks of Dask's linear fusion (:func:`collapse_aliases`), with the picks of named parts
+    of a chunk's results read by the tasks that use them (:func:`inline_picks`), and with
+    odc-stac's file openers made by the reads (:func:`inline_openers`).
 
     Dask's graph optimisation (blockwise fusion, culling) merges the layers into one and
     drops their annotations (dask 2026.8), so :func:`pipeline.acquire.open_scenes`' region
@@ -203,7 +204,7 @@ def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
     for i in lazy:
         graph.update(optimized[i].__dask_graph__())
         wanted.update(flatten(optimized[i].__dask_keys__()))
-    graph = inline_picks(collapse_aliases(graph, wanted), wanted)
+    graph = inline_openers(inline_picks(collapse_aliases(graph, wanted), wanted), wanted)
     for i in lazy:
         rebuild, args = optimized[i].__dask_postpersist__()
         optimized[i] = rebuild(graph, *args)
@@ -319,6 +320,40 @@ def inline_picks(graph: dict[Any, Any], keys: set[Any]) -> dict[Any, Any]:
     for p, rs in readers.items():
         if not rs:
             del graph[p]
+    return graph
+
+
+def inline_openers(graph: dict[Any, Any], keys: set[Any]) -> dict[Any, Any]:
+    """``graph`` with odc-stac's reader "open" tasks made inside the reads that use them;
+    computes the same ``keys``.
+
+    odc-stac's loader makes one task per item and band (``open-<band>``) whose result, a
+    reader holding the source's address and the load context, every read task of that item
+    receives (``odc.loader._builder._dask_open_reader``; the rasterio driver's reader opens
+    no file until it reads). That was 721 of a three-year AOI's 1826 tasks (103 items x 7
+    bands), each a round trip to the scheduler, against a constructor call in each of its
+    four reads. Only that function, as a task with no dependency of its own, is inlined;
+    with another odc-stac version or reader, the graph is left as it is.
+    """
+    from dask._task_spec import Task
+
+    try:
+        from odc.loader._builder import _dask_open_reader
+    except ImportError:  # odc-stac moved it: nothing to do
+        return graph
+
+    openers = {k: node for k, node in graph.items()
+               if k not in keys and isinstance(node, Task) and node.func is _dask_open_reader
+               and not node.dependencies}
+    if not openers:
+        return graph
+    graph = dict(graph)
+    for k, node in graph.items():
+        uses = node.dependencies & openers.keys()
+        if uses:
+            graph[k] = node.substitute({o: openers[o] for o in uses})
+    for k in openers:
+        del graph[k]
     return graph
 
 

@@ -195,3 +195,41 @@ def test_inline_picks_reads_the_parts_in_the_tasks_that_use_several() -> None:
     assert light["ndvi"].dependencies == {"src"}
     for got, exp in zip(get_sync(light, sorted(wanted)), expected, strict=True):
         np.testing.assert_array_equal(got, exp)
+
+
+class _FakeDriver:
+    """The two methods of an odc-stac reader driver that ``_dask_open_reader`` calls."""
+
+    @contextlib.contextmanager
+    def restore_env(self, env: dict, load_state: object):  # noqa: ANN201
+        yield env
+
+    def open(self, src: str, ctx: dict) -> tuple[str, str]:
+        return (src, ctx["tag"])
+
+
+def test_inline_openers_makes_odc_stac_readers_inside_the_reads() -> None:
+    """odc-stac's per-item "open" tasks (no dependency, a reader constructor) are called by
+    each read that uses them; the values are the same and no opener is left."""
+    from dask._task_spec import List, Task, TaskRef
+    from dask.local import get_sync
+    from odc.loader._builder import _dask_open_reader
+
+    from pipeline.cluster import inline_openers
+
+    driver = _FakeDriver()
+    graph = {("open-red", i): Task(("open-red", i), _dask_open_reader, f"item{i}.tif", driver, {"tag": "r"}, None)
+             for i in range(3)}
+    for region in range(2):
+        refs = List(*(List(TaskRef(("open-red", i))) for i in range(3)))
+        graph[("red", region)] = Task(("red", region), _summary, refs, region)
+    wanted = {("red", 0), ("red", 1)}
+    expected = get_sync(graph, sorted(wanted))
+    light = inline_openers(graph, wanted)
+    assert set(light) == wanted
+    assert get_sync(light, sorted(wanted)) == expected == (
+        ("item0.tif/r item1.tif/r item2.tif/r", 0), ("item0.tif/r item1.tif/r item2.tif/r", 1))
+
+
+def _summary(readers: list, region: int) -> tuple[str, int]:
+    return " ".join(f"{src}/{tag}" for (src, tag), in readers), region
