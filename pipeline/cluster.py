@@ -277,10 +277,11 @@ def inline_picks(graph: dict[Any, Any], keys: set[Any]) -> dict[Any, Any]:
     One task per spatial chunk returns several variables at once (the cloud mask's masked
     bands, the incremental state's merged dates), and Dask makes an array of each variable
     by one pick per chunk: a task, and a round trip to the scheduler between two steps of
-    the chunk, for a dictionary lookup. The tasks that read them (the state's writer, the
-    detection and composite kernels) read most of the parts of the same result, so they
-    need the whole result on their worker anyway. Picks by index (array slices), picks read
-    by a task that reads one part only, and wanted picks (their own results) stay tasks.
+    the chunk, for a dictionary lookup. The tasks that read them read several parts of the
+    same result (the state's writer and the detection kernel all of them, a composite its
+    bands and ``valid``), so a reader on another worker moves the whole result where it
+    moved most of it before. Picks by index (array slices), picks read by a task that reads
+    one part only, and wanted picks (their own results) stay tasks.
     """
     import operator
 
