@@ -22,7 +22,7 @@ from typing import Any
 import dask
 import odc.stac
 from dask.core import flatten
-from distributed import Client, LocalCluster
+from distributed import Client, Future, LocalCluster
 
 from . import workers
 from .config import MonitorConfig
@@ -185,11 +185,13 @@ def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
     collections = list(collections)
     if not any(dask.is_dask_collection(c) for c in collections):
         return collections
+    from dask._task_spec import GraphNode
+
     priorities: dict[Any, Any] = {}
     for c in collections:
         if not dask.is_dask_collection(c):
             continue
-        for layer in c.__dask_graph__().layers.values():
+        for layer in getattr(c.__dask_graph__(), "layers", {}).values():
             value = (layer.annotations or {}).get("priority")
             if value is None:
                 continue
@@ -197,6 +199,8 @@ def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
                 p = value(key) if callable(value) else value
                 if p:
                     priorities[key] = p
+    if not priorities and any(_holds_futures(c) for c in collections):
+        return client.compute(collections)  # persisted or scattered data: Dask's own path, as before
     optimized = list(dask.optimize(*collections))
     lazy = [i for i, c in enumerate(optimized) if dask.is_dask_collection(c)]
     graph: dict[Any, Any] = {}
@@ -204,15 +208,31 @@ def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
     for i in lazy:
         graph.update(optimized[i].__dask_graph__())
         wanted.update(flatten(optimized[i].__dask_keys__()))
-    graph = inline_openers(inline_picks(collapse_aliases(graph, wanted), wanted), wanted)
-    for i in lazy:
-        rebuild, args = optimized[i].__dask_postpersist__()
-        optimized[i] = rebuild(graph, *args)
-        if priorities:
-            annotate = KeyPriority(priorities)
-            for layer in optimized[i].__dask_graph__().layers.values():
-                layer.annotations = {**(layer.annotations or {}), "priority": annotate}
+    if wanted <= graph.keys() and all(isinstance(node, GraphNode) for node in graph.values()):
+        graph = inline_openers(inline_picks(collapse_aliases(graph, wanted), wanted), wanted)
+        for i in lazy:
+            rebuild, args = optimized[i].__dask_postpersist__()
+            optimized[i] = rebuild(graph, *args)
+    elif not priorities:  # anything else that is not a plain graph of tasks
+        return client.compute(collections)
+    if priorities:
+        annotate = KeyPriority(priorities)
+        for c in optimized:
+            if dask.is_dask_collection(c):
+                for layer in getattr(c.__dask_graph__(), "layers", {}).values():
+                    layer.annotations = {**(layer.annotations or {}), "priority": annotate}
     return client.compute(optimized, optimize_graph=False)
+
+
+def _holds_futures(collection: Any) -> bool:
+    """Whether ``collection``'s graph holds futures (persisted or scattered data), as values
+    of its materialised layers or of a plain graph."""
+    if not dask.is_dask_collection(collection):
+        return False
+    graph = collection.__dask_graph__()
+    layers = getattr(graph, "layers", {"": graph})
+    return any(isinstance(value, Future) for layer in layers.values()
+               for value in getattr(layer, "mapping", layer if isinstance(layer, dict) else {}).values())
 
 
 def collapse_aliases(graph: dict[Any, Any], keys: set[Any]) -> dict[Any, Any]:
@@ -333,19 +353,26 @@ def inline_openers(graph: dict[Any, Any], keys: set[Any]) -> dict[Any, Any]:
     receives (``odc.loader._builder._dask_open_reader``; the rasterio driver's reader opens
     no file until it reads). That was 721 of a three-year AOI's 1826 tasks (103 items x 7
     bands), each a round trip to the scheduler, against a constructor call in each of its
-    four reads. Only that function, as a task with no dependency of its own, is inlined;
+    four reads. Only that function with the rasterio driver, as a task with no dependency of
+    its own, is inlined (another driver may read metadata when it opens: the zarr one does);
     with another odc-stac version or reader, the graph is left as it is.
     """
-    from dask._task_spec import Task
+    from dask._task_spec import DataNode, Task
 
     try:
         from odc.loader._builder import _dask_open_reader
-    except ImportError:  # odc-stac moved it: nothing to do
+        from odc.loader._rio import RioDriver
+    except ImportError:  # odc-stac moved them: nothing to do
         return graph
+
+    def rasterio(node: Task) -> bool:  # the driver opens nothing (others, e.g. zarr's, read metadata)
+        driver = node.args[1] if len(node.args) > 1 else None
+        driver = driver.value if isinstance(driver, DataNode) else driver
+        return isinstance(driver, RioDriver)
 
     openers = {k: node for k, node in graph.items()
                if k not in keys and isinstance(node, Task) and node.func is _dask_open_reader
-               and not node.dependencies}
+               and not node.dependencies and rasterio(node)}
     if not openers:
         return graph
     graph = dict(graph)

@@ -11,9 +11,11 @@ import dask.array as da
 import numpy as np
 import psutil
 import pytest
+import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import SchedulerPlugin
+from odc.loader._rio import RioDriver
 
 from pipeline import cluster as cluster_mod
 from pipeline.acquire import RegionFirst
@@ -198,7 +200,8 @@ def test_inline_picks_reads_the_parts_in_the_tasks_that_use_several() -> None:
 
 
 class _FakeDriver:
-    """The two methods of an odc-stac reader driver that ``_dask_open_reader`` calls."""
+    """The two methods of an odc-stac reader driver that ``_dask_open_reader`` calls (any
+    driver but the rasterio one: its open may read, so its openers stay tasks)."""
 
     @contextlib.contextmanager
     def restore_env(self, env: dict, load_state: object):  # noqa: ANN201
@@ -208,16 +211,18 @@ class _FakeDriver:
         return (src, ctx["tag"])
 
 
-def test_inline_openers_makes_odc_stac_readers_inside_the_reads() -> None:
-    """odc-stac's per-item "open" tasks (no dependency, a reader constructor) are called by
-    each read that uses them; the values are the same and no opener is left."""
+@pytest.mark.parametrize("rasterio", [True, False])
+def test_inline_openers_makes_odc_stac_readers_inside_the_reads(rasterio: bool) -> None:
+    """odc-stac's per-item "open" tasks of the rasterio driver (no dependency, a reader
+    constructor) are called by each read that uses them; another driver's stay tasks; the
+    values are the same."""
     from dask._task_spec import List, Task, TaskRef
     from dask.local import get_sync
     from odc.loader._builder import _dask_open_reader
 
     from pipeline.cluster import inline_openers
 
-    driver = _FakeDriver()
+    driver = _StandInRio() if rasterio else _FakeDriver()
     graph = {("open-red", i): Task(("open-red", i), _dask_open_reader, f"item{i}.tif", driver, {"tag": "r"}, None)
              for i in range(3)}
     for region in range(2):
@@ -226,9 +231,33 @@ def test_inline_openers_makes_odc_stac_readers_inside_the_reads() -> None:
     wanted = {("red", 0), ("red", 1)}
     expected = get_sync(graph, sorted(wanted))
     light = inline_openers(graph, wanted)
-    assert set(light) == wanted
+    assert set(light) == (wanted if rasterio else set(graph))
     assert get_sync(light, sorted(wanted)) == expected == (
         ("item0.tif/r item1.tif/r item2.tif/r", 0), ("item0.tif/r item1.tif/r item2.tif/r", 1))
+
+
+def test_submit_passes_graphs_with_futures_and_delayed_through() -> None:
+    """A persisted Dataset, a delayed Future and an annotated array with a Delayed beside it
+    compute as with ``client.compute`` (the graph passes apply to plain graphs only)."""
+    from dask import delayed
+
+    a = np.arange(12.0).reshape(3, 4)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address="127.0.0.1:0") as lc, Client(lc) as client:
+        ds = xr.Dataset({"a": (("y", "x"), da.from_array(a, chunks=2))})
+        (fut,) = submit(client, [client.persist(ds)])
+        np.testing.assert_array_equal(fut.result()["a"].values, a)
+        (fut,) = submit(client, [delayed(client.submit(dict, r=1.5))["r"] * 2])
+        assert fut.result() == 3.0
+        with dask.annotate(priority=5):
+            annotated = da.from_array(a, chunks=2) + 1
+        arr, total = submit(client, [annotated, delayed(sum)([1, 2, 3])])
+        np.testing.assert_array_equal(arr.result(), a + 1)
+        assert total.result() == 6
+
+
+class _StandInRio(_FakeDriver, RioDriver):
+    """A rasterio driver whose reader carries its source and a tag, no file needed."""
 
 
 def _summary(readers: list, region: int) -> tuple[str, int]:
