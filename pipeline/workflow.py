@@ -35,6 +35,8 @@ import xarray as xr
 from . import acquire, composites, detect, preprocess, register, search, sites
 from . import cache as window_cache
 from .aoi_radar import open_aoi_radar, open_radar_or_none, radar_source
+from .aoi_records import COMPOSITES_DIR, applied_thresholds, composite_records, rgb_view
+from .aoi_records import season_views as _season_views
 from .aoi_windows import SEARCH_LOCK, localise_aoi
 from .candidates import AOICandidates, aoi_candidates, classify_candidates
 from .classify import SiteModel, feature_rasters, model_summary, radar_rasters
@@ -65,8 +67,6 @@ __all__ = [
     "run_aoi",
 ]
 
-#: Sub-folder of the output folder holding the named composites (Cloud-Optimised GeoTIFFs).
-COMPOSITES_DIR = "composites"
 
 
 @dataclass
@@ -285,9 +285,9 @@ def finish_aoi(
         result.state = dict(prepared.plan.stats)
     done = _Computed.of(outs[:6], cfg)
     if done.named is not None:
-        result.composites = _composite_records(done.named, cfg, aoi_id=job.aoi_id, grid=cube.grid)
+        result.composites = composite_records(done.named, cfg, aoi_id=job.aoi_id, grid=cube.grid)
         result.season_views = _season_views(done.named, product="dry_season")
-    result.thresholds = _applied_thresholds(done.change, cfg)
+    result.thresholds = applied_thresholds(done.change, cfg)
 
     tick = time.perf_counter()
     cands = aoi_candidates(job, done, cube.grid, for_model=model is not None)
@@ -318,7 +318,7 @@ def finish_aoi(
         aoi_id=job.aoi_id,
     )
     result.sites = site_gdf
-    result.rgb_before, result.rgb_after = _rgb(done.views, 0), _rgb(done.views, -1)
+    result.rgb_before, result.rgb_after = rgb_view(done.views, 0), rgb_view(done.views, -1)
     result.view_method = cfg.composites.method
     result.extent_utm, result.epsg = cube.grid.extent, cube.grid.epsg
     result.timings["sites_s"] = time.perf_counter() - tick
@@ -520,38 +520,6 @@ def _build_incremental(
     return (None, change, views, named, rasters, radar_r), plan
 
 
-def _applied_thresholds(change: xr.Dataset, cfg: MonitorConfig) -> dict[str, dict[str, Any]]:
-    methods = {"ndvi_drop_threshold": cfg.detect.threshold_method, "vh_drop_threshold_db": cfg.radar.threshold_method}
-    return {
-        name: {"value": round(float(change[name]), 4), "unit": unit, "method": methods[name]}
-        for name, unit in detect.APPLIED_THRESHOLDS.items()
-        if name in change
-    }
-
-
-def _composite_records(named: xr.Dataset, cfg: MonitorConfig, *, aoi_id: str, grid: AOIGrid) -> list[dict[str, Any]]:
-    """Write the AOI's computed named composites (when configured) and describe them."""
-    files = (
-        composites.write_composites(named, out_dir=cfg.out_dir / COMPOSITES_DIR, aoi_id=aoi_id)
-        if cfg.composites.write
-        else [None] * named.sizes["composite"]
-    )
-    records = []
-    for i, path in enumerate(files):
-        one = named.isel(composite=i)
-        count = np.asarray(one["valid_count"].values)[grid.aoi_mask]
-        records.append({
-            "product": str(one["product"].item()),
-            "start": pd.Timestamp(one["start"].values).date().isoformat(),
-            "end": pd.Timestamp(one["end"].values).date().isoformat(),
-            "method": cfg.composites.method,
-            "clear_obs_median": float(np.median(count)) if count.size else 0.0,
-            "filled_frac": round(float((count >= cfg.composites.min_valid_obs).mean()), 4) if count.size else 0.0,
-            "file": None if path is None else f"{COMPOSITES_DIR}/{path.name}",
-        })
-    return records
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -570,29 +538,6 @@ def _masked_cube(items: list[pystac.Item], cfg: MonitorConfig, *, grid: AOIGrid,
     return preprocess.mask_clouds(
         refl, bands=optical, mask_classes=cfg.preprocess.scl_mask_classes, buffer_px=cfg.preprocess.cloud_buffer_px
     )
-
-
-def _rgb(views: xr.Dataset, index: int) -> np.ndarray:
-    rgb = np.stack([views[b].isel(period=index).values for b in ("red", "green", "blue")], axis=-1)
-    return rgb.astype("float32")
-
-
-def _season_views(named: xr.Dataset, *, product: str) -> list[composites.CompositeView]:
-    """The computed named composites of ``product``, red/green/blue only, oldest first (none
-    when ``composites.bands`` leaves a display band out)."""
-    if not all(b in named for b in ("red", "green", "blue")):
-        return []
-    views = []
-    for i in range(named.sizes["composite"]):
-        one = named.isel(composite=i)
-        if str(one["product"].item()) != product:
-            continue
-        rgb = np.stack([np.asarray(one[b].values) for b in ("red", "green", "blue")], axis=-1).astype("float32")
-        views.append(composites.CompositeView(
-            product=product, start=pd.Timestamp(one["start"].values).date(),
-            end=pd.Timestamp(one["end"].values).date(), rgb=rgb,
-        ))
-    return sorted(views, key=lambda v: (v.end, v.start))
 
 
 def _outside(shapes: gpd.GeoDataFrame, grid: AOIGrid, *, shape: tuple[int, ...]) -> np.ndarray:
