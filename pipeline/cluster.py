@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import dask
 import odc.stac
 from dask.core import flatten
 from distributed import Client, Future, LocalCluster
+from distributed.utils import get_mp_context
 
 from . import workers
 from .config import MonitorConfig
@@ -31,8 +33,8 @@ from .http import redact
 
 log = logging.getLogger("pipeline")
 
-__all__ = ["ClientHandle", "KeyPriority", "collapse_aliases", "configure_workers", "dashboard_link", "dask_client",
-           "inline_openers", "inline_picks", "submit"]
+__all__ = ["ClientHandle", "KeyPriority", "Submission", "collapse_aliases", "configure_workers", "dashboard_link",
+           "dask_client", "inline_openers", "inline_picks", "optimise", "submit"]
 
 
 @contextlib.contextmanager
@@ -57,7 +59,38 @@ def dask_client(cfg: MonitorConfig) -> Iterator[Any]:
         finally:
             client.close()
         return
-    cluster = LocalCluster(
+    with _start_method(cfg.dask.start_method):
+        # A forked worker inherits the environment the fork server started with (the first
+        # cluster of this process): the current one is passed, as a spawned worker would have it.
+        env = dict(os.environ) if cfg.dask.start_method == "forkserver" else None
+        cluster = _local_cluster(cfg, env=env)
+    client = Client(cluster)
+    log.info("dask: local cluster, %d workers x %d threads", cfg.dask.n_workers, cfg.dask.threads_per_worker)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+@contextlib.contextmanager
+def _start_method(method: str) -> Iterator[None]:
+    """``distributed``'s worker start method set to ``method`` while a local cluster starts.
+
+    ``forkserver``: the server process imports :data:`pipeline.workers.WORKER_MODULES` (with
+    ``distributed``) once, before forking the first worker, so no worker imports them again.
+    The server is the standard library's, one per client process; it outlives the cluster
+    and is reused by the next one. A worker the nanny restarts later (after a crash) is
+    started the default way, which only makes that one restart slower."""
+    with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+        ctx = get_mp_context()  # sets distributed's own preload list, which the next line extends
+        if method == "forkserver":
+            ctx.set_forkserver_preload(["distributed", *workers.WORKER_MODULES])
+        yield
+
+
+def _local_cluster(cfg: MonitorConfig, *, env: dict[str, str] | None) -> LocalCluster:
+    return LocalCluster(
         n_workers=cfg.dask.n_workers,
         threads_per_worker=cfg.dask.threads_per_worker,
         memory_limit=cfg.dask.memory_limit,
@@ -68,14 +101,8 @@ def dask_client(cfg: MonitorConfig) -> Iterator[Any]:
         dashboard_address="127.0.0.1:0",
         host="127.0.0.1",
         silence_logs=logging.ERROR,
+        env=env,
     )
-    client = Client(cluster)
-    log.info("dask: local cluster, %d workers x %d threads", cfg.dask.n_workers, cfg.dask.threads_per_worker)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
 
 
 def configure_workers(client: Any, cfg: MonitorConfig, *, wait: bool = False) -> None:
@@ -170,7 +197,29 @@ class ClientHandle:
 
 def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
     """``client.compute(collections)`` (futures; anything not lazy passes through), the graph
-    optimised here: keeping the ``priority`` annotations of its layers, without the alias
+    optimised first (:func:`optimise`)."""
+    return optimise(collections).submit(client)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Collections ready for ``client.compute`` (:func:`optimise`); anything not lazy passes
+    through :meth:`submit` unchanged."""
+
+    collections: list[Any]
+    optimised: bool
+    """Already optimised here: computed with ``optimize_graph=False``."""
+
+    def submit(self, client: Any) -> list[Any]:
+        """Futures of the lazy collections (the others as they are)."""
+        if not any(dask.is_dask_collection(c) for c in self.collections):
+            return self.collections
+        return client.compute(self.collections, optimize_graph=not self.optimised)
+
+
+def optimise(collections: Sequence[Any]) -> Submission:
+    """The graph of ``collections`` optimised without a client (so a run does it while its
+    cluster is still starting), keeping the ``priority`` annotations of its layers, without the alias
     tasks of Dask's linear fusion (:func:`collapse_aliases`), with the picks of named parts
     of a chunk's results read by the tasks that use them (:func:`inline_picks`), and with
     odc-stac's file openers made by the reads (:func:`inline_openers`).
@@ -184,7 +233,7 @@ def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
     """
     collections = list(collections)
     if not any(dask.is_dask_collection(c) for c in collections):
-        return collections
+        return Submission(collections, optimised=False)
     from dask._task_spec import GraphNode
 
     priorities: dict[Any, Any] = {}
@@ -200,7 +249,7 @@ def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
                 if p:
                     priorities[key] = p
     if not priorities and any(_holds_futures(c) for c in collections):
-        return client.compute(collections)  # persisted or scattered data: Dask's own path, as before
+        return Submission(collections, optimised=False)  # persisted or scattered data: Dask's own path
     optimized = list(dask.optimize(*collections))
     lazy = [i for i, c in enumerate(optimized) if dask.is_dask_collection(c)]
     graph: dict[Any, Any] = {}
@@ -214,14 +263,14 @@ def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
             rebuild, args = optimized[i].__dask_postpersist__()
             optimized[i] = rebuild(graph, *args)
     elif not priorities:  # anything else that is not a plain graph of tasks
-        return client.compute(collections)
+        return Submission(collections, optimised=False)
     if priorities:
         annotate = KeyPriority(priorities)
         for c in optimized:
             if dask.is_dask_collection(c):
                 for layer in getattr(c.__dask_graph__(), "layers", {}).values():
                     layer.annotations = {**(layer.annotations or {}), "priority": annotate}
-    return client.compute(optimized, optimize_graph=False)
+    return Submission(optimized, optimised=True)
 
 
 def _holds_futures(collection: Any) -> bool:

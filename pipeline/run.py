@@ -31,7 +31,7 @@ from . import acquire, search
 from .aoi import read_aois
 from .aoi_radar import radar_source
 from .classify import SiteModel, feature_spec, load_site_model
-from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client, submit
+from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client, optimise
 from .config import MonitorConfig
 from .errors import ConfigError, MonitorError, SearchError
 from .jobs import AOIJob, monitoring_period, plan_jobs
@@ -179,7 +179,8 @@ def run_aois(
             with acquire.gdal_env(gdal_options or {}):
                 prepared = prepare_aoi(job, radar_down=radar_down, model=models.get(job.cfg.detect.site_model),
                                        result=result, progress=progress)
-            outs = submit(cluster(), prepared.lazy)  # the graph is built: now it needs the cluster
+            submission = optimise(prepared.lazy)  # on the client, while a local cluster may still start
+            outs = submission.submit(cluster())  # the graph is ready: now it needs the cluster
         except MonitorError as exc:
             events.put(("failed", i, (result, exc)))
             return

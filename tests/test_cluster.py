@@ -44,6 +44,27 @@ def test_local_cluster_starts_in_the_background_and_no_worker_outlives_it(tmp_pa
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
 
 
+def _worker_state() -> dict[str, object]:
+    import os
+    import sys
+
+    return {"preloaded": "pipeline.detect" in sys.modules, "var": os.environ.get("KP_TEST_CLUSTER_VAR")}
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_workers_see_the_environment_of_the_run_that_starts_them(tmp_path: Path, monkeypatch, method) -> None:
+    raw = config_dict(source=str(tmp_path / "catalog.json"), aois=[tmp_path / "aoi.geojson"], out=tmp_path / "out",
+                      cache=tmp_path / "cache", n_workers=1, threads=1, dask={"start_method": method})
+    cfg = MonitorConfig.model_validate(raw)
+    for value in ("first", "second"):  # the fork server, started by the first cluster, is reused by the second
+        monkeypatch.setenv("KP_TEST_CLUSTER_VAR", value)
+        with cluster_mod.dask_client(cfg) as client:
+            (state,) = client.run(_worker_state).values()
+        assert state["var"] == value
+        # forked from a server that imported the worker modules; a spawned worker has not yet
+        assert state["preloaded"] == (method == "forkserver")
+
+
 def test_a_cluster_that_fails_to_start_fails_where_the_client_is_needed(tmp_path: Path, monkeypatch) -> None:
     @contextlib.contextmanager
     def broken(cfg):
