@@ -6,7 +6,7 @@
 2. preprocess (cloud mask with its buffer) + detect through Dask (one thread) against a fused
    single-pass NumPy version of the same arithmetic, and against the same stage functions run
    eagerly on NumPy-backed xarray (the naive eager version: no Dask, whole arrays);
-3. peak memory (RSS of the whole process tree: client, nanny and worker) of ``monitor`` on
+3. peak memory (PSS of the whole process tree: client, nanny, worker and fork server) of ``monitor`` on
    AOIs of 1x, 4x and 16x the area, each in its own process, same chunk size;
 4. the whole path with 1 and with 2 worker processes (1 thread each);
 5. 8 AOIs in parallel (``dask.aois_in_flight: 8``) against one after another (``1``);
@@ -22,7 +22,8 @@ issue's measurement was three years over 6.4 x 4.8 km): on the base scene (1.2 x
 year) a whole run takes about 13 s, half of it cluster start and stop, graph building and
 outputs, which neither a second worker nor parallel AOIs can split.
 
-Each run starts its own local cluster and uses a fresh cache unless the row says otherwise.
+Each run starts its own local cluster (and fork server) and uses a fresh cache unless the row
+says otherwise.
 Run with ``python -m benchmarks bench_scale`` (part of ``make bench``); ``--quick`` uses
 smaller scenes. ``python -m benchmarks.bench_scale 6`` (or ``'(6)'``, several allowed) runs
 only those parts and keeps the other rows of ``RESULTS.md``, saying so in its header.
@@ -33,6 +34,7 @@ are taken within one run.
 from __future__ import annotations
 
 import json
+import multiprocessing.forkserver
 import os
 import platform
 import shutil
@@ -72,8 +74,9 @@ def _spec(shape: tuple[int, int], seed: int = 3) -> ScenarioSpec:
 
 def _run(raw: dict[str, Any]) -> dict[str, Any]:
     """One ``run_monitor`` in this process; returns wall seconds, CPU seconds (this process:
-    client and scheduler; and its children: the local cluster's worker processes, counted
-    once they have exited, which they have when ``run_monitor`` returns) and the manifest."""
+    client and scheduler; and its children: the fork server and the worker processes it forked,
+    counted once they have exited, which they have once ``run_monitor`` has returned and the
+    fork server is stopped) and the manifest."""
     import resource
 
     from pipeline.config import MonitorConfig
@@ -84,9 +87,14 @@ def _run(raw: dict[str, Any]) -> dict[str, Any]:
         own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
+    # Each run starts its own fork server for the local workers, as a command-line run does:
+    # one left running by the previous run would spare this run the workers' imports.
+    multiprocessing.forkserver._forkserver._stop()  # private, but the only way to stop it
     t0, c0 = time.perf_counter(), cpu()
     report = run_monitor(MonitorConfig.model_validate(raw), progress=RunProgress("off"))
     wall = time.perf_counter() - t0
+    # Stopped and waited for, so the CPU time of the workers it forked (and reaped) is counted.
+    multiprocessing.forkserver._forkserver._stop()
     assert not report.failures, report.failures
     return {"wall_s": wall, "cpu_s": cpu() - c0,
             "manifest": json.loads((Path(raw["out_dir"]) / "manifest.json").read_text())}
@@ -219,8 +227,12 @@ if __name__ == "__main__":  # the local cluster spawns worker processes that re-
 """
 
 
-def _peak_tree_rss(cmd: list[str]) -> tuple[float, str]:
-    """Run ``cmd``; sample the RSS of it and all its descendants every 0.1 s; peak in MB."""
+def _peak_tree_memory(cmd: list[str]) -> tuple[float, str]:
+    """Run ``cmd``; sample the memory of it and all its descendants every 0.1 s; peak in MB.
+
+    Each process counts its proportional set size (PSS: a page shared by n processes counts
+    1/n in each), so pages the forked workers share with their fork server, or with each
+    other, count once; on systems without PSS, the resident set size."""
     import psutil
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
@@ -232,7 +244,8 @@ def _peak_tree_rss(cmd: list[str]) -> tuple[float, str]:
         try:
             for p in [parent, *parent.children(recursive=True)]:
                 try:
-                    total += p.memory_info().rss
+                    info = p.memory_full_info()
+                    total += getattr(info, "pss", info.rss)
                 except psutil.Error:
                     pass
         except psutil.Error:
@@ -259,10 +272,10 @@ def bench_memory(work: Path, base: tuple[int, int]) -> list[dict[str, Any]]:
         cfg_path.write_text(json.dumps(raw))
         script = work / "mem_run.py"
         script.write_text(_MEM_SCRIPT)
-        peak, _ = _peak_tree_rss([sys.executable, str(script), str(cfg_path)])
+        peak, _ = _peak_tree_memory([sys.executable, str(script), str(cfg_path)])
         peaks[factor] = peak
-        rows.append({"name": f"(3) peak RSS, AOI {factor}x area ({shape[0]}x{shape[1]} px)", "value": round(peak),
-                     "unit": "MB", "note": "client + nanny + worker processes"})
+        rows.append({"name": f"(3) peak memory, AOI {factor}x area ({shape[0]}x{shape[1]} px)", "value": round(peak),
+                     "unit": "MB", "note": "PSS of client, nanny, worker and fork server processes"})
     rows.append({"name": "memory_16x_over_1x", "value": round(peaks[16] / peaks[1], 3), "unit": "x"})
     rows.append({"name": "(3) memory 4x / 1x", "value": round(peaks[4] / peaks[1], 3), "unit": "x"})
     return rows
