@@ -17,10 +17,11 @@
    the set-up of the first measurement: ``rerun_over_full_2_quarters``); each run's time split
    by stage in the row's note.
 
-(4), (5) and the first (6) run on three years of 10-day imagery over 4x the base area (the
-issue's measurement was three years over 6.4 x 4.8 km): on the base scene (1.2 x 1.6 km, one
-year) a whole run takes about 13 s, half of it cluster start and stop, graph building and
-outputs, which neither a second worker nor parallel AOIs can split.
+(4), (5) and the first (6) run on three years of 10-day imagery over 4x the base area; (4) and
+(6) run again over 16x the base area (4.8 x 6.4 km), the size of the issue's own measurement
+(``speedup_2_workers_16x``, ``rerun_over_full_16x``). On the base scene (1.2 x 1.6 km, one year)
+a whole run takes a few seconds, half of it cluster start and stop, graph building and outputs,
+which neither a second worker nor parallel AOIs can split.
 
 Each run starts its own local cluster (and fork server) and uses a fresh cache unless the row
 says otherwise.
@@ -59,8 +60,10 @@ TARGETS = {
     "detect_over_numpy": ("<= 1.5", lambda v: v <= 1.5),
     "memory_16x_over_1x": ("<= 1.3", lambda v: v <= 1.3),
     "speedup_2_workers": (">= 1.6", lambda v: v >= 1.6),
+    "speedup_2_workers_16x": (">= 1.6", lambda v: v >= 1.6),
     "speedup_8_aois_parallel": (">= 1.6", lambda v: v >= 1.6),
     "rerun_over_full": ("< 0.25", lambda v: v < 0.25),
+    "rerun_over_full_16x": ("< 0.25", lambda v: v < 0.25),
     "rerun_over_full_1x": ("< 0.25", lambda v: v < 0.25),
     "rerun_over_full_2_quarters": ("< 0.25", lambda v: v < 0.25),
 }
@@ -281,11 +284,11 @@ def bench_memory(work: Path, base: tuple[int, int]) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_workers(work: Path, scenario: Any, *, start: str, what: str) -> list[dict[str, Any]]:
+def bench_workers(work: Path, scenario: Any, *, start: str, what: str, tag: str = "") -> list[dict[str, Any]]:
     walls, computes, busy = {}, {}, {}
     for n in (1, 2):
-        raw = config_dict(source=str(scenario.catalog_path), aois=[scenario.aoi_path], out=work / f"w{n}",
-                          cache=work / f"w{n}-cache", start=start, end="2023-03-31", n_workers=n, threads=1)
+        raw = config_dict(source=str(scenario.catalog_path), aois=[scenario.aoi_path], out=work / f"w{n}{tag}",
+                          cache=work / f"w{n}{tag}-cache", start=start, end="2023-03-31", n_workers=n, threads=1)
         res = _run(raw)
         walls[n] = res["wall_s"]
         computes[n] = _stage(res, "compute")
@@ -295,8 +298,9 @@ def bench_workers(work: Path, scenario: Any, *, start: str, what: str) -> list[d
          "note": f"{_stages_of(walls[1], computes[1])}; cores busy {busy[1]:.0%}"},
         {"name": f"(4) whole path, 2 workers x 1 thread ({what})", "value": round(walls[2], 2), "unit": "s",
          "note": f"{_stages_of(walls[2], computes[2])}; cores busy {busy[2]:.0%}"},
-        {"name": "speedup_2_workers", "value": round(walls[1] / walls[2], 3), "unit": "x"},
-        {"name": "(4) compute stage alone, 1 / 2 workers", "value": round(computes[1] / computes[2], 3), "unit": "x"},
+        {"name": "speedup_2_workers" + (f"_{tag}" if tag else ""), "value": round(walls[1] / walls[2], 3), "unit": "x"},
+        {"name": f"(4) compute stage alone, 1 / 2 workers ({what})", "value": round(computes[1] / computes[2], 3),
+         "unit": "x"},
     ]
 
 
@@ -484,14 +488,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         big = (2 * base[0], 2 * base[1])
         big_what = f"{big[0]}x{big[1]} px, {HISTORY_START[:7]} - 2023-03"
         history_4x = _once(lambda: history_scenario(work, big, name="scenario-3y-4x"))
+        # and (4), (6) again at the size of the issue's own measurement (6.4 x 4.8 km at 10 m)
+        issue = (4 * base[0], 4 * base[1])
+        issue_what = f"{issue[0]}x{issue[1]} px, {HISTORY_START[:7]} - 2023-03"
+        history_16x = _once(lambda: history_scenario(work, issue, name="scenario-3y-16x"))
         rows: list[dict[str, Any]] = []
         steps = [
             ("(1)", lambda: bench_end_to_end_http(work, scenario)),
             ("(2)", bench_detect_paths),
             ("(3)", lambda: bench_memory(work, base)),
-            ("(4)", lambda: bench_workers(work, history_4x(), start=HISTORY_START, what=big_what)),
+            ("(4)", lambda: bench_workers(work, history_4x(), start=HISTORY_START, what=big_what)
+             + bench_workers(work, history_16x(), start=HISTORY_START, what=issue_what, tag="16x")),
             ("(5)", lambda: bench_parallel_aois(work, history_4x(), start=HISTORY_START, what=big_what)),
             ("(6)", lambda: bench_rerun(work, history_4x(), start=HISTORY_START, tag="", what=f"{big[0]}x{big[1]} px")
+             + bench_rerun(work, history_16x(), start=HISTORY_START, tag="16x", what=f"{issue[0]}x{issue[1]} px")
              + bench_rerun(work, history_scenario(work, base), start=HISTORY_START, tag="1x",
                            what=f"{base[0]}x{base[1]} px")
              + bench_rerun(work, scenario, tag="2_quarters", what=f"{base[0]}x{base[1]} px")),
