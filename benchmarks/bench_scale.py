@@ -35,7 +35,6 @@ are taken within one run.
 from __future__ import annotations
 
 import json
-import multiprocessing.forkserver
 import os
 import platform
 import shutil
@@ -78,8 +77,8 @@ def _spec(shape: tuple[int, int], seed: int = 3) -> ScenarioSpec:
 def _run(raw: dict[str, Any]) -> dict[str, Any]:
     """One ``run_monitor`` in this process; returns wall seconds, CPU seconds (this process:
     client and scheduler; and its children: the fork server and the worker processes it forked,
-    counted once they have exited, which they have once ``run_monitor`` has returned and the
-    fork server is stopped) and the manifest."""
+    counted once they have exited, which they have when ``run_monitor`` returns: the run stops
+    its fork server with its cluster) and the manifest."""
     import resource
 
     from pipeline.config import MonitorConfig
@@ -90,14 +89,9 @@ def _run(raw: dict[str, Any]) -> dict[str, Any]:
         own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
-    # Each run starts its own fork server for the local workers, as a command-line run does:
-    # one left running by the previous run would spare this run the workers' imports.
-    multiprocessing.forkserver._forkserver._stop()  # private, but the only way to stop it
     t0, c0 = time.perf_counter(), cpu()
     report = run_monitor(MonitorConfig.model_validate(raw), progress=RunProgress("off"))
     wall = time.perf_counter() - t0
-    # Stopped and waited for, so the CPU time of the workers it forked (and reaped) is counted.
-    multiprocessing.forkserver._forkserver._stop()
     assert not report.failures, report.failures
     return {"wall_s": wall, "cpu_s": cpu() - c0,
             "manifest": json.loads((Path(raw["out_dir"]) / "manifest.json").read_text())}
@@ -421,8 +415,8 @@ def _machine() -> str:
 
 #: The part each unnumbered (ratio) row belongs to.
 _PART_OF = {"detect_over_numpy": "(2)", "memory_16x_over_1x": "(3)", "speedup_2_workers": "(4)",
-            "speedup_8_aois_parallel": "(5)", "rerun_over_full": "(6)", "rerun_over_full_1x": "(6)",
-            "rerun_over_full_2_quarters": "(6)"}
+            "speedup_2_workers_16x": "(4)", "speedup_8_aois_parallel": "(5)", "rerun_over_full": "(6)",
+            "rerun_over_full_16x": "(6)", "rerun_over_full_1x": "(6)", "rerun_over_full_2_quarters": "(6)"}
 
 
 def _part(name: str) -> str:

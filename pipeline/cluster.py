@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,52 +61,70 @@ def dask_client(cfg: MonitorConfig) -> Iterator[Any]:
         finally:
             client.close()
         return
-    with _start_method(cfg.dask.start_method):
-        # A forked worker inherits the environment the fork server started with (the first
-        # cluster of this process): the current one is passed, as a spawned worker would have it.
-        env = dict(os.environ) if cfg.dask.start_method == "forkserver" else None
-        cluster = _local_cluster(cfg, env=env)
-    client = Client(cluster)
-    log.info("dask: local cluster, %d workers x %d threads", cfg.dask.n_workers, cfg.dask.threads_per_worker)
-    try:
+    with contextlib.ExitStack() as stack:
+        env = stack.enter_context(_worker_processes(cfg.dask.start_method))
+        cluster = stack.enter_context(_local_cluster(cfg, env=env))  # closed on exit, after the client
+        client = stack.enter_context(Client(cluster))
+        log.info("dask: local cluster, %d workers x %d threads", cfg.dask.n_workers, cfg.dask.threads_per_worker)
         yield client
-    finally:
-        _retire_workers(cluster)
-        client.close()
-        cluster.close()
 
 
-def _retire_workers(cluster: LocalCluster, timeout_s: float = 10.0) -> None:
-    """Close ``cluster``'s workers while its scheduler still runs (``scale(0)``, then wait).
-
-    ``LocalCluster.close`` stops the scheduler first and the workers after; a worker whose
-    heartbeat falls in between logs a ``CommClosedError`` traceback on the run's stderr (seen
-    once in about ten three-year runs of the benchmark AOI; dask/distributed#7105). Retired
-    by the scheduler, the workers stop their heartbeats before it closes. Best effort: on
-    timeout, ``close`` stops what is left."""
-    try:
-        cluster.scale(0)
-        deadline = time.monotonic() + timeout_s
-        while cluster.workers and time.monotonic() < deadline:
-            time.sleep(0.01)
-    except Exception as exc:  # the results are in; close() still stops everything
-        log.debug("dask: retiring the workers: %s", exc)
+_START_METHOD = "distributed.worker.multiprocessing-method"
+_fork_lock = threading.Lock()
+_fork_clusters = 0  # local clusters of this process using the fork server now
+_fork_config: Any = None
 
 
 @contextlib.contextmanager
-def _start_method(method: str) -> Iterator[None]:
-    """``distributed``'s worker start method set to ``method`` while a local cluster starts.
+def _worker_processes(method: str) -> Iterator[dict[str, str] | None]:
+    """``distributed``'s worker start method set to ``method`` for a local cluster's lifetime
+    (its first workers and any the nanny restarts); yields the environment to pass to the
+    workers (``None``: they inherit it).
 
-    ``forkserver``: the server process imports :data:`pipeline.workers.WORKER_MODULES` (with
-    ``distributed``) once, before forking the first worker, so no worker imports them again.
-    The server is the standard library's, one per client process; it outlives the cluster
-    and is reused by the next one. A worker the nanny restarts later (after a crash) is
-    started the default way, which only makes that one restart slower."""
-    with dask.config.set({"distributed.worker.multiprocessing-method": method}):
-        ctx = get_mp_context()  # sets distributed's own preload list, which the next line extends
-        if method == "forkserver":
+    ``forkserver`` (where the platform has it; else ``spawn``): the standard library's fork
+    server imports ``distributed`` and :data:`pipeline.workers.WORKER_MODULES` once, and each
+    worker is a fork of it instead of a fresh interpreter importing them itself. The server is
+    started afresh for the first cluster and stopped when the last local cluster of the
+    process closes, so its code and environment are those of the run: a server left running
+    would fork the workers of a later run (a notebook, a test session) with the code and the
+    environment it started with (a fork keeps variables unset since; the nanny only adds
+    and overrides). The current environment is passed too, for variables set while a cluster
+    runs. The server imports the modules from its own ``sys.path`` (the installed package), not
+    from entries the client added at run time: use ``spawn`` for a checkout that is not the
+    installed one."""
+    global _fork_clusters, _fork_config
+    if method != "forkserver" or "forkserver" not in multiprocessing.get_all_start_methods():
+        with dask.config.set({_START_METHOD: "spawn"}):
+            yield None
+        return
+    with _fork_lock:
+        if _fork_clusters == 0:
+            _fork_config = dask.config.set({_START_METHOD: "forkserver"})
+            # distributed sets its own preload list on first use; this call has it do so now,
+            # so that it does not replace the list below later.
+            ctx = get_mp_context()
+            _stop_forkserver()  # one left by other code would fork with its environment and code
             ctx.set_forkserver_preload(["distributed", *workers.WORKER_MODULES])
-        yield
+        _fork_clusters += 1
+    try:
+        yield dict(os.environ)
+    finally:
+        with _fork_lock:
+            _fork_clusters -= 1
+            if _fork_clusters == 0:
+                _fork_config.__exit__(None, None, None)
+                _fork_config = None
+                _stop_forkserver()
+
+
+def _stop_forkserver() -> None:
+    """Stop the standard library's fork server, if running, and wait for it (it has reaped the
+    workers it forked, so their CPU time counts as this process's children's). The stop is a
+    private method of the server (``multiprocessing.forkserver._forkserver._stop``, CPython
+    3.8-3.13); without it the server is left running."""
+    stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
+    if stop is not None:
+        stop()
 
 
 def _local_cluster(cfg: MonitorConfig, *, env: dict[str, str] | None) -> LocalCluster:
@@ -220,7 +239,7 @@ def submit(client: Any, collections: Sequence[Any]) -> list[Any]:
     return optimise(collections).submit(client)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Submission:
     """Collections ready for ``client.compute`` (:func:`optimise`); anything not lazy passes
     through :meth:`submit` unchanged."""

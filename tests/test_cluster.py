@@ -4,6 +4,7 @@ the read order of the regions kept through graph optimisation."""
 from __future__ import annotations
 
 import contextlib
+import multiprocessing.forkserver
 from pathlib import Path
 
 import dask
@@ -44,25 +45,30 @@ def test_local_cluster_starts_in_the_background_and_no_worker_outlives_it(tmp_pa
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
 
 
-def _worker_state() -> dict[str, object]:
-    import os
-    import sys
-
-    return {"preloaded": "pipeline.detect" in sys.modules, "var": os.environ.get("KP_TEST_CLUSTER_VAR")}
+# Evaluated on the workers through the builtin ``eval``: pickled by reference to builtins, the
+# probe imports nothing there (a function of this module would import it, and with it pipeline).
+_PROBE = "(__import__('os').environ.get('KP_TEST_CLUSTER_VAR'), 'pipeline.detect' in __import__('sys').modules)"
 
 
 @pytest.mark.parametrize("method", ["forkserver", "spawn"])
-def test_workers_see_the_environment_of_the_run_that_starts_them(tmp_path: Path, monkeypatch, method) -> None:
+def test_workers_have_the_environment_and_code_of_the_run_that_starts_them(tmp_path: Path, monkeypatch,
+                                                                          method) -> None:
     raw = config_dict(source=str(tmp_path / "catalog.json"), aois=[tmp_path / "aoi.geojson"], out=tmp_path / "out",
                       cache=tmp_path / "cache", n_workers=1, threads=1, dask={"start_method": method})
     cfg = MonitorConfig.model_validate(raw)
-    for value in ("first", "second"):  # the fork server, started by the first cluster, is reused by the second
-        monkeypatch.setenv("KP_TEST_CLUSTER_VAR", value)
+    for value in ("first", "second", None):  # set, changed, then unset between two clusters
+        if value is None:
+            monkeypatch.delenv("KP_TEST_CLUSTER_VAR")
+        else:
+            monkeypatch.setenv("KP_TEST_CLUSTER_VAR", value)
         with cluster_mod.dask_client(cfg) as client:
-            (state,) = client.run(_worker_state).values()
-        assert state["var"] == value
+            (state,) = client.run(eval, _PROBE).values()
+        assert state[0] == value
         # forked from a server that imported the worker modules; a spawned worker has not yet
-        assert state["preloaded"] == (method == "forkserver")
+        assert state[1] == (method == "forkserver")
+    # the fork server stops with the last cluster: the next one starts with the code and
+    # environment of its run
+    assert getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None) is None
 
 
 def test_a_cluster_that_fails_to_start_fails_where_the_client_is_needed(tmp_path: Path, monkeypatch) -> None:

@@ -31,11 +31,12 @@ class DaskParams(_Section):
     threads_per_worker: int = Field(default=1, ge=1)
     """Threads per local worker (GDAL reads release the GIL)."""
     start_method: Literal["forkserver", "spawn"] = _param("forkserver", unit="method", source=_DESIGN)
-    """How the local cluster starts its worker processes. ``forkserver``: one server process
-    imports Dask, GDAL and the pipeline's worker modules once and forks each worker from it
-    (:func:`pipeline.cluster.dask_client`); ``spawn`` (``distributed``'s default): each worker
-    starts a fresh interpreter and imports them itself (the README's "Measured" gives the
-    difference)."""
+    """How the local cluster starts its worker processes. ``forkserver``: one server process,
+    started with the cluster, imports Dask, GDAL and the pipeline's worker modules once and
+    each worker is a fork of it (:func:`pipeline.cluster.dask_client`; ``spawn`` where the
+    platform has no fork server); ``spawn`` (``distributed``'s default): each worker starts a
+    fresh interpreter and imports them itself. The README ("AOIs in parallel") gives the
+    measured difference."""
     memory_limit: str | float | None = "4GiB"
     """Memory limit per local worker: a size (``4GiB``), a fraction of the machine's memory
     (``0.5``), ``auto``, or ``null`` for none (as ``distributed.LocalCluster`` reads it)."""
