@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import rasterio.errors
-from distributed import Future
+from dask.utils import key_split
+from distributed import Future, KilledWorker
 
 from . import acquire, search
 from .aoi import read_aois
@@ -236,6 +237,9 @@ def run_aois(
                     # be decoded (corrupt tiles): bad data, not a bug; this AOI fails, not the run.
                     exc = err
                     prepared.abandon()
+                except KilledWorker as err:  # resources, not a bug: this AOI fails, not the run
+                    exc = MonitorError(killed_workers_message(err, prepared.job.cfg))
+                    prepared.abandon()
                 finally:
                     cluster().cancel(futures)
             if exc is not None:
@@ -257,6 +261,18 @@ def run_aois(
         pool.shutdown(wait=True)
     assert all(r is not None for r in results)
     return [r for r in results if r is not None]
+
+
+def killed_workers_message(exc: KilledWorker, cfg: MonitorConfig) -> str:
+    """One line for an AOI whose computation ended the Dask workers that ran one of its tasks
+    (``distributed``'s ``KilledWorker``: each retry's worker died), naming the likely cause
+    and the settings to change."""
+    name = key_split(exc.args[0]) if exc.args else "?"  # the task's name without its token
+    limit = ("the workers' memory limit" if cfg.dask.scheduler
+             else f"the workers' memory limit (dask.memory_limit: {cfg.dask.memory_limit})")
+    return (f"Dask workers died computing it (task {name}), most often by exceeding "
+            f"{limit}; raise that limit, or lower acquire.chunk_px ({cfg.acquire.chunk_px} px) so each "
+            "task holds less")
 
 
 def load_models(jobs: list[AOIJob]) -> dict[Path | None, SiteModel]:

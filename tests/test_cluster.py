@@ -289,3 +289,41 @@ class _StandInRio(_FakeDriver, RioDriver):
 
 def _summary(readers: list, region: int) -> tuple[str, int]:
     return " ".join(f"{src}/{tag}" for (src, tag), in readers), region
+
+
+def _end_this_worker() -> None:
+    import os
+
+    os._exit(1)  # as the kernel's OOM killer or the nanny's memory monitor would end it
+
+
+def test_an_aoi_whose_tasks_kill_the_workers_fails_alone_with_one_line(tmp_path: Path, monkeypatch) -> None:
+    import types
+
+    import pandas as pd
+
+    import pipeline.run as run_mod
+    from pipeline.workflow import AOIResult
+
+    cfg = _cfg(tmp_path)
+    jobs = [types.SimpleNamespace(aoi_id=name, cfg=cfg, row=pd.Series({"aoi_id": name, "geometry": None}))
+            for name in ("heavy", "light")]
+    finished: list[str] = []
+
+    def prepare(job, *, result, **_kw):
+        work = dask.delayed(_end_this_worker)() if job.aoi_id == "heavy" else dask.delayed(sum)([1, 2])
+        return types.SimpleNamespace(job=job, result=result, lazy=(work,), abandon=lambda: None)
+
+    monkeypatch.setattr(run_mod, "prepare_aoi", prepare)
+    monkeypatch.setattr(run_mod, "finish_aoi", lambda prepared, computed, **_kw: finished.append(prepared.job.aoi_id))
+    # one retry (distributed's default is 3): the heavy task ends two workers; a task that
+    # shared a dying worker is retried on the restarted one
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, scheduler_port=0,
+                         dashboard_address=":0", host="127.0.0.1") as cluster, Client(cluster) as client:
+        results = run_mod.run_aois(client, jobs)
+    heavy, light = results
+    assert isinstance(heavy, AOIResult) and light.error is None and finished == ["light"]
+    assert heavy.error.startswith("Dask workers died computing it (task end_this_worker)")
+    assert "dask.memory_limit: 1GiB" in heavy.error and "acquire.chunk_px (64 px)" in heavy.error
+    assert "\n" not in heavy.error
