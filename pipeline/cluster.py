@@ -6,8 +6,10 @@ fetches and builds its graphs (none of which needs it), and closes it when the r
 in. Closing it in the background too, while the outputs were written, made a worker log
 "Failed to communicate with scheduler during heartbeat" with a traceback in 4 of 15 runs
 (the shutdown race of dask/distributed#7105; none in 12 closing in the foreground), so the
-close stays in the foreground. :func:`submit` submits graphs keeping their ``priority``
-annotations and without the alias tasks linear fusion leaves (:func:`collapse_aliases`).
+close stays in the foreground. The local workers are forks of a fork server that has
+imported the task modules once (:func:`_worker_processes`). :func:`optimise` prepares graphs
+without a client (their ``priority`` annotations kept, without the alias tasks linear fusion
+leaves: :func:`collapse_aliases`, ...) and :func:`submit` submits them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
-import multiprocessing.forkserver
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -122,7 +123,11 @@ def _stop_forkserver() -> None:
     workers it forked, so their CPU time counts as this process's children's). The stop is a
     private method of the server (``multiprocessing.forkserver._forkserver._stop``, CPython
     3.8-3.13); without it the server is left running."""
-    stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
+    try:
+        import multiprocessing.forkserver as forkserver
+    except ImportError:  # a platform without it
+        return
+    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
     if stop is not None:
         stop()
 
