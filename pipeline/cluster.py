@@ -78,21 +78,24 @@ _fork_config: Any = None
 
 @contextlib.contextmanager
 def _worker_processes(method: str) -> Iterator[dict[str, str] | None]:
-    """``distributed``'s worker start method set to ``method`` for a local cluster's lifetime
-    (its first workers and any the nanny restarts); yields the environment to pass to the
-    workers (``None``: they inherit it).
+    """``distributed``'s worker start method set to ``method`` for a local cluster; yields the
+    environment to pass to the workers (``None``: they inherit it).
 
     ``forkserver`` (where the platform has it; else ``spawn``): the standard library's fork
     server imports ``distributed`` and :data:`pipeline.workers.WORKER_MODULES` once, and each
-    worker is a fork of it instead of a fresh interpreter importing them itself. The server is
-    started afresh for the first cluster and stopped when the last local cluster of the
-    process closes, so its code and environment are those of the run: a server left running
-    would fork the workers of a later run (a notebook, a test session) with the code and the
-    environment it started with (a fork keeps variables unset since; the nanny only adds
-    and overrides). The current environment is passed too, for variables set while a cluster
-    runs. The server imports the modules from its own ``sys.path`` (the installed package), not
-    from entries the client added at run time: use ``spawn`` for a checkout that is not the
-    installed one."""
+    worker is a fork of it instead of a fresh interpreter importing them itself. The setting
+    is held while any such cluster of the process runs (workers the nanny restarts are forks
+    too). The server is started afresh for the first cluster and stopped when the last one
+    closes, so its code and environment are those of the run: a server left running would
+    fork the workers of a later run (a notebook, a test session) with the code and the
+    environment it started with (a fork keeps variables unset since; the nanny only adds and
+    overrides). The current environment is passed too, for variables set while a cluster
+    runs. The server is a fresh interpreter with the run's working directory and environment:
+    it imports ``pipeline`` from there (working directory, ``PYTHONPATH``, the installed
+    package), not from entries added to ``sys.path`` at run time; for those, use ``spawn``.
+
+    ``spawn``: set while the cluster starts only, so that it never changes the setting a fork
+    server cluster of the same process holds."""
     global _fork_clusters, _fork_config
     if method != "forkserver" or "forkserver" not in multiprocessing.get_all_start_methods():
         with dask.config.set({_START_METHOD: "spawn"}):
@@ -100,12 +103,17 @@ def _worker_processes(method: str) -> Iterator[dict[str, str] | None]:
         return
     with _fork_lock:
         if _fork_clusters == 0:
-            _fork_config = dask.config.set({_START_METHOD: "forkserver"})
-            # distributed sets its own preload list on first use; this call has it do so now,
-            # so that it does not replace the list below later.
-            ctx = get_mp_context()
-            _stop_forkserver()  # one left by other code would fork with its environment and code
-            ctx.set_forkserver_preload(["distributed", *workers.WORKER_MODULES])
+            setting = dask.config.set({_START_METHOD: "forkserver"})
+            try:
+                # distributed sets its own preload list on first use; this call has it do so
+                # now, so that it does not replace the list below later.
+                ctx = get_mp_context()
+                _stop_forkserver()  # one left by other code would fork with its environment and code
+                ctx.set_forkserver_preload(["distributed", *workers.WORKER_MODULES])
+            except BaseException:
+                setting.__exit__(None, None, None)
+                raise
+            _fork_config = setting
         _fork_clusters += 1
     try:
         yield dict(os.environ)
@@ -120,12 +128,21 @@ def _worker_processes(method: str) -> Iterator[dict[str, str] | None]:
 
 def _stop_forkserver() -> None:
     """Stop the standard library's fork server, if running, and wait for it (it has reaped the
-    workers it forked, so their CPU time counts as this process's children's). The stop is a
-    private method of the server (``multiprocessing.forkserver._forkserver._stop``, CPython
-    3.8-3.13); without it the server is left running."""
+    workers it forked, so their CPU time counts as this process's children's).
+
+    Left running while a process it forked is alive (a worker a failed close left behind, or
+    other code's): the server exits only once every fork has closed its end of the server's
+    pipe, so the wait would not return. The stop is a private method of the server
+    (``multiprocessing.forkserver._forkserver._stop``, CPython 3.8-3.13); without it the server
+    is left running."""
     try:
         import multiprocessing.forkserver as forkserver
     except ImportError:  # a platform without it
+        return
+    alive = [p for p in multiprocessing.active_children()
+             if getattr(getattr(p, "_popen", None), "method", None) == "forkserver"]
+    if alive:
+        log.warning("dask: %d process(es) forked by the fork server still run; leaving the server running", len(alive))
         return
     stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
     if stop is not None:

@@ -264,15 +264,22 @@ def run_aois(
 
 
 def killed_workers_message(exc: KilledWorker, cfg: MonitorConfig) -> str:
-    """One line for an AOI whose computation ended the Dask workers that ran one of its tasks
-    (``distributed``'s ``KilledWorker``: each retry's worker died), naming the likely cause
-    and the settings to change."""
-    name = key_split(exc.args[0]) if exc.args else "?"  # the task's name without its token
-    limit = ("the workers' memory limit" if cfg.dask.scheduler
-             else f"the workers' memory limit (dask.memory_limit: {cfg.dask.memory_limit})")
-    return (f"Dask workers died computing it (task {name}), most often by exceeding "
-            f"{limit}; raise that limit, or lower acquire.chunk_px ({cfg.acquire.chunk_px} px) so each "
-            "task holds less")
+    """One line for an AOI whose computation ended in ``distributed``'s ``KilledWorker``: a task
+    of it was running on each worker that died, as many times as the scheduler allows. Names
+    the task, the likely cause and the settings to change."""
+    log.debug("dask: %s", exc)  # names the last worker
+    key = getattr(exc, "task", None) or (exc.args[0] if exc.args else None)
+    name = key_split(key) if key is not None else "?"  # the task's name without its token
+    where = f"Dask workers died while running its task {name}"
+    if cfg.dask.scheduler:
+        cause = "most often a worker over its memory limit; raise the workers' memory"
+    elif cfg.dask.memory_limit is None:
+        cause = ("most often the machine running out of memory (dask.memory_limit is unset); set "
+                 "dask.memory_limit, or lower dask.n_workers")
+    else:
+        cause = (f"most often a worker over its memory limit (dask.memory_limit: {cfg.dask.memory_limit}); "
+                 "raise dask.memory_limit")
+    return f"{where}, {cause}, or lower acquire.chunk_px ({cfg.acquire.chunk_px} px) so each task holds less"
 
 
 def load_models(jobs: list[AOIJob]) -> dict[Path | None, SiteModel]:

@@ -324,6 +324,25 @@ def test_an_aoi_whose_tasks_kill_the_workers_fails_alone_with_one_line(tmp_path:
         results = run_mod.run_aois(client, jobs)
     heavy, light = results
     assert isinstance(heavy, AOIResult) and light.error is None and finished == ["light"]
-    assert heavy.error.startswith("Dask workers died computing it (task end_this_worker)")
+    assert heavy.error.startswith("Dask workers died while running its task end_this_worker, ")
     assert "dask.memory_limit: 1GiB" in heavy.error and "acquire.chunk_px (64 px)" in heavy.error
     assert "\n" not in heavy.error
+
+
+def test_the_fork_server_is_left_running_while_a_process_it_forked_runs(caplog) -> None:
+    import time
+
+    ctx = multiprocessing.get_context("forkserver")
+    child = ctx.Process(target=time.sleep, args=(30,))
+    child.start()
+    try:
+        t0 = time.perf_counter()
+        cluster_mod._stop_forkserver()  # would wait for the child's 30 s
+        assert time.perf_counter() - t0 < 5
+        assert "still run" in caplog.text
+        assert multiprocessing.forkserver._forkserver._forkserver_pid is not None
+    finally:
+        child.terminate()
+        child.join()
+    cluster_mod._stop_forkserver()
+    assert multiprocessing.forkserver._forkserver._forkserver_pid is None
