@@ -305,7 +305,9 @@ def test_an_aoi_whose_tasks_kill_the_workers_fails_alone_with_one_line(tmp_path:
     import pipeline.run as run_mod
     from pipeline.workflow import AOIResult
 
-    cfg = _cfg(tmp_path)
+    cfg = MonitorConfig.model_validate(config_dict(
+        source=str(tmp_path / "catalog.json"), aois=[tmp_path / "aoi.geojson"], out=tmp_path / "out",
+        cache=tmp_path / "cache", n_workers=2, threads=1))
     jobs = [types.SimpleNamespace(aoi_id=name, cfg=cfg, row=pd.Series({"aoi_id": name, "geometry": None}))
             for name in ("heavy", "light")]
     finished: list[str] = []
@@ -316,12 +318,11 @@ def test_an_aoi_whose_tasks_kill_the_workers_fails_alone_with_one_line(tmp_path:
 
     monkeypatch.setattr(run_mod, "prepare_aoi", prepare)
     monkeypatch.setattr(run_mod, "finish_aoi", lambda prepared, computed, **_kw: finished.append(prepared.job.aoi_id))
-    # one retry (distributed's default is 3): the heavy task ends two workers; a task that
-    # shared a dying worker is retried on the restarted one
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
-            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, scheduler_port=0,
-                         dashboard_address=":0", host="127.0.0.1") as cluster, Client(cluster) as client:
+    # one retry (distributed's default is 3): the heavy task ends two workers, which the nanny
+    # restarts as forks of the run's fork server; a task that shared a dying worker is retried
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), cluster_mod.dask_client(cfg) as client:
         results = run_mod.run_aois(client, jobs)
+        client.wait_for_workers(2, timeout=30)  # the killed ones restarted (a timeout fails the test)
     heavy, light = results
     assert isinstance(heavy, AOIResult) and light.error is None and finished == ["light"]
     assert heavy.error.startswith("Dask workers died while running its task end_this_worker, ")
