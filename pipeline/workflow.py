@@ -472,7 +472,7 @@ def _build(
             geomedian_max_iters=cfg.composites.geomedian_max_iters,
         )
         lazy_named = named_composites(job, cube.masked)
-    _, change = detect.detect_change(
+    change = detect.change_rasters(
         cube.masked, start=job.start, params=cfg.detect, radar=scored_radar, radar_params=cfg.radar
     )
     rasters = radar_r = None
@@ -504,10 +504,10 @@ def _build_incremental(
     )
     if plan.detection is not None:
         # only the monitoring dates after the stored confirmation state
-        _, change = detect.resume_change(stored, start=job.start, params=cfg.detect, take=plan.detection.take,
-                                         resume=plan.detection.resume)
+        change = detect.resumed_change_rasters(stored, start=job.start, params=cfg.detect,
+                                               take=plan.detection.take, resume=plan.detection.resume)
     else:
-        _, change = detect.detect_change(
+        change = detect.change_rasters(
             stored, start=job.start, params=cfg.detect, radar=scored_radar, radar_params=cfg.radar
         )
     rasters = radar_r = None

@@ -56,11 +56,19 @@ from .confirm import CHANGE_VARS, confirm_change
 from .evidence import score_change
 from .flags import flag_excavation
 from .indices import spectral_indices
-from .stage import APPLIED_THRESHOLDS, detect_change, resumable, resume_change
+from .stage import (
+    APPLIED_THRESHOLDS,
+    change_rasters,
+    detect_change,
+    resumable,
+    resume_change,
+    resumed_change_rasters,
+)
 
 __all__ = [
     "APPLIED_THRESHOLDS",
     "CHANGE_VARS",
+    "change_rasters",
     "confirm_change",
     "detect_change",
     "drop_widespread",
@@ -68,6 +76,7 @@ __all__ = [
     "ndvi_change",
     "resumable",
     "resume_change",
+    "resumed_change_rasters",
     "score_change",
     "seasonal_baseline",
     "spectral_indices",

@@ -32,8 +32,9 @@ def detect_change(
 ) -> tuple[xr.DataArray, xr.Dataset]:
     """The lazy detect stage of one AOI: evidence (fused with radar when given), confirmation, flags.
 
-    Shared by :func:`pipeline.run.run_monitor` and the notebooks
-    (:func:`pipeline.explore.detect_sites`). Lazy in, lazy out: nothing is computed.
+    The notebooks' detection (:func:`pipeline.explore.detect_sites`); a run computes the
+    change rasters alone (:func:`change_rasters`) and makes the flags from them. Lazy in,
+    lazy out: nothing is computed.
 
     Parameters
     ----------
@@ -60,10 +61,25 @@ def detect_change(
         (NDVI units) and, with radar, ``vh_drop_threshold_db`` (dB); names are those of
         :data:`APPLIED_THRESHOLDS`.
     """
+    change = change_rasters(masked, start=start, params=params, radar=radar, radar_params=radar_params)
+    return flag_excavation(change, params=params), change
+
+
+def change_rasters(
+    masked: xr.Dataset,
+    *,
+    start: dt.date,
+    params: DetectParams,
+    radar: xr.Dataset | None = None,
+    radar_params: RadarParams | None = None,
+) -> xr.Dataset:
+    """The change rasters of :func:`detect_change` (same arguments) without its flags: a run
+    computes these and makes the flags from the computed rasters with
+    :func:`flag_excavation` (their opening costs a dozen tasks a chunk in a graph, and
+    milliseconds in NumPy). Lazy."""
     if blockwise.supported(masked, params, radar):
         # The same rules in two tasks per spatial chunk instead of ~150 (pipeline.detect.blockwise).
-        change = blockwise.change_blockwise(masked, start=start, params=params, confirm=confirm_options(params))
-        return flag_excavation(change, params=params), change
+        return blockwise.change_blockwise(masked, start=start, params=params, confirm=confirm_options(params))
     scored = score_change(masked, monitoring_start=start, params=params)
     evidence, valid, regrowth = scored["evidence"], scored["valid"], scored["regrowth"]
     if radar is not None:
@@ -83,7 +99,7 @@ def detect_change(
     change["ndvi_drop_threshold"] = scored["ndvi_drop_threshold"]
     if radar is not None:
         change["vh_drop_threshold_db"] = radar["vh_threshold_db"]
-    return flag_excavation(change, params=params), change
+    return change
 
 
 def resumable(params: DetectParams, radar: Any = None) -> bool:
@@ -100,9 +116,17 @@ def resume_change(
     one pass over all of them gives it (:class:`pipeline.detect.blockwise.Resume`; the
     incremental runs of :mod:`pipeline.incremental`). ``take``: positions in ``masked`` of the
     baseline dates and of the monitoring dates to step over. Lazy; settings as :func:`resumable`."""
-    change = blockwise.change_blockwise(masked, start=start, params=params, confirm=confirm_options(params),
-                                        take=take, resume=resume)
+    change = resumed_change_rasters(masked, start=start, params=params, take=take, resume=resume)
     return flag_excavation(change, params=params), change
+
+
+def resumed_change_rasters(
+    masked: xr.Dataset, *, start: dt.date, params: DetectParams, take: Sequence[int], resume: blockwise.Resume,
+) -> xr.Dataset:
+    """The change rasters of :func:`resume_change` (same arguments) without its flags, as
+    :func:`change_rasters` is to :func:`detect_change`. Lazy."""
+    return blockwise.change_blockwise(masked, start=start, params=params, confirm=confirm_options(params),
+                                      take=take, resume=resume)
 
 
 def confirm_options(params: DetectParams) -> dict[str, Any]:
