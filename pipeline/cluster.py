@@ -132,8 +132,7 @@ def _worker_processes(method: str) -> Iterator[dict[str, str] | None]:
     server cluster of the same process holds."""
     global _fork_clusters, _fork_config
     if method != "forkserver" or "forkserver" not in multiprocessing.get_all_start_methods():
-        with dask.config.set({_START_METHOD: "spawn"}):
-            yield None
+        yield None  # spawn: set by _local_cluster while the cluster starts
         return
     with _fork_lock:
         if _fork_clusters == 0:
@@ -184,19 +183,23 @@ def _stop_forkserver() -> None:
 
 
 def _local_cluster(cfg: MonitorConfig, *, env: dict[str, str] | None) -> LocalCluster:
-    return LocalCluster(
-        n_workers=cfg.dask.n_workers,
-        threads_per_worker=cfg.dask.threads_per_worker,
-        memory_limit=cfg.dask.memory_limit,
-        processes=True,
-        # Random free ports for the scheduler and its HTTP server (the dashboard when bokeh
-        # is installed): runs side by side on one machine never collide on 8786/8787.
-        scheduler_port=0,
-        dashboard_address="127.0.0.1:0",
-        host="127.0.0.1",
-        silence_logs=logging.ERROR,
-        env=env,
-    )
+    """The local cluster; ``env`` ``None``: its workers are spawned (the start method set while
+    it starts only), else forked by the fork server :func:`_worker_processes` set up."""
+    spawn = dask.config.set({_START_METHOD: "spawn"}) if env is None else contextlib.nullcontext()
+    with spawn:
+        return LocalCluster(
+            n_workers=cfg.dask.n_workers,
+            threads_per_worker=cfg.dask.threads_per_worker,
+            memory_limit=cfg.dask.memory_limit,
+            processes=True,
+            # Random free ports for the scheduler and its HTTP server (the dashboard when bokeh
+            # is installed): runs side by side on one machine never collide on 8786/8787.
+            scheduler_port=0,
+            dashboard_address="127.0.0.1:0",
+            host="127.0.0.1",
+            silence_logs=logging.ERROR,
+            env=env,
+        )
 
 
 def configure_workers(client: Any, cfg: MonitorConfig, *, wait: bool = False) -> None:
