@@ -53,7 +53,7 @@ from scipy import ndimage
 
 from pipeline.classify import read_labels
 from pipeline.config import DetectParams, SitesParams, load_config
-from pipeline.demo import ScenarioSpec, write_scenario
+from pipeline.demo import ScenarioSpec, remove_optical_items, write_scenario
 from pipeline.demo.labels import labels_from_truth
 from pipeline.detect import detect_change
 from pipeline.evaluate import evaluate_sites, read_truth
@@ -157,7 +157,7 @@ def run_wet_gap(
     """
     name = f"wet-gap-{'radar' if radar else 'optical'}{suffix}"
     scenario = write_scenario(root / "wet-gap" / "scenario", WET_GAP_SPEC)
-    removed = remove_optical(scenario.catalog_path, *WET_GAP)
+    removed = remove_optical_items(scenario.catalog_path, *WET_GAP)
     cfg = load_config(
         REPO / "configs" / "demo.yaml",
         aois=[str(scenario.aoi_path)],
@@ -187,22 +187,6 @@ def run_wet_gap(
     row["optical_dates_removed"] = removed
     row["seconds"] = round(time.perf_counter() - t0, 1)
     return row
-
-
-def remove_optical(catalog_path: Path, first: dt.date, last: dt.date) -> int:
-    """Delete the Sentinel-2 items acquired between ``first`` and ``last`` from a scenario's
-    static catalog (radar items stay); returns how many were removed. Idempotent."""
-    import pystac
-
-    catalog = pystac.Catalog.from_file(str(catalog_path))
-    collection = catalog.get_child("sentinel-2-c1-l2a")
-    if collection is None:
-        raise ValueError(f"{catalog_path} has no sentinel-2-c1-l2a collection")
-    gone = [it for it in collection.get_items() if it.datetime and first <= it.datetime.date() <= last]
-    for item in gone:
-        collection.remove_item(item.id)
-    catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
-    return len(gone)
 
 
 def run_real_tile(root: Path, *, seed: int = 0) -> dict[str, Any]:

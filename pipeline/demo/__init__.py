@@ -55,6 +55,7 @@ Modules, in the order of the flow:
 """
 
 from .spec import ScenarioResult, ScenarioSpec
+from .stac import remove_optical_items
 from .write import write_scenario
 
-__all__ = ["ScenarioResult", "ScenarioSpec", "write_scenario"]
+__all__ = ["ScenarioResult", "ScenarioSpec", "remove_optical_items", "write_scenario"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -234,3 +235,21 @@ def _s1_collection(scene: _Scene, items: list[pystac.Item]) -> pystac.Collection
     )
     collection.add_items(items)
     return collection
+
+
+# --- Editing a written catalog ----------------------------------------------------------------
+
+
+def remove_optical_items(catalog_path: str | Path, first: dt.date, last: dt.date) -> int:
+    """Delete the Sentinel-2 items acquired from ``first`` to ``last`` (inclusive) from a
+    scenario's static catalog, leaving the radar items: an optical gap such as a wet season
+    with no clear view at all. Returns how many items were removed; idempotent."""
+    catalog = pystac.Catalog.from_file(str(catalog_path))
+    collection = catalog.get_child(COLLECTION_ID)
+    if collection is None:
+        raise ValueError(f"{catalog_path} has no {COLLECTION_ID} collection")
+    gone = [it for it in collection.get_items() if it.datetime and first <= it.datetime.date() <= last]
+    for item in gone:
+        collection.remove_item(item.id)
+    catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    return len(gone)
