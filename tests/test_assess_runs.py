@@ -6,12 +6,14 @@ labelled from the scene's truth (a point is ``mining`` inside a true pit), and t
 estimate's 95 % interval is checked against the true pit area inside the AOI. Slow: three
 pipeline runs (``make test-all``).
 
-Measured (2026-11-30, default sample design: at least 100 points per stratum, 100 m buffer):
-the 95 % interval held the true area in 22 of 30 samples; the misses are samples where no point
-fell on the little mining the map omitted, so the stratum's standard error is 0. The
-conservative range (interval plus the rule-of-three bound of such unanimous strata,
-``area_range_conservative_ha``) held it in 30 of 30. The test prints both and asserts the
-conservative range >= 90 % and the interval >= 50 % (it is not a 95 % interval on such maps).
+Measured (2026-12-01, default sample design: at least 100 points per stratum, 30 m buffer):
+the 95 % interval held the true area in 26 of 30 samples; the misses are samples where no point
+fell on the little mining the map omitted, so the stratum's standard error is 0. With the old
+100 m buffer it held it in 14 of 30 (the omission, rims within 30 m of the sites, diluted in
+the wider ring). The conservative range (interval plus the rule-of-three bound of such
+unanimous strata, ``area_range_conservative_ha``) held it in 30 of 30. The test prints both
+and asserts the conservative range >= 90 % and the interval >= 75 % (it is not quite a 95 %
+interval on such maps).
 """
 
 from __future__ import annotations
@@ -83,4 +85,4 @@ def test_interval_holds_the_true_area_across_scenes_and_samples(tmp_path: Path) 
     print(frame.groupby("seed")[["true_ha", "mapped_ha", "area_ha", "ci95_ha", "n"]].mean().round(2).to_string())
     print(json.dumps({"interval_held_truth": hits, "conservative_held_truth": conservative, "of": total}))
     assert conservative / total >= 0.9, (conservative, total)
-    assert hits / total >= 0.5, (hits, total)
+    assert hits / total >= 0.75, (hits, total)

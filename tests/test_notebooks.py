@@ -155,7 +155,7 @@ def test_review_loop(kernel_env: None, demo_dir: Path, tmp_path: Path) -> None:
     it re-runs monitor into the shared demo folder."""
     nb = _execute(REPO / "notebooks" / "04_review_loop.ipynb", tmp_path)
     text = _text(nb)
-    assert "the interval holds the true area: " in text  # reported, true or not (README: 22 of 30)
+    assert "the interval holds the true area: " in text  # reported, true or not (README: 26 of 30)
     assert "holds the true area: True" in text.split("conservative range")[1]
     assert "no false alarm among the sites: True" in text
     assert "grouped CV" in text
