@@ -51,10 +51,11 @@ def dask_client(cfg: MonitorConfig) -> Iterator[Any]:
     """
     if cfg.dask.scheduler:
         try:
-            client = Client(cfg.dask.scheduler, timeout="10s")
+            client = Client(cfg.dask.scheduler, timeout=f"{cfg.dask.connect_timeout_s}s")
         except OSError as exc:
             raise MonitorError(
-                f"cannot connect to Dask scheduler {cfg.dask.scheduler}: {exc}; check --scheduler"
+                f"cannot connect to Dask scheduler {cfg.dask.scheduler} within {cfg.dask.connect_timeout_s:g} s: "
+                f"{exc}; check --scheduler (or raise dask.connect_timeout_s)"
             ) from None
         log.info("dask: joined scheduler %s (%d workers)", cfg.dask.scheduler, len(client.scheduler_info()["workers"]))
         try:

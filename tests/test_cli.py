@@ -301,17 +301,21 @@ def test_runs_on_a_remote_scheduler(tmp_path: Path, scenario) -> None:
 
 
 def test_unreachable_scheduler_is_one_line(tmp_path: Path, scenario) -> None:
+    cfg = _config(tmp_path).read_text("utf-8").replace("dask:\n", "dask:\n  connect_timeout_s: 1\n")
+    (tmp_path / "timeout.yaml").write_text(cfg, encoding="utf-8")
     res = _monitor(
         tmp_path,
         aoi=scenario.aoi_path,
         source=scenario.catalog_path,
         out=tmp_path / "out",
+        config=tmp_path / "timeout.yaml",
         extra=(
             "--scheduler",
             "tcp://127.0.0.1:9",
         ),
-        timeout=120,
+        in_process=True,
     )
     assert res.returncode == 2
-    assert "tcp://127.0.0.1:9" in _one_error_line(res.stderr)
+    line = _one_error_line(res.stderr)
+    assert "tcp://127.0.0.1:9 within 1 s" in line and "dask.connect_timeout_s" in line
     assert not (tmp_path / "out").exists()

@@ -26,6 +26,9 @@ from .review import AssessParams, ReviewParams
 class DaskParams(_Section):
     scheduler: str | None = None
     """Address of a running ``dask.distributed`` scheduler; ``None``: start a local cluster."""
+    connect_timeout_s: float = _param(10.0, unit="s", source=_DESIGN, gt=0, le=600)
+    """How long to keep trying to reach ``scheduler`` before the run fails (exit 2, one line
+    naming it): raise it for a scheduler still starting on a busy cluster."""
     n_workers: int = Field(default=2, ge=1)
     """Worker processes of the local cluster."""
     threads_per_worker: int = Field(default=1, ge=1)
