@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 import pystac
 import xarray as xr
+from dask.array.core import normalize_chunks
 
-from . import composites, preprocess
+from . import acquire, composites, preprocess
 from .cache import resolve_cache_dir
 from .composites import CompositeWindow
 from .detect.blockwise import Resume
@@ -138,8 +139,8 @@ def build_incremental(
     grid
         :func:`pipeline.cache.grid_key` of the AOI's grid.
     open_masked
-        ``open_masked(items) -> xr.Dataset``: the lazy masked cube of some items (the same
-        function that built ``masked``).
+        ``open_masked(items, chunk_px) -> xr.Dataset``: the lazy masked cube of some items in
+        spatial chunks of ``chunk_px`` (the same function that built ``masked``).
     resumable
         Detection can resume from a stored confirmation state
         (:func:`pipeline.detect.blockwise.supported_params`); :attr:`IncrementalPlan.detection`
@@ -151,10 +152,12 @@ def build_incremental(
     Returns
     -------
     cube, views, named, plan
-        ``cube``: lazy, the variables, dates and chunks of ``masked`` (input of
+        ``cube``: lazy, the variables and dates of ``masked`` (input of
         :func:`pipeline.detect.detect_change` and the feature rasters), stored dates read
         from the state (with ``resumable`` and not ``all_dates``: only the dates detection and
-        the composites to compute use, the new ones always); the tasks that mask the new
+        the composites to compute use, the new ones always), in spatial chunks as large as
+        hold no more pixel-dates than one of ``masked`` (:func:`pipeline.acquire.graph_chunk_px`:
+        fewer tasks when it holds fewer dates; values do not depend on chunks); the tasks that mask the new
         dates' chunks also write them to the state (committed by
         :meth:`IncrementalPlan.assemble`); ``views`` and ``named``: lazy composites of the
         windows not stored (``None`` when none); ``plan``: see :class:`IncrementalPlan`.
@@ -174,8 +177,6 @@ def build_incremental(
     variables = [str(v) for v in masked.data_vars]
     dtypes = {v: str(masked[v].dtype) for v in variables}
     shape = (masked.sizes["y"], masked.sizes["x"])
-    chunks = masked[variables[0]].data.chunks[1:]
-    n_chunks = len(chunks[0]) * len(chunks[1])
 
     vdig = composites_digest(cfg, dates=ddig, bands=_RGB, min_valid_obs=cfg.preprocess.min_valid_obs)
     views = _plan_windows(store, "view", composites.period_windows(job.periods), times, prints, vdig)
@@ -187,10 +188,10 @@ def build_incremental(
         ndig = composites_digest(cfg, dates=ddig, bands=cfg.composite_bands, min_valid_obs=cfg.composites.min_valid_obs)
         named = _plan_windows(store, "named", named_windows, times, prints, ndig)
 
-    detection, det_dates, n_resumed, n_stepped = None, [], 0, 0
+    detection, det_dates, n_resumed, n_stepped, kept = None, [], 0, 0, None
     if resumable:
-        detection, det_dates, n_resumed, n_stepped = _plan_detection(
-            job, store, masked, keys, times, dates_digest=ddig, shape=shape, n_chunks=n_chunks)
+        detection, det_dates, n_resumed, n_stepped, kept = _plan_detection(
+            job, store, masked, keys, times, dates_digest=ddig)
     if detection is not None and not all_dates:
         used = set(det_dates) | set(new)
         for w in (views, named):
@@ -200,12 +201,21 @@ def build_incremental(
     else:
         dates = list(range(len(keys)))
 
+    if len(new) == len(keys):  # every date new (a first run): the whole cube is the new dates' cube
+        chunks = masked[variables[0]].data.chunks[1:]
+    else:
+        side = acquire.graph_chunk_px(cfg.acquire.chunk_px, n_dates=len(keys), n_graph_dates=len(dates))
+        chunks = normalize_chunks((side, side), shape)
+    n_chunks = len(chunks[0]) * len(chunks[1])
+    if detection is not None and kept is not None:
+        detection = Resume(source=detection.source,
+                           writer=store.new_detection(kept, shape, ConfirmState.FIELDS, n_chunks=n_chunks))
+
     fresh = writer = None
     if new:
-        # every date new (a first run): the whole cube is the new dates' cube; no second graph
         fresh = masked if len(new) == len(keys) else open_masked(
-            [by_id[i] for s in new for i in slot_ids[s].split(";") if i in by_id])
-        # same solar-day grouping and spatial chunks as the whole cube (same function, same grid)
+            [by_id[i] for s in new for i in slot_ids[s].split(";") if i in by_id], side)
+        # same solar-day grouping and spatial chunks as the cube (same function, same grid)
         assert fresh.sizes["time"] == len(new) and fresh[variables[0]].data.chunks[1:] == chunks
         writer = store.new_block([keys[s] for s in new], [times[s] for s in new], [slot_ids[s] for s in new],
                                  shape, dtypes, n_chunks=n_chunks)
@@ -236,6 +246,7 @@ def build_incremental(
         "dates_read_from_state": len(dates) - len(new), "blocks_read": store.n_blocks(where[d] for d in dates),
         "composites_computed": len(views.missing) + (len(named.missing) if named else 0),
         "composites_reused": len(views.stored) + (len(named.stored) if named else 0),
+        "chunk_px": int(max(chunks[0])),
     }, detection=None if detection is None else DetectionPlan([position[d] for d in det_dates], detection))
     if detection is not None:
         plan.stats["detection_dates_resumed"] = n_resumed
@@ -249,21 +260,20 @@ def build_incremental(
 
 
 def _plan_detection(job: AOIJob, store: StateStore, masked: xr.Dataset, keys: list[str], times: pd.DatetimeIndex,
-                    *, dates_digest: str, shape: tuple[int, int], n_chunks: int) -> tuple[Resume, list[int], int, int]:
+                    *, dates_digest: str) -> tuple[Resume, list[int], int, int, str | None]:
     """Where detection resumes: the stored confirmation state after the longest prefix of this
-    run's monitoring dates (:meth:`StateStore.find_detection`), and a new entry for the state
-    after its last date (unless stored already). Returns the :class:`Resume`, the positions of
-    the dates detection reads (the baseline's and the monitoring dates after the stored state),
-    and the monitoring dates resumed over and stepped over."""
+    run's monitoring dates (:meth:`StateStore.find_detection`). Returns the :class:`Resume`
+    (no writer yet), the positions of the dates detection reads (the baseline's and the
+    monitoring dates after the stored state), the monitoring dates resumed over and stepped
+    over, and the key of the state after the last date to keep (``None``: stored already)."""
     base_idx, mon_idx = observation_windows(masked, monitoring_start=job.start,
                                             baseline_days=job.cfg.detect.baseline_days)
     chain = store.detection_chain(detection_digest(job.cfg, dates=dates_digest, start=job.start),
                                   [keys[i] for i in base_idx], [(keys[i], times[i]) for i in mon_idx])
     n_resumed, source = store.find_detection(chain)
     n_stepped = len(mon_idx) - n_resumed
-    keep = store.new_detection(chain[-1], shape, ConfirmState.FIELDS, n_chunks=n_chunks) if n_stepped else None
     dates = [int(i) for i in (*base_idx, *mon_idx[n_resumed:])]
-    return Resume(source=source, writer=keep), dates, n_resumed, n_stepped
+    return Resume(source=source, writer=None), dates, n_resumed, n_stepped, (chain[-1] if n_stepped else None)
 
 
 def _fingerprint(items: Sequence[pystac.Item], bands: Sequence[str]) -> str:

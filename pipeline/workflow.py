@@ -495,8 +495,8 @@ def _build_incremental(
     cfg = job.cfg
     bands = list(cfg.acquire.bands)
 
-    def open_masked(items: list[pystac.Item]) -> xr.Dataset:
-        return _masked_cube(items, cfg, grid=cube.grid, bands=bands)
+    def open_masked(items: list[pystac.Item], chunk_px: int) -> xr.Dataset:
+        return _masked_cube(items, cfg, grid=cube.grid, bands=bands, chunk_px=chunk_px)
 
     stored, views, named, plan = build_incremental(
         job, cube.masked, cube.items, grid=window_cache.grid_key(cube.grid.geobox), open_masked=open_masked,
@@ -523,14 +523,15 @@ def _build_incremental(
 # --------------------------------------------------------------------------- helpers
 
 
-def _masked_cube(items: list[pystac.Item], cfg: MonitorConfig, *, grid: AOIGrid, bands: list[str]) -> xr.Dataset:
+def _masked_cube(items: list[pystac.Item], cfg: MonitorConfig, *, grid: AOIGrid, bands: list[str],
+                 chunk_px: int | None = None) -> xr.Dataset:
     # Read READ_DATES_PER_TASK dates of a band per task (some I/O parallelism along time; one
     # task per date made reading the window cache most of the graph: 1260 of 3539 tasks on the
     # 30-date benchmark scene) over a region of several chunks (acquire.read_px), then hold each
     # spatial chunk's whole time series in one block: every later step is per-pixel over time,
     # and this keeps the graph small (a few tasks per chunk instead of a few per chunk and date).
     optical = [b for b in bands if b in OPTICAL_BANDS]
-    chunk = cfg.acquire.chunk_px
+    chunk = chunk_px or cfg.acquire.chunk_px
     scenes = acquire.open_scenes(items, geobox=grid.geobox, bands=bands,
                                  chunk_px=acquire.read_px(len(items), len(bands), chunk_px=chunk),
                                  dates_per_chunk=acquire.READ_DATES_PER_TASK)

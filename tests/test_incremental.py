@@ -8,6 +8,7 @@ composites."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,21 @@ def test_one_more_quarter_computes_only_the_new_dates(scenario: ScenarioResult, 
     assert comp["detection_dates_stepped"] == 0
     assert data_files(tmp_path / "comp") == data_files(tmp_path / "full")
     # (an interrupted run commits nothing: see test_failed_computation_commits_nothing)
+
+
+@pytest.mark.slow  # three whole runs of a scene of 3 x 3 chunks
+def test_a_rerun_in_larger_chunks_gives_the_same_outputs(tmp_path: Path) -> None:
+    # Holding a quarter's new dates and the stored dates detection reads, not the whole series,
+    # the re-run's tasks cover more pixels each (acquire.graph_chunk_px); the outputs do not move.
+    spec = dataclasses.replace(SMALL_SPEC, shape_px=(150, 150), n_pits=4)
+    scenario = write_scenario(tmp_path / "scenario", spec)
+    cache = tmp_path / "cache"
+    first = _run(scenario, tmp_path / "q4", cache, end="2022-12-31")
+    again = _run(scenario, tmp_path / "q1", cache, end="2023-03-31")
+    full = _run(scenario, tmp_path / "full", tmp_path / "fresh", end="2023-03-31")
+    assert first["chunk_px"] == full["chunk_px"] == 64 < again["chunk_px"]
+    assert again["dates_computed"] > 0 and again["detection_dates_resumed"] > 0
+    assert data_files(tmp_path / "q1") == data_files(tmp_path / "full")
 
 
 def test_dataset_round_trip(tmp_path: Path) -> None:
