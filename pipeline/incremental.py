@@ -201,11 +201,9 @@ def build_incremental(
     else:
         dates = list(range(len(keys)))
 
-    if len(new) == len(keys):  # every date new (a first run): the whole cube is the new dates' cube
-        chunks = masked[variables[0]].data.chunks[1:]
-    else:
-        side = acquire.graph_chunk_px(cfg.acquire.chunk_px, n_dates=len(keys), n_graph_dates=len(dates))
-        chunks = normalize_chunks((side, side), shape)
+    first_run = len(new) == len(keys)  # every date new: the whole cube is the new dates' cube
+    side = acquire.graph_chunk_px(cfg.acquire.chunk_px, n_dates=len(keys), n_graph_dates=len(dates))
+    chunks = masked[variables[0]].data.chunks[1:] if first_run else normalize_chunks((side, side), shape)
     n_chunks = len(chunks[0]) * len(chunks[1])
     if detection is not None and kept is not None:
         detection = Resume(source=detection.source,
@@ -213,7 +211,7 @@ def build_incremental(
 
     fresh = writer = None
     if new:
-        fresh = masked if len(new) == len(keys) else open_masked(
+        fresh = masked if first_run else open_masked(
             [by_id[i] for s in new for i in slot_ids[s].split(";") if i in by_id], side)
         # same solar-day grouping and spatial chunks as the cube (same function, same grid)
         assert fresh.sizes["time"] == len(new) and fresh[variables[0]].data.chunks[1:] == chunks
