@@ -6,7 +6,8 @@ is on. For the AOI's acquisition dates (solar-day groups of items) it looks up t
 masked cube; the dates not stored are read from the window cache and masked, and written to
 the store (one new block, temporary files) by the tasks that pass each masked chunk on to
 detection, in the same computation. The cube over all dates, stored and new, is then exactly the cube a full
-run reads from scratch (same values, same chunks), so detection, the composites and the
+run reads from scratch (same values; in larger spatial chunks when it holds fewer dates,
+:func:`pipeline.acquire.graph_chunk_px`), so detection, the composites and the
 classifier's feature rasters run on it unchanged and the outputs are those of a full run.
 Composite windows (the reporting-period views and the named composites) whose items and
 settings are unchanged are loaded; the others are computed from the cube, stored dates
