@@ -27,8 +27,8 @@ class AssessParams(_Section):
     ``min_buffer_n`` points more often holds none of it and the interval cannot weigh it.
     Measured (``tests/test_assess_runs.py``, three synthetic whole runs, 30 samples): 75-100 %
     of the omitted area lay within 30 m of the sites; the 95 % interval held the true area in
-    14 of 30 samples with a 100 m ring, 18 with 50 m, 26 with 30 m, 28 with 20 m. Three
-    pixels, not two: real rims are rougher than the synthetic ones."""
+    14 of 30 samples with a 100 m ring, 18 with 50 m, 26 with 30 m, 28 with 20 m. Judgement:
+    30 m rather than 20 m, a margin for real maps, whose rim errors were not measured here."""
     site_users_accuracy: float = _param(0.8, unit="fraction (0–1)", source=_JUDGEMENT, gt=0, lt=1)
     """Conjectured share of ``site`` points an analyst will label ``mining`` (the user's
     accuracy of the site stratum), for the sample size. Judgement, not measured: replace it with
