@@ -17,7 +17,7 @@ class AssessParams(_Section):
     """Stratified sample design of the accuracy assessment (Olofsson et al. 2014)."""
 
     buffer_m: float = _param(
-        30.0, unit="m", source="Olofsson et al. 2014 (buffer stratum); width measured on tests/test_assess_runs.py",
+        30.0, unit="m", source="Olofsson et al. 2014 (buffer stratum); width: judgement on tests/test_assess_runs.py",
         gt=0, le=5000,
     )
     """Width (m) of the ``buffer`` stratum, the ring around the detected sites. Omission hides
