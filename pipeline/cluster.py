@@ -61,7 +61,8 @@ def dask_client(cfg: MonitorConfig) -> Iterator[Any]:
         try:
             yield client
         finally:
-            client.close()
+            # the client's timeout is the connect timeout; closing keeps its own budget
+            client.close(timeout=max(20.0, 2 * cfg.dask.connect_timeout_s))
         return
     quiet = _QuietClose()
     with contextlib.ExitStack() as stack:  # unwinds: quiet.start, client, cluster, quiet.stop, fork server

@@ -28,7 +28,8 @@ class DaskParams(_Section):
     """Address of a running ``dask.distributed`` scheduler; ``None``: start a local cluster."""
     connect_timeout_s: float = _param(10.0, unit="s", source=_DESIGN, gt=0, le=600)
     """How long to keep trying to reach ``scheduler`` before the run fails (exit 2, one line
-    naming it): raise it for a scheduler still starting on a busy cluster."""
+    naming it): raise it for a scheduler still starting on a busy cluster. Closing the client
+    at the end of the run waits up to twice this, at least 20 s."""
     n_workers: int = Field(default=2, ge=1)
     """Worker processes of the local cluster."""
     threads_per_worker: int = Field(default=1, ge=1)
