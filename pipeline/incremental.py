@@ -189,11 +189,11 @@ def build_incremental(
         ndig = composites_digest(cfg, dates=ddig, bands=cfg.composite_bands, min_valid_obs=cfg.composites.min_valid_obs)
         named = _plan_windows(store, "named", named_windows, times, prints, ndig)
 
-    detection, det_dates, n_resumed, n_stepped, kept = None, [], 0, 0, None
+    source, det_dates, n_resumed, n_stepped, kept = None, [], 0, 0, None
     if resumable:
-        detection, det_dates, n_resumed, n_stepped, kept = _plan_detection(
+        source, det_dates, n_resumed, n_stepped, kept = _plan_detection(
             job, store, masked, keys, times, dates_digest=ddig)
-    if detection is not None and not all_dates:
+    if resumable and not all_dates:
         used = set(det_dates) | set(new)
         for w in (views, named):
             for i in w.missing if w is not None else []:
@@ -202,17 +202,19 @@ def build_incremental(
     else:
         dates = list(range(len(keys)))
 
-    first_run = len(new) == len(keys)  # every date new: the whole cube is the new dates' cube
+    # a first run holds every date: side == chunk_px, the chunks of ``masked``
     side = acquire.graph_chunk_px(cfg.acquire.chunk_px, n_dates=len(keys), n_graph_dates=len(dates))
-    chunks = masked[variables[0]].data.chunks[1:] if first_run else normalize_chunks((side, side), shape)
+    chunks = normalize_chunks((side, side), shape)
     n_chunks = len(chunks[0]) * len(chunks[1])
-    if detection is not None and kept is not None:
-        detection = Resume(source=detection.source,
-                           writer=store.new_detection(kept, shape, ConfirmState.FIELDS, n_chunks=n_chunks))
+    detection = None
+    if resumable:
+        keep = None if kept is None else store.new_detection(kept, shape, ConfirmState.FIELDS, n_chunks=n_chunks)
+        detection = Resume(source=source, writer=keep)
 
     fresh = writer = None
     if new:
-        fresh = masked if first_run else open_masked(
+        # every date new (a first run): the whole cube is the new dates' cube; no second graph
+        fresh = masked if len(new) == len(keys) else open_masked(
             [by_id[i] for s in new for i in slot_ids[s].split(";") if i in by_id], side)
         # same solar-day grouping and spatial chunks as the cube (same function, same grid)
         assert fresh.sizes["time"] == len(new) and fresh[variables[0]].data.chunks[1:] == chunks
@@ -259,10 +261,10 @@ def build_incremental(
 
 
 def _plan_detection(job: AOIJob, store: StateStore, masked: xr.Dataset, keys: list[str], times: pd.DatetimeIndex,
-                    *, dates_digest: str) -> tuple[Resume, list[int], int, int, str | None]:
+                    *, dates_digest: str) -> tuple[str | None, list[int], int, int, str | None]:
     """Where detection resumes: the stored confirmation state after the longest prefix of this
-    run's monitoring dates (:meth:`StateStore.find_detection`). Returns the :class:`Resume`
-    (no writer yet), the positions of the dates detection reads (the baseline's and the
+    run's monitoring dates (:meth:`StateStore.find_detection`). Returns its folder (``None``:
+    from the start), the positions of the dates detection reads (the baseline's and the
     monitoring dates after the stored state), the monitoring dates resumed over and stepped
     over, and the key of the state after the last date to keep (``None``: stored already)."""
     base_idx, mon_idx = observation_windows(masked, monitoring_start=job.start,
@@ -272,7 +274,7 @@ def _plan_detection(job: AOIJob, store: StateStore, masked: xr.Dataset, keys: li
     n_resumed, source = store.find_detection(chain)
     n_stepped = len(mon_idx) - n_resumed
     dates = [int(i) for i in (*base_idx, *mon_idx[n_resumed:])]
-    return Resume(source=source, writer=None), dates, n_resumed, n_stepped, (chain[-1] if n_stepped else None)
+    return source, dates, n_resumed, n_stepped, (chain[-1] if n_stepped else None)
 
 
 def _fingerprint(items: Sequence[pystac.Item], bands: Sequence[str]) -> str:
