@@ -44,5 +44,6 @@ def localise_aoi(
         cache_dir=window_cache.resolve_cache_dir(cfg.cache_dir),
         provider=get_provider(source),
         gdal_options=cfg.gdal_options,
+        max_workers=cfg.acquire.fetch_threads,
         on_item=on_item,
     )

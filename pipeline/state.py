@@ -77,7 +77,8 @@ STATE_VERSION = "2"
 def dates_digest(cfg: MonitorConfig, *, grid: str) -> str:
     """Digest of the settings that shape a stored date (see the module docstring)."""
     acquire = cfg.acquire.model_dump(mode="json")
-    acquire.pop("chunk_px", None)  # chunking changes no value
+    for key in ("chunk_px", "fetch_threads"):  # chunking and fetch concurrency change no value
+        acquire.pop(key, None)
     blob = {"v": STATE_VERSION, "grid": grid, "acquire": acquire,
             "scl": list(cfg.preprocess.scl_mask_classes), "buffer": cfg.preprocess.cloud_buffer_px}
     return _sha(blob)
