@@ -10,7 +10,8 @@
 3. peak memory (PSS of the whole process tree: client, nanny, worker and fork server) of ``monitor`` on
    AOIs of 1x, 4x and 16x the area, each in its own process, same chunk size;
 4. the whole path with 1 and with 2 worker processes (1 thread each);
-5. 8 AOIs in parallel (``dask.aois_in_flight: 8``) against one after another (``1``);
+5. 8 AOIs in parallel (``dask.aois_in_flight: 8``) against one after another (``1``), from local
+   files, and again over loopback HTTP with ``LATENCY_MS`` added to every request;
 6. a re-run that adds one quarter (incremental state) against a full run of the same period
    from an empty cache, three times: with three years of history (October 2020 - March 2023,
    the realistic quarterly case: ``rerun_over_full``), the same on the base area
@@ -340,6 +341,41 @@ def bench_parallel_aois(work: Path, scenario: Any, *, start: str, what: str) -> 
         {"name": f"(5) 8 AOIs in parallel ({what})", "value": round(walls[8], 2), "unit": "s",
          "note": f"cores busy {busy[8]:.0%}"},
         {"name": "speedup_8_aois_parallel", "value": round(walls[1] / walls[8], 3), "unit": "x"},
+        *_parallel_aois_over_http(work, scenario, aois, start=start, what=what),
+    ]
+
+
+#: Added to every request of (5)'s second pair: the latency of a distant object store (a
+#: remote one is further: this keeps the pair to a few minutes).
+LATENCY_MS = 20
+
+
+def _parallel_aois_over_http(work: Path, scenario: Any, aois: list[Path], *, start: str,
+                             what: str) -> list[dict[str, Any]]:
+    """(5) again with the items served over loopback HTTP, ``LATENCY_MS`` added to each request:
+    where fetching waits on the network, the AOIs in flight overlap their waits."""
+    from tests.servers import Fault, FaultPlan, RangeFileServer, StacApiServer
+
+    root = scenario.catalog_path.parent.parent
+    walls, requests = {}, {}
+    for in_flight in (1, 8):
+        plan = FaultPlan(fraction=1.0, kinds=(Fault.SLOW,), slow_ms=LATENCY_MS)
+        with RangeFileServer(root, faults=plan) as files, \
+                StacApiServer(served_items(scenario, files), page_size=200) as api:
+            raw = config_dict(source=api.url, aois=aois, out=work / f"ph{in_flight}",
+                              cache=work / f"ph{in_flight}-cache", start=start, end="2023-03-31", n_workers=2,
+                              threads=1, dask={"aois_in_flight": in_flight})
+            walls[in_flight] = _run(raw)["wall_s"]
+            requests[in_flight] = len(files.requests)
+    note = f"{requests[1]:,} range requests, {LATENCY_MS} ms added to each, acquire.fetch_threads 4"
+    return [
+        {"name": f"(5) 8 AOIs one after another over loopback HTTP ({what})", "value": round(walls[1], 2),
+         "unit": "s", "note": note},
+        {"name": f"(5) 8 AOIs in parallel over loopback HTTP ({what})", "value": round(walls[8], 2), "unit": "s",
+         "note": note},
+        {"name": f"(5) 8 AOIs in parallel / one after another, {LATENCY_MS} ms a request",
+         "value": round(walls[1] / walls[8], 3), "unit": "x",
+         "note": "no target: the target row above is on local files"},
     ]
 
 
