@@ -217,7 +217,7 @@ def test_fetch_threads_reach_the_fetch_and_change_no_state_digest(tmp_path: Path
     ``chunk_px``, keeps every stored date and confirmation state valid (it changes no value);
     a setting that does change values (``margin_m``) does not."""
     from pipeline import aoi_windows
-    from pipeline.state import dates_digest, detection_digest
+    from pipeline.state import dates_digest
 
     def cfg(**acquire: Any) -> MonitorConfig:
         return MonitorConfig.model_validate(config_dict(source=str(tmp_path / "catalog.json"), aois=[],
@@ -227,8 +227,6 @@ def test_fetch_threads_reach_the_fetch_and_change_no_state_digest(tmp_path: Path
     base, threaded, margin = cfg(), cfg(fetch_threads=16), cfg(margin_m=30)
     assert base.acquire.fetch_threads == 4 and threaded.acquire.fetch_threads == 16
     assert dates_digest(threaded, grid="g") == dates_digest(base, grid="g") != dates_digest(margin, grid="g")
-    assert detection_digest(threaded, dates="d", start="2023-01-01") == detection_digest(base, dates="d",
-                                                                                        start="2023-01-01")
     seen: dict[str, Any] = {}
     monkeypatch.setattr(aoi_windows.window_cache, "localise_items", lambda items, **kw: seen.update(kw) or ([], []))
     monkeypatch.setattr(aoi_windows, "get_provider", lambda source: None)
