@@ -58,7 +58,7 @@ def _ratio(num: xr.DataArray, den: xr.DataArray) -> xr.DataArray:
 
 
 def _ratio_np(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = np.asarray(np.divide(num, den)).astype(np.float32, copy=False)
     out[np.broadcast_to(den == 0, out.shape)] = np.nan
     return out
