@@ -98,13 +98,18 @@ def _localise_and_load(items: list[pystac.Item], cache: Path, scenario: Scenario
 def test_faulty_acquisition_reads_the_same_pixels(scenario: ScenarioResult, tmp_path: Path) -> None:
     """Window reads through a third of failing requests give the clean run's arrays, bit for bit."""
     root = scenario.catalog_path.parent.parent
-    with RangeFileServer(root) as files:
+
+    def served(files: RangeFileServer) -> list[pystac.Item]:
         # every other date keeps the test quick; the slow test below runs them all
         items = [pystac.Item.from_dict(d) for d in _served_items(scenario, files)[::2]]
-        items = [search.normalise_item(it, bands=BANDS) for it in items]
-        clean, _ = _localise_and_load(items, tmp_path / "clean", scenario)
-        files.faults = FaultPlan(fraction=1 / 3, seed=5, kinds=FAULTS, slow_ms=30)
-        files.reset_stats()
+        return [search.normalise_item(it, bands=BANDS) for it in items]
+
+    # The faulty reads go to a second server: its URLs are new to GDAL's per-process cache,
+    # from which a first attempt reads a file this process has read before.
+    with RangeFileServer(root) as files:
+        clean, _ = _localise_and_load(served(files), tmp_path / "clean", scenario)
+    with RangeFileServer(root, faults=FaultPlan(fraction=1 / 3, seed=5, kinds=FAULTS, slow_ms=30)) as files:
+        items = served(files)
         faulty, stats = _localise_and_load(items, tmp_path / "faulty", scenario)
         injected = collections.Counter(r.fault.value for r in files.requests if r.fault is not Fault.NONE)
         n_requests = len(files.requests)
@@ -115,7 +120,7 @@ def test_faulty_acquisition_reads_the_same_pixels(scenario: ScenarioResult, tmp_
         np.testing.assert_array_equal(faulty[band].values, clean[band].values)
         np.testing.assert_array_equal(again[band].values, clean[band].values)
     assert set(injected) == {f.value for f in FAULTS}
-    assert sum(injected.values()) >= 0.25 * n_requests
+    assert sum(injected.values()) >= 0.2 * n_requests  # about a third drawn; consecutive failures capped
     print(f"\nfault test (acquisition): {len(items)} items x {len(BANDS)} bands, {n_requests} COG requests, "
           f"injected {dict(injected)}, {stats.retries} whole-window retries on top of GDAL's own")
 
@@ -132,15 +137,18 @@ def test_faulty_run_matches_clean_run(scenario: ScenarioResult, tmp_path: Path, 
     root = scenario.catalog_path.parent.parent
     with RangeFileServer(root) as files:
         items = _served_items(scenario, files)
+        clean_base = files.url
         with StacApiServer(items, page_size=10) as api:
             # ... and the source URL carries user:password (redacted in every log and file).
             with_credentials = api.url.replace("http://", f"http://analyst:{CANARY}@", 1)
             clean = run_monitor(_config(scenario, api, tmp_path / "clean", tmp_path / "cache-clean",
                                         url=with_credentials))
             clean_requests = len(files.requests)
-
-            files.faults = FaultPlan(fraction=1 / 3, seed=11, kinds=FAULTS, slow_ms=30)
-            files.reset_stats()
+    # The faulty run reads from a second server, whose URLs are new to GDAL's per-process cache
+    # (a first attempt reads a file this process has read before from there), as a new process's.
+    with RangeFileServer(root, faults=FaultPlan(fraction=1 / 3, seed=11, kinds=FAULTS, slow_ms=30)) as files:
+        faulty_base = files.url
+        with StacApiServer(_served_items(scenario, files), page_size=10) as api:
             faulty = run_monitor(_config(scenario, api, tmp_path / "faulty", tmp_path / "cache-faulty"))
             injected = collections.Counter(r.fault.value for r in files.requests if r.fault is not Fault.NONE)
             faulty_requests = len(files.requests)
@@ -153,8 +161,10 @@ def test_faulty_run_matches_clean_run(scenario: ScenarioResult, tmp_path: Path, 
     assert _data(tmp_path / "faulty") == _data(tmp_path / "clean") == _data(tmp_path / "again")
     sites = json.loads((tmp_path / "clean" / "sites.geojson").read_text())
     assert sites["features"], "the scenario should produce sites, or the comparison proves little"
-    manifest = {k: json.loads((tmp_path / k / "manifest.json").read_text()) for k in ("clean", "faulty")}
-    assert manifest["clean"]["items"] == manifest["faulty"]["items"]  # same items, same hrefs
+    manifest = {k: (tmp_path / k / "manifest.json").read_text() for k in ("clean", "faulty")}
+    manifest = {k: json.loads(text.replace(clean_base if k == "clean" else faulty_base, "SERVER"))
+                for k, text in manifest.items()}
+    assert manifest["clean"]["items"] == manifest["faulty"]["items"]  # same items, same files
     search_start = dt.date(2022, 10, 1) - dt.timedelta(days=120)
     expected = {i["id"] for i in items if dt.date.fromisoformat(i["properties"]["datetime"][:10]) >= search_start}
     assert {i["id"] for i in manifest["clean"]["items"]} == expected  # no item skipped
