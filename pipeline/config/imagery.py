@@ -93,7 +93,8 @@ class AcquireParams(_Section):
     """Items whose AOI windows one AOI fetches at the same time (threads of the client; each
     reads its item's bands one after another). Fetching is latency-bound on a remote source:
     with 20 ms a request (loopback server), 8 AOIs fetched one after another took 219 s at 4,
-    160 s at 8 and 154 s at 16 (README, "Fetch concurrency"). With several AOIs in flight
+    160 s at 8 and 154 s at 16, before a first read used GDAL's file cache (then 154 s at 4;
+    README, "Fetch concurrency"). With several AOIs in flight
     (``dask.aois_in_flight``) the threads multiply. Changes no value (not part of the state's
     digests)."""
 
