@@ -34,8 +34,8 @@ Design choices
   or whose CRS, transform or shape disagree with its item's ``proj:*`` fails that item,
   which is skipped and reported like an item that keeps failing over the network.
 - **Resilient.** Every GDAL read runs under :class:`pipeline.http.RetryPolicy`
-  (exponential back-off with jitter; GDAL's per-file ``/vsicurl/`` cache is bypassed
-  for the asset so a failed attempt is not remembered). An item that keeps failing is
+  (exponential back-off with jitter; a retry bypasses GDAL's per-process ``/vsicurl/``
+  cache, where the failed attempt is remembered). An item that keeps failing is
   dropped and reported in the returned failure list; the run goes on. If every item
   fails, :class:`~pipeline.errors.DownloadError` is raised for the AOI.
 
@@ -438,8 +438,10 @@ def _fetch_window(
         def attempt() -> tuple[np.ndarray, dict[str, Any]]:
             url = provider.sign(href) if provider is not None else href
             attempts[0] += 1
-            # A retry bypasses GDAL's per-process /vsicurl/ cache for this file: the failed
-            # attempt (e.g. a 500 on the header) is remembered there as "file does not exist".
+            # A retry bypasses GDAL's per-process /vsicurl/ cache: the failed attempt (e.g. a
+            # 500 on the header) is remembered there as "file does not exist". (GDAL splits the
+            # prefix list on ':', so in effect every http(s) file this thread opens meanwhile
+            # is read uncached; s3:// hrefs, opened as /vsis3/, are not matched at all.)
             # The first attempt uses the cache: non-cached, GDAL sends two HEADs per file
             # instead of one (a third of the requests of a fetch, each paying the latency).
             # One reader per file at a time in this process: GDAL 3.10 deadlocks when two

@@ -120,7 +120,8 @@ def test_faulty_acquisition_reads_the_same_pixels(scenario: ScenarioResult, tmp_
         np.testing.assert_array_equal(faulty[band].values, clean[band].values)
         np.testing.assert_array_equal(again[band].values, clean[band].values)
     assert set(injected) == {f.value for f in FAULTS}
-    assert sum(injected.values()) >= 0.2 * n_requests  # about a third drawn; consecutive failures capped
+    # a third is the plan's rate; seed 5 draws ~25 % over these ~250 requests, arrival order varies
+    assert sum(injected.values()) >= 0.2 * n_requests
     print(f"\nfault test (acquisition): {len(items)} items x {len(BANDS)} bands, {n_requests} COG requests, "
           f"injected {dict(injected)}, {stats.retries} whole-window retries on top of GDAL's own")
 
