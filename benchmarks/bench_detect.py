@@ -73,12 +73,13 @@ def fused_numpy_full(bands: dict[str, np.ndarray], valid: np.ndarray, times: np.
     peak and season-matched baselines, the greener-gravel allowance and its strict part, the
     SWIR change of bare ground, re-greening, the widespread-evidence test and the persistence
     window, on whole arrays in ``(time, y, x)`` order without xarray or Dask. The kernels of the
-    quantiles and of the confirmation are the pipeline's own; the rules' arithmetic is written
+    quantiles, the index ratios and the confirmation are the pipeline's own; the rules' arithmetic is written
     out here. Returns the flags before the opening (``flags``) and the confirmation's
     :data:`pipeline.detect.confirm.CHANGE_VARS`. Supports the thresholds ``fixed``, no NDTI
     test, no radar (what :func:`pipeline.detect.stage.change_rasters` runs blockwise)."""
     from pipeline.detect.baselines import _nanmedian_np, _seasonal_quantile_np
     from pipeline.detect.confirm import CHANGE_VARS, kernel_options
+    from pipeline.detect.indices import _ratio_np
     from pipeline.detect.stage import confirm_options
 
     assert params.threshold_method == "fixed" and params.gravel_ndti_max is None
@@ -88,10 +89,7 @@ def fused_numpy_full(bands: dict[str, np.ndarray], valid: np.ndarray, times: np.
     bi, mi = np.flatnonzero(base_sel), np.flatnonzero(t >= pd.Timestamp(start))
     b, g, r, n, s1 = (bands[k] for k in ("blue", "green", "red", "nir", "swir16"))
 
-    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-        out = num / den
-        out[den == 0] = np.nan
-        return out
+    ratio = _ratio_np  # the pipeline's kernel: num / den, NaN where den is 0
 
     with np.errstate(invalid="ignore", divide="ignore"):
         ndvi, mndwi = ratio(n - r, n + r), ratio(g - s1, g + s1)

@@ -433,11 +433,11 @@ def _fetch_window(
             return
         stats.misses += 1
 
-        attempts = [0]
+        first = True
 
         def attempt() -> tuple[np.ndarray, dict[str, Any]]:
+            nonlocal first
             url = provider.sign(href) if provider is not None else href
-            attempts[0] += 1
             # A retry bypasses GDAL's per-process /vsicurl/ cache: the failed attempt (e.g. a
             # 500 on the header) is remembered there as "file does not exist". (GDAL splits the
             # prefix list on ':', so in effect every http(s) file this thread opens meanwhile
@@ -447,7 +447,8 @@ def _fetch_window(
             # One reader per file at a time in this process: GDAL 3.10 deadlocks when two
             # threads read the same non-cached /vsicurl/ file (seen with items sharing assets).
             prefix = "/vsicurl/" + redact(href)
-            env = {"CPL_VSIL_CURL_NON_CACHED": prefix} if attempts[0] > 1 else {}
+            env = {} if first else {"CPL_VSIL_CURL_NON_CACHED": prefix}
+            first = False
             with _file_lock(prefix), rasterio.Env(**env):
                 return _read_window(url, geobox, dtype=dtype, nodata=nodata, expected=expected)
 
