@@ -5,14 +5,17 @@ before/after and same-season views. Eager, after the AOI's one computation
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import composites, detect
+from . import acquire, composites, detect
 from .config import MonitorConfig
+from .io import BackgroundWrites
 from .jobs import AOIGrid
 
 __all__ = ["COMPOSITES_DIR", "applied_thresholds", "composite_records", "rgb_view", "season_views"]
@@ -32,13 +35,21 @@ def applied_thresholds(change: xr.Dataset, cfg: MonitorConfig) -> dict[str, dict
     }
 
 
-def composite_records(named: xr.Dataset, cfg: MonitorConfig, *, aoi_id: str, grid: AOIGrid) -> list[dict[str, Any]]:
-    """Write the AOI's computed named composites (when configured) and describe them."""
-    files = (
-        composites.write_composites(named, out_dir=cfg.out_dir / COMPOSITES_DIR, aoi_id=aoi_id)
-        if cfg.composites.write
-        else [None] * named.sizes["composite"]
-    )
+def composite_records(named: xr.Dataset, cfg: MonitorConfig, *, aoi_id: str, grid: AOIGrid,
+                      writes: BackgroundWrites | None = None) -> list[dict[str, Any]]:
+    """Write the AOI's computed named composites (when configured) and describe them.
+
+    ``writes``: the files are queued there (written in the background; the run waits for them
+    before its manifest) instead of written before this returns.
+    """
+    files: list[Path | None] = [None] * named.sizes["composite"]
+    if cfg.composites.write:
+        out_dir = cfg.out_dir / COMPOSITES_DIR
+        files = list(composites.composite_paths(named, out_dir=out_dir, aoi_id=aoi_id))
+        if writes is None:
+            _write_composites(named, out_dir, aoi_id, cfg.gdal_options)
+        else:
+            writes.submit(_write_composites, named, out_dir, aoi_id, cfg.gdal_options)
     records = []
     for i, path in enumerate(files):
         one = named.isel(composite=i)
@@ -53,6 +64,11 @@ def composite_records(named: xr.Dataset, cfg: MonitorConfig, *, aoi_id: str, gri
             "file": None if path is None else f"{COMPOSITES_DIR}/{path.name}",
         })
     return records
+
+
+def _write_composites(named: xr.Dataset, out_dir: Path, aoi_id: str, gdal_options: Mapping[str, str]) -> None:
+    with acquire.gdal_env(gdal_options):  # as the run's own thread has them (a new thread has none)
+        composites.write_composites(named, out_dir=out_dir, aoi_id=aoi_id)
 
 
 def rgb_view(views: xr.Dataset, index: int) -> np.ndarray:

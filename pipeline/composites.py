@@ -47,6 +47,7 @@ __all__ = [
     "CompositeView",
     "CompositeWindow",
     "composite",
+    "composite_paths",
     "composite_windows",
     "period_windows",
     "write_composites",
@@ -327,14 +328,13 @@ def write_composites(ds: xr.Dataset, *, out_dir: str | Path, aoi_id: str) -> lis
     bands = [str(v) for v in ds.data_vars if v != "valid_count"]
     ny, nx = ds.sizes["y"], ds.sizes["x"]
     method = str(ds.attrs.get("method", "unknown"))
-    paths = []
-    for i in range(ds.sizes["composite"]):
+    paths = composite_paths(ds, out_dir=out_dir, aoi_id=aoi_id)
+    for i, target in enumerate(paths):
         one = ds.isel(composite=i)
         data = np.empty((len(bands) + 1, ny, nx), dtype="int16")
         for k, band in enumerate(bands):
             data[k] = _to_int16(one[band].transpose("y", "x").values)
         data[-1] = np.clip(one["valid_count"].transpose("y", "x").values, 0, np.iinfo("int16").max)
-        target = Path(out_dir) / f"{aoi_id}_{one['label'].item()}.tif"
         with atomic_path(target, suffix=".tif") as tmp:
             with rasterio.open(
                 tmp,
@@ -362,8 +362,13 @@ def write_composites(ds: xr.Dataset, *, out_dir: str | Path, aoi_id: str) -> lis
                     method=method,
                     aoi_id=aoi_id,
                 )
-        paths.append(target)
     return paths
+
+
+def composite_paths(ds: xr.Dataset, *, out_dir: str | Path, aoi_id: str) -> list[Path]:
+    """The files :func:`write_composites` writes for ``ds``, in ``composite`` order
+    (``out_dir/<aoi_id>_<label>.tif``); nothing is written."""
+    return [Path(out_dir) / f"{aoi_id}_{label}.tif" for label in np.atleast_1d(ds["label"].values)]
 
 
 # ------------------------------------------------------------------------------------------

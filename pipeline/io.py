@@ -12,7 +12,9 @@ import json
 import os
 import tempfile
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,8 +28,8 @@ from .errors import ConfigError
 from .geometry import COORD_DECIMALS_DEG, round_coordinates, valid_polygonal
 
 __all__ = [
-    "atomic_path", "atomic_write", "read_run_manifest", "relative_paths", "write_csv", "write_geojson", "write_gpkg",
-    "write_json",
+    "BackgroundWrites", "atomic_path", "atomic_write", "read_run_manifest", "relative_paths", "write_csv",
+    "write_geojson", "write_gpkg", "write_json",
 ]
 
 
@@ -60,6 +62,39 @@ def atomic_write(target: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+
+
+class BackgroundWrites:
+    """Output files written one after another in a background thread while the caller goes on.
+
+    A run hands its composites' COGs here, so that GDAL encodes them (without the
+    interpreter lock) while the sites are traced and the bulletin is drawn. :meth:`wait`
+    re-raises the first failure; leaving the ``with`` block waits for every write, so none
+    outlives the block (leaving it on an error drops the writes not yet started). Each writer
+    must write atomically (:func:`atomic_path`).
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kp-write")
+        self._pending: list[Future[Any]] = []
+
+    def submit(self, write: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+        """Queue ``write(*args, **kwargs)``."""
+        self._pending.append(self._pool.submit(write, *args, **kwargs))
+
+    def wait(self) -> None:
+        """Wait for every queued write; raise the first one's error (in queue order)."""
+        pending, self._pending = self._pending, []
+        futures.wait(pending)
+        for future in pending:
+            future.result()
+
+    def __enter__(self) -> BackgroundWrites:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # On an error the writes not yet started are dropped; the one under way ends (atomically).
+        self._pool.shutdown(wait=True, cancel_futures=exc_type is not None)
 
 
 def relative_paths(obj: Any, base: str | Path) -> Any:

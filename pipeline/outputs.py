@@ -34,7 +34,7 @@ from .crosscheck import crosscheck_production, review_statistics
 from .declared import DeclaredTable, read_declared_production, read_trade, read_windows
 from .evaluate import evaluate_sites, read_truth
 from .http import redact_credentials
-from .io import relative_paths, write_csv, write_geojson, write_gpkg, write_json
+from .io import BackgroundWrites, relative_paths, write_csv, write_geojson, write_gpkg, write_json
 from .jobs import aoi_overrides
 from .numbering import archive_folder, archived_bulletins, bulletin_issue
 from .precision import ACTIVITY_PRECISION, CROSSCHECK_PRECISION, SITE_PRECISION, round_table
@@ -93,8 +93,11 @@ class RunInfo:
     dask_info: dict[str, Any]
 
 
-def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: MonitorConfig, info: RunInfo) -> RunReport:
-    """Write every output of a run into ``cfg.out_dir`` (see the README's output table)."""
+def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: MonitorConfig, info: RunInfo, *,
+                  writes: BackgroundWrites | None = None) -> RunReport:
+    """Write every output of a run into ``cfg.out_dir`` (see the README's output table);
+    ``writes``: files still being written in the background (the AOIs' composites), waited
+    for before the manifest."""
     out_dir = cfg.out_dir
     failures = {r.aoi_id: r.error for r in results if r.error is not None}
     all_sites, activity = site_table(results), activity_table(results)
@@ -140,6 +143,8 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
     )
     outputs.update(bl.render_bulletin(context, out_dir, pdf=cfg.bulletin.pdf,
                                        languages=cfg.bulletin.languages))
+    if writes is not None:
+        writes.wait()  # the manifest describes a complete folder
     manifest = build_manifest(results, cfg, info, context=context, outputs=outputs)
     # Hrefs relative to the output folder (or as the source gave them), never local absolute paths.
     outputs["manifest.json"] = write_json(relative_paths(manifest, out_dir), out_dir / "manifest.json")

@@ -35,6 +35,7 @@ from .classify import SiteModel, feature_spec, load_site_model
 from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client, optimise
 from .config import MonitorConfig
 from .errors import ConfigError, MonitorError, SearchError
+from .io import BackgroundWrites
 from .jobs import AOIJob, monitoring_period, plan_jobs
 from .outputs import RunInfo, RunReport, write_outputs
 from .progress import RunProgress, SchedulerProgress
@@ -106,7 +107,10 @@ def run_monitor(
 
     with RunFolder(cfg.out_dir) as folder, ClientHandle(cfg, on_ready=ready) as handle, \
             acquire.gdal_env(cfg.gdal_options):
-        with folder.writing():  # dead runs' temporaries, RUN_INCOMPLETE marker, a fresh run.log
+        # dead runs' temporaries, RUN_INCOMPLETE marker, a fresh run.log; the composites are
+        # written in the background while the sites and the bulletin are made, all before the
+        # manifest (and before the block ends, whatever happens)
+        with folder.writing(), BackgroundWrites() as writes:
             log.info(
                 "run: %d AOI(s), period %s..%s (baseline from %s), source %s",
                 len(aois),
@@ -118,7 +122,7 @@ def run_monitor(
             try:
                 results = run_aois(handle, jobs, radar_down=radar_down, models=models, progress=progress,
                                    in_flight=cfg.dask.aois_in_flight, gdal_options=cfg.gdal_options,
-                                   verdicts=verdicts)
+                                   verdicts=verdicts, writes=writes)
             finally:
                 progress.close()
             client = handle.get()
@@ -129,9 +133,10 @@ def run_monitor(
             }
             handle.release()  # the results are in: the workers go before the outputs are written
             if all(r.error is not None for r in results):
+                writes.wait()
                 return failed_run_report(results, cfg.out_dir)  # no numbered bulletin for a failed run
             info = RunInfo(start=start, end=end, periods=periods, truth=truth, t0=t0, dask_info=dask_info)
-            return write_outputs(results, aois, cfg, info)
+            return write_outputs(results, aois, cfg, info, writes=writes)
 
 
 def run_aois(
@@ -144,6 +149,7 @@ def run_aois(
     in_flight: int = 8,
     gdal_options: dict[str, str] | None = None,
     verdicts: Any = None,
+    writes: BackgroundWrites | None = None,
 ) -> list[AOIResult]:
     """Run the AOIs together on ``client``'s cluster; results in the order of ``jobs``.
 
@@ -155,6 +161,7 @@ def run_aois(
     recorded on its result and the others go on; anything else cancels the rest and
     propagates. ``in_flight=1`` runs the AOIs one after another. ``verdicts``: the site
     register's latest verdicts, applied to each AOI's sites (:func:`pipeline.workflow.finish_aoi`).
+    ``writes``: where the AOIs' composites are queued (else written as each AOI finishes).
     ``client``: a ``distributed.Client``, or a :class:`pipeline.cluster.ClientHandle` whose
     cluster may still be starting (the first AOI's search and graph do not wait for it).
     """
@@ -231,7 +238,7 @@ def run_aois(
                     computed = [cluster().gather(o) if isinstance(o, Future) else o for o in outs]
                     result.timings["compute_s"] = time.perf_counter() - tick
                     progress.end(result.aoi_id, "compute")
-                    finish_aoi(prepared, computed, verdicts=verdicts)
+                    finish_aoi(prepared, computed, verdicts=verdicts, writes=writes)
                 except (MonitorError, rasterio.errors.RasterioIOError) as err:
                     # RasterioIOError: an image that passed the window cache's checks but cannot
                     # be decoded (corrupt tiles): bad data, not a bug; this AOI fails, not the run.

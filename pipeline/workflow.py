@@ -44,6 +44,7 @@ from .config import MonitorConfig
 from .errors import MonitorError
 from .evaluate import read_sites
 from .incremental import IncrementalPlan, build_incremental, supports_incremental
+from .io import BackgroundWrites
 from .jobs import AOIGrid, AOIJob
 from .types import OPTICAL_BANDS
 
@@ -266,11 +267,14 @@ def prepare_aoi(
 
 
 def finish_aoi(
-    prepared: PreparedAOI, computed: Sequence[Any], *, verdicts: gpd.GeoDataFrame | None = None
+    prepared: PreparedAOI, computed: Sequence[Any], *, verdicts: gpd.GeoDataFrame | None = None,
+    writes: BackgroundWrites | None = None,
 ) -> AOIResult:
     """The eager end of one AOI once its graph is computed: composites written, candidates,
     the classifier, tracking against the previous bulletin, analysts' verdicts (``verdicts``:
     :meth:`pipeline.register.SiteRegister.latest`, or ``None``), activity. Returns the result.
+    ``writes``: the composites are queued there (:class:`pipeline.io.BackgroundWrites`) instead
+    of written before this returns.
 
     Raises
     ------
@@ -285,7 +289,7 @@ def finish_aoi(
         result.state = dict(prepared.plan.stats)
     done = _Computed.of(outs[:6], cfg)
     if done.named is not None:
-        result.composites = composite_records(done.named, cfg, aoi_id=job.aoi_id, grid=cube.grid)
+        result.composites = composite_records(done.named, cfg, aoi_id=job.aoi_id, grid=cube.grid, writes=writes)
         result.season_views = _season_views(done.named, product="dry_season")
     result.thresholds = applied_thresholds(done.change, cfg)
 

@@ -83,6 +83,21 @@ def test_composites_are_cloud_optimised(demo_run: Path) -> None:
                 assert src.overviews(1), f"{path.name}: no overviews"
 
 
+def test_every_composite_the_manifest_names_was_complete_before_it(demo_run: Path) -> None:
+    """The composites are written in the background (pipeline.io.BackgroundWrites) while the
+    sites and the bulletin are made; the run waits for them before it writes the manifest."""
+    manifest_path = demo_run / "manifest.json"
+    manifest = json.loads(manifest_path.read_text("utf-8"))
+    named = [c["file"] for aoi in manifest["aois"].values() for c in aoi["composites"]]
+    assert named and all(named)
+    for name in named:
+        path = demo_run / name
+        assert path.is_file(), name
+        assert path.stat().st_mtime_ns <= manifest_path.stat().st_mtime_ns, name
+    assert sorted(str(p.relative_to(demo_run)) for p in (demo_run / "composites").glob("*.tif")) == sorted(named)
+    assert not list((demo_run / "composites").glob(".*part*")), "a temporary file left behind"
+
+
 def _stac_files(run: Path) -> list[Path]:
     return sorted((run / "scenario" / "catalog").rglob("*.json"))
 

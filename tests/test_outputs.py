@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+import pytest
 from shapely.geometry import box
 
+from pipeline.io import BackgroundWrites
 from pipeline.outputs import write_dismissed
 from pipeline.workflow import AOIResult
 
@@ -38,3 +41,49 @@ def test_dismissed_features_carry_the_site_id(tmp_path: Path) -> None:
 def test_no_dismissed_site_writes_an_empty_collection(tmp_path: Path) -> None:
     path = write_dismissed([AOIResult(aoi_id="kasai", row={})], tmp_path)
     assert json.loads(path.read_text("utf-8"))["features"] == []
+
+
+def test_background_writes_run_in_order_and_wait_raises_the_first_error(tmp_path: Path) -> None:
+    order: list[int] = []
+    started = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        started.set()
+        release.wait(10)
+        order.append(1)
+
+    def fails(k: int) -> None:
+        order.append(k)
+        raise OSError(f"disk full writing {k}")
+
+    with BackgroundWrites() as writes:
+        writes.submit(first)
+        writes.submit(fails, 2)
+        writes.submit(fails, 3)
+        assert started.wait(10)
+        assert order == []  # the caller goes on while the first write runs
+        release.set()
+        with pytest.raises(OSError, match="writing 2"):
+            writes.wait()
+        assert order == [1, 2, 3]
+        writes.wait()  # nothing left to wait for
+
+
+def test_leaving_background_writes_on_an_error_drops_the_writes_not_started() -> None:
+    done: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def under_way() -> None:
+        started.set()
+        release.wait(10)
+        done.append("under way")
+
+    timer = threading.Timer(0.5, release.set)  # lets the first write end after the block is left
+    with pytest.raises(RuntimeError, match="the run failed"), BackgroundWrites() as writes:
+        writes.submit(under_way)
+        writes.submit(done.append, "queued")
+        assert started.wait(10)
+        timer.start()
+        raise RuntimeError("the run failed")
+    assert done == ["under way"]  # finished before the block ended; the queued one dropped
