@@ -25,7 +25,10 @@ from typing import Any
 
 import dask
 import odc.stac
+import toolz
 from dask.core import flatten
+from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+from dask.utils import ensure_dict
 from distributed import Client, Future, LocalCluster
 from distributed.utils import get_mp_context
 
@@ -349,27 +352,53 @@ def optimise(collections: Sequence[Any]) -> Submission:
                     priorities[key] = p
     if not priorities and any(_holds_futures(c) for c in collections):
         return Submission(collections, optimised=False)  # persisted or scattered data: Dask's own path
-    optimized = list(dask.optimize(*collections))
-    lazy = [i for i, c in enumerate(optimized) if dask.is_dask_collection(c)]
-    graph: dict[Any, Any] = {}
-    wanted: set[Any] = set()
-    for i in lazy:
-        graph.update(optimized[i].__dask_graph__())
-        wanted.update(flatten(optimized[i].__dask_keys__()))
+    graph, wanted = _optimise_together(collections)
     if wanted <= graph.keys() and all(isinstance(node, GraphNode) for node in graph.values()):
         graph = inline_openers(inline_picks(collapse_aliases(graph, wanted), wanted), wanted)
-        for i in lazy:
-            rebuild, args = optimized[i].__dask_postpersist__()
-            optimized[i] = rebuild(graph, *args)
-    elif not priorities:  # anything else that is not a plain graph of tasks
+        return Submission(_rebuild(collections, graph, priorities), optimised=True)
+    if not priorities:  # anything else that is not a plain graph of tasks
         return Submission(collections, optimised=False)
-    if priorities:
-        annotate = KeyPriority(priorities)
-        for c in optimized:
-            if dask.is_dask_collection(c):
-                for layer in getattr(c.__dask_graph__(), "layers", {}).values():
-                    layer.annotations = {**(layer.annotations or {}), "priority": annotate}
+    optimized = list(dask.optimize(*collections))
+    annotate = KeyPriority(priorities)
+    for c in optimized:
+        if dask.is_dask_collection(c):
+            for layer in getattr(c.__dask_graph__(), "layers", {}).values():
+                layer.annotations = {**(layer.annotations or {}), "priority": annotate}
     return Submission(optimized, optimised=True)
+
+
+def _optimise_together(collections: Sequence[Any]) -> tuple[dict[Any, Any], set[Any]]:
+    """The lazy ``collections``' graph, optimised as ``client.compute`` does: one low-level
+    optimisation of the merged graph per optimiser (``dask.optimize`` runs one per collection,
+    each over the parts the collections share, and a shared task fused into one collection's
+    task is computed again by the others); and the output keys. With :func:`_rebuild`, the
+    three-year 16x-area benchmark AOI's graph is ready in 1.2 s instead of 4.1-4.7 s (the
+    same 4219 tasks)."""
+    lazy = [c for c in collections if dask.is_dask_collection(c)]
+    graph: dict[Any, Any] = {}
+    wanted: set[Any] = set()
+    for optimizer, group in toolz.groupby(lambda c: c.__dask_optimize__, lazy).items():
+        keys = [c.__dask_keys__() for c in group]
+        merged = HighLevelGraph.merge(*(c.__dask_graph__() for c in group))
+        graph.update(ensure_dict(optimizer(merged, keys) if optimizer else merged))
+        wanted.update(flatten(keys))
+    return graph, wanted
+
+
+def _rebuild(collections: Sequence[Any], graph: dict[Any, Any], priorities: dict[Any, Any]) -> list[Any]:
+    """``collections`` on ``graph`` (which holds every one's keys), its keys annotated with
+    ``priorities``. One layer holds the graph under each collection's layer names, so that
+    rebuilding culls nothing (xarray's rebuild culls a plain graph once per variable: 1.4 s
+    for a three-year AOI's 40 variables)."""
+    layer = MaterializedLayer(graph, annotations={"priority": KeyPriority(priorities)} if priorities else None)
+    names = {name for c in collections if dask.is_dask_collection(c) for name in c.__dask_layers__()}
+    shared = HighLevelGraph(dict.fromkeys(names, layer), {name: set() for name in names})
+    out = list(collections)
+    for i, c in enumerate(collections):
+        if dask.is_dask_collection(c):
+            rebuild, args = c.__dask_postpersist__()
+            out[i] = rebuild(shared, *args)
+    return out
 
 
 def _holds_futures(collection: Any) -> bool:

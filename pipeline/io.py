@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -77,10 +78,27 @@ class BackgroundWrites:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kp-write")
         self._pending: list[Future[Any]] = []
+        self._open = threading.Event()
+        self._open.set()
 
     def submit(self, write: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
         """Queue ``write(*args, **kwargs)``."""
-        self._pending.append(self._pool.submit(write, *args, **kwargs))
+        self._pending.append(self._pool.submit(self._start, write, args, kwargs))
+
+    def _start(self, write: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self._open.wait()
+        return write(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No write starts inside the block (the one under way ends). A run closes its local
+        cluster so: a worker closing on a busy machine may find its heartbeat's connection
+        already closed and log a traceback (``distributed`` 2026.8)."""
+        self._open.clear()
+        try:
+            yield
+        finally:
+            self._open.set()
 
     def wait(self) -> None:
         """Wait for every queued write; raise the first one's error (in queue order)."""
@@ -94,6 +112,7 @@ class BackgroundWrites:
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         # On an error the writes not yet started are dropped; the one under way ends (atomically).
+        self._open.set()
         self._pool.shutdown(wait=True, cancel_futures=exc_type is not None)
 
 

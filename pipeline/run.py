@@ -131,7 +131,8 @@ def run_monitor(
                 "scheduler_address": client.scheduler.address,
                 "workers": len(client.scheduler_info()["workers"]),
             }
-            handle.release()  # the results are in: the workers go before the outputs are written
+            with writes.paused():  # the composites wait while the workers stop
+                handle.release()  # the results are in: the workers go before the outputs are written
             if all(r.error is not None for r in results):
                 writes.wait()
                 return failed_run_report(results, cfg.out_dir)  # no numbered bulletin for a failed run

@@ -3,6 +3,7 @@ the read order of the regions kept through graph optimisation."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import multiprocessing.forkserver
 from pathlib import Path
@@ -141,6 +142,54 @@ def _read(band: str, region: int) -> np.ndarray:
 
 def _summed(*blocks: np.ndarray) -> np.ndarray:
     return sum(blocks)
+
+
+_READS: collections.Counter[int] = collections.Counter()
+
+
+def _counted_read(region: int) -> np.ndarray:
+    _READS[region] += 1
+    return np.full((1, 2, 2), region, dtype="float32")
+
+
+def test_collections_sharing_reads_are_optimised_together_and_read_once() -> None:
+    """Two Datasets on one annotated read: :func:`submit` optimises their merged graph once,
+    so each region is read once; ``dask.optimize`` optimises each apart, fuses the reads into
+    the Dataset that alone uses them, and the merged graph reads every region twice. The
+    rebuilt Datasets share one layer (nothing culled per variable) and keep the priorities."""
+    dims = ("t", "y", "x")
+
+    def datasets(tag: str) -> tuple[xr.Dataset, xr.Dataset]:
+        name = f"read-{tag}"
+        with dask.annotate(priority=7):
+            dsk = {(name, 0, y, x): (_counted_read, y * 2 + x) for y in range(2) for x in range(2)}
+            up = da.Array(HighLevelGraph.from_collections(name, dsk, dependencies=()), name,
+                          chunks=((1,), (2, 2), (2, 2)), dtype="float32")
+        return xr.Dataset({"p": (dims, up + 1), "q": (dims, up * 3)}), xr.Dataset({"r": (dims, up - 1)})
+
+    a, b = datasets("together")
+    prepared = cluster_mod.optimise([a, b, "not lazy"])
+    assert prepared.optimised and prepared.collections[2] == "not lazy"
+    layers = {id(layer) for c in prepared.collections[:2] for layer in c.__dask_graph__().layers.values()}
+    assert len(layers) == 1
+    layer = next(iter(prepared.collections[0].__dask_graph__().layers.values()))
+    assert {layer.annotations["priority"](k) for k in layer if k[0] == "read-together"} == {7}
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address="127.0.0.1:0") as lc, Client(lc) as client:
+        _READS.clear()
+        fa, fb, passed = prepared.submit(client)
+        ra, rb = fa.result(), fb.result()
+        assert passed == "not lazy"
+        assert sum(_READS.values()) == 4
+        expected = np.arange(4, dtype="float32").reshape(2, 2).repeat(2, 0).repeat(2, 1)[None]
+        np.testing.assert_array_equal(ra["p"].values, expected + 1)
+        np.testing.assert_array_equal(ra["q"].values, expected * 3)
+        np.testing.assert_array_equal(rb["r"].values, expected - 1)
+
+        _READS.clear()
+        apart = client.compute(list(dask.optimize(*datasets("apart"))), optimize_graph=False)
+        [f.result() for f in apart]
+        assert sum(_READS.values()) == 8
 
 
 def test_key_priority_is_a_table_lookup() -> None:

@@ -87,3 +87,14 @@ def test_leaving_background_writes_on_an_error_drops_the_writes_not_started() ->
         timer.start()
         raise RuntimeError("the run failed")
     assert done == ["under way"]  # finished before the block ended; the queued one dropped
+
+
+def test_no_background_write_starts_while_paused() -> None:
+    done: list[str] = []
+    with BackgroundWrites() as writes:
+        with writes.paused():
+            writes.submit(done.append, "composite")
+            threading.Event().wait(0.3)
+            assert done == []  # queued, not started (the run closes its cluster meanwhile)
+        writes.wait()
+    assert done == ["composite"]
