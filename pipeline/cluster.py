@@ -352,6 +352,8 @@ def optimise(collections: Sequence[Any]) -> Submission:
                     priorities[key] = p
     if not priorities and any(_holds_futures(c) for c in collections):
         return Submission(collections, optimised=False)  # persisted or scattered data: Dask's own path
+    if not all(callable(getattr(c, "__dask_optimize__", None)) for c in collections if dask.is_dask_collection(c)):
+        return Submission(collections, optimised=False)  # expression-based collections: Dask's own path
     graph, wanted = _optimise_together(collections)
     if wanted <= graph.keys() and all(isinstance(node, GraphNode) for node in graph.values()):
         graph = inline_openers(inline_picks(collapse_aliases(graph, wanted), wanted), wanted)
