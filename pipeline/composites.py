@@ -311,24 +311,12 @@ def write_composites(ds: xr.Dataset, *, out_dir: str | Path, aoi_id: str) -> lis
         ``ds`` is Dask-backed (compute it first: this function never computes), or
         has no CRS.
     """
-    missing_dims = [d for d in ("composite", "y", "x") if d not in ds.dims]
-    if missing_dims:
-        raise MissingDimensionError(f"composites lack dimension(s) {missing_dims}; pass the output of composite()")
-    if "valid_count" not in ds:
-        raise MissingBandError("composites lack 'valid_count'; pass the output of composite()")
-    lazy = [str(v) for v in ds.data_vars if ds[v].chunks is not None]
-    if lazy:
-        raise InputDataError(f"composites {lazy} are Dask-backed; compute them first (ds.compute()) before writing")
+    paths = composite_paths(ds, out_dir=out_dir, aoi_id=aoi_id)  # checks ds first
     geobox = ds.odc.geobox
-    if geobox is None or geobox.crs is None:
-        raise InputDataError(
-            "composites have no CRS (no spatial_ref coordinate); assign one with ds.odc.assign_crs(...)"
-        )
     crs = rasterio.crs.CRS.from_user_input(geobox.crs.to_wkt())
     bands = [str(v) for v in ds.data_vars if v != "valid_count"]
     ny, nx = ds.sizes["y"], ds.sizes["x"]
     method = str(ds.attrs.get("method", "unknown"))
-    paths = composite_paths(ds, out_dir=out_dir, aoi_id=aoi_id)
     for i, target in enumerate(paths):
         one = ds.isel(composite=i)
         data = np.empty((len(bands) + 1, ny, nx), dtype="int16")
@@ -367,7 +355,21 @@ def write_composites(ds: xr.Dataset, *, out_dir: str | Path, aoi_id: str) -> lis
 
 def composite_paths(ds: xr.Dataset, *, out_dir: str | Path, aoi_id: str) -> list[Path]:
     """The files :func:`write_composites` writes for ``ds``, in ``composite`` order
-    (``out_dir/<aoi_id>_<label>.tif``); nothing is written."""
+    (``out_dir/<aoi_id>_<label>.tif``); nothing is written. Raises as :func:`write_composites`
+    does for a ``ds`` it cannot write (so a caller writing later learns it now)."""
+    missing_dims = [d for d in ("composite", "y", "x") if d not in ds.dims]
+    if missing_dims:
+        raise MissingDimensionError(f"composites lack dimension(s) {missing_dims}; pass the output of composite()")
+    if "valid_count" not in ds:
+        raise MissingBandError("composites lack 'valid_count'; pass the output of composite()")
+    lazy = [str(v) for v in ds.data_vars if ds[v].chunks is not None]
+    if lazy:
+        raise InputDataError(f"composites {lazy} are Dask-backed; compute them first (ds.compute()) before writing")
+    geobox = ds.odc.geobox
+    if geobox is None or geobox.crs is None:
+        raise InputDataError(
+            "composites have no CRS (no spatial_ref coordinate); assign one with ds.odc.assign_crs(...)"
+        )
     return [Path(out_dir) / f"{aoi_id}_{label}.tif" for label in np.atleast_1d(ds["label"].values)]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -27,6 +28,8 @@ import shapely
 
 from .errors import ConfigError
 from .geometry import COORD_DECIMALS_DEG, round_coordinates, valid_polygonal
+
+log = logging.getLogger("pipeline")
 
 __all__ = [
     "BackgroundWrites", "atomic_path", "atomic_write", "read_run_manifest", "relative_paths", "write_csv",
@@ -75,14 +78,20 @@ class BackgroundWrites:
     must write atomically (:func:`atomic_path`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_queued: int = 2) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kp-write")
         self._pending: list[Future[Any]] = []
+        self._max_queued = max(1, max_queued)
         self._open = threading.Event()
         self._open.set()
 
     def submit(self, write: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
-        """Queue ``write(*args, **kwargs)``."""
+        """Queue ``write(*args, **kwargs)``. With ``max_queued`` writes unfinished, first wait for
+        the oldest: each holds its data (an AOI's composites), and AOIs finishing faster than
+        their files are written would otherwise pile up in memory."""
+        unfinished = [f for f in self._pending if not f.done()]
+        if len(unfinished) >= self._max_queued and self._open.is_set():
+            futures.wait(unfinished[: len(unfinished) - self._max_queued + 1])
         self._pending.append(self._pool.submit(self._start, write, args, kwargs))
 
     def _start(self, write: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -101,11 +110,15 @@ class BackgroundWrites:
             self._open.set()
 
     def wait(self) -> None:
-        """Wait for every queued write; raise the first one's error (in queue order)."""
+        """Wait for every queued write; raise the first one's error (in queue order; the
+        others are logged)."""
         pending, self._pending = self._pending, []
         futures.wait(pending)
-        for future in pending:
-            future.result()
+        errors = [exc for exc in (f.exception() for f in pending) if exc is not None]
+        for exc in errors[1:]:
+            log.error("a background write failed too: %s", exc)
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> BackgroundWrites:
         return self

@@ -57,7 +57,7 @@ def test_background_writes_run_in_order_and_wait_raises_the_first_error(tmp_path
         order.append(k)
         raise OSError(f"disk full writing {k}")
 
-    with BackgroundWrites() as writes:
+    with BackgroundWrites(max_queued=3) as writes:
         writes.submit(first)
         writes.submit(fails, 2)
         writes.submit(fails, 3)
@@ -79,7 +79,7 @@ def test_leaving_background_writes_on_an_error_drops_the_writes_not_started() ->
         release.wait(10)
         done.append("under way")
 
-    timer = threading.Timer(0.5, release.set)  # lets the first write end after the block is left
+    timer = threading.Timer(2.0, release.set)  # lets the first write end after the block is left
     with pytest.raises(RuntimeError, match="the run failed"), BackgroundWrites() as writes:
         writes.submit(under_way)
         writes.submit(done.append, "queued")
@@ -98,3 +98,13 @@ def test_no_background_write_starts_while_paused() -> None:
             assert done == []  # queued, not started (the run closes its cluster meanwhile)
         writes.wait()
     assert done == ["composite"]
+
+
+def test_a_full_queue_waits_for_the_oldest_write() -> None:
+    release = threading.Event()
+    with BackgroundWrites(max_queued=1) as writes:
+        writes.submit(release.wait, 10)
+        threading.Timer(0.3, release.set).start()
+        writes.submit(lambda: None)  # returns once the first write has ended
+        assert release.is_set()
+        writes.wait()
