@@ -54,7 +54,11 @@ def test_three_aois_in_parallel_on_a_remote_scheduler(scenario: ScenarioResult, 
     root = scenario.catalog_path.parent.parent
     with RangeFileServer(root) as files, StacApiServer(served_items(scenario, files, broken=3), page_size=50) as api:
         def config(name: str) -> Path:
-            raw = config_dict(source=api.url, aois=[*aois, broken], out=tmp_path / name, cache=tmp_path / "cache")
+            # Own caches: the remote run computes every date on the remote cluster (from the local
+            # run's state it would compute nothing, and its first AOI could finish before the
+            # others' graphs were built).
+            raw = config_dict(source=api.url, aois=[*aois, broken], out=tmp_path / name,
+                              cache=tmp_path / f"{name}-cache")
             return write_config(tmp_path / f"{name}.yaml", raw)
 
         local = _cli("-q", "monitor", "--config", str(config("local")))
@@ -69,11 +73,15 @@ def test_three_aois_in_parallel_on_a_remote_scheduler(scenario: ScenarioResult, 
     activity = (tmp_path / "remote" / "activity.csv").read_text()
     assert all(f"part-{i}" in activity for i in range(3)) and "broken" not in activity
     assert "site_id" in (tmp_path / "remote" / "sites.geojson").read_text()  # something to compare
-    # In parallel: every good AOI's graph went to the cluster before the first AOI was done.
+    # In parallel: every good AOI was being fetched before the first AOI's graph went to the
+    # cluster (one after another, the next AOI starts when the previous one is done), and every
+    # good AOI's graph went to the cluster (futures) before the last AOI was done.
     log = (tmp_path / "remote" / "run.log").read_text()
+    fetching = [m.start() for m in re.finditer(r"AOI part-\d: fetch 0/", log)]
     ready = [m.start() for m in re.finditer(r"AOI part-\d: graph of", log)]
-    first_done = min(m.start() for m in re.finditer(r"AOI part-\d: ok", log))
-    assert len(ready) == 3 and max(ready) < first_done, log
+    done = [m.start() for m in re.finditer(r"AOI part-\d: ok", log)]
+    assert len(fetching) == len(ready) == len(done) == 3, log
+    assert max(fetching) < min(ready) and max(ready) < max(done), log
     # Progress lines with counts and the time left, and no credentials or URLs in them.
     for stage in ("search", "fetch", "compute"):
         assert re.search(rf"AOI part-\d: {stage} \d+/\d+ ", remote.stderr), stage
