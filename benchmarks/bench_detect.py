@@ -89,12 +89,10 @@ def fused_numpy_full(bands: dict[str, np.ndarray], valid: np.ndarray, times: np.
     bi, mi = np.flatnonzero(base_sel), np.flatnonzero(t >= pd.Timestamp(start))
     b, g, r, n, s1 = (bands[k] for k in ("blue", "green", "red", "nir", "swir16"))
 
-    ratio = _ratio_np  # the pipeline's kernel: num / den, NaN where den is 0
-
     with np.errstate(invalid="ignore", divide="ignore"):
-        ndvi, mndwi = ratio(n - r, n + r), ratio(g - s1, g + s1)
+        ndvi, mndwi = _ratio_np(n - r, n + r), _ratio_np(g - s1, g + s1)
         sr, nb = s1 + r, n + b
-        bsi, bright = ratio(sr - nb, sr + nb), (r + n + s1) / 3
+        bsi, bright = _ratio_np(sr - nb, sr + nb), (r + n + s1) / 3
         base_ndvi = np.moveaxis(ndvi[bi], 0, -1)  # (y, x, time): the kernels' layout
         base = _nanquantile_np(base_ndvi, q=p.baseline_quantile)
         ok, ndvi_m = valid[mi], ndvi[mi]

@@ -372,7 +372,7 @@ def _parallel_aois_over_http(work: Path, scenario: Any, aois: list[Path], *, sta
             requests[in_flight] = len(files.requests)
     threads = MonitorConfig.model_validate(raw).acquire.fetch_threads
 
-    def note(n: int) -> str:  # GDAL sends two HEADs and one ranged GET per file to this server
+    def note(n: int) -> str:  # a window's first read: one HEAD and the ranged GETs per file (GDAL's cache)
         return f"{requests[n]:,} HTTP requests, {LATENCY_MS} ms added to each, acquire.fetch_threads {threads}"
 
     return [
