@@ -35,6 +35,7 @@ from .classify import SiteModel, feature_spec, load_site_model
 from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client, optimise
 from .config import MonitorConfig
 from .errors import ConfigError, MonitorError, SearchError
+from .gil import responsive
 from .io import BackgroundWrites
 from .jobs import AOIJob, monitoring_period, plan_jobs
 from .outputs import RunInfo, RunReport, write_outputs
@@ -105,7 +106,9 @@ def run_monitor(
             note = "" if cfg.dask.scheduler or importlib.util.find_spec("bokeh") else " (install bokeh to see it)"
             progress.message(f"dask dashboard: {dashboard}{note}")
 
-    with RunFolder(cfg.out_dir) as folder, ClientHandle(cfg, on_ready=ready) as handle, \
+    # The local scheduler shares this process with the graph building: a short switch
+    # interval keeps its event loop answering (pipeline.gil).
+    with responsive(), RunFolder(cfg.out_dir) as folder, ClientHandle(cfg, on_ready=ready) as handle, \
             acquire.gdal_env(cfg.gdal_options):
         # dead runs' temporaries, RUN_INCOMPLETE marker, a fresh run.log; the composites are
         # written in the background while the sites and the bulletin are made, all before the

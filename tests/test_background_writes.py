@@ -4,13 +4,14 @@ cannot be written fails the run before its manifest (in-process runs of a small 
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipeline import aoi_records, outputs
+from pipeline import aoi_records, gil, outputs
 from pipeline.config import MonitorConfig
 from pipeline.demo import ScenarioResult, write_scenario
 from pipeline.run import run_monitor
@@ -32,8 +33,11 @@ def test_the_manifest_is_written_after_the_background_composites(
     scenario: ScenarioResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each composite write is held until the manifest starts (2 s at most): a run that did not
-    wait for its writes would write the manifest first."""
+    wait for its writes would write the manifest first. (And the run's short switch interval,
+    :mod:`pipeline.gil`, is set while it writes and restored after it.)"""
+    before = sys.getswitchinterval()
     order: list[str] = []
+    intervals: list[float] = []
     manifest_started = threading.Event()
     real_write, real_manifest = aoi_records.composites.write_composites, outputs.build_manifest
 
@@ -44,6 +48,7 @@ def test_the_manifest_is_written_after_the_background_composites(
         return paths
 
     def manifest(*args: Any, **kwargs: Any) -> Any:
+        intervals.append(sys.getswitchinterval())
         manifest_started.set()
         order.append("manifest")
         return real_manifest(*args, **kwargs)
@@ -53,6 +58,8 @@ def test_the_manifest_is_written_after_the_background_composites(
     report = run_monitor(_config(scenario, tmp_path))
     assert report.failures == {}
     assert order == ["composites", "manifest"]
+    assert intervals == [pytest.approx(min(gil.SWITCH_INTERVAL_S, before), abs=2e-6)]
+    assert sys.getswitchinterval() == pytest.approx(before, abs=2e-6)
     assert sorted((tmp_path / "out" / "composites").glob("*.tif"))
 
 
