@@ -4,12 +4,14 @@ local scheduler next to its own Python work.
 A local cluster's scheduler and nannies run on an event loop thread of the run's own process.
 While another thread runs Python (a run building its AOIs' graphs, fetching, making sites),
 each step of that loop waits for the GIL, up to ``sys.getswitchinterval()`` (5 ms by
-default) a time. Measured on 2 cores (``distributed`` 2026.8, 2 workers, fork server): a
-local cluster started in 1.8-2.6 s with the process idle, in 4.5-6.2 s with one thread of the
-process running pure Python, and in 1.9-2.5 s with that thread running and the interval at
-0.5 ms; eight AOIs in flight together took 75.2 s at 5 ms and 67.1 s at 0.5 ms (one after
-another: 64.7 and 63.9 s). :func:`responsive` sets :data:`SWITCH_INTERVAL_S` for the
-duration of a run and restores the previous value when the last run of the process ends.
+default) a time (with ``--scheduler ADDRESS`` the client's own event loop, which sends the
+graphs and receives the results, waits the same way). Measured on 2 cores (``distributed``
+2026.8, 2 workers, fork server): a local cluster started in 1.8-2.6 s with the process idle,
+in 4.5-6.2 s with one thread of the process running pure Python, and in 1.9-2.5 s with that
+thread running and the interval at 0.5 ms; eight AOIs in flight together took 75.2 s at 5 ms
+and 67.1 s at 0.5 ms (one after another: 64.7 and 63.9 s). :func:`responsive` sets
+:data:`SWITCH_INTERVAL_S` for the duration of a run and restores the previous value when the
+last run of the process ends.
 """
 
 from __future__ import annotations
