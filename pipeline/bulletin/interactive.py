@@ -116,7 +116,7 @@ def _png_uri(rgb: np.ndarray, limits: tuple[float, float]) -> str:
     rgba = stretch_rgb(np.asarray(rgb)[::step, ::step], limits)
     image = Image.fromarray((rgba * 255).round().astype("uint8"), mode="RGBA")
     buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=True)
+    image.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
