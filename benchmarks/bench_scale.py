@@ -489,8 +489,35 @@ def _part(name: str) -> str:
     return name[:3] if name.startswith("(") else _PART_OF.get(name.split(" ")[0], "")
 
 
-def write_results(rows: list[dict[str, Any]], *, machine: str, load: tuple[float, float], seconds: float,
-                  only: list[str] | None = None) -> None:
+def _cpu_use() -> dict[str, float] | None:
+    """CPU seconds so far: of this process and its waited-for children (``own``), of every
+    process on the machine (``busy``) and taken by the hypervisor for other machines (``steal``);
+    ``None`` without Linux's ``/proc/stat``."""
+    import resource
+
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError, IndexError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (v / tick for v in fields)
+    own = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for f in ("ru_utime", "ru_stime"))
+    return {"own": own, "busy": user + nice + system + irq + softirq, "steal": steal}
+
+
+def _cpu_delta(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float] | None:
+    """CPU seconds used during the run: by the benchmark, by every other process (never below
+    0: the two counters tick apart), and stolen by the hypervisor."""
+    if before is None or after is None:
+        return None
+    own = after["own"] - before["own"]
+    return {"own": own, "others": max(0.0, after["busy"] - before["busy"] - own),
+            "steal": after["steal"] - before["steal"]}
+
+
+def write_results(rows: list[dict[str, Any]], *, machine: str, load: float, seconds: float,
+                  only: list[str] | None = None, cpu: dict[str, float] | None = None) -> None:
     """Write the table; with ``only`` (some parts run), the other parts' rows are kept from the
     previous file, and the header says which rows come from which run."""
     kept: list[str] = []
@@ -503,11 +530,17 @@ def write_results(rows: list[dict[str, Any]], *, machine: str, load: tuple[float
                 if _part(line[2:]) not in only:
                     kept.append(line)
     when = time.strftime("%Y-%m-%d")
+    cores = os.cpu_count() or 1
+    if cpu is None:
+        used = "what else used the cores was not measured (no /proc/stat)"
+    else:
+        used = (f"of the {cores * seconds:,.0f} CPU-s the {cores} cores had, the benchmark used {cpu['own']:,.0f}, "
+                f"other processes {cpu['others']:,.0f} and the hypervisor took {cpu['steal']:,.0f} (steal)")
     lines = [
         "# Benchmark results (`python -m benchmarks bench_scale`)",
         "",
-        f"Machine: {machine}. Load average (1 min) {load[0]:.1f} at the start and {load[1]:.1f} at the end of the run "
-        f"({seconds / 60:.1f} min, {when}): other jobs shared the cores, so absolute times are noisy; each ratio",
+        f"Machine: {machine}. Run of {seconds / 60:.1f} min on {when}, load average (1 min) {load:.1f} at its start; "
+        f"{used}. Absolute times move with what else runs; each ratio",
         "below was taken within one run. Written by the benchmark itself; see its docstring for the set-up.",
     ]
     if kept:
@@ -537,6 +570,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     only = [a if a.startswith("(") else f"({a})" for a in args if a.startswith("(") or a.isdigit()]
     t0 = time.perf_counter()
     load0 = os.getloadavg()[0]
+    cpu0 = _cpu_use()
     work = Path(tempfile.mkdtemp(prefix="kp-bench-scale-"))
     try:
         base = (60, 80) if quick else (120, 160)
@@ -578,7 +612,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
-    write_results(rows, machine=_machine(), load=(load0, os.getloadavg()[0]), seconds=seconds, only=only)
+    write_results(rows, machine=_machine(), load=load0, seconds=seconds, only=only,
+                  cpu=_cpu_delta(cpu0, _cpu_use()))
     return rows
 
 
