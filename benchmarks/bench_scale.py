@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -51,23 +50,11 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 sys.path.insert(0, str(REPO))  # tests.servers / tests.scale_fixtures
 
+from benchmarks.results import cpu_delta, cpu_use, machine, write_results  # noqa: E402
 from pipeline.demo import ScenarioSpec, write_scenario  # noqa: E402
 from tests.scale_fixtures import SMALL_SPEC, config_dict, served_items, split_aois  # noqa: E402
-
-TARGETS = {
-    "detect_over_numpy": ("<= 1.5", lambda v: v <= 1.5),
-    "memory_16x_over_1x": ("<= 1.3", lambda v: v <= 1.3),
-    "speedup_2_workers": (">= 1.6", lambda v: v >= 1.6),
-    "speedup_2_workers_16x": (">= 1.6", lambda v: v >= 1.6),
-    "speedup_8_aois_parallel": (">= 1.6", lambda v: v >= 1.6),
-    "rerun_over_full": ("< 0.25", lambda v: v < 0.25),
-    "rerun_over_full_16x": ("< 0.25", lambda v: v < 0.25),
-    "rerun_over_full_1x": ("< 0.25", lambda v: v < 0.25),
-    "rerun_over_full_2_quarters": ("< 0.25", lambda v: v < 0.25),
-}
 
 
 def _spec(shape: tuple[int, int], seed: int = 3) -> ScenarioSpec:
@@ -460,117 +447,13 @@ def _stages(res: dict[str, Any]) -> str:
     return " + ".join(f"{k} {v:.1f}" for k, v in parts.items()) + " s"
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        import psutil
-
-        mem = f", {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
-    except ImportError:
-        pass
-    return f"{os.cpu_count()} cores ({cpu}){mem}, Python {platform.python_version()}, {platform.system()}"
-
-
-#: The part each unnumbered (ratio) row belongs to.
-_PART_OF = {"detect_over_numpy": "(2)", "memory_16x_over_1x": "(3)", "speedup_2_workers": "(4)",
-            "speedup_2_workers_16x": "(4)", "speedup_8_aois_parallel": "(5)", "rerun_over_full": "(6)",
-            "rerun_over_full_16x": "(6)", "rerun_over_full_1x": "(6)", "rerun_over_full_2_quarters": "(6)"}
-
-
-def _part(name: str) -> str:
-    return name[:3] if name.startswith("(") else _PART_OF.get(name.split(" ")[0], "")
-
-
-def _cpu_use() -> dict[str, float] | None:
-    """CPU seconds so far: of this process and its waited-for children (``own``), of every
-    process on the machine (``busy``) and taken by the hypervisor for other machines (``steal``);
-    ``None`` without Linux's ``/proc/stat``."""
-    import resource
-
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    except (OSError, ValueError, IndexError):
-        return None
-    tick = os.sysconf("SC_CLK_TCK")
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (v / tick for v in fields)
-    own = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-              for f in ("ru_utime", "ru_stime"))
-    return {"own": own, "busy": user + nice + system + irq + softirq, "steal": steal}
-
-
-def _cpu_delta(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float] | None:
-    """CPU seconds used during the run: by the benchmark, by every other process (never below
-    0: the two counters tick apart), and stolen by the hypervisor."""
-    if before is None or after is None:
-        return None
-    own = after["own"] - before["own"]
-    return {"own": own, "others": max(0.0, after["busy"] - before["busy"] - own),
-            "steal": after["steal"] - before["steal"]}
-
-
-def write_results(rows: list[dict[str, Any]], *, machine: str, load: float, seconds: float,
-                  only: list[str] | None = None, cpu: dict[str, float] | None = None) -> None:
-    """Write the table; with ``only`` (some parts run), the other parts' rows are kept from the
-    previous file, and the header says which rows come from which run."""
-    kept: list[str] = []
-    previous = ""
-    if only and RESULTS.is_file():
-        old = RESULTS.read_text(encoding="utf-8").splitlines()
-        previous = next((line for line in old if line.startswith("Machine:")), "")
-        for line in old:
-            if line.startswith("| ") and not line.startswith(("| measurement", "| ---")):
-                if _part(line[2:]) not in only:
-                    kept.append(line)
-    when = time.strftime("%Y-%m-%d")
-    cores = os.cpu_count() or 1
-    if cpu is None:
-        used = "what else used the cores was not measured (no /proc/stat)"
-    else:
-        used = (f"of the {cores * seconds:,.0f} CPU-s the {cores} cores had, the benchmark used {cpu['own']:,.0f}, "
-                f"other processes {cpu['others']:,.0f} and the hypervisor took {cpu['steal']:,.0f} (steal)")
-    lines = [
-        "# Benchmark results (`python -m benchmarks bench_scale`)",
-        "",
-        f"Machine: {machine}. Run of {seconds / 60:.1f} min on {when}, load average (1 min) {load:.1f} at its start; "
-        f"{used}. Absolute times move with what else runs; each ratio",
-        "below was taken within one run. Written by the benchmark itself; see its docstring for the set-up.",
-    ]
-    if kept:
-        lines += ["", f"This run measured parts {', '.join(only or [])} only (`python -m benchmarks.bench_scale "
-                  f"{' '.join(repr(o) for o in only or [])}`); the rows of the other parts are kept from the "
-                  f"previous run, whose header read: \"{previous.removeprefix('Machine: ')[:400]}\""]
-    lines += [
-        "",
-        "| measurement | value | unit | ratio / share | target | met |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    new_lines = []
-    for r in rows:
-        target, check = TARGETS.get(r["name"], ("", None))
-        met = "" if check is None else ("yes" if check(r["value"]) else "no")
-        ratio = r.get("ratio", "")
-        note = f" ({r['note']})" if r.get("note") else ""
-        new_lines.append(f"| {r['name']}{note} | {r['value']} | {r.get('unit', '')} | {ratio} | {target} | {met} |")
-    order = ["(1)", "(2)", "(3)", "(4)", "(5)", "(6)", ""]
-    table = sorted(kept + new_lines, key=lambda line: order.index(_part(line[2:])) if _part(line[2:]) in order else 9)
-    RESULTS.write_text("\n".join(lines + table) + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = sys.argv[1:] if argv is None else argv
     quick = "--quick" in args
     only = [a if a.startswith("(") else f"({a})" for a in args if a.startswith("(") or a.isdigit()]
     t0 = time.perf_counter()
     load0 = os.getloadavg()[0]
-    cpu0 = _cpu_use()
+    cpu0 = cpu_use()
     work = Path(tempfile.mkdtemp(prefix="kp-bench-scale-"))
     try:
         base = (60, 80) if quick else (120, 160)
@@ -612,8 +495,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
-    write_results(rows, machine=_machine(), load=load0, seconds=seconds, only=only,
-                  cpu=_cpu_delta(cpu0, _cpu_use()))
+    write_results(rows, machine=machine(), load=load0, seconds=seconds, only=only,
+                  cpu=cpu_delta(cpu0, cpu_use()))
     return rows
 
 

@@ -6,31 +6,31 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import bench_scale
+from benchmarks import results
 
 
 def test_cpu_use_counts_this_process() -> None:
-    before = bench_scale._cpu_use()
+    before = results.cpu_use()
     if before is None:
         pytest.skip("no /proc/stat")
     sum(i * i for i in range(3_000_000))  # ~0.2 s of this process's CPU
-    delta = bench_scale._cpu_delta(before, bench_scale._cpu_use())
+    delta = results.cpu_delta(before, results.cpu_use())
     assert delta is not None and delta["own"] > 0.05
     assert delta["others"] >= 0 and delta["steal"] >= 0
 
 
 def test_other_processes_never_below_zero() -> None:
-    delta = bench_scale._cpu_delta({"own": 0.0, "busy": 10.0, "steal": 1.0}, {"own": 5.0, "busy": 14.9, "steal": 1.5})
+    delta = results.cpu_delta({"own": 0.0, "busy": 10.0, "steal": 1.0}, {"own": 5.0, "busy": 14.9, "steal": 1.5})
     assert delta == {"own": 5.0, "others": 0.0, "steal": 0.5}
 
 
 @pytest.mark.parametrize("cpu", [{"own": 1234.4, "others": 56.2, "steal": 3.0}, None])
 def test_header_says_what_else_used_the_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               cpu: dict[str, float] | None) -> None:
-    monkeypatch.setattr(bench_scale, "RESULTS", tmp_path / "RESULTS.md")
-    monkeypatch.setattr(bench_scale.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(results, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(results.os, "cpu_count", lambda: 2)
     rows = [{"name": "speedup_2_workers", "value": 1.7, "unit": "x"}]
-    bench_scale.write_results(rows, machine="2 cores", load=0.4, seconds=1200.0, cpu=cpu)
+    results.write_results(rows, machine="2 cores", load=0.4, seconds=1200.0, cpu=cpu)
     header = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
     assert "Run of 20.0 min" in header and "load average (1 min) 0.4 at its start" in header
     if cpu is None:
