@@ -65,6 +65,26 @@ def test_without_a_usable_temporary_folder_templates_are_compiled(private_tmp: P
     def unusable(*args: object, **kwargs: object) -> None:
         raise RuntimeError("Cannot determine safe temp directory.")
 
-    monkeypatch.setattr(jinja2, "FileSystemBytecodeCache", unusable)
+    monkeypatch.setattr(render, "_BestEffortCache", unusable)
     assert render._bytecode_cache() is None
     assert render._jinja_env("en").get_template("bulletin.html.j2") is not None
+
+
+def test_a_damaged_file_or_a_full_folder_costs_only_the_saving(private_tmp: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = render._jinja_env("en").get_template("bulletin.html.j2").root_render_func.__code__.co_code
+    (folder,) = [p for p in private_tmp.iterdir() if p.name.startswith("_jinja2-cache-")]
+    for path in folder.iterdir():  # cut short, as a crash of the disk (not of a run: writes are atomic) would
+        path.write_bytes(path.read_bytes()[:40])
+    calls = _compiles(monkeypatch)
+    again = render._jinja_env("en").get_template("bulletin.html.j2")
+    assert "bulletin.html.j2" in calls and again.root_render_func.__code__.co_code == expected
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    for path in folder.iterdir():
+        path.unlink()
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", full)  # where Jinja2 writes a file before renaming it
+    assert render._jinja_env("en").get_template("bulletin.html.j2").root_render_func.__code__.co_code == expected
+    assert list(folder.iterdir()) == []

@@ -6,7 +6,9 @@ import base64
 import functools
 import hashlib
 import json
+import logging
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,8 @@ from .tables import _crosscheck_rows, _flag_rows, _new_since_rows
 from .wording import basis_wording
 
 __all__ = ["TEMPLATES", "render_bulletin"]
+
+log = logging.getLogger(__name__)
 
 #: Folder of the Jinja2 template and its stylesheet (package data).
 TEMPLATES = Path(__file__).with_name("templates")
@@ -124,6 +128,24 @@ _ENV_OPTIONS: dict[str, Any] = {
 }
 
 
+class _BestEffortCache(jinja2.FileSystemBytecodeCache):
+    """Jinja2's file cache, where a file that cannot be read or written only costs the saving:
+    the template is compiled (a full or read-only temporary folder, a damaged file)."""
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as exc:
+            log.debug("compiled template not loaded (%s); compiling it", exc)
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError as exc:
+            log.debug("compiled template not kept (%s)", exc)
+
+
 @functools.cache
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates kept between runs (compiling the bulletin's costs ~0.4 s a run).
@@ -131,10 +153,11 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     Jinja2's own cache in the user's private temporary folder (``_jinja2-cache-UID``, mode 0700,
     written atomically; a template whose source changed is compiled again). Its key does not
     cover the environment's options, so the file names carry a digest of them and of the Jinja2
-    version. ``None`` (compile every time) where that folder cannot be used."""
+    version. ``None`` (compile every time) where that folder cannot be used; a file that cannot
+    be read or written there is compiled instead (:class:`_BestEffortCache`)."""
     key = hashlib.sha256(repr((jinja2.__version__, sorted(_ENV_OPTIONS.items(), key=str))).encode()).hexdigest()
     try:
-        return jinja2.FileSystemBytecodeCache(pattern=f"kp-bulletin-{key[:16]}-%s.cache")
+        return _BestEffortCache(pattern=f"kp-bulletin-{key[:16]}-%s.cache")
     except (OSError, RuntimeError):
         return None
 
