@@ -52,7 +52,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.servers / tests.scale_fixtures
 
-from benchmarks.results import cpu_delta, cpu_use, machine, write_results  # noqa: E402
+from benchmarks.results import cpu_delta, cpu_use, machine, own_cpu_s, write_results  # noqa: E402
 from pipeline.demo import ScenarioSpec, write_scenario  # noqa: E402
 from tests.scale_fixtures import SMALL_SPEC, config_dict, served_items, split_aois  # noqa: E402
 
@@ -68,21 +68,16 @@ def _run(raw: dict[str, Any]) -> dict[str, Any]:
     client and scheduler; and its children: the fork server and the worker processes it forked,
     counted once they have exited, which they have when ``run_monitor`` returns: the run stops
     its fork server with its cluster) and the manifest."""
-    import resource
 
     from pipeline.config import MonitorConfig
     from pipeline.progress import RunProgress
     from pipeline.run import run_monitor
 
-    def cpu() -> float:
-        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-    t0, c0 = time.perf_counter(), cpu()
+    t0, c0 = time.perf_counter(), own_cpu_s()
     report = run_monitor(MonitorConfig.model_validate(raw), progress=RunProgress("off"))
     wall = time.perf_counter() - t0
     assert not report.failures, report.failures
-    return {"wall_s": wall, "cpu_s": cpu() - c0,
+    return {"wall_s": wall, "cpu_s": own_cpu_s() - c0,
             "manifest": json.loads((Path(raw["out_dir"]) / "manifest.json").read_text())}
 
 
