@@ -17,6 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio.features
+import shapely
 import shapely.geometry
 import shapely.ops
 import xarray as xr
@@ -235,10 +236,13 @@ def polygonise_flags(
     site_mask = np.isin(labels, keep) & mask
     shapes = _site_shapes(labels, site_mask, transform)
     pixels = _SitePixels(change, transform=transform, last_period_start=last_period_start)
+    # Each site is summarised inside its bounding box: a whole-grid mask per site made the
+    # stage grow with sites x pixels.
+    boxes = ndimage.find_objects(labels)
     rows = [
         {
-            **pixels.attributes(labels == lab, aoi_id=aoi_id, crs=crs, min_confirmations=min_confirmations,
-                                params=params),
+            **pixels.attributes(boxes[lab - 1], labels[boxes[lab - 1]] == lab, aoi_id=aoi_id, crs=crs,
+                                min_confirmations=min_confirmations, params=params),
             # Pixel outlines touch themselves at corners (invalid rings): repaired here,
             # where the geometry is made, so every later stage and file gets valid polygons.
             "geometry": valid_polygonal([shapely.ops.unary_union(shapes[lab])])[0],
@@ -287,20 +291,25 @@ class _SitePixels:
         self.last_start_days = (pd.Timestamp(last_period_start) - EPOCH) / pd.Timedelta(days=1)
 
     def attributes(
-        self, pix: np.ndarray, *, aoi_id: str, crs: str, min_confirmations: int, params: SitesParams
+        self, box: tuple[slice, slice], pix: np.ndarray, *, aoi_id: str, crs: str, min_confirmations: int,
+        params: SitesParams,
     ) -> dict[str, Any]:
-        """``sites.geojson`` attributes of the site whose pixels are ``pix`` (bool ``(y, x)``)."""
-        f = self.first[pix]
-        # The site id is anchored on its earliest pixel, which does not move as the site grows.
+        """``sites.geojson`` attributes of the site whose pixels are ``pix`` (bool, the shape of
+        the grid's window ``box``: the site's bounding box, :func:`scipy.ndimage.find_objects`)."""
+        f = self.first[box][pix]
+        # The site id is anchored on its earliest pixel, which does not move as the site grows
+        # (the first such pixel in row-major order: the same in the box as in the whole grid).
         seed = int(np.flatnonzero(pix.ravel())[np.nanargmin(np.where(np.isnan(f), np.inf, f))])
         sy, sx = divmod(seed, pix.shape[1])
+        sy, sx = sy + box[0].start, sx + box[1].start
         sxw, syw = self.transform @ (sx + 0.5, sy + 0.5)
         area_ha = pix.sum() * self.px_area / 1e4
         before = np.sum(f < self.last_start_days) * self.px_area / 1e4
         first_seen = float(np.nanpercentile(f, 10))
-        last_seen = float(np.nanmax(self.last[pix]))
-        persistence = float(np.mean(self.n_obs[pix] / np.maximum(self.n_clear[pix], 1)))
-        median_obs = int(np.median(self.n_obs[pix]))
+        last_seen = float(np.nanmax(self.last[box][pix]))
+        n_obs = self.n_obs[box][pix]
+        persistence = float(np.mean(n_obs / np.maximum(self.n_clear[box][pix], 1)))
+        median_obs = int(np.median(n_obs))
         return {
             "site_id": _site_id(aoi_id, crs, sxw, syw),
             "aoi_id": aoi_id,
@@ -311,7 +320,7 @@ class _SitePixels:
             "confidence": _confidence(persistence, median_obs, min_confirmations),
             "n_obs": median_obs,
             "persistence": round(persistence, 3),
-            "n_occluded": int(np.median(self.n_occ[pix])) if self.n_occ is not None else 0,
+            "n_occluded": int(np.median(self.n_occ[box][pix])) if self.n_occ is not None else 0,
             "area_before_last_ha": round(float(before), 4),
         }
 
@@ -322,13 +331,14 @@ def isolation_keep(sites: gpd.GeoDataFrame, params: SitesParams) -> np.ndarray:
     keep = np.ones(len(sites), dtype=bool)
     if sites.empty or params.isolation_distance_m <= 0:
         return keep
-    geoms = list(sites.geometry)
+    geoms = np.asarray(sites.geometry)
+    tree = shapely.STRtree(geoms)  # neighbours looked up, not measured against every site
     for i, geom in enumerate(geoms):
         small = sites["area_ha"].iloc[i] * 1e4 < 2 * params.min_area_m2
         if not small or sites["confidence"].iloc[i] >= params.isolated_min_confidence:
             continue
-        isolated = all(j == i or geom.distance(other) > params.isolation_distance_m for j, other in enumerate(geoms))
-        keep[i] = not isolated
+        near = tree.query(geom, predicate="dwithin", distance=params.isolation_distance_m)
+        keep[i] = bool(np.any(near != i))  # another site within the distance
     return keep
 
 

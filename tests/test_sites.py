@@ -51,6 +51,26 @@ def test_polygon_area_equals_flagged_pixels(mask: np.ndarray) -> None:
     np.testing.assert_allclose(gdf["area_ha"].sum(), mask.sum() * RES * RES / 1e4, atol=1e-3)
 
 
+@settings(max_examples=25, deadline=None)
+@given(mask=hnp.arrays(bool, st.tuples(st.integers(2, 20), st.integers(2, 24))), seed=st.integers(0, 2**16))
+def test_site_attributes_in_the_bounding_box_equal_those_over_the_whole_grid(mask: np.ndarray, seed: int) -> None:
+    # Each site is summarised inside its bounding box; the whole grid as the box is the reference.
+    rng = np.random.default_rng(seed)
+    flags, change = _grid(mask)
+    first = np.where(mask & (rng.random(mask.shape) < 0.9), 19000 + rng.integers(0, 900, mask.shape), np.nan)
+    change["first_change"] = (("y", "x"), first)  # ties and missing days: the seed pixel's rule matters
+    change["n_obs"] = (("y", "x"), rng.integers(0, 12, mask.shape).astype("int16"))
+    change["n_occluded"] = (("y", "x"), rng.integers(0, 5, mask.shape).astype("int16"))
+    labels = sites._group_pixels(mask, merge_px=0)
+    pixels = sites._SitePixels(change, transform=sites.grid_transform(flags), last_period_start=dt.date(2022, 6, 1))
+    whole = (slice(0, mask.shape[0]), slice(0, mask.shape[1]))
+    for lab, box in enumerate(sites.ndimage.find_objects(labels), start=1):
+        if box is None or not np.isfinite(first[labels == lab]).any():
+            continue
+        kw = {"aoi_id": "t", "crs": "EPSG:32629", "min_confirmations": 3, "params": LOOSE}
+        assert pixels.attributes(box, labels[box] == lab, **kw) == pixels.attributes(whole, labels == lab, **kw)
+
+
 def test_minimum_mapping_unit_and_merge() -> None:
     mask = np.zeros((30, 40), bool)
     mask[2:8, 2:8] = True  # 36 px = 0.36 ha
@@ -103,6 +123,25 @@ def test_isolated_low_confidence_speckle_is_dropped() -> None:
     assert gdf.empty and not site_mask.any()
     strong, _ = _poly(mask, params)  # 8 of 10: confidence high enough to stand alone
     assert len(strong) == 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 30))
+def test_isolation_rule_equals_measuring_every_pair(seed: int, n: int) -> None:
+    # Square sites on a 10 m grid: many neighbours at exactly the isolation distance.
+    import geopandas as gpd
+    import shapely.geometry
+
+    rng = np.random.default_rng(seed)
+    xy = rng.integers(0, 40, (n, 2)) * 10.0
+    side = rng.integers(1, 8, n) * 10.0
+    geoms = [shapely.geometry.box(x, y, x + s, y + s) for (x, y), s in zip(xy, side, strict=True)]
+    gdf = gpd.GeoDataFrame({"area_ha": side**2 / 1e4, "confidence": rng.random(n)}, geometry=geoms, crs="EPSG:32629")
+    params = SitesParams(min_area_m2=1000, isolation_distance_m=50, isolated_min_confidence=0.5)
+    expect = [not (a * 1e4 < 2 * params.min_area_m2 and c < params.isolated_min_confidence)
+              or any(j != i and g.distance(o) <= params.isolation_distance_m for j, o in enumerate(geoms))
+              for i, (a, c, g) in enumerate(zip(gdf["area_ha"], gdf["confidence"], geoms, strict=True))]
+    assert sites.isolation_keep(gdf, params).tolist() == expect
 
 
 def _change_for_growth(seed: np.ndarray, **layers: np.ndarray) -> tuple[xr.DataArray, xr.Dataset]:
