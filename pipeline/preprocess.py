@@ -200,7 +200,7 @@ def _mask_np(invalid: np.ndarray, *bands: np.ndarray, names: list[str]) -> np.nd
 
 def pick_part(block: np.ndarray, name: str) -> np.ndarray:
     """The part ``name`` of a chunk's results (a one-element object array holding a dict);
-    :func:`pipeline.cluster.inline_picks` does it in the tasks that read the parts."""
+    :func:`pipeline.graphs.inline_picks` does it in the tasks that read the parts."""
     return block.flat[0][name]
 
 

@@ -32,10 +32,11 @@ from . import acquire, search
 from .aoi import read_aois
 from .aoi_radar import radar_source
 from .classify import SiteModel, feature_spec, load_site_model
-from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client, optimise
+from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client
 from .config import MonitorConfig
 from .errors import ConfigError, MonitorError, SearchError
 from .gil import responsive
+from .graphs import optimise
 from .io import BackgroundWrites
 from .jobs import AOIJob, monitoring_period, plan_jobs
 from .outputs import RunInfo, RunReport, write_outputs
