@@ -287,7 +287,7 @@ def bench_memory(work: Path, base: tuple[int, int]) -> list[dict[str, Any]]:
 
 
 def bench_workers(work: Path, scenario: Any, *, start: str, what: str, tag: str = "") -> list[dict[str, Any]]:
-    walls, computes, busy = {}, {}, {}
+    walls, computes, busy, tasks = {}, {}, {}, {}
     for n in (1, 2):
         raw = config_dict(source=str(scenario.catalog_path), aois=[scenario.aoi_path], out=work / f"w{n}{tag}",
                           cache=work / f"w{n}{tag}-cache", start=start, end="2023-03-31", n_workers=n, threads=1)
@@ -295,15 +295,26 @@ def bench_workers(work: Path, scenario: Any, *, start: str, what: str, tag: str 
         walls[n] = res["wall_s"]
         computes[n] = _stage(res, "compute")
         busy[n] = _busy(res)
+        tasks[n] = _task_work(res)
     return [
         {"name": f"(4) whole path, 1 worker x 1 thread ({what})", "value": round(walls[1], 2), "unit": "s",
-         "note": f"{_stages_of(walls[1], computes[1])}; cores busy {busy[1]:.0%}"},
+         "note": f"{_stages_of(walls[1], computes[1])}; cores busy {busy[1]:.0%}{tasks[1]}"},
         {"name": f"(4) whole path, 2 workers x 1 thread ({what})", "value": round(walls[2], 2), "unit": "s",
-         "note": f"{_stages_of(walls[2], computes[2])}; cores busy {busy[2]:.0%}"},
+         "note": f"{_stages_of(walls[2], computes[2])}; cores busy {busy[2]:.0%}{tasks[2]}"},
         {"name": "speedup_2_workers" + (f"_{tag}" if tag else ""), "value": round(walls[1] / walls[2], 3), "unit": "x"},
         {"name": f"(4) compute stage alone, 1 / 2 workers ({what})", "value": round(computes[1] / computes[2], 3),
          "unit": "x"},
     ]
+
+
+def _task_work(res: dict[str, Any]) -> str:
+    """The workers' own account of the run's tasks (``manifest.json``, ``dask``): the same
+    tasks take more CPU seconds when two workers share two cores with the client."""
+    d = res["manifest"]["dask"]
+    if "task_cpu_s" not in d:
+        return ""
+    return (f"; tasks ran {d['task_cpu_s']:.1f} CPU-s on the workers and {d['task_wait_s']:.1f} s without a core, "
+            f"{d['transferred_mb']:.0f} MB moved between workers")
 
 
 def _stages_of(wall: float, compute: float) -> str:

@@ -33,7 +33,7 @@ from .http import redact
 
 log = logging.getLogger("pipeline")
 
-__all__ = ["ClientHandle", "configure_workers", "dashboard_link", "dask_client", "wait_stopped"]
+__all__ = ["ClientHandle", "configure_workers", "dashboard_link", "dask_client", "wait_stopped", "worker_work"]
 
 
 @contextlib.contextmanager
@@ -246,6 +246,36 @@ def dashboard_link(client: Any) -> str | None:
         return redact(str(client.dashboard_link))
     except (KeyError, AttributeError, OSError):
         return None
+
+
+def worker_work(client: Any) -> dict[str, float]:
+    """What the workers of a local cluster did since they started (a run's own cluster: the
+    run's work): ``task_cpu_s``, CPU seconds their threads spent running tasks;
+    ``task_wait_s``, seconds those tasks ran without a core (reading files, waiting for a core
+    or the GIL); ``transferred_mb``, data moved from one worker to another. From
+    ``distributed``'s own per-worker counters. Empty when they cannot be read (diagnostics:
+    never the run's failure)."""
+    try:
+        totals = client.run(_work_totals)
+    except Exception as exc:  # noqa: BLE001 - a worker gone or an older distributed
+        log.debug("dask: worker counters not read: %s", exc)
+        return {}
+    summed = {key: round(sum(t[key] for t in totals.values()), 2) for key in _WORK_KEYS}
+    return summed if totals else {}
+
+
+_WORK_KEYS = ("task_cpu_s", "task_wait_s", "transferred_mb")
+
+
+def _work_totals(dask_worker: Any) -> dict[str, float]:
+    """:func:`worker_work` of one worker (run there by ``client.run``)."""
+    seconds: dict[str, float] = {}
+    for key, value in dask_worker.digests_total.items():
+        if isinstance(key, tuple) and key[0] == "execute" and key[-1] == "seconds":
+            seconds[key[-2]] = seconds.get(key[-2], 0.0) + float(value)
+    moved = sum(entry.get("total", 0) for entry in dask_worker.transfer_incoming_log)
+    return {"task_cpu_s": seconds.get("thread-cpu", 0.0), "task_wait_s": seconds.get("thread-noncpu", 0.0),
+            "transferred_mb": moved / 1e6}
 
 
 class ClientHandle:

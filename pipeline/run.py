@@ -32,7 +32,7 @@ from . import acquire, search
 from .aoi import read_aois
 from .aoi_radar import radar_source
 from .classify import SiteModel, feature_spec, load_site_model
-from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client
+from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client, worker_work
 from .config import MonitorConfig
 from .errors import ConfigError, MonitorError, SearchError
 from .gil import responsive
@@ -135,6 +135,8 @@ def run_monitor(
                 "scheduler_address": client.scheduler.address,
                 "workers": len(client.scheduler_info()["workers"]),
             }
+            if not cfg.dask.scheduler:  # a shared cluster's counters hold other clients' work too
+                dask_info.update(worker_work(client))
             with writes.paused():  # the composites wait while the workers stop
                 handle.release()  # the results are in: the workers go before the outputs are written
             if all(r.error is not None for r in results):

@@ -82,6 +82,31 @@ def test_workers_have_the_environment_and_code_of_the_run_that_starts_them(tmp_p
     assert getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None) is None
 
 
+def test_worker_work_sums_the_workers_own_counters() -> None:
+    import collections
+    import types
+
+    digests = {("execute", "read", "thread-cpu", "seconds"): 2.0, ("execute", "mask", "thread-cpu", "seconds"): 1.5,
+               ("execute", "read", "thread-noncpu", "seconds"): 0.5, ("execute", "read", "executor", "seconds"): 9.0,
+               ("get-data", "network", "seconds"): 7.0, ("execute", "read", "memory-read", "bytes"): 1e9,
+               "latency": 0.1}
+    moved = collections.deque([{"total": 3_000_000}, {"total": 1_500_000}])
+    one = cluster_mod._work_totals(types.SimpleNamespace(digests_total=digests, transfer_incoming_log=moved))
+    assert one == {"task_cpu_s": 3.5, "task_wait_s": 0.5, "transferred_mb": 4.5}
+
+    class _Client:
+        def run(self, func):  # noqa: ANN001, ANN202
+            return {"tcp://a": one, "tcp://b": {"task_cpu_s": 1.0, "task_wait_s": 0.25, "transferred_mb": 0.5}}
+
+    assert cluster_mod.worker_work(_Client()) == {"task_cpu_s": 4.5, "task_wait_s": 0.75, "transferred_mb": 5.0}
+
+    class _Gone:
+        def run(self, func):  # noqa: ANN001, ANN202
+            raise OSError("worker gone")
+
+    assert cluster_mod.worker_work(_Gone()) == {}
+
+
 def test_a_cluster_that_fails_to_start_fails_where_the_client_is_needed(tmp_path: Path, monkeypatch) -> None:
     @contextlib.contextmanager
     def broken(cfg, **_kw):

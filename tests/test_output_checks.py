@@ -147,6 +147,13 @@ def test_manifest_hrefs_resolve_from_the_output_folder(demo_run: Path) -> None:
     assert all((demo_run / p).is_file() for p in manifest["config"]["aois"])
 
 
+def test_manifest_records_the_work_of_the_runs_own_workers(demo_run: Path) -> None:
+    dask_info = json.loads((demo_run / "manifest.json").read_text("utf-8"))["dask"]
+    assert dask_info["scheduler"] == "local" and dask_info["workers"] == 1
+    # one worker: every task ran there, nothing moved between workers
+    assert dask_info["task_cpu_s"] > 0 and dask_info["task_wait_s"] >= 0 and dask_info["transferred_mb"] == 0
+
+
 def _decimals(text: str) -> int:
     return len(text.split(".", 1)[1]) if "." in text and "e" not in text.lower() else 0
 
