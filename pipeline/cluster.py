@@ -248,6 +248,9 @@ def dashboard_link(client: Any) -> str | None:
         return None
 
 
+_WORK_KEYS = ("task_cpu_s", "task_wait_s", "transferred_mb")  # what worker_work reports
+
+
 def worker_work(client: Any) -> dict[str, float]:
     """What the workers of a local cluster did since they started (a run's own cluster: the
     run's work): ``task_cpu_s``, CPU seconds their threads spent running tasks;
@@ -262,9 +265,6 @@ def worker_work(client: Any) -> dict[str, float]:
         return {}
     summed = {key: round(sum(t[key] for t in totals.values()), 2) for key in _WORK_KEYS}
     return summed if totals else {}
-
-
-_WORK_KEYS = ("task_cpu_s", "task_wait_s", "transferred_mb")
 
 
 def _work_totals(dask_worker: Any) -> dict[str, float]:
