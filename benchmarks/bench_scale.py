@@ -9,7 +9,9 @@
    eagerly on NumPy-backed xarray (the naive eager version: no Dask, whole arrays);
 3. peak memory (PSS of the whole process tree: client, nanny, worker and fork server) of ``monitor`` on
    AOIs of 1x, 4x and 16x the area, each in its own process, same chunk size;
-4. the whole path with 1 and with 2 worker processes (1 thread each);
+4. the whole path with 1 and with 2 worker processes (1 thread each), in 64-px chunks like the
+   other parts, and once more on the largest scene with ``configs/monitor.yaml``'s chunking (one
+   chunk covers it: the workers share its reads, not its per-pixel stages);
 5. 8 AOIs in parallel (``dask.aois_in_flight: 8``) against one after another (``1``), from local
    files, and again over loopback HTTP with ``LATENCY_MS`` added to every request;
 6. a re-run that adds one quarter (incremental state) against a full run of the same period
@@ -286,11 +288,14 @@ def bench_memory(work: Path, base: tuple[int, int]) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_workers(work: Path, scenario: Any, *, start: str, what: str, tag: str = "") -> list[dict[str, Any]]:
+def bench_workers(work: Path, scenario: Any, *, start: str, what: str, tag: str = "",
+                  sections: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Part (4); ``sections``: configuration sections over the benchmark's (:func:`default_chunking`)."""
     walls, computes, busy, tasks = {}, {}, {}, {}
     for n in (1, 2):
         raw = config_dict(source=str(scenario.catalog_path), aois=[scenario.aoi_path], out=work / f"w{n}{tag}",
-                          cache=work / f"w{n}{tag}-cache", start=start, end="2023-03-31", n_workers=n, threads=1)
+                          cache=work / f"w{n}{tag}-cache", start=start, end="2023-03-31", n_workers=n, threads=1,
+                          **(sections or {}))
         res = _run(raw)
         walls[n] = res["wall_s"]
         computes[n] = _stage(res, "compute")
@@ -307,6 +312,17 @@ def bench_workers(work: Path, scenario: Any, *, start: str, what: str, tag: str 
     ]
 
 
+def default_chunking() -> tuple[str, dict[str, Any]]:
+    """The chunk side and worker memory of ``configs/monitor.yaml`` (the benchmark's other runs
+    use 64-px chunks so that their small scenes have several), and a label for the rows."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "configs" / "monitor.yaml").read_text(encoding="utf-8"))
+    chunk, memory = int(cfg["acquire"]["chunk_px"]), str(cfg["dask"]["memory_limit"])
+    return (f"configs/monitor.yaml's {chunk}-px chunks and {memory} a worker",
+            {"acquire": {"chunk_px": chunk}, "dask": {"memory_limit": memory}})
+
+
 def _task_work(res: dict[str, Any]) -> str:
     """The workers' own account of the run's tasks (``manifest.json``, ``dask``): the same
     tasks take more CPU seconds when two workers share two cores with the client."""
@@ -315,6 +331,19 @@ def _task_work(res: dict[str, Any]) -> str:
         return ""
     return (f"; tasks ran {d['task_cpu_s']:.1f} CPU-s on the workers and {d['task_wait_s']:.1f} s without a core, "
             f"{d['transferred_mb']:.0f} MB moved between workers")
+
+
+def _default_chunking_workers(work: Path, scenario: Any, *, what: str) -> list[dict[str, Any]]:
+    """Part (4) on the issue's scene size with the shipped configuration's chunking: one chunk
+    covers the scene, so a second worker shares the reads but not the per-pixel stages. No
+    target: the target rows above are those of the benchmark's 64-px chunks."""
+    label, sections = default_chunking()
+    rows = bench_workers(work, scenario, start=HISTORY_START, what=f"{what}, {label}", tag="16x_default_chunks",
+                         sections=sections)
+    for row in rows:
+        if row["name"].startswith("speedup_"):  # a numbered row: no target (TARGETS), same part
+            row["name"] = f"(4) whole path, 1 / 2 workers ({what}, {label}; no target: compare with the rows above)"
+    return rows
 
 
 def _stages_of(wall: float, compute: float) -> str:
@@ -481,7 +510,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             ("(2)", bench_detect_paths),
             ("(3)", lambda: bench_memory(work, base)),
             ("(4)", lambda: bench_workers(work, history_4x(), start=HISTORY_START, what=big_what)
-             + bench_workers(work, history_16x(), start=HISTORY_START, what=issue_what, tag="16x")),
+             + bench_workers(work, history_16x(), start=HISTORY_START, what=issue_what, tag="16x")
+             + _default_chunking_workers(work, history_16x(), what=issue_what)),
             ("(5)", lambda: bench_parallel_aois(work, history_4x(), start=HISTORY_START, what=big_what)),
             ("(6)", lambda: bench_rerun(work, history_4x(), start=HISTORY_START, tag="", what=f"{big[0]}x{big[1]} px")
              + bench_rerun(work, history_16x(), start=HISTORY_START, tag="16x", what=f"{issue[0]}x{issue[1]} px")
