@@ -315,10 +315,10 @@ def bench_workers(work: Path, scenario: Any, *, start: str, what: str, tag: str 
 def default_chunking() -> tuple[str, dict[str, Any]]:
     """The chunk side and worker memory of ``configs/monitor.yaml`` (the benchmark's other runs
     use 64-px chunks so that their small scenes have several), and a label for the rows."""
-    import yaml
+    from pipeline.config import load_config
 
-    cfg = yaml.safe_load((REPO / "configs" / "monitor.yaml").read_text(encoding="utf-8"))
-    chunk, memory = int(cfg["acquire"]["chunk_px"]), str(cfg["dask"]["memory_limit"])
+    cfg = load_config(REPO / "configs" / "monitor.yaml")
+    chunk, memory = cfg.acquire.chunk_px, str(cfg.dask.memory_limit)
     return (f"configs/monitor.yaml's {chunk}-px chunks and {memory} a worker",
             {"acquire": {"chunk_px": chunk}, "dask": {"memory_limit": memory}})
 

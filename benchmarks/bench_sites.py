@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from scipy import ndimage
 
 from pipeline import sites
 from pipeline.config import SitesParams
@@ -48,7 +49,7 @@ def main() -> list[dict[str, Any]]:
         flags, change = _field(side, n)
         labels = sites._group_pixels(np.asarray(flags.values), merge_px=0)
         pixels = sites._SitePixels(change, transform=sites.grid_transform(flags), last_period_start=dt.date(2024, 1, 1))
-        boxes = sites.ndimage.find_objects(labels)
+        boxes = ndimage.find_objects(labels)
         whole = (slice(0, side), slice(0, side))
         t0 = time.perf_counter()
         old = [pixels.attributes(whole, labels == lab, **kw) for lab in range(1, len(boxes) + 1)]
