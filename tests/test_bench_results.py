@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,35 @@ def test_header_says_what_else_used_the_cores(tmp_path: Path, monkeypatch: pytes
         assert ("of the 2,400 CPU-s the 2 cores had, the benchmark used 1,234, other processes 56 and the "
                 "hypervisor took 3 (steal)") in header
     assert "| speedup_2_workers | 1.7 | x |  | >= 1.6 | yes |" in header
+
+
+def _table(text: str, name_column: int, *, quoted: bool) -> dict[str, list[str]]:
+    """Rows of the Markdown tables in ``text`` whose ``name_column`` is a snake_case name, in
+    backticks (``quoted``: the README) or followed by a note in brackets (RESULTS.md), by that name."""
+    rows: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        if len(cells) <= name_column or cells[name_column].startswith("`") != quoted:
+            continue
+        name = cells[name_column].strip("`").split(" (")[0]
+        if name.replace("_", "").isalnum() and name.islower():
+            rows[name] = cells
+    return rows
+
+
+def test_readme_quotes_the_results_table() -> None:
+    # Every target figure the README quotes is the value of RESULTS.md's row of that name, with the
+    # same verdict, and the README names the commit RESULTS.md says the table was run at.
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    table = (repo / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
+    quoted = {k: v for k, v in _table(readme, 1, quoted=True).items() if len(v) == 4}
+    measured = {k: v for k, v in _table(table, 0, quoted=False).items() if len(v) == 6}
+    assert len(quoted) >= 8, sorted(quoted)
+    for name, (_, _, value, met) in quoted.items():
+        assert name in measured, f"README quotes {name}, which RESULTS.md has no row for"
+        assert (value, met) == (measured[name][1], measured[name][5]), name
+    targets = {k for k, v in measured.items() if v[4] and k != "measurement"}
+    assert targets <= quoted.keys(), f"README does not quote {sorted(targets - quoted.keys())}"
+    commit = re.search(r"fresh clone at commit ([0-9a-f]{7,})", table)
+    assert commit is not None and f"The latest table (commit {commit.group(1)}," in readme

@@ -94,7 +94,7 @@ class AcquireParams(_Section):
     reads its item's bands one after another). Fetching is latency-bound on a remote source:
     with 20 ms a request (loopback server), 8 AOIs fetched one after another took 219 s at 4,
     160 s at 8 and 154 s at 16, before a first read used GDAL's file cache (then 154 s at 4;
-    README, "Fetch concurrency"). With several AOIs in flight
+    ``docs/scaling.md``, "Fetch concurrency over a slow store"). With several AOIs in flight
     (``dask.aois_in_flight``) the threads multiply. Changes no value (not part of the state's
     digests)."""
 

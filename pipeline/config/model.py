@@ -39,7 +39,7 @@ class DaskParams(_Section):
     started with the cluster, imports Dask, GDAL and the pipeline's worker modules once and
     each worker is a fork of it (:func:`pipeline.cluster.dask_client`; ``spawn`` where the
     platform has no fork server); ``spawn`` (``distributed``'s default): each worker starts a
-    fresh interpreter and imports them itself. The README ("AOIs in parallel") gives the
+    fresh interpreter and imports them itself. ``docs/scaling.md`` ("The local cluster") gives the
     measured difference."""
     memory_limit: str | float | None = "4GiB"
     """Memory limit per local worker: a size (``4GiB``), a fraction of the machine's memory
