@@ -8,9 +8,11 @@ on POSIX within one file system).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
+import sqlite3
 import tempfile
 import threading
 import urllib.parse
@@ -176,15 +178,17 @@ def write_geojson(
 ) -> Path:
     """Write ``frame`` as an EPSG:4326 GeoJSON FeatureCollection, atomically.
 
-    Geometries are made valid (polygonal parts kept) and their coordinates rounded to
-    ``decimals`` (default 7, about 1 cm); ``id_column`` becomes each feature's ``id``
+    Geometries are made valid (polygonal parts kept), their coordinates rounded to
+    ``decimals`` (default 7, about 1 cm) and their rings wound as RFC 7946 section 3.1.6 asks
+    (exteriors counterclockwise, holes clockwise); ``id_column`` becomes each feature's ``id``
     (RFC 7946 section 3.2) and stays a property too.
     """
     out = frame.to_crs(4326)
     for column in out.columns:
         if column != out.geometry.name and pd.api.types.is_datetime64_any_dtype(out[column]):
             out[column] = out[column].map(_iso_date)  # JSON has no date type: ISO 8601 text
-    geoms = round_coordinates(out.geometry, decimals=decimals)
+    geoms = shapely.orient_polygons(np.array(round_coordinates(out.geometry, decimals=decimals), dtype=object),
+                                    exterior_cw=False)
     out = out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs=4326))
     if id_column is not None:
         out = out.set_index(pd.Index(out[id_column].astype(str), name=None))
@@ -224,18 +228,22 @@ def read_run_manifest(run_dir: str | Path) -> dict[str, Any]:
 
 
 def write_gpkg(
-    frame: gpd.GeoDataFrame, target: str | Path, *, layer: str, date_columns: tuple[str, ...] = ()
+    frame: gpd.GeoDataFrame, target: str | Path, *, layer: str, date_columns: tuple[str, ...] = (),
+    last_change: dt.date | None = None,
 ) -> Path:
     """Write ``frame`` as one GeoPackage layer, atomically, with valid geometries and real
     ``Date`` fields for ``date_columns`` (ISO strings or dates; empty or unparsable: null).
 
     GeoPandas would store ISO date strings as text; the columns are written through
     :func:`pyogrio.raw.write` as ``datetime64[D]`` instead, which GDAL stores as ``Date``.
-    A layer mixing Polygons and MultiPolygons is written as MultiPolygon.
+    A layer mixing Polygons and MultiPolygons is written as MultiPolygon; an empty frame gives
+    an empty Polygon layer with the frame's fields. ``last_change``: the layer's
+    ``gpkg_contents.last_change`` (GDAL writes the current time there: the same data would
+    differ by that timestamp), as midnight UTC of that day.
     """
     geoms = valid_polygonal(frame.geometry)
     kinds = {g.geom_type for g in geoms if g is not None and not g.is_empty}
-    geometry_type = next(iter(kinds)) if len(kinds) == 1 else "Unknown"
+    geometry_type = next(iter(kinds)) if len(kinds) == 1 else ("Polygon" if not kinds else "Unknown")
     if kinds == {"Polygon", "MultiPolygon"}:
         geoms = [shapely.MultiPolygon([g]) if g is not None and g.geom_type == "Polygon" else g for g in geoms]
         geometry_type = "MultiPolygon"
@@ -246,6 +254,10 @@ def write_gpkg(
     with atomic_path(target, suffix=".gpkg") as tmp:
         tmp.unlink()  # GDAL creates the GeoPackage itself
         pyogrio.raw.write(tmp, wkb, fields, names, layer=layer, driver="GPKG", geometry_type=geometry_type, crs=crs)
+        if last_change is not None:
+            with contextlib.closing(sqlite3.connect(tmp)) as db, db:
+                db.execute("UPDATE gpkg_contents SET last_change = ?",
+                           (f"{last_change.isoformat()}T00:00:00.000Z",))
     return Path(target)
 
 
@@ -262,4 +274,5 @@ def _gpkg_field(values: pd.Series, *, date: bool) -> np.ndarray:
         return pd.to_datetime(values, errors="coerce").to_numpy(dtype="datetime64[D]")
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
         return values.to_numpy()
-    return np.array([None if pd.isna(v) else str(v) for v in values], dtype=object)
+    text = np.array([None if pd.isna(v) else str(v) for v in values], dtype=object)
+    return text if len(text) else np.array([], dtype=str)  # no value: still a text field

@@ -93,6 +93,10 @@ def test_overrides_and_relative_paths(tmp_path: Path) -> None:
     assert cfg.out_dir == tmp_path / "out"
     assert cfg.period.start == dt.date(2024, 1, 1)
     assert load_config(path).digest() != cfg.digest()
+    # where a run writes is not one of its settings
+    moved = load_config(path, **{"period.start": "2024-01-01", "period.end": "2024-06-30",
+                                 "out_dir": tmp_path / "elsewhere", "cache_dir": tmp_path / "cache"})
+    assert moved.digest() == cfg.digest()
 
 
 # ------------------------------------------------------------------------------------------

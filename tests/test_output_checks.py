@@ -14,10 +14,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import datetime as dt
 import json
 import math
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ import rasterio
 import shapely
 from shapely.geometry import shape
 
+from pipeline import io
 from tests.stac_schemas import stac_errors
 
 
@@ -61,6 +65,55 @@ def test_geopackage_geometries_valid_and_dates_are_date_fields(demo_run: Path) -
     assert set(frame["site_id"]) == set(geojson)
     for r in frame.itertuples():
         assert f"{pd.Timestamp(r.first_seen):%Y-%m-%d}" == geojson[r.site_id]["first_seen"]
+
+
+def test_site_rings_wind_as_rfc_7946_asks(demo_run: Path) -> None:
+    # RFC 7946 section 3.1.6: exterior rings counterclockwise, holes clockwise.
+    for name in ("sites.geojson", "sites_dismissed.geojson"):
+        for f in json.loads((demo_run / name).read_text("utf-8"))["features"]:
+            geom = shape(f["geometry"])
+            for poly in getattr(geom, "geoms", [geom]):
+                assert poly.exterior.is_ccw, (name, f["id"])
+                assert not any(ring.is_ccw for ring in poly.interiors), (name, f["id"])
+
+
+def test_a_run_without_sites_writes_an_empty_geopackage_of_the_same_fields(tmp_path: Path, demo_run: Path) -> None:
+    from pipeline.outputs import SITE_PRECISION, _empty_sites
+    from pipeline.precision import round_table
+
+    path = io.write_gpkg(round_table(_empty_sites(crs=4326), SITE_PRECISION), tmp_path / "sites.gpkg", layer="sites",
+                         date_columns=("first_seen", "last_seen", "reviewed_on"), last_change=dt.date(2023, 3, 31))
+    empty, full = pyogrio.read_info(path), pyogrio.read_info(demo_run / "sites.gpkg")
+    assert empty["features"] == 0 and empty["crs"] == full["crs"] == "EPSG:4326"
+    assert list(zip(empty["fields"], empty["ogr_types"], strict=True)) == \
+        list(zip(full["fields"], full["ogr_types"], strict=True))
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT last_change FROM gpkg_contents").fetchall() == [("2023-03-31T00:00:00.000Z",)]
+
+
+def test_outputs_an_earlier_run_listed_and_this_one_did_not_write_are_removed(tmp_path: Path) -> None:
+    from pipeline.outputs import remove_stale_outputs
+
+    out = tmp_path / "out"
+    names = ["sites.gpkg", "bulletin.pdf", "figures/chips_a_a-1.png", "composites/a_dry_2022.tif",
+             "archive/bulletin-0001/sites.gpkg", "notes.txt"]
+    for name in names:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(name)
+    (tmp_path / "outside.txt").write_text("not the run's")
+    old = {"outputs": ["sites.gpkg", "bulletin.pdf", "figures/chips_a_a-1.png", "archive/bulletin-0001/sites.gpkg",
+                       "../outside.txt"],
+           "aois": {"a": {"composites": [{"file": "composites/a_dry_2022.tif"}]}}}
+    (out / "manifest.json").write_text(json.dumps(old))
+    new = {"outputs": ["sites.gpkg"], "aois": {"a": {"composites": []}}}
+    removed = remove_stale_outputs(out, keep=new)
+    assert sorted(p.relative_to(out.resolve()).as_posix() for p in removed) == \
+        ["bulletin.pdf", "composites/a_dry_2022.tif", "figures/chips_a_a-1.png"]
+    # kept: what the new run lists, what no manifest listed, the archive, anything outside the folder
+    assert all((out / n).exists() for n in ("sites.gpkg", "notes.txt", "archive/bulletin-0001/sites.gpkg"))
+    assert (tmp_path / "outside.txt").exists()
+    (out / "manifest.json").write_text("{not json")
+    assert remove_stale_outputs(out, keep={}) == []
 
 
 def test_composites_are_cloud_optimised(demo_run: Path) -> None:

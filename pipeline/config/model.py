@@ -142,8 +142,10 @@ class MonitorConfig(_Section):
         return {k: int(v) if k == "GDAL_CACHEMAX" and v.isdigit() else v for k, v in self.gdal}
 
     def digest(self) -> str:
-        """SHA-256 of the canonical JSON form: identifies the exact settings of a run."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """SHA-256 of the canonical JSON form without where the run writes (``out_dir``,
+        ``cache_dir``): identifies the exact settings of a run, the same for the same settings
+        run into another folder."""
+        blob = json.dumps(self.model_dump(mode="json", exclude={"out_dir", "cache_dir"}), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
 
