@@ -108,13 +108,14 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
     issue = bulletin_issue(out_dir, info.start.isoformat(), info.end.isoformat(),
                            number=cfg.bulletin.number, reissue=cfg.bulletin.reissue)
     number = issue.number
-    previous_number, previous_ids = previous_bulletin(out_dir, before=number)
-    new_since = sorted(set(all_sites["site_id"]) - previous_ids) if previous_number else []
+    previous_number, previous = previous_sites(out_dir, before=number)
+    new_since = sorted(set(all_sites["site_id"]) - previous.keys()) if previous_number else []
 
     # A revision shows the assessment of the issue it replaces (same number), if any.
     assessment = ((issue.revises and previous_assessment(out_dir, number))
                   or previous_assessment(out_dir, previous_number))
-    outputs = _write_tables(all_sites, activity, crosscheck, pd.concat([flags, anomalies], ignore_index=True), out_dir)
+    outputs = _write_tables(all_sites, activity, crosscheck, pd.concat([flags, anomalies], ignore_index=True), out_dir,
+                            as_of=info.end)
     outputs["sites_dismissed.geojson"] = write_dismissed(results, out_dir)
     software = software_versions()
     context = bl.BulletinContext(
@@ -125,7 +126,7 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
         generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
         distribution=cfg.bulletin.distribution,
         demonstration=cfg.bulletin.demonstration,
-        aois=[_aoi_report(r, new_since, empty_activity=activity.iloc[0:0]) for r in results],
+        aois=[_aoi_report(r, new_since, previous, empty_activity=activity.iloc[0:0]) for r in results],
         crosscheck=crosscheck,
         flags=flags,
         anomalies=anomalies,
@@ -145,9 +146,10 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
                                        languages=cfg.bulletin.languages))
     if writes is not None:
         writes.wait()  # the manifest describes a complete folder
-    manifest = build_manifest(results, cfg, info, context=context, outputs=outputs)
     # Hrefs relative to the output folder (or as the source gave them), never local absolute paths.
-    outputs["manifest.json"] = write_json(relative_paths(manifest, out_dir), out_dir / "manifest.json")
+    manifest = relative_paths(build_manifest(results, cfg, info, context=context, outputs=outputs), out_dir)
+    remove_stale_outputs(out_dir, keep=manifest)
+    outputs["manifest.json"] = write_json(manifest, out_dir / "manifest.json")
     archive_bulletin(out_dir, number, outputs, revision=issue.revision)
     log.info("run finished: bulletin %d revision %d, %d site(s), %d failed AOI(s)", number, issue.revision,
              len(all_sites), len(failures))
@@ -346,7 +348,14 @@ def build_manifest(
 
 def previous_bulletin(out_dir: Path, *, before: int | None = None) -> tuple[int | None, set[str]]:
     """The last archived bulletin's number (below ``before`` when given), and the site ids
-    "reported for the first time" is measured against.
+    "reported for the first time" is measured against (:func:`previous_sites`)."""
+    number, sites = previous_sites(out_dir, before=before)
+    return number, set(sites)
+
+
+def previous_sites(out_dir: Path, *, before: int | None = None) -> tuple[int | None, dict[str, str]]:
+    """The last archived bulletin's number (below ``before`` when given), and the sites a new
+    bulletin is compared with, as ``{site_id: aoi_id}``.
 
     Per AOI, those of the latest bulletin in which that AOI was processed, so that an AOI
     that failed last quarter (all cloud, say) does not make all its sites "new" this quarter.
@@ -355,18 +364,56 @@ def previous_bulletin(out_dir: Path, *, before: int | None = None) -> tuple[int 
     latest = {b.number: b for b in archived_bulletins(out_dir) if before is None or b.number < before}
     numbers = sorted(latest)
     if not numbers:
-        return None, set()
-    ids: set[str] = set()
+        return None, {}
+    sites: dict[str, str] = {}
     settled: set[str] = set()  # AOIs whose latest processed bulletin has been read
     for n in reversed(numbers):
         features, processed = _archived_sites(latest[n].folder)
-        ids |= {
-            f["properties"]["site_id"]
-            for f in features
-            if str(f["properties"].get("aoi_id", "")) in processed - settled
-        }
+        for f in features:
+            aoi = str(f["properties"].get("aoi_id", ""))
+            if aoi in processed - settled:
+                sites[f["properties"]["site_id"]] = aoi
         settled |= processed
-    return numbers[-1], ids
+    return numbers[-1], sites
+
+
+def listed_files(manifest: dict[str, Any]) -> set[str]:
+    """The files a run's manifest lists as its outputs, relative to its output folder: the
+    tables, bulletins and figures (``outputs``) and each AOI's composites."""
+    files = {str(f) for f in manifest.get("outputs") or [] if isinstance(f, str)}
+    for aoi in (manifest.get("aois") or {}).values():
+        for comp in (aoi.get("composites") or []) if isinstance(aoi, dict) else []:
+            if isinstance(comp, dict) and isinstance(comp.get("file"), str):
+                files.add(comp["file"])
+    return files
+
+
+def remove_stale_outputs(out_dir: Path, *, keep: dict[str, Any]) -> list[Path]:
+    """Remove the files the folder's current ``manifest.json`` lists that the manifest ``keep``
+    (the run about to be committed) does not: a site GeoPackage, a chip, a composite, a PDF or
+    a translation an earlier run wrote and this one did not would otherwise sit beside this
+    run's outputs as if it were one of them. Only listed files inside ``out_dir`` and outside
+    ``archive/`` are touched; an unreadable manifest removes nothing. Done before the new
+    manifest replaces the old, so a run killed in between removes them when it is run again."""
+    try:
+        previous = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(previous, dict):
+        return []
+    root = out_dir.resolve()
+    removed = []
+    for name in sorted(listed_files(previous) - listed_files(keep)):
+        path = (out_dir / name).resolve()
+        if not path.is_relative_to(root) or path.parts[len(root.parts):][:1] in (("archive",), ()) \
+                or not path.is_file():
+            continue
+        path.unlink()
+        removed.append(path)
+    if removed:
+        log.info("removed %d output(s) of an earlier run that this run did not write: %s", len(removed),
+                 ", ".join(str(p.relative_to(root)) for p in removed))
+    return removed
 
 
 def archive_bulletin(out_dir: Path, number: int, outputs: dict[str, Path], *, revision: int = 1) -> None:
@@ -405,25 +452,32 @@ def _crosscheck(
 
 
 def _write_tables(
-    all_sites: gpd.GeoDataFrame, activity: pd.DataFrame, crosscheck: pd.DataFrame, flags: pd.DataFrame, out_dir: Path
+    all_sites: gpd.GeoDataFrame, activity: pd.DataFrame, crosscheck: pd.DataFrame, flags: pd.DataFrame, out_dir: Path,
+    *, as_of: dt.date,
 ) -> dict[str, Path]:
-    """The data files, each column rounded to its precision (:mod:`pipeline.precision`)."""
+    """The data files, each column rounded to its precision (:mod:`pipeline.precision`); the
+    GeoPackage even when no site is tracked (a run must not leave an earlier run's sites
+    beside its own), stamped ``as_of`` (the period's end) so that the same run writes the same
+    bytes."""
     outputs: dict[str, Path] = {}
     sites_out = round_table(all_sites, SITE_PRECISION)
     outputs["sites.geojson"] = write_geojson(sites_out, out_dir / "sites.geojson", id_column="site_id")
     outputs["activity.csv"] = write_csv(round_table(activity, ACTIVITY_PRECISION), out_dir / "activity.csv")
     outputs["crosscheck.csv"] = write_csv(round_table(crosscheck, CROSSCHECK_PRECISION), out_dir / "crosscheck.csv")
     outputs["flags.csv"] = write_csv(flags, out_dir / "flags.csv")
-    if not all_sites.empty:
-        outputs["sites.gpkg"] = write_gpkg(sites_out, out_dir / "sites.gpkg", layer="sites",
-                                           date_columns=("first_seen", "last_seen", "reviewed_on"))
+    outputs["sites.gpkg"] = write_gpkg(sites_out, out_dir / "sites.gpkg", layer="sites",
+                                       date_columns=("first_seen", "last_seen", "reviewed_on"), last_change=as_of)
     return outputs
 
 
-def _aoi_report(r: AOIResult, new_since: Sequence[str], *, empty_activity: pd.DataFrame) -> bl.AOIReport:
+def _aoi_report(r: AOIResult, new_since: Sequence[str], previous: dict[str, str] | None = None, *,
+                empty_activity: pd.DataFrame) -> bl.AOIReport:
+    """``previous``: the previous bulletin's sites (:func:`previous_sites`); those of this AOI
+    that it no longer lists are ``gone_since_previous`` (none when it failed)."""
     row = r.row
     aoi_sites = r.sites if r.sites is not None else _empty_sites(crs=4326)
     own = set(r.sites["site_id"]) if r.sites is not None else set()
+    gone = [] if r.error else sorted(s for s, aoi in (previous or {}).items() if aoi == r.aoi_id and s not in own)
     return bl.AOIReport(
         aoi_id=r.aoi_id,
         name=str(row.get("name", r.aoi_id)),
@@ -438,6 +492,7 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], *, empty_activity: pd.Da
         extent_utm=r.extent_utm,
         epsg=r.epsg,
         new_since_previous=[s for s in new_since if s in own],
+        gone_since_previous=gone,
         error=r.error,
         radar_status=r.radar_status,
         n_radar_scenes=len(r.radar_items),
@@ -450,7 +505,10 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], *, empty_activity: pd.Da
 
 
 def _empty_sites(*, crs: int) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame({c: [] for c in _SITE_OUTPUT_COLUMNS[:-1]}, geometry=[], crs=crs)
+    """No site, with the columns' types of a table of sites (text, dates as text, numbers)."""
+    numeric = {"area_ha": "float64", "confidence": "float64", "n_obs": "int64", "n_occluded": "int64"}
+    return gpd.GeoDataFrame({c: pd.Series([], dtype=numeric.get(c, object)) for c in _SITE_OUTPUT_COLUMNS[:-1]},
+                            geometry=[], crs=crs)
 
 
 def _manifest_aoi(r: AOIResult) -> dict[str, Any]:

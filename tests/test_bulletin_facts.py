@@ -161,7 +161,7 @@ def test_summary_counts_areas_and_dates_equal_the_tables(context: BulletinContex
     assert f"amounts to {_ha(activity['new_ha'].sum())} ha" in text
 
     # Cross-check: each AOI-year in the clause its coverage and declared figure put it in.
-    text = _sentence(sentences, "The cross-check")
+    text = _sentence(sentences, "In the cross-check, " if len(context.crosscheck) else "The cross-check had no")
     for r in context.crosscheck.itertuples():
         name = next(a.name for a in context.aois if a.aoi_id == r.aoi_id)
         mention = f"{name} {r.year} ({r.coverage_frac * 100:.0f} % of the year monitored)"
@@ -172,7 +172,7 @@ def test_summary_counts_areas_and_dates_equal_the_tables(context: BulletinContex
         elif r.coverage_frac < MIN_COVERAGE:
             assert "not comparable" in clause
         else:
-            assert "set detected activity against declared production" in clause
+            assert "detected activity was set against declared production" in clause
 
     # The first bulletin: every site is reported for the first time, with the count.
     text = _sentence(sentences, "This is the first bulletin")
@@ -197,3 +197,40 @@ def test_summary_facts_equal_the_tables(context: BulletinContext) -> None:
     expected = [bool(not np.isnan(r.declared_carats) and r.coverage_frac >= MIN_COVERAGE)
                 for r in context.crosscheck.sort_values(["participant_iso3", "aoi_id", "year"]).itertuples()]
     assert comparable == expected
+
+
+@given(_context(), st.integers(0, 3), st.integers(0, 3), st.booleans())
+def test_the_previous_bulletin_sentence_says_what_is_new_and_what_is_gone(
+    context: BulletinContext, n_gone: int, n_dismissed: int, keep_sites: bool,
+) -> None:
+    # A second bulletin: sites of bulletin 1 no longer listed are named, with those an analyst
+    # dismissed counted; with no site at all, nothing is said to have been "in bulletin 1".
+    import dataclasses
+
+    n_dismissed = min(n_dismissed, n_gone)
+    gone = [f"aoi-0-gone-{i}" for i in range(n_gone)]
+    rows = [{"site_id": g, "aoi_id": "aoi-0", "area_ha": 1.0, "first_seen": "2023-02-01", "last_seen": "2024-06-30",
+             "status": "active", "confidence": 0.5, "n_obs": 3} for g in gone[:n_dismissed]]
+    dismissed = gpd.GeoDataFrame(pd.DataFrame(rows, columns=SITE_COLUMNS), geometry=[box(0, 0, 1, 1)] * n_dismissed,
+                                 crs=4326)
+    first = context.aois[0]
+    sites = first.sites if keep_sites else first.sites.iloc[0:0]
+    aois = [dataclasses.replace(first, sites=sites, gone_since_previous=gone, dismissed=dismissed),
+            *[dataclasses.replace(a, sites=a.sites.iloc[0:0]) if not keep_sites else a for a in context.aois[1:]]]
+    second = dataclasses.replace(context, number=2, previous_number=1, aois=aois)
+    n_sites = sum(len(a.sites) for a in aois)
+    text = _sentence(summarise(second), "No site is reported" if n_sites else "No site is listed")
+    if n_sites:
+        assert text.startswith("No site is reported for the first time: all were in bulletin 1.")
+    else:
+        assert text.startswith("No site is listed in this bulletin, so none is reported for the first time.")
+        assert "all were in bulletin" not in text
+    if n_gone:
+        listed = "site of bulletin 1 is" if n_gone == 1 else "sites of bulletin 1 are"
+        assert f"{n_gone} {listed} no longer listed: " in text and all(g in text for g in gone)
+    else:
+        assert "no longer listed" not in text
+    if n_dismissed:
+        assert f"Of them, {n_dismissed} {'was' if n_dismissed == 1 else 'were'} dismissed by an analyst" in text
+    else:
+        assert "dismissed" not in text

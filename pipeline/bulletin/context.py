@@ -43,6 +43,9 @@ class AOIReport:
     extent_utm: tuple[float, float, float, float]
     epsg: int
     new_since_previous: list[str] = field(default_factory=list)
+    gone_since_previous: list[str] = field(default_factory=list)
+    """Sites of this AOI in the previous bulletin that this one no longer lists (dismissed by an
+    analyst, or no longer detected with this run's imagery and settings)."""
     error: str | None = None
     radar_status: str = "off"
     """``off``, ``used`` or ``unavailable: <reason>`` (see :class:`pipeline.workflow.AOIResult`)."""

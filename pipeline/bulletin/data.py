@@ -22,7 +22,8 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
     Numbering, period, markings, the executive summary, and per AOI the site counts and
     the ids of the sites new since the previous bulletin (``new_since_previous``, also
     flattened at the top level: empty when nothing appeared, or for a first bulletin,
-    where ``previous_number`` is ``None``). Counts of the flags and anomalies shown, and
+    where ``previous_number`` is ``None``), and those of the previous bulletin it no longer
+    lists (``gone_since_previous``, likewise). Counts of the flags and anomalies shown, and
     of the anomalies left to ``flags.csv``. Every threshold with its value, default, unit and
     source as given (``thresholds``; the annex lists only those the findings rest on or that
     differ from their defaults), including the per-AOI rows. ``facts``: every count, area and
@@ -45,6 +46,7 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
         "demonstration": context.demonstration,
         "previous_number": context.previous_number,
         "new_since_previous": [str(s) for a in context.aois for s in a.new_since_previous],
+        "gone_since_previous": [str(s) for a in context.aois for s in a.gone_since_previous],
         "aois": [_aoi_data(a) for a in context.aois],
         "summary": summarise(context, facts),
         "facts": facts,
@@ -76,6 +78,7 @@ def _aoi_data(a: AOIReport) -> dict[str, Any]:
         "site_area_ha": round(float(pd.to_numeric(a.sites["area_ha"], errors="coerce").sum()), 4)
         if a.sites is not None and not a.sites.empty else 0.0,
         "new_since_previous": [str(s) for s in a.new_since_previous],
+        "gone_since_previous": [str(s) for s in a.gone_since_previous],
         "verdict_counts": {str(k): int(v) for k, v in a.sites["verdict"].value_counts().sort_index().items()}
         if a.sites is not None and "verdict" in a.sites else {},
         "dismissed_false_alarms": [] if a.dismissed is None else [str(s) for s in a.dismissed["site_id"]],

@@ -210,7 +210,7 @@ def _crosscheck_sentence(context: BulletinContext, facts: dict[str, Any]) -> str
     undeclared = [r for r in rows if not r["declared"]]
     parts = []
     if compared:
-        parts.append(_("set detected activity against declared production for {which}",
+        parts.append(_("detected activity was set against declared production for {which}",
                        which=_join(f"{r['aoi']} {r['year']}{_cover(r)}" for r in compared)))
     if short:
         parts.append(ngettext("{which} is not comparable with a whole year's declaration",
@@ -220,7 +220,7 @@ def _crosscheck_sentence(context: BulletinContext, facts: dict[str, Any]) -> str
         parts.append(ngettext("{which} has no declared figure to compare",
                               "{which} have no declared figure to compare", len(undeclared),
                               which=_join(f"{r['aoi']} {r['year']}{_cover(r)}" for r in undeclared)))
-    head = (_("The cross-check {parts}.", parts="; ".join(parts)) + " ") if parts \
+    head = (_("In the cross-check, {parts}.", parts="; ".join(parts)) + " ") if parts \
         else _("The cross-check had no activity to compare.") + " "
     flags = context.flags if context.flags is not None else pd.DataFrame()
     if flags.empty:
@@ -269,7 +269,8 @@ def _anomaly_sentence(context: BulletinContext) -> str:
 
 
 def _previous_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
-    """How many sites are reported for the first time (absent from the previous bulletin)."""
+    """How many sites are reported for the first time (absent from the previous bulletin), and
+    which of the previous bulletin's sites this one no longer lists."""
     new_prev = [sid for a in context.aois for sid in a.new_since_previous]
     if context.previous_number is None:
         n = facts["n_sites"]
@@ -277,8 +278,25 @@ def _previous_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
             return _("This is the first bulletin: every site in it is reported for the first time ({n}).", n=n)
         return _("This is the first bulletin: every site in it is reported for the first time.")
     if new_prev:
-        return ngettext("{n} site is reported for the first time (absent from bulletin {previous}).",
-                        "{n} sites are reported for the first time (absent from bulletin {previous}).",
-                        len(new_prev), previous=context.previous_number)
-    return _("No site is reported for the first time: all were in bulletin {previous}.",
-             previous=context.previous_number)
+        first = ngettext("{n} site is reported for the first time (absent from bulletin {previous}).",
+                         "{n} sites are reported for the first time (absent from bulletin {previous}).",
+                         len(new_prev), previous=context.previous_number)
+    elif facts["n_sites"]:
+        first = _("No site is reported for the first time: all were in bulletin {previous}.",
+                  previous=context.previous_number)
+    else:
+        first = _("No site is listed in this bulletin, so none is reported for the first time.")
+    gone = [sid for a in context.aois for sid in a.gone_since_previous]
+    if not gone:
+        return first
+    dismissed = {str(s) for a in context.aois if a.dismissed is not None for s in a.dismissed["site_id"]}
+    n_dismissed = sum(sid in dismissed for sid in gone)
+    text = first + " " + ngettext(
+        "{n} site of bulletin {previous} is no longer listed: {ids}.",
+        "{n} sites of bulletin {previous} are no longer listed: {ids}.",
+        len(gone), previous=context.previous_number, ids=_join(_text(s) for s in gone))
+    if n_dismissed:
+        text += " " + ngettext("Of them, {n} was dismissed by an analyst as a false alarm (sites_dismissed.geojson).",
+                               "Of them, {n} were dismissed by an analyst as false alarms (sites_dismissed.geojson).",
+                               n_dismissed)
+    return text
