@@ -28,7 +28,8 @@ from odc.geo.geobox import GeoBox
 from .errors import DownloadError
 from .harmonise import band_scaling
 
-__all__ = ["READ_DATES_PER_TASK", "READ_REGION_BYTES", "aoi_geobox", "gdal_env", "open_scenes", "read_px"]
+__all__ = ["READ_DATES_PER_TASK", "READ_REGION_BYTES", "aoi_geobox", "centre_lon", "gdal_env", "open_scenes", "read_px",
+           "solar_day"]
 
 
 def aoi_geobox(
@@ -111,7 +112,7 @@ def open_scenes(
             resampling={"scl": "nearest", "*": "nearest"},
             fail_on_error=True,
         )
-    return _attach_radiometry(ds, items, bands=bands, lon=_centre_lon(geobox))
+    return _attach_radiometry(ds, items, bands=bands, lon=centre_lon(geobox))
 
 
 @dataclass(frozen=True)
@@ -174,11 +175,13 @@ def graph_chunk_px(chunk_px: int, *, n_dates: int, n_graph_dates: int) -> int:
     return max(chunk_px, int(chunk_px * ratio**0.5))
 
 
-def _centre_lon(geobox: GeoBox) -> float:
+def centre_lon(geobox: GeoBox) -> float:
+    """Longitude of the centre of ``geobox`` (degrees east)."""
     return float(geobox.geographic_extent.centroid.coords[0][0])
 
 
-def _solar_day(when: dt.datetime, lon: float) -> dt.date:
+def solar_day(when: dt.datetime, lon: float) -> dt.date:
+    """The local solar day of ``when`` (UTC, naive or aware) at longitude ``lon`` (degrees east)."""
     # Same rule as odc-stac's groupby="solar_day": local solar time from longitude.
     return (when + dt.timedelta(seconds=lon * 240)).date()
 
@@ -189,9 +192,9 @@ def _attach_radiometry(
     by_day: dict[dt.date, list[pystac.Item]] = {}
     for it in items:
         assert it.datetime is not None  # search guarantees a datetime
-        by_day.setdefault(_solar_day(it.datetime.replace(tzinfo=None), lon), []).append(it)
+        by_day.setdefault(solar_day(it.datetime.replace(tzinfo=None), lon), []).append(it)
     times = ds["time"].values.astype("datetime64[us]").astype(dt.datetime)
-    groups = [by_day.get(_solar_day(t, lon), []) for t in times]
+    groups = [by_day.get(solar_day(t, lon), []) for t in times]
     coords: dict[str, tuple[str, np.ndarray]] = {}
     for band in bands:
         scales, offsets, nodatas = [], [], []

@@ -42,8 +42,8 @@ import shapely
 import shapely.geometry
 from pyproj import Transformer
 
+from . import acquire, search
 from . import cache as window_cache
-from . import search
 from .aoi import read_aois
 from .config import MonitorConfig
 from .errors import MonitorError
@@ -74,6 +74,9 @@ class ScenePlan:
     """Estimated bytes still to fetch for this item's bands (0: all cached or local)."""
     cached_bands: int
     bands: int
+    solar_day: str = ""
+    """The date a run files this scene under (ISO; local solar day at the AOI's centre): scenes
+    of adjacent tiles taken the same day are merged into one date of the cube."""
 
 
 @dataclass
@@ -92,15 +95,21 @@ class AOIScenePlan:
         return [s for s in self.scenes if s.window == "baseline"]
 
     def coverage(self) -> dict[str, Any]:
-        """Baseline coverage: scenes, clear-scene equivalents (sum of clear shares), months
-        of the baseline without any scene under 50 % cloud, and the same counts for the
-        monitoring period."""
+        """Baseline coverage: scenes, the dates they make (same-day scenes of adjacent tiles
+        are one date, as in a run), clear-scene equivalents (the sum over dates of the clear
+        share of each date's clearest scene), months of the baseline without any scene under
+        50 % cloud, and the same counts for the monitoring period."""
         out: dict[str, Any] = {}
         for name in ("baseline", "monitoring"):
             scenes = [s for s in self.scenes if s.window == name]
-            clear = [1 - s.cloud_pct / 100 for s in scenes if s.cloud_pct is not None]
+            by_day: dict[str, list[float]] = {}
+            for s in scenes:
+                shares = by_day.setdefault(s.solar_day or s.datetime[:10], [])
+                if s.cloud_pct is not None:
+                    shares.append(1 - s.cloud_pct / 100)
             out[f"{name}_scenes"] = len(scenes)
-            out[f"{name}_clear_equiv"] = round(float(sum(clear)), 2)
+            out[f"{name}_dates"] = len(by_day)
+            out[f"{name}_clear_equiv"] = round(float(sum(max(v) for v in by_day.values() if v)), 2)
         first = dt.date.fromisoformat(self.search_start)
         last = dt.date.fromisoformat(self.start) - dt.timedelta(days=1)
         months = set()
@@ -148,11 +157,12 @@ def format_scenes(plans: Sequence[AOIScenePlan]) -> str:
         cov = plan.coverage()
         gaps = cov["baseline_months_without_clear_scene"]
         lines.append(
-            f"  baseline coverage: {cov['baseline_scenes']} scenes, {cov['baseline_clear_equiv']} clear-scene "
+            f"  baseline coverage: {_scenes_and_dates(cov, 'baseline')}, {cov['baseline_clear_equiv']} clear-scene "
             f"equivalents, months without a scene under 50 % cloud: {', '.join(gaps) if gaps else 'none'}"
         )
-        lines.append(f"  monitoring: {cov['monitoring_scenes']} scenes, {cov['monitoring_clear_equiv']} clear-scene "
-                     f"equivalents; to fetch: {_size(cov['fetch_bytes'])} (estimated, uncompressed windows)")
+        lines.append(f"  monitoring: {_scenes_and_dates(cov, 'monitoring')}, {cov['monitoring_clear_equiv']} "
+                     f"clear-scene equivalents; to fetch: {_size(cov['fetch_bytes'])} "
+                     "(estimated, uncompressed windows)")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -170,6 +180,12 @@ def scenes_json(plans: Sequence[AOIScenePlan]) -> str:
 # --------------------------------------------------------------------------- helpers
 
 
+def _scenes_and_dates(cov: dict[str, Any], window: str) -> str:
+    """``12 scenes``, or ``12 scenes on 10 dates`` when same-day scenes of adjacent tiles merge."""
+    n, days = cov[f"{window}_scenes"], cov[f"{window}_dates"]
+    return f"{n} scenes" if n == days else f"{n} scenes on {days} dates (same-day tiles merged, as in a run)"
+
+
 def _plan_one(job: AOIJob) -> AOIScenePlan:
     cfg = job.cfg
     plan = AOIScenePlan(aoi_id=job.aoi_id, search_start=job.search_start.isoformat(), start=job.start.isoformat(),
@@ -184,6 +200,7 @@ def _plan_one(job: AOIJob) -> AOIScenePlan:
     grid = job.grid()
     cache = window_cache.WindowCache(window_cache.resolve_cache_dir(cfg.cache_dir))
     key = window_cache.grid_key(grid.geobox)
+    lon = acquire.centre_lon(grid.geobox)
     for item in items:
         when = item_datetime(item)
         scl_path, scl_source = _scl_file(item, cache, key)
@@ -203,7 +220,8 @@ def _plan_one(job: AOIJob) -> AOIScenePlan:
             item_id=item.id, datetime=when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             window="baseline" if when.date() < job.start else "monitoring",
             cloud_pct=None if cloud is None else round(cloud, 2), cloud_source=source,
-            fetch_bytes=int(fetch), cached_bands=cached, bands=len(bands)))
+            fetch_bytes=int(fetch), cached_bands=cached, bands=len(bands),
+            solar_day=acquire.solar_day(when.astimezone(dt.UTC), lon).isoformat()))
     return plan
 
 

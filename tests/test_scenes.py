@@ -17,7 +17,7 @@ from pipeline.cache import localise_items
 from pipeline.config import MonitorConfig
 from pipeline.demo import ScenarioResult, write_scenario
 from pipeline.jobs import plan_jobs
-from pipeline.scenes import format_scenes, plan_scenes
+from pipeline.scenes import AOIScenePlan, ScenePlan, format_scenes, plan_scenes
 from tests.scale_fixtures import SMALL_SPEC, config_dict, served_items, write_config
 from tests.servers import RangeFileServer, StacApiServer
 
@@ -91,3 +91,23 @@ def test_scenes_cli_json_on_a_static_catalog(scenario: ScenarioResult, tmp_path:
     assert all(0 <= s["cloud_pct"] <= 100 for s in aoi["scenes"])
     assert aoi["coverage"]["baseline_scenes"] > 0
     assert _tree(tmp_path) == ["c.yaml"]
+
+
+def test_same_day_scenes_of_adjacent_tiles_count_as_one_date() -> None:
+    # Two tiles of one datatake (the Africa fixtures' T35MNM and T35LNL, 2020-06-06 08:06 UTC):
+    # a run merges them into one date, so coverage counts one date and its clearest scene.
+    def scene(item_id: str, when: str, cloud: float | None) -> ScenePlan:
+        return ScenePlan(item_id=item_id, datetime=when, window="baseline", cloud_pct=cloud, cloud_source="metadata",
+                         fetch_bytes=0, cached_bands=0, bands=7, solar_day=when[:10])
+
+    plan = AOIScenePlan(aoi_id="a", search_start="2020-06-01", start="2020-07-01", end="2020-09-30", scenes=[
+        scene("S2B_35MNM_20200606_0_L2A", "2020-06-06T08:06:09Z", 2.0),
+        scene("S2B_35LNL_20200606_0_L2A", "2020-06-06T08:06:09Z", 10.0),
+        scene("S2A_35MNM_20200611_0_L2A", "2020-06-11T08:06:11Z", None),
+        scene("S2B_35MNM_20200616_0_L2A", "2020-06-16T08:06:09Z", 50.0),
+    ])
+    cov = plan.coverage()
+    assert (cov["baseline_scenes"], cov["baseline_dates"]) == (4, 3)
+    assert cov["baseline_clear_equiv"] == pytest.approx(0.98 + 0.5)
+    text = format_scenes([plan])
+    assert "4 scenes on 3 dates (same-day tiles merged, as in a run), 1.48 clear-scene equivalents" in text
