@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli_support import OneLineParser, install_console_log, report_error
+from .cli_support import OneLineParser, install_console_log, report_error, warnings_as_log_lines
 from .errors import InputDataError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -224,6 +224,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.ERROR)
     progress = _console_progress(quiet=args.quiet, verbose=args.verbose)
     args.progress = progress
+    with warnings_as_log_lines():
+        return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         if args.command == "monitor":
             return _monitor(args)

@@ -20,12 +20,15 @@ import errno
 import logging
 import sys
 import traceback
-from typing import NoReturn
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
-from .errors import MonitorError, SearchError
+from .errors import MonitorError, MonitorWarning, SearchError
 from .http import RedactCredentials
 
-__all__ = ["OneLineParser", "install_console_log", "report_error"]
+__all__ = ["OneLineParser", "install_console_log", "report_error", "warnings_as_log_lines"]
 
 #: errno values of an OSError that mean "this path cannot be used": bad input (exit 2).
 _PATH_ERRNOS = {
@@ -91,3 +94,24 @@ def install_console_log(
     logger.addHandler(handler)
     logger.propagate = False
     return handler
+
+
+@contextmanager
+def warnings_as_log_lines() -> Iterator[None]:
+    """The package's own warnings (:class:`~pipeline.errors.MonitorWarning`: stale declared
+    statistics, ...) as one ``WARNING`` line of the ``pipeline`` logger, so also in ``run.log``,
+    instead of Python's two lines naming a source file; other warnings as Python shows them."""
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        if issubclass(category, MonitorWarning):
+            logging.getLogger("pipeline").warning("%s", message)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown

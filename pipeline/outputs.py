@@ -63,7 +63,8 @@ SOFTWARE = (
 )
 
 _ACTIVITY_COLUMNS = ["aoi_id", "period_start", "period_end", "disturbed_ha", "new_ha", "valid_fraction"]
-_SITE_OUTPUT_COLUMNS = [*sites.SITE_COLUMNS, "n_occluded", *register.VERDICT_COLUMNS, "geometry"]
+_SITE_OUTPUT_COLUMNS = [*sites.SITE_COLUMNS, "n_occluded", "n_clear_after", "provisional", *register.VERDICT_COLUMNS,
+                        "geometry"]
 
 
 @dataclass
@@ -506,7 +507,8 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], previous: dict[str, str]
 
 def _empty_sites(*, crs: int) -> gpd.GeoDataFrame:
     """No site, with the columns' types of a table of sites (text, dates as text, numbers)."""
-    numeric = {"area_ha": "float64", "confidence": "float64", "n_obs": "int64", "n_occluded": "int64"}
+    numeric = {"area_ha": "float64", "confidence": "float64", "n_obs": "int64", "n_occluded": "int64",
+               "n_clear_after": "int64", "provisional": "bool"}
     return gpd.GeoDataFrame({c: pd.Series([], dtype=numeric.get(c, object)) for c in _SITE_OUTPUT_COLUMNS[:-1]},
                             geometry=[], crs=crs)
 

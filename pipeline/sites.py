@@ -38,6 +38,7 @@ __all__ = [
     "grow_sites",
     "isolation_keep",
     "polygonise_flags",
+    "provisional",
     "track_sites",
 ]
 
@@ -154,7 +155,8 @@ def delineate_sites(
     sites_params: SitesParams,
 ) -> tuple[gpd.GeoDataFrame, np.ndarray, xr.Dataset]:
     """Computed flags -> grown sites -> polygons (:func:`grow_sites`, then
-    :func:`polygonise_flags`); also returns the change rasters as grown. Eager."""
+    :func:`polygonise_flags`, then :func:`provisional`); also returns the change rasters as
+    grown. Eager."""
     flags, change = grow_sites(
         flags, change, min_obs=sites_params.grow_min_obs, min_persistence_frac=sites_params.grow_min_persistence_frac
     )
@@ -168,7 +170,21 @@ def delineate_sites(
         min_confirmations=detect_params.min_confirmations,
         params=sites_params,
     )
+    site_gdf["provisional"] = provisional(site_gdf["n_clear_after"], detect_params)
     return site_gdf, site_mask, change
+
+
+def provisional(n_clear_after: Any, params: DetectParams) -> np.ndarray:
+    """Whether sites with ``n_clear_after`` clear observations from their change date on are
+    provisional: fewer than ``min_confirmations`` (to confirm the change) plus
+    ``regrowth_min_obs`` (to see it re-green) leaves no room for re-greening to have been
+    observed, so the record does not yet show whether the site persists. A change confirmed by
+    the last clear observations of the record always is (3 + 2 = 5 with the defaults).
+
+    >>> provisional([3, 4, 5, 12], DetectParams()).tolist()
+    [True, True, False, False]
+    """
+    return np.asarray(n_clear_after, dtype=float) < params.min_confirmations + params.regrowth_min_obs
 
 
 def polygonise_flags(
@@ -208,8 +224,9 @@ def polygonise_flags(
     Returns
     -------
     sites : geopandas.GeoDataFrame
-        In ``crs``, columns :data:`SITE_COLUMNS` + geometry, plus ``persistence`` and
-        ``area_before_last_ha``; sorted by ``first_seen`` then ``site_id``.
+        In ``crs``, columns :data:`SITE_COLUMNS` + geometry, plus ``persistence``,
+        ``n_occluded``, ``n_clear_after`` (median clear observations from the change date on)
+        and ``area_before_last_ha``; sorted by ``first_seen`` then ``site_id``.
     site_mask : numpy.ndarray
         bool ``(y, x)``: pixels belonging to retained sites.
 
@@ -249,7 +266,7 @@ def polygonise_flags(
         }
         for lab in keep
     ]
-    columns = [*SITE_COLUMNS, "persistence", "n_occluded", "area_before_last_ha", "geometry"]
+    columns = [*SITE_COLUMNS, "persistence", "n_occluded", "n_clear_after", "area_before_last_ha", "geometry"]
     sites = gpd.GeoDataFrame(rows, columns=columns, geometry="geometry", crs=crs)
     keep_mask = isolation_keep(sites, params)
     if not keep_mask.all():
@@ -308,7 +325,8 @@ class _SitePixels:
         first_seen = float(np.nanpercentile(f, 10))
         last_seen = float(np.nanmax(self.last[box][pix]))
         n_obs = self.n_obs[box][pix]
-        persistence = float(np.mean(n_obs / np.maximum(self.n_clear[box][pix], 1)))
+        n_clear = self.n_clear[box][pix]
+        persistence = float(np.mean(n_obs / np.maximum(n_clear, 1)))
         median_obs = int(np.median(n_obs))
         return {
             "site_id": _site_id(aoi_id, crs, sxw, syw),
@@ -319,6 +337,7 @@ class _SitePixels:
             "status": _status(first_seen, last_seen, area_ha, before, self.last_start_days, params),
             "confidence": _confidence(persistence, median_obs, min_confirmations),
             "n_obs": median_obs,
+            "n_clear_after": int(np.median(n_clear)),
             "persistence": round(persistence, 3),
             "n_occluded": int(np.median(self.n_occ[box][pix])) if self.n_occ is not None else 0,
             "area_before_last_ha": round(float(before), 4),

@@ -29,7 +29,8 @@ START, END = dt.date(2023, 1, 1), dt.date(2024, 6, 30)
 PERIODS = [(dt.date(2023, 1, 1) + pd.DateOffset(months=3 * k)).date() for k in range(6)]
 NAMES = ["Alpha field", "Beta river", "Gamma hills"]
 MIN_COVERAGE = 0.9
-SITE_COLUMNS = ["site_id", "aoi_id", "area_ha", "first_seen", "last_seen", "status", "confidence", "n_obs"]
+SITE_COLUMNS = ["site_id", "aoi_id", "area_ha", "first_seen", "last_seen", "status", "confidence", "n_obs",
+                "provisional"]
 
 
 @st.composite
@@ -43,7 +44,7 @@ def _aoi(draw: st.DrawFn, k: int) -> AOIReport:
             "site_id": f"{aoi_id}-{i:03d}", "aoi_id": aoi_id,
             "area_ha": draw(st.integers(25, 2500)) / 100, "first_seen": first.isoformat(),
             "last_seen": END.isoformat(), "status": draw(st.sampled_from(SITE_STATUSES)),
-            "confidence": 0.5, "n_obs": 3,
+            "confidence": 0.5, "n_obs": 3, "provisional": draw(st.booleans()),
         })
         geoms.append(box(i, 0, i + 0.5, 0.5))
     sites = gpd.GeoDataFrame(pd.DataFrame(rows, columns=SITE_COLUMNS), geometry=geoms, crs=4326)
@@ -156,6 +157,15 @@ def test_summary_counts_areas_and_dates_equal_the_tables(context: BulletinContex
     m = re.search(r"(\d+) (?:was|were) active and (\d+) dormant", text)
     assert m and int(m.group(1)) == counts.get("active", 0) and int(m.group(2)) == counts.get("dormant", 0)
 
+    # Provisional sites: counted, with their area, only when there are some.
+    provisional = sites[sites["provisional"].astype(bool)] if len(sites) else sites
+    found = [x for x in sentences if "provisional" in x]
+    if len(provisional):
+        (text,) = found
+        assert text.startswith(f"{len(provisional)} of these sites ({_ha(provisional['area_ha'].sum())} ha) ")
+    else:
+        assert not found
+
     # Newly disturbed ground: the activity table's new_ha, summed.
     text = _sentence(sentences, "Newly disturbed ground over the covering period amounts to")
     assert f"amounts to {_ha(activity['new_ha'].sum())} ha" in text
@@ -210,7 +220,7 @@ def test_the_previous_bulletin_sentence_says_what_is_new_and_what_is_gone(
     n_dismissed = min(n_dismissed, n_gone)
     gone = [f"aoi-0-gone-{i}" for i in range(n_gone)]
     rows = [{"site_id": g, "aoi_id": "aoi-0", "area_ha": 1.0, "first_seen": "2023-02-01", "last_seen": "2024-06-30",
-             "status": "active", "confidence": 0.5, "n_obs": 3} for g in gone[:n_dismissed]]
+             "status": "active", "confidence": 0.5, "n_obs": 3, "provisional": False} for g in gone[:n_dismissed]]
     dismissed = gpd.GeoDataFrame(pd.DataFrame(rows, columns=SITE_COLUMNS), geometry=[box(0, 0, 1, 1)] * n_dismissed,
                                  crs=4326)
     first = context.aois[0]

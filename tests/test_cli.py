@@ -319,3 +319,19 @@ def test_unreachable_scheduler_is_one_line(tmp_path: Path, scenario) -> None:
     line = _one_error_line(res.stderr)
     assert "tcp://127.0.0.1:9 within 1 s" in line and "dask.connect_timeout_s" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_the_packages_warnings_are_one_log_line(caplog: pytest.LogCaptureFixture,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+    import warnings
+
+    from pipeline.cli_support import warnings_as_log_lines
+    from pipeline.errors import StaleStatisticsWarning
+
+    with caplog.at_level(logging.WARNING, logger="pipeline"), warnings.catch_warnings():
+        warnings.simplefilter("always")
+        with warnings_as_log_lines():
+            warnings.warn(StaleStatisticsWarning("declared statistics do not cover 2017"), stacklevel=1)
+    assert [r.getMessage() for r in caplog.records] == ["declared statistics do not cover 2017"]
+    assert "test_cli.py" not in capsys.readouterr().err  # no source file, no source line

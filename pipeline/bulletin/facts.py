@@ -32,7 +32,9 @@ def summary_facts(context: BulletinContext) -> dict[str, Any]:
         per status ``{"n", "area_ha", "by_aoi": {name: n}}``; ``first_detected_in_period``
         and ``first_detected_before`` (``{"n", "area_ha"}``: ``first_seen`` on or after the
         covering period's start, or before it); ``newly_disturbed_ha`` (``new_ha`` summed
-        over every period); ``comparisons`` (:func:`comparison_rows`); ``n_failed``.
+        over every period); ``provisional`` (``{"n", "area_ha"}``: sites whose record after
+        the change is too short to show whether they persist, :func:`pipeline.sites.provisional`);
+        ``comparisons`` (:func:`comparison_rows`); ``n_failed``.
         Area sums are rounded to 0.01 ha, the precision of the tables they add up: otherwise
         the order of a float sum could move a printed 26.15 to 26.1 or 26.2.
     """
@@ -41,6 +43,8 @@ def summary_facts(context: BulletinContext) -> dict[str, Any]:
     area = pd.to_numeric(sites["area_ha"], errors="coerce").fillna(0.0)
     first_seen = pd.to_datetime(sites["first_seen"], errors="coerce")
     in_period = first_seen >= pd.Timestamp(context.period_start)
+    provisional = (sites["provisional"].fillna(False).astype(bool) if "provisional" in sites
+                   else pd.Series(False, index=sites.index))
     status = {}
     for s in STATUS_ORDER:
         mask = sites["status"].astype(str) == s
@@ -56,6 +60,7 @@ def summary_facts(context: BulletinContext) -> dict[str, Any]:
         "first_detected_in_period": {"n": int(in_period.sum()), "area_ha": _ha_sum(area[in_period])},
         "first_detected_before": {"n": int((~in_period & first_seen.notna()).sum()),
                                   "area_ha": _ha_sum(area[~in_period & first_seen.notna()])},
+        "provisional": {"n": int(provisional.sum()), "area_ha": _ha_sum(area[provisional])},
         "newly_disturbed_ha": round(sum(_new_ha(a) for a in ok), 2),
         "comparisons": comparison_rows(context),
         "n_failed": len(context.aois) - len(ok),

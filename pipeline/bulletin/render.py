@@ -212,6 +212,7 @@ def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) 
         "status_colours": STATUS_COLOURS,
         # The box names the latest period once, in its lead; the definitions refer to it.
         "status_definitions": status_definitions(None, None if growth is None else float(growth)),
+        "provisional_obs": _provisional_obs(context),
         "min_area_ha": None if (m := run_parameter(context.thresholds, "sites", "min_area_m2")) is None
         else _num(float(m) / 1e4, 4, strip=True),
         "min_coverage": None if min_cov is None else _("{pct} %", pct=f"{float(min_cov) * 100:.0f}"),
@@ -309,3 +310,17 @@ def _html_to_pdf(html: str, *, base: Path) -> bytes:
     # Tagged, accessible PDF (PDF/UA-1): structure tree, /MarkInfo, document language and title
     # from the HTML (<html lang>, <title>), alt texts of the figures.
     return bytes(document.write_pdf(pdf_variant="pdf/ua-1", pdf_tags=True))
+
+
+def _provisional_obs(context: BulletinContext) -> int | None:
+    """Clear observations from a change on below which a site is provisional
+    (:func:`pipeline.sites.provisional`), from the run's thresholds; ``None`` when unknown or
+    when an AOI file overrides either setting (then it differs between AOIs)."""
+    keys = ("min_confirmations", "regrowth_min_obs")
+    if any(str(t.get("section", "")).startswith("detect (") and t.get("key") in keys for t in context.thresholds or []):
+        return None
+    confirm = run_parameter(context.thresholds, "detect", "min_confirmations")
+    regrow = run_parameter(context.thresholds, "detect", "regrowth_min_obs")
+    if confirm is None or regrow is None:
+        return None
+    return int(confirm) + int(regrow)

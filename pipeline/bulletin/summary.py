@@ -35,6 +35,8 @@ def summarise(context: BulletinContext, facts: dict[str, Any] | None = None) -> 
     if facts["n_sites"] or facts["n_failed"] < len(context.aois):
         sentences.append(_sites_sentence(facts))
         sentences.append(_latest_period_sentence(facts))
+        if facts["provisional"]["n"]:
+            sentences.append(_provisional_sentence(facts))
         sentences.append(_newly_disturbed_sentence(facts))
     sentences.append(_crosscheck_sentence(context, facts))
     sentences.append(_anomaly_sentence(context))
@@ -194,6 +196,16 @@ def _latest_period_sentence(facts: dict[str, Any]) -> str:
     return _("In the latest reporting period ({start} to {end}) {parts} (statuses as defined under "
              "\u201cHow to read this bulletin\u201d).", start=_long_date(latest[0]), end=_long_date(latest[1]),
              parts="; ".join(parts))
+
+
+def _provisional_sentence(facts: dict[str, Any]) -> str:
+    """How many sites were confirmed too close to the end of the record to show whether they persist."""
+    p = facts["provisional"]
+    return ngettext("{n} of these sites ({ha} ha) is provisional: it was confirmed by the last clear observations "
+                    "of the record, and too few follow to show whether it persists (marked in the site tables).",
+                    "{n} of these sites ({ha} ha) are provisional: they were confirmed by the last clear observations "
+                    "of the record, and too few follow to show whether they persist (marked in the site tables).",
+                    p["n"], ha=_ha(p["area_ha"]))
 
 
 def _newly_disturbed_sentence(facts: dict[str, Any]) -> str:
