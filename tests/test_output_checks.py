@@ -77,6 +77,20 @@ def test_site_rings_wind_as_rfc_7946_asks(demo_run: Path) -> None:
                 assert not any(ring.is_ccw for ring in poly.interiors), (name, f["id"])
 
 
+def test_provisional_sites_are_those_with_too_short_a_record_after_the_change(demo_run: Path) -> None:
+    # sites.geojson's provisional flag follows n_clear_after and the run's own detect settings,
+    # and the bulletin counts exactly those sites.
+    manifest = json.loads((demo_run / "manifest.json").read_text("utf-8"))
+    detect = manifest["config"]["detect"]
+    below = detect["min_confirmations"] + detect["regrowth_min_obs"]
+    props = [f["properties"] for f in _features(demo_run)]
+    assert props and all(isinstance(p["provisional"], bool) and isinstance(p["n_clear_after"], int) for p in props)
+    assert all(p["provisional"] == (p["n_clear_after"] < below) for p in props)
+    assert all(p["n_clear_after"] >= p["n_obs"] for p in props)
+    facts = json.loads((demo_run / "bulletin.json").read_text("utf-8"))["facts"]
+    assert facts["provisional"]["n"] == sum(p["provisional"] for p in props)
+
+
 def test_a_run_without_sites_writes_an_empty_geopackage_of_the_same_fields(tmp_path: Path, demo_run: Path) -> None:
     from pipeline.outputs import SITE_PRECISION, _empty_sites
     from pipeline.precision import round_table

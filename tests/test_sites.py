@@ -213,3 +213,22 @@ def test_growth_takes_the_weakly_persistent_rim_at_the_weak_threshold_only() -> 
     assert sites.grow_sites(flags, change, min_obs=2, min_persistence_frac=0.6)[0].values.sum() == 9
     grown = sites.grow_sites(flags, change, min_obs=2, min_persistence_frac=0.3)[0].values
     np.testing.assert_array_equal(grown, seed | rim)
+
+
+def test_a_site_confirmed_at_the_end_of_the_record_is_provisional() -> None:
+    # Two pits: one followed by 10 clear observations, one confirmed by the record's last 3
+    # (nothing after them could have shown it re-green).
+    from pipeline.config import DetectParams
+
+    mask = np.zeros((12, 12), bool)
+    mask[1:4, 1:4] = mask[7:10, 7:10] = True
+    flags, change = _grid(mask)
+    late = np.zeros_like(mask)
+    late[7:10, 7:10] = True
+    change["n_clear_after"] = change["n_clear_after"].where(~late, 3)
+    change["n_obs"] = change["n_obs"].where(~late, 3)
+    found, _, _ = sites.delineate_sites(flags, change, aoi_id="t", aoi_mask=None, crs="EPSG:32629",
+                                        last_period_start=dt.date(2024, 1, 1), detect_params=DetectParams(),
+                                        sites_params=SitesParams(min_area_m2=0, merge_distance_m=0, grow_min_obs=0))
+    by_clear = dict(zip(found["n_clear_after"], found["provisional"], strict=True))
+    assert by_clear == {10: False, 3: True}
