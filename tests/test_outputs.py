@@ -20,7 +20,7 @@ def _dismissed(aoi_id: str, n: int, *, epsg: int = 32734) -> gpd.GeoDataFrame:
     """``n`` false alarms of one AOI, in its UTM CRS, with float noise in the areas."""
     rows = [{"site_id": f"{aoi_id}-{k:04d}", "aoi_id": aoi_id, "area_ha": 0.1 * 3 + k,
              "first_seen": "2024-01-01", "last_seen": "2024-06-30", "status": "new",
-             "confidence": 0.8932983616527922, "n_obs": 4, "n_occluded": 0,
+             "confidence": 0.8932983616527922, "n_obs": 4, "n_occluded": 0, "n_clear_after": 9, "provisional": False,
              "verdict": "false_alarm", "reviewed_on": "2024-07-02"} for k in range(1, n + 1)]
     geoms = [box(500_000 + 300 * k, 9_290_000, 500_100 + 300 * k, 9_290_100) for k in range(n)]
     return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geoms, crs=epsg)
