@@ -408,6 +408,8 @@ def _demo(args: argparse.Namespace) -> int:
     from .run import run_monitor
 
     out = args.out.resolve()
+    # The config is checked before the scenario (about 170 MB) is written: bad input writes nothing.
+    load_config(args.config, **{"out_dir": str(out), "dask.scheduler": args.scheduler})
     scenario = write_scenario(out / "scenario", ScenarioSpec(with_s1=True))
     cfg = load_config(
         args.config,

@@ -57,6 +57,9 @@ DEFAULT_MAX_AREA_KM2: float = MonitorConfig.model_fields["max_aoi_area_km2"].def
 PARAM_PROPERTIES: tuple[str, ...] = ("gravel_thickness_m", "grade_ct_per_m3")
 #: ``aoi_id`` must match this: it becomes part of file names and site ids.
 AOI_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+#: Longest ``aoi_id``: a chip's file name holds it twice (``chips_<aoi>_<aoi>-<hash>.png``) and a
+#: file system's names stop at 255 bytes, with room left for the atomic writers' temporary names.
+MAX_AOI_ID_LENGTH = 64
 #: ISO 3166-1 alpha-3 code, as used by KP statistics.
 _ISO3_PATTERN = re.compile(r"^[A-Z]{3}$")
 #: Column names added by :func:`read_aois`; a property may not use them.
@@ -355,6 +358,11 @@ def _check_feature(
                 f"{where}: required property '{name}' {problem}; add it to the feature's properties"
             )
     aoi_id = props["aoi_id"]
+    if len(aoi_id) > MAX_AOI_ID_LENGTH:
+        raise AOIError(
+            f"{where}: aoi_id {aoi_id[:20]!r}... is {len(aoi_id)} characters long; use at most "
+            f"{MAX_AOI_ID_LENGTH} (it becomes part of file names)"
+        )
     if not AOI_ID_PATTERN.fullmatch(aoi_id):
         raise AOIError(
             f"{where}: aoi_id {aoi_id!r} is not a slug; use lower-case letters, digits, "

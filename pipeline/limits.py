@@ -115,8 +115,38 @@ def read_text(
     return text
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (PyYAML keeps the last
+    silently: a second ``bulletin:`` section would replace the first whole, its
+    ``demonstration: true`` with it) and reports an impossible date (``2024-02-30``) at its line."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in the same mapping (YAML keeps only the last, "
+                    "silently); merge the two into one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a date ({exc}); write a real date as YYYY-MM-DD",
+                node.start_mark) from None
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _StrictLoader.construct_yaml_timestamp)
+_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
+
+
 def load_yaml(text: str, *, path: Path) -> Any:
-    """``yaml.safe_load`` within :data:`MAX_NESTING` levels and without aliases.
+    """``yaml.safe_load`` within :data:`MAX_NESTING` levels, without aliases, with no key
+    repeated in a mapping and no impossible date.
 
     The structure is checked on the parser's event stream first (iterative, constant
     stack), so a document nested 100 000 levels deep is refused before the recursive
@@ -125,7 +155,8 @@ def load_yaml(text: str, *, path: Path) -> Any:
     Raises
     ------
     ConfigError
-        Too deeply nested, an alias, or a YAML syntax error (with its line).
+        Too deeply nested, an alias, a repeated key, an impossible date, or a YAML syntax
+        error (with its line).
     """
     depth = aliases = 0
     try:
@@ -148,12 +179,13 @@ def load_yaml(text: str, *, path: Path) -> Any:
                         f"{path} line {line}: YAML alias *{event.anchor} is not supported in a config "
                         "(aliases can expand a few lines into billions of values); write the value out"
                     )
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}{where}: {problem}; fix the YAML syntax") from None
+        fix = "" if isinstance(exc, yaml.constructor.ConstructorError) else "; fix the YAML syntax"
+        raise ConfigError(f"{path}{where}: {problem}{fix}") from None
     except RecursionError:  # belt and braces: the event check above should prevent it
         raise ConfigError(f"{path}: nested too deeply to parse; a config needs 3 levels") from None
 

@@ -29,7 +29,9 @@ What is checked here (the config and AOI files check themselves when read):
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -84,13 +86,20 @@ def preflight_inputs(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.da
 
 
 def check_period(cfg: MonitorConfig, *, today: dt.date | None = None) -> None:
-    """Refuse a monitoring period that starts in the future."""
+    """Refuse a monitoring period that starts or ends in the future: its reporting periods would
+    report areas and "no new site" for months no satellite has seen yet."""
     today = today or dt.datetime.now(dt.UTC).date()
     start, end, _ = monitoring_period(cfg, today=today)
     if start > today:
         raise ConfigError(
             f"period.start {start} (--start or the config) is in the future (today is {today}): no imagery "
             "exists yet; give a monitoring period that has begun"
+        )
+    if end > today:
+        raise ConfigError(
+            f"period.end {end} (--end or the config) is in the future (today is {today}): the bulletin would "
+            f"report months not yet observed; set it to {today} or earlier, or leave it out (the period then "
+            "ends today)"
         )
 
 
@@ -165,10 +174,23 @@ def check_out_dir(out_dir: Path) -> None:
 
 
 def check_cache_dir(cfg: MonitorConfig) -> None:
-    """The window cache folder, when it exists, is a folder."""
+    """The window cache folder, when it exists, is a folder, and the run can write it (or, when
+    it does not exist yet, create it): otherwise the run would fail at its first fetch, with
+    its output folder already begun."""
     cache = resolve_cache_dir(cfg.cache_dir)
     if cache.exists() and not cache.is_dir():
         raise ConfigError(f"cache folder {cache} is a file, not a folder; pass --cache (or cache_dir) a folder")
+    probe = cache
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"cannot create cache folder {cache}: {probe} is a file, not a folder; pass --cache a folder")
+    try:  # a folder made and removed at once: what the fetch will do, without leaving anything
+        os.rmdir(tempfile.mkdtemp(prefix=".kp-write-check-", dir=probe))
+    except OSError as exc:
+        what = "cannot be written" if probe == cache else f"cannot be created in {probe}"
+        raise ConfigError(f"cache folder {cache} {what} ({exc.strerror or exc}); pass --cache (or cache_dir) a "
+                          "folder this user can write") from None
 
 
 def check_static_catalog(cfg: MonitorConfig, jobs: Sequence[AOIJob]) -> None:

@@ -64,6 +64,15 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("period:\n  period_months: 5\n", "period.period_months"),
         ("bogus: 1\n", "bogus"),
         ("search:\n  max_cloud_frac: 1.5\n", "search.max_cloud_frac"),
+        ("acquire:\n  resolution_m: 0.01\n", "acquire.resolution_m"),
+        ("acquire:\n  margin_m: 1000000\n", "acquire.margin_m"),
+        ("dask:\n  n_workers: 500\n", "dask.n_workers"),
+        ("source:\n  url: 'http://[::1'\n", "source.url"),
+        ("source:\n  url: ftp://127.0.0.1/stac\n", "source.url"),
+        # a repeated section would replace the first whole (its demonstration marking with it)
+        ("bulletin:\n  demonstration: true\nbulletin:\n  pdf: false\n", "key 'bulletin' appears twice"),
+        ("detect:\n  min_confirmations: 3\n  min_confirmations: 4\n", "key 'min_confirmations' appears twice"),
+        ("period:\n  end: 2024-02-30\n", "'2024-02-30' is not a date"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, key: str) -> None:

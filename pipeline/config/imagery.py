@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import urllib.parse
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -46,6 +47,19 @@ class SourceParams(_Section):
     odata_url: str | None = None
     """Copernicus OData catalogue root (``.../odata/v1``); ``None``: the public one."""
 
+    @field_validator("url")
+    @classmethod
+    def _url_or_path(cls, value: str) -> str:
+        try:
+            scheme = urllib.parse.urlsplit(value).scheme.lower()
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a URL ({exc}); give an http(s) STAC API root or the path of a "
+                             "static catalog.json") from None
+        if scheme not in ("", "file", "http", "https"):
+            raise ValueError(f"{value!r}: a {scheme}:// source is not supported; give an http(s) STAC API root "
+                             "or the path of a static catalog.json")
+        return value
+
 
 class PeriodParams(_Section):
     start: dt.date | None = None
@@ -82,10 +96,11 @@ class SearchParams(_Section):
 class AcquireParams(_Section):
     bands: tuple[str, ...] = DEFAULT_BANDS
     """Bands to load, in Earth Search naming."""
-    resolution_m: float = Field(default=10.0, gt=0, le=1000)
-    """Output pixel size in metres on the AOI's UTM grid (10 m: Sentinel-2 VNIR native)."""
-    margin_m: float = Field(default=100.0, ge=0)
-    """Margin around the AOI bounding box read in addition (metres), so that
+    resolution_m: float = Field(default=10.0, ge=5, le=1000)
+    """Output pixel size in metres on the AOI's UTM grid (10 m: Sentinel-2 VNIR native; at least
+    5 m: finer grids only resample 10 m pixels, at the square of the cost)."""
+    margin_m: float = Field(default=100.0, ge=0, le=10_000)
+    """Margin around the AOI bounding box read in addition (metres, at most 10 km), so that
     neighbourhood filters see real pixels at the AOI edge."""
     chunk_px: int = Field(default=1024, ge=64)
     """Spatial chunk size (pixels) of the lazy scene cube."""

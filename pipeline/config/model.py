@@ -30,7 +30,7 @@ class DaskParams(_Section):
     """How long to keep trying to reach ``scheduler`` before the run fails (exit 2, one line
     naming it): raise it for a scheduler still starting on a busy cluster. Closing the client
     at the end of the run waits up to twice this, at least 20 s."""
-    n_workers: int = Field(default=2, ge=1)
+    n_workers: int = Field(default=2, ge=1, le=256)
     """Worker processes of the local cluster."""
     threads_per_worker: int = Field(default=1, ge=1)
     """Threads per local worker (GDAL reads release the GIL)."""
