@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sources(sub)
     for cmd in sub.choices.values():  # also accepted after the subcommand
         cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        cmd.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        cmd.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 

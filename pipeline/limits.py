@@ -266,12 +266,13 @@ def check_memory_limit(value: Any) -> Any:
     """Validate ``dask.memory_limit`` as ``distributed`` reads it; return it unchanged.
 
     Accepted: ``auto``, ``null`` / ``0`` (no limit), a fraction of the machine's memory in
-    (0, 1], a number of bytes, or a size with a unit (``4GiB``, ``500 MB``).
+    (0, 1], a number of bytes, or a size with a unit (``4GiB``, ``500 MB``); a size at least
+    :data:`MIN_WORKER_MEMORY` (a worker below it is killed as soon as it imports its modules).
 
     Raises
     ------
     ValueError
-        Anything else (``lots``, ``-4GiB``), with the accepted forms.
+        Anything else (``lots``, ``-4GiB``, ``1MiB``), with the accepted forms.
     """
     fix = "use auto, a fraction such as 0.5, or a size such as 4GiB"
     if value is None or value == "auto":
@@ -281,6 +282,8 @@ def check_memory_limit(value: Any) -> Any:
     if isinstance(value, int | float):
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"{value!r} is not a memory size; {fix}")
+        if value > 1:
+            _at_least_min(value, value, fix)
         return value
     from dask.utils import parse_bytes
 
@@ -290,7 +293,20 @@ def check_memory_limit(value: Any) -> Any:
         raise ValueError(f"{str(value)[:40]!r} is not a memory size; {fix}") from None
     if size < 0:
         raise ValueError(f"{value!r} is negative; {fix}")
+    if size > 0:
+        _at_least_min(size, value, fix)
     return value
+
+
+#: Smallest worker memory limit accepted: a worker's interpreter with the task modules imported
+#: holds about 250 MB before it runs anything.
+MIN_WORKER_MEMORY = 512 * 2**20
+
+
+def _at_least_min(size: float, value: Any, fix: str) -> None:
+    if size < MIN_WORKER_MEMORY:
+        raise ValueError(f"{value!r} is too little for a worker (its modules alone take about 250 MB); give at "
+                         f"least 512MiB, or {fix}")
 
 
 def check_scheduler_address(value: str | None) -> str | None:

@@ -335,3 +335,12 @@ def test_the_packages_warnings_are_one_log_line(caplog: pytest.LogCaptureFixture
             warnings.warn(StaleStatisticsWarning("declared statistics do not cover 2017"), stacklevel=1)
     assert [r.getMessage() for r in caplog.records] == ["declared statistics do not cover 2017"]
     assert "test_cli.py" not in capsys.readouterr().err  # no source file, no source line
+
+
+def test_quiet_and_verbose_are_accepted_after_the_subcommand() -> None:
+    from pipeline.__main__ import build_parser
+
+    for argv in (["-q", "cache", "info"], ["cache", "info", "-q"], ["cache", "-q", "info"]):
+        args = build_parser().parse_args(argv)
+        assert args.quiet is True and args.verbose is False, argv
+    assert build_parser().parse_args(["cache", "info", "-v"]).verbose is True
