@@ -226,8 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.ERROR)
     progress = _console_progress(quiet=args.quiet, verbose=args.verbose)
     args.progress = progress
-    with warnings_as_log_lines():
-        return _run_command(args)
+    warnings_as_log_lines()
+    return _run_command(args)
 
 
 def _run_command(args: argparse.Namespace) -> int:

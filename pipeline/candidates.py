@@ -59,6 +59,7 @@ def aoi_candidates(job: AOIJob, computed: Any, grid: AOIGrid, *, for_model: bool
         last_period_start=job.last_period_start,
         detect_params=cfg.detect,
         sites_params=sites_params,
+        record_end=job.end,
     )
     features = None
     if for_model and computed.rasters is not None and not found.empty:

@@ -21,8 +21,7 @@ import logging
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import MonitorError, MonitorWarning, SearchError
@@ -96,22 +95,28 @@ def install_console_log(
     return handler
 
 
-@contextmanager
-def warnings_as_log_lines() -> Iterator[None]:
-    """The package's own warnings (:class:`~pipeline.errors.MonitorWarning`: stale declared
-    statistics, ...) as one ``WARNING`` line of the ``pipeline`` logger, so also in ``run.log``,
-    instead of Python's two lines naming a source file; other warnings as Python shows them."""
-    shown = warnings.showwarning
+def warnings_as_log_lines() -> None:
+    """Show warnings as one ``WARNING`` line of the ``pipeline`` logger (so also in ``run.log``)
+    instead of Python's two lines naming a source file and quoting it: the package's own
+    (:class:`~pipeline.errors.MonitorWarning`: stale declared statistics, ...) as their message,
+    a library's (``distributed``'s slow scratch folder, ...) with its category and module.
 
-    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
-             line: str | None = None) -> None:
-        if issubclass(category, MonitorWarning):
-            logging.getLogger("pipeline").warning("%s", message)
-        else:
-            shown(message, category, filename, lineno, file, line)
+    Installed once for the process by the command line (idempotent, never undone: saving and
+    restoring the global hook around each command would race with ``warnings.catch_warnings``
+    in other threads); ``catch_warnings`` blocks (pytest's ``warns``) still record as before."""
+    if warnings.showwarning is not _show_as_log_line:
+        warnings.showwarning = _show_as_log_line
 
-    warnings.showwarning = show
-    try:
-        yield
-    finally:
-        warnings.showwarning = shown
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_as_log_line(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                      line: str | None = None) -> None:
+    if file is not None:  # written to a given file: leave it to Python
+        _python_showwarning(message, category, filename, lineno, file, line)
+    elif issubclass(category, MonitorWarning):
+        logging.getLogger("pipeline").warning("%s", message)
+    else:
+        logging.getLogger("pipeline").warning("%s (%s, from %s)", " ".join(str(message).split()),
+                                              category.__name__, Path(filename).stem)

@@ -233,7 +233,7 @@ def detect_sites(
     flags_np, change_np = dask.compute(flags, change)
     site_gdf, site_mask, change_np = delineate_sites(
         flags_np, change_np, aoi_id=cube.aoi_id, aoi_mask=cube.grid.aoi_mask, crs=cube.crs,
-        last_period_start=cube.job.last_period_start, detect_params=dp, sites_params=sp,
+        last_period_start=cube.job.last_period_start, detect_params=dp, sites_params=sp, record_end=cube.job.end,
     )
     return DetectResult(sites=site_gdf, flags=flags_np, change=change_np, site_mask=site_mask)
 

@@ -121,13 +121,15 @@ class _StrictLoader(yaml.SafeLoader):
     ``demonstration: true`` with it) and reports an impossible date (``2024-02-30``) at its line."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
+        seen: set[tuple[str, str]] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # a list or mapping as a key: SafeLoader refuses it ("unhashable key")
+            key = (key_node.tag, key_node.value)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice in the same mapping (YAML keeps only the last, "
-                    "silently); merge the two into one", key_node.start_mark)
+                    None, None, f"key {key_node.value!r} appears twice in the same mapping (YAML keeps only the "
+                    "last, silently); merge the two into one", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 

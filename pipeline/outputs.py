@@ -378,12 +378,15 @@ def previous_sites(out_dir: Path, *, before: int | None = None) -> tuple[int | N
     return numbers[-1], sites
 
 
-def listed_files(manifest: dict[str, Any]) -> set[str]:
+def listed_files(manifest: dict[str, Any], *, composites_of: set[str] | None = None) -> set[str]:
     """The files a run's manifest lists as its outputs, relative to its output folder: the
-    tables, bulletins and figures (``outputs``) and each AOI's composites."""
+    tables, bulletins and figures (``outputs``) and the composites of each AOI (of the AOIs in
+    ``composites_of`` only, when given)."""
     files = {str(f) for f in manifest.get("outputs") or [] if isinstance(f, str)}
-    for aoi in (manifest.get("aois") or {}).values():
-        for comp in (aoi.get("composites") or []) if isinstance(aoi, dict) else []:
+    for aoi_id, aoi in (manifest.get("aois") or {}).items():
+        if not isinstance(aoi, dict) or (composites_of is not None and aoi_id not in composites_of):
+            continue
+        for comp in aoi.get("composites") or []:
             if isinstance(comp, dict) and isinstance(comp.get("file"), str):
                 files.add(comp["file"])
     return files
@@ -391,29 +394,35 @@ def listed_files(manifest: dict[str, Any]) -> set[str]:
 
 def remove_stale_outputs(out_dir: Path, *, keep: dict[str, Any]) -> list[Path]:
     """Remove the files the folder's current ``manifest.json`` lists that the manifest ``keep``
-    (the run about to be committed) does not: a site GeoPackage, a chip, a composite, a PDF or
-    a translation an earlier run wrote and this one did not would otherwise sit beside this
-    run's outputs as if it were one of them. Only listed files inside ``out_dir`` and outside
-    ``archive/`` are touched; an unreadable manifest removes nothing. Done before the new
-    manifest replaces the old, so a run killed in between removes them when it is run again."""
+    (the run about to be committed) does not: a site GeoPackage, a chip, a PDF or a translation
+    an earlier run wrote and this one did not would otherwise sit beside this run's outputs as
+    if it were one of them. Composites are not archived, so only those of AOIs this run
+    processed successfully are replaced (an AOI left out of this run, or failed in it, keeps
+    its earlier composites). Only listed regular files inside ``out_dir`` and outside
+    ``archive/`` are touched, never through a symbolic link; an unreadable manifest removes
+    nothing. Done before the new manifest replaces the old, so a run killed in between removes
+    them when it is run again."""
     try:
         previous = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     if not isinstance(previous, dict):
         return []
+    done = {a for a, v in (keep.get("aois") or {}).items() if isinstance(v, dict) and v.get("status") == "ok"}
     root = out_dir.resolve()
     removed = []
-    for name in sorted(listed_files(previous) - listed_files(keep)):
-        path = (out_dir / name).resolve()
-        if not path.is_relative_to(root) or path.parts[len(root.parts):][:1] in (("archive",), ()) \
-                or not path.is_file():
+    for name in sorted(listed_files(previous, composites_of=done) - listed_files(keep)):
+        path = out_dir / name
+        parts = Path(name).parts
+        if not parts or parts[0] in ("archive", "..") or Path(name).is_absolute() or path.is_symlink():
+            continue
+        if not path.parent.resolve().is_relative_to(root) or not path.is_file():
             continue
         path.unlink()
         removed.append(path)
     if removed:
         log.info("removed %d output(s) of an earlier run that this run did not write: %s", len(removed),
-                 ", ".join(str(p.relative_to(root)) for p in removed))
+                 ", ".join(str(p.relative_to(out_dir)) for p in removed))
     return removed
 
 

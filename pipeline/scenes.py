@@ -183,7 +183,10 @@ def scenes_json(plans: Sequence[AOIScenePlan]) -> str:
 def _scenes_and_dates(cov: dict[str, Any], window: str) -> str:
     """``12 scenes``, or ``12 scenes on 10 dates`` when same-day scenes of adjacent tiles merge."""
     n, days = cov[f"{window}_scenes"], cov[f"{window}_dates"]
-    return f"{n} scenes" if n == days else f"{n} scenes on {days} dates (same-day tiles merged, as in a run)"
+    scenes = f"{n} scene" + ("" if n == 1 else "s")
+    if n == days:
+        return scenes
+    return f"{scenes} on {days} date" + ("" if days == 1 else "s") + " (same-day tiles merged, as in a run)"
 
 
 def _plan_one(job: AOIJob) -> AOIScenePlan:

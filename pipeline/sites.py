@@ -153,10 +153,12 @@ def delineate_sites(
     last_period_start: dt.date,
     detect_params: DetectParams,
     sites_params: SitesParams,
+    record_end: dt.date | None = None,
 ) -> tuple[gpd.GeoDataFrame, np.ndarray, xr.Dataset]:
     """Computed flags -> grown sites -> polygons (:func:`grow_sites`, then
     :func:`polygonise_flags`, then :func:`provisional`); also returns the change rasters as
-    grown. Eager."""
+    grown. Eager. ``record_end``: the last day of the imagery (the monitoring period's end), for
+    :func:`provisional`."""
     flags, change = grow_sites(
         flags, change, min_obs=sites_params.grow_min_obs, min_persistence_frac=sites_params.grow_min_persistence_frac
     )
@@ -170,21 +172,33 @@ def delineate_sites(
         min_confirmations=detect_params.min_confirmations,
         params=sites_params,
     )
-    site_gdf["provisional"] = provisional(site_gdf["n_clear_after"], detect_params)
+    site_gdf["provisional"] = provisional(site_gdf["n_clear_after"], site_gdf["first_seen"], detect_params,
+                                          record_end=record_end)
     return site_gdf, site_mask, change
 
 
-def provisional(n_clear_after: Any, params: DetectParams) -> np.ndarray:
-    """Whether sites with ``n_clear_after`` clear observations from their change date on are
-    provisional: fewer than ``min_confirmations`` (to confirm the change) plus
-    ``regrowth_min_obs`` (to see it re-green) leaves no room for re-greening to have been
-    observed, so the record does not yet show whether the site persists. A change confirmed by
-    the last clear observations of the record always is (3 + 2 = 5 with the defaults).
+def provisional(n_clear_after: Any, first_seen: Any, params: DetectParams, *,
+                record_end: dt.date | None = None) -> np.ndarray:
+    """Whether sites are provisional: fewer than ``min_confirmations`` (to confirm the change)
+    plus ``regrowth_min_obs`` (to see it re-green) clear observations from the change on
+    (``n_clear_after``) leave no room for re-greening to have been observed, so the record does
+    not yet show whether the site persists; a change confirmed by the record's last clear
+    observations always is (3 + 2 = 5 with the defaults). ``n_clear_after`` counts only
+    ``persistence_window_days`` from the change: a site whose window closed before
+    ``record_end`` had its whole window observed, however few clear views it held (a cloudy
+    AOI), and is not provisional.
 
-    >>> provisional([3, 4, 5, 12], DetectParams()).tolist()
+    >>> days = ["2024-01-10", "2024-01-10", "2024-01-10", "2022-03-01"]
+    >>> provisional([3, 4, 5, 3], days, DetectParams(), record_end=dt.date(2024, 3, 31)).tolist()
     [True, True, False, False]
     """
-    return np.asarray(n_clear_after, dtype=float) < params.min_confirmations + params.regrowth_min_obs
+    few = np.asarray(n_clear_after, dtype=float) < params.min_confirmations + params.regrowth_min_obs
+    if record_end is None or params.persistence_window_days is None:
+        return few
+    closes = pd.to_datetime(pd.Series(first_seen, dtype=object), errors="coerce") + pd.Timedelta(
+        days=params.persistence_window_days)
+    open_window = ~(closes <= pd.Timestamp(record_end)).to_numpy()
+    return few & open_window
 
 
 def polygonise_flags(

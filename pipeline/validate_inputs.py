@@ -95,7 +95,7 @@ def check_period(cfg: MonitorConfig, *, today: dt.date | None = None) -> None:
             f"period.start {start} (--start or the config) is in the future (today is {today}): no imagery "
             "exists yet; give a monitoring period that has begun"
         )
-    if end > today:
+    if end > today + dt.timedelta(days=1):  # a day's slack: "today" east of UTC
         raise ConfigError(
             f"period.end {end} (--end or the config) is in the future (today is {today}): the bulletin would "
             f"report months not yet observed; set it to {today} or earlier, or leave it out (the period then "
@@ -181,8 +181,11 @@ def check_cache_dir(cfg: MonitorConfig) -> None:
     if cache.exists() and not cache.is_dir():
         raise ConfigError(f"cache folder {cache} is a file, not a folder; pass --cache (or cache_dir) a folder")
     probe = cache
-    while not probe.exists() and probe != probe.parent:
+    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
         probe = probe.parent
+    if probe.is_symlink() and not probe.exists():
+        raise ConfigError(f"cache folder {cache}: {probe} is a symbolic link to nothing ({probe.readlink()}); "
+                          "remove it, or pass --cache another folder")
     if not probe.is_dir():
         raise ConfigError(f"cannot create cache folder {cache}: {probe} is a file, not a folder; pass --cache a folder")
     try:  # a folder made and removed at once: what the fetch will do, without leaving anything

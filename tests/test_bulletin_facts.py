@@ -162,7 +162,8 @@ def test_summary_counts_areas_and_dates_equal_the_tables(context: BulletinContex
     found = [x for x in sentences if "provisional" in x]
     if len(provisional):
         (text,) = found
-        assert text.startswith(f"{len(provisional)} of these sites ({_ha(provisional['area_ha'].sum())} ha) ")
+        ha = _ha(provisional["area_ha"].sum())
+        assert text.startswith(f"{len(provisional)} of the {len(sites)} sites ({ha} ha) ")
     else:
         assert not found
 
@@ -236,11 +237,15 @@ def test_the_previous_bulletin_sentence_says_what_is_new_and_what_is_gone(
         assert text.startswith("No site is listed in this bulletin, so none is reported for the first time.")
         assert "all were in bulletin" not in text
     if n_gone:
-        listed = "site of bulletin 1 is" if n_gone == 1 else "sites of bulletin 1 are"
+        listed = "site listed in an earlier bulletin is" if n_gone == 1 else "sites listed in earlier bulletins are"
         assert f"{n_gone} {listed} no longer listed: " in text and all(g in text for g in gone)
     else:
         assert "no longer listed" not in text
-    if n_dismissed:
+    if n_dismissed == n_gone == 1:
+        assert "It was dismissed by an analyst as a false alarm" in text
+    elif n_dismissed == n_gone > 0:
+        assert f"All {n_gone} were dismissed by an analyst as false alarms" in text
+    elif n_dismissed:
         assert f"Of them, {n_dismissed} {'was' if n_dismissed == 1 else 'were'} dismissed by an analyst" in text
     else:
         assert "dismissed" not in text

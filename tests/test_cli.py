@@ -331,9 +331,13 @@ def test_the_packages_warnings_are_one_log_line(caplog: pytest.LogCaptureFixture
 
     with caplog.at_level(logging.WARNING, logger="pipeline"), warnings.catch_warnings():
         warnings.simplefilter("always")
-        with warnings_as_log_lines():
-            warnings.warn(StaleStatisticsWarning("declared statistics do not cover 2017"), stacklevel=1)
-    assert [r.getMessage() for r in caplog.records] == ["declared statistics do not cover 2017"]
+        warnings_as_log_lines()  # undone by catch_warnings on exit
+        warnings_as_log_lines()  # idempotent
+        warnings.warn(StaleStatisticsWarning("declared statistics do not cover 2017"), stacklevel=1)
+        warnings.warn("Creating scratch directories is taking\na surprisingly long time", UserWarning, stacklevel=1)
+    assert [r.getMessage() for r in caplog.records] == [
+        "declared statistics do not cover 2017",
+        "Creating scratch directories is taking a surprisingly long time (UserWarning, from test_cli)"]
     assert "test_cli.py" not in capsys.readouterr().err  # no source file, no source line
 
 

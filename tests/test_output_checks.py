@@ -110,22 +110,29 @@ def test_outputs_an_earlier_run_listed_and_this_one_did_not_write_are_removed(tm
 
     out = tmp_path / "out"
     names = ["sites.gpkg", "bulletin.pdf", "figures/chips_a_a-1.png", "composites/a_dry_2022.tif",
-             "archive/bulletin-0001/sites.gpkg", "notes.txt"]
+             "composites/b_dry_2022.tif", "composites/c_dry_2022.tif", "archive/bulletin-0001/sites.gpkg",
+             "notes.txt", "mine/notes.pdf"]
     for name in names:
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(name)
     (tmp_path / "outside.txt").write_text("not the run's")
+    (out / "figures" / "linked.png").symlink_to(out / "mine" / "notes.pdf")
     old = {"outputs": ["sites.gpkg", "bulletin.pdf", "figures/chips_a_a-1.png", "archive/bulletin-0001/sites.gpkg",
-                       "../outside.txt"],
-           "aois": {"a": {"composites": [{"file": "composites/a_dry_2022.tif"}]}}}
+                       "../outside.txt", "figures/linked.png", str(tmp_path / "outside.txt")],
+           "aois": {a: {"composites": [{"file": f"composites/{a}_dry_2022.tif"}]} for a in ("a", "b", "c")}}
     (out / "manifest.json").write_text(json.dumps(old))
-    new = {"outputs": ["sites.gpkg"], "aois": {"a": {"composites": []}}}
+    # a done again, b failed this time, c not in this run
+    new = {"outputs": ["sites.gpkg"], "aois": {"a": {"status": "ok", "composites": []},
+                                              "b": {"status": "failed", "composites": []}}}
     removed = remove_stale_outputs(out, keep=new)
-    assert sorted(p.relative_to(out.resolve()).as_posix() for p in removed) == \
+    assert sorted(p.relative_to(out).as_posix() for p in removed) == \
         ["bulletin.pdf", "composites/a_dry_2022.tif", "figures/chips_a_a-1.png"]
-    # kept: what the new run lists, what no manifest listed, the archive, anything outside the folder
-    assert all((out / n).exists() for n in ("sites.gpkg", "notes.txt", "archive/bulletin-0001/sites.gpkg"))
-    assert (tmp_path / "outside.txt").exists()
+    # kept: what the new run lists, what no manifest listed, the archive, anything outside the
+    # folder, a link and what it points to, and the composites of AOIs not processed this time
+    for name in ("sites.gpkg", "notes.txt", "archive/bulletin-0001/sites.gpkg", "mine/notes.pdf",
+                 "composites/b_dry_2022.tif", "composites/c_dry_2022.tif"):
+        assert (out / name).exists(), name
+    assert (out / "figures" / "linked.png").is_symlink() and (tmp_path / "outside.txt").exists()
     (out / "manifest.json").write_text("{not json")
     assert remove_stale_outputs(out, keep={}) == []
 

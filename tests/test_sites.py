@@ -227,8 +227,14 @@ def test_a_site_confirmed_at_the_end_of_the_record_is_provisional() -> None:
     late[7:10, 7:10] = True
     change["n_clear_after"] = change["n_clear_after"].where(~late, 3)
     change["n_obs"] = change["n_obs"].where(~late, 3)
-    found, _, _ = sites.delineate_sites(flags, change, aoi_id="t", aoi_mask=None, crs="EPSG:32629",
-                                        last_period_start=dt.date(2024, 1, 1), detect_params=DetectParams(),
-                                        sites_params=SitesParams(min_area_m2=0, merge_distance_m=0, grow_min_obs=0))
-    by_clear = dict(zip(found["n_clear_after"], found["provisional"], strict=True))
-    assert by_clear == {10: False, 3: True}
+    def run(record_end: dt.date | None) -> dict[int, bool]:
+        found, _, _ = sites.delineate_sites(
+            flags, change, aoi_id="t", aoi_mask=None, crs="EPSG:32629", last_period_start=dt.date(2024, 1, 1),
+            detect_params=DetectParams(), sites_params=SitesParams(min_area_m2=0, merge_distance_m=0, grow_min_obs=0),
+            record_end=record_end)
+        return dict(zip(found["n_clear_after"], found["provisional"], strict=True))
+
+    # changes on 2023-02-12 (day 19400); their 365-day persistence window closes on 2024-02-12
+    assert run(None) == run(dt.date(2023, 6, 30)) == {10: False, 3: True}
+    # the window closed before the record ends: 3 clear views in a year is a cloudy AOI, not a short record
+    assert run(dt.date(2024, 6, 30)) == {10: False, 3: False}

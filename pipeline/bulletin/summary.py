@@ -201,11 +201,13 @@ def _latest_period_sentence(facts: dict[str, Any]) -> str:
 def _provisional_sentence(facts: dict[str, Any]) -> str:
     """How many sites were confirmed too close to the end of the record to show whether they persist."""
     p = facts["provisional"]
-    return ngettext("{n} of these sites ({ha} ha) is provisional: it was confirmed by the last clear observations "
-                    "of the record, and too few follow to show whether it persists (marked in the site tables).",
-                    "{n} of these sites ({ha} ha) are provisional: they were confirmed by the last clear observations "
-                    "of the record, and too few follow to show whether they persist (marked in the site tables).",
-                    p["n"], ha=_ha(p["area_ha"]))
+    return ngettext("{n} of the {total} sites ({ha} ha) is provisional: its change was confirmed too near the end "
+                    "of the record for enough clear observations to follow and show whether it persists (marked "
+                    "in the site tables).",
+                    "{n} of the {total} sites ({ha} ha) are provisional: their changes were confirmed too near the "
+                    "end of the record for enough clear observations to follow and show whether they persist "
+                    "(marked in the site tables).",
+                    p["n"], total=facts["n_sites"], ha=_ha(p["area_ha"]))
 
 
 def _newly_disturbed_sentence(facts: dict[str, Any]) -> str:
@@ -280,6 +282,10 @@ def _anomaly_sentence(context: BulletinContext) -> str:
                     len(shown), who=who, titles=titles, others=others)
 
 
+#: Site ids a summary sentence names before it says "N more".
+_MAX_IDS = 10
+
+
 def _previous_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
     """How many sites are reported for the first time (absent from the previous bulletin), and
     which of the previous bulletin's sites this one no longer lists."""
@@ -303,11 +309,20 @@ def _previous_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
         return first
     dismissed = {str(s) for a in context.aois if a.dismissed is not None for s in a.dismissed["site_id"]}
     n_dismissed = sum(sid in dismissed for sid in gone)
+    # "earlier", not "bulletin N": an AOI not processed in bulletin N is compared with the last
+    # bulletin that processed it (pipeline.outputs.previous_sites)
+    shown = [_text(s) for s in gone[:_MAX_IDS]]
+    if len(gone) > _MAX_IDS:
+        shown.append(_("{n} more (bulletin.json, gone_since_previous)", n=len(gone) - _MAX_IDS))
     text = first + " " + ngettext(
-        "{n} site of bulletin {previous} is no longer listed: {ids}.",
-        "{n} sites of bulletin {previous} are no longer listed: {ids}.",
-        len(gone), previous=context.previous_number, ids=_join(_text(s) for s in gone))
-    if n_dismissed:
+        "{n} site listed in an earlier bulletin is no longer listed: {ids}.",
+        "{n} sites listed in earlier bulletins are no longer listed: {ids}.",
+        len(gone), ids=_join(shown))
+    if n_dismissed == len(gone):
+        text += " " + ngettext("It was dismissed by an analyst as a false alarm (sites_dismissed.geojson).",
+                               "All {n} were dismissed by an analyst as false alarms (sites_dismissed.geojson).",
+                               n_dismissed)
+    elif n_dismissed:
         text += " " + ngettext("Of them, {n} was dismissed by an analyst as a false alarm (sites_dismissed.geojson).",
                                "Of them, {n} were dismissed by an analyst as false alarms (sites_dismissed.geojson).",
                                n_dismissed)
