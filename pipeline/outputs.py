@@ -42,7 +42,7 @@ from .workflow import AOIResult
 
 log = logging.getLogger("pipeline")
 
-__all__ = ["RunReport", "previous_bulletin", "write_outputs"]
+__all__ = ["RunReport", "listed_files", "previous_bulletin", "previous_sites", "remove_stale_outputs", "write_outputs"]
 
 SOFTWARE = (
     "numpy",
