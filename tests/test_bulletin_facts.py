@@ -162,8 +162,11 @@ def test_summary_counts_areas_and_dates_equal_the_tables(context: BulletinContex
     found = [x for x in sentences if "provisional" in x]
     if len(provisional):
         (text,) = found
-        ha = _ha(provisional["area_ha"].sum())
-        assert text.startswith(f"{len(provisional)} of the {len(sites)} sites ({ha} ha) ")
+        ha, k = _ha(provisional["area_ha"].sum()), len(provisional)
+        if k < len(sites):
+            assert text.startswith(f"{k} of the {len(sites)} sites ({ha} ha) ")
+        else:
+            assert text.startswith(f"The site ({ha} ha) is" if k == 1 else f"All {k} sites ({ha} ha) are")
     else:
         assert not found
 

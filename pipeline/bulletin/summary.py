@@ -201,6 +201,14 @@ def _latest_period_sentence(facts: dict[str, Any]) -> str:
 def _provisional_sentence(facts: dict[str, Any]) -> str:
     """How many sites were confirmed too close to the end of the record to show whether they persist."""
     p = facts["provisional"]
+    if p["n"] == facts["n_sites"]:
+        return ngettext("The site ({ha} ha) is provisional: its change was confirmed too near the end of the record "
+                        "for enough clear observations to follow and show whether it persists (marked in the site "
+                        "tables).",
+                        "All {n} sites ({ha} ha) are provisional: their changes were confirmed too near the end of "
+                        "the record for enough clear observations to follow and show whether they persist (marked "
+                        "in the site tables).",
+                        p["n"], ha=_ha(p["area_ha"]))
     return ngettext("{n} of the {total} sites ({ha} ha) is provisional: its change was confirmed too near the end "
                     "of the record for enough clear observations to follow and show whether it persists (marked "
                     "in the site tables).",
