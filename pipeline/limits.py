@@ -142,8 +142,9 @@ class _StrictLoader(yaml.SafeLoader):
                 node.start_mark) from None
 
 
+# SafeLoader registered the base class's function for timestamps; maps already reach the
+# override above through construct_yaml_map's call of self.construct_mapping.
 _StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _StrictLoader.construct_yaml_timestamp)
-_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
 
 
 def load_yaml(text: str, *, path: Path) -> Any:

@@ -133,9 +133,7 @@ def check_tables(cfg: MonitorConfig) -> None:
 def check_out_dir(out_dir: Path) -> None:
     """The output folder can hold a run, links no file outside itself, and its state is readable."""
     out_dir = Path(out_dir)
-    probe = out_dir
-    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
-        probe = probe.parent
+    probe = _nearest_existing(out_dir)
     if probe != out_dir and not probe.is_dir():
         raise ConfigError(
             f"cannot create output folder {out_dir}: {probe} is a file, not a folder; pass --out a folder"
@@ -180,9 +178,7 @@ def check_cache_dir(cfg: MonitorConfig) -> None:
     cache = resolve_cache_dir(cfg.cache_dir)
     if cache.exists() and not cache.is_dir():
         raise ConfigError(f"cache folder {cache} is a file, not a folder; pass --cache (or cache_dir) a folder")
-    probe = cache
-    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
-        probe = probe.parent
+    probe = _nearest_existing(cache)
     if probe.is_symlink() and not probe.exists():
         raise ConfigError(f"cache folder {cache}: {probe} is a symbolic link to nothing ({probe.readlink()}); "
                           "remove it, or pass --cache another folder")
@@ -194,6 +190,14 @@ def check_cache_dir(cfg: MonitorConfig) -> None:
         what = "cannot be written" if probe == cache else f"cannot be created in {probe}"
         raise ConfigError(f"cache folder {cache} {what} ({exc.strerror or exc}); pass --cache (or cache_dir) a "
                           "folder this user can write") from None
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path``, or the nearest of its parents that exists (a dangling symbolic link counts)."""
+    probe = path
+    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+        probe = probe.parent
+    return probe
 
 
 def check_static_catalog(cfg: MonitorConfig, jobs: Sequence[AOIJob]) -> None:

@@ -52,7 +52,7 @@ def _site_rows(sites: gpd.GeoDataFrame, report: AOIReport) -> list[dict[str, Any
             "verdict_label": label(_text(r.get("verdict")) or "unreviewed"),
             "reviewed_on": _date(r.get("reviewed_on")) if r.get("reviewed_on") else "",
             "new_since_previous": str(r["site_id"]) in set(report.new_since_previous),
-            "provisional": bool(r.get("provisional", False)) if pd.notna(r.get("provisional", False)) else False,
+            "provisional": bool(pd.notna(r.get("provisional")) and r.get("provisional")),
         })
     return rows
 
