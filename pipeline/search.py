@@ -22,7 +22,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from .config import SearchParams, SourceParams
-from .errors import NoScenesError
+from .errors import ConfigError, NoScenesError
 from .http import redact
 from .providers import get_provider, provider_kind
 from .providers import normalise_item as _normalise_item
@@ -30,6 +30,7 @@ from .providers.static import item_datetime
 from .types import BAND_ALIASES, ProviderNaming
 
 __all__ = [
+    "check_collection",
     "is_static_source",
     "normalise_item",
     "search_items",
@@ -82,13 +83,19 @@ def search_items(
     MissingBandError
         An item lacks a required band.
     ConfigError
-        The provider needs credentials that the environment does not hold.
+        The provider needs credentials that the environment does not hold, or (nothing
+        matched and) the STAC API answers that it has no such collection.
     """
     provider = get_provider(source, **provider_kwargs)
     items = provider.search(aoi, start, end, params=params, bands=bands, collection=collection)
     unique = {it.id: it for it in items}
     out = sorted(unique.values(), key=lambda it: (item_datetime(it), it.id))
     if not out:
+        coll = collection or provider.collection
+        others = provider.lacks_collection(coll)
+        if others is not None:
+            key = "source.collection" if collection is None else None  # else radar's, or an extra one
+            raise ConfigError(_no_such_collection(source.url, coll, others, key=key))
         fix = "widen the period or check the source"
         if _found_swapped(provider, aoi, start, end, params=params, bands=bands, collection=collection):
             fix = ("items exist with longitude and latitude swapped: GeoJSON positions are [longitude, "
@@ -99,6 +106,31 @@ def search_items(
             f"cloud cover <= {params.max_cloud_frac:.0%}; {fix}"
         )
     return out[: params.max_items]
+
+
+def check_collection(source: SourceParams, *, key: str = "source.collection", **provider_kwargs: Any) -> None:
+    """Refuse ``source.collection`` when the STAC API answers that it has no such collection.
+
+    Nothing is refused when the source is a static catalog (a catalog is a selection already),
+    cannot be reached or does not list its collections: the search reports those.
+
+    Raises
+    ------
+    ConfigError
+        One line naming ``key``, the source and the collections it has.
+    """
+    provider = get_provider(source, **provider_kwargs)
+    others = provider.lacks_collection(provider.collection)
+    if others is not None:
+        raise ConfigError(_no_such_collection(source.url, provider.collection, others, key=key))
+
+
+def _no_such_collection(url: str, collection: str, others: Sequence[str], *, key: str | None) -> str:
+    shown = ", ".join(others[:12]) + (f" and {len(others) - 12} more" if len(others) > 12 else "")
+    where = (f"{key} {collection!r}" if key else f"collection {collection!r}")
+    fix = (f"set {key} to one of them" if key
+           else "set the collection id (source.collection, or radar.collection for Sentinel-1) to one of them")
+    return f"{where}: {_display(url)} has no such collection (it has {shown}); {fix}"
 
 
 def is_static_source(url: str) -> bool:

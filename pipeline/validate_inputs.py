@@ -19,6 +19,10 @@ What is checked here (the config and AOI files check themselves when read):
   that exist, items with a date), the bands of ``acquire.bands`` present, and each AOI
   covered by at least one item in its search period; an AOI that no item covers but would
   be covered with longitude and latitude swapped is reported as swapped;
+- **a STAC API's collections**: ``source.collection`` (and ``radar.collection`` when radar is
+  on) asked of the API once, without retries; refused only when the API answers that it has no
+  such collection (a typo otherwise fails every AOI with "no items"); an API that cannot be
+  reached or does not answer is left to the search, which reports it per AOI;
 - **the output folder**: not a file, no symbolic link where the run writes (``run.log``,
   ``composites/``, ``archive/``...: a run never writes outside ``--out``), and the state
   a run reads from it (``sites.geojson``, the archived bulletins) readable, so that a
@@ -40,6 +44,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from . import search
+from .aoi_radar import radar_source
 from .cache import resolve_cache_dir
 from .config import MonitorConfig
 from .declared import read_declared_production, read_trade, read_windows
@@ -52,6 +57,7 @@ from .runfolder import INCOMPLETE_MARKER, OUTPUT_DIRS, latest_archive
 
 __all__ = [
     "OUTPUT_FILES",
+    "check_api_collections",
     "check_out_dir",
     "check_period",
     "check_static_catalog",
@@ -83,6 +89,7 @@ def preflight_inputs(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.da
     check_out_dir(cfg.out_dir)
     check_cache_dir(cfg)
     check_static_catalog(cfg, jobs)
+    check_api_collections(jobs)
 
 
 def check_period(cfg: MonitorConfig, *, today: dt.date | None = None) -> None:
@@ -215,6 +222,20 @@ def check_static_catalog(cfg: MonitorConfig, jobs: Sequence[AOIJob]) -> None:
     _walk_catalog(root)
     for job in jobs:
         _check_coverage(job, root)
+
+
+def check_api_collections(jobs: Sequence[AOIJob]) -> None:
+    """Each distinct STAC API collection the jobs search (optical, and radar when enabled) exists."""
+    seen: set[tuple[str, str, str]] = set()
+    for job in jobs:
+        wanted = [(job.cfg.source, "source.collection")]
+        if job.cfg.radar.enabled:
+            wanted.append((radar_source(job.cfg), "radar.collection"))
+        for source, key in wanted:
+            if (source.url, source.collection, key) in seen or search.is_static_source(source.url):
+                continue
+            seen.add((source.url, source.collection, key))
+            search.check_collection(source, key=key)
 
 
 # --------------------------------------------------------------------------- helpers

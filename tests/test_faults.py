@@ -23,6 +23,7 @@ from pipeline import acquire, search
 from pipeline.cache import CacheStats, localise_items
 from pipeline.config import MonitorConfig
 from pipeline.demo import ScenarioResult, write_scenario
+from pipeline.errors import ConfigError
 from pipeline.http import RetryPolicy
 from pipeline.run import run_monitor
 from tests.scale_fixtures import DATA_FILES, SMALL_SPEC
@@ -182,3 +183,18 @@ def test_faulty_run_matches_clean_run(scenario: ScenarioResult, tmp_path: Path, 
                 assert CANARY.encode() not in path.read_bytes(), path
     assert CANARY not in caplog.text
     assert "CDSE_PASSWORD" in (tmp_path / "clean" / "manifest.json").read_text()  # the NAME is fine
+
+
+def test_a_collection_the_api_lacks_is_refused_before_anything_is_written(scenario: ScenarioResult,
+                                                                          tmp_path: Path) -> None:
+    """A typo in ``source.collection`` is bad input (exit 2 from the CLI), refused by the
+    pre-flight check with the API's collections: not one "no items" failure per AOI."""
+    root = scenario.catalog_path.parent.parent
+    with RangeFileServer(root) as files, StacApiServer(_served_items(scenario, files), page_size=10) as api:
+        cfg = _config(scenario, api, tmp_path / "out", tmp_path / "cache")
+        cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"collection": "sentinel-2-l2a"})})
+        with pytest.raises(ConfigError, match=r"^source\.collection 'sentinel-2-l2a': .* has no such collection "
+                                              r"\(it has sentinel-2-c1-l2a\); set source\.collection to one"):
+            run_monitor(cfg)
+        assert not api.search_requests and not files.requests
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()

@@ -17,8 +17,9 @@ from rasterio.windows import from_bounds
 
 from pipeline import acquire, harmonise, preprocess, search
 from pipeline.config import SearchParams, SourceParams
-from pipeline.errors import MissingBandError, NoScenesError, SearchError
+from pipeline.errors import ConfigError, MissingBandError, NoScenesError, SearchError
 from pipeline.types import DEFAULT_BANDS
+from tests.servers import Fault, FaultPlan, StacApiServer
 
 AOI = shapely.geometry.box(-11.55, 24.55, -11.50, 24.60)  # ~5 km inside the 29RKH tile
 BANDS = list(DEFAULT_BANDS)
@@ -152,3 +153,30 @@ def test_an_aoi_written_lat_lon_is_told_to_swap(stac_api) -> None:
             swapped, dt.date(2020, 1, 1), dt.date(2020, 12, 31),
             source=SourceParams(url=stac_api.url, collection="sentinel-2-l2a"), params=SearchParams(), bands=BANDS,
         )
+
+
+def test_a_collection_the_api_lacks_is_named_with_the_ones_it_has(stac_api) -> None:
+    """A typo in ``source.collection`` finds no item; the API's 404 for it turns "no items" into
+    the collection's name and the API's own list, both in a search and in the pre-flight check."""
+    wrong = SourceParams(url=stac_api.url, collection="sentinel-2-l2a-typo")
+    expected = r"source\.collection 'sentinel-2-l2a-typo': .* has no such collection \(it has sentinel-2-l2a\); set "
+    with pytest.raises(ConfigError, match=expected):
+        search.search_items(AOI, dt.date(2020, 1, 1), dt.date(2020, 12, 31), source=wrong, params=SearchParams(),
+                            bands=BANDS)
+    with pytest.raises(ConfigError, match=expected.replace("source", "radar")):
+        search.check_collection(wrong, key="radar.collection")
+    search.check_collection(SourceParams(url=stac_api.url, collection="sentinel-2-l2a"))  # it has that one
+    asked = [r.path for r in stac_api.requests if "/collections/" in r.path]
+    assert asked and all(p.endswith("/collections/sentinel-2-l2a-typo") or p.endswith("/collections/sentinel-2-l2a")
+                         for p in asked)
+
+
+def test_the_collection_check_stays_silent_when_the_api_cannot_say(earth_search_item_29rkh) -> None:
+    """Unreachable, or failing once (no retries in the check): the search, which retries,
+    reports the source; the check refuses nothing it was not told."""
+    check = SourceParams(url="http://127.0.0.1:9/v1", collection="anything", max_retries=0, timeout_s=2)
+    search.check_collection(check)  # nothing listens on the discard port
+    item, _ = earth_search_item_29rkh
+    with StacApiServer([item], faults=FaultPlan(fraction=1.0, kinds=(Fault.HTTP_503,))) as api:
+        search.check_collection(SourceParams(url=api.url, collection="sentinel-2-l2a-typo"))
+        assert api.requests and all(r.status == 503 for r in api.requests)

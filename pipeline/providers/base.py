@@ -21,6 +21,7 @@ header, a token or a signed URL.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -111,6 +112,11 @@ class Provider(Protocol):
         """Credential values in use (to scrub from messages); never print them."""
         ...
 
+    def lacks_collection(self, collection: str) -> tuple[str, ...] | None:
+        """The ids of the collections the source has, when it answers that ``collection`` is not
+        one of them; ``None`` when it has it or cannot say (unreachable, an error, no listing)."""
+        ...
+
 
 class BaseProvider:
     """Defaults: anonymous, unsigned, nothing to materialise."""
@@ -168,6 +174,9 @@ class BaseProvider:
 
     def check(self) -> list[SourceCheck]:
         return [self.probe(self.url, what="catalogue")]
+
+    def lacks_collection(self, collection: str) -> tuple[str, ...] | None:
+        return None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -234,12 +243,30 @@ class StacProvider(BaseProvider):
         """Whether items of ``collection`` carry ``eo:cloud_cover`` (radar does not)."""
         return not any(k in collection.lower() for k in ("s1", "sentinel-1", "rtc", "grd"))
 
-    def stac_io(self) -> Any:
+    def stac_io(self, session: RetryingSession | None = None) -> Any:
         from pystac_client.stac_api_io import StacApiIO
 
         io = StacApiIO(timeout=self.policy.timeout_s, max_retries=None)
-        io.session = self.session  # one retry policy for every request
+        io.session = session or self.session  # one retry policy for every request
         return io
+
+    def lacks_collection(self, collection: str) -> tuple[str, ...] | None:
+        """Asks ``/collections/{collection}`` once, without retries (a fault means "cannot say":
+        the search then reports the source as it does); on 404, lists the API's collections."""
+        from pystac_client import Client
+
+        quick = make_session(RetryPolicy(max_retries=0, timeout_s=min(self.policy.timeout_s, 15.0)))
+        try:
+            client = Client.open(self.url, stac_io=self.stac_io(quick))
+            if client.get_collection(collection) is not None:
+                return None
+            ids = tuple(sorted(str(c.id) for c in itertools.islice(client.get_collections(), 500)))
+        except Exception as exc:  # network, HTTP or pystac-client errors: the search will say what
+            log.debug("collection check of %s skipped: %s", redact(self.url), self.safe_message(describe_error(exc)))
+            return None
+        finally:
+            quick.close()
+        return ids if ids and collection not in ids else None
 
     def _search_api(
         self,
