@@ -511,6 +511,8 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], previous: dict[str, str]
         dismissed=r.dismissed.to_crs(4326) if r.dismissed is not None else None,
         boundary=r.boundary,
         season_views=r.season_views,
+        uncovered_frac=r.uncovered_frac,
+        coverage_warning=r.coverage_warning,
     )
 
 
@@ -532,6 +534,7 @@ def _manifest_aoi(r: AOIResult) -> dict[str, Any]:
         "n_sites": 0 if r.sites is None else len(r.sites),
         "n_dismissed": 0 if r.dismissed is None else len(r.dismissed),
         "skipped_items": r.skipped,
+        "uncovered_frac": round(r.uncovered_frac, 4),
         "radar": {"status": r.radar_status, "n_items": len(r.radar_items)},
         "overrides": aoi_overrides(r.row),
         "composites": r.composites,

@@ -89,6 +89,10 @@ class AOIScenePlan:
     end: str
     scenes: list[ScenePlan] = field(default_factory=list)
     error: str | None = None
+    uncovered_frac: float = 0.0
+    """Share of the AOI's area outside the footprint of every scene (0..1)."""
+    warn_uncovered_frac: float = 0.01
+    """``search.warn_uncovered_frac``: from this share on, the listing says so."""
 
     @property
     def baseline(self) -> list[ScenePlan]:
@@ -121,6 +125,7 @@ class AOIScenePlan:
                 if s.cloud_pct is not None and s.cloud_pct < 50}
         out["baseline_months_without_clear_scene"] = [f"{y}-{m:02d}" for y, m in sorted(months - seen)]
         out["fetch_bytes"] = sum(s.fetch_bytes for s in self.scenes)
+        out["uncovered_frac"] = round(self.uncovered_frac, 4)
         return out
 
 
@@ -163,6 +168,9 @@ def format_scenes(plans: Sequence[AOIScenePlan]) -> str:
         lines.append(f"  monitoring: {_scenes_and_dates(cov, 'monitoring')}, {cov['monitoring_clear_equiv']} "
                      f"clear-scene equivalents; to fetch: {_size(cov['fetch_bytes'])} "
                      "(estimated, uncompressed windows)")
+        if plan.uncovered_frac >= plan.warn_uncovered_frac:
+            lines.append(f"  warning: {100 * plan.uncovered_frac:.0f}% of the AOI lies outside the footprint of every "
+                         "scene: no site can be found there")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -201,6 +209,8 @@ def _plan_one(job: AOIJob) -> AOIScenePlan:
         plan.error = " ".join(str(exc).split())
         return plan
     grid = job.grid()
+    plan.uncovered_frac = search.uncovered_share(job.geometry, items, epsg=grid.epsg)
+    plan.warn_uncovered_frac = cfg.search.warn_uncovered_frac
     cache = window_cache.WindowCache(window_cache.resolve_cache_dir(cfg.cache_dir))
     key = window_cache.grid_key(grid.geobox)
     lon = acquire.centre_lon(grid.geobox)

@@ -34,6 +34,7 @@ __all__ = [
     "is_static_source",
     "normalise_item",
     "search_items",
+    "uncovered_share",
 ]
 
 def search_items(
@@ -131,6 +132,22 @@ def _no_such_collection(url: str, collection: str, others: Sequence[str], *, key
     fix = (f"set {key} to one of them" if key
            else "set the collection id (source.collection, or radar.collection for Sentinel-1) to one of them")
     return f"{where}: {_display(url)} has no such collection (it has {shown}); {fix}"
+
+
+def uncovered_share(aoi: BaseGeometry, items: Sequence[pystac.Item], *, epsg: int) -> float:
+    """Share of ``aoi``'s area outside the footprint of every item in ``items`` (0..1).
+
+    ``aoi`` and the items' geometries are EPSG:4326; areas are compared in EPSG ``epsg`` (the
+    AOI's UTM zone). An item without a geometry covers nothing; no item leaves it all uncovered.
+    """
+    shapes = {shapely.to_wkb(shapely.geometry.shape(it.geometry)) for it in items if it.geometry}
+    if not shapes:
+        return 1.0
+    covered = shapely.union_all([shapely.make_valid(shapely.from_wkb(w)) for w in sorted(shapes)])
+    import geopandas as gpd
+
+    aoi_area, outside = gpd.GeoSeries([aoi, aoi.difference(covered)], crs=4326).to_crs(epsg).area
+    return float(min(1.0, outside / aoi_area)) if aoi_area > 0 else 0.0
 
 
 def is_static_source(url: str) -> bool:

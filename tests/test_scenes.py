@@ -73,6 +73,12 @@ def test_scenes_lists_items_cloud_cost_and_writes_nothing(scenario: ScenarioResu
     assert cov["fetch_bytes"] == sum(s.fetch_bytes for s in rest)
     text = format_scenes(plans)
     assert "baseline coverage:" in text and items[-1].id in text
+    assert cov["uncovered_frac"] == 0.0 and "outside the footprint" not in text  # the scene covers the AOI
+    # An AOI the scenes cover in part is told so, from search.warn_uncovered_frac on.
+    plan.uncovered_frac = 0.4
+    assert "  warning: 40% of the AOI lies outside the footprint of every scene" in format_scenes(plans)
+    plan.warn_uncovered_frac = 0.5
+    assert "outside the footprint" not in format_scenes(plans)
 
 
 def test_scenes_cli_json_on_a_static_catalog(scenario: ScenarioResult, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from .selection import MAX_CHIPS, _chip_sites, _latest_or_sum, _status_counts
 from .statuses import STATUS_ORDER, label
 from .tables import _dismissed_rows, _site_rows
 
-__all__ = ["evidence_text"]
+__all__ = ["coverage_text", "evidence_text"]
 
 #: Writes a figure under a file name and returns what the ``<img src>`` gets (a data URI).
 SaveFigure = Callable[[Figure, str], str]
@@ -44,6 +44,18 @@ def evidence_text(radar_status: str, n_radar_scenes: int) -> str:
         reason = radar_status.partition(":")[2].strip().rstrip(".")
         return _("Sentinel-2 optical only; radar was requested but unavailable: {reason}.", reason=reason)
     return _("Sentinel-2 optical only (radar not enabled).")
+
+
+def coverage_text(uncovered_frac: float) -> str:
+    """One sentence on the part of the AOI that no scene used covers.
+
+    >>> import textwrap
+    >>> print(textwrap.fill(coverage_text(0.4962), 88))
+    No scene used covers 50 % of this area of interest (it lies outside the footprint of
+    every scene): no site can be found there, and that part is never seen clear.
+    """
+    return _("No scene used covers {share} of this area of interest (it lies outside the footprint of every "
+             "scene): no site can be found there, and that part is never seen clear.", share=_pct(uncovered_frac))
 
 
 def _aoi_view(report: AOIReport, save: SaveFigure, *, max_chips: int = MAX_CHIPS) -> dict[str, Any]:
@@ -86,6 +98,7 @@ def _aoi_header(
         "epsg": report.epsg,
         "error": report.error,
         "evidence": evidence_text(report.radar_status, report.n_radar_scenes),
+        "coverage": coverage_text(report.uncovered_frac) if report.coverage_warning else "",
         "view_method": _method_name(report.view_method),
         "map": None,
         "has_inset": False,

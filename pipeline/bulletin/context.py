@@ -64,6 +64,11 @@ class AOIReport:
     dismissed: gpd.GeoDataFrame | None = None
     """Sites analysts judged false alarms (EPSG:4326, ``sites.geojson`` columns): not findings,
     listed apart (:mod:`pipeline.register`)."""
+    uncovered_frac: float = 0.0
+    """Share of the AOI's area (0..1) outside the footprint of every scene used."""
+    coverage_warning: bool = False
+    """``uncovered_frac`` reached ``search.warn_uncovered_frac``: the AOI's section says that no
+    imagery covers that part."""
     season_views: list[CompositeView] = field(default_factory=list)
     """The dry-season composites (red, green, blue; same grid and extent as ``rgb_before``),
     oldest first: each chip compares two of them, the same season a year or more apart

@@ -91,6 +91,11 @@ class SearchParams(_Section):
     Kept high on purpose: partly cloudy scenes still add clear pixels after SCL masking."""
     max_items: int = Field(default=2000, ge=1)
     """Upper bound on items per AOI and run (protects against runaway searches)."""
+    warn_uncovered_frac: float = Field(default=0.01, ge=0, le=1)
+    """Share of an AOI's area (0..1) outside the footprint of every scene used above which the
+    run warns (log line) and the bulletin says that no imagery covers that part, where no site
+    can be found. 0.01: a sliver along the AOI's edge is not worth a sentence; a tile edge
+    through the AOI is."""
 
 
 class AcquireParams(_Section):
