@@ -145,7 +145,8 @@ def _worker_processes(method: str, *, stop_later: bool = False) -> Iterator[dict
                 # now, so that it does not replace the list below later.
                 ctx = get_mp_context()
                 _stop_forkserver()  # one left by other code would fork with its environment and code
-                ctx.set_forkserver_preload(["distributed", *workers.WORKER_MODULES])
+                # pipeline.worker_signals: the forks ignore SIGINT (Ctrl-C is the client's to handle).
+                ctx.set_forkserver_preload(["pipeline.worker_signals", "distributed", *workers.WORKER_MODULES])
             except BaseException:
                 setting.__exit__(None, None, None)
                 raise

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -295,3 +296,29 @@ def test_a_second_run_into_the_same_out_is_refused_while_the_first_holds_it(
     assert sorted(out.rglob("*")) == before  # the refused run wrote nothing
     assert not (tmp_path / "cache2").exists()
     print(f"\nsecond run into the same --out refused in {time.monotonic() - t0:.1f} s: {lines[0]}")
+
+
+def test_ctrl_c_while_the_workers_compute_prints_one_line_then_a_rerun_completes(
+    scenario: ScenarioResult, source: Any, reference: dict[str, Any], tmp_path: Path
+) -> None:
+    """Ctrl-C reaches the whole foreground process group, the Dask workers too. The client
+    says one line and exits 130; the workers, which ignore SIGINT (pipeline.worker_signals),
+    print no traceback. A re-run then ends as an uninterrupted run."""
+    api, _ = source
+    config, out, cache = _config(tmp_path, api), tmp_path / "out", tmp_path / "cache"
+    kw = {"config": config, "aoi": scenario.aoi_path, "out": out, "cache": cache, "logs": tmp_path / "logs"}
+    run = Run("none", **kw)
+    t0 = time.monotonic()
+    while not re.search(r"compute \d+/\d+ tasks", run.stderr):  # the graph is on the workers
+        assert run.proc.poll() is None, run.stderr
+        assert time.monotonic() - t0 < 600, run.stderr
+        time.sleep(0.05)
+    os.killpg(run.proc.pid, signal.SIGINT)
+    code = run.finish(timeout=300)
+    _wait_group_gone(run.proc.pid)
+    assert code == 130, run.stderr
+    assert "Traceback" not in run.stderr and "KeyboardInterrupt" not in run.stderr, run.stderr
+    assert run.stderr.rstrip().splitlines()[-1] == "error: interrupted"
+    again = Run("none", **kw)
+    assert again.finish() == 0, again.stderr
+    assert_same_outputs(out, reference["first"], cache=cache, ref_cache=reference["cache"])
