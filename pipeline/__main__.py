@@ -213,7 +213,10 @@ def _add_sources(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quiet and args.verbose:  # before or after the subcommand: one check for both places
+        parser.error("-q/--quiet and -v/--verbose ask for opposite things; give one of them")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s", stream=sys.stderr
     )

@@ -121,16 +121,25 @@ class _StrictLoader(yaml.SafeLoader):
     ``demonstration: true`` with it) and reports an impossible date (``2024-02-30``) at its line."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[tuple[str, str]] = set()
+        # Keys are compared as Python will hold them: 'on' and 'true', or '1' and 'true', are one
+        # key of the dict (True == 1), so the second would replace the first as a repeat does.
+        seen: dict[Any, str] = {}
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 continue  # a list or mapping as a key: SafeLoader refuses it ("unhashable key")
-            key = (key_node.tag, key_node.value)
-            if key in seen:
+            key = self.construct_object(key_node)
+            try:
+                first = seen.get(key)
+            except TypeError:  # not hashable: left to SafeLoader's own error
+                continue
+            if first is not None:
+                what = (f"key {first!r} appears twice in the same mapping" if first == key_node.value else
+                        f"key {key_node.value!r} repeats key {first!r} of the same mapping (YAML reads both as "
+                        "the same key)")
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key_node.value!r} appears twice in the same mapping (YAML keeps only the "
-                    "last, silently); merge the two into one", key_node.start_mark)
-            seen.add(key)
+                    None, None, f"{what}; YAML keeps only the last, silently: merge the two into one",
+                    key_node.start_mark)
+            seen[key] = key_node.value
         return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:

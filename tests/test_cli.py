@@ -348,3 +348,16 @@ def test_quiet_and_verbose_are_accepted_after_the_subcommand() -> None:
         args = build_parser().parse_args(argv)
         assert args.quiet is True and args.verbose is False, argv
     assert build_parser().parse_args(["cache", "info", "-v"]).verbose is True
+
+
+@pytest.mark.parametrize("argv", [["-q", "-v", "cache", "info"], ["-q", "cache", "info", "-v"],
+                                  ["cache", "info", "-v", "--quiet"]])
+def test_quiet_with_verbose_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: python -m pipeline: -q/--quiet and -v/--verbose ask for opposite things; give one of "
+                   "them; see python -m pipeline --help"]

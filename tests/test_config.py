@@ -17,7 +17,7 @@ from pipeline.config import (
     load_config,
     threshold_table,
 )
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, MonitorWarning
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,6 +72,9 @@ def _write(tmp_path: Path, text: str) -> Path:
         # a repeated section would replace the first whole (its demonstration marking with it)
         ("bulletin:\n  demonstration: true\nbulletin:\n  pdf: false\n", "key 'bulletin' appears twice"),
         ("detect:\n  min_confirmations: 3\n  min_confirmations: 4\n", "key 'min_confirmations' appears twice"),
+        # keys Python holds as one (True == 1): the second would replace the first as silently
+        ("gdal:\n  1: a\n  true: b\n", "key 'true' repeats key '1' of the same mapping (YAML reads both as the same"),
+        ("gdal:\n  on: a\n  yes: b\n", "key 'yes' repeats key 'on'"),
         ("period:\n  end: 2024-02-30\n", "'2024-02-30' is not a date"),
     ],
 )
@@ -88,6 +91,23 @@ def test_malformed_yaml_gives_the_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "detect:\n  ndvi_drop_min: [0.3\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml line \d+"):
         load_config(path)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "{}\n", "---\n"])
+def test_a_config_that_sets_nothing_is_warned_about(tmp_path: Path, text: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.warns(MonitorWarning, match=r"bad\.yaml sets nothing .* built-in default; check --config"):
+        cfg = load_config(path)
+    assert cfg.model_dump(exclude={"aois", "out_dir", "cache_dir"}) == MonitorConfig().model_dump(
+        exclude={"aois", "out_dir", "cache_dir"})
+
+
+def test_a_config_that_sets_something_is_not_warned_about(tmp_path: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MonitorWarning)
+        load_config(_write(tmp_path, "search:\n  max_items: 10\n"))
 
 
 def test_missing_file(tmp_path: Path) -> None:

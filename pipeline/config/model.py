@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypedDict
@@ -11,7 +12,7 @@ from typing import Any, Literal, TypedDict
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
-from ..errors import ConfigError
+from ..errors import ConfigError, MonitorWarning
 from ..limits import MAX_CONFIG_BYTES, check_gdal_options, check_memory_limit, check_scheduler_address, load_yaml
 from ..limits import read_text as read_limited_text
 from ..types import OPTICAL_BANDS
@@ -170,7 +171,10 @@ def load_config(path: str | Path, **overrides: Any) -> MonitorConfig:
     # (pipeline.limits): a config is untrusted input like any other file.
     text = read_limited_text(path, what="config", max_bytes=MAX_CONFIG_BYTES, fix="pass --config a YAML file")
     raw = load_yaml(text, path=path)
-    if raw is None:
+    if raw is None or raw == {}:
+        # Most likely the wrong file: say so, since every setting then falls back silently.
+        warnings.warn(f"config {path} sets nothing (it is empty or only comments): every setting takes its "
+                      "built-in default; check --config", MonitorWarning, stacklevel=2)
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
