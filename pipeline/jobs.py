@@ -14,7 +14,8 @@ composite statistics inside it).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -32,8 +33,12 @@ from . import preprocess
 from .acquire import aoi_geobox
 from .aoi import aoi_bounds_utm, utm_crs_for
 from .config import AOI_OVERRIDE_SECTIONS, MonitorConfig, aoi_config
+from .countries import km_outside
 
-__all__ = ["AOIGrid", "AOIJob", "aoi_config_for", "aoi_overrides", "monitoring_period", "plan_jobs"]
+__all__ = ["AOIGrid", "AOIJob", "aoi_config_for", "aoi_overrides", "monitoring_period", "plan_jobs",
+           "warn_participant", "warn_participants"]
+
+log = logging.getLogger("pipeline")
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,6 +167,30 @@ def monitoring_period(
 def plan_jobs(aois: pd.DataFrame, cfg: MonitorConfig, *, today: dt.date | None = None) -> list[AOIJob]:
     """One :class:`AOIJob` per AOI row; every AOI file's overrides are checked here, up front."""
     return [AOIJob.plan(row, cfg, today=today) for _, row in aois.iterrows()]
+
+
+def warn_participants(jobs: Sequence[AOIJob], cfg: MonitorConfig) -> None:
+    """:func:`warn_participant` for each job, unless ``participant_outline_km`` is ``None``.
+    Called once the inputs passed their checks: a refused run says one line, not this too."""
+    if cfg.participant_outline_km is not None:
+        for job in jobs:
+            warn_participant(job.row, job.geometry, tolerance_km=cfg.participant_outline_km)
+
+
+def warn_participant(row: Mapping[str, Any], geometry: BaseGeometry, *, tolerance_km: float) -> bool:
+    """Log a warning when ``geometry`` lies more than ``tolerance_km`` outside the outline of the
+    country the AOI's ``participant_iso3`` names (``participant_outline_km``); ``True`` if it did.
+    A code no outline carries is not checked."""
+    iso3 = str(row.get("participant_iso3") or "")
+    found = km_outside(geometry, iso3) if iso3 else None
+    if found is None or found[0] <= tolerance_km:
+        return False
+    km, name = found
+    log.warning("AOI file %s (aoi_id '%s'): participant_iso3 %s names %s, but the AOI lies %.0f km outside its "
+                "outline (Natural Earth 1:110m); its activity is compared with %s's declared production: check "
+                "participant_iso3 and the coordinates", row.get("source_file", "?"), row.get("aoi_id", "?"), iso3,
+                name, km, iso3)
+    return True
 
 
 def aoi_config_for(row: pd.Series, cfg: MonitorConfig) -> MonitorConfig:

@@ -38,7 +38,7 @@ from .errors import ConfigError, MonitorError, SearchError
 from .gil import responsive
 from .graphs import optimise
 from .io import BackgroundWrites
-from .jobs import AOIJob, monitoring_period, plan_jobs
+from .jobs import AOIJob, monitoring_period, plan_jobs, warn_participants
 from .outputs import RunInfo, RunReport, write_outputs
 from .progress import RunProgress, SchedulerProgress
 from .providers import get_provider
@@ -88,6 +88,7 @@ def run_monitor(
     models = load_models(jobs)
     start, end, periods = monitoring_period(cfg, today=today)
     preflight_inputs(cfg, jobs, today=today)  # tables, static catalog, --out, period: before anything runs
+    warn_participants(jobs, cfg)
     preflight_source(cfg)
     radar_down = preflight_radar(cfg)
     # Analysts' verdicts (read only; a register that cannot be read is bad input).

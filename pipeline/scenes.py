@@ -47,7 +47,7 @@ from . import cache as window_cache
 from .aoi import read_aois
 from .config import MonitorConfig
 from .errors import MonitorError
-from .jobs import AOIJob, plan_jobs
+from .jobs import AOIJob, plan_jobs, warn_participants
 from .providers.static import item_datetime
 
 __all__ = ["AOIScenePlan", "ScenePlan", "format_scenes", "plan_scenes", "scenes_json"]
@@ -140,6 +140,7 @@ def plan_scenes(cfg: MonitorConfig, *, today: dt.date | None = None) -> list[AOI
     """
     aois = read_aois(cfg.aois, max_area_km2=cfg.max_aoi_area_km2)
     jobs = plan_jobs(aois, cfg, today=today)
+    warn_participants(jobs, cfg)
     return [_plan_one(job) for job in jobs]
 
 

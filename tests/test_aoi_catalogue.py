@@ -32,3 +32,49 @@ def test_catalogue_files_match_their_sourced_points() -> None:
 def test_one_config_runs_them_all() -> None:
     cfg = load_config(REPO / "configs" / "west_central_africa.yaml")
     assert sorted(p.name for p in cfg.aois) == [p.name for p in FILES]
+
+
+def test_every_shipped_aoi_lies_in_its_participant_country() -> None:
+    """The outlines the participant check reads carry the ISO codes of the shipped AOIs, and
+    every shipped AOI meets its participant's outline."""
+    from pipeline.countries import km_outside
+
+    repo = Path(__file__).resolve().parents[1]
+    aois = read_aois(sorted(repo.glob("aois/*.geojson")) + sorted(repo.glob("aois/west-central-africa/*.geojson")))
+    assert len(aois) >= 11
+    for _, row in aois.iterrows():
+        found = km_outside(row.geometry, row.participant_iso3)
+        assert found is not None and found[0] == 0.0, (row.aoi_id, row.participant_iso3, found)
+
+
+def test_an_aoi_far_from_its_participant_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Marange's polygon filed under Côte d'Ivoire: the run would compare Zimbabwe's diggings
+    with Ivorian declarations. One warning names the file, the AOI, the code and the distance;
+    within the tolerance, or with the check off, or a code no outline has, nothing is said."""
+    import json
+    import logging
+
+    from pipeline.config import MonitorConfig
+    from pipeline.jobs import plan_jobs, warn_participants
+
+    repo = Path(__file__).resolve().parents[1]
+    doc = json.loads((repo / "aois" / "marange.geojson").read_text(encoding="utf-8"))
+    doc["features"][0]["properties"]["participant_iso3"] = "CIV"
+    wrong = tmp_path / "marange-as-civ.geojson"
+    wrong.write_text(json.dumps(doc), encoding="utf-8")
+    caplog.set_level(logging.WARNING, logger="pipeline")
+    cfg = MonitorConfig(period={"start": "2024-01-01", "end": "2024-03-31"})
+    warn_participants(plan_jobs(read_aois([wrong, repo / "aois" / "seguela.geojson"]), cfg), cfg)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"AOI file {wrong} (aoi_id 'marange'): participant_iso3 CIV names Côte d'Ivoire, but the "
+                           "AOI lies 4")  # about 4,700 km
+    assert line.endswith("km outside its outline (Natural Earth 1:110m); its activity is compared with CIV's declared "
+                         "production: check participant_iso3 and the coordinates")
+    caplog.clear()
+    for tolerance in (None, 10_000.0):
+        changed = cfg.model_copy(update={"participant_outline_km": tolerance})
+        warn_participants(plan_jobs(read_aois([wrong]), changed), changed)
+    doc["features"][0]["properties"]["participant_iso3"] = "XKX"  # a user-assigned code: no outline
+    wrong.write_text(json.dumps(doc), encoding="utf-8")
+    warn_participants(plan_jobs(read_aois([wrong]), cfg), cfg)
+    assert caplog.records == []

@@ -887,11 +887,11 @@ def test_axe_check_sees_violations(tmp_path: Path) -> None:
 def test_site_map_has_locator_inset_and_boundary(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
     """The static map carries the locator inset (the country from the shipped Natural Earth
     outlines, the AOI marked) and the AOI boundary; its caption says so."""
-    from pipeline.bulletin.figures.locator import _countries, country_at
+    from pipeline.countries import countries, country_at
 
     context, paths = rendered
-    assert _countries().iloc[country_at(20.79, -6.42)]["name"] == "Dem. Rep. Congo"
-    assert _countries().iloc[country_at(-10.97, 8.64)]["name"] == "Sierra Leone"
+    assert countries().iloc[country_at(20.79, -6.42)][["name", "iso_a3"]].tolist() == ["Dem. Rep. Congo", "COD"]
+    assert countries().iloc[country_at(-10.97, 8.64)][["name", "iso_a3"]].tolist() == ["Sierra Leone", "SLE"]
     assert country_at(-30.0, 0.0) is None  # mid-Atlantic: no inset
     html = paths["bulletin.html"].read_text(encoding="utf-8")
     assert html.count("Inset: the country, with the area of interest marked") == 2

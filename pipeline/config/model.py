@@ -72,6 +72,11 @@ class MonitorConfig(_Section):
     """Largest accepted AOI (geodesic area on WGS84, km2; :func:`pipeline.aoi.read_aois`).
     Guards against a projected file read as degrees or a country outline passed by mistake;
     the shipped AOIs cover 64-160 km2."""
+    participant_outline_km: float | None = _param(25.0, unit="km", source=_DESIGN, ge=0)
+    """An AOI farther than this from the outline of the country its ``participant_iso3`` names
+    (Natural Earth 1:110m, :mod:`pipeline.countries`) gets a warning before the run: its activity
+    would be compared with that participant's declared production. 25 km: the 1:110m outlines
+    draw borders to within tens of kilometres. ``None``: no check."""
     period: PeriodParams = PeriodParams()
     out_dir: Path = Path("out")
     """Output folder (relative to the YAML file). Overridden by ``--out``."""

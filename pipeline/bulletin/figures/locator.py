@@ -1,48 +1,20 @@
 """The locator inset of the site map: the country around an AOI, and where the AOI lies in it.
 
 Country outlines: Natural Earth 1:110m Admin 0 (public domain) as shipped by world-atlas 2.0.2
-(ISC), converted once by ``tools/countries_geojson.py`` into ``pipeline/data/countries_110m.geojson``
-(licence beside it). The country drawn is the one containing the AOI (the nearest one when a
+(ISC), read by :mod:`pipeline.countries`. The country drawn is the one containing the AOI (the nearest one when a
 110m coastline leaves a coastal AOI just outside every outline).
 """
 
 from __future__ import annotations
 
 import math
-from functools import cache
-from pathlib import Path
 
-import geopandas as gpd
-import shapely
 from matplotlib.axes import Axes
-from shapely.geometry import Point
-from shapely.validation import make_valid
+
+from ...countries import COUNTRIES, countries, country_at
 
 __all__ = ["COUNTRIES", "country_at", "draw_locator"]
 
-COUNTRIES = Path(__file__).resolve().parents[2] / "data" / "countries_110m.geojson"
-
-
-@cache
-def _countries() -> gpd.GeoDataFrame:
-    frame = gpd.read_file(COUNTRIES)
-    return frame.set_geometry([make_valid(g) for g in frame.geometry], crs=4326)
-
-
-def country_at(lon: float, lat: float) -> int | None:
-    """Index (row) of the country containing ``(lon, lat)``, else of the nearest within 1°."""
-    if not (math.isfinite(lon) and math.isfinite(lat)):
-        return None
-    frame = _countries()
-    point = Point(lon, lat)
-    inside = frame.index[frame.contains(point)]
-    if len(inside):
-        return int(inside[0])
-    # Degrees, on purpose: "within 1°" of a 110m outline (GeoPandas would warn about a
-    # geographic CRS, so the distances are shapely's).
-    distance = shapely.distance(frame.geometry.to_numpy(), point)
-    nearest = int(distance.argmin())
-    return int(frame.index[nearest]) if float(distance[nearest]) <= 1.0 else None
 
 
 def draw_locator(inset: Axes, lon: float, lat: float) -> bool:
@@ -51,7 +23,7 @@ def draw_locator(inset: Axes, lon: float, lat: float) -> bool:
     row = country_at(lon, lat)
     if row is None:
         return False
-    frame = _countries()
+    frame = countries()
     country = frame.geometry.iloc[row]
     minx, miny, maxx, maxy = country.bounds
     span = max(maxx - minx, maxy - miny, 2.0)
