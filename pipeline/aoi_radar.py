@@ -60,7 +60,8 @@ def open_aoi_radar(job: AOIJob, *, grid: AOIGrid, result: AOIResult | None = Non
     bands = list(params.bands)
     first = job.start - dt.timedelta(days=params.baseline_days)
     with SEARCH_LOCK:
-        items = search.search_items(job.geometry, first, job.end, source=source, params=cfg.search, bands=bands)
+        items = search.search_items(job.geometry, first, job.end, source=source, params=cfg.search, bands=bands,
+                                    collection_key="radar.collection")
     items, skipped = localise_aoi(items, cfg, source=source, grid=grid, bands=bands)
     if result is not None:
         result.radar_items = list(items)

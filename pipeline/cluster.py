@@ -110,6 +110,7 @@ _fork_lock = threading.Lock()
 _fork_clusters = 0  # local clusters of this process using the fork server now
 _fork_config: Any = None
 _fork_stops: list[threading.Thread] = []  # fork servers stopping in the background
+_fork_preload: list[str] = []  # the fork server's preload list before the first cluster set ours
 
 
 @contextlib.contextmanager
@@ -146,6 +147,9 @@ def _worker_processes(method: str, *, stop_later: bool = False) -> Iterator[dict
                 ctx = get_mp_context()
                 _stop_forkserver()  # one left by other code would fork with its environment and code
                 # pipeline.worker_signals: the forks ignore SIGINT (Ctrl-C is the client's to handle).
+                # The list is the process's (one fork server): restored when the last cluster
+                # closes, so that other code's fork server later preloads what it did before.
+                _fork_preload[:] = _preload_modules()
                 ctx.set_forkserver_preload(["pipeline.worker_signals", "distributed", *workers.WORKER_MODULES])
             except BaseException:
                 setting.__exit__(None, None, None)
@@ -161,6 +165,15 @@ def _worker_processes(method: str, *, stop_later: bool = False) -> Iterator[dict
                 _fork_config.__exit__(None, None, None)
                 _fork_config = None
                 _stop_forkserver(background=stop_later)
+                get_mp_context().set_forkserver_preload(list(_fork_preload))
+
+
+def _preload_modules() -> list[str]:
+    """The fork server's preload list now (a private attribute, CPython 3.8-3.13; the standard
+    library's default ``["__main__"]`` where it is missing)."""
+    import multiprocessing.forkserver as forkserver
+
+    return list(getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", None) or ["__main__"])
 
 
 def _stop_forkserver(*, background: bool = False) -> None:

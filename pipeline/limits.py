@@ -125,8 +125,8 @@ class _StrictLoader(yaml.SafeLoader):
         # key of the dict (True == 1), so the second would replace the first as a repeat does.
         seen: dict[Any, str] = {}
         for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                continue  # a list or mapping as a key: SafeLoader refuses it ("unhashable key")
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # a list or mapping as a key: SafeLoader refuses it ("unhashable key"); '<<' merges
             key = self.construct_object(key_node)
             try:
                 first = seen.get(key)

@@ -534,7 +534,7 @@ def _manifest_aoi(r: AOIResult) -> dict[str, Any]:
         "n_sites": 0 if r.sites is None else len(r.sites),
         "n_dismissed": 0 if r.dismissed is None else len(r.dismissed),
         "skipped_items": r.skipped,
-        "uncovered_frac": round(r.uncovered_frac, 4),
+        "uncovered_frac": None if r.uncovered_frac is None else round(r.uncovered_frac, 4),
         "radar": {"status": r.radar_status, "n_items": len(r.radar_items)},
         "overrides": aoi_overrides(r.row),
         "composites": r.composites,

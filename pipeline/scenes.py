@@ -89,8 +89,9 @@ class AOIScenePlan:
     end: str
     scenes: list[ScenePlan] = field(default_factory=list)
     error: str | None = None
-    uncovered_frac: float = 0.0
-    """Share of the AOI's area outside the footprint of every scene (0..1)."""
+    uncovered_frac: float | None = None
+    """Share of the AOI's area outside the footprint of every scene (0..1; ``None``: the search
+    failed)."""
     warn_uncovered_frac: float = 0.01
     """``search.warn_uncovered_frac``: from this share on, the listing says so."""
 
@@ -125,7 +126,7 @@ class AOIScenePlan:
                 if s.cloud_pct is not None and s.cloud_pct < 50}
         out["baseline_months_without_clear_scene"] = [f"{y}-{m:02d}" for y, m in sorted(months - seen)]
         out["fetch_bytes"] = sum(s.fetch_bytes for s in self.scenes)
-        out["uncovered_frac"] = round(self.uncovered_frac, 4)
+        out["uncovered_frac"] = None if self.uncovered_frac is None else round(self.uncovered_frac, 4)
         return out
 
 
@@ -169,9 +170,9 @@ def format_scenes(plans: Sequence[AOIScenePlan]) -> str:
         lines.append(f"  monitoring: {_scenes_and_dates(cov, 'monitoring')}, {cov['monitoring_clear_equiv']} "
                      f"clear-scene equivalents; to fetch: {_size(cov['fetch_bytes'])} "
                      "(estimated, uncompressed windows)")
-        if plan.uncovered_frac >= plan.warn_uncovered_frac:
+        if plan.uncovered_frac is not None and plan.uncovered_frac >= plan.warn_uncovered_frac:
             lines.append(f"  warning: {100 * plan.uncovered_frac:.0f}% of the AOI lies outside the footprint of every "
-                         "scene: no site can be found there")
+                         "scene: no site can be detected there")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -46,6 +46,7 @@ def search_items(
     params: SearchParams,
     bands: Sequence[str],
     collection: str | None = None,
+    collection_key: str = "source.collection",
     **provider_kwargs: Any,
 ) -> list[pystac.Item]:
     """Find the items covering ``aoi`` between ``start`` and ``end`` (inclusive).
@@ -66,6 +67,9 @@ def search_items(
         Another collection of the same provider (one of ``source.extra_collections``,
         e.g. ``s1_rtc`` for radar: no cloud filter, bands such as ``vv``/``vh``);
         default ``source.collection``.
+    collection_key
+        The setting that named the collection searched (``radar.collection`` for Sentinel-1),
+        for the message when the API has no such collection.
     **provider_kwargs
         Passed to the provider adapter (tests inject sessions or trusted hosts).
 
@@ -95,8 +99,7 @@ def search_items(
         coll = collection or provider.collection
         others = provider.lacks_collection(coll)
         if others is not None:
-            key = "source.collection" if collection is None else None  # else radar's, or an extra one
-            raise ConfigError(_no_such_collection(source.url, coll, others, key=key))
+            raise ConfigError(_no_such_collection(provider.url, coll, others, key=collection_key))
         fix = "widen the period or check the source"
         if _found_swapped(provider, aoi, start, end, params=params, bands=bands, collection=collection):
             fix = ("items exist with longitude and latitude swapped: GeoJSON positions are [longitude, "
@@ -123,15 +126,12 @@ def check_collection(source: SourceParams, *, key: str = "source.collection", **
     provider = get_provider(source, **provider_kwargs)
     others = provider.lacks_collection(provider.collection)
     if others is not None:
-        raise ConfigError(_no_such_collection(source.url, provider.collection, others, key=key))
+        raise ConfigError(_no_such_collection(provider.url, provider.collection, others, key=key))
 
 
-def _no_such_collection(url: str, collection: str, others: Sequence[str], *, key: str | None) -> str:
+def _no_such_collection(url: str, collection: str, others: Sequence[str], *, key: str) -> str:
     shown = ", ".join(others[:12]) + (f" and {len(others) - 12} more" if len(others) > 12 else "")
-    where = (f"{key} {collection!r}" if key else f"collection {collection!r}")
-    fix = (f"set {key} to one of them" if key
-           else "set the collection id (source.collection, or radar.collection for Sentinel-1) to one of them")
-    return f"{where}: {_display(url)} has no such collection (it has {shown}); {fix}"
+    return f"{key} {collection!r}: {_display(url)} has no such collection (it has {shown}); set {key} to one of them"
 
 
 def uncovered_share(aoi: BaseGeometry, items: Sequence[pystac.Item], *, epsg: int) -> float:

@@ -10,7 +10,9 @@ they exit on their own when the client's process dies (``distributed`` watches t
 The standard library's fork server imports its preload modules first, then ignores SIGINT
 itself, and restores in each fork the handler it found before that: set here, SIG_IGN is
 what the workers start with, and ``asyncio`` then installs no handler of its own. Imported
-anywhere but in the fork server (a doctest run, a notebook), the module changes nothing.
+anywhere but in the fork server (a doctest run, a notebook), the module changes nothing; and
+:mod:`pipeline.cluster` puts back the preload list it found when its last cluster closes, so a
+fork server other code starts later does not preload it.
 """
 
 from __future__ import annotations

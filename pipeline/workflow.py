@@ -116,8 +116,9 @@ class AOIResult:
     season_views: list[composites.CompositeView] = field(default_factory=list)
     """The dry-season named composites (``composites.products``), red, green and blue only, oldest
     first: the bulletin's same-season before/after chips. Empty when none was computed."""
-    uncovered_frac: float = 0.0
-    """Share of the AOI's area outside the footprint of every scene used (0..1)."""
+    uncovered_frac: float | None = None
+    """Share of the AOI's area outside the footprint of every scene used (0..1); ``None`` until
+    the scenes are known (an AOI whose search failed)."""
     coverage_warning: bool = False
     """``uncovered_frac`` reached ``search.warn_uncovered_frac``: the run warned, the bulletin says so."""
     state: dict[str, int] = field(default_factory=dict)
@@ -382,8 +383,8 @@ def open_aoi_scenes(job: AOIJob, *, result: AOIResult | None = None, progress: A
     result.uncovered_frac = search.uncovered_share(job.geometry, items, epsg=grid.epsg)
     result.coverage_warning = bool(items) and result.uncovered_frac >= cfg.search.warn_uncovered_frac
     if result.coverage_warning:
-        log.warning("AOI %s: %.0f%% of its area lies outside the footprint of every scene used (%d); no site can "
-                    "be found there: check the AOI against the source's coverage", job.aoi_id,
+        log.warning("AOI %s: %.0f%% of its area lies outside the footprint of every scene used (%d scenes); no "
+                    "site can be detected there: check the AOI against the source's coverage", job.aoi_id,
                     100 * result.uncovered_frac, len(items))
     return AOIScenes(masked=_masked_cube(items, cfg, grid=grid, bands=bands), grid=grid, items=list(items))
 

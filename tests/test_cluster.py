@@ -23,12 +23,22 @@ def _cfg(tmp_path: Path) -> MonitorConfig:
         cache=tmp_path / "cache", n_workers=1, threads=1))
 
 
+def _sigint_handler() -> str:
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    return "ignored" if handler is signal.SIG_IGN else str(handler)
+
+
 def test_local_cluster_starts_in_the_background_and_no_worker_outlives_it(tmp_path: Path) -> None:
     ready: list[object] = []
     with ClientHandle(_cfg(tmp_path), on_ready=ready.append) as handle:
         client = handle.get()
         assert ready == [client]  # told once, with the client, when it is up
         assert client.submit(sum, [1, 2]).result() == 3
+        # Ctrl-C is the client's: the workers ignore it (pipeline.worker_signals), this process does not.
+        assert set(client.run(_sigint_handler).values()) == {"ignored"}
+        assert _sigint_handler() != "ignored"
         pids = list(client.run(lambda: __import__("os").getpid()).values())
         assert pids and all(psutil.pid_exists(p) for p in pids)
         server = multiprocessing.forkserver._forkserver._forkserver_pid
@@ -39,6 +49,8 @@ def test_local_cluster_starts_in_the_background_and_no_worker_outlives_it(tmp_pa
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert not psutil.pid_exists(server) and not cluster_mod._fork_stops
     assert multiprocessing.forkserver._forkserver._forkserver_pid is None
+    # A fork server other code starts later preloads what it did before (distributed's list), not ours.
+    assert "pipeline.worker_signals" not in cluster_mod._preload_modules()
 
 
 @pytest.mark.slow  # two clusters

@@ -75,6 +75,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         # keys Python holds as one (True == 1): the second would replace the first as silently
         ("gdal:\n  1: a\n  true: b\n", "key 'true' repeats key '1' of the same mapping (YAML reads both as the same"),
         ("gdal:\n  on: a\n  yes: b\n", "key 'yes' repeats key 'on'"),
+        ("search:\n  warn_uncovered_frac: 0\n", "search.warn_uncovered_frac"),  # "0 %" would be printed
         ("period:\n  end: 2024-02-30\n", "'2024-02-30' is not a date"),
     ],
 )
@@ -96,7 +97,8 @@ def test_malformed_yaml_gives_the_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "{}\n", "---\n"])
 def test_a_config_that_sets_nothing_is_warned_about(tmp_path: Path, text: str) -> None:
     path = _write(tmp_path, text)
-    with pytest.warns(MonitorWarning, match=r"bad\.yaml sets nothing .* built-in default; check --config"):
+    expected = r"bad\.yaml sets nothing: every setting takes its built-in default; check --config$"
+    with pytest.warns(MonitorWarning, match=expected):
         cfg = load_config(path)
     assert cfg.model_dump(exclude={"aois", "out_dir", "cache_dir"}) == MonitorConfig().model_dump(
         exclude={"aois", "out_dir", "cache_dir"})
@@ -108,6 +110,13 @@ def test_a_config_that_sets_something_is_not_warned_about(tmp_path: Path) -> Non
     with warnings.catch_warnings():
         warnings.simplefilter("error", MonitorWarning)
         load_config(_write(tmp_path, "search:\n  max_items: 10\n"))
+
+
+def test_yaml_merge_keys_still_merge(tmp_path: Path) -> None:
+    """'<<' is not a key of the mapping but a merge: the repeated-key check leaves it alone."""
+    from pipeline.limits import load_yaml
+
+    assert load_yaml("a:\n  <<: {x: 1}\n  y: 2\n", path=tmp_path / "c.yaml") == {"a": {"x": 1, "y": 2}}
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def test_an_aoi_half_outside_the_imagery_is_said_to_be(scenario: ScenarioResult,
     (aoi,) = data["aois"]
     assert aoi["coverage_warning"] is True and aoi["uncovered_frac"] == pytest.approx(measured, abs=1e-4)
     html = (tmp_path / "out" / "bulletin.html").read_text()
-    assert f"No scene used covers {100 * measured:.0f} % of this area of interest" in html
+    assert f"{100 * measured:.0f} % of this area of interest lies outside the footprint of every scene used" in html
     # ... and what the sentence claims holds: the part is never seen clear.
     activity = (tmp_path / "out" / "activity.csv").read_text().splitlines()
     header = activity[0].split(",")

@@ -76,7 +76,8 @@ def test_scenes_lists_items_cloud_cost_and_writes_nothing(scenario: ScenarioResu
     assert cov["uncovered_frac"] == 0.0 and "outside the footprint" not in text  # the scene covers the AOI
     # An AOI the scenes cover in part is told so, from search.warn_uncovered_frac on.
     plan.uncovered_frac = 0.4
-    assert "  warning: 40% of the AOI lies outside the footprint of every scene" in format_scenes(plans)
+    warning = "  warning: 40% of the AOI lies outside the footprint of every scene: no site can be detected there"
+    assert warning in format_scenes(plans).splitlines()
     plan.warn_uncovered_frac = 0.5
     assert "outside the footprint" not in format_scenes(plans)
 

@@ -165,6 +165,9 @@ def test_a_collection_the_api_lacks_is_named_with_the_ones_it_has(stac_api) -> N
                             bands=BANDS)
     with pytest.raises(ConfigError, match=expected.replace("source", "radar")):
         search.check_collection(wrong, key="radar.collection")
+    with pytest.raises(ConfigError, match=expected.replace("source", "radar")):  # Sentinel-1's search says so too
+        search.search_items(AOI, dt.date(2020, 1, 1), dt.date(2020, 12, 31), source=wrong, params=SearchParams(),
+                            bands=BANDS, collection_key="radar.collection")
     search.check_collection(SourceParams(url=stac_api.url, collection="sentinel-2-l2a"))  # it has that one
     asked = [r.path for r in stac_api.requests if "/collections/" in r.path]
     assert asked and all(p.endswith("/collections/sentinel-2-l2a-typo") or p.endswith("/collections/sentinel-2-l2a")

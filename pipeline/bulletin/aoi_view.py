@@ -51,11 +51,12 @@ def coverage_text(uncovered_frac: float) -> str:
 
     >>> import textwrap
     >>> print(textwrap.fill(coverage_text(0.4962), 88))
-    No scene used covers 50 % of this area of interest (it lies outside the footprint of
-    every scene): no site can be found there, and that part is never seen clear.
+    50 % of this area of interest lies outside the footprint of every scene used: nothing is
+    observed there, so no site can be detected, and that part counts as not seen clear.
     """
-    return _("No scene used covers {share} of this area of interest (it lies outside the footprint of every "
-             "scene): no site can be found there, and that part is never seen clear.", share=_pct(uncovered_frac))
+    return _("{share} of this area of interest lies outside the footprint of every scene used: nothing is "
+             "observed there, so no site can be detected, and that part counts as not seen clear.",
+             share=_pct(uncovered_frac))
 
 
 def _aoi_view(report: AOIReport, save: SaveFigure, *, max_chips: int = MAX_CHIPS) -> dict[str, Any]:
@@ -98,7 +99,8 @@ def _aoi_header(
         "epsg": report.epsg,
         "error": report.error,
         "evidence": evidence_text(report.radar_status, report.n_radar_scenes),
-        "coverage": coverage_text(report.uncovered_frac) if report.coverage_warning else "",
+        "coverage": coverage_text(report.uncovered_frac)
+        if report.coverage_warning and report.uncovered_frac is not None else "",
         "view_method": _method_name(report.view_method),
         "map": None,
         "has_inset": False,

@@ -64,8 +64,9 @@ class AOIReport:
     dismissed: gpd.GeoDataFrame | None = None
     """Sites analysts judged false alarms (EPSG:4326, ``sites.geojson`` columns): not findings,
     listed apart (:mod:`pipeline.register`)."""
-    uncovered_frac: float = 0.0
-    """Share of the AOI's area (0..1) outside the footprint of every scene used."""
+    uncovered_frac: float | None = None
+    """Share of the AOI's area (0..1) outside the footprint of every scene used (``None``: not
+    measured, the AOI failed before its scenes were known)."""
     coverage_warning: bool = False
     """``uncovered_frac`` reached ``search.warn_uncovered_frac``: the AOI's section says that no
     imagery covers that part."""

@@ -78,7 +78,8 @@ def _aoi_data(a: AOIReport) -> dict[str, Any]:
         "site_area_ha": round(float(pd.to_numeric(a.sites["area_ha"], errors="coerce").sum()), 4)
         if a.sites is not None and not a.sites.empty else 0.0,
         "new_since_previous": [str(s) for s in a.new_since_previous],
-        "uncovered_frac": round(float(a.uncovered_frac), 4), "coverage_warning": bool(a.coverage_warning),
+        "uncovered_frac": None if a.uncovered_frac is None else round(float(a.uncovered_frac), 4),
+        "coverage_warning": bool(a.coverage_warning),
         "gone_since_previous": [str(s) for s in a.gone_since_previous],
         "verdict_counts": {str(k): int(v) for k, v in a.sites["verdict"].value_counts().sort_index().items()}
         if a.sites is not None and "verdict" in a.sites else {},

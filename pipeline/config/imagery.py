@@ -91,11 +91,11 @@ class SearchParams(_Section):
     Kept high on purpose: partly cloudy scenes still add clear pixels after SCL masking."""
     max_items: int = Field(default=2000, ge=1)
     """Upper bound on items per AOI and run (protects against runaway searches)."""
-    warn_uncovered_frac: float = Field(default=0.01, ge=0, le=1)
-    """Share of an AOI's area (0..1) outside the footprint of every scene used above which the
+    warn_uncovered_frac: float = Field(default=0.01, ge=0.01, le=1)
+    """Share of an AOI's area (0.01..1) outside the footprint of every scene used from which the
     run warns (log line) and the bulletin says that no imagery covers that part, where no site
-    can be found. 0.01: a sliver along the AOI's edge is not worth a sentence; a tile edge
-    through the AOI is."""
+    can be detected. 0.01: a sliver along the AOI's edge is not worth a sentence; a tile edge
+    through the AOI is (and the sentence's whole per cent is then never 0)."""
 
 
 class AcquireParams(_Section):

@@ -178,8 +178,8 @@ def load_config(path: str | Path, **overrides: Any) -> MonitorConfig:
     raw = load_yaml(text, path=path)
     if raw is None or raw == {}:
         # Most likely the wrong file: say so, since every setting then falls back silently.
-        warnings.warn(f"config {path} sets nothing (it is empty or only comments): every setting takes its "
-                      "built-in default; check --config", MonitorWarning, stacklevel=2)
+        warnings.warn(f"config {path} sets nothing: every setting takes its built-in default; "
+                      "check --config", MonitorWarning, stacklevel=2)
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")

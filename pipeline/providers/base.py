@@ -49,6 +49,10 @@ __all__ = [
 
 log = logging.getLogger("pipeline.providers")
 
+#: :meth:`StacProvider.lacks_collection` lists at most this many collections of an API (one
+#: page or a few); an API with more is not judged.
+MAX_LISTED_COLLECTIONS = 500
+
 
 @dataclass(frozen=True)
 class SourceCheck:
@@ -252,21 +256,30 @@ class StacProvider(BaseProvider):
 
     def lacks_collection(self, collection: str) -> tuple[str, ...] | None:
         """Asks ``/collections/{collection}`` once, without retries (a fault means "cannot say":
-        the search then reports the source as it does); on 404, lists the API's collections."""
+        the search then reports the source as it does); on 404, lists the API's collections.
+        An API that does not declare the STAC API *Collections* conformance class, or lists
+        more than :data:`MAX_LISTED_COLLECTIONS`, cannot say."""
         from pystac_client import Client
+        from pystac_client.conformance import ConformanceClasses
 
         quick = make_session(RetryPolicy(max_retries=0, timeout_s=min(self.policy.timeout_s, 15.0)))
+        quick.headers.update(self.session.headers)  # what the provider's own session sends
+        quick.auth = self.session.auth
         try:
             client = Client.open(self.url, stac_io=self.stac_io(quick))
+            if not client.conforms_to(ConformanceClasses.COLLECTIONS):
+                return None  # pystac-client would walk the catalog instead, with warnings
             if client.get_collection(collection) is not None:
                 return None
-            ids = tuple(sorted(str(c.id) for c in itertools.islice(client.get_collections(), 500)))
+            listed = [str(c.id) for c in itertools.islice(client.get_collections(), MAX_LISTED_COLLECTIONS + 1)]
         except Exception as exc:  # network, HTTP or pystac-client errors: the search will say what
             log.debug("collection check of %s skipped: %s", redact(self.url), self.safe_message(describe_error(exc)))
             return None
         finally:
             quick.close()
-        return ids if ids and collection not in ids else None
+        if not listed or len(listed) > MAX_LISTED_COLLECTIONS or collection in listed:
+            return None
+        return tuple(sorted(listed))
 
     def _search_api(
         self,
