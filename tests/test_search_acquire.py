@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import geopandas as gpd
@@ -183,3 +184,14 @@ def test_the_collection_check_stays_silent_when_the_api_cannot_say(earth_search_
     with StacApiServer([item], faults=FaultPlan(fraction=1.0, kinds=(Fault.HTTP_503,))) as api:
         search.check_collection(SourceParams(url=api.url, collection="sentinel-2-l2a-typo"))
         assert api.requests and all(r.status == 503 for r in api.requests)
+
+
+def test_the_collection_message_names_the_url_the_provider_searched(stac_api, monkeypatch) -> None:
+    """A provider with its own default URL (DE Africa) searches there, not at source.url's
+    default (Earth Search): the message names where the answer came from."""
+    from pipeline.providers.deafrica import DEAfricaProvider
+
+    monkeypatch.setattr(DEAfricaProvider, "default_url", stac_api.url)
+    source = SourceParams(provider="deafrica", collection="s2_l2a_typo")
+    with pytest.raises(ConfigError, match=rf"^source\.collection 's2_l2a_typo': {re.escape(stac_api.url)} has no such"):
+        search.check_collection(source)
