@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import interrupts
 from .cli_support import OneLineParser, install_console_log, report_error, warnings_as_log_lines
 from .errors import InputDataError
 
@@ -230,7 +231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = _console_progress(quiet=args.quiet, verbose=args.verbose)
     args.progress = progress
     warnings_as_log_lines()
-    return _run_command(args)
+    interrupts.install()
+    code = _run_command(args)
+    if code != 130 and interrupts.interrupted():  # a Ctrl-C whose KeyboardInterrupt was lost (a finaliser)
+        return report_error(KeyboardInterrupt(), debug=args.debug)
+    return code
 
 
 def _run_command(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ import rasterio.errors
 from dask.utils import key_split
 from distributed import Future, KilledWorker
 
-from . import acquire, search
+from . import acquire, interrupts, search
 from .aoi import read_aois
 from .aoi_radar import radar_source
 from .classify import SiteModel, feature_spec, load_site_model
@@ -88,7 +88,6 @@ def run_monitor(
     models = load_models(jobs)
     start, end, periods = monitoring_period(cfg, today=today)
     preflight_inputs(cfg, jobs, today=today)  # tables, static catalog, --out, period: before anything runs
-    warn_participants(jobs, cfg)
     preflight_source(cfg)
     radar_down = preflight_radar(cfg)
     # Analysts' verdicts (read only; a register that cannot be read is bad input).
@@ -124,6 +123,7 @@ def run_monitor(
                 start - dt.timedelta(days=cfg.detect.baseline_days),
                 cfg.source.url,
             )
+            warn_participants(jobs, cfg)  # now, so that run.log has it too
             try:
                 results = run_aois(handle, jobs, radar_down=radar_down, models=models, progress=progress,
                                    in_flight=cfg.dask.aois_in_flight, gdal_options=cfg.gdal_options,
@@ -138,11 +138,13 @@ def run_monitor(
             }
             if not cfg.dask.scheduler:  # a shared cluster's counters hold other clients' work too
                 dask_info.update(worker_work(client))
+            interrupts.raise_if_interrupted()  # a Ctrl-C lost in a finaliser: write nothing more
             with writes.paused():  # the composites wait while the workers stop
                 handle.release()  # the results are in: the workers go before the outputs are written
             if all(r.error is not None for r in results):
                 writes.wait()
                 return failed_run_report(results, cfg.out_dir)  # no numbered bulletin for a failed run
+            interrupts.raise_if_interrupted()
             info = RunInfo(start=start, end=end, periods=periods, truth=truth, t0=t0, dask_info=dask_info)
             return write_outputs(results, aois, cfg, info, writes=writes)
 

@@ -361,3 +361,40 @@ def test_quiet_with_verbose_is_a_usage_error(argv: list[str], capsys: pytest.Cap
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: python -m pipeline: -q/--quiet and -v/--verbose ask for opposite things; give one of "
                    "them; see python -m pipeline --help"]
+
+
+def test_a_ctrl_c_lost_in_a_finaliser_still_ends_the_run(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGINT raised inside a ``__del__`` (a distributed future collected mid-run) is printed as
+    "Exception ignored" and dropped by Python; the handler has recorded it, so the run's next
+    checkpoint raises it again and the command ends as interrupted (130), not 0."""
+    import gc
+    import signal
+
+    import pipeline.__main__ as cli
+    from pipeline import interrupts
+
+    class Finalised:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGINT)  # delivered here, in the finaliser
+
+    def command(args: object) -> int:
+        Finalised()
+        gc.collect()
+        return 0  # the command itself never saw the KeyboardInterrupt
+
+    import logging
+
+    previous = signal.getsignal(signal.SIGINT)
+    levels = {name: logging.getLogger(name).level for name in ("distributed", "tornado", "asyncio")}
+    monkeypatch.setattr(cli, "_run_command", command)
+    try:
+        assert cli.main(["cache", "info"]) == 130
+        assert capsys.readouterr().err.strip().splitlines()[-1] == "error: interrupted"
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.raise_if_interrupted()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        interrupts.reset()
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)

@@ -76,6 +76,9 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("gdal:\n  1: a\n  true: b\n", "key 'true' repeats key '1' of the same mapping (YAML reads both as the same"),
         ("gdal:\n  on: a\n  yes: b\n", "key 'yes' repeats key 'on'"),
         ("search:\n  warn_uncovered_frac: 0\n", "search.warn_uncovered_frac"),  # "0 %" would be printed
+        # a collection id goes into the API's URL: '/items' or '?x=1' would name another resource
+        ("source:\n  collection: sentinel-2-c1-l2a/items\n", "source.collection: 'sentinel-2-c1-l2a/items' is not a"),
+        ("radar:\n  collection: ''\n", "radar.collection: '' is not a collection id"),
         ("period:\n  end: 2024-02-30\n", "'2024-02-30' is not a date"),
     ],
 )

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import field_validator, model_validator
 
 from ._base import _DESIGN, _JUDGEMENT, _param, _Section
-from .imagery import ThresholdMethod
+from .imagery import ThresholdMethod, check_collection_id
 
 
 class DetectParams(_Section):
@@ -267,6 +267,11 @@ class RadarParams(_Section):
     """Observations averaged (linear power) for the re-vegetation test: 3 brings the drop's
     noise from about 1.7 dB (one observation, 3 x 3 Lee) to about 1 dB, so that speckle
     alone almost never makes a pit look re-vegetated (a 5 dB pit needs a 4 dB error)."""
+
+    @field_validator("collection")
+    @classmethod
+    def _collection(cls, value: str) -> str:
+        return check_collection_id(value)
 
     @model_validator(mode="after")
     def _odd_window(self) -> RadarParams:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import urllib.parse
 from typing import Literal
 
@@ -10,6 +11,18 @@ from pydantic import Field, field_validator, model_validator
 
 from ..types import DEFAULT_BANDS, S2_BANDS, ProviderNaming
 from ._base import _DESIGN, _JUDGEMENT, _param, _Section
+
+_COLLECTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def check_collection_id(value: str) -> str:
+    """``value`` when it reads as a STAC collection id (letters, digits, ``.``, ``_``, ``-``, ``:``;
+    at most 128): it goes into the API's URL (``/collections/{id}``), where ``/`` or ``?`` would
+    name another resource."""
+    if not _COLLECTION_ID.fullmatch(value):
+        raise ValueError(f"{value!r} is not a collection id; give one such as sentinel-2-c1-l2a (letters, digits, "
+                         "'.', '_', '-' or ':')")
+    return value
 
 
 class SourceParams(_Section):
@@ -46,6 +59,16 @@ class SourceParams(_Section):
     ``None``: the provider's public endpoint."""
     odata_url: str | None = None
     """Copernicus OData catalogue root (``.../odata/v1``); ``None``: the public one."""
+
+    @field_validator("collection")
+    @classmethod
+    def _collection(cls, value: str) -> str:
+        return check_collection_id(value)
+
+    @field_validator("extra_collections")
+    @classmethod
+    def _extra_collections(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_collection_id(v) for v in value)
 
     @field_validator("url")
     @classmethod
