@@ -60,15 +60,10 @@ class SourceParams(_Section):
     odata_url: str | None = None
     """Copernicus OData catalogue root (``.../odata/v1``); ``None``: the public one."""
 
-    @field_validator("collection")
+    @field_validator("collection", "extra_collections")
     @classmethod
-    def _collection(cls, value: str) -> str:
-        return check_collection_id(value)
-
-    @field_validator("extra_collections")
-    @classmethod
-    def _extra_collections(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(check_collection_id(v) for v in value)
+    def _collection_ids(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        return check_collection_id(value) if isinstance(value, str) else tuple(map(check_collection_id, value))
 
     @field_validator("url")
     @classmethod
