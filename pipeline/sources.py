@@ -23,7 +23,7 @@ from .asset_checks import CheckedFiles
 from .cache import CACHEDIR_TAG, resolve_cache_dir
 from .config import MonitorConfig
 from .errors import ConfigError
-from .http import scrub
+from .http import redact, scrub
 from .providers import SourceCheck, get_provider, provider_kind
 
 __all__ = ["cache_clear", "cache_info", "check_sources", "format_source_checks"]
@@ -123,11 +123,17 @@ def check_sources(
     """Is each configured provider reachable, and are its credentials accepted?
 
     One :class:`~pipeline.providers.SourceCheck` per endpoint (STAC catalogue, token
-    service, OData...). Never raises for an unreachable or refusing endpoint: that is
-    what the check reports.
+    service, OData...), and one more, failed, for ``source.collection`` when the STAC API
+    answers that it has no such collection (as ``monitor`` refuses it). Never raises for an
+    unreachable or refusing endpoint: that is what the check reports.
     """
     provider = get_provider(cfg.source, env=env, **provider_kwargs)
     checks = provider.check()
+    others = provider.lacks_collection(provider.collection) if all(c.ok for c in checks) else None
+    if others is not None:
+        shown = ", ".join(others[:12]) + (f" and {len(others) - 12} more" if len(others) > 12 else "")
+        checks.append(SourceCheck(provider.name, f"{redact(provider.url)} collection {provider.collection}", False,
+                                  None, f"no such collection (source.collection; it has {shown})"))
     secrets = provider.secrets()
     return [SourceCheck(c.provider, c.endpoint, c.reachable, c.authorised, scrub(c.detail, secrets))
             for c in checks]
@@ -144,7 +150,8 @@ def format_source_checks(checks: Sequence[SourceCheck]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
     ok = all(c.ok for c in checks)
-    lines.append("all sources OK" if ok else "some sources are unreachable or refuse the credentials")
+    lines.append("all sources OK" if ok
+                 else "some sources are unreachable, refuse the credentials or lack the collection")
     return "\n".join(lines)
 
 

@@ -195,3 +195,17 @@ def test_the_collection_message_names_the_url_the_provider_searched(stac_api, mo
     source = SourceParams(provider="deafrica", collection="s2_l2a_typo")
     with pytest.raises(ConfigError, match=rf"^source\.collection 's2_l2a_typo': {re.escape(stac_api.url)} has no such"):
         search.check_collection(source)
+
+
+def test_sources_check_reports_a_collection_the_api_lacks(stac_api) -> None:
+    """``sources check`` says what ``monitor`` would refuse: the collection row fails, naming
+    the API's collections; with a collection the API has, no such row."""
+    from pipeline import sources
+    from pipeline.config import MonitorConfig
+
+    wrong = sources.check_sources(MonitorConfig(source=SourceParams(url=stac_api.url, collection="s2-typo")))
+    assert [c.ok for c in wrong] == [True, False]
+    assert wrong[-1].detail == "no such collection (source.collection; it has sentinel-2-l2a)"
+    assert "some sources are unreachable" in sources.format_source_checks(wrong)
+    right = sources.check_sources(MonitorConfig(source=SourceParams(url=stac_api.url, collection="sentinel-2-l2a")))
+    assert [c.ok for c in right] == [True]
