@@ -31,6 +31,7 @@ from .types import BAND_ALIASES, ProviderNaming
 
 __all__ = [
     "check_collection",
+    "collections_text",
     "is_static_source",
     "normalise_item",
     "search_items",
@@ -129,9 +130,14 @@ def check_collection(source: SourceParams, *, key: str = "source.collection", **
         raise ConfigError(_no_such_collection(provider.url, provider.collection, others, key=key))
 
 
+def collections_text(ids: Sequence[str], *, most: int = 12) -> str:
+    """``a, b, c``: the first ``most`` collection ids, then how many more."""
+    return ", ".join(ids[:most]) + (f" and {len(ids) - most} more" if len(ids) > most else "")
+
+
 def _no_such_collection(url: str, collection: str, others: Sequence[str], *, key: str) -> str:
-    shown = ", ".join(others[:12]) + (f" and {len(others) - 12} more" if len(others) > 12 else "")
-    return f"{key} {collection!r}: {_display(url)} has no such collection (it has {shown}); set {key} to one of them"
+    return (f"{key} {collection!r}: {_display(url)} has no such collection (it has {collections_text(others)}); "
+            f"set {key} to one of them")
 
 
 def uncovered_share(aoi: BaseGeometry, items: Sequence[pystac.Item], *, epsg: int) -> float:

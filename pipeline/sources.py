@@ -25,6 +25,7 @@ from .config import MonitorConfig
 from .errors import ConfigError
 from .http import redact, scrub
 from .providers import SourceCheck, get_provider, provider_kind
+from .search import collections_text
 
 __all__ = ["cache_clear", "cache_info", "check_sources", "format_source_checks"]
 
@@ -131,9 +132,8 @@ def check_sources(
     checks = provider.check()
     others = provider.lacks_collection(provider.collection) if all(c.ok for c in checks) else None
     if others is not None:
-        shown = ", ".join(others[:12]) + (f" and {len(others) - 12} more" if len(others) > 12 else "")
         checks.append(SourceCheck(provider.name, f"{redact(provider.url)} collection {provider.collection}", False,
-                                  None, f"no such collection (source.collection; it has {shown})"))
+                                  None, f"no such collection (source.collection; it has {collections_text(others)})"))
     secrets = provider.secrets()
     return [SourceCheck(c.provider, c.endpoint, c.reachable, c.authorised, scrub(c.detail, secrets))
             for c in checks]
