@@ -140,6 +140,35 @@ def test_overrides_and_relative_paths(tmp_path: Path) -> None:
     assert moved.digest() == cfg.digest()
 
 
+@pytest.mark.parametrize(
+    ("text", "overrides", "expected"),
+    [
+        # both dates from the command line: both named, the file only as the base
+        ("", {"period.start": "2024-05-01", "period.end": "2023-01-01"},
+         "with period.start=2024-05-01, period.end=2023-01-01 from the command line: period: start must be before end"),
+        # one from each: the flag that was given is named
+        ("period:\n  end: 2024-01-01\n", {"period.start": "2024-05-01", "out_dir": "o"},
+         "with period.start=2024-05-01 from the command line: period: start must be before end"),
+        ("", {"dask.scheduler": "foo"}, "with dask.scheduler=foo from the command line: dask.scheduler: 'foo'"),
+    ],
+)
+def test_a_bad_value_from_the_command_line_is_named_as_such(
+    tmp_path: Path, text: str, overrides: dict[str, str], expected: str,
+) -> None:
+    path = _write(tmp_path, text or "search:\n  max_items: 10\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, **overrides)
+    assert str(info.value).startswith(f"{path} {expected}")
+    assert "out_dir" not in str(info.value)
+
+
+def test_a_bad_value_from_the_file_is_not_blamed_on_the_command_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "period:\n  start: 2024-05-01\n  end: 2023-01-01\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, **{"dask.scheduler": "tcp://127.0.0.1:8786", "out_dir": "o"})
+    assert str(info.value) == f"{path}: period: start must be before end"
+
+
 # ------------------------------------------------------------------------------------------
 # units and sources: metadata of the fields the bulletin's methods annex lists
 # ------------------------------------------------------------------------------------------

@@ -199,8 +199,18 @@ def load_config(path: str | Path, **overrides: Any) -> MonitorConfig:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key; check the spelling against configs/monitor.yaml"
-        raise ConfigError(f"{path}: {key}: {' '.join(msg.split())}") from None
+        raise ConfigError(f"{_where(path, key, overrides)}: {key}: {' '.join(msg.split())}") from None
     return _resolve_paths(cfg, path.parent)
+
+
+def _where(path: Path, key: str, overrides: Mapping[str, Any]) -> str:
+    """The file, and the command-line settings behind ``key`` when it (or a part of it) was
+    overridden there: a value from ``--start`` is not blamed on the YAML file."""
+    given = [
+        f"{dotted}={value}" for dotted, value in overrides.items()
+        if value is not None and (dotted == key or dotted.startswith(f"{key}.") or key.startswith(f"{dotted}."))
+    ]
+    return f"{path} with {', '.join(given)} from the command line" if given else str(path)
 
 
 def aoi_config(cfg: MonitorConfig, overrides: Mapping[str, Any], *, where: str) -> MonitorConfig:
