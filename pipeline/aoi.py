@@ -35,6 +35,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
 from .config import AOI_OVERRIDE_SECTIONS, MonitorConfig
+from .countries import iso3166_names
 from .errors import AOIError
 from .limits import MAX_AOI_BYTES, MAX_AOI_VERTICES, load_json
 from .types import BBox
@@ -373,6 +374,11 @@ def _check_feature(
         raise AOIError(
             f"{where}: participant_iso3 {props['participant_iso3']!r} is not an ISO 3166-1 alpha-3 "
             "code; use three capital letters (e.g. 'CIV')"
+        )
+    if props["participant_iso3"] not in iso3166_names():
+        raise AOIError(
+            f"{where}: participant_iso3 {props['participant_iso3']!r} is not an assigned ISO 3166-1 alpha-3 "
+            "code; check the spelling (e.g. 'CIV' for Côte d'Ivoire, 'COD' for the DRC)"
         )
     for name in _RESERVED_COLUMNS:
         if name in props:

@@ -10,6 +10,7 @@ never decide on which side of a border it lies.
 
 from __future__ import annotations
 
+import csv
 import math
 from functools import cache
 from pathlib import Path
@@ -22,9 +23,18 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import nearest_points
 from shapely.validation import make_valid
 
-__all__ = ["COUNTRIES", "countries", "country_at", "km_outside"]
+__all__ = ["COUNTRIES", "ISO3166", "countries", "country_at", "iso3166_names", "km_outside"]
 
 COUNTRIES = Path(__file__).resolve().parent / "data" / "countries_110m.geojson"
+#: The ISO 3166-1 alpha-3 codes and English short names (written by ``tools/countries_iso3.py``).
+ISO3166 = COUNTRIES.with_name("iso3166_alpha3.csv")
+
+
+@cache
+def iso3166_names() -> dict[str, str]:
+    """Every assigned ISO 3166-1 alpha-3 code, with its English short name."""
+    with ISO3166.open(encoding="utf-8", newline="") as f:
+        return {row["alpha_3"]: row["name"] for row in csv.DictReader(f)}
 
 
 @cache

@@ -299,6 +299,25 @@ def test_participant_iso3_not_alpha3(tmp_path: Path) -> None:
     _assert_aoi_error([path], "iso.geojson", "participant_iso3", "'CI'")
 
 
+@pytest.mark.parametrize("code", ["CIX", "XKX", "EUR"])
+def test_participant_iso3_not_an_assigned_code(tmp_path: Path, code: str) -> None:
+    """Three capitals that ISO 3166-1 does not assign (a typo, Kosovo's user-assigned code, a
+    currency): the cross-check would find no declarations under them, so the file is refused."""
+    path = _write(tmp_path, "iso.geojson", _fc(_feature(participant_iso3=code)))
+    _assert_aoi_error([path], "iso.geojson", "participant_iso3", repr(code), "not an assigned ISO 3166-1")
+
+
+def test_every_shipped_participant_and_declared_code_is_assigned() -> None:
+    from pipeline.countries import iso3166_names
+
+    names = iso3166_names()
+    assert len(names) == 249 and names["CIV"] == "Côte d'Ivoire"
+    with (DATA_DIR / "kp_production.csv").open(encoding="utf-8", newline="") as f:
+        declared = {row["iso3"] for row in csv.DictReader(f)}
+    shipped = set(read_aois(sorted((REPO / "aois").rglob("*.geojson")))["participant_iso3"])
+    assert declared | shipped <= set(names)
+
+
 def test_aoi_id_duplicated_across_files(tmp_path: Path) -> None:
     first = _write(tmp_path, "first.geojson", _fc(_feature(aoi_id="dup")))
     second = _write(tmp_path, "second.geojson", _fc(_feature(aoi_id="dup")))

@@ -74,7 +74,7 @@ def test_an_aoi_far_from_its_participant_is_warned_about(tmp_path: Path, caplog:
     for tolerance in (None, 10_000.0):
         changed = cfg.model_copy(update={"participant_outline_km": tolerance})
         warn_participants(plan_jobs(read_aois([wrong]), changed), changed)
-    doc["features"][0]["properties"]["participant_iso3"] = "XKX"  # a user-assigned code: no outline
+    doc["features"][0]["properties"]["participant_iso3"] = "CPV"  # Cabo Verde: no 1:110m outline
     wrong.write_text(json.dumps(doc), encoding="utf-8")
     warn_participants(plan_jobs(read_aois([wrong]), cfg), cfg)
     assert caplog.records == []
