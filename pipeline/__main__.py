@@ -34,6 +34,14 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
 
 
+def _path(text: str) -> Path:
+    """A path option's value; an empty one (``--out ""``, an unset shell variable) would read
+    as the current folder, and a run would write into it."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is an empty path; name a file or folder ('.' for this one)")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m pipeline",
@@ -65,14 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run_options(cmd: argparse.ArgumentParser) -> None:
     """The options of a run over AOIs and a period (``monitor``; the contract in DESIGN.md)."""
-    cmd.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config (default: configs/monitor.yaml)")
+    cmd.add_argument("--config", type=_path, default=DEFAULT_CONFIG, help="YAML config (default: configs/monitor.yaml)")
     cmd.add_argument(
-        "--aoi", type=Path, action="append", help="AOI GeoJSON file; repeat for several (overrides config aois)"
+        "--aoi", type=_path, action="append", help="AOI GeoJSON file; repeat for several (overrides config aois)"
     )
     cmd.add_argument("--source", help="STAC API root URL or static catalog.json / collection.json path")
     cmd.add_argument("--start", type=_date, help="first day of the monitoring period (YYYY-MM-DD)")
     cmd.add_argument("--end", type=_date, help="last day of the monitoring period (YYYY-MM-DD)")
-    cmd.add_argument("--cache", type=Path, help="cache folder for AOI windows (overrides config cache_dir)")
+    cmd.add_argument("--cache", type=_path, help="cache folder for AOI windows (overrides config cache_dir)")
     cmd.add_argument("--scheduler", help="address of a running dask.distributed scheduler (tcp://host:port)")
 
 
@@ -83,10 +91,10 @@ def _add_monitor(sub: Any) -> None:
         description="Run every stage for every AOI and write the bulletin and data files.",
     )
     _add_run_options(mon)
-    mon.add_argument("--out", type=Path, help="output folder (overrides config out_dir)")
+    mon.add_argument("--out", type=_path, help="output folder (overrides config out_dir)")
     mon.add_argument(
         "--model",
-        type=Path,
+        type=_path,
         help="trained site classifier folder (python -m pipeline train); overrides detect.site_model",
     )
 
@@ -113,7 +121,7 @@ def _add_train(sub: Any) -> None:
     )
     _add_run_options(train)
     train.add_argument(
-        "--labels", type=Path,
+        "--labels", type=_path,
         help="label polygons (GeoJSON, EPSG:4326) with property label = mining | not_mining (optional class)",
     )
     train.add_argument(
@@ -121,7 +129,7 @@ def _add_train(sub: Any) -> None:
         help="also learn from analysts' verdicts in the site register (confirmed = mining, false_alarm = "
         "not_mining); default register: review.register_path, else site_register.sqlite in the output folder",
     )
-    train.add_argument("--out", type=Path, required=True, help="model folder to write (model.skops, model_card.json)")
+    train.add_argument("--out", type=_path, required=True, help="model folder to write (model.skops, model_card.json)")
 
 
 def _add_assess(sub: Any) -> None:
@@ -133,9 +141,9 @@ def _add_assess(sub: Any) -> None:
         "error matrix, accuracies and the area of mining with its 95 %% confidence interval.",
     )
     assess.add_argument("action", choices=("sample", "estimate"))
-    assess.add_argument("--run", type=Path, required=True, help="output folder of a monitor run")
+    assess.add_argument("--run", type=_path, required=True, help="output folder of a monitor run")
     assess.add_argument("--n", type=int, help="sample: total points (default: the sample-size formula)")
-    assess.add_argument("--labels", type=Path, help="estimate: the labelled sample.csv")
+    assess.add_argument("--labels", type=_path, help="estimate: the labelled sample.csv")
 
 
 def _add_review(sub: Any) -> None:
@@ -147,8 +155,8 @@ def _add_review(sub: Any) -> None:
         "confirmed, false_alarm or uncertain; a false alarm never returns as a new site.",
     )
     review.add_argument("action", choices=("record", "import", "list"))
-    review.add_argument("--run", type=Path, required=True, help="output folder of a monitor run")
-    review.add_argument("--register", type=Path,
+    review.add_argument("--run", type=_path, required=True, help="output folder of a monitor run")
+    review.add_argument("--register", type=_path,
                         help="site register (default: the run's review.register_path, else "
                         "site_register.sqlite in the run's folder)")
     review.add_argument("--site", help="record: the site_id judged")
@@ -156,7 +164,7 @@ def _add_review(sub: Any) -> None:
     review.add_argument("--analyst", help="record: who judged (kept in the register only)")
     review.add_argument("--note", default="", help="record: why (free text)")
     review.add_argument("--date", type=_date, help="record: date of the judgement (default: today)")
-    review.add_argument("--verdicts", type=Path,
+    review.add_argument("--verdicts", type=_path,
                         help="import: CSV with columns site_id, verdict, analyst[, date, note]")
 
 
@@ -167,8 +175,8 @@ def _add_demo(sub: Any) -> None:
         description="Write the synthetic demo scenario (COGs + static STAC catalog) and run the "
         "whole pipeline on it, then print accuracy against its ground truth.",
     )
-    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
-    demo.add_argument("--config", type=Path, default=DEMO_CONFIG, help="YAML config (default: configs/demo.yaml)")
+    demo.add_argument("--out", type=_path, default=Path("out/demo"), help="output folder (default: out/demo)")
+    demo.add_argument("--config", type=_path, default=DEMO_CONFIG, help="YAML config (default: configs/demo.yaml)")
     demo.add_argument("--scheduler", help="address of a running dask.distributed scheduler")
 
 
@@ -178,11 +186,11 @@ def _add_evaluate(sub: Any) -> None:
         help="site-level precision / recall / F1 against ground truth",
         description="Compare a sites.geojson with a truth GeoJSON (kind = pit | distractor).",
     )
-    ev.add_argument("--sites", type=Path, required=True, help="sites.geojson written by monitor")
-    ev.add_argument("--truth", type=Path, required=True, help="truth GeoJSON")
+    ev.add_argument("--sites", type=_path, required=True, help="sites.geojson written by monitor")
+    ev.add_argument("--truth", type=_path, required=True, help="truth GeoJSON")
     ev.add_argument(
         "--aoi",
-        type=Path,
+        type=_path,
         action="append",
         help="AOI GeoJSON the sites were detected in (repeatable): truth is clipped to it",
     )
@@ -197,8 +205,8 @@ def _add_cache(sub: Any) -> None:
         "(~/.cache/kp-monitor).",
     )
     cache.add_argument("action", choices=("info", "clear"))
-    cache.add_argument("--cache", type=Path, help="cache folder (overrides config cache_dir)")
-    cache.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config whose cache_dir to use")
+    cache.add_argument("--cache", type=_path, help="cache folder (overrides config cache_dir)")
+    cache.add_argument("--config", type=_path, default=DEFAULT_CONFIG, help="YAML config whose cache_dir to use")
 
 
 def _add_sources(sub: Any) -> None:
@@ -209,7 +217,7 @@ def _add_sources(sub: Any) -> None:
         "OData) with the credentials from the environment. No secret is printed.",
     )
     src.add_argument("action", choices=("check",))
-    src.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML config (default: configs/monitor.yaml)")
+    src.add_argument("--config", type=_path, default=DEFAULT_CONFIG, help="YAML config (default: configs/monitor.yaml)")
     src.add_argument("--source", help="STAC API root URL or static catalog path (overrides config source.url)")
 
 

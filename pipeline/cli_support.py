@@ -9,6 +9,10 @@ that line and an exit status:
 - any other :class:`~pipeline.errors.MonitorError` (bad input or configuration): 2;
 - :class:`OSError` on a path the user gave (permission, not a folder, read-only file
   system...): 2, naming the path;
+- the reader of standard output went away (``... | head``, :class:`BrokenPipeError`): no
+  line, 141 (128 + SIGPIPE, what a shell reports for a command its pipe stopped);
+- a full disk that names no path (standard output on it): one line
+  ``cannot write output ...`` and 1: the input was fine;
 - anything else is a bug: one line ``error: internal error ...`` and 1 (as an uncaught
   exception always exited), the traceback with ``--debug``.
 """
@@ -16,8 +20,10 @@ that line and an exit status:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
+import os
 import sys
 import traceback
 import warnings
@@ -53,9 +59,19 @@ def report_error(exc: BaseException, *, debug: bool = False) -> int:
     if isinstance(exc, KeyboardInterrupt):
         print("error: interrupted", file=sys.stderr)
         return 130
+    if isinstance(exc, BrokenPipeError):
+        # Nobody reads any more: say nothing (stderr may be the same closed pipe), and point
+        # stdout at /dev/null so that the interpreter's final flush does not fail again.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141
     if isinstance(exc, MonitorError):
         code = 1 if isinstance(exc, SearchError) else 2
         text = str(exc)
+    elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and not (exc.filename or exc.filename2):
+        code = 1
+        text = f"cannot write output: {exc.strerror or exc}; free space or redirect the output elsewhere"
     elif isinstance(exc, OSError) and exc.errno in _PATH_ERRNOS:
         code = 2
         where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f)

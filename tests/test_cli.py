@@ -398,3 +398,24 @@ def test_a_ctrl_c_lost_in_a_finaliser_still_ends_the_run(monkeypatch: pytest.Mon
         interrupts.reset()
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """``... | head -c 10``: the reader closes the pipe; no "internal error" line, status 141
+    (128 + SIGPIPE, as a shell reports a command its pipe stopped)."""
+    read, write = os.pipe()
+    os.close(read)  # nobody will read: the first write fails with EPIPE
+    with os.fdopen(write, "w") as stdout:
+        res = subprocess.run([sys.executable, "-m", "pipeline", "cache", "info", "--cache", str(tmp_path / "c")],
+                             cwd=REPO, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert (res.returncode, res.stderr) == (141, "")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_standard_output_on_a_full_disk_is_not_called_bad_input(tmp_path: Path) -> None:
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "pipeline", "cache", "info", "--cache", str(tmp_path / "c")],
+                             cwd=REPO, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        "error: cannot write output: No space left on device; free space or redirect the output elsewhere"]

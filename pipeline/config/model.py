@@ -98,6 +98,16 @@ class MonitorConfig(_Section):
     features: FeatureParams = FeatureParams()
     classifier: ClassifierParams = ClassifierParams()
     bulletin: BulletinParams = BulletinParams()
+
+    @field_validator("aois", "out_dir", "cache_dir", mode="before")
+    @classmethod
+    def _not_empty(cls, v: Any) -> Any:
+        # An empty path reads as "." (the config's folder, or where the command runs): a run
+        # would write into it. Refused, as a slip rather than a choice; "." still works.
+        for item in v if isinstance(v, list | tuple) else (v,):
+            if isinstance(item, str) and not item.strip():
+                raise ValueError("is an empty path; name a file or folder ('.' for this one)")
+        return v
     assess: AssessParams = AssessParams()
     review: ReviewParams = ReviewParams()
     dask: DaskParams = DaskParams()
