@@ -28,6 +28,9 @@ What is checked here (the config and AOI files check themselves when read):
   a run reads from it (``sites.geojson``, the archived bulletins) readable, so that a
   corrupt file is reported instead of failing every AOI and replacing the site history;
 - **the cache folder**: not a file.
+
+``scenes`` (a dry run) calls :func:`preflight_dry_run`: the same checks, without the output
+folder and the tables it does not use, so that it refuses what ``monitor`` would.
 """
 
 from __future__ import annotations
@@ -87,6 +90,17 @@ def preflight_inputs(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.da
     check_period(cfg, today=today)
     check_tables(cfg)
     check_out_dir(cfg.out_dir)
+    check_cache_dir(cfg)
+    check_static_catalog(cfg, jobs)
+    check_api_collections(jobs)
+
+
+def preflight_dry_run(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.date | None = None) -> None:
+    """The checks of :func:`preflight_inputs` that concern what a run would read (``scenes``):
+    the period, the cache folder, the static catalog and the API's collections. ``scenes``
+    refuses what ``monitor`` refuses, with the same line; the output folder and the statistics
+    tables, which it does not use, are not checked."""
+    check_period(cfg, today=today)
     check_cache_dir(cfg)
     check_static_catalog(cfg, jobs)
     check_api_collections(jobs)
