@@ -36,6 +36,7 @@ from .classify import (
     SiteModel,
     assign_labels,
     candidate_features,
+    check_model_dir,
     feature_spec,
     read_labels,
     train_site_model,
@@ -46,6 +47,7 @@ from .errors import ConfigError, MonitorError
 from .jobs import AOIJob, plan_jobs
 from .register import SiteRegister, verdict_labels
 from .run import preflight_radar, preflight_source
+from .validate_inputs import preflight_dry_run
 from .workflow import CandidateEvidence, candidate_evidence
 
 log = logging.getLogger("pipeline")
@@ -85,6 +87,7 @@ def train_model(
     MonitorError
         Bad AOI files or an unreachable source, before anything is computed.
     """
+    check_model_dir(out_dir)  # before the work, not after it
     label_polys = training_labels(labels, register)
     table, failures = collect_training_rows(cfg, label_polys, today=today)
     model = fit_site_model(cfg, table, label_polys, failures=failures)
@@ -122,6 +125,7 @@ def collect_training_rows(
     failed (one line each). Runs the candidate generator with its own Dask client."""
     aois = read_aois(cfg.aois, max_area_km2=cfg.max_aoi_area_km2)
     jobs = plan_jobs(aois, cfg, today=today)
+    preflight_dry_run(cfg, jobs, today=today)  # what monitor would refuse in the inputs it reads
     preflight_source(cfg)
     radar_down = preflight_radar(cfg)
     tables: list[pd.DataFrame] = []

@@ -35,7 +35,7 @@ from .features import (
     spec_digest,
 )
 from .labels import LABEL_VALUES, LabelAssignment, assign_labels, read_labels
-from .model import SiteModel, grouped_folds, load_site_model, model_summary, train_site_model
+from .model import SiteModel, check_model_dir, grouped_folds, load_site_model, model_summary, train_site_model
 
 __all__ = [
     "FEATURE_NAMES",
@@ -50,6 +50,7 @@ __all__ = [
     "SiteModel",
     "assign_labels",
     "candidate_features",
+    "check_model_dir",
     "feature_rasters",
     "feature_spec",
     "feature_spec_digest",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -41,7 +42,8 @@ from ._store import CARD_FILE, CARD_MD, FORMAT, MODEL_FILE, short
 from ._training import calibrated, feature_matrix, threads, training_arrays
 from .features import spec_digest
 
-__all__ = ["MIN_GROUPS_PER_CLASS", "SiteModel", "grouped_folds", "load_site_model", "model_summary", "train_site_model"]
+__all__ = ["MIN_GROUPS_PER_CLASS", "SiteModel", "check_model_dir", "grouped_folds", "load_site_model", "model_summary",
+           "train_site_model"]
 
 #: Label polygons of each class a model needs: 3, so that every cross-validation training
 #: fold still holds two polygons of each class for its own grouped calibration folds.
@@ -129,10 +131,7 @@ class SiteModel:
         replaced; a folder holding anything else is refused (``ConfigError``).
         """
         target = Path(model_dir)
-        if target.exists():
-            others = sorted(p.name for p in target.iterdir()) if target.is_dir() else [target.name]
-            if not target.is_dir() or set(others) - {MODEL_FILE, CARD_FILE, CARD_MD}:
-                raise ConfigError(f"{target} exists and is not a model folder ({others[:3]}); choose a new --out")
+        check_model_dir(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         try:
@@ -147,6 +146,32 @@ class SiteModel:
             shutil.rmtree(tmp, ignore_errors=True)
         self.model_sha256, self.model_dir = digest, target
         return target
+
+
+def check_model_dir(target: Path) -> None:
+    """``target`` can become a model folder: absent (and creatable, by this user) or a model
+    folder already (it is replaced). ``train`` checks before it computes anything, and
+    :meth:`SiteModel.save` again before it writes.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the folder and the fix.
+    """
+    if target.exists() or target.is_symlink():
+        others = sorted(p.name for p in target.iterdir()) if target.is_dir() else [target.name]
+        if not target.is_dir() or set(others) - {MODEL_FILE, CARD_FILE, CARD_MD}:
+            raise ConfigError(f"{target} exists and is not a model folder ({others[:3]}); choose a new --out")
+    probe = target.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"cannot create model folder {target}: {probe} is not a folder; choose another --out")
+    try:  # what save() will do (a temporary folder beside the target), leaving nothing
+        os.rmdir(tempfile.mkdtemp(prefix=".kp-write-check-", dir=probe))
+    except OSError as exc:
+        raise ConfigError(f"cannot write model folder {target} in {probe} ({exc.strerror or exc}); choose an --out "
+                          "this user can write") from None
 
 
 def grouped_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
