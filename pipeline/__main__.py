@@ -420,15 +420,22 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from .cluster import dask_client
     from .config import load_config
     from .demo import ScenarioSpec, write_scenario
     from .evaluate import format_metrics
     from .run import run_monitor
+    from .validate_inputs import check_demo_inputs
 
     out = args.out.resolve()
-    # The config is checked before the scenario (about 170 MB) is written: bad input writes nothing.
-    load_config(args.config, **{"out_dir": str(out), "dask.scheduler": args.scheduler})
-    scenario = write_scenario(out / "scenario", ScenarioSpec(with_s1=True))
+    # The inputs are checked before the scenario (about 170 MB) is written: bad input writes nothing.
+    spec = ScenarioSpec(with_s1=True)
+    checked = load_config(args.config, **{"out_dir": str(out), "dask.scheduler": args.scheduler})
+    check_demo_inputs(checked, (spec.start, spec.end))
+    if checked.dask.scheduler:
+        with dask_client(checked):
+            pass  # reachable (the run joins it again)
+    scenario = write_scenario(out / "scenario", spec)
     cfg = load_config(
         args.config,
         aois=[str(scenario.aoi_path)],

@@ -106,6 +106,23 @@ def preflight_dry_run(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.d
     check_api_collections(jobs)
 
 
+def check_demo_inputs(cfg: MonitorConfig, imagery: tuple[dt.date, dt.date], *,
+                      today: dt.date | None = None) -> None:
+    """What ``demo`` can check before it writes its scenario (about 170 MB into ``--out``):
+    the period (in the past, and overlapping the scenario's ``imagery`` dates, as the static
+    catalog check would find after the writing) and the output folder. The scheduler is
+    joined there too (:func:`pipeline.cluster.dask_client`), by the caller."""
+    check_period(cfg, today=today)
+    start, end, _ = monitoring_period(cfg, today=today)
+    search_start = start - dt.timedelta(days=cfg.detect.baseline_days)
+    if end < imagery[0] or search_start > imagery[1]:
+        raise ConfigError(
+            f"period {start}..{end} (with its baseline from {search_start}): the demo scenario's imagery covers "
+            f"{imagery[0]}..{imagery[1]} only; use configs/demo.yaml, or set period.start and period.end within it"
+        )
+    check_out_dir(cfg.out_dir)
+
+
 def check_period(cfg: MonitorConfig, *, today: dt.date | None = None) -> None:
     """Refuse a monitoring period that starts or ends in the future: its reporting periods would
     report areas and "no new site" for months no satellite has seen yet."""
