@@ -31,7 +31,34 @@ def read_truth(path: str | Path) -> gpd.GeoDataFrame:
         raise InputDataError(f"cannot read truth file {path}: {str(exc).splitlines()[0][:200]}") from None
     if "kind" not in truth:
         truth["kind"] = "pit"
+    _check_features(truth, path, what="truth")
+    unknown = sorted(set(truth["kind"].astype(str)) - {"pit", "distractor"})
+    if unknown:
+        raise InputDataError(f"truth file {path}: kind {unknown[0]!r} is neither 'pit' nor 'distractor'; fix the "
+                             "kind property (no kind at all: every feature is a pit)")
     return truth
+
+
+def _check_features(frame: gpd.GeoDataFrame, path: Path, *, what: str) -> None:
+    """Refuse what would give meaningless figures or fail inside the overlay: a feature without
+    a polygon, an invalid polygon (shapely's reason), or coordinates that are not longitude and
+    latitude in a file read as EPSG:4326 (a projected file without its ``crs`` member)."""
+    from shapely.validation import explain_validity
+
+    for i, geom in enumerate(frame.geometry):
+        if geom is None or geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
+            kind = "no geometry" if geom is None or geom.is_empty else f"a {geom.geom_type}"
+            raise InputDataError(f"{what} file {path} feature {i}: {kind}; each feature needs a Polygon or "
+                                 "MultiPolygon")
+        if not geom.is_valid:
+            raise InputDataError(f"{what} file {path} feature {i}: invalid polygon ({explain_validity(geom)}); "
+                                 "repair it (shapely.make_valid, or QGIS 'Fix geometries')")
+    if frame.crs is not None and frame.crs.is_geographic and len(frame):
+        minx, miny, maxx, maxy = frame.total_bounds
+        if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+            hint = " (or give its crs member)" if what == "truth" else ""
+            raise InputDataError(f"{what} file {path}: coordinates up to ({maxx:.0f}, {maxy:.0f}) are not longitude "
+                                 f"and latitude; the file looks projected: reproject it to EPSG:4326{hint}")
 
 
 def evaluate_sites(
@@ -172,6 +199,15 @@ def read_sites(path: str | Path) -> gpd.GeoDataFrame:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputDataError(f"cannot read sites file {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
+        raise InputDataError(f"sites file {path} is not a GeoJSON FeatureCollection; pass the sites.geojson a "
+                             "monitor run wrote")
     if not data.get("features"):
         return gpd.GeoDataFrame({"first_seen": []}, geometry=[], crs="EPSG:4326")
-    return gpd.GeoDataFrame.from_features(data["features"], crs="EPSG:4326")
+    try:
+        sites = gpd.GeoDataFrame.from_features(data["features"], crs="EPSG:4326")
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise InputDataError(f"sites file {path}: malformed feature ({' '.join(str(exc).split())[:200]}); pass the "
+                             "sites.geojson a monitor run wrote") from None
+    _check_features(sites, path, what="sites")
+    return sites
