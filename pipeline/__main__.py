@@ -468,9 +468,10 @@ def _cache(args: argparse.Namespace) -> int:
     from .config import load_config
     from .sources import cache_clear, cache_info
 
-    cache_dir = (
-        args.cache.resolve() if args.cache else (load_config(args.config).cache_dir if args.config.exists() else None)
-    )
+    # The default config may be absent (the package installed elsewhere): then the default
+    # cache. A --config the user named must exist, as for every other command.
+    use_config = args.config.exists() or args.config != DEFAULT_CONFIG
+    cache_dir = args.cache.resolve() if args.cache else (load_config(args.config).cache_dir if use_config else None)
     print(cache_info(cache_dir) if args.action == "info" else cache_clear(cache_dir))
     return 0
 

@@ -47,6 +47,8 @@ def cache_info(cache_dir: str | Path | None = None) -> str:
     root = resolve_cache_dir(cache_dir)
     if not root.exists():
         return f"cache: {root}\n  (empty: nothing cached yet)"
+    if not root.is_dir():
+        raise ConfigError(f"cache folder {root} is a file, not a folder; pass --cache (or cache_dir) a folder")
     windows = root / "windows"
     n_items = sum(1 for p in windows.iterdir() if p.is_dir()) if windows.is_dir() else 0
     entries = _usage(windows, "*.tif") if windows.is_dir() else _Usage()
@@ -79,11 +81,13 @@ def cache_clear(cache_dir: str | Path | None = None) -> str:
     Raises
     ------
     ConfigError
-        The folder exists but is not a kp-monitor cache.
+        The folder exists but is not a kp-monitor cache, or is a file.
     """
     root = resolve_cache_dir(cache_dir)
     if not root.exists():
         return f"cache {root} is already empty"
+    if not root.is_dir():
+        raise ConfigError(f"cache folder {root} is a file, not a folder; pass --cache (or cache_dir) a folder")
     if not (root / CACHEDIR_TAG).exists():
         raise ConfigError(f"{root} has no {CACHEDIR_TAG}: not a kp-monitor cache; refusing to delete it "
                           f"(pass --cache the folder set as cache_dir)")
@@ -151,7 +155,7 @@ def format_source_checks(checks: Sequence[SourceCheck]) -> str:
     lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
     ok = all(c.ok for c in checks)
     lines.append("all sources OK" if ok
-                 else "some sources are unreachable, refuse the credentials or lack the collection")
+                 else "some sources are unreachable, invalid, refuse the credentials or lack the collection")
     return "\n".join(lines)
 
 

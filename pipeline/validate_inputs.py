@@ -243,6 +243,15 @@ def check_static_catalog(cfg: MonitorConfig, jobs: Sequence[AOIJob]) -> None:
     url = cfg.source.url
     if not search.is_static_source(url):
         return
+    root = check_catalog_documents(url)
+    for job in jobs:
+        _check_coverage(job, root)
+
+
+def check_catalog_documents(url: str) -> Path:
+    """The static catalog at ``url`` (a path or ``file://`` URL) and every document it links:
+    readable and valid (see the module docstring). Returns the root document's path; also
+    ``sources check``'s test of a static source."""
     root = catalog_path(url)
     if root.is_dir():
         raise ConfigError(f"--source {root} is a folder; pass the catalog.json (or collection.json) inside it")
@@ -251,8 +260,7 @@ def check_static_catalog(cfg: MonitorConfig, jobs: Sequence[AOIJob]) -> None:
             f"static catalog {root} does not exist; pass --source a STAC API URL or a catalog.json path"
         )
     _walk_catalog(root)
-    for job in jobs:
-        _check_coverage(job, root)
+    return root
 
 
 def check_api_collections(jobs: Sequence[AOIJob]) -> None:

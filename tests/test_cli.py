@@ -419,3 +419,20 @@ def test_standard_output_on_a_full_disk_is_not_called_bad_input(tmp_path: Path) 
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [
         "error: cannot write output: No space left on device; free space or redirect the output elsewhere"]
+
+
+def test_sources_check_judges_a_static_catalog_as_monitor_does(tmp_path: Path, scenario) -> None:
+    """A folder, a missing file and a JSON file that is not STAC each fail the check (exit 1, the
+    reason monitor would refuse them with); the scenario's catalog passes."""
+    (tmp_path / "garbage.json").write_text('{"a": 1}', encoding="utf-8")
+    cases = {
+        str(scenario.catalog_path): (0, "catalog and every document it links are valid"),
+        str(tmp_path): (1, "is a folder; pass the catalog.json"),
+        str(tmp_path / "nope.json"): (1, "does not exist"),
+        str(tmp_path / "garbage.json"): (1, "is not a STAC catalog"),
+    }
+    for source, (code, detail) in cases.items():
+        res = _in_process(tmp_path, "sources", "check", "--source", source)
+        assert res.returncode == code, (source, res.stdout, res.stderr)
+        assert detail in res.stdout, res.stdout
+        assert ("all sources OK" in res.stdout) == (code == 0)

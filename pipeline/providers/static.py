@@ -73,10 +73,15 @@ class StaticProvider(BaseProvider):
             raise NoScenesError(_no_collection_message(path, coll, found, bands, missing=str(exc))) from None
 
     def check(self) -> list[SourceCheck]:
+        from ..errors import MonitorError
+        from ..validate_inputs import check_catalog_documents  # (imports this module)
+
         path = catalog_path(self.url)
-        ok = path.is_file()
-        return [SourceCheck(self.name, str(path), ok, None,
-                            "catalog file found" if ok else "catalog file does not exist")]
+        try:
+            check_catalog_documents(self.url)
+        except MonitorError as exc:  # what monitor would refuse, said in the table
+            return [SourceCheck(self.name, str(path), False, None, " ".join(str(exc).split()))]
+        return [SourceCheck(self.name, str(path), True, None, "catalog and every document it links are valid")]
 
 
 class _CatalogMemo:
