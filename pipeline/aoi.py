@@ -276,8 +276,8 @@ def _load_collection(path: Path) -> dict[str, Any]:
         )
     if not path.exists():
         raise AOIError(
-            f"AOI file {path} not found; check the path "
-            "(config paths are relative to the YAML file)"
+            f"AOI file {path} not found; check the path (an --aoi path is relative to the current folder, "
+            "one in the config's aois to the YAML file)"
         )
     try:
         size = path.stat().st_size

@@ -266,11 +266,19 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+_SOCKET_REASON = re.compile(r"\[Errno -?\d+\] [^'\"()\]]+")
+
+
 def describe_error(exc: BaseException) -> str:
     """One line naming the failure, without URLs' query strings (safe to log and raise)."""
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return f"HTTP {exc.response.status_code}"
     text = " ".join(str(exc).split())
+    # A refused or unresolvable connection: urllib3 wraps the socket's reason in three reprs;
+    # the reason is what a reader needs ("[Errno 111] Connection refused").
+    reason = _SOCKET_REASON.search(text) if isinstance(exc, requests.ConnectionError) else None
+    if reason:
+        return f"{type(exc).__name__}: {reason.group(0).rstrip('.')}"
     # requests' messages repeat the URL (with its query string): keep the class and a gist.
     if "?" in text:
         text = text.split("?", 1)[0] + "?<redacted>"

@@ -182,19 +182,19 @@ class SiteRegister:
                                       isolation_level=None)
         except sqlite3.Error as exc:
             raise ConfigError(f"site register {self.path}: cannot open ({exc}); check the path "
-                              "(review.register_path)") from None
+                              "(--register, or review.register_path in the config)") from None
         try:
             version = con.execute("PRAGMA user_version").fetchone()[0]
             if write and version == 0:
                 con.executescript(_SCHEMA)
             elif version != _SCHEMA_VERSION:
                 raise ConfigError(f"site register {self.path}: not a register of this pipeline (schema "
-                                  f"version {version}, expected {_SCHEMA_VERSION}); point review.register_path "
-                                  "at a register written by `python -m pipeline review`")
+                                  f"version {version}, expected {_SCHEMA_VERSION}); point --register (or "
+                                  "review.register_path) at a register written by `python -m pipeline review`")
             yield con
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"site register {self.path}: {exc}; restore it from a backup or point "
-                              "review.register_path elsewhere") from None
+                              "--register (or review.register_path) elsewhere") from None
         finally:
             con.close()
 
@@ -298,6 +298,10 @@ def run_verdicts(run_dir: str | Path, entries: pd.DataFrame, *, today: dt.date |
                 today or dt.date.today())
         except ValueError:
             raise ConfigError(f"{where}: date {when!r} is not a date; use YYYY-MM-DD") from None
+        latest = (today or dt.date.today()) + dt.timedelta(days=1)  # a day's slack: "today" east of UTC
+        if reviewed_on > latest:
+            raise ConfigError(f"{where}: date {reviewed_on} is in the future; give the day the judgement was made "
+                              "(leave it out for today)")
         site = known.loc[site_id]
         note = row.get("note")
         out.append(Verdict(

@@ -331,7 +331,9 @@ def preflight_source(cfg: MonitorConfig) -> None:
     provider = get_provider(cfg.source)
     check = provider.probe(provider.url, what="imagery source")
     if not check.reachable:
-        raise SearchError(f"cannot reach imagery source {check.endpoint}: {check.detail}")
+        reason = check.detail.removeprefix("imagery source unreachable: ")
+        raise SearchError(f"cannot reach imagery source {check.endpoint}: {reason}; check --source (or source.url) "
+                          "and the network, and run again")
 
 
 def preflight_radar(cfg: MonitorConfig) -> str | None:

@@ -108,6 +108,10 @@ def training_labels(labels: Path | None, register: SiteRegister | None) -> gpd.G
     if labels is not None:
         parts.append(read_labels(labels))
     if register is not None:
+        if not register.path.is_file():
+            raise ConfigError(f"site register {register.path} does not exist; pass --from-register the register "
+                              "`python -m pipeline review record` wrote (by default site_register.sqlite in the "
+                              "run's output folder)")
         verdicts = verdict_labels(register)
         if verdicts.empty:
             raise ConfigError(f"site register {register.path}: no confirmed or false_alarm verdict to learn from; "

@@ -134,3 +134,15 @@ def test_backoff_is_bounded(attempt: int, base: float, cap: float, retry_after: 
         assert 0 <= wait <= min(cap, base * 2 ** (attempt - 1)) + 1e-9
     else:
         assert wait == min(retry_after, 60)
+
+
+def test_a_refused_connection_is_described_by_its_reason() -> None:
+    """urllib3 wraps the socket's reason in three reprs and the URL; the one line keeps the reason."""
+
+    from pipeline.http import describe_error
+
+    try:
+        requests.get("http://127.0.0.1:9/stac?token=s3cret", timeout=5)
+    except requests.ConnectionError as exc:
+        text = describe_error(exc)
+    assert text == "ConnectionError: [Errno 111] Connection refused"

@@ -232,6 +232,10 @@ def test_review_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Capture
     assert err.count("\n") == 0 and "site 'nope' is not in" in err
     assert main(["review", "record", "--run", str(tmp_path), "--site", "s1", "--verdict", "confirmed"]) == 2
     assert "--analyst" in capsys.readouterr().err
+    assert main(["review", "record", "--run", str(tmp_path), "--site", "s1", "--verdict", "confirmed",
+                 "--analyst", "A", "--date", "2099-01-01"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "date 2099-01-01 is in the future" in err
     assert not (tmp_path / REGISTER_NAME).exists(), "refused input must write nothing"
     assert main(["review", "record", "--run", str(tmp_path), "--site", "s1", "--verdict", "confirmed",
                  "--analyst", "A"]) == 0
@@ -252,4 +256,7 @@ def test_train_from_register_bad_input_is_one_line(tmp_path: Path, capsys: pytes
     assert err.count("\n") == 0 and "no confirmed or false_alarm verdict to learn from" in err
     assert main(["train", "--out", str(model)]) == 2
     assert "train needs --labels LABELS.geojson, --from-register, or both" in capsys.readouterr().err
-    assert not model.exists()
+    assert main(["train", "--from-register", str(tmp_path / "nope.sqlite"), "--out", str(model)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"site register {tmp_path / 'nope.sqlite'} does not exist" in err
+    assert not model.exists() and not (tmp_path / "nope.sqlite").exists()
