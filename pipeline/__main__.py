@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -222,6 +223,8 @@ def _add_sources(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if sys.stderr is None:  # started with stderr closed: errors must not land in stdout (scenes --json)
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (for the process's life)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.quiet and args.verbose:  # before or after the subcommand: one check for both places

@@ -436,3 +436,12 @@ def test_sources_check_judges_a_static_catalog_as_monitor_does(tmp_path: Path, s
         assert res.returncode == code, (source, res.stdout, res.stderr)
         assert detail in res.stdout, res.stdout
         assert ("all sources OK" in res.stdout) == (code == 0)
+
+
+def test_with_stderr_closed_an_error_does_not_land_in_stdout(tmp_path: Path) -> None:
+    """``scenes --json 2>&-``: Python leaves ``sys.stderr`` None, and ``print(file=None)`` writes
+    to stdout, which a reader parses as JSON. The error goes nowhere; the status still says it."""
+    res = subprocess.run([sys.executable, "-m", "pipeline", "scenes", "--json", "--config", str(tmp_path / "no.yaml")],
+                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=60,
+                         preexec_fn=lambda: os.close(2))
+    assert (res.returncode, res.stdout) == (2, "")

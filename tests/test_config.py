@@ -162,6 +162,23 @@ def test_a_bad_value_from_the_command_line_is_named_as_such(
     assert "out_dir" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("period:\n  start: abc\n", "period.start: Input should be a valid date or datetime, input is too short "
+                                     "(got 'abc'); give a date as YYYY-MM-DD"),
+        ("search:\n  max_items: ten\n", "(got 'ten'); give a whole number"),
+        ("incremental: maybe\n", "(got 'maybe'); give true or false"),
+        ("aois: 5\n", "aois: Input should be a valid tuple (got 5); give a YAML list"),
+        ("source: 5\n", "give a mapping of settings"),
+    ],
+)
+def test_a_value_of_the_wrong_form_says_what_to_write(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, text))
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
 def test_a_bad_value_from_the_file_is_not_blamed_on_the_command_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "period:\n  start: 2024-05-01\n  end: 2023-01-01\n")
     with pytest.raises(ConfigError) as info:

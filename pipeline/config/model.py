@@ -209,8 +209,32 @@ def load_config(path: str | Path, **overrides: Any) -> MonitorConfig:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key; check the spelling against configs/monitor.yaml"
+        else:
+            msg = _with_hint(msg, err)
         raise ConfigError(f"{_where(path, key, overrides)}: {key}: {' '.join(msg.split())}") from None
     return _resolve_paths(cfg, path.parent)
+
+
+#: What to write instead, by the start of pydantic's error type (its messages say what is wrong).
+_TYPE_HINTS = (
+    (("date", "datetime"), "give a date as YYYY-MM-DD"),
+    (("int_",), "give a whole number"),
+    (("float_",), "give a number"),
+    (("bool_",), "give true or false"),
+    (("tuple_", "list_"), "give a YAML list (e.g. [a.geojson, b.geojson])"),
+    (("dict_", "model_"), "give a mapping of settings (key: value lines indented under it)"),
+)
+
+
+def _with_hint(msg: str, err: Mapping[str, Any]) -> str:
+    """``msg`` with the value given (when short) and what to write instead, for a value of the
+    wrong form; other messages (ranges, our own validators) say it already."""
+    hint = next((h for prefixes, h in _TYPE_HINTS if str(err["type"]).startswith(prefixes)), None)
+    if hint is None:
+        return msg
+    value = err.get("input")
+    shown = f" (got {value!r})" if isinstance(value, str | int | float | bool) and len(repr(value)) <= 40 else ""
+    return f"{msg}{shown}; {hint}"
 
 
 def _where(path: Path, key: str, overrides: Mapping[str, Any]) -> str:
