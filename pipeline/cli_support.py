@@ -65,6 +65,7 @@ def report_error(exc: BaseException, *, debug: bool = False) -> int:
         with contextlib.suppress(OSError, ValueError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
         return 141
     if isinstance(exc, MonitorError):
         code = 1 if isinstance(exc, SearchError) else 2
