@@ -50,6 +50,17 @@ class OneLineParser(argparse.ArgumentParser):
         print(f"error: {self.prog}: {text}; see {self.prog} --help", file=sys.stderr)
         sys.exit(2)
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        """As argparse's, but an option the subcommand does not know is reported by the
+        subcommand's parser (``see python -m pipeline monitor --help``), whose help lists its options."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            subparsers = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
+            command = getattr(parsed, subparsers[0].dest, None) if subparsers else None
+            owner = subparsers[0].choices.get(command, self) if command else self
+            owner.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
 
 def report_error(exc: BaseException, *, debug: bool = False) -> int:
     """Print ``exc`` as one ``error:`` line on stderr (after its traceback with ``debug``);
