@@ -11,6 +11,7 @@ Each subcommand imports the stages it runs inside its handler: ``--help``, ``eva
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -225,6 +226,9 @@ def _add_sources(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     if sys.stderr is None:  # started with stderr closed: errors must not land in stdout (scenes --json)
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (for the process's life)
+    for stream in (sys.stdout, sys.stderr):  # a path with "é" on an ASCII terminal: escaped, not a crash
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.quiet and args.verbose:  # before or after the subcommand: one check for both places

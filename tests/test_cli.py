@@ -445,3 +445,13 @@ def test_with_stderr_closed_an_error_does_not_land_in_stdout(tmp_path: Path) -> 
                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=60,
                          preexec_fn=lambda: os.close(2))
     assert (res.returncode, res.stdout) == (2, "")
+
+
+def test_a_non_ascii_path_on_an_ascii_terminal_is_escaped_not_a_crash(tmp_path: Path) -> None:
+    folder = tmp_path / "Séguéla"
+    folder.mkdir()
+    res = subprocess.run([sys.executable, "-m", "pipeline", "cache", "info", "--cache", str(folder / "c")],
+                         cwd=REPO, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert res.returncode == 0, res.stderr
+    assert "S\\xe9gu\\xe9la" in res.stdout
