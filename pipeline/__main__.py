@@ -44,6 +44,12 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _source(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give an http(s) STAC API root or the path of a static catalog.json")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m pipeline",
@@ -79,7 +85,7 @@ def _add_run_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--aoi", type=_path, action="append", help="AOI GeoJSON file; repeat for several (overrides config aois)"
     )
-    cmd.add_argument("--source", help="STAC API root URL or static catalog.json / collection.json path")
+    cmd.add_argument("--source", type=_source, help="STAC API root URL or static catalog.json / collection.json path")
     cmd.add_argument("--start", type=_date, help="first day of the monitoring period (YYYY-MM-DD)")
     cmd.add_argument("--end", type=_date, help="last day of the monitoring period (YYYY-MM-DD)")
     cmd.add_argument("--cache", type=_path, help="cache folder for AOI windows (overrides config cache_dir)")
@@ -220,7 +226,8 @@ def _add_sources(sub: Any) -> None:
     )
     src.add_argument("action", choices=("check",))
     src.add_argument("--config", type=_path, default=DEFAULT_CONFIG, help="YAML config (default: configs/monitor.yaml)")
-    src.add_argument("--source", help="STAC API root URL or static catalog path (overrides config source.url)")
+    src.add_argument("--source", type=_source,
+                     help="STAC API root URL or static catalog path (overrides config source.url)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

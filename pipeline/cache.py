@@ -71,7 +71,7 @@ import rasterio.windows
 from odc.geo.geobox import GeoBox
 
 from .asset_checks import AssetMismatchError, CheckedFiles, DeclaredGrid, check_header, check_local_asset, declared_grid
-from .errors import DownloadError, MonitorError
+from .errors import ConfigError, DownloadError, MonitorError
 from .http import RetryPolicy, TransientError, call_with_retries, describe_error, install_log_redaction, redact, scrub
 from .locks import FileLock, remove_dead_temporaries
 from .providers.base import BaseProvider
@@ -109,6 +109,8 @@ _PROJ_EXT_V2_PREFIX = "https://stac-extensions.github.io/projection/v2."
 def default_cache_dir() -> Path:
     """``$KP_MONITOR_CACHE_DIR``, else the XDG user cache dir (``~/.cache/kp-monitor``)."""
     env = os.environ.get(ENV_CACHE_DIR)
+    if env and not env.strip():  # as --cache " ": it would be the current folder
+        raise ConfigError(f"{ENV_CACHE_DIR}={env!r} is an empty path; unset it or name a folder")
     if env:
         return Path(env).expanduser()
     return Path(platformdirs.user_cache_dir("kp-monitor"))

@@ -29,8 +29,8 @@ def read_truth(path: str | Path) -> gpd.GeoDataFrame:
         truth = gpd.read_file(path)
     except Exception as exc:
         raise InputDataError(f"cannot read truth file {path}: {str(exc).splitlines()[0][:200]}") from None
-    if "kind" not in truth:
-        truth["kind"] = "pit"
+    # No kind, on the file or on a feature: a pit (a truth file of pits need not say so).
+    truth["kind"] = truth["kind"].fillna("pit") if "kind" in truth else "pit"
     _check_features(truth, path, what="truth")
     unknown = sorted(set(truth["kind"].astype(str)) - {"pit", "distractor"})
     if unknown:
@@ -195,6 +195,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 def read_sites(path: str | Path) -> gpd.GeoDataFrame:
     """Read a ``sites.geojson``; an empty FeatureCollection gives an empty frame."""
     path = Path(path)
+    if path.is_dir():
+        raise InputDataError(f"sites file {path} is a folder; pass the sites.geojson inside it")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -109,13 +109,13 @@ def preflight_dry_run(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.d
 def check_demo_inputs(cfg: MonitorConfig, imagery: tuple[dt.date, dt.date], *,
                       today: dt.date | None = None) -> None:
     """What ``demo`` can check before it writes its scenario (about 170 MB into ``--out``):
-    the period (in the past, and overlapping the scenario's ``imagery`` dates, as the static
-    catalog check would find after the writing) and the output folder. The scheduler is
-    joined there too (:func:`pipeline.cluster.dask_client`), by the caller."""
+    the period (in the past, and overlapping the scenario's ``imagery`` dates: a period whose
+    baseline alone overlaps them would find no scene to monitor after the writing) and the
+    output folder. The scheduler is joined there too (:func:`pipeline.cluster.dask_client`), by the caller."""
     check_period(cfg, today=today)
     start, end, _ = monitoring_period(cfg, today=today)
     search_start = start - dt.timedelta(days=cfg.detect.baseline_days)
-    if end < imagery[0] or search_start > imagery[1]:
+    if end < imagery[0] or start > imagery[1]:  # the monitored months themselves hold no scene
         raise ConfigError(
             f"period {start}..{end} (with its baseline from {search_start}): the demo scenario's imagery covers "
             f"{imagery[0]}..{imagery[1]} only; use configs/demo.yaml, or set period.start and period.end within it"
@@ -215,7 +215,8 @@ def check_cache_dir(cfg: MonitorConfig) -> None:
     its output folder already begun."""
     cache = resolve_cache_dir(cfg.cache_dir)
     if cache.exists() and not cache.is_dir():
-        raise ConfigError(f"cache folder {cache} is a file, not a folder; pass --cache (or cache_dir) a folder")
+        raise ConfigError(f"cache folder {cache} is a file, not a folder; pass --cache (or cache_dir, or "
+                          "KP_MONITOR_CACHE_DIR) a folder")
     probe = _nearest_existing(cache)
     if probe.is_symlink() and not probe.exists():
         raise ConfigError(f"cache folder {cache}: {probe} is a symbolic link to nothing ({probe.readlink()}); "
@@ -226,8 +227,8 @@ def check_cache_dir(cfg: MonitorConfig) -> None:
         os.rmdir(tempfile.mkdtemp(prefix=".kp-write-check-", dir=probe))
     except OSError as exc:
         what = "cannot be written" if probe == cache else f"cannot be created in {probe}"
-        raise ConfigError(f"cache folder {cache} {what} ({exc.strerror or exc}); pass --cache (or cache_dir) a "
-                          "folder this user can write") from None
+        raise ConfigError(f"cache folder {cache} {what} ({exc.strerror or exc}); pass --cache (or cache_dir, or "
+                          "KP_MONITOR_CACHE_DIR) a folder this user can write") from None
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -271,3 +271,14 @@ def test_dates_are_kept(rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: P
     (local, _), _ = _localise(items, _geobox(), tmp_path)
     assert [i.datetime for i in local] == [i.datetime for i in items]
     assert all(isinstance(i.datetime, dt.datetime) for i in local)
+
+
+def test_a_blank_cache_variable_is_refused_not_the_current_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.cache import ENV_CACHE_DIR, default_cache_dir
+    from pipeline.errors import ConfigError
+
+    monkeypatch.setenv(ENV_CACHE_DIR, " ")
+    with pytest.raises(ConfigError, match=r"KP_MONITOR_CACHE_DIR=' ' is an empty path; unset it or name a folder"):
+        default_cache_dir()
+    monkeypatch.setenv(ENV_CACHE_DIR, "")  # empty: as if unset
+    assert str(default_cache_dir()) != "."

@@ -170,6 +170,8 @@ def test_a_bad_value_from_the_command_line_is_named_as_such(
         ("search:\n  max_items: ten\n", "(got 'ten'); give a whole number"),
         ("incremental: maybe\n", "(got 'maybe'); give true or false"),
         ("aois: 5\n", "aois: Input should be a valid tuple (got 5); give a YAML list"),
+        ("period:\n  start: 20230101\n",
+         "period.start: a number is not a date (got 20230101); give a date as YYYY-MM-DD"),
         ("source: 5\n", "give a mapping of settings"),
     ],
 )

@@ -121,3 +121,14 @@ def test_cli_evaluate_with_aoi(tmp_path: Path) -> None:
     assert any(line.split() == ["recall", "1.0"] for line in clipped.stdout.splitlines())
     missing = subprocess.run([*args, "--aoi", str(tmp_path / "nope.geojson")], capture_output=True, text=True)
     assert missing.returncode == 2 and "--aoi" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_truth_feature_without_kind_is_a_pit(tmp_path: Path) -> None:
+    from pipeline.evaluate import read_truth
+
+    box = [[[-6.581, 8.170], [-6.580, 8.170], [-6.580, 8.171], [-6.581, 8.171], [-6.581, 8.170]]]
+    features = [{"type": "Feature", "properties": props, "geometry": {"type": "Polygon", "coordinates": box}}
+                for props in ({"kind": "distractor"}, {})]
+    path = tmp_path / "truth.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    assert list(read_truth(path)["kind"]) == ["distractor", "pit"]

@@ -68,6 +68,8 @@ class SourceParams(_Section):
     @field_validator("url")
     @classmethod
     def _url_or_path(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty; give an http(s) STAC API root or the path of a static catalog.json")
         try:
             scheme = urllib.parse.urlsplit(value).scheme.lower()
         except ValueError as exc:

@@ -221,7 +221,7 @@ _TYPE_HINTS = (
     (("int_",), "give a whole number"),
     (("float_",), "give a number"),
     (("bool_",), "give true or false"),
-    (("tuple_", "list_"), "give a YAML list (e.g. [a.geojson, b.geojson])"),
+    (("tuple_", "list_"), "give a YAML list ([first, second], or one '- item' line each)"),
     (("dict_", "model_"), "give a mapping of settings (key: value lines indented under it)"),
 )
 
@@ -233,6 +233,8 @@ def _with_hint(msg: str, err: Mapping[str, Any]) -> str:
     if hint is None:
         return msg
     value = err.get("input")
+    if str(err["type"]).startswith("date") and isinstance(value, int | float) and not isinstance(value, bool):
+        msg = "a number is not a date"  # pydantic reads it as a Unix time and says something else
     shown = f" (got {value!r})" if isinstance(value, str | int | float | bool) and len(repr(value)) <= 40 else ""
     return f"{msg}{shown}; {hint}"
 
