@@ -36,7 +36,7 @@ from .config import AOI_OVERRIDE_SECTIONS, MonitorConfig, aoi_config
 from .countries import km_outside
 
 __all__ = ["AOIGrid", "AOIJob", "aoi_config_for", "aoi_overrides", "monitoring_period", "plan_jobs",
-           "warn_participant", "warn_participants"]
+           "warn_aois", "warn_participant", "warn_too_small"]
 
 log = logging.getLogger("pipeline")
 
@@ -169,12 +169,27 @@ def plan_jobs(aois: pd.DataFrame, cfg: MonitorConfig, *, today: dt.date | None =
     return [AOIJob.plan(row, cfg, today=today) for _, row in aois.iterrows()]
 
 
-def warn_participants(jobs: Sequence[AOIJob], cfg: MonitorConfig) -> None:
-    """:func:`warn_participant` for each job, unless ``participant_outline_km`` is ``None``.
-    Called once the inputs passed their checks: a refused run says one line, not this too."""
-    if cfg.participant_outline_km is not None:
-        for job in jobs:
+def warn_aois(jobs: Sequence[AOIJob], cfg: MonitorConfig) -> None:
+    """The warnings about each AOI before a run: :func:`warn_participant` (unless
+    ``participant_outline_km`` is ``None``) and :func:`warn_too_small`. Called once the inputs
+    passed their checks: a refused run says one line, not these too."""
+    for job in jobs:
+        if cfg.participant_outline_km is not None:
             warn_participant(job.row, job.geometry, tolerance_km=cfg.participant_outline_km)
+        warn_too_small(job)
+
+
+def warn_too_small(job: AOIJob) -> bool:
+    """Log a warning when the AOI's area is below the minimum mapping unit (``sites.min_area_m2``):
+    no site can be mapped in it, and its bulletin section would read as quiet; ``True`` if it did."""
+    area_m2 = float(job.row.get("area_km2", float("nan"))) * 1e6
+    least = job.cfg.sites.min_area_m2
+    if not area_m2 < least:
+        return False
+    log.warning("AOI file %s (aoi_id '%s'): its area, %.0f m², is below sites.min_area_m2 (%.0f m²): no site can be "
+                "mapped in it, so its bulletin section can only read as quiet; draw the AOI around the whole "
+                "diggings", job.row.get("source_file", "?"), job.aoi_id, area_m2, least)
+    return True
 
 
 def warn_participant(row: Mapping[str, Any], geometry: BaseGeometry, *, tolerance_km: float) -> bool:

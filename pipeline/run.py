@@ -38,7 +38,7 @@ from .errors import ConfigError, MonitorError, SearchError
 from .gil import responsive
 from .graphs import optimise
 from .io import BackgroundWrites
-from .jobs import AOIJob, monitoring_period, plan_jobs, warn_participants
+from .jobs import AOIJob, monitoring_period, plan_jobs, warn_aois
 from .outputs import RunInfo, RunReport, write_outputs
 from .progress import RunProgress, SchedulerProgress
 from .providers import get_provider
@@ -123,7 +123,7 @@ def run_monitor(
                 start - dt.timedelta(days=cfg.detect.baseline_days),
                 cfg.source.url,
             )
-            warn_participants(jobs, cfg)  # now, so that run.log has it too
+            warn_aois(jobs, cfg)  # now, so that run.log has it too
             try:
                 results = run_aois(handle, jobs, radar_down=radar_down, models=models, progress=progress,
                                    in_flight=cfg.dask.aois_in_flight, gdal_options=cfg.gdal_options,

@@ -47,7 +47,7 @@ from . import cache as window_cache
 from .aoi import read_aois
 from .config import MonitorConfig
 from .errors import MonitorError
-from .jobs import AOIJob, plan_jobs, warn_participants
+from .jobs import AOIJob, plan_jobs, warn_aois
 from .providers.static import item_datetime
 from .validate_inputs import preflight_dry_run
 
@@ -143,7 +143,7 @@ def plan_scenes(cfg: MonitorConfig, *, today: dt.date | None = None) -> list[AOI
     aois = read_aois(cfg.aois, max_area_km2=cfg.max_aoi_area_km2)
     jobs = plan_jobs(aois, cfg, today=today)
     preflight_dry_run(cfg, jobs, today=today)  # what monitor would refuse, refused the same way
-    warn_participants(jobs, cfg)
+    warn_aois(jobs, cfg)
     return [_plan_one(job) for job in jobs]
 
 

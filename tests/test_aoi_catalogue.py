@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -51,11 +52,10 @@ def test_an_aoi_far_from_its_participant_is_warned_about(tmp_path: Path, caplog:
     """Marange's polygon filed under Côte d'Ivoire: the run would compare Zimbabwe's diggings
     with Ivorian declarations. One warning names the file, the AOI, the code and the distance;
     within the tolerance, or with the check off, or a code no outline has, nothing is said."""
-    import json
     import logging
 
     from pipeline.config import MonitorConfig
-    from pipeline.jobs import plan_jobs, warn_participants
+    from pipeline.jobs import plan_jobs, warn_aois
 
     repo = Path(__file__).resolve().parents[1]
     doc = json.loads((repo / "aois" / "marange.geojson").read_text(encoding="utf-8"))
@@ -64,7 +64,7 @@ def test_an_aoi_far_from_its_participant_is_warned_about(tmp_path: Path, caplog:
     wrong.write_text(json.dumps(doc), encoding="utf-8")
     caplog.set_level(logging.WARNING, logger="pipeline")
     cfg = MonitorConfig(period={"start": "2024-01-01", "end": "2024-03-31"})
-    warn_participants(plan_jobs(read_aois([wrong, repo / "aois" / "seguela.geojson"]), cfg), cfg)
+    warn_aois(plan_jobs(read_aois([wrong, repo / "aois" / "seguela.geojson"]), cfg), cfg)
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith(f"AOI file {wrong} (aoi_id 'marange'): participant_iso3 CIV names Côte d'Ivoire, but the "
                            "AOI lies 4")  # about 4,700 km
@@ -73,8 +73,37 @@ def test_an_aoi_far_from_its_participant_is_warned_about(tmp_path: Path, caplog:
     caplog.clear()
     for tolerance in (None, 10_000.0):
         changed = cfg.model_copy(update={"participant_outline_km": tolerance})
-        warn_participants(plan_jobs(read_aois([wrong]), changed), changed)
+        warn_aois(plan_jobs(read_aois([wrong]), changed), changed)
     doc["features"][0]["properties"]["participant_iso3"] = "CPV"  # Cabo Verde: no 1:110m outline
     wrong.write_text(json.dumps(doc), encoding="utf-8")
-    warn_participants(plan_jobs(read_aois([wrong]), cfg), cfg)
+    warn_aois(plan_jobs(read_aois([wrong]), cfg), cfg)
     assert caplog.records == []
+
+
+def test_an_aoi_smaller_than_the_mapping_unit_is_warned_about(tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A 5 m x 5 m AOI (2 x 2 pixels) can hold no site of sites.min_area_m2 (2000 m²): its bulletin
+    section could only read as quiet. The shipped AOIs, and one just above the unit, are not warned."""
+    import logging
+
+    from pipeline.config import MonitorConfig
+    from pipeline.jobs import plan_jobs, warn_aois
+
+    def square(name: str, side_deg: float) -> Path:
+        x, y = -6.58, 8.17
+        ring = [[x, y], [x + side_deg, y], [x + side_deg, y + side_deg], [x, y + side_deg], [x, y]]
+        doc = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {
+            "aoi_id": name, "name": name, "participant_iso3": "CIV", "participant": "Côte d'Ivoire"},
+            "geometry": {"type": "Polygon", "coordinates": [ring]}}]}
+        path = tmp_path / f"{name}.geojson"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        return path
+
+    caplog.set_level(logging.WARNING, logger="pipeline")
+    cfg = MonitorConfig(period={"start": "2024-01-01", "end": "2024-03-31"})
+    shipped = sorted((Path(__file__).resolve().parents[1] / "aois").rglob("*.geojson"))
+    warn_aois(plan_jobs(read_aois([square("tiny", 0.000045), square("enough", 0.0005), *shipped]), cfg), cfg)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"AOI file {tmp_path / 'tiny.geojson'} (aoi_id 'tiny'): its area, 2")
+    assert line.endswith("m², is below sites.min_area_m2 (2000 m²): no site can be mapped in it, so its bulletin "
+                         "section can only read as quiet; draw the AOI around the whole diggings")
