@@ -107,3 +107,15 @@ def test_an_aoi_smaller_than_the_mapping_unit_is_warned_about(tmp_path: Path,
     assert line.startswith(f"AOI file {tmp_path / 'tiny.geojson'} (aoi_id 'tiny'): its area, 2")
     assert line.endswith("m², is below sites.min_area_m2 (2000 m²): no site can be mapped in it, so its bulletin "
                          "section can only read as quiet; draw the AOI around the whole diggings")
+    # a 1.1 km square that is all hole but a 0.1 m rim: its area is the rim's (about 490 m²)
+    caplog.clear()
+    holey = json.loads(square("holey", 0.01).read_text(encoding="utf-8"))
+    (outer,) = holey["features"][0]["geometry"]["coordinates"]
+    e = 0.000001
+    hole = [[outer[0][0] + e, outer[0][1] + e], [outer[0][0] + e, outer[2][1] - e],
+            [outer[2][0] - e, outer[2][1] - e], [outer[2][0] - e, outer[0][1] + e], [outer[0][0] + e, outer[0][1] + e]]
+    holey["features"][0]["geometry"]["coordinates"] = [outer, hole]
+    (tmp_path / "holey.geojson").write_text(json.dumps(holey), encoding="utf-8")
+    warn_aois(plan_jobs(read_aois([tmp_path / "holey.geojson"]), cfg), cfg)
+    assert [r.getMessage().split(",")[0] for r in caplog.records] == [
+        f"AOI file {tmp_path / 'holey.geojson'} (aoi_id 'holey'): its area"]
