@@ -312,11 +312,9 @@ def _monitor(args: argparse.Namespace) -> int:
 
 def _scenes(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .run import preflight_source
     from .scenes import format_scenes, plan_scenes, scenes_json
 
     cfg = load_config(args.config, **_run_overrides(args))
-    preflight_source(cfg)
     plans = plan_scenes(cfg)
     print(scenes_json(plans) if args.json else format_scenes(plans), end="" if not args.json else "\n")
     for plan in plans:

@@ -34,9 +34,23 @@ from .geometry import COORD_DECIMALS_DEG, round_coordinates, valid_polygonal
 log = logging.getLogger("pipeline")
 
 __all__ = [
-    "BackgroundWrites", "atomic_path", "atomic_write", "read_run_manifest", "relative_paths", "write_csv",
-    "write_geojson", "write_gpkg", "write_json",
+    "BackgroundWrites", "atomic_path", "atomic_write", "nearest_existing", "probe_writable", "read_run_manifest",
+    "relative_paths", "write_csv", "write_geojson", "write_gpkg", "write_json",
 ]
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path``, or the nearest of its parents that exists (a dangling symbolic link counts)."""
+    probe = path
+    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def probe_writable(folder: Path) -> None:
+    """Make and remove a folder in ``folder`` at once: what a writer there will do, leaving
+    nothing. Raises the ``OSError`` a writer would meet (permission, read-only file system)."""
+    os.rmdir(tempfile.mkdtemp(prefix=".kp-write-check-", dir=folder))
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ from .aoi_radar import radar_source
 from .classify import SiteModel, feature_spec, load_site_model
 from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client, worker_work
 from .config import MonitorConfig
-from .errors import ConfigError, MonitorError, SearchError
+from .errors import MonitorError, SearchError
 from .gil import responsive
 from .graphs import optimise
 from .io import BackgroundWrites
@@ -320,13 +320,10 @@ def load_models(jobs: list[AOIJob]) -> dict[Path | None, SiteModel]:
 
 
 def preflight_source(cfg: MonitorConfig) -> None:
-    """Fail fast, before writing anything, when the imagery source cannot be reached."""
+    """Fail fast, before writing anything, when a remote imagery source cannot be reached. A
+    static catalog is checked, whole, by the input checks that precede this
+    (:func:`pipeline.validate_inputs.preflight_inputs`, ``preflight_dry_run``)."""
     if search.is_static_source(cfg.source.url):
-        path = cfg.source.url.removeprefix("file://")
-        if not Path(path).exists():
-            raise ConfigError(
-                f"static catalog {path} does not exist; pass --source a STAC API URL or a catalog.json path"
-            )
         return
     provider = get_provider(cfg.source)
     check = provider.probe(provider.url, what="imagery source")

@@ -49,6 +49,7 @@ from .config import MonitorConfig
 from .errors import MonitorError
 from .jobs import AOIJob, plan_jobs, warn_aois
 from .providers.static import item_datetime
+from .run import preflight_source
 from .validate_inputs import preflight_dry_run
 
 __all__ = ["AOIScenePlan", "ScenePlan", "format_scenes", "plan_scenes", "scenes_json"]
@@ -137,12 +138,13 @@ def plan_scenes(cfg: MonitorConfig, *, today: dt.date | None = None) -> list[AOI
     Raises
     ------
     MonitorError
-        Bad AOI files or overrides (as ``monitor``); an AOI whose search fails is reported
-        on its :class:`AOIScenePlan` (``error``), not raised.
+        Bad AOI files, overrides or inputs, or a source that cannot be reached (as ``monitor``);
+        an AOI whose search fails is reported on its :class:`AOIScenePlan` (``error``), not raised.
     """
     aois = read_aois(cfg.aois, max_area_km2=cfg.max_aoi_area_km2)
     jobs = plan_jobs(aois, cfg, today=today)
     preflight_dry_run(cfg, jobs, today=today)  # what monitor would refuse, refused the same way
+    preflight_source(cfg)  # then, as monitor: a remote source that cannot be reached
     warn_aois(jobs, cfg)
     return [_plan_one(job) for job in jobs]
 

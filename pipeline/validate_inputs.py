@@ -36,9 +36,7 @@ folder and the tables it does not use, so that it refuses what ``monitor`` would
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +50,7 @@ from .cache import resolve_cache_dir
 from .config import MonitorConfig
 from .declared import read_declared_production, read_trade, read_windows
 from .errors import ConfigError, DeclaredStatsError, MissingBandError, MonitorError, NoScenesError, SearchError
+from .io import nearest_existing, probe_writable
 from .jobs import AOIJob, monitoring_period
 from .limits import MAX_JSON_BYTES, load_json, read_text
 from .locks import RUN_LOCK_NAME
@@ -90,9 +89,7 @@ def preflight_inputs(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.da
     check_period(cfg, today=today)
     check_tables(cfg)
     check_out_dir(cfg.out_dir)
-    check_cache_dir(cfg)
-    check_static_catalog(cfg, jobs)
-    check_api_collections(jobs)
+    _check_reads(cfg, jobs)
 
 
 def preflight_dry_run(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.date | None = None) -> None:
@@ -101,6 +98,11 @@ def preflight_dry_run(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.d
     refuses what ``monitor`` refuses, with the same line; the output folder and the statistics
     tables, which it does not use, are not checked."""
     check_period(cfg, today=today)
+    _check_reads(cfg, jobs)
+
+
+def _check_reads(cfg: MonitorConfig, jobs: Sequence[AOIJob]) -> None:
+    """What a run reads from: the cache folder, a static catalog, a STAC API's collections."""
     check_cache_dir(cfg)
     check_static_catalog(cfg, jobs)
     check_api_collections(jobs)
@@ -171,7 +173,7 @@ def check_tables(cfg: MonitorConfig) -> None:
 def check_out_dir(out_dir: Path) -> None:
     """The output folder can hold a run, links no file outside itself, and its state is readable."""
     out_dir = Path(out_dir)
-    probe = _nearest_existing(out_dir)
+    probe = nearest_existing(out_dir)
     if probe != out_dir and not probe.is_dir():
         raise ConfigError(
             f"cannot create output folder {out_dir}: {probe} is a file, not a folder; pass --out a folder"
@@ -217,26 +219,18 @@ def check_cache_dir(cfg: MonitorConfig) -> None:
     if cache.exists() and not cache.is_dir():
         raise ConfigError(f"cache folder {cache} is a file, not a folder; pass --cache (or cache_dir, or "
                           "KP_MONITOR_CACHE_DIR) a folder")
-    probe = _nearest_existing(cache)
+    probe = nearest_existing(cache)
     if probe.is_symlink() and not probe.exists():
         raise ConfigError(f"cache folder {cache}: {probe} is a symbolic link to nothing ({probe.readlink()}); "
                           "remove it, or pass --cache another folder")
     if not probe.is_dir():
         raise ConfigError(f"cannot create cache folder {cache}: {probe} is a file, not a folder; pass --cache a folder")
-    try:  # a folder made and removed at once: what the fetch will do, without leaving anything
-        os.rmdir(tempfile.mkdtemp(prefix=".kp-write-check-", dir=probe))
+    try:
+        probe_writable(probe)  # what the fetch will do, without leaving anything
     except OSError as exc:
         what = "cannot be written" if probe == cache else f"cannot be created in {probe}"
         raise ConfigError(f"cache folder {cache} {what} ({exc.strerror or exc}); pass --cache (or cache_dir, or "
                           "KP_MONITOR_CACHE_DIR) a folder this user can write") from None
-
-
-def _nearest_existing(path: Path) -> Path:
-    """``path``, or the nearest of its parents that exists (a dangling symbolic link counts)."""
-    probe = path
-    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
-        probe = probe.parent
-    return probe
 
 
 def check_static_catalog(cfg: MonitorConfig, jobs: Sequence[AOIJob]) -> None:

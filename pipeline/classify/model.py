@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from pipeline.errors import ConfigError
 
 from ..config import ClassifierParams
+from ..io import nearest_existing, probe_writable
 from . import _store
 from ._card import render_card
 from ._metrics import bootstrap_metrics
@@ -162,13 +162,11 @@ def check_model_dir(target: Path) -> None:
         others = sorted(p.name for p in target.iterdir()) if target.is_dir() else [target.name]
         if not target.is_dir() or set(others) - {MODEL_FILE, CARD_FILE, CARD_MD}:
             raise ConfigError(f"{target} exists and is not a model folder ({others[:3]}); choose a new --out")
-    probe = target.parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = nearest_existing(target.parent)
     if not probe.is_dir():
         raise ConfigError(f"cannot create model folder {target}: {probe} is not a folder; choose another --out")
-    try:  # what save() will do (a temporary folder beside the target), leaving nothing
-        os.rmdir(tempfile.mkdtemp(prefix=".kp-write-check-", dir=probe))
+    try:
+        probe_writable(probe)  # what save() will do (a temporary folder beside the target)
     except OSError as exc:
         raise ConfigError(f"cannot write model folder {target} in {probe} ({exc.strerror or exc}); choose an --out "
                           "this user can write") from None
