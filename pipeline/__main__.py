@@ -38,9 +38,13 @@ def _date(text: str) -> dt.date:
 
 def _path(text: str) -> Path:
     """A path option's value; an empty one (``--out ""``, an unset shell variable) would read
-    as the current folder, and a run would write into it."""
+    as the current folder, and a run would write into it; ``-`` would be a file or folder
+    named ``-`` where the user meant a standard stream."""
     if not text.strip():
         raise argparse.ArgumentTypeError("is an empty path; name a file or folder ('.' for this one)")
+    if text == "-":  # many tools read it as standard input or output; none of these options do
+        raise argparse.ArgumentTypeError("'-' (standard input or output) is not supported here; give a file or "
+                                         "folder path (./- for one named '-')")
     return Path(text)
 
 
@@ -240,6 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quiet and args.verbose:  # before or after the subcommand: one check for both places
         parser.error("-q/--quiet and -v/--verbose ask for opposite things; give one of them")
+    if sys.stdout is None:  # started with ``>&-``: every print would vanish, the status still 0
+        print("error: standard output is closed; give the command one (> FILE, or > /dev/null to discard "
+              "what it prints)", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s", stream=sys.stderr
     )

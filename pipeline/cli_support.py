@@ -10,7 +10,8 @@ that line and an exit status:
 - :class:`OSError` on a path the user gave (permission, not a folder, read-only file
   system...): 2, naming the path;
 - the reader of standard output went away (``... | head``, :class:`BrokenPipeError`): no
-  line, 141 (128 + SIGPIPE, what a shell reports for a command its pipe stopped);
+  line, 141 (128 + SIGPIPE, what a shell reports for a command its pipe stopped); ``--help``
+  too (:meth:`OneLineParser.print_help`);
 - a full disk that names no path (standard output on it): one line
   ``cannot write output ...`` and 1: the input was fine;
 - anything else is a bug: one line ``error: internal error ...`` and 1 (as an uncaught
@@ -49,6 +50,17 @@ class OneLineParser(argparse.ArgumentParser):
         text = " ".join(message.split())
         print(f"error: {self.prog}: {text}; see {self.prog} --help", file=sys.stderr)
         sys.exit(2)
+
+    def print_help(self, file: Any = None) -> None:
+        """As argparse's, flushed at once: a reader that went away (``--help | head -1``)
+        ends the command with 141, as any other output does (:func:`report_error`), not with 0
+        and the help lost at the interpreter's exit (argparse's own printing ignores the error)."""
+        out = file or sys.stdout or sys.stderr
+        try:
+            out.write(self.format_help())
+            out.flush()
+        except BrokenPipeError as exc:
+            sys.exit(report_error(exc))
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
         """As argparse's, but an option the subcommand does not know is reported by the

@@ -411,6 +411,29 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> N
     assert (res.returncode, res.stderr) == (141, "")
 
 
+def test_help_to_a_reader_that_stops_early_ends_quietly_too() -> None:
+    """argparse's own printing ignores a broken pipe: ``--help | head -1`` exited 0 with the
+    help lost at the interpreter's exit."""
+    for argv in (["--help"], ["scenes", "--help"]):
+        read, write = os.pipe()
+        os.close(read)
+        with os.fdopen(write, "w") as stdout:
+            res = subprocess.run([sys.executable, "-m", "pipeline", *argv], cwd=REPO, stdout=stdout,
+                                 stderr=subprocess.PIPE, text=True, timeout=60)
+        assert (res.returncode, res.stderr) == (141, ""), argv
+
+
+def test_with_stdout_closed_the_command_is_refused_not_silent(tmp_path: Path) -> None:
+    """``cache info >&-``: Python leaves ``sys.stdout`` None and every print vanishes; the
+    report was lost with status 0. Refused before anything runs (status 2, one line)."""
+    res = subprocess.run([sys.executable, "-m", "pipeline", "cache", "info", "--cache", str(tmp_path / "c")],
+                         cwd=REPO, stderr=subprocess.PIPE, text=True, timeout=60, preexec_fn=lambda: os.close(1))
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == ["error: standard output is closed; give the command one (> FILE, "
+                                       "or > /dev/null to discard what it prints)"]
+    assert not (tmp_path / "c").exists()
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
 def test_standard_output_on_a_full_disk_is_not_called_bad_input(tmp_path: Path) -> None:
     with open("/dev/full", "w") as full:
