@@ -382,6 +382,9 @@ def _review(args: argparse.Namespace) -> int:
 
     register = run_register(args.run.resolve(), args.register)
     if args.action == "list":
+        if args.register is not None and not register.path.exists():  # a typo would list every site unreviewed
+            raise_input(f"--register {args.register} does not exist; give the register the verdicts were "
+                        "recorded in (review record creates one)")
         return _review_list(args.run.resolve(), register)
     if args.action == "import":
         if args.verdicts is None:

@@ -242,6 +242,14 @@ def test_review_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Capture
     capsys.readouterr()
     assert main(["review", "list", "--run", str(tmp_path)]) == 0
     assert "s1\taoi\tnew\t1.00 ha\tconfirmed" in capsys.readouterr().out
+    # a --register that does not exist (a typo) would list every site unreviewed
+    typo = tmp_path / "registr.sqlite"
+    assert main(["review", "list", "--run", str(tmp_path), "--register", str(typo)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip() == (
+        f"error: --register {typo} does not exist; give the register the verdicts were recorded in "
+        "(review record creates one)")
+    assert not typo.exists()
 
 
 def test_train_from_register_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
