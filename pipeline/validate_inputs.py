@@ -238,15 +238,16 @@ def check_static_catalog(cfg: MonitorConfig, jobs: Sequence[AOIJob]) -> None:
     url = cfg.source.url
     if not search.is_static_source(url):
         return
-    root = check_catalog_documents(url)
+    root, _ = check_catalog_documents(url)
     for job in jobs:
         _check_coverage(job, root)
 
 
-def check_catalog_documents(url: str) -> Path:
+def check_catalog_documents(url: str) -> tuple[Path, int | None]:
     """The static catalog at ``url`` (a path or ``file://`` URL) and every document it links:
-    readable and valid (see the module docstring). Returns the root document's path; also
-    ``sources check``'s test of a static source."""
+    readable and valid (see the module docstring). Returns the root document's path and its
+    number of items (``None`` when it links remote documents, whose items are not counted);
+    also ``sources check``'s test of a static source."""
     root = catalog_path(url)
     if root.is_dir():
         raise ConfigError(f"--source {root} is a folder; pass the catalog.json (or collection.json) inside it")
@@ -254,8 +255,7 @@ def check_catalog_documents(url: str) -> Path:
         raise ConfigError(
             f"static catalog {root} does not exist; pass --source a STAC API URL or a catalog.json path"
         )
-    _walk_catalog(root)
-    return root
+    return root, _walk_catalog(root)
 
 
 def check_api_collections(jobs: Sequence[AOIJob]) -> None:
@@ -275,13 +275,15 @@ def check_api_collections(jobs: Sequence[AOIJob]) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _walk_catalog(root: Path) -> int:
+def _walk_catalog(root: Path) -> int | None:
     """Read every JSON document the catalog links to (child and item links to local files);
-    return the number of items. One line per problem, naming the file."""
+    return the number of items (``None`` when it links remote documents, not read here). One
+    line per problem, naming the file."""
     fix = "repair or re-export the static catalog"
     seen: set[Path] = set()
     stack = [root.resolve()]
     n_items = 0
+    remote = False
     while stack:
         path = stack.pop()
         if path in seen:
@@ -308,6 +310,7 @@ def _walk_catalog(root: Path) -> int:
                 continue
             href = str(link.get("href", ""))
             if "://" in href and not href.startswith("file://"):
+                remote = True
                 continue  # a remote child: read by the search as any remote document
             target = Path(href.removeprefix("file://"))
             target = target if target.is_absolute() else (path.parent / target)
@@ -316,7 +319,7 @@ def _walk_catalog(root: Path) -> int:
                     f"static catalog file {path}: {link['rel']} link {href} names a file that does not exist; {fix}"
                 )
             stack.append(target.resolve())
-    return n_items
+    return None if remote else n_items
 
 
 def _check_item(doc: dict[str, Any], path: Path) -> None:

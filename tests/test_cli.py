@@ -446,13 +446,19 @@ def test_standard_output_on_a_full_disk_is_not_called_bad_input(tmp_path: Path) 
 
 def test_sources_check_judges_a_static_catalog_as_monitor_does(tmp_path: Path, scenario) -> None:
     """A folder, a missing file and a JSON file that is not STAC each fail the check (exit 1, the
-    reason monitor would refuse them with); the scenario's catalog passes."""
+    reason monitor would refuse them with), and so does a valid catalog with no items; the
+    scenario's catalog passes."""
     (tmp_path / "garbage.json").write_text('{"a": 1}', encoding="utf-8")
+    empty = tmp_path / "empty" / "catalog.json"  # valid STAC, no items: a run finds no scenes
+    empty.parent.mkdir()
+    empty.write_text(json.dumps({"type": "Catalog", "stac_version": "1.0.0", "id": "empty", "description": "none",
+                                 "links": []}), encoding="utf-8")
     cases = {
         str(scenario.catalog_path): (0, "catalog and every document it links are valid"),
         str(tmp_path): (1, "is a folder; pass the catalog.json"),
         str(tmp_path / "nope.json"): (1, "does not exist"),
         str(tmp_path / "garbage.json"): (1, "is not a STAC catalog"),
+        str(empty): (1, "catalog holds no items: a run would find no scenes"),
     }
     for source, (code, detail) in cases.items():
         res = _in_process(tmp_path, "sources", "check", "--source", source)

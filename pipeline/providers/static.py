@@ -78,10 +78,16 @@ class StaticProvider(BaseProvider):
 
         path = catalog_path(self.url)
         try:
-            check_catalog_documents(self.url)
+            _, n_items = check_catalog_documents(self.url)
         except MonitorError as exc:  # what monitor would refuse, said in the table
             return [SourceCheck(self.name, str(path), False, None, " ".join(str(exc).split()))]
-        return [SourceCheck(self.name, str(path), True, None, "catalog and every document it links are valid")]
+        if n_items == 0:  # valid, but every run on it would find no scenes
+            return [SourceCheck(self.name, str(path), False, None,
+                                "catalog holds no items: a run would find no scenes; pass --source a catalog "
+                                "with Sentinel-2 items")]
+        count = "" if n_items is None else f" ({n_items:,} item{'' if n_items == 1 else 's'})"
+        return [SourceCheck(self.name, str(path), True, None,
+                            f"catalog and every document it links are valid{count}")]
 
 
 class _CatalogMemo:
