@@ -473,7 +473,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_sites, format_metrics, read_sites, read_truth
+    from .evaluate import check_truth_placement, evaluate_sites, format_metrics, read_sites, read_truth
 
     for flag, path in (("--sites", args.sites), ("--truth", args.truth), *(("--aoi", a) for a in args.aoi or ())):
         if not path.exists():
@@ -483,7 +483,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         from .aoi import read_aois
 
         aoi = read_aois(args.aoi)
-    print(format_metrics(evaluate_sites(read_sites(args.sites), read_truth(args.truth), aoi=aoi)))
+    sites, truth = read_sites(args.sites), read_truth(args.truth)
+    check_truth_placement(sites, truth, truth_path=args.truth, aoi=aoi)
+    print(format_metrics(evaluate_sites(sites, truth, aoi=aoi)))
     return 0
 
 

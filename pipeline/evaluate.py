@@ -16,10 +16,12 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
+from shapely.geometry import box
 
 from .errors import InputDataError
 
-__all__ = ["evaluate_sites", "format_metrics", "read_truth"]
+__all__ = ["check_truth_placement", "evaluate_sites", "format_metrics", "read_truth"]
 
 
 def read_truth(path: str | Path) -> gpd.GeoDataFrame:
@@ -59,6 +61,58 @@ def _check_features(frame: gpd.GeoDataFrame, path: Path, *, what: str) -> None:
             hint = " (or give its crs member)" if what == "truth" else ""
             raise InputDataError(f"{what} file {path}: coordinates up to ({maxx:.0f}, {maxy:.0f}) are not longitude "
                                  f"and latitude; the file looks projected: reproject it to EPSG:4326{hint}")
+
+
+def check_truth_placement(
+    sites: gpd.GeoDataFrame,
+    truth: gpd.GeoDataFrame,
+    *,
+    truth_path: Path,
+    aoi: gpd.GeoDataFrame | None = None,
+) -> None:
+    """Refuse a truth file whose features lie where the figures cannot mean anything:
+
+    - with ``aoi``: none of them in the AOIs (clipped away, recall would read 1.0 of no pit);
+    - without: not one of them within the sites' bounding box while the sites have some, when
+      the same file read with latitude and longitude swapped lands there (a common export slip;
+      GeoJSON is longitude first). Truth elsewhere for any other reason is a result, not an error.
+
+    The message names the file and, when swapping the coordinates would put the truth there,
+    says so.
+
+    Raises
+    ------
+    InputDataError
+        As above.
+    """
+    if truth.empty:
+        return
+    truth_ll = truth.to_crs(4326) if truth.crs is not None else truth.set_crs(4326)
+    if aoi is not None and not aoi.empty:
+        area = aoi.to_crs(4326).union_all()
+        if truth_ll.intersects(area).any():
+            return
+        where, target = "in the AOIs given (--aoi)", area
+    else:
+        if sites.empty:
+            return
+        target = box(*sites.to_crs(4326).total_bounds).buffer(0.01)  # about 1 km around the sites
+        if truth_ll.intersects(target).any():
+            return
+        if not _swapped(truth_ll).intersects(target).any():
+            return
+        where = "near any detected site"
+    hint = ("; read with latitude and longitude swapped it would be: GeoJSON gives longitude first, so swap "
+            "the coordinates of every feature" if _swapped(truth_ll).intersects(target).any() else
+            "; check that it belongs to these AOIs and that its coordinates are longitude, latitude")
+    minx, miny, maxx, maxy = truth_ll.total_bounds
+    raise InputDataError(f"truth file {truth_path}: no feature lies {where} (the features span longitude "
+                         f"{minx:.3f}..{maxx:.3f}, latitude {miny:.3f}..{maxy:.3f}){hint}")
+
+
+def _swapped(frame: gpd.GeoDataFrame) -> gpd.GeoSeries:
+    """``frame``'s geometries with x and y exchanged."""
+    return gpd.GeoSeries(shapely.transform(frame.geometry.values, lambda xy: xy[:, ::-1]), crs=frame.crs)
 
 
 def evaluate_sites(

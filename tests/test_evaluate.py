@@ -132,3 +132,29 @@ def test_a_truth_feature_without_kind_is_a_pit(tmp_path: Path) -> None:
     path = tmp_path / "truth.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
     assert list(read_truth(path)["kind"]) == ["distractor", "pit"]
+
+
+def test_truth_placement_refuses_swapped_coordinates_and_truth_outside_the_aois(tmp_path: Path) -> None:
+    """A truth file read with latitude and longitude swapped, or lying outside every --aoi,
+    gives figures that mean nothing (0/0/0, or recall 1.0 of no pit): refused, naming the cause.
+    Truth merely elsewhere (no swap puts it near the sites) is a result, not an error."""
+    from pipeline.errors import InputDataError
+    from pipeline.evaluate import check_truth_placement
+
+    site = box(-6.581, 8.170, -6.580, 8.171)
+    sites = gpd.GeoDataFrame({"first_seen": ["2023-03-01"]}, geometry=[site], crs=4326)
+
+    def truth(*geoms: object) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame({"kind": ["pit"] * len(geoms)}, geometry=list(geoms), crs=4326)
+
+    path = tmp_path / "truth.geojson"
+    check_truth_placement(sites, truth(box(-6.5805, 8.1705, -6.5795, 8.1715)), truth_path=path)  # overlaps
+    check_truth_placement(sites, truth(box(-5.2, 8.1, -5.19, 8.11)), truth_path=path)  # elsewhere: a result
+    check_truth_placement(sites.iloc[0:0], truth(box(8.170, -6.581, 8.171, -6.580)), truth_path=path)  # no sites
+    with pytest.raises(InputDataError, match="no feature lies near any detected site.*latitude and longitude "
+                                             "swapped"):
+        check_truth_placement(sites, truth(box(8.170, -6.581, 8.171, -6.580)), truth_path=path)
+    aoi = gpd.GeoDataFrame(geometry=[box(-6.60, 8.15, -6.56, 8.19)], crs=4326)
+    check_truth_placement(sites, truth(box(-6.59, 8.16, -6.58, 8.17)), truth_path=path, aoi=aoi)
+    with pytest.raises(InputDataError, match=r"no feature lies in the AOIs given \(--aoi\).*longitude -5.200"):
+        check_truth_placement(sites, truth(box(-5.2, 8.1, -5.19, 8.11)), truth_path=path, aoi=aoi)
