@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from . import interrupts
-from .cli_support import OneLineParser, install_console_log, report_error, warnings_as_log_lines
+from .cli_support import (
+    OneLineParser,
+    held_notes,
+    hold_warnings,
+    install_console_log,
+    release_warnings,
+    report_error,
+    warnings_as_log_lines,
+)
 from .errors import InputDataError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -262,7 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.progress = progress
     warnings_as_log_lines()
     interrupts.install()
+    hold_warnings()  # until the command speaks: a refused command's warnings go into its one error line
     code = _run_command(args)
+    release_warnings()
     if code != 130 and interrupts.interrupted():  # a Ctrl-C whose KeyboardInterrupt was lost (a finaliser)
         return report_error(KeyboardInterrupt(), debug=args.debug)
     return code
@@ -288,7 +298,7 @@ def _run_command(args: argparse.Namespace) -> int:
             return _sources(args)
         return _evaluate(args)
     except (Exception, KeyboardInterrupt) as exc:  # one line (exit 1 or 2), the traceback with --debug
-        return report_error(exc, debug=args.debug)
+        return report_error(exc, debug=args.debug, notes=held_notes())
 
 
 def _console_progress(*, quiet: bool = False, verbose: bool = False) -> Any:
@@ -299,8 +309,8 @@ def _console_progress(*, quiet: bool = False, verbose: bool = False) -> Any:
 
     progress = RunProgress("off" if quiet else None, stream=sys.stderr)
     handler = install_console_log(sys.stderr, verbose=verbose, handler=progress.console_handler())
-    if quiet:
-        handler.setLevel(logging.WARNING)
+    if quiet:  # a filter, not the handler's level: the lines it drops still release held warnings
+        handler.addFilter(lambda record: record.levelno >= logging.WARNING)
     return progress
 
 

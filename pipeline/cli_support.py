@@ -34,7 +34,10 @@ from typing import Any, NoReturn
 from .errors import MonitorError, MonitorWarning, SearchError
 from .http import RedactCredentials
 
-__all__ = ["OneLineParser", "install_console_log", "report_error", "warnings_as_log_lines"]
+__all__ = [
+    "OneLineParser", "held_notes", "hold_warnings", "install_console_log", "release_warnings", "report_error",
+    "warnings_as_log_lines",
+]
 
 #: errno values of an OSError that mean "this path cannot be used": bad input (exit 2).
 _PATH_ERRNOS = {
@@ -74,9 +77,10 @@ class OneLineParser(argparse.ArgumentParser):
         return parsed
 
 
-def report_error(exc: BaseException, *, debug: bool = False) -> int:
+def report_error(exc: BaseException, *, debug: bool = False, notes: list[str] | None = None) -> int:
     """Print ``exc`` as one ``error:`` line on stderr (after its traceback with ``debug``);
-    return the exit status (see the module docstring)."""
+    return the exit status (see the module docstring). ``notes``: warnings held back
+    (:func:`held_notes`), added to the line in brackets."""
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, KeyboardInterrupt):
@@ -106,6 +110,8 @@ def report_error(exc: BaseException, *, debug: bool = False) -> int:
         text = f"internal error ({type(exc).__name__}: {first}); this is a bug: " + (
             "report it with the traceback above" if debug else "run again with --debug for the traceback and report it"
         )
+    if notes:
+        text += "".join(f" (warning before it: {note})" for note in notes)
     print(f"error: {RedactCredentials.scrub(' '.join(text.split()))}", file=sys.stderr)
     return code
 
@@ -126,6 +132,7 @@ def install_console_log(
         logger.removeHandler(old)
     handler = handler or logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
     handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
+    handler.addFilter(_held.release)  # the command has begun to speak: its held warnings go first
     handler.addFilter(RedactCredentials())
     if not verbose:
         handler.addFilter(lambda r: r.levelno > logging.INFO or not r.name.startswith("pipeline.http"))
@@ -155,8 +162,56 @@ def _show_as_log_line(message: Any, category: type[Warning], filename: str, line
                       line: str | None = None) -> None:
     if file is not None:  # written to a given file: leave it to Python
         _python_showwarning(message, category, filename, lineno, file, line)
-    elif issubclass(category, MonitorWarning):
-        logging.getLogger("pipeline").warning("%s", message)
+        return
+    if issubclass(category, MonitorWarning):
+        text = str(message)
     else:
-        logging.getLogger("pipeline").warning("%s (%s, from %s)", " ".join(str(message).split()),
-                                              category.__name__, Path(filename).stem)
+        text = f"{' '.join(str(message).split())} ({category.__name__}, from {Path(filename).stem})"
+    if _held.holding:
+        _held.pending.append(text)
+    else:
+        logging.getLogger("pipeline").warning("%s", text)
+
+
+class _HeldWarnings:
+    """Warnings raised before a command has said anything else (:func:`hold_warnings`).
+
+    A command refused for bad input prints one line; a warning shown before it (an empty
+    config "sets nothing", then "no AOI files given") made it two. Held warnings are shown as
+    soon as the command logs anything to the console (its work has begun:
+    :func:`install_console_log`'s handler releases them first), or when it ends without error
+    (:func:`release_warnings`); a command ending in an error puts them in its one line instead
+    (:func:`held_notes`)."""
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.pending: list[str] = []
+
+    def release(self, record: logging.LogRecord | None = None) -> bool:
+        if self.holding:
+            self.holding = False
+            for text in self.pending:
+                logging.getLogger("pipeline").warning("%s", text)
+            self.pending.clear()
+        return True
+
+
+_held = _HeldWarnings()
+
+
+def hold_warnings() -> None:
+    """Hold the warnings raised from now on (see :class:`_HeldWarnings`)."""
+    _held.pending.clear()
+    _held.holding = True
+
+
+def release_warnings() -> None:
+    """Show the held warnings now and stop holding."""
+    _held.release()
+
+
+def held_notes() -> list[str]:
+    """The held warnings, taken (not shown), and stop holding: for the error line."""
+    notes, _held.pending = list(_held.pending), []
+    _held.holding = False
+    return notes

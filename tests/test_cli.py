@@ -484,3 +484,61 @@ def test_a_non_ascii_path_on_an_ascii_terminal_is_escaped_not_a_crash(tmp_path: 
                          env={**os.environ, "PYTHONIOENCODING": "ascii"})
     assert res.returncode == 0, res.stderr
     assert "S\\xe9gu\\xe9la" in res.stdout
+
+
+def test_a_warning_before_a_refusal_joins_its_one_error_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty config warns that it sets nothing; the run is then refused (no AOI). The
+    refusal is still one stderr line, the warning inside it; a command that succeeds shows the
+    warning as its own line."""
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("", encoding="utf-8")
+    res = _in_process(tmp_path, "monitor", "--config", str(empty), "--out", str(tmp_path / "out"))
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "error: no AOI files given; pass --aoi PATH or list files under `aois:` in the config (warning before it: "
+        f"config {empty} sets nothing: every setting takes its built-in default; check --config)"]
+    assert not (tmp_path / "out").exists()
+    other = tmp_path / "empty2.yaml"  # another message: Python shows a warning once per text and place
+    other.write_text("", encoding="utf-8")
+    monkeypatch.setenv("KP_MONITOR_CACHE_DIR", str(tmp_path / "c"))  # the config's (default) cache
+    res = _in_process(tmp_path, "cache", "info", "--config", str(other))
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.strip().endswith(f"config {other} sets nothing: every setting takes its built-in default; "
+                                       "check --config")
+
+
+def test_held_warnings_reach_the_run_log_before_its_first_line_even_with_quiet(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warnings are held until the command first logs (its work has begun), then go to every
+    handler of the ``pipeline`` logger (``run.log`` too), even when ``-q`` hides that first line."""
+    import io
+    import logging
+    import warnings
+
+    from pipeline.__main__ import _console_progress
+    from pipeline.cli_support import _show_as_log_line, hold_warnings, release_warnings
+    from pipeline.errors import MonitorWarning
+
+    logger = logging.getLogger("pipeline")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    console, run_log = io.StringIO(), logging.StreamHandler(io.StringIO())
+    monkeypatch.setattr(sys, "stderr", console)
+    try:
+        logger.setLevel(logging.INFO)
+        _console_progress(quiet=True)  # -q: the console shows warnings and errors only
+        hold_warnings()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            monkeypatch.setattr(warnings, "showwarning", _show_as_log_line)
+            warnings.warn("declared statistics are stale", MonitorWarning, stacklevel=1)
+        assert console.getvalue() == ""  # held
+        logger.addHandler(run_log)  # the run folder's log, attached when the run starts
+        logger.info("run: 1 AOI(s)")
+        assert run_log.stream.getvalue().splitlines() == ["declared statistics are stale", "run: 1 AOI(s)"]
+        assert console.getvalue().splitlines()[0].endswith("declared statistics are stale")
+        assert "run: 1 AOI(s)" not in console.getvalue()  # -q
+    finally:
+        release_warnings()
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
