@@ -443,7 +443,8 @@ def _cv_lines(cv: dict[str, Any]) -> list[str]:
 def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Config overrides from the run options shared by ``monitor`` and ``train``."""
     return {
-        "aois": [str(p.resolve()) for p in args.aoi] if args.aoi else None,
+        # absolute, not resolved: messages name the path the user gave (a symbolic link, not its target)
+        "aois": [os.path.abspath(p) for p in args.aoi] if args.aoi else None,
         "source.url": _abs_source(args.source),
         "period.start": args.start.isoformat() if args.start else None,
         "period.end": args.end.isoformat() if args.end else None,

@@ -134,7 +134,8 @@ def read_aois(paths: Iterable[str | Path], *, max_area_km2: float = DEFAULT_MAX_
     for path in paths:
         key = Path(path).resolve()
         if key in listed:
-            raise AOIError(f"AOI file {path} is listed twice ({listed[key]}); list each file once")
+            same = "is listed twice" if str(path) == str(listed[key]) else f"is the same file as {listed[key]}"
+            raise AOIError(f"AOI file {path} {same}; list each file once")
         listed[key] = path
 
     records: list[dict[str, Any]] = []

@@ -328,6 +328,21 @@ def test_aoi_id_duplicated_across_files(tmp_path: Path) -> None:
 def test_same_file_listed_twice(tmp_path: Path) -> None:
     path = _write(tmp_path, "once.geojson", _fc(_feature()))
     _assert_aoi_error([path, tmp_path / "." / "once.geojson"], "once.geojson", "listed twice")
+    link = tmp_path / "link.geojson"  # the same file under another name: both names in the message
+    link.symlink_to(path)
+    _assert_aoi_error([path, link], "AOI file " + str(link), f"is the same file as {path}")
+
+
+def test_the_command_line_names_a_linked_aoi_as_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--aoi paths are made absolute, not resolved: a symbolic link is named, not its target."""
+    from pipeline.__main__ import main
+
+    path = _write(tmp_path, "real.geojson", _fc(_feature()))
+    link = tmp_path / "link.geojson"
+    link.symlink_to(path)
+    assert main(["scenes", "--aoi", str(path), "--aoi", str(link), "--source", str(tmp_path / "none.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: AOI file {link} is the same file as {path}; list each file once"
 
 
 def test_aoi_id_duplicated_within_file(tmp_path: Path) -> None:
