@@ -243,6 +243,13 @@ def _add_sources(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as exc:  # Ctrl-C before the command's own handling: imports, parsing, set-up
+        return report_error(exc, debug="--debug" in (sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     if sys.stderr is None:  # started with stderr closed: errors must not land in stdout (scenes --json)
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (for the process's life)
     for stream in (sys.stdout, sys.stderr):  # a path with "é" on an ASCII terminal: escaped, not a crash

@@ -542,3 +542,17 @@ def test_held_warnings_reach_the_run_log_before_its_first_line_even_with_quiet(
         logger.handlers[:] = saved[0]
         logger.setLevel(saved[1])
         logger.propagate = saved[2]
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C in the first half second (the imports of ``distributed``, before the command's
+    own handling) printed a 30-50 line traceback from the import machinery."""
+    import pipeline.__main__ as cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["cache", "info"]) == 130
+    assert capsys.readouterr().err.splitlines() == ["error: interrupted"]
