@@ -26,6 +26,7 @@ from .cli_support import (
     held_notes,
     hold_warnings,
     install_console_log,
+    missing_reason,
     release_warnings,
     report_error,
     warnings_as_log_lines,
@@ -400,8 +401,8 @@ def _review(args: argparse.Namespace) -> int:
     register = run_register(args.run.resolve(), args.register)
     if args.action == "list":
         if args.register is not None and not register.path.exists():  # a typo would list every site unreviewed
-            raise_input(f"--register {args.register} does not exist; give the register the verdicts were "
-                        "recorded in (review record creates one)")
+            raise_input(f"--register {args.register} {missing_reason(args.register)}; give the register the "
+                        "verdicts were recorded in (review record creates one)")
         return _review_list(args.run.resolve(), register)
     if args.action == "import":
         if args.verdicts is None:
@@ -495,7 +496,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     for flag, path in (("--sites", args.sites), ("--truth", args.truth), *(("--aoi", a) for a in args.aoi or ())):
         if not path.exists():
-            raise_input(f"{flag} {path} does not exist")
+            raise_input(f"{flag} {path} {missing_reason(path)}")
     aoi = None
     if args.aoi:
         from .aoi import read_aois

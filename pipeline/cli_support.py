@@ -35,8 +35,8 @@ from .errors import MonitorError, MonitorWarning, SearchError
 from .http import RedactCredentials
 
 __all__ = [
-    "OneLineParser", "held_notes", "hold_warnings", "install_console_log", "release_warnings", "report_error",
-    "warnings_as_log_lines",
+    "OneLineParser", "held_notes", "hold_warnings", "install_console_log", "missing_reason", "release_warnings",
+    "report_error", "warnings_as_log_lines",
 ]
 
 #: errno values of an OSError that mean "this path cannot be used": bad input (exit 2).
@@ -44,6 +44,27 @@ _PATH_ERRNOS = {
     errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENOENT,
     errno.ELOOP, errno.ENAMETOOLONG, errno.ENOSPC, errno.EDQUOT,
 }
+
+
+#: How ``pathlib.Path.resolve`` reports a loop of symbolic links before Python 3.13 (a RuntimeError).
+_SYMLINK_LOOP = "Symlink loop from "
+
+
+def missing_reason(path: Path) -> str:
+    """Why an existing-looking ``path`` cannot be read: ``is a loop of symbolic links`` or
+    ``does not exist`` (``Path.exists`` is false for both)."""
+    return "is a loop of symbolic links" if path.is_symlink() and not path.exists() and _loops(path) else \
+        "does not exist"
+
+
+def _loops(path: Path) -> bool:
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:
+        return True
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -62,7 +83,7 @@ class OneLineParser(argparse.ArgumentParser):
         try:
             out.write(self.format_help())
             out.flush()
-        except BrokenPipeError as exc:
+        except OSError as exc:  # the reader went away (141), a full disk (1)
             sys.exit(report_error(exc))
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
@@ -100,6 +121,11 @@ def report_error(exc: BaseException, *, debug: bool = False, notes: list[str] | 
     elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and not (exc.filename or exc.filename2):
         code = 1
         text = f"cannot write output: {exc.strerror or exc}; free space or redirect the output elsewhere"
+    elif isinstance(exc, RuntimeError) and str(exc).startswith(_SYMLINK_LOOP):
+        # Path.resolve() on a loop of symbolic links (Python < 3.13; later ones raise OSError ELOOP)
+        code = 2
+        where = str(exc)[len(_SYMLINK_LOOP):].strip("'")
+        text = f"cannot use {where}: it is a loop of symbolic links; check the path"
     elif isinstance(exc, OSError) and exc.errno in _PATH_ERRNOS:
         code = 2
         where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f)

@@ -31,6 +31,9 @@ def read_truth(path: str | Path) -> gpd.GeoDataFrame:
         truth = gpd.read_file(path)
     except Exception as exc:
         raise InputDataError(f"cannot read truth file {path}: {str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(truth, gpd.GeoDataFrame):  # a table with no geometry (a CSV)
+        raise InputDataError(f"truth file {path} has no geometries; pass a GeoJSON of polygons with a kind property "
+                             "(pit or distractor)")
     # No kind, on the file or on a feature: a pit (a truth file of pits need not say so).
     truth["kind"] = truth["kind"].fillna("pit") if "kind" in truth else "pit"
     _check_features(truth, path, what="truth")

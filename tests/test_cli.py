@@ -556,3 +556,34 @@ def test_ctrl_c_while_the_command_starts_is_one_line(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(cli, "build_parser", interrupted)
     assert cli.main(["cache", "info"]) == 130
     assert capsys.readouterr().err.splitlines() == ["error: interrupted"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["scenes", "--aoi", "{loop}"],
+    ["scenes", "--source", "{loop}"],
+    ["cache", "info", "--cache", "{loop}"],
+    ["monitor", "--config", str(REPO / "configs" / "demo.yaml"), "--out", "{loop}"],
+    ["evaluate", "--sites", "{loop}", "--truth", "{loop}"],
+    ["review", "list", "--run", "{dir}", "--register", "{loop}"],
+])
+def test_a_loop_of_symbolic_links_is_bad_input_naming_it(argv: list[str], tmp_path: Path) -> None:
+    """Path.resolve() raised RuntimeError on a loop: 'internal error', exit 1, in most commands;
+    evaluate called the loop a file that 'does not exist'."""
+    (tmp_path / "b.geojson").symlink_to(tmp_path / "a.geojson")
+    (tmp_path / "a.geojson").symlink_to(tmp_path / "b.geojson")
+    loop = tmp_path / "a.geojson"
+    (tmp_path / "manifest.json").write_text("{}", encoding="utf-8")  # review list's run folder
+    res = _in_process(tmp_path, *[a.format(loop=loop, dir=tmp_path) for a in argv])
+    assert res.returncode == 2, res.stderr
+    line = _one_error_line(res.stderr)
+    assert str(loop) in line and "loop of symbolic links" in line, line
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_help_on_a_full_disk_is_one_line() -> None:
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "pipeline", "--help"], cwd=REPO, stdout=full,
+                             stderr=subprocess.PIPE, text=True, timeout=60)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        "error: cannot write output: No space left on device; free space or redirect the output elsewhere"]
