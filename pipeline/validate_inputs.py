@@ -7,8 +7,8 @@ field or item and the fix (exit status 2); nothing has been written when it is r
 
 What is checked here (the config and AOI files check themselves when read):
 
-- **the period**: ``period.start`` / ``--start`` in the future (no imagery can exist yet;
-  a run would publish an empty bulletin);
+- **the period**: ``period.start`` / ``--start`` before the first Sentinel scene or in the
+  future (no imagery can exist; a run would publish an empty bulletin);
 - **the statistics tables** configured (``crosscheck.*``): readable, UTF-8, within
   :data:`pipeline.limits.MAX_TABLE_BYTES`, the columns of the KP shape, and every row valid:
   a row the validators would leave out (negative or text carats, a duplicate period, an
@@ -125,11 +125,23 @@ def check_demo_inputs(cfg: MonitorConfig, imagery: tuple[dt.date, dt.date], *,
     check_out_dir(cfg.out_dir)
 
 
+#: The first Sentinel scene (Sentinel-1A, launched 3 April 2014; Sentinel-2A followed on 23 June
+#: 2015): a period that starts earlier asks for imagery that cannot exist.
+FIRST_SENTINEL_DAY = dt.date(2014, 4, 3)
+
+
 def check_period(cfg: MonitorConfig, *, today: dt.date | None = None) -> None:
     """Refuse a monitoring period that starts or ends in the future: its reporting periods would
-    report areas and "no new site" for months no satellite has seen yet."""
+    report areas and "no new site" for months no satellite has seen yet; or that starts before
+    the first Sentinel scene (:data:`FIRST_SENTINEL_DAY`; ``--start 0001-01-01`` was reported as
+    a catalog that could not be read, its baseline's date out of range)."""
     today = today or dt.datetime.now(dt.UTC).date()
     start, end, _ = monitoring_period(cfg, today=today)
+    if start < FIRST_SENTINEL_DAY:
+        raise ConfigError(
+            f"period.start {start} (--start or the config) is before the first Sentinel imagery "
+            f"({FIRST_SENTINEL_DAY}, Sentinel-1A; Sentinel-2A from 2015-06-23); give a start from then on"
+        )
     if start > today:
         raise ConfigError(
             f"period.start {start} (--start or the config) is in the future (today is {today}): no imagery "
