@@ -38,6 +38,12 @@ class NoScenesError(SearchError):
     """A search returned no items for an AOI and period."""
 
 
+class NoCollectionError(NoScenesError):
+    """A static catalog has no collection of the configured id and its other items do not
+    serve (:func:`pipeline.providers.static._no_collection_message`): the configuration's
+    collection is at fault, not the AOI or the period."""
+
+
 class DownloadError(MonitorError, OSError):
     """Reading an asset failed after retries; keeps the cause in ``__cause__``."""
 

@@ -49,7 +49,15 @@ from .aoi_radar import radar_source
 from .cache import resolve_cache_dir
 from .config import MonitorConfig
 from .declared import read_declared_production, read_trade, read_windows
-from .errors import ConfigError, DeclaredStatsError, MissingBandError, MonitorError, NoScenesError, SearchError
+from .errors import (
+    ConfigError,
+    DeclaredStatsError,
+    MissingBandError,
+    MonitorError,
+    NoCollectionError,
+    NoScenesError,
+    SearchError,
+)
 from .io import nearest_existing, probe_writable
 from .jobs import AOIJob, monitoring_period
 from .limits import MAX_JSON_BYTES, load_json, read_text
@@ -346,11 +354,37 @@ def _check_item(doc: dict[str, Any], path: Path) -> None:
             f"item {item_id} ({path}) has no datetime (nor start_datetime and end_datetime); give it its "
             "acquisition time or remove it from the catalog"
         )
+    _check_item_numbers(doc, props, item_id=item_id, path=path)
     try:
         pystac.Item.from_dict(doc, migrate=False)
     except Exception as exc:  # pystac raises many types for malformed items
         reason = " ".join(str(exc).split())[:160]
         raise ConfigError(f"item {item_id} ({path}) is not a valid STAC item: {reason}") from None
+
+
+def _check_item_numbers(doc: dict[str, Any], props: dict[str, Any], *, item_id: Any, path: Path) -> None:
+    """The item fields a run reads as numbers are numbers: ``eo:cloud_cover`` (0-100) and each
+    asset's ``raster:bands`` ``scale``, ``offset`` and ``nodata`` (which may also be ``"nan"``,
+    ``"inf"`` or ``"-inf"``, as the raster extension allows). A text there was reported as the
+    catalog failing to read ("could not convert string to float"), naming neither item nor field."""
+
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    fix = "repair or re-export the static catalog"
+    cloud = props.get("eo:cloud_cover")
+    if cloud is not None and not (number(cloud) and 0 <= cloud <= 100):
+        raise ConfigError(f"item {item_id} ({path}): eo:cloud_cover {cloud!r} is not a percentage from 0 to 100; {fix}")
+    assets = doc.get("assets")
+    for key, asset in (assets.items() if isinstance(assets, dict) else ()):
+        bands = asset.get("raster:bands") if isinstance(asset, dict) else None
+        for i, band in enumerate(bands if isinstance(bands, list) else ()):
+            for field in ("scale", "offset", "nodata"):
+                value = band.get(field) if isinstance(band, dict) else None
+                if value is None or number(value) or (field == "nodata" and value in ("nan", "inf", "-inf")):
+                    continue
+                raise ConfigError(f"item {item_id} ({path}): asset {key!r} raster:bands[{i}].{field} {value!r} is not "
+                                  f"a number; {fix}")
 
 
 def _check_coverage(job: AOIJob, root: Path) -> None:
@@ -362,6 +396,8 @@ def _check_coverage(job: AOIJob, root: Path) -> None:
         )
     except MissingBandError as exc:
         raise ConfigError(f"static catalog {root}: {' '.join(str(exc).split())}") from None
+    except NoCollectionError as exc:  # the configured collection is at fault, not the AOI
+        raise ConfigError(f"source.collection {cfg.source.collection!r}: {' '.join(str(exc).split())}") from None
     except NoScenesError:
         swapped = _swapped(job.geometry)
         if swapped is not None and _covered(swapped, job, root):

@@ -587,3 +587,19 @@ def test_help_on_a_full_disk_is_one_line() -> None:
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [
         "error: cannot write output: No space left on device; free space or redirect the output elsewhere"]
+
+
+def test_a_collection_the_static_catalog_lacks_is_named_as_the_fault(tmp_path: Path, demo_run: Path) -> None:
+    """source.collection that a static catalog of Sentinel-1 and -2 collections does not hold was
+    reported as 'no item covers' the AOI, naming neither the field nor the collections there are."""
+    config = tmp_path / "nope.yaml"
+    config.write_text("source:\n  collection: nope\nsearch:\n  max_cloud_frac: 1.0\n", encoding="utf-8")
+    catalog = demo_run / "scenario" / "catalog" / "catalog.json"
+    res = _in_process(tmp_path, "scenes", "--config", str(config), "--source", str(catalog),
+                      "--aoi", str(demo_run / "scenario" / "aoi.geojson"), "--start", "2023-01-01",
+                      "--end", "2023-06-30", "--cache", str(tmp_path / "cache"))
+    assert res.returncode == 2, res.stderr
+    line = _one_error_line(res.stderr)
+    assert line.startswith("error: source.collection 'nope': static catalog") and "has no collection 'nope'" in line
+    assert "sentinel-1-rtc, sentinel-2-c1-l2a" in line, line
+    assert not (tmp_path / "cache").exists()

@@ -19,7 +19,7 @@ import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
 from ..config import SearchParams
-from ..errors import MissingBandError, NoScenesError, SearchError
+from ..errors import MissingBandError, NoCollectionError, SearchError
 from .base import BaseProvider, SourceCheck
 
 __all__ = ["StaticProvider", "catalog_path"]
@@ -70,7 +70,7 @@ class StaticProvider(BaseProvider):
                 raise
             # Not the collection asked for (e.g. Sentinel-1 searched in a Sentinel-2-only catalog):
             # say so, rather than that the other collection's items lack a band.
-            raise NoScenesError(_no_collection_message(path, coll, found, bands, missing=str(exc))) from None
+            raise NoCollectionError(_no_collection_message(path, coll, found, bands, missing=str(exc))) from None
 
     def check(self) -> list[SourceCheck]:
         from ..errors import MonitorError
