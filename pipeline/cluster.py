@@ -231,9 +231,22 @@ def _local_cluster(cfg: MonitorConfig, *, env: dict[str, str] | None) -> LocalCl
             scheduler_port=0,
             dashboard_address="127.0.0.1:0",
             host="127.0.0.1",
-            silence_logs=logging.ERROR,
+            silence_logs=_worker_log_level(),
             env=env,
         )
+
+
+def _worker_log_level() -> int:
+    """The level of ``distributed``'s logging in the local cluster's workers (and of its stderr
+    handler while they run): ``CRITICAL`` when this process shows ``distributed`` at ``ERROR``
+    or less (the command line without ``-v``), else ``ERROR``. A worker's errors are
+    ``distributed``'s own bookkeeping: what a task raised reaches the client, which reports the
+    AOI in one line, and the nanny (in this process) says when a worker is killed. Shown, they
+    were tracebacks on a run's stderr: "failed during get data" and ``CommClosedError`` when the
+    run is interrupted and closes its cluster under working workers, "Failed to communicate
+    with scheduler during heartbeat" under load (an outside tester's runs)."""
+    quiet = logging.getLogger("distributed").getEffectiveLevel() >= logging.ERROR
+    return logging.CRITICAL if quiet else logging.ERROR
 
 
 def configure_workers(client: Any, cfg: MonitorConfig, *, wait: bool = False) -> None:

@@ -208,3 +208,23 @@ def test_closing_right_after_a_progress_feed_logs_no_error(tmp_path: Path, caplo
                 watcher.stop()
             # the scheduler closed while the feed slept: its cancellation is not an error
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text[-2000:]
+
+
+def test_workers_log_nothing_below_critical_when_the_command_line_is_not_verbose(tmp_path: Path) -> None:
+    """Worker-side errors of distributed (its bookkeeping on an interrupt or under load) printed
+    tracebacks on a run's stderr; the client reports what matters. With -v they stay at ERROR."""
+    import logging
+
+    cfg = _cfg(tmp_path)
+    logger = logging.getLogger("distributed")
+    saved = logger.level
+    try:
+        for level, expected in ((logging.ERROR, logging.CRITICAL), (logging.DEBUG, logging.ERROR)):
+            logger.setLevel(level)  # as the command line sets it without and with -v
+            assert cluster_mod._worker_log_level() == expected
+        logger.setLevel(logging.ERROR)
+        with cluster_mod.dask_client(cfg) as client:  # distributed silences its stderr handler there
+            levels = client.run(lambda: {h.level for h in logging.getLogger("distributed").handlers})
+        assert list(levels.values()) == [{logging.CRITICAL}]
+    finally:
+        logger.setLevel(saved)
