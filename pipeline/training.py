@@ -41,6 +41,7 @@ from .classify import (
     read_labels,
     train_site_model,
 )
+from .classify.model import MIN_GROUPS_PER_CLASS
 from .cluster import configure_workers, dask_client
 from .config import MonitorConfig
 from .errors import ConfigError, MonitorError
@@ -122,6 +123,27 @@ def training_labels(labels: Path | None, register: SiteRegister | None) -> gpd.G
     return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=4326)
 
 
+def check_label_classes(label_polys: gpd.GeoDataFrame) -> None:
+    """Refuse labels with fewer than ``MIN_GROUPS_PER_CLASS`` polygons of a class: the grouped
+    cross-validation needs that many of each (:func:`pipeline.classify.train_site_model`), and
+    only polygons that candidates overlap count there, never more than the labels hold. Without
+    this, ``train`` computed every AOI (and filled the cache) before it refused one-class labels.
+
+    Raises
+    ------
+    ConfigError
+        One line with the counts of each class.
+    """
+    n_mining = int((label_polys["y"] == 1).sum())
+    n_not = int((label_polys["y"] == 0).sum())
+    if min(n_mining, n_not) < MIN_GROUPS_PER_CLASS:
+        raise ConfigError(
+            f"too few label polygons to train: {n_mining} mining, {n_not} not_mining (labels and verdicts "
+            f"together); label at least {MIN_GROUPS_PER_CLASS} polygons of each class (not_mining over rivers, "
+            "farms, burns; mining over pits)"
+        )
+
+
 def collect_training_rows(
     cfg: MonitorConfig, labels: gpd.GeoDataFrame, *, today: dt.date | None = None
 ) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -130,6 +152,7 @@ def collect_training_rows(
     aois = read_aois(cfg.aois, max_area_km2=cfg.max_aoi_area_km2)
     jobs = plan_jobs(aois, cfg, today=today)
     preflight_dry_run(cfg, jobs, today=today)  # what monitor would refuse in the inputs it reads
+    check_label_classes(labels)  # a class with too few polygons cannot be learnt: say so before computing
     preflight_source(cfg)
     radar_down = preflight_radar(cfg)
     tables: list[pd.DataFrame] = []
