@@ -304,6 +304,12 @@ def run_verdicts(run_dir: str | Path, entries: pd.DataFrame, *, today: dt.date |
                               "(leave it out for today)")
         site = known.loc[site_id]
         note = row.get("note")
+        for field, allowed in (("analyst", ""), ("note", "\n\t")):
+            text = row.get(field)
+            bad = [c for c in str(text) if (ord(c) < 32 or 127 <= ord(c) < 160) and c not in allowed] if isinstance(
+                text, str) else []
+            if bad:  # an escape sequence would act on the terminal of whoever lists or prints the register
+                raise ConfigError(f"{where}: {field} holds a control character ({bad[0]!r}); write it as plain text")
         out.append(Verdict(
             site_id=site_id, aoi_id=str(site["aoi_id"]), verdict=str(row.get("verdict") or "").strip(),
             analyst=str(row.get("analyst") or ""), reviewed_on=reviewed_on,
