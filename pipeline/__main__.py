@@ -497,6 +497,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     for flag, path in (("--sites", args.sites), ("--truth", args.truth), *(("--aoi", a) for a in args.aoi or ())):
         if not path.exists():
             raise_input(f"{flag} {path} {missing_reason(path)}")
+        if not path.is_dir() and not path.is_file():  # a named pipe would block until someone writes to it
+            raise_input(f"{flag} {path} is not a regular file (a pipe or a device); pass a GeoJSON file")
     aoi = None
     if args.aoi:
         from .aoi import read_aois

@@ -280,6 +280,8 @@ def _load_collection(path: Path) -> dict[str, Any]:
             f"AOI file {path} not found; check the path (an --aoi path is relative to the current folder, "
             "one in the config's aois to the YAML file)"
         )
+    if not path.is_file():  # a named pipe would block the run until someone writes to it; a device
+        raise AOIError(f"AOI file {path} is not a regular file (a pipe or a device); pass a .geojson file")
     try:
         size = path.stat().st_size
     except OSError as exc:

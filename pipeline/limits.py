@@ -82,9 +82,9 @@ def read_text(
     Raises
     ------
     MonitorError
-        (``error``, a :class:`ConfigError` by default) Missing, a folder, unreadable, too
-        large, not UTF-8 text (binary or Latin-1), or holding NUL bytes: one line naming
-        ``what`` and ``path``.
+        (``error``, a :class:`ConfigError` by default) Missing, a folder, not a regular file
+        (a named pipe, a device), unreadable, too large, not UTF-8 text (binary or Latin-1), or
+        holding NUL bytes: one line naming ``what`` and ``path``.
     """
     try:
         size = path.stat().st_size
@@ -94,6 +94,8 @@ def read_text(
         raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if path.is_dir():
         raise error(f"{what} {path} is a folder, not a file; {fix}")
+    if not path.is_file():  # a named pipe would block the run until someone writes to it; a device
+        raise error(f"{what} {path} is not a regular file (a pipe or a device); {fix}")
     if size > max_bytes:
         raise error(
             f"{what} {path} is larger than {_mib(max_bytes)} ({_mib(size)}); is it the right file? {fix}"

@@ -603,3 +603,20 @@ def test_a_collection_the_static_catalog_lacks_is_named_as_the_fault(tmp_path: P
     assert line.startswith("error: source.collection 'nope': static catalog") and "has no collection 'nope'" in line
     assert "sentinel-1-rtc, sentinel-2-c1-l2a" in line, line
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+@pytest.mark.parametrize("argv", [
+    ["scenes", "--aoi", "{fifo}"],
+    ["scenes", "--config", "{fifo}"],
+    ["evaluate", "--sites", "{fifo}", "--truth", "{fifo}"],
+    ["train", "--labels", "{fifo}", "--out", "{dir}/model"],
+])
+def test_a_named_pipe_given_as_a_file_is_refused_not_waited_on(argv: list[str], tmp_path: Path) -> None:
+    """--aoi pointing at a named pipe blocked the command until someone wrote to it."""
+    fifo = tmp_path / "input.geojson"
+    os.mkfifo(fifo)
+    res = _in_process(tmp_path, *[a.format(fifo=fifo, dir=tmp_path) for a in argv])
+    assert res.returncode == 2, res.stderr
+    line = _one_error_line(res.stderr)
+    assert str(fifo) in line and "not a regular file" in line, line

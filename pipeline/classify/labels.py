@@ -173,6 +173,8 @@ def assign_labels(candidates: gpd.GeoDataFrame, labels: gpd.GeoDataFrame) -> Lab
 
 
 def _read_json(path: Path) -> Any:
+    if path.exists() and not path.is_dir() and not path.is_file():  # a named pipe would block until written
+        raise ConfigError(f"labels {path} is not a regular file (a pipe or a device); check the --labels path")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
