@@ -302,7 +302,7 @@ def _load_collection(path: Path) -> dict[str, Any]:
             f"AOI file {path} cannot be read ({exc.strerror or exc}); check permissions"
         ) from exc
     # Absurd nesting refused (RecursionError); NaN / Infinity are reported by the field checks.
-    data = load_json(text, path=path, what="AOI file", error=AOIError, allow_nan=True)
+    data = load_json(text, path=path, what="AOI file", error=AOIError, allow_nan=True, unique_keys=True)
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         kind = data.get("type") if isinstance(data, dict) else type(data).__name__
         raise AOIError(

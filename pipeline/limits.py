@@ -205,14 +205,17 @@ def load_yaml(text: str, *, path: Path) -> Any:
 
 
 def load_json(
-    text: str, *, path: Path, what: str, error: type[MonitorError] = ConfigError, allow_nan: bool = False
+    text: str, *, path: Path, what: str, error: type[MonitorError] = ConfigError, allow_nan: bool = False,
+    unique_keys: bool = False,
 ) -> Any:
     """``json.loads`` that turns every failure into one ``error`` line naming ``what`` and ``path``.
 
     NaN and Infinity (which Python's ``json`` accepts but JSON does not have) are refused
     unless ``allow_nan`` (the caller then checks its numbers, naming the field); a document
     nested deeper than the interpreter's recursion limit (a few thousand levels) is refused
-    instead of crashing the decoder.
+    instead of crashing the decoder. ``unique_keys``: an object naming a key twice is refused
+    (Python keeps the last silently; a file an analyst edits by hand, where the first may be
+    the one meant, as a repeated YAML key is refused in the config).
     """
 
     def constant(name: str) -> Any:
@@ -220,8 +223,16 @@ def load_json(
             return float(name)
         raise ValueError(f"{name} is not a JSON number")
 
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise error(f"{what} {path}: key {key!r} appears twice in one object; keep the one meant")
+            out[key] = value
+        return out
+
     try:
-        return json.loads(text, parse_constant=constant)
+        return json.loads(text, parse_constant=constant, object_pairs_hook=pairs if unique_keys else None)
     except json.JSONDecodeError as exc:
         raise error(
             f"{what} {path} is not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg}); fix the syntax"
