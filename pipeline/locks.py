@@ -28,7 +28,7 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ __all__ = [
     "RUN_LOCK_NAME",
     "FileLock",
     "RunLockBusy",
+    "cache_in_use",
+    "cache_unused",
     "pid_alive",
     "remove_dead_temporaries",
 ]
@@ -49,6 +51,48 @@ RUN_LOCK_NAME = ".kp-monitor.lock"
 #: Temporary names in the cache: ``.<entry>.<pid>.<hex>.tmp`` (:meth:`pipeline.cache.WindowCache.write`,
 #: files; :mod:`pipeline.state`, folders).
 _CACHE_TMP = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
+
+
+#: The lock file every command that reads and writes a cache holds shared for its duration;
+#: ``cache clear`` takes it exclusively (:func:`cache_in_use`, :func:`cache_unused`).
+CACHE_USE_NAME = ".kp-monitor-in-use.lock"
+
+
+@contextlib.contextmanager
+def cache_in_use(cache_dir: str | Path) -> Iterator[None]:
+    """Hold ``cache_dir`` shared (``flock LOCK_SH`` on :data:`CACHE_USE_NAME`) while the block
+    runs: any number of runs at once, but ``cache clear`` refuses meanwhile (it deleted a
+    running monitor's state, which then failed naming a temporary file). Waits while a clear
+    holds it. Creates the folder (the run would)."""
+    root = Path(cache_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / CACHE_USE_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def cache_unused(cache_dir: str | Path) -> Iterator[bool]:
+    """Yield whether ``cache_dir`` could be taken exclusively (no command holds it with
+    :func:`cache_in_use`); held so until the block ends, so a run starting meanwhile waits."""
+    path = Path(cache_dir) / CACHE_USE_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # a folder this user cannot write: nobody else's run can lock it here either
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 class RunLockBusy(MonitorError):

@@ -31,6 +31,7 @@ from distributed import Future, KilledWorker
 from . import acquire, interrupts, search
 from .aoi import read_aois
 from .aoi_radar import radar_source
+from .cache import resolve_cache_dir
 from .classify import SiteModel, feature_spec, load_site_model
 from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client, worker_work
 from .config import MonitorConfig
@@ -39,6 +40,7 @@ from .gil import responsive
 from .graphs import optimise
 from .io import BackgroundWrites
 from .jobs import AOIJob, monitoring_period, plan_jobs, warn_aois
+from .locks import cache_in_use
 from .outputs import RunInfo, RunReport, write_outputs
 from .progress import RunProgress, SchedulerProgress
 from .providers import get_provider
@@ -109,8 +111,9 @@ def run_monitor(
 
     # The local scheduler shares this process with the graph building: a short switch
     # interval keeps its event loop answering (pipeline.gil).
+    # The cache is held shared for the run (pipeline.locks.cache_in_use): `cache clear` refuses meanwhile.
     with responsive(), RunFolder(cfg.out_dir) as folder, ClientHandle(cfg, on_ready=ready) as handle, \
-            acquire.gdal_env(cfg.gdal_options):
+            cache_in_use(resolve_cache_dir(cfg.cache_dir)), acquire.gdal_env(cfg.gdal_options):
         # dead runs' temporaries, RUN_INCOMPLETE marker, a fresh run.log; the composites are
         # written in the background while the sites and the bulletin are made, all before the
         # manifest (and before the block ends, whatever happens)

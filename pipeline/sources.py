@@ -24,6 +24,7 @@ from .cache import CACHEDIR_TAG, resolve_cache_dir
 from .config import MonitorConfig
 from .errors import ConfigError
 from .http import redact, scrub
+from .locks import cache_unused
 from .providers import SourceCheck, get_provider, provider_kind
 from .search import collections_text
 
@@ -91,6 +92,14 @@ def cache_clear(cache_dir: str | Path | None = None) -> str:
     if not (root / CACHEDIR_TAG).exists():
         raise ConfigError(f"{root} has no {CACHEDIR_TAG}: not a kp-monitor cache; refusing to delete it "
                           f"(pass --cache the folder set as cache_dir)")
+    with cache_unused(root) as unused:
+        if not unused:
+            raise ConfigError(f"cache {root} is in use by a running command (monitor, train or demo); run cache "
+                              "clear once it has finished")
+        return _clear(root)
+
+
+def _clear(root: Path) -> str:
     freed = _Usage()
     kept: list[str] = []
     now = time.time()

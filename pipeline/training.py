@@ -32,6 +32,7 @@ import rasterio.features
 
 from . import acquire
 from .aoi import read_aois
+from .cache import resolve_cache_dir
 from .classify import (
     SiteModel,
     assign_labels,
@@ -46,6 +47,7 @@ from .cluster import configure_workers, dask_client
 from .config import MonitorConfig
 from .errors import ConfigError, MonitorError
 from .jobs import AOIJob, plan_jobs
+from .locks import cache_in_use
 from .register import SiteRegister, verdict_labels
 from .run import preflight_radar, preflight_source
 from .validate_inputs import preflight_dry_run
@@ -157,7 +159,8 @@ def collect_training_rows(
     radar_down = preflight_radar(cfg)
     tables: list[pd.DataFrame] = []
     failures: dict[str, str] = {}
-    with dask_client(cfg) as client, acquire.gdal_env(cfg.gdal_options):
+    with cache_in_use(resolve_cache_dir(cfg.cache_dir)), dask_client(cfg) as client, \
+            acquire.gdal_env(cfg.gdal_options):
         configure_workers(client, cfg)
         for job in jobs:
             try:

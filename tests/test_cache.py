@@ -255,6 +255,18 @@ def test_cache_info_and_clear(rkh: tuple[dict[str, Any], RangeFileServer], tmp_p
         sources.cache_clear(home)
     assert (home / "precious").exists()
 
+    # a command using the cache holds it shared: clear refuses meanwhile (it deleted a running
+    # monitor's state, which then failed), and succeeds once the command has finished
+    from pipeline.locks import cache_in_use
+
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    with cache_in_use(root), cache_in_use(root):  # two runs at once share it
+        with pytest.raises(ConfigError, match=f"cache {root} is in use by a running command"):
+            sources.cache_clear(root)
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    (busy / "red-x.tif.lock").unlink()
+    assert "freed" in sources.cache_clear(root)
+
 
 def test_items_without_the_window_fail_cleanly(rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path) -> None:
     item, _ = rkh
