@@ -63,15 +63,14 @@ def cache_in_use(cache_dir: str | Path) -> Iterator[None]:
     """Hold ``cache_dir`` shared (``flock LOCK_SH`` on :data:`CACHE_USE_NAME`) while the block
     runs: any number of runs at once, but ``cache clear`` refuses meanwhile (it deleted a
     running monitor's state, which then failed naming a temporary file). Waits while a clear
-    holds it. Creates the folder (the run would)."""
+    holds it. Creates the folder (the run would). The last holder removes the lock file."""
     root = Path(cache_dir)
     root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / CACHE_USE_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _locked(root / CACHE_USE_NAME, fcntl.LOCK_SH)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
         yield
     finally:
-        os.close(fd)  # releases the lock
+        _release(root / CACHE_USE_NAME, fd)
 
 
 @contextlib.contextmanager
@@ -80,17 +79,45 @@ def cache_unused(cache_dir: str | Path) -> Iterator[bool]:
     :func:`cache_in_use`); held so until the block ends, so a run starting meanwhile waits."""
     path = Path(cache_dir) / CACHE_USE_NAME
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _locked(path, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        yield False
+        return
     except OSError:  # a folder this user cannot write: nobody else's run can lock it here either
         yield True
         return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
         yield True
+    finally:
+        _release(path, fd)
+
+
+def _locked(path: Path, how: int) -> int:
+    """A descriptor of ``path`` locked ``how``; again if a releaser unlinked the file meanwhile
+    (a lock on an unlinked file would exclude nobody)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, how)
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass  # unlinked between the open and the stat: open it afresh
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _release(path: Path, fd: int) -> None:
+    """Unlock; remove ``path`` when no other holder remains (the file is not left behind)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # only when nobody else holds it
+    except BlockingIOError:
+        pass
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
     finally:
         os.close(fd)
 
