@@ -28,7 +28,9 @@ its date only.
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
+import io
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -287,7 +289,7 @@ def run_verdicts(run_dir: str | Path, entries: pd.DataFrame, *, today: dt.date |
     known = _run_sites(run)
     out = []
     for k, row in enumerate(entries.to_dict("records")):
-        where = f"row {k + 1}" if len(entries) > 1 else "verdict"
+        where = str(row.get("where") or (f"row {k + 1}" if len(entries) > 1 else "verdict"))
         site_id = str(row.get("site_id") or "").strip()
         if site_id not in known.index:
             raise ConfigError(f"{where}: site {site_id!r} is not in {run / 'sites.geojson'} nor in "
@@ -319,19 +321,59 @@ def run_verdicts(run_dir: str | Path, entries: pd.DataFrame, *, today: dt.date |
     return out
 
 
+#: The columns of a verdicts CSV (``review import``): required, then optional.
+VERDICT_COLUMNS = ("site_id", "verdict", "analyst", "date", "note")
+
+
 def read_verdicts_csv(path: str | Path) -> pd.DataFrame:
-    """A CSV of verdicts (``site_id, verdict, analyst`` and optional ``date, note``)."""
+    """A CSV of verdicts (``site_id, verdict, analyst`` and optional ``date, note``), one row a
+    verdict; the ``where`` column names the file and line for :func:`run_verdicts`' messages.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file (and the line): not a regular file, unreadable, not UTF-8,
+        malformed CSV, a column missing, unknown (a misspelt ``notes`` dropped the notes) or
+        named twice, a row with more or fewer fields than the header (the columns shifted:
+        a verdict was read as the site id).
+    """
     path = Path(path)
+    fix = "write a CSV with columns site_id, verdict, analyst[, date, note]"
+    if path.exists() and not path.is_dir() and not path.is_file():  # a named pipe would block until written
+        raise ConfigError(f"verdicts {path} is not a regular file (a pipe or a device); {fix}")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ConfigError(f"verdicts {path}: cannot read as CSV ({' '.join(str(exc).split())}); write a CSV with "
-                          "columns site_id, verdict, analyst[, date, note]") from None
-    missing = [c for c in ("site_id", "verdict", "analyst") if c not in frame.columns]
+        text = path.read_text(encoding="utf-8-sig")
+        rows = [(n, row) for n, row in _csv_rows(text) if any(v.strip() for v in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"verdicts {path}: cannot read as CSV ({' '.join(str(exc).split())}); {fix}") from None
+    if not rows:
+        raise ConfigError(f"verdicts {path} is empty; {fix}")
+    header_line, header = rows[0]
+    header = [h.strip() for h in header]
+    where = f"verdicts {path}: line {header_line}"
+    twice = sorted({h for h in header if header.count(h) > 1})
+    unknown = [h for h in header if h not in VERDICT_COLUMNS]
+    missing = [c for c in VERDICT_COLUMNS[:3] if c not in header]
+    if twice:
+        raise ConfigError(f"{where}: column {twice[0]!r} appears twice; keep one")
+    if unknown:
+        raise ConfigError(f"{where}: unknown column {unknown[0]!r}; the columns are site_id, verdict, analyst[, "
+                          "date, note]")
     if missing:
         raise ConfigError(f"verdicts {path}: missing column(s) {', '.join(missing)}; the columns are "
                           "site_id, verdict, analyst[, date, note]")
-    return frame
+    records = []
+    for line, row in rows[1:]:
+        if len(row) != len(header):
+            raise ConfigError(f"verdicts {path}: line {line} has {len(row)} fields, the header {len(header)}; "
+                              "quote values that contain commas and keep one field per column")
+        records.append({**dict(zip(header, row, strict=True)), "where": f"verdicts {path}: line {line}"})
+    return pd.DataFrame(records, columns=[*header, "where"], dtype=str)
+
+
+def _csv_rows(text: str) -> list[tuple[int, list[str]]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    return [(reader.line_num, row) for row in reader]
 
 
 def _run_sites(run: Path) -> gpd.GeoDataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import geopandas as gpd
@@ -365,6 +366,15 @@ def test_read_labels_csv_reads_a_good_file(tmp_path: Path, sample: pd.DataFrame)
     assert out["label"].tolist() == ["mining", "not_mining", "not_mining"]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+def test_read_labels_csv_refuses_a_named_pipe(tmp_path: Path, sample: pd.DataFrame) -> None:
+    """A named pipe blocked assess estimate until someone wrote to it."""
+    fifo = tmp_path / "labels.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        read_labels_csv(fifo, sample=sample)
+
+
 @pytest.mark.parametrize(
     ("body", "match"),
     [
@@ -376,6 +386,8 @@ def test_read_labels_csv_reads_a_good_file(tmp_path: Path, sample: pd.DataFrame)
         (HEADER + GOOD_ROWS[0] + GOOD_ROWS[0], r"line 3: point_id 'P0001' repeats line 2; keep one row per point"),
         (HEADER + "P0001,-6.6,8.1,stable,mining\n", r"line 2: stratum of P0001 is 'stable', the sample's is 'site'"),
         (HEADER + "P0001,-6.6,8.1,site,mining,extra\n", r"line 2 has 6 fields, the header 5"),
+        (HEADER.rstrip("\n") + ",label\n" + "P0001,-6.6,8.1,site,mining,not_mining\n",
+         r"line 1: column 'label' appears twice; keep one"),
         (HEADER, r"has a header but no points"),
         ("", r"is empty"),
         ((HEADER + GOOD_ROWS[0] + "P0002,-6.61,8.11,site,min\xe9\n").encode("latin-1"),

@@ -611,6 +611,7 @@ def test_a_collection_the_static_catalog_lacks_is_named_as_the_fault(tmp_path: P
     ["scenes", "--config", "{fifo}"],
     ["evaluate", "--sites", "{fifo}", "--truth", "{fifo}"],
     ["train", "--labels", "{fifo}", "--out", "{dir}/model"],
+    ["review", "import", "--run", "{dir}", "--register", "{dir}/r.sqlite", "--verdicts", "{fifo}"],
 ])
 def test_a_named_pipe_given_as_a_file_is_refused_not_waited_on(argv: list[str], tmp_path: Path) -> None:
     """--aoi pointing at a named pipe blocked the command until someone wrote to it."""

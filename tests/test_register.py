@@ -241,6 +241,18 @@ def test_review_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Capture
                      "--analyst", "A", field, value]) == 2, (field, value)
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and f"{field[2:]} holds a control character" in err, err
+    bad_csvs = {  # each refused naming the file (and line): it was recorded, or blamed on the wrong field
+        "dup.csv": ("site_id,verdict,analyst,verdict\ns1,confirmed,A,false_alarm\n", "line 1: column 'verdict' "
+                    "appears twice"),
+        "typo.csv": ("site_id,verdict,analyst,notes\ns1,confirmed,A,sandbar\n", "line 1: unknown column 'notes'"),
+        "ragged.csv": ("site_id,verdict,analyst\ns1,x,confirmed,A\n", "line 2 has 4 fields, the header 3"),
+        "baddate.csv": ("site_id,verdict,analyst,date\ns1,confirmed,A,2024-13-45\n", "line 2: date '2024-13-45'"),
+    }
+    for name, (text, expected) in bad_csvs.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        assert main(["review", "import", "--run", str(tmp_path), "--verdicts", str(tmp_path / name)]) == 2, name
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"verdicts {tmp_path / name}" in err and expected in err, err
     assert not (tmp_path / REGISTER_NAME).exists(), "refused input must write nothing"
     assert main(["review", "record", "--run", str(tmp_path), "--site", "s1", "--verdict", "confirmed",
                  "--analyst", "A"]) == 0

@@ -147,6 +147,8 @@ def _collect_labels(records: list[tuple[int, dict[str, str]]], strata: dict[str,
 
 
 def _read_text(path: Path) -> str:
+    if path.exists() and not path.is_dir() and not path.is_file():  # a named pipe would block until written
+        raise ConfigError(f"labels {path} is not a regular file (a pipe or a device); pass the labelled sample.csv")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -175,6 +177,9 @@ def _records(text: str, path: Path) -> list[tuple[int, dict[str, str]]]:
         raise ConfigError(f"labels {path} is empty; fill in the label column of sample.csv and save it here")
     header_line, header = rows[0]
     header = [h.strip() for h in header]
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:  # one of the two would be read silently (the last), and the estimate changes with it
+        raise ConfigError(f"labels {path}: line {header_line}: column {twice[0]!r} appears twice; keep one")
     missing = [c for c in SAMPLE_CSV_COLUMNS if c not in header]
     if missing:
         raise ConfigError(
