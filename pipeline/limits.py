@@ -204,6 +204,10 @@ def load_yaml(text: str, *, path: Path) -> Any:
         raise ConfigError(f"{path}: nested too deeply to parse; a config needs 3 levels") from None
 
 
+class _RepeatedKey(Exception):
+    """A JSON object names a key twice (:func:`load_json` with ``unique_keys``)."""
+
+
 def load_json(
     text: str, *, path: Path, what: str, error: type[MonitorError] = ConfigError, allow_nan: bool = False,
     unique_keys: bool = False,
@@ -227,7 +231,7 @@ def load_json(
         out: dict[str, Any] = {}
         for key, value in items:
             if key in out:
-                raise error(f"{what} {path}: key {key!r} appears twice in one object; keep the one meant")
+                raise _RepeatedKey(key)
             out[key] = value
         return out
 
@@ -237,6 +241,8 @@ def load_json(
         raise error(
             f"{what} {path} is not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg}); fix the syntax"
         ) from None
+    except _RepeatedKey as exc:
+        raise error(f"{what} {path}: key {exc.args[0]!r} appears twice in one object; keep the one meant") from None
     except RecursionError:
         raise error(f"{what} {path} nests arrays or objects thousands of levels deep; is it the right file?") from None
     except ValueError as exc:
