@@ -97,6 +97,17 @@ def test_unknown_labels_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "labels.csv" in line and "gold" in line
 
 
+def test_a_sample_larger_than_anyone_labels_is_refused_before_drawing(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """--n 100000000 ran on with no end, writing two chips a point over an earlier sample's."""
+    run = _run(tmp_path)
+    capsys.readouterr()
+    assert main(["assess", "sample", "--run", str(run), "--n", "100000000"]) == 2
+    line = _one_error(capsys)
+    assert "--n 100000000 is more points than an analyst labels by eye (at most assess.max_points, 5000" in line
+    assert not (run / "assessment").exists()
+
+
 def test_the_next_bulletin_reports_the_assessed_area_of_the_previous_map(tmp_path: Path) -> None:
     from pipeline.bulletin.summary import assessment_sentence
     from pipeline.outputs import previous_assessment

@@ -215,6 +215,9 @@ def _sizes(strata: gpd.GeoDataFrame, pooled: pd.Series, *, n: int | None, params
     if n is None:
         return plan_sample(gpd.GeoDataFrame({"stratum": pooled.index, "area_ha": pooled.values}), params=params)
     present = {h: float(a) for h, a in pooled.items() if a > 0}
+    if n > params.max_points:
+        raise ConfigError(f"--n {n} is more points than an analyst labels by eye (at most assess.max_points, "
+                          f"{params.max_points}, in the run's configuration); give a smaller --n")
     if n < 2 * len(present):
         raise ConfigError(f"--n {n} is too small: at least 2 points per stratum ({2 * len(present)}) are needed")
     floor = max(2, n // (2 * len(present)))
