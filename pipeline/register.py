@@ -32,6 +32,7 @@ import csv
 import datetime as dt
 import io
 import sqlite3
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,8 +309,7 @@ def run_verdicts(run_dir: str | Path, entries: pd.DataFrame, *, today: dt.date |
         note = row.get("note")
         for field, allowed in (("analyst", ""), ("note", "\n\t")):
             text = row.get(field)
-            bad = [c for c in str(text) if (ord(c) < 32 or 127 <= ord(c) < 160) and c not in allowed] if isinstance(
-                text, str) else []
+            bad = [c for c in text if _hidden(c) and c not in allowed] if isinstance(text, str) else []
             if bad:  # an escape sequence would act on the terminal of whoever lists or prints the register
                 raise ConfigError(f"{where}: {field} holds a control character ({bad[0]!r}); write it as plain text")
         out.append(Verdict(
@@ -323,6 +323,13 @@ def run_verdicts(run_dir: str | Path, entries: pd.DataFrame, *, today: dt.date |
 
 #: The columns of a verdicts CSV (``review import``): required, then optional.
 VERDICT_COLUMNS = ("site_id", "verdict", "analyst", "date", "note")
+
+
+def _hidden(char: str) -> bool:
+    """A control character (C0, DEL, C1) or an invisible format character (Unicode ``Cf``: the
+    right-to-left override, which shows text in another order than it is stored), except the
+    zero-width joiners that Persian and Indic scripts spell names with."""
+    return unicodedata.category(char) in ("Cc", "Cf") and char not in "\u200c\u200d"
 
 
 def read_verdicts_csv(path: str | Path) -> pd.DataFrame:

@@ -236,7 +236,8 @@ def test_review_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Capture
                  "--analyst", "A", "--date", "2099-01-01"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "date 2099-01-01 is in the future" in err
-    for field, value in (("--analyst", "A\x1b[2J"), ("--analyst", "A\nB"), ("--note", "ok\x07")):
+    for field, value in (("--analyst", "A\x1b[2J"), ("--analyst", "A\nB"), ("--note", "ok\x07"),
+                         ("--analyst", "A\u202eB")):  # right-to-left override: shown in another order
         assert main(["review", "record", "--run", str(tmp_path), "--site", "s1", "--verdict", "confirmed",
                      "--analyst", "A", field, value]) == 2, (field, value)
         err = capsys.readouterr().err.strip()
