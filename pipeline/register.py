@@ -322,7 +322,7 @@ def run_verdicts(run_dir: str | Path, entries: pd.DataFrame, *, today: dt.date |
 
 
 #: The columns of a verdicts CSV (``review import``): required, then optional.
-VERDICT_COLUMNS = ("site_id", "verdict", "analyst", "date", "note")
+CSV_COLUMNS = ("site_id", "verdict", "analyst", "date", "note")
 
 
 def _hidden(char: str) -> bool:
@@ -359,8 +359,8 @@ def read_verdicts_csv(path: str | Path) -> pd.DataFrame:
     header = [h.strip() for h in header]
     where = f"verdicts {path}: line {header_line}"
     twice = sorted({h for h in header if header.count(h) > 1})
-    unknown = [h for h in header if h not in VERDICT_COLUMNS]
-    missing = [c for c in VERDICT_COLUMNS[:3] if c not in header]
+    unknown = [h for h in header if h not in CSV_COLUMNS]
+    missing = [c for c in CSV_COLUMNS[:3] if c not in header]
     if twice:
         raise ConfigError(f"{where}: column {twice[0]!r} appears twice; keep one")
     if unknown:

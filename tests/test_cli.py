@@ -603,6 +603,11 @@ def test_a_collection_the_static_catalog_lacks_is_named_as_the_fault(tmp_path: P
     assert line.startswith("error: source.collection 'nope': static catalog") and "has no collection 'nope'" in line
     assert "sentinel-1-rtc, sentinel-2-c1-l2a" in line, line
     assert not (tmp_path / "cache").exists()
+    # sources check fails it too (it said "all sources OK")
+    res = _in_process(tmp_path, "sources", "check", "--config", str(config), "--source", str(catalog))
+    assert res.returncode == 1, res.stdout
+    assert "catalog has no collection 'nope' (source.collection) but holds sentinel-1-rtc, sentinel-2-c1-l2a" \
+        in res.stdout and "all sources OK" not in res.stdout
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")

@@ -86,8 +86,17 @@ class StaticProvider(BaseProvider):
                                 "catalog holds no items: a run would find no scenes; pass --source a catalog "
                                 "with Sentinel-2 items")]
         count = "" if n_items is None else f" ({n_items:,} item{'' if n_items == 1 else 's'})"
+        with _CATALOGS.lock:
+            root = _CATALOGS.read(path)
+            held = [] if _find_collection(root, self.collection) else sorted(
+                {c.id for c in ([root] if isinstance(root, pystac.Collection) else root.get_all_collections())})
+        if len(held) > 1:  # several collections, not the configured one: a run cannot tell which it means
+            return [SourceCheck(self.name, str(path), False, None,
+                                f"catalog has no collection {self.collection!r} (source.collection) but holds "
+                                f"{', '.join(held)}; set source.collection to one of them")]
+        note = f"; no collection {self.collection!r}: all its items are searched" if held else ""
         return [SourceCheck(self.name, str(path), True, None,
-                            f"catalog and every document it links are valid{count}")]
+                            f"catalog and every document it links are valid{count}{note}")]
 
 
 class _CatalogMemo:
