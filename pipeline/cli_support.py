@@ -26,6 +26,7 @@ import errno
 import logging
 import os
 import sys
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -193,9 +194,7 @@ def _show_as_log_line(message: Any, category: type[Warning], filename: str, line
         text = str(message)
     else:
         text = f"{' '.join(str(message).split())} ({category.__name__}, from {Path(filename).stem})"
-    if _held.holding:
-        _held.pending.append(text)
-    else:
+    if not _held.hold_or_false(text):
         logging.getLogger("pipeline").warning("%s", text)
 
 
@@ -212,13 +211,25 @@ class _HeldWarnings:
     def __init__(self) -> None:
         self.holding = False
         self.pending: list[str] = []
+        self.lock = threading.Lock()  # threads log and warn at once (the AOIs' search and fetch)
+
+    def hold_or_false(self, text: str) -> bool:
+        """Keep ``text`` if holding (``True``), else ``False``: the caller shows it."""
+        with self.lock:
+            if self.holding:
+                self.pending.append(text)
+            return self.holding
+
+    def take(self) -> list[str]:
+        """The held texts, and stop holding."""
+        with self.lock:
+            taken, self.pending, self.holding = self.pending, [], False
+        return taken
 
     def release(self, record: logging.LogRecord | None = None) -> bool:
-        if self.holding:
-            self.holding = False
-            for text in self.pending:
+        if self.holding:  # (read without the lock: a stale True only costs a take() of nothing)
+            for text in self.take():
                 logging.getLogger("pipeline").warning("%s", text)
-            self.pending.clear()
         return True
 
 
@@ -227,8 +238,8 @@ _held = _HeldWarnings()
 
 def hold_warnings() -> None:
     """Hold the warnings raised from now on (see :class:`_HeldWarnings`)."""
-    _held.pending.clear()
-    _held.holding = True
+    with _held.lock:
+        _held.pending, _held.holding = [], True
 
 
 def release_warnings() -> None:
@@ -238,6 +249,4 @@ def release_warnings() -> None:
 
 def held_notes() -> list[str]:
     """The held warnings, taken (not shown), and stop holding: for the error line."""
-    notes, _held.pending = list(_held.pending), []
-    _held.holding = False
-    return notes
+    return _held.take()

@@ -38,9 +38,9 @@ __all__ = [
     "RUN_LOCK_NAME",
     "FileLock",
     "RunLockBusy",
-    "cache_in_use",
-    "cache_unused",
+    "exclusive_lock_nowait",
     "pid_alive",
+    "shared_lock",
     "remove_dead_temporaries",
 ]
 
@@ -53,50 +53,63 @@ RUN_LOCK_NAME = ".kp-monitor.lock"
 _CACHE_TMP = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
 
 
-#: The lock file every command that reads and writes a cache holds shared for its duration;
-#: ``cache clear`` takes it exclusively (:func:`cache_in_use`, :func:`cache_unused`).
-CACHE_USE_NAME = ".kp-monitor-in-use.lock"
-
-
 @contextlib.contextmanager
-def cache_in_use(cache_dir: str | Path) -> Iterator[None]:
-    """Hold ``cache_dir`` shared (``flock LOCK_SH`` on :data:`CACHE_USE_NAME`) while the block
-    runs: any number of runs at once, but ``cache clear`` refuses meanwhile (it deleted a
-    running monitor's state, which then failed naming a temporary file). Waits while a clear
-    holds it. Creates the folder (the run would). The last holder removes the lock file."""
-    root = Path(cache_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    fd = _locked(root / CACHE_USE_NAME, fcntl.LOCK_SH)
+def shared_lock(path: Path, *, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold ``path`` shared (``flock LOCK_SH``) while the block runs; ``on_wait`` is called
+    before waiting for an exclusive holder. The last holder removes the file."""
+    try:
+        fd = _locked(path, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if on_wait is not None:
+            on_wait()
+        fd = _locked(path, fcntl.LOCK_SH)
     try:
         yield
     finally:
-        _release(root / CACHE_USE_NAME, fd)
+        _release(path, fd)
 
 
 @contextlib.contextmanager
-def cache_unused(cache_dir: str | Path) -> Iterator[bool]:
-    """Yield whether ``cache_dir`` could be taken exclusively (no command holds it with
-    :func:`cache_in_use`); held so until the block ends, so a run starting meanwhile waits."""
-    path = Path(cache_dir) / CACHE_USE_NAME
-    try:
-        fd = _locked(path, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        yield False
-        return
-    except OSError:  # a folder this user cannot write: nobody else's run can lock it here either
-        yield True
-        return
+def exclusive_lock_nowait(path: Path, *, tries: int = 5, pause_s: float = 0.05) -> Iterator[bool]:
+    """Yield whether ``path`` could be locked exclusively (nobody holds it shared), trying
+    ``tries`` times ``pause_s`` apart (a last holder takes it exclusively for an instant as it
+    leaves, :func:`_release`); held until the block ends.
+
+    Raises
+    ------
+    OSError
+        The lock file cannot be opened (another user's, in a folder this user cannot write).
+    """
+    for attempt in range(tries):
+        try:
+            fd = _locked(path, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt == tries - 1:
+                yield False
+                return
+            time.sleep(pause_s)
     try:
         yield True
     finally:
         _release(path, fd)
 
 
+def _open_for_lock(path: Path) -> int:
+    """A descriptor to ``flock``: read-write and created if missing (mode 0o666 less the umask, so
+    that a cache shared by a group is shared by its users); read-only where another user's file
+    cannot be written (``flock`` needs no write access)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        return os.open(path, os.O_RDONLY)
+
+
 def _locked(path: Path, how: int) -> int:
     """A descriptor of ``path`` locked ``how``; again if a releaser unlinked the file meanwhile
     (a lock on an unlinked file would exclude nobody)."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_for_lock(path)
         try:
             fcntl.flock(fd, how)
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
@@ -116,7 +129,7 @@ def _release(path: Path, fd: int) -> None:
     except BlockingIOError:
         pass
     else:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
             path.unlink()
     finally:
         os.close(fd)

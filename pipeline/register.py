@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import difflib
 import io
 import sqlite3
 import unicodedata
@@ -325,11 +326,15 @@ def run_verdicts(run_dir: str | Path, entries: pd.DataFrame, *, today: dt.date |
 CSV_COLUMNS = ("site_id", "verdict", "analyst", "date", "note")
 
 
+#: Bidirectional embeddings, overrides and isolates: they show text in another order than it is
+#: stored ("Trojan source"). The direction marks (U+200E, U+200F, U+061C) that right-to-left
+#: text copied from a word processor carries are not among them.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _hidden(char: str) -> bool:
-    """A control character (C0, DEL, C1) or an invisible format character (Unicode ``Cf``: the
-    right-to-left override, which shows text in another order than it is stored), except the
-    zero-width joiners that Persian and Indic scripts spell names with."""
-    return unicodedata.category(char) in ("Cc", "Cf") and char not in "\u200c\u200d"
+    """A control character (C0, DEL, C1) or a bidirectional embedding, override or isolate."""
+    return unicodedata.category(char) == "Cc" or char in _BIDI_CONTROLS
 
 
 def read_verdicts_csv(path: str | Path) -> pd.DataFrame:
@@ -340,9 +345,9 @@ def read_verdicts_csv(path: str | Path) -> pd.DataFrame:
     ------
     ConfigError
         One line naming the file (and the line): not a regular file, unreadable, not UTF-8,
-        malformed CSV, a column missing, unknown (a misspelt ``notes`` dropped the notes) or
-        named twice, a row with more or fewer fields than the header (the columns shifted:
-        a verdict was read as the site id).
+        malformed CSV, a column missing, named twice, or a near miss of one (a misspelt
+        ``notes`` dropped the notes; other extra columns are ignored), a row with more or fewer
+        fields than the header (the columns shifted: a verdict was read as the site id).
     """
     path = Path(path)
     fix = "write a CSV with columns site_id, verdict, analyst[, date, note]"
@@ -359,13 +364,17 @@ def read_verdicts_csv(path: str | Path) -> pd.DataFrame:
     header = [h.strip() for h in header]
     where = f"verdicts {path}: line {header_line}"
     twice = sorted({h for h in header if header.count(h) > 1})
-    unknown = [h for h in header if h not in CSV_COLUMNS]
+    # a near miss of a column (`notes`, `Site_ID`) would drop what it holds; other columns (a
+    # spreadsheet's aoi_id, area_ha) are the analyst's own and are ignored
+    unknown = [h for h in header if h not in CSV_COLUMNS and difflib.get_close_matches(h.lower(), CSV_COLUMNS, n=1,
+                                                                                      cutoff=0.8)]
     missing = [c for c in CSV_COLUMNS[:3] if c not in header]
     if twice:
         raise ConfigError(f"{where}: column {twice[0]!r} appears twice; keep one")
     if unknown:
-        raise ConfigError(f"{where}: unknown column {unknown[0]!r}; the columns are site_id, verdict, analyst[, "
-                          "date, note]")
+        near = difflib.get_close_matches(unknown[0].lower(), CSV_COLUMNS, n=1, cutoff=0.8)[0]
+        raise ConfigError(f"{where}: column {unknown[0]!r} is not read (did you mean {near!r}?); the columns are "
+                          "site_id, verdict, analyst[, date, note]")
     if missing:
         raise ConfigError(f"verdicts {path}: missing column(s) {', '.join(missing)}; the columns are "
                           "site_id, verdict, analyst[, date, note]")

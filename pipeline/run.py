@@ -32,6 +32,7 @@ from . import acquire, interrupts, search
 from .aoi import read_aois
 from .aoi_radar import radar_source
 from .cache import resolve_cache_dir
+from .cache_use import cache_in_use
 from .classify import SiteModel, feature_spec, load_site_model
 from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client, worker_work
 from .config import MonitorConfig
@@ -40,7 +41,6 @@ from .gil import responsive
 from .graphs import optimise
 from .io import BackgroundWrites
 from .jobs import AOIJob, monitoring_period, plan_jobs, warn_aois
-from .locks import cache_in_use
 from .outputs import RunInfo, RunReport, write_outputs
 from .progress import RunProgress, SchedulerProgress
 from .providers import get_provider

@@ -21,10 +21,10 @@ from typing import Any
 
 from .asset_checks import CheckedFiles
 from .cache import CACHEDIR_TAG, resolve_cache_dir
+from .cache_use import cache_unused
 from .config import MonitorConfig
 from .errors import ConfigError
 from .http import redact, scrub
-from .locks import cache_unused
 from .providers import SourceCheck, get_provider, provider_kind
 from .search import collections_text
 

@@ -33,6 +33,7 @@ import rasterio.features
 from . import acquire
 from .aoi import read_aois
 from .cache import resolve_cache_dir
+from .cache_use import cache_in_use
 from .classify import (
     SiteModel,
     assign_labels,
@@ -47,7 +48,6 @@ from .cluster import configure_workers, dask_client
 from .config import MonitorConfig
 from .errors import ConfigError, MonitorError
 from .jobs import AOIJob, plan_jobs
-from .locks import cache_in_use
 from .register import SiteRegister, verdict_labels
 from .run import preflight_radar, preflight_source
 from .validate_inputs import preflight_dry_run

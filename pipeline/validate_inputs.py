@@ -363,7 +363,7 @@ def _check_item(doc: dict[str, Any], path: Path) -> None:
 
 
 def _check_item_numbers(doc: dict[str, Any], props: dict[str, Any], *, item_id: Any, path: Path) -> None:
-    """The item fields a run reads as numbers are numbers: ``eo:cloud_cover`` (0-100) and each
+    """The item fields a run reads as numbers are numbers: ``eo:cloud_cover`` and each
     asset's ``raster:bands`` ``scale``, ``offset`` and ``nodata`` (which may also be ``"nan"``,
     ``"inf"`` or ``"-inf"``, as the raster extension allows). A text there was reported as the
     catalog failing to read ("could not convert string to float"), naming neither item nor field."""
@@ -373,8 +373,8 @@ def _check_item_numbers(doc: dict[str, Any], props: dict[str, Any], *, item_id: 
 
     fix = "repair or re-export the static catalog"
     cloud = props.get("eo:cloud_cover")
-    if cloud is not None and not (number(cloud) and 0 <= cloud <= 100):
-        raise ConfigError(f"item {item_id} ({path}): eo:cloud_cover {cloud!r} is not a percentage from 0 to 100; {fix}")
+    if cloud is not None and not number(cloud):  # (a -1 some exporters write for "unknown" passes, as before)
+        raise ConfigError(f"item {item_id} ({path}): eo:cloud_cover {cloud!r} is not a number; {fix}")
     assets = doc.get("assets")
     for key, asset in (assets.items() if isinstance(assets, dict) else ()):
         bands = asset.get("raster:bands") if isinstance(asset, dict) else None

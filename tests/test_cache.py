@@ -257,7 +257,7 @@ def test_cache_info_and_clear(rkh: tuple[dict[str, Any], RangeFileServer], tmp_p
 
     # a command using the cache holds it shared: clear refuses meanwhile (it deleted a running
     # monitor's state, which then failed), and succeeds once the command has finished
-    from pipeline.locks import cache_in_use
+    from pipeline.cache_use import cache_in_use
 
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
     with cache_in_use(root), cache_in_use(root):  # two runs at once share it
@@ -294,3 +294,46 @@ def test_a_blank_cache_variable_is_refused_not_the_current_folder(monkeypatch: p
         default_cache_dir()
     monkeypatch.setenv(ENV_CACHE_DIR, "")  # empty: as if unset
     assert str(default_cache_dir()) != "."
+
+
+def test_a_run_waits_for_a_clear_and_leaves_no_folder_it_did_not_fill(tmp_path: Path) -> None:
+    """A run starting during ``cache clear`` waits (and says so); a cache folder the run created
+    and left empty is removed again (a run that only passes local files through leaves none)."""
+    import logging
+    import threading
+
+    from pipeline.cache_use import cache_in_use, cache_unused
+
+    root = tmp_path / "c"
+    with cache_in_use(root):
+        assert (root / cache.CACHEDIR_TAG).exists()
+    assert not root.exists()
+
+    root.mkdir()
+    (root / cache.CACHEDIR_TAG).write_text("tag")
+    entered = threading.Event()
+
+    def run() -> None:
+        with cache_in_use(root):
+            entered.set()
+
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("pipeline")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        with cache_unused(root) as unused:
+            assert unused
+            thread = threading.Thread(target=run)
+            thread.start()
+            assert not entered.wait(0.5)  # held back while the clear holds the cache
+        thread.join(10)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert entered.is_set()
+    assert f"cache {root}: waiting for `cache clear` to finish" in messages
+    assert root.exists()  # not created by the run: kept

@@ -245,7 +245,8 @@ def test_review_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Capture
     bad_csvs = {  # each refused naming the file (and line): it was recorded, or blamed on the wrong field
         "dup.csv": ("site_id,verdict,analyst,verdict\ns1,confirmed,A,false_alarm\n", "line 1: column 'verdict' "
                     "appears twice"),
-        "typo.csv": ("site_id,verdict,analyst,notes\ns1,confirmed,A,sandbar\n", "line 1: unknown column 'notes'"),
+        "typo.csv": ("site_id,verdict,analyst,notes\ns1,confirmed,A,sandbar\n", "line 1: column 'notes' is not "
+                     "read (did you mean 'note'?)"),
         "ragged.csv": ("site_id,verdict,analyst\ns1,x,confirmed,A\n", "line 2 has 4 fields, the header 3"),
         "baddate.csv": ("site_id,verdict,analyst,date\ns1,confirmed,A,2024-13-45\n", "line 2: date '2024-13-45'"),
     }
@@ -255,6 +256,12 @@ def test_review_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Capture
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and f"verdicts {tmp_path / name}" in err and expected in err, err
     assert not (tmp_path / REGISTER_NAME).exists(), "refused input must write nothing"
+    # a spreadsheet's own extra columns are ignored, and a right-to-left mark (U+200F, carried by
+    # Arabic or Hebrew text from a word processor) is not a control character
+    extra = tmp_path / "extra.csv"
+    extra.write_text("site_id,verdict,analyst,aoi_id,area_ha\ns1,confirmed,\u200fA,aoi,1.0\n", encoding="utf-8")
+    assert main(["review", "import", "--run", str(tmp_path), "--verdicts", str(extra),
+                 "--register", str(tmp_path / "other.sqlite")]) == 0, capsys.readouterr().err
     assert main(["review", "record", "--run", str(tmp_path), "--site", "s1", "--verdict", "confirmed",
                  "--analyst", "A"]) == 0
     capsys.readouterr()

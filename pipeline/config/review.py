@@ -59,10 +59,11 @@ class AssessParams(_Section):
     chip_size_px: int = _param(64, unit="pixels", source=_DESIGN, ge=8, le=1024)
     """Side of the before/after image chips written for the analyst (64 px: 640 m at 10 m)."""
     max_points: int = _param(5000, unit="points", source=_JUDGEMENT, ge=6, le=1_000_000)
-    """Largest sample ``assess sample`` draws (``--n`` or the formula): every point is labelled
-    by eye from its two chips. Olofsson et al. (2014) work with samples of a few hundred to about
-    a thousand points; 5000 leaves room for a team. A larger ``--n`` is refused rather than run
-    for hours writing two chips a point (``--n 100000000`` ran on with no end)."""
+    """Largest ``--n`` that ``assess sample`` accepts (the formula's own size is not capped):
+    every point is labelled by eye from its two chips. Olofsson et al. (2014) work with samples
+    of a few hundred to about a thousand points; 5000 leaves room for a team. A larger ``--n``
+    is refused rather than run for hours writing two chips a point (``--n 100000000`` ran on
+    with no end)."""
 
     def users_accuracy(self) -> dict[str, float]:
         """Conjectured user's accuracy per stratum (``site``, ``buffer``, ``stable``)."""
