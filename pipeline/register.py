@@ -290,6 +290,7 @@ def run_verdicts(run_dir: str | Path, entries: pd.DataFrame, *, today: dt.date |
     run = Path(run_dir)
     known = _run_sites(run)
     out = []
+    judged: dict[tuple[str, dt.date], tuple[str, str]] = {}  # (site, day) -> (verdict, where)
     for k, row in enumerate(entries.to_dict("records")):
         where = str(row.get("where") or (f"row {k + 1}" if len(entries) > 1 else "verdict"))
         site_id = str(row.get("site_id") or "").strip()
@@ -306,6 +307,11 @@ def run_verdicts(run_dir: str | Path, entries: pd.DataFrame, *, today: dt.date |
         if reviewed_on > latest:
             raise ConfigError(f"{where}: date {reviewed_on} is in the future; give the day the judgement was made "
                               "(leave it out for today)")
+        verdict = str(row.get("verdict") or "").strip()
+        before = judged.setdefault((site_id, reviewed_on), (verdict, where))
+        if before[0] != verdict:  # which one stands would depend on the row order alone
+            raise ConfigError(f"{where}: site {site_id!r} is judged {verdict!r} on {reviewed_on}, and "
+                              f"{before[0]!r} on the same day at {before[1].rpartition(': ')[2]}; keep the one meant")
         site = known.loc[site_id]
         note = row.get("note")
         for field, allowed in (("analyst", ""), ("note", "\n\t")):
@@ -314,7 +320,7 @@ def run_verdicts(run_dir: str | Path, entries: pd.DataFrame, *, today: dt.date |
             if bad:  # an escape sequence would act on the terminal of whoever lists or prints the register
                 raise ConfigError(f"{where}: {field} holds a control character ({bad[0]!r}); write it as plain text")
         out.append(Verdict(
-            site_id=site_id, aoi_id=str(site["aoi_id"]), verdict=str(row.get("verdict") or "").strip(),
+            site_id=site_id, aoi_id=str(site["aoi_id"]), verdict=verdict,
             analyst=str(row.get("analyst") or ""), reviewed_on=reviewed_on,
             note="" if note is None or (isinstance(note, float) and pd.isna(note)) else str(note),
             area_ha=float(site["area_ha"]), geometry=site.geometry,

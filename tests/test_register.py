@@ -249,6 +249,9 @@ def test_review_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Capture
                      "read (did you mean 'note'?)"),
         "ragged.csv": ("site_id,verdict,analyst\ns1,x,confirmed,A\n", "line 2 has 4 fields, the header 3"),
         "baddate.csv": ("site_id,verdict,analyst,date\ns1,confirmed,A,2024-13-45\n", "line 2: date '2024-13-45'"),
+        "conflict.csv": ("site_id,verdict,analyst,date\ns1,confirmed,A,2024-05-01\ns1,false_alarm,B,2024-05-01\n",
+                         "line 3: site 's1' is judged 'false_alarm' on 2024-05-01, and 'confirmed' on the same day at "
+                         "line 2"),
     }
     for name, (text, expected) in bad_csvs.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
