@@ -388,6 +388,9 @@ def test_read_labels_csv_refuses_a_named_pipe(tmp_path: Path, sample: pd.DataFra
         (HEADER + "P0001,-6.6,8.1,site,mining,extra\n", r"line 2 has 6 fields, the header 5"),
         (HEADER.rstrip("\n") + ",label\n" + "P0001,-6.6,8.1,site,mining,not_mining\n",
          r"line 1: column 'label' appears twice; keep one"),
+        (HEADER + "P0001,-6.7,8.1,site,mining\n",  # labels of another sample with the same ids
+         r"line 2: P0001 is at \(-6.7, 8.1\), the sample's point at \(-6.6000000, 8.1000000\); restore its lon/lat"),
+        (HEADER + "P0001,abc,8.1,site,mining\n", r"line 2: lon/lat of P0001 \('abc', '8.1'\) are not numbers"),
         (HEADER, r"has a header but no points"),
         ("", r"is empty"),
         ((HEADER + GOOD_ROWS[0] + "P0002,-6.61,8.11,site,min\xe9\n").encode("latin-1"),

@@ -98,7 +98,10 @@ def read_labels_csv(path: str | Path, *, sample: pd.DataFrame) -> pd.DataFrame:
     path = Path(path)
     records = _records(_read_text(path), path)
     strata = dict(zip(sample["point_id"].astype(str), sample["stratum"].astype(str), strict=True))
-    labels = _collect_labels(records, strata, path)
+    positions = (dict(zip(sample["point_id"].astype(str), zip(sample["lon"].astype(float), sample["lat"].astype(float),
+                                                              strict=True), strict=True))
+                 if {"lon", "lat"} <= set(sample.columns) else {})
+    labels = _collect_labels(records, strata, path, positions=positions)
     keep = sample[sample["point_id"].astype(str).isin(labels)]
     cols = [c for c in SAMPLE_CSV_COLUMNS[:-1] if c in keep.columns]
     out = pd.DataFrame(keep[cols]).reset_index(drop=True)
@@ -111,8 +114,16 @@ def read_labels_csv(path: str | Path, *, sample: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------
 
 
-def _collect_labels(records: list[tuple[int, dict[str, str]]], strata: dict[str, str], path: Path) -> dict[str, str]:
-    """``{point_id: label}`` of the records, each checked against the sample's strata."""
+#: How far (degrees, about 11 m) a labelled point's lon/lat may be from the sample's: a
+#: spreadsheet that saves 4 decimals moves a point by up to 0.00005 degrees.
+POSITION_TOLERANCE_DEG = 1e-4
+
+
+def _collect_labels(records: list[tuple[int, dict[str, str]]], strata: dict[str, str], path: Path, *,
+                    positions: dict[str, tuple[float, float]] | None = None) -> dict[str, str]:
+    """``{point_id: label}`` of the records, each checked against the sample's strata and, when
+    ``positions`` are given, its lon/lat (labels of another sample with the same point ids and
+    strata would otherwise be read without a word)."""
     labels: dict[str, str] = {}
     seen: dict[str, int] = {}
     unlabelled: list[tuple[int, str]] = []
@@ -130,6 +141,8 @@ def _collect_labels(records: list[tuple[int, dict[str, str]]], strata: dict[str,
                 f"{where}: stratum of {pid} is {rec['stratum'].strip()!r}, the sample's is {strata[pid]!r}; "
                 "restore it (is this the labels file of another sample?)"
             )
+        if positions and pid in positions:
+            _check_position(rec, positions[pid], pid=pid, where=where)
         label = rec["label"].strip().lower()
         if not label:
             unlabelled.append((line, pid))
@@ -144,6 +157,17 @@ def _collect_labels(records: list[tuple[int, dict[str, str]]], strata: dict[str,
             "label them 'mining' or 'not_mining', or remove their rows"
         )
     return labels
+
+
+def _check_position(rec: dict[str, str], expected: tuple[float, float], *, pid: str, where: str) -> None:
+    try:
+        lon, lat = float(rec["lon"]), float(rec["lat"])
+    except ValueError:
+        raise ConfigError(f"{where}: lon/lat of {pid} ({rec['lon']!r}, {rec['lat']!r}) are not numbers; restore "
+                          "them from sample.csv") from None
+    if not (abs(lon - expected[0]) <= POSITION_TOLERANCE_DEG and abs(lat - expected[1]) <= POSITION_TOLERANCE_DEG):
+        raise ConfigError(f"{where}: {pid} is at ({lon}, {lat}), the sample's point at ({expected[0]:.7f}, "
+                          f"{expected[1]:.7f}); restore its lon/lat (is this the labels file of another sample?)")
 
 
 def _read_text(path: Path) -> str:
