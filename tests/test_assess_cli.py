@@ -128,3 +128,41 @@ def test_the_next_bulletin_reports_the_assessed_area_of_the_previous_map(tmp_pat
     est = json.loads((run / "assessment" / "estimate.json").read_text(encoding="utf-8"))
     assert f"excavated area {est['area_ha']} ha ± {est['area_ci95_ha']}" in text
     assert f"n = {est['n_points']} checked points" in text and "bulletin 1" in text
+
+
+def test_a_new_sample_replaces_the_chips_whole_and_a_failed_one_leaves_the_old(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chips were written in place: a sample killed part way left its chips over those of the
+    sample.csv still there. Now they are drawn aside and replace the old folder at once. (The
+    chip drawing itself is tested in test_assess.py; here a stand-in writes one file a point.)"""
+    import pipeline.assess.runs as runs
+
+    def drawn(points, composites, out_dir, **kw):  # noqa: ANN001, ANN003, ANN202 - a stand-in
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        rows = []
+        for pid in points["point_id"]:
+            (Path(out_dir) / f"{pid}_after.png").write_bytes(b"png")
+            rows.append([pid, "", str(Path(out_dir) / f"{pid}_after.png"), "", "a.tif"])
+        return pd.DataFrame(rows, columns=["point_id", "chip_before", "chip_after", "before_source", "after_source"],
+                            index=points.index)
+
+    def killed(points, composites, out_dir, **kw):  # noqa: ANN001, ANN003, ANN202 - a stand-in
+        Path(out_dir).mkdir(parents=True)
+        (Path(out_dir) / "P0001_after.png").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    run = _run(tmp_path)
+    chips = run / "assessment" / "chips"
+    monkeypatch.setattr(runs, "write_chips", drawn)
+    runs.sample_run(run, n=40)
+    runs.sample_run(run, n=30)  # fewer points: the first sample's extra chips must go
+    second = sorted(p.name for p in chips.iterdir())
+    sample = pd.read_csv(run / "assessment" / "sample.csv", dtype=str)
+    assert second == sorted(f"{pid}_after.png" for pid in sample["point_id"])
+    layer = gpd.read_file(run / "assessment" / "sample.gpkg")
+    assert {str(Path(p).parent) for p in layer["chip_after"]} == {str(chips)}  # the final folder, not the staging
+    monkeypatch.setattr(runs, "write_chips", killed)
+    with pytest.raises(KeyboardInterrupt):
+        runs.sample_run(run, n=40)
+    assert sorted(p.name for p in chips.iterdir()) == second  # the old set, untouched
+    assert [p.name for p in (run / "assessment").iterdir() if p.name.endswith(".tmp")] == []

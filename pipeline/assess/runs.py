@@ -20,6 +20,9 @@ stratified area estimate of mining with its confidence interval, and writes
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -64,9 +67,8 @@ def sample_run(
     sizes = _sizes(strata, pooled, n=n, params=params)
     points = _draw(strata, pooled, sizes, seed=params.seed)
     out = run / ASSESSMENT_DIR
-    chip_table = (
-        write_chips(points, _composites(run, manifest), out / "chips", size_px=params.chip_size_px) if chips else None
-    )
+    chip_table = _write_chips_whole(points, _composites(run, manifest), out, size_px=params.chip_size_px) \
+        if chips else None
     written = write_sample(points, out, chips=chip_table)
     design = {
         "method": "Olofsson et al. 2014 stratified estimation (strata: site, buffer, stable)",
@@ -77,6 +79,27 @@ def sample_run(
     }
     written["design.json"] = write_json(design, out / "design.json")
     return written
+
+
+def _write_chips_whole(points: pd.DataFrame, composites: list[Path], out: Path, *, size_px: int) -> pd.DataFrame:
+    """:func:`write_chips` into ``out/chips`` as a whole: drawn into a staging folder that then
+    replaces the previous sample's chips. Written in place, a sample killed part way left the
+    chips of its draw over those of the ``sample.csv`` still there (an outside tester)."""
+    final = out / "chips"
+    staging = out / f".chips.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        table = write_chips(points, composites, staging, size_px=size_px)
+        for col in ("chip_before", "chip_after"):  # the paths the sample files record: the final folder's
+            table[col] = [str(final / Path(p).name) if p else "" for p in table[col]]
+        old = out / f".chips.{os.getpid()}.{uuid.uuid4().hex[:8]}.old.tmp"
+        if final.exists():
+            final.rename(old)
+        staging.mkdir(parents=True, exist_ok=True)  # (no chip at all: an empty folder still replaces the old)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return table
 
 
 def estimate_run(
