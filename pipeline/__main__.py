@@ -493,11 +493,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import check_truth_placement, evaluate_sites, format_metrics, read_sites, read_truth
+    from .limits import special_file
 
     for flag, path in (("--sites", args.sites), ("--truth", args.truth), *(("--aoi", a) for a in args.aoi or ())):
         if not path.exists():
             raise_input(f"{flag} {path} {missing_reason(path)}")
-        if not path.is_dir() and not path.is_file():  # a named pipe would block until someone writes to it
+        if special_file(path):
             raise_input(f"{flag} {path} is not a regular file (a pipe or a device); pass a GeoJSON file")
     aoi = None
     if args.aoi:

@@ -37,7 +37,7 @@ from shapely.validation import explain_validity
 from .config import AOI_OVERRIDE_SECTIONS, MonitorConfig
 from .countries import iso3166_names
 from .errors import AOIError
-from .limits import MAX_AOI_BYTES, MAX_AOI_VERTICES, load_json
+from .limits import MAX_AOI_BYTES, MAX_AOI_VERTICES, load_json, special_file
 from .types import BBox
 
 __all__ = [
@@ -280,7 +280,7 @@ def _load_collection(path: Path) -> dict[str, Any]:
             f"AOI file {path} not found; check the path (an --aoi path is relative to the current folder, "
             "one in the config's aois to the YAML file)"
         )
-    if not path.is_file():  # a named pipe would block the run until someone writes to it; a device
+    if special_file(path):
         raise AOIError(f"AOI file {path} is not a regular file (a pipe or a device); pass a .geojson file")
     try:
         size = path.stat().st_size

@@ -74,6 +74,12 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _ADDRESS = re.compile(r"^(?:(tcp|tls|ucx|inproc|ws|wss)://)?\[?[A-Za-z0-9_.:-]+\]?:\d{1,5}/?$|^inproc://\S+$")
 
 
+def special_file(path: Path) -> bool:
+    """``path`` exists and is neither a regular file nor a folder: a named pipe, which would block
+    the command until someone wrote to it, or a device. File options refuse it."""
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
 def read_text(
     path: Path, *, what: str, max_bytes: int, fix: str, error: type[MonitorError] = ConfigError
 ) -> str:
@@ -94,7 +100,7 @@ def read_text(
         raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if path.is_dir():
         raise error(f"{what} {path} is a folder, not a file; {fix}")
-    if not path.is_file():  # a named pipe would block the run until someone writes to it; a device
+    if special_file(path):
         raise error(f"{what} {path} is not a regular file (a pipe or a device); {fix}")
     if size > max_bytes:
         raise error(

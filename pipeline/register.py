@@ -46,6 +46,7 @@ from shapely.geometry.base import BaseGeometry
 from .config import MonitorConfig
 from .errors import ConfigError
 from .io import read_run_manifest
+from .limits import special_file
 
 __all__ = [
     "REGISTER_NAME",
@@ -357,7 +358,7 @@ def read_verdicts_csv(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     fix = "write a CSV with columns site_id, verdict, analyst[, date, note]"
-    if path.exists() and not path.is_dir() and not path.is_file():  # a named pipe would block until written
+    if special_file(path):
         raise ConfigError(f"verdicts {path} is not a regular file (a pipe or a device); {fix}")
     try:
         text = path.read_text(encoding="utf-8-sig")

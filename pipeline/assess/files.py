@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipeline.errors import ConfigError
 from pipeline.io import atomic_path, write_csv
+from pipeline.limits import special_file
 
 from .estimate import REFERENCE_CLASSES
 
@@ -171,7 +172,7 @@ def _check_position(rec: dict[str, str], expected: tuple[float, float], *, pid: 
 
 
 def _read_text(path: Path) -> str:
-    if path.exists() and not path.is_dir() and not path.is_file():  # a named pipe would block until written
+    if special_file(path):
         raise ConfigError(f"labels {path} is not a regular file (a pipe or a device); pass the labelled sample.csv")
     try:
         data = path.read_bytes()

@@ -23,6 +23,7 @@ from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import ConfigError, CRSMismatchError
+from pipeline.limits import special_file
 
 __all__ = ["LABEL_VALUES", "LabelAssignment", "assign_labels", "read_labels"]
 
@@ -173,7 +174,7 @@ def assign_labels(candidates: gpd.GeoDataFrame, labels: gpd.GeoDataFrame) -> Lab
 
 
 def _read_json(path: Path) -> Any:
-    if path.exists() and not path.is_dir() and not path.is_file():  # a named pipe would block until written
+    if special_file(path):
         raise ConfigError(f"labels {path} is not a regular file (a pipe or a device); check the --labels path")
     try:
         text = path.read_text(encoding="utf-8")
