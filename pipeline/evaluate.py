@@ -91,6 +91,7 @@ def check_truth_placement(
     if truth.empty:
         return
     truth_ll = truth.to_crs(4326) if truth.crs is not None else truth.set_crs(4326)
+    swapped = _swapped(truth_ll)
     if aoi is not None and not aoi.empty:
         area = aoi.to_crs(4326).union_all()
         if truth_ll.intersects(area).any():
@@ -102,11 +103,11 @@ def check_truth_placement(
         target = box(*sites.to_crs(4326).total_bounds).buffer(0.01)  # about 1 km around the sites
         if truth_ll.intersects(target).any():
             return
-        if not _swapped(truth_ll).intersects(target).any():
+        if not swapped.intersects(target).any():
             return
         where = "near any detected site"
     hint = ("; read with latitude and longitude swapped it would be: GeoJSON gives longitude first, so swap "
-            "the coordinates of every feature" if _swapped(truth_ll).intersects(target).any() else
+            "the coordinates of every feature" if swapped.intersects(target).any() else
             "; check that it belongs to these AOIs and that its coordinates are longitude, latitude")
     minx, miny, maxx, maxy = truth_ll.total_bounds
     raise InputDataError(f"truth file {truth_path}: no feature lies {where} (the features span longitude "
