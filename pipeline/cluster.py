@@ -233,6 +233,8 @@ def _local_cluster(cfg: MonitorConfig, *, env: dict[str, str] | None) -> LocalCl
             host="127.0.0.1",
             silence_logs=_worker_log_level(),
             env=env,
+            # spawned workers ignore SIGINT too (forked ones already do: the fork server preloads it)
+            preload=[] if env is not None else ["pipeline.worker_signals"],
         )
 
 

@@ -1,4 +1,5 @@
-"""Preloaded by the local cluster's fork server: the Dask workers it forks ignore SIGINT.
+"""Preloaded by the local cluster's fork server, and a worker preload of its spawned workers:
+the local Dask workers ignore SIGINT.
 
 Ctrl-C in a terminal sends SIGINT to every process of the foreground process group, the local
 cluster's worker processes included. The client handles it (it closes the cluster, writes
@@ -13,15 +14,23 @@ what the workers start with, and ``asyncio`` then installs no handler of its own
 anywhere but in the fork server (a doctest run, a notebook), the module changes nothing; and
 :mod:`pipeline.cluster` puts back the preload list it found when its last cluster closes, so a
 fork server other code starts later does not preload it.
+
+Spawned workers (``dask.start_method: spawn``) are fresh interpreters: ``asyncio`` installs its
+SIGINT handler as each starts, and Ctrl-C printed a ``KeyboardInterrupt`` traceback per worker.
+:func:`pipeline.cluster.dask_client` names this module as their ``distributed`` worker preload:
+:func:`dask_setup` then ignores SIGINT in the worker's process, once the worker starts (a Ctrl-C
+in the second or so a spawned interpreter takes to get there is still heard).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import signal
 import sys
 import threading
+from typing import Any
 
-__all__ = ["in_fork_server"]
+__all__ = ["dask_setup", "in_fork_server"]
 
 
 def in_fork_server() -> bool:
@@ -37,3 +46,10 @@ def in_fork_server() -> bool:
 
 if in_fork_server() and threading.current_thread() is threading.main_thread():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def dask_setup(worker: Any) -> None:
+    """``distributed``'s hook for a worker preload: ignore SIGINT in a worker process (a child
+    that ``multiprocessing`` started); a worker in the client's own process keeps it."""
+    if threading.current_thread() is threading.main_thread() and multiprocessing.parent_process() is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -70,7 +70,8 @@ def test_a_cluster_started_while_the_last_fork_server_stops_gets_a_fresh_one(tmp
 
 # Evaluated on the workers through the builtin ``eval``: pickled by reference to builtins, the
 # probe imports nothing there (a function of this module would import it, and with it pipeline).
-_PROBE = "(__import__('os').environ.get('KP_TEST_CLUSTER_VAR'), 'pipeline.detect' in __import__('sys').modules)"
+_PROBE = ("(__import__('os').environ.get('KP_TEST_CLUSTER_VAR'), 'pipeline.detect' in __import__('sys').modules, "
+          "__import__('signal').getsignal(2) is __import__('signal').SIG_IGN)")
 
 
 @pytest.mark.parametrize("method", ["forkserver", "spawn"])
@@ -89,6 +90,7 @@ def test_workers_have_the_environment_and_code_of_the_run_that_starts_them(tmp_p
         assert state[0] == value
         # forked from a server that imported the worker modules; a spawned worker has not yet
         assert state[1] == (method == "forkserver")
+        assert state[2]  # Ctrl-C is the client's: forked and spawned workers ignore SIGINT (pipeline.worker_signals)
     # the fork server stops with the last cluster: the next one starts with the code and
     # environment of its run
     assert getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None) is None
