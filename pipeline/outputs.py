@@ -276,7 +276,11 @@ def previous_assessment(out_dir: Path, previous_number: int | None) -> dict[str,
         estimate = json.loads((folder / "estimate.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if previous_number is None or design.get("run") != previous_number:
+    # The estimate names the bulletin whose map it assessed; design.json names the latest sample's,
+    # which a sample drawn on a later bulletin and not yet labelled changes (an estimate written
+    # before it named its bulletin: design.json's).
+    assessed = estimate.get("bulletin_number", design.get("run")) if isinstance(estimate, dict) else None
+    if previous_number is None or assessed != previous_number:
         return None
     return {**estimate, "bulletin_number": previous_number}
 

@@ -128,6 +128,13 @@ def test_the_next_bulletin_reports_the_assessed_area_of_the_previous_map(tmp_pat
     est = json.loads((run / "assessment" / "estimate.json").read_text(encoding="utf-8"))
     assert f"excavated area {est['area_ha']} ha ± {est['area_ci95_ha']}" in text
     assert f"n = {est['n_points']} checked points" in text and "bulletin 1" in text
+    # A sample drawn on bulletin 2's map, not labelled yet: bulletin 3 must not report bulletin 1's
+    # estimate as bulletin 2's (design.json now names bulletin 2; the estimate is still of bulletin 1).
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    (run / "manifest.json").write_text(json.dumps({**manifest, "bulletin_number": 2}), encoding="utf-8")
+    assert main(["assess", "sample", "--run", str(run), "--n", "30"]) == 0
+    assert previous_assessment(run, 2) is None
+    assert previous_assessment(run, 1)["area_ha"] == est["area_ha"]
 
 
 def test_a_new_sample_replaces_the_chips_whole_and_a_failed_one_leaves_the_old(tmp_path: Path,
@@ -166,3 +173,35 @@ def test_a_new_sample_replaces_the_chips_whole_and_a_failed_one_leaves_the_old(t
         runs.sample_run(run, n=40)
     assert sorted(p.name for p in chips.iterdir()) == second  # the old set, untouched
     assert [p.name for p in (run / "assessment").iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_estimate_refuses_a_sample_csv_that_is_not_its_designs(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """sample.csv, sample.gpkg and design.json are written one after another: a sample stopped
+    before design.json left the new points with the old design, and estimate used both. The
+    design now records its points' digest, and estimate checks it."""
+    run = _run(tmp_path)
+    assert main(["assess", "sample", "--run", str(run), "--n", "40"]) == 0
+    out = run / "assessment"
+    # the analyst fills in labels in place (and a spreadsheet rewrites the coordinates): still this design's
+    labelled = pd.read_csv(out / "sample.csv", dtype=str, keep_default_na=False)
+    labelled["label"] = "not_mining"
+    labelled["lon"] = labelled["lon"].astype(float).map("{:.6f}".format)
+    labelled.to_csv(out / "sample.csv", index=False)
+    assert main(["assess", "estimate", "--run", str(run), "--labels", str(out / "sample.csv")]) == 0
+    capsys.readouterr()
+    estimate = (out / "estimate.json").read_bytes()
+    # a second sample stopped after its sample.csv: the first sample's design is still there
+    design = (out / "design.json").read_text(encoding="utf-8")
+    assert main(["assess", "sample", "--run", str(run), "--n", "30"]) == 0
+    (out / "design.json").write_text(design, encoding="utf-8")
+    labels = tmp_path / "labels.csv"
+    second = pd.read_csv(out / "sample.csv", dtype=str, keep_default_na=False).assign(label="not_mining")
+    second.to_csv(labels, index=False)
+    assert main(["assess", "estimate", "--run", str(run), "--labels", str(labels)]) == 2
+    line = _one_error(capsys)
+    assert str(out / "sample.csv") in line and "design.json" in line and "assess sample" in line
+    assert (out / "estimate.json").read_bytes() == estimate  # the first sample's estimate, untouched
+    (out / "sample.csv").unlink()
+    assert main(["assess", "estimate", "--run", str(run), "--labels", str(labels)]) == 2
+    assert "does not exist" in _one_error(capsys)

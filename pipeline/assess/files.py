@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -22,7 +24,7 @@ from pipeline.limits import special_file
 
 from .estimate import REFERENCE_CLASSES
 
-__all__ = ["SAMPLE_CSV_COLUMNS", "read_labels_csv", "write_sample"]
+__all__ = ["SAMPLE_CSV_COLUMNS", "points_record", "read_labels_csv", "same_points", "write_sample"]
 
 #: Columns of ``sample.csv``, in order.
 SAMPLE_CSV_COLUMNS: tuple[str, ...] = ("point_id", "lon", "lat", "stratum", "label")
@@ -66,6 +68,29 @@ def write_sample(points: pd.DataFrame, out_dir: str | Path, *, chips: pd.DataFra
         gpd.GeoDataFrame(layer, geometry=geometry).to_file(tmp, driver="GPKG", layer="sample")
     paths["sample.gpkg"] = out / "sample.gpkg"
     return paths
+
+
+def points_record(points: pd.DataFrame) -> list[list[Any]]:
+    """A sample's points as ``design.json`` records them (``points``): ``[point_id, stratum,
+    lon, lat]`` in order, coordinates to 7 decimals as in ``sample.csv``."""
+    return [[str(pid), str(stratum), round(float(lon), 7), round(float(lat), 7)]
+            for pid, stratum, lon, lat in zip(points["point_id"], points["stratum"], points["lon"], points["lat"],
+                                               strict=True)]
+
+
+def same_points(points: pd.DataFrame, record: Sequence[Sequence[Any]]) -> bool:
+    """Whether ``points`` (a ``sample.csv`` read back) are the points of ``record``
+    (:func:`points_record`): the same ids and strata in the same order, each within
+    :data:`POSITION_TOLERANCE_DEG` of its recorded position, so that a label filled in, or the
+    file saved again by a spreadsheet, changes nothing. A column missing or a coordinate that is
+    not a number: ``False``."""
+    try:
+        now = points_record(points)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return len(now) == len(record) and all(
+        a[:2] == list(map(str, b[:2])) and abs(a[2] - float(b[2])) <= POSITION_TOLERANCE_DEG
+        and abs(a[3] - float(b[3])) <= POSITION_TOLERANCE_DEG for a, b in zip(now, record, strict=True))
 
 
 def read_labels_csv(path: str | Path, *, sample: pd.DataFrame) -> pd.DataFrame:

@@ -39,7 +39,7 @@ from ..io import read_run_manifest, write_json
 from .chips import write_chips
 from .design import allocate_sample, draw_sample, plan_sample, stratify
 from .estimate import MAP_CLASS, STRATA, count_matrix, estimate_accuracy
-from .files import read_labels_csv, write_sample
+from .files import points_record, read_labels_csv, same_points, write_sample
 
 __all__ = ["ASSESSMENT_DIR", "estimate_run", "sample_run"]
 
@@ -76,7 +76,10 @@ def sample_run(
         "stratum_area_ha": {h: round(float(a), 4) for h, a in pooled.items()},
         "sample_size": {h: int(sizes.get(h, 0)) for h in STRATA},
         "params": json.loads(params.model_dump_json()),
+        "points": points_record(points),  # checked by estimate: the sample.csv of this design
     }
+    # written last: a sample stopped before this leaves the previous design, which estimate
+    # then finds does not match the new sample.csv (each file alone is written atomically)
     written["design.json"] = write_json(design, out / "design.json")
     return written
 
@@ -119,16 +122,39 @@ def estimate_run(
     if not design_path.is_file():
         raise ConfigError(f"{design_path} does not exist; run `python -m pipeline assess sample --run {run_dir}` first")
     design = json.loads(design_path.read_text(encoding="utf-8"))
-    sample = pd.read_csv(out / "sample.csv", dtype={"point_id": str, "stratum": str, "label": str})
+    sample = _drawn_sample(out / "sample.csv", design, run_dir=run_dir)
     labelled = read_labels_csv(labels, sample=sample)
     areas = {h: float(a) for h, a in design["stratum_area_ha"].items() if float(a) > 0}
     counts = count_matrix(labelled, strata=tuple(areas))
     est = estimate_accuracy(counts, stratum_areas=areas, map_class={h: MAP_CLASS[h] for h in areas}, z=params.ci_z)
     unanimous = unanimous_strata(labelled, areas)
-    result = {**_result(est, labelled), "unanimous_strata": unanimous,
+    result = {"bulletin_number": design.get("run"),  # the map estimated: the bulletin the sample was drawn on
+              **_result(est, labelled), "unanimous_strata": unanimous,
               "area_range_conservative_ha": conservative_range(result_area(est), unanimous)}
     write_json(result, out / "estimate.json")
     return result
+
+
+def _drawn_sample(path: Path, design: Mapping[str, Any], *, run_dir: str | Path) -> pd.DataFrame:
+    """The drawn sample (``assessment/sample.csv``), checked against its ``design.json``
+    (``points``; a design written before it recorded them is taken as it is).
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, or holds other points than the design's: an ``assess sample``
+        stopped between its files, or a ``sample.csv`` copied in from another sample.
+    """
+    again = f"run `python -m pipeline assess sample --run {run_dir}` again"
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist (the sample {path.with_name('design.json')} describes); {again}")
+    sample = pd.read_csv(path, dtype={"point_id": str, "stratum": str, "label": str})
+    recorded = design.get("points")
+    if recorded is not None and not same_points(sample, recorded):
+        raise ConfigError(f"{path} does not hold the points {path.with_name('design.json')} was drawn with (an "
+                          f"`assess sample` stopped part way, or a sample.csv from another sample); {again}, "
+                          "then label the new sample.csv")
+    return sample
 
 
 def unanimous_strata(labelled: pd.DataFrame, areas: Mapping[str, float]) -> dict[str, dict[str, Any]]:
