@@ -255,7 +255,7 @@ def _main(argv: Sequence[str] | None) -> int:
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (for the process's life)
     for stream in (sys.stdout, sys.stderr):  # a path with "é" on an ASCII terminal: escaped, not a crash
         with contextlib.suppress(AttributeError, ValueError):
-            stream.reconfigure(errors="backslashreplace")
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.quiet and args.verbose:  # before or after the subcommand: one check for both places

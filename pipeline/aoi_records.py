@@ -77,7 +77,7 @@ def rgb_view(views: xr.Dataset, index: int) -> np.ndarray:
     return rgb.astype("float32")
 
 
-def season_views(named: xr.Dataset, *, product: str) -> list[composites.CompositeView]:
+def season_views(named: xr.Dataset, *, product: composites.WindowProduct) -> list[composites.CompositeView]:
     """The computed named composites of ``product``, red/green/blue only, oldest first (none
     when ``composites.bands`` leaves a display band out)."""
     if not all(b in named for b in ("red", "green", "blue")):

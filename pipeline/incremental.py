@@ -189,15 +189,17 @@ def build_incremental(
         ndig = composites_digest(cfg, dates=ddig, bands=cfg.composite_bands, min_valid_obs=cfg.composites.min_valid_obs)
         named = _plan_windows(store, "named", named_windows, times, prints, ndig)
 
-    source, det_dates, n_resumed, n_stepped, kept = None, [], 0, 0, None
+    source, n_resumed, n_stepped, kept = None, 0, 0, None
+    det_dates: list[int] = []
     if resumable:
         source, det_dates, n_resumed, n_stepped, kept = _plan_detection(
             job, store, masked, keys, times, dates_digest=ddig)
     if resumable and not all_dates:
         used = set(det_dates) | set(new)
         for w in (views, named):
-            for i in w.missing if w is not None else []:
-                used.update(_slots_in(w.windows[i], times))
+            if w is not None:
+                for i in w.missing:
+                    used.update(_slots_in(w.windows[i], times))
         dates = sorted(used)
     else:
         dates = list(range(len(keys)))

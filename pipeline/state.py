@@ -234,7 +234,7 @@ class StateStore:
         sources = tuple((str(self.root / "blocks" / b), tuple(s), tuple(d)) for b, (s, d) in sorted(by_block.items()))
         body = _MergeChunk(variables, tuple(dtypes[v] for v in variables), sources, tuple(new_at), len(locations),
                            writer if new_at else None)
-        deps = [new[v] for v in variables] if new_at and new is not None else []
+        deps: list[Any] = [new[v] for v in variables] if new_at and new is not None else []
         name = "state-" + tokenize(body, chunks, [d.name for d in deps])
         ystarts, xstarts = np.cumsum((0, *chunks[0])), np.cumsum((0, *chunks[1]))
         layer: dict[Any, Any] = {}
@@ -252,9 +252,9 @@ class StateStore:
         out = {}
         for var, dtype in dtypes.items():
             vname = f"{name}-{var}"
-            vlayer = {(vname, 0, i, j): (operator.getitem, (name, i, j), var)
+            vlayer: dict[Any, Any] = {(vname, 0, i, j): (operator.getitem, (name, i, j), var)
                       for i in range(len(chunks[0])) for j in range(len(chunks[1]))}
-            graph = HighLevelGraph.from_collections(vname, vlayer, dependencies=[merged])
+            graph = HighLevelGraph.from_collections(vname, vlayer, dependencies=[merged])  # type: ignore[list-item]
             out[var] = da.Array(graph, vname, chunks=((len(locations),), *chunks), dtype=dtype)
         return out
 

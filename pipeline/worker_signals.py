@@ -28,6 +28,7 @@ import multiprocessing
 import signal
 import sys
 import threading
+from types import FrameType
 from typing import Any
 
 __all__ = ["dask_setup", "in_fork_server"]
@@ -35,7 +36,7 @@ __all__ = ["dask_setup", "in_fork_server"]
 
 def in_fork_server() -> bool:
     """Whether this import runs in ``multiprocessing.forkserver.main`` (the server's preloads)."""
-    frame = sys._getframe()
+    frame: FrameType | None = sys._getframe()
     while frame is not None:
         code = frame.f_code
         if code.co_name == "main" and code.co_filename.replace("\\", "/").endswith("multiprocessing/forkserver.py"):

@@ -40,6 +40,7 @@ from .aoi_records import season_views as _season_views
 from .aoi_windows import SEARCH_LOCK, localise_aoi
 from .candidates import AOICandidates, aoi_candidates, classify_candidates
 from .classify import SiteModel, feature_rasters, model_summary, radar_rasters
+from .composites import CompositeView
 from .config import MonitorConfig
 from .errors import MonitorError
 from .evaluate import read_sites
@@ -113,7 +114,7 @@ class AOIResult:
     dismissed: gpd.GeoDataFrame | None = None
     """Sites an analyst judged ``false_alarm`` (:mod:`pipeline.register`), in the AOI's UTM CRS:
     out of :attr:`sites` and of the activity series, listed apart."""
-    season_views: list[composites.CompositeView] = field(default_factory=list)
+    season_views: list[CompositeView] = field(default_factory=list)
     """The dry-season named composites (``composites.products``), red, green and blue only, oldest
     first: the bulletin's same-season before/after chips. Empty when none was computed."""
     uncovered_frac: float | None = None

@@ -130,9 +130,10 @@ def change_blockwise(
                     confirm=confirm, resume=resume)
     name = "detect-confirm-" + tokenize(body, first_name, counts_key)
     ystarts, xstarts = np.cumsum((0, *y_chunks)), np.cumsum((0, *x_chunks))
-    layer = {(name, 0, i, j): (body, None if first_name is None else (first_name, i, j), counts_key, i, j,
-                               slice(int(ystarts[i]), int(ystarts[i + 1])), slice(int(xstarts[j]), int(xstarts[j + 1])))
-             for i in range(len(y_chunks)) for j in range(len(x_chunks))}
+    layer: dict[Any, Any] = {
+        (name, 0, i, j): (body, None if first_name is None else (first_name, i, j), counts_key, i, j,
+                          slice(int(ystarts[i]), int(ystarts[i + 1])), slice(int(xstarts[j]), int(xstarts[j + 1])))
+        for i in range(len(y_chunks)) for j in range(len(x_chunks))}
     graph = HighLevelGraph.from_collections(name, layer, dependencies=deps)
     stacked = da.Array(graph, name, chunks=((len(CHANGE_VARS),), y_chunks, x_chunks), dtype=np.float64,
                        meta=np.empty((0, 0, 0), dtype=np.float64))

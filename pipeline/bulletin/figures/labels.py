@@ -31,7 +31,7 @@ _DIRECTIONS: tuple[tuple[int, int], ...] = ((1, 1), (-1, 1), (1, -1), (-1, -1), 
 #: A label further than this (points) from its site gets a leader line.
 LEADER_MIN_PT = 5.0
 _TEXT_HALO = [patheffects.withStroke(linewidth=2.5, foreground="black")]
-_LINE_HALO = [patheffects.withStroke(linewidth=2.0, foreground="black")]
+_LINE_HALO: list[patheffects.AbstractPathEffect] = [patheffects.withStroke(linewidth=2.0, foreground="black")]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def place_labels(ax: Axes, labels: Sequence[SiteLabel], *, fontsize: float = 6.5
     boxes labels must avoid. When no candidate is free, the label goes where it overlaps the
     least (with a leader line): it is never dropped.
     """
-    renderer = ax.figure.canvas.get_renderer()  # type: ignore[union-attr]
+    renderer = ax.figure.canvas.get_renderer()  # type: ignore[union-attr,attr-defined]
     frame = ax.get_window_extent(renderer)
     sites = [_display_box(ax, lab.bounds) for lab in labels]
     taken: list[Bbox] = list(obstacles)
