@@ -12,6 +12,7 @@ the statistics tables under 40 KB, a STAC item under 20 KB.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -351,11 +352,25 @@ def check_scheduler_address(value: str | None) -> str | None:
     ``tls://``, ``ucx://``, ``inproc://``); return it unchanged."""
     if value is None:
         return None
-    if not _ADDRESS.fullmatch(value.strip()):
+    text = value.strip()
+    if not _ADDRESS.fullmatch(text):
         raise ValueError(
             f"{value[:80]!r} is not a scheduler address; use tcp://HOST:PORT "
             "(the address dask-scheduler prints), or leave it unset for a local cluster"
         )
+    # a port or an IPv4 address that cannot exist: refused now, not after the connect timeout
+    if not text.startswith("inproc://"):
+        host, _, port = text.split("://")[-1].rstrip("/").rpartition(":")
+        host = host.strip("[]")
+        if not 0 < int(port) < 65536:
+            raise ValueError(f"{value[:80]!r}: port {port} is not a TCP port (1-65535); use the address dask-scheduler "
+                             "prints")
+        if re.fullmatch(r"[0-9.]+", host):
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                raise ValueError(f"{value[:80]!r}: {host} is not an IPv4 address; use the address dask-scheduler "
+                                 "prints") from None
     return value
 
 
