@@ -46,7 +46,8 @@ def dask_client(cfg: MonitorConfig, *, stop_later: bool = False) -> Iterator[Any
     Raises
     ------
     MonitorError
-        The scheduler cannot be reached (one line naming it).
+        The scheduler cannot be reached, or no worker joins it within ``dask.connect_timeout_s`` (one
+        line naming it).
     """
     if cfg.dask.scheduler:
         try:
@@ -55,6 +56,16 @@ def dask_client(cfg: MonitorConfig, *, stop_later: bool = False) -> Iterator[Any
             raise MonitorError(
                 f"cannot connect to Dask scheduler {cfg.dask.scheduler} within {cfg.dask.connect_timeout_s:g} s: "
                 f"{exc}; check --scheduler (or raise dask.connect_timeout_s)"
+            ) from None
+        try:
+            # a scheduler with no worker would take the graphs and never run them: the run would wait forever
+            client.wait_for_workers(1, timeout=cfg.dask.connect_timeout_s)
+        except TimeoutError:
+            client.close()
+            raise MonitorError(
+                f"Dask scheduler {cfg.dask.scheduler} has no workers (none joined within "
+                f"{cfg.dask.connect_timeout_s:g} s); start workers on it (dask worker {cfg.dask.scheduler}), "
+                "raise dask.connect_timeout_s if they are still starting, or leave --scheduler out for a local cluster"
             ) from None
         log.info("dask: joined scheduler %s (%d workers)", cfg.dask.scheduler, len(client.scheduler_info()["workers"]))
         try:
