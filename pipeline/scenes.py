@@ -4,8 +4,9 @@ For each AOI of a configuration (the same options as ``monitor``), :func:`plan_s
 searches the source exactly as a run does and describes every item it would use: its date,
 whether it falls in the baseline or the monitoring period, its cloud cover over the AOI and
 the bytes a run would still have to fetch for it. It then sums up the baseline coverage (the
-imagery the per-pixel baselines are built from). Nothing is written: no cache entry, no
-output folder; only the table (or JSON) on standard output.
+imagery the per-pixel baselines are built from), and fails the AOI as a run would when its
+scenes leave the baseline or the monitoring period empty. Nothing is written: no cache entry,
+no output folder; only the table (or JSON) on standard output.
 
 Cloud cover over the AOI comes from the scene's own SCL band where that can be read without
 the network: a window already in the window cache (:mod:`pipeline.cache`), or a local file
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pystac
 import rasterio
 import rasterio.errors
@@ -40,9 +42,10 @@ import rasterio.warp
 import rasterio.windows
 import shapely
 import shapely.geometry
+import xarray as xr
 from pyproj import Transformer
 
-from . import acquire, search
+from . import acquire, preprocess, search
 from . import cache as window_cache
 from .aoi import read_aois
 from .config import MonitorConfig
@@ -143,7 +146,7 @@ def plan_scenes(cfg: MonitorConfig, *, today: dt.date | None = None) -> list[AOI
     """
     aois = read_aois(cfg.aois, max_area_km2=cfg.max_aoi_area_km2)
     jobs = plan_jobs(aois, cfg, today=today)
-    preflight_dry_run(cfg, jobs, today=today)  # what monitor would refuse, refused the same way
+    preflight_dry_run(cfg, jobs, today=today, writes_cache=False)  # what monitor would refuse, refused the same way
     preflight_source(cfg)  # then, as monitor: a remote source that cannot be reached
     warn_aois(jobs, cfg)
     return [_plan_one(job) for job in jobs]
@@ -156,7 +159,7 @@ def format_scenes(plans: Sequence[AOIScenePlan]) -> str:
     for plan in plans:
         lines.append(f"AOI {plan.aoi_id}: baseline {plan.search_start}..{_day_before(plan.start)}, "
                      f"monitoring {plan.start}..{plan.end}")
-        if plan.error:
+        if plan.error and not plan.scenes:
             lines.append(f"  failed: {plan.error}")
             lines.append("")
             continue
@@ -177,6 +180,8 @@ def format_scenes(plans: Sequence[AOIScenePlan]) -> str:
         if plan.uncovered_frac is not None and plan.uncovered_frac >= plan.warn_uncovered_frac:
             lines.append(f"  warning: {100 * plan.uncovered_frac:.0f}% of the AOI lies outside the footprint of every "
                          "scene: no site can be detected there")
+        if plan.error:
+            lines.append(f"  failed: {plan.error}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -185,7 +190,7 @@ def scenes_json(plans: Sequence[AOIScenePlan]) -> str:
     """The dry run as JSON: ``{"aois": [{aoi_id, search_start, start, end, error, coverage, scenes: [...]}]}``."""
     doc = {"aois": [{
         "aoi_id": p.aoi_id, "search_start": p.search_start, "start": p.start, "end": p.end, "error": p.error,
-        "coverage": None if p.error else p.coverage(),
+        "coverage": p.coverage() if p.scenes else None,
         "scenes": [dataclasses.asdict(s) for s in p.scenes],
     } for p in plans]}
     return json.dumps(doc, indent=2)
@@ -241,7 +246,22 @@ def _plan_one(job: AOIJob) -> AOIScenePlan:
             cloud_pct=None if cloud is None else round(cloud, 2), cloud_source=source,
             fetch_bytes=int(fetch), cached_bands=cached, bands=len(bands),
             solar_day=acquire.solar_day(when.astimezone(dt.UTC), lon).isoformat()))
+    plan.error = _window_error(plan, baseline_days=cfg.detect.baseline_days)
     return plan
+
+
+def _window_error(plan: AOIScenePlan, *, baseline_days: int) -> str | None:
+    """Why a run would fail this AOI for want of scenes (no baseline, or none in the monitoring
+    period): the check and the words of the run's own (:func:`pipeline.preprocess.observation_windows`),
+    on the scenes' acquisition dates. (A run can still find fewer: scenes whose files fail the
+    window cache's checks are skipped.)"""
+    days = pd.DatetimeIndex(sorted({s.solar_day or s.datetime[:10] for s in plan.scenes}))
+    try:
+        preprocess.observation_windows(xr.Dataset(coords={"time": days}),
+                                       monitoring_start=dt.date.fromisoformat(plan.start), baseline_days=baseline_days)
+    except MonitorError as exc:
+        return " ".join(str(exc).split())
+    return None
 
 
 def _scl_file(item: pystac.Item, cache: window_cache.WindowCache, key: str) -> tuple[str | None, str]:

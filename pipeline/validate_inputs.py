@@ -100,18 +100,20 @@ def preflight_inputs(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.da
     _check_reads(cfg, jobs)
 
 
-def preflight_dry_run(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.date | None = None) -> None:
-    """The checks of :func:`preflight_inputs` that concern what a run would read (``scenes``):
-    the period, the cache folder, the static catalog and the API's collections. ``scenes``
-    refuses what ``monitor`` refuses, with the same line; the output folder and the statistics
-    tables, which it does not use, are not checked."""
+def preflight_dry_run(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.date | None = None,
+                      writes_cache: bool = True) -> None:
+    """The checks of :func:`preflight_inputs` that concern what a run would read (``scenes``,
+    ``train``): the period, the cache folder, the static catalog and the API's collections.
+    ``scenes`` refuses what ``monitor`` refuses, with the same line; the output folder and the
+    statistics tables, which it does not use, are not checked. ``writes_cache=False`` (``scenes``,
+    which writes nothing): the cache folder is not probed for writing."""
     check_period(cfg, today=today)
-    _check_reads(cfg, jobs)
+    _check_reads(cfg, jobs, writes_cache=writes_cache)
 
 
-def _check_reads(cfg: MonitorConfig, jobs: Sequence[AOIJob]) -> None:
+def _check_reads(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, writes_cache: bool = True) -> None:
     """What a run reads from: the cache folder, a static catalog, a STAC API's collections."""
-    check_cache_dir(cfg)
+    check_cache_dir(cfg, writable=writes_cache)
     check_static_catalog(cfg, jobs)
     check_api_collections(jobs)
 
@@ -231,10 +233,11 @@ def check_out_dir(out_dir: Path) -> None:
         _check_sites(out_dir / "sites.geojson", archived=latest_archive(out_dir))
 
 
-def check_cache_dir(cfg: MonitorConfig) -> None:
+def check_cache_dir(cfg: MonitorConfig, *, writable: bool = True) -> None:
     """The window cache folder, when it exists, is a folder, and the run can write it (or, when
     it does not exist yet, create it): otherwise the run would fail at its first fetch, with
-    its output folder already begun."""
+    its output folder already begun. ``writable=False``: the writing is not probed (a probe
+    makes and removes a folder in it)."""
     cache = resolve_cache_dir(cfg.cache_dir)
     if cache.exists() and not cache.is_dir():
         raise ConfigError(f"cache folder {cache} is a file, not a folder; pass --cache (or cache_dir, or "
@@ -245,6 +248,8 @@ def check_cache_dir(cfg: MonitorConfig) -> None:
                           "remove it, or pass --cache another folder")
     if not probe.is_dir():
         raise ConfigError(f"cannot create cache folder {cache}: {probe} is a file, not a folder; pass --cache a folder")
+    if not writable:
+        return
     try:
         probe_writable(probe)  # what the fetch will do, without leaving anything
     except OSError as exc:

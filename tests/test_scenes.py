@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
@@ -46,12 +47,13 @@ def test_scenes_lists_items_cloud_cost_and_writes_nothing(scenario: ScenarioResu
         items = search.search_items(job.geometry, job.search_start, job.end, source=cfg.source,
                                     params=cfg.search, bands=BANDS)
         localise_items(items[:2], geobox=job.grid().geobox, bands=BANDS, cache_dir=cache)
-        before = _tree(tmp_path)
+        before, stamp = _tree(tmp_path), cache.stat().st_mtime_ns
         files.reset_stats()
         plans = plan_scenes(cfg)
         assert files.requests == []  # no pixel is read from the source
         after = _tree(tmp_path)
     assert after == before  # nothing written
+    assert cache.stat().st_mtime_ns == stamp  # not even a write probe made and removed (an outside tester's strace)
     (plan,) = plans
     assert [s.item_id for s in plan.scenes] == [it.id for it in items]
     cached, rest = plan.scenes[:2], plan.scenes[2:]
@@ -118,3 +120,25 @@ def test_same_day_scenes_of_adjacent_tiles_count_as_one_date() -> None:
     assert cov["baseline_clear_equiv"] == pytest.approx(0.98 + 0.5)
     text = format_scenes([plan])
     assert "4 scenes on 3 dates (same-day tiles merged, as in a run), 1.48 clear-scene equivalents" in text
+
+
+def test_scenes_fails_an_aoi_as_monitor_does_when_the_period_holds_no_scene(
+        scenario: ScenarioResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An outside tester: `scenes` for a period after the last scene exited 0 ("monitoring: 0
+    scenes") where `monitor` fails the AOI with "no scene on or after ...". Now the same line,
+    exit 1, and the baseline scenes it did find still listed."""
+    from pipeline.__main__ import main
+
+    start = SMALL_SPEC.end + dt.timedelta(days=30)  # after the scenario's last scene; its baseline has some
+    cfg = write_config(tmp_path / "c.yaml", config_dict(source=str(scenario.catalog_path), aois=[scenario.aoi_path],
+                                                        out=tmp_path / "out", cache=tmp_path / "cache"))
+    argv = ["scenes", "--config", str(cfg), "--start", str(start), "--end", str(start + dt.timedelta(days=60))]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    failed = [ln for ln in err.splitlines() if ln.startswith("failed:")]
+    assert failed == [f"failed: AOI {SMALL_SPEC.aoi_id}: no scene on or after {start}; check period.start/end"]
+    assert "baseline coverage:" in out and f"  failed: no scene on or after {start}" in out
+    assert main([*argv, "--json"]) == 1
+    (aoi,) = json.loads(capsys.readouterr().out)["aois"]
+    assert aoi["error"].startswith("no scene on or after") and aoi["coverage"]["monitoring_scenes"] == 0
+    assert aoi["coverage"]["baseline_scenes"] > 0
