@@ -19,9 +19,9 @@ from pathlib import Path
 
 from .cache import CACHEDIR_TAG, WindowCache
 from .errors import ConfigError
-from .locks import exclusive_lock_nowait, shared_lock
+from .locks import exclusive_lock_nowait, is_held, shared_lock
 
-__all__ = ["CACHE_USE_NAME", "cache_in_use", "cache_unused"]
+__all__ = ["CACHE_USE_NAME", "cache_busy", "cache_in_use", "cache_unused"]
 
 log = logging.getLogger("pipeline")
 
@@ -69,3 +69,9 @@ def cache_unused(cache_dir: str | Path) -> Iterator[bool]:
     except OSError as exc:
         raise ConfigError(f"cannot tell whether a run uses cache {cache_dir}: {path} cannot be opened "
                           f"({exc.strerror or exc}); clear it as a user who can write it") from None
+
+
+def cache_busy(cache_dir: str | Path) -> bool:
+    """Whether a command holds the cache ``cache_dir`` now (:func:`cache_in_use`); read only
+    (``cache info``)."""
+    return is_held(Path(cache_dir) / CACHE_USE_NAME)

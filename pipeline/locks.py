@@ -39,6 +39,7 @@ __all__ = [
     "FileLock",
     "RunLockBusy",
     "exclusive_lock_nowait",
+    "is_held",
     "pid_alive",
     "shared_lock",
     "remove_dead_temporaries",
@@ -93,6 +94,24 @@ def exclusive_lock_nowait(path: Path, *, tries: int = 5, pause_s: float = 0.05) 
         yield True
     finally:
         _release(path, fd)
+
+
+def is_held(path: Path) -> bool:
+    """Whether some process holds an ``flock`` on ``path`` now (shared or exclusive). Read only:
+    the file is opened read-only, never created or removed, and locked exclusively without
+    waiting for an instant when nobody holds it (a holder starting in that instant waits for
+    it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # missing (nobody holds it), or unreadable: what it says cannot be read
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the instant's lock
+    return False
 
 
 def _open_for_lock(path: Path) -> int:

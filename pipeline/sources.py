@@ -21,7 +21,7 @@ from typing import Any
 
 from .asset_checks import CheckedFiles
 from .cache import CACHEDIR_TAG, resolve_cache_dir
-from .cache_use import cache_unused
+from .cache_use import CACHE_USE_NAME, cache_busy, cache_unused
 from .config import MonitorConfig
 from .errors import ConfigError
 from .http import redact, scrub
@@ -54,7 +54,9 @@ def cache_info(cache_dir: str | Path | None = None) -> str:
     n_items = sum(1 for p in windows.iterdir() if p.is_dir()) if windows.is_dir() else 0
     entries = _usage(windows, "*.tif") if windows.is_dir() else _Usage()
     products = _usage(root / "products", "*") + _usage(root / "downloads", "*")
-    leftovers = _usage(root, ".*.tmp") + _usage(root, "*.part") + _usage(root, "*.lock")
+    # the lock that says a command uses the cache is no leftover (it goes with its last holder)
+    leftovers = _usage(root, ".*.tmp") + _usage(root, "*.part") + _usage(root, "*.lock", skip=CACHE_USE_NAME)
+    busy = cache_busy(root)
     total = _usage(root, "*")
     lines = [
         f"cache: {root}" + ("" if (root / CACHEDIR_TAG).exists() else "  (no CACHEDIR.TAG: not a kp-monitor cache?)"),
@@ -65,7 +67,12 @@ def cache_info(cache_dir: str | Path | None = None) -> str:
     if state.files:
         lines.append(f"  state:     {state.files} file(s) of masked-cube blocks and composites (incremental runs), "
                      f"{_human(state.bytes)}")
-    if leftovers.files:
+    if busy:
+        lines.append("  in use:    by a running command (monitor, train or demo): cache clear refuses until it ends")
+    if leftovers.files and busy:
+        lines.append(f"  temporary: {leftovers.files} temporary/lock file(s) of the running command or of interrupted "
+                     f"runs, {_human(leftovers.bytes)}")
+    elif leftovers.files:
         lines.append(f"  leftovers: {leftovers.files} temporary/lock file(s) of interrupted runs, "
                      f"{_human(leftovers.bytes)} (cache clear removes them)")
     lines.append(f"  total:     {_human(total.bytes)}")
@@ -173,8 +180,9 @@ def describe_source(cfg: MonitorConfig) -> str:
     return f"{provider_kind(cfg.source)} {cfg.source.url}"
 
 
-def _usage(base: Path, pattern: str) -> _Usage:
-    files = [p for p in base.rglob(pattern) if p.is_file() and not p.is_symlink()] if base.exists() else []
+def _usage(base: Path, pattern: str, *, skip: str | None = None) -> _Usage:
+    files = [p for p in base.rglob(pattern) if p.is_file() and not p.is_symlink() and p.name != skip] \
+        if base.exists() else []
     return _Usage(len(files), sum(p.stat().st_size for p in files))
 
 

@@ -260,9 +260,15 @@ def test_cache_info_and_clear(rkh: tuple[dict[str, Any], RangeFileServer], tmp_p
     from pipeline.cache_use import cache_in_use
 
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    assert "in use" not in sources.cache_info(root)
     with cache_in_use(root), cache_in_use(root):  # two runs at once share it
         with pytest.raises(ConfigError, match=f"cache {root} is in use by a running command"):
             sources.cache_clear(root)
+        # info says so too, and does not call the in-use lock a leftover of an interrupted run (an
+        # outside tester: it promised that clear would remove it, and clear refused)
+        info = sources.cache_info(root)
+        assert "in use:    by a running command" in info and "file(s) of interrupted runs" not in info
+        assert "of the running command or of interrupted runs" in info  # busy's lock is still there
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # the last holder removed the lock file
     (busy / "red-x.tif.lock").unlink()
     assert "freed" in sources.cache_clear(root)
