@@ -83,7 +83,7 @@ class IncrementalPlan:
     views: _Windows
     named: _Windows | None
     periods: Sequence[tuple[Any, Any]]
-    stats: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, int | str] = field(default_factory=dict)
     detection: DetectionPlan | None = None
     """Detection resumed from (and kept in) the state, ``None``: detect on the whole cube."""
 
@@ -122,7 +122,7 @@ def build_incremental(
     *,
     grid: str,
     open_masked: Any,
-    resumable: bool = False,
+    not_resumable: str | None,
     all_dates: bool = True,
 ) -> tuple[xr.Dataset, xr.Dataset | None, xr.Dataset | None, IncrementalPlan]:
     """The AOI's masked cube over all dates from the store and the new dates, and the partial
@@ -142,10 +142,10 @@ def build_incremental(
     open_masked
         ``open_masked(items, chunk_px) -> xr.Dataset``: the lazy masked cube of some items in
         spatial chunks of ``chunk_px`` (the same function that built ``masked``).
-    resumable
-        Detection can resume from a stored confirmation state
-        (:func:`pipeline.detect.blockwise.supported_params`); :attr:`IncrementalPlan.detection`
-        then says on which dates and from which state.
+    not_resumable
+        Why detection cannot resume from a stored confirmation state
+        (:func:`pipeline.detect.not_resumable`); ``None``: it can, and
+        :attr:`IncrementalPlan.detection` then says on which dates and from which state.
     all_dates
         The cube must hold every date (the site classifier's feature rasters read them all);
         ``False``: only the dates detection and the composites to compute use.
@@ -189,6 +189,7 @@ def build_incremental(
         ndig = composites_digest(cfg, dates=ddig, bands=cfg.composite_bands, min_valid_obs=cfg.composites.min_valid_obs)
         named = _plan_windows(store, "named", named_windows, times, prints, ndig)
 
+    resumable = not_resumable is None
     source, n_resumed, n_stepped, kept = None, 0, 0, None
     det_dates: list[int] = []
     if resumable:
@@ -254,12 +255,26 @@ def build_incremental(
     if detection is not None:
         plan.stats["detection_dates_resumed"] = n_resumed
         plan.stats["detection_dates_stepped"] = n_stepped
+    elif not_resumable is not None:
+        plan.stats["detection_not_resumable"] = not_resumable
     log.info("AOI %s: state: %d date(s) to compute, %d stored (%d read, %d block(s)); %d composite window(s) to "
-             "compute, %d stored%s", job.aoi_id, len(new), plan.stats["dates_reused"],
+             "compute, %d stored; %s", job.aoi_id, len(new), plan.stats["dates_reused"],
              plan.stats["dates_read_from_state"], plan.stats["blocks_read"], plan.stats["composites_computed"],
-             plan.stats["composites_reused"],
-             "" if detection is None else f"; detection resumes after {n_resumed} monitoring date(s)")
+             plan.stats["composites_reused"], _detection_note(store, not_resumable, n_resumed, n_stepped))
     return cube, lazy_views, lazy_named, plan
+
+
+def _detection_note(store: StateStore, not_resumable: str | None, n_resumed: int, n_stepped: int) -> str:
+    """What the state log line says of detection: where it resumes, or why it runs over every
+    monitoring date (an outside tester could not tell a changed ``detect.*`` setting from a
+    first run)."""
+    if not_resumable is not None:
+        return f"detection runs over every monitoring date ({not_resumable})"
+    if n_resumed:
+        return f"detection resumes after {n_resumed} monitoring date(s), {n_stepped} to step over"
+    why = ("none stored matches these detect.* settings, baseline and dates" if store.has_detections()
+           else "none stored yet")
+    return f"detection runs over all {n_stepped} monitoring date(s): no stored confirmation state ({why})"
 
 
 def _plan_detection(job: AOIJob, store: StateStore, masked: xr.Dataset, keys: list[str], times: pd.DatetimeIndex,

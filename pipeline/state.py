@@ -306,6 +306,11 @@ class StateStore:
             keys.append(_sha({"prev": keys[-1], "date": key, "time_ns": time_ns})[:24])
         return keys
 
+    def has_detections(self) -> bool:
+        """Whether any confirmation state is stored (for other settings or dates, perhaps)."""
+        folder = self.root / "detect"
+        return folder.is_dir() and any(not p.name.startswith(".") for p in folder.iterdir())
+
     def find_detection(self, chain: Sequence[str]) -> tuple[int, str | None]:
         """The longest prefix of ``chain`` (:meth:`detection_chain`) whose state is stored: its
         number of monitoring dates and folder, or ``(0, None)``."""

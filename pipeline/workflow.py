@@ -122,7 +122,7 @@ class AOIResult:
     the scenes are known (an AOI whose search failed)."""
     coverage_warning: bool = False
     """``uncovered_frac`` reached ``search.warn_uncovered_frac``: the run warned, the bulletin says so."""
-    state: dict[str, int] = field(default_factory=dict)
+    state: dict[str, int | str] = field(default_factory=dict)
     """With ``incremental``: dates and composite windows computed and reused from the stored
     state, and the stored blocks read (:class:`pipeline.incremental.IncrementalPlan`)."""
 
@@ -516,7 +516,7 @@ def _build_incremental(
 
     stored, views, named, plan = build_incremental(
         job, cube.masked, cube.items, grid=window_cache.grid_key(cube.grid.geobox), open_masked=open_masked,
-        resumable=detect.resumable(cfg.detect, scored_radar), all_dates=features,
+        not_resumable=detect.not_resumable(cfg.detect, scored_radar), all_dates=features,
     )
     if plan.detection is not None:
         # only the monitoring dates after the stored confirmation state

@@ -235,3 +235,26 @@ def test_fetch_threads_reach_the_fetch_and_change_no_state_digest(tmp_path: Path
     assert seen["max_workers"] == 16
     with pytest.raises(ValueError, match="fetch_threads"):
         cfg(fetch_threads=0)
+
+
+def test_the_state_line_says_why_detection_runs_over_every_date(tmp_path: Path) -> None:
+    """An outside tester changed a detect.* setting and read "detection resumes after 0
+    monitoring date(s)", the words of a first run; with radar on the line said nothing of
+    detection and the manifest lacked its counters."""
+    from pipeline.config import DetectParams
+    from pipeline.detect import not_resumable
+    from pipeline.incremental import _detection_note
+
+    store = StateStore(tmp_path, aoi_id="a", grid="g")
+    assert not_resumable(DetectParams()) is None
+    assert "radar is fused" in not_resumable(DetectParams(), radar=object())
+    assert "otsu" in not_resumable(DetectParams(threshold_method="otsu"))
+    assert _detection_note(store, "radar is fused: its scores are not stored", 0, 0) == \
+        "detection runs over every monitoring date (radar is fused: its scores are not stored)"
+    assert _detection_note(store, None, 12, 3) == "detection resumes after 12 monitoring date(s), 3 to step over"
+    assert _detection_note(store, None, 0, 15).endswith("no stored confirmation state (none stored yet)")
+    (store.root / "detect" / "0123abcd").mkdir(parents=True)  # a state of other settings
+    (store.root / "detect" / ".tmp-of-a-dead-run.tmp").mkdir()
+    assert _detection_note(store, None, 0, 15) == ("detection runs over all 15 monitoring date(s): no stored "
+                                                   "confirmation state (none stored matches these detect.* "
+                                                   "settings, baseline and dates)")

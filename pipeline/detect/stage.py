@@ -109,6 +109,16 @@ def resumable(params: DetectParams, radar: Any = None) -> bool:
     return blockwise.supported_params(params, radar)
 
 
+def not_resumable(params: DetectParams, radar: Any = None) -> str | None:
+    """Why :func:`resume_change` does not apply to these settings (:func:`resumable`), in words
+    for the run's log and manifest; ``None`` when it does."""
+    if radar is not None:
+        return "radar is fused: its scores are not stored"
+    if not resumable(params, radar):
+        return f"detect.threshold_method {params.threshold_method}: the threshold depends on every date"
+    return None
+
+
 def resume_change(
     masked: xr.Dataset, *, start: dt.date, params: DetectParams, take: Sequence[int], resume: blockwise.Resume,
 ) -> tuple[xr.DataArray, xr.Dataset]:
