@@ -281,8 +281,8 @@ def _main(argv: Sequence[str] | None) -> int:
     hold_warnings()  # until the command speaks: a refused command's warnings go into its one error line
     code = _run_command(args)
     release_warnings()
-    if code != 130 and interrupts.interrupted():  # a Ctrl-C whose KeyboardInterrupt was lost (a finaliser)
-        return report_error(KeyboardInterrupt(), debug=args.debug)
+    if code not in (130, 143) and interrupts.interrupted():  # a signal whose exception was lost (a finaliser)
+        return report_error(interrupts.pending(), debug=args.debug)
     return code
 
 

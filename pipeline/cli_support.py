@@ -14,6 +14,8 @@ that line and an exit status:
   too (:meth:`OneLineParser.print_help`);
 - a full disk that names no path (standard output on it): one line
   ``cannot write output ...`` and 1: the input was fine;
+- Ctrl-C: ``error: interrupted`` and 130; SIGTERM: ``error: terminated (SIGTERM)`` and 143
+  (:mod:`pipeline.interrupts`);
 - anything else is a bug: one line ``error: internal error ...`` and 1 (as an uncaught
   exception always exited), the traceback with ``--debug``.
 """
@@ -34,6 +36,7 @@ from typing import Any, NoReturn
 
 from .errors import MonitorError, MonitorWarning, SearchError
 from .http import RedactCredentials
+from .interrupts import Terminated
 
 __all__ = [
     "OneLineParser", "held_notes", "hold_warnings", "install_console_log", "missing_reason", "release_warnings",
@@ -105,6 +108,9 @@ def report_error(exc: BaseException, *, debug: bool = False, notes: list[str] | 
     (:func:`held_notes`), added to the line in brackets."""
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, Terminated):
+        print("error: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     if isinstance(exc, KeyboardInterrupt):
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -11,7 +11,14 @@ returns. The handler also quietens ``distributed``'s and ``tornado``'s loggers: 
 while the cluster is torn down after an interrupt (a worker that failed to start, a callback of a
 closed loop) is noise beside the run's one line.
 
-Only the command line installs the handler; a notebook or a test calling :func:`pipeline.run.run_monitor`
+SIGTERM (``kill PID``, ``timeout``, a batch scheduler's time limit, ``docker stop``) is handled
+the same way: it raises :class:`Terminated`, a ``KeyboardInterrupt``, so the run unwinds as after
+Ctrl-C (its cluster closed, its lock and temporaries removed, nothing more published) and the
+command ends with ``error: terminated`` and status 143 (128 + 15). Unhandled, SIGTERM ended the
+process where it stood, as ``kill -9`` does: the next run recovered, but the local cluster's fork
+server and workers were left to notice their parent had gone.
+
+Only the command line installs the handlers; a notebook or a test calling :func:`pipeline.run.run_monitor`
 keeps Python's own, and :func:`raise_if_interrupted` then never raises.
 """
 
@@ -22,23 +29,44 @@ import signal
 import threading
 from typing import Any
 
-__all__ = ["install", "interrupted", "raise_if_interrupted", "reset"]
+__all__ = ["Terminated", "install", "interrupted", "pending", "raise_if_interrupted", "reset"]
 
 _INTERRUPTED = threading.Event()
+_TERMINATED = threading.Event()
 _QUIET_ON_INTERRUPT = ("distributed", "tornado", "asyncio")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, unwound as Ctrl-C is (see the module docstring)."""
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
     _INTERRUPTED.set()
-    for name in _QUIET_ON_INTERRUPT:
-        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    _quieten()
     raise KeyboardInterrupt
 
 
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _INTERRUPTED.set()
+    _TERMINATED.set()
+    _quieten()
+    raise Terminated
+
+
+def _quieten() -> None:
+    for name in _QUIET_ON_INTERRUPT:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
 def install() -> None:
-    """Handle SIGINT as above (main thread only; a SIGINT already ignored stays ignored)."""
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+    """Handle SIGINT and SIGTERM as above (main thread only; a signal already ignored stays
+    ignored, and a SIGTERM handler someone else installed stays theirs)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _on_sigint)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def interrupted() -> bool:
@@ -46,12 +74,19 @@ def interrupted() -> bool:
     return _INTERRUPTED.is_set()
 
 
+def pending() -> KeyboardInterrupt:
+    """The exception of the signal that arrived: :class:`Terminated` for SIGTERM, else ``KeyboardInterrupt``."""
+    return Terminated() if _TERMINATED.is_set() else KeyboardInterrupt()
+
+
 def raise_if_interrupted() -> None:
-    """Raise ``KeyboardInterrupt`` if SIGINT arrived, even if the exception it raised was lost."""
+    """Raise ``KeyboardInterrupt`` (:class:`Terminated` for SIGTERM) if a signal arrived, even if
+    the exception it raised was lost."""
     if _INTERRUPTED.is_set():
-        raise KeyboardInterrupt
+        raise pending()
 
 
 def reset() -> None:
     """Forget an interrupt (tests)."""
     _INTERRUPTED.clear()
+    _TERMINATED.clear()

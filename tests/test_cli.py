@@ -385,7 +385,7 @@ def test_a_ctrl_c_lost_in_a_finaliser_still_ends_the_run(monkeypatch: pytest.Mon
 
     import logging
 
-    previous = signal.getsignal(signal.SIGINT)
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     levels = {name: logging.getLogger(name).level for name in ("distributed", "tornado", "asyncio")}
     monkeypatch.setattr(cli, "_run_command", command)
     try:
@@ -394,10 +394,61 @@ def test_a_ctrl_c_lost_in_a_finaliser_still_ends_the_run(monkeypatch: pytest.Mon
         with pytest.raises(KeyboardInterrupt):
             interrupts.raise_if_interrupted()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
         interrupts.reset()
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+def test_sigterm_unwinds_the_command_as_ctrl_c_does_and_exits_143(monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM (kill PID, timeout, a batch scheduler's time limit) ended the process where it
+    stood. It now raises where the command is, so its context managers unwind (cluster, lock,
+    temporaries), and the command says one line and exits 143; lost in a finaliser, it is
+    raised again as SIGINT is."""
+    import gc
+    import logging
+    import signal
+
+    import pipeline.__main__ as cli
+    from pipeline import interrupts
+
+    unwound: list[str] = []
+
+    def command(args: object) -> int:
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        finally:
+            unwound.append("finally")
+        return 0
+
+    class Finalised:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGTERM)
+
+    def lost(args: object) -> int:
+        Finalised()
+        gc.collect()
+        return 0
+
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    levels = {name: logging.getLogger(name).level for name in ("distributed", "tornado", "asyncio")}
+    try:
+        monkeypatch.setattr(cli, "_cache", command)  # the command line's own handling of what it raises
+        assert cli.main(["cache", "info"]) == 143 and unwound == ["finally"]
+        assert capsys.readouterr().err.strip().splitlines()[-1] == "error: terminated (SIGTERM)"
+        interrupts.reset()
+        monkeypatch.setattr(cli, "_cache", lost)
+        assert cli.main(["cache", "info"]) == 143
+        assert capsys.readouterr().err.strip().splitlines()[-1] == "error: terminated (SIGTERM)"
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+        interrupts.reset()
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
 
 
 def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ import pytest
 import rasterio
 
 from pipeline.demo import ScenarioResult, write_scenario
+from pipeline.locks import RUN_LOCK_NAME
 from pipeline.runfolder import INCOMPLETE_MARKER
 from tests.killpoints import POINTS
 from tests.servers import RangeFileServer, StacApiServer
@@ -319,6 +320,34 @@ def test_ctrl_c_while_the_workers_compute_prints_one_line_then_a_rerun_completes
     assert code == 130, run.stderr
     assert "Traceback" not in run.stderr and "KeyboardInterrupt" not in run.stderr, run.stderr
     assert run.stderr.rstrip().splitlines()[-1] == "error: interrupted"
+    again = Run("none", **kw)
+    assert again.finish() == 0, again.stderr
+    assert_same_outputs(out, reference["first"], cache=cache, ref_cache=reference["cache"])
+
+
+def test_sigterm_while_the_workers_compute_unwinds_like_ctrl_c(
+    scenario: ScenarioResult, source: Any, reference: dict[str, Any], tmp_path: Path
+) -> None:
+    """SIGTERM to the run's process (``kill PID``, ``timeout``, a batch scheduler's time limit)
+    ended it where it stood, its lock, run log and RUN_INCOMPLETE left for the next run and its
+    fork server and workers to notice their parent was gone. Now the run unwinds as after
+    Ctrl-C: one line, exit 143, no process of it left, and a re-run ends as an uninterrupted run."""
+    api, _ = source
+    config, out, cache = _config(tmp_path, api), tmp_path / "out", tmp_path / "cache"
+    kw = {"config": config, "aoi": scenario.aoi_path, "out": out, "cache": cache, "logs": tmp_path / "logs"}
+    run = Run("none", **kw)
+    t0 = time.monotonic()
+    while not re.search(r"compute \d+/\d+ tasks", run.stderr):  # the graph is on the workers
+        assert run.proc.poll() is None, run.stderr
+        assert time.monotonic() - t0 < 600, run.stderr
+        time.sleep(0.05)
+    os.kill(run.proc.pid, signal.SIGTERM)  # the client process only, as kill and timeout send it
+    code = run.finish(timeout=300)
+    _wait_group_gone(run.proc.pid)
+    assert code == 143, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.rstrip().splitlines()[-1] == "error: terminated (SIGTERM)"
+    assert not (out / RUN_LOCK_NAME).exists()
     again = Run("none", **kw)
     assert again.finish() == 0, again.stderr
     assert_same_outputs(out, reference["first"], cache=cache, ref_cache=reference["cache"])
