@@ -896,3 +896,16 @@ def test_site_map_has_locator_inset_and_boundary(rendered: tuple[BulletinContext
     html = paths["bulletin.html"].read_text(encoding="utf-8")
     assert html.count("Inset: the country, with the area of interest marked") == 2
     assert "Encart : le pays" in paths["bulletin.fr.html"].read_text(encoding="utf-8")
+
+
+def test_both_editions_round_a_number_alike() -> None:
+    """crosscheck.csv's 17.95 ha read 17.9 in English (Python rounds the binary value) and 18,0 in
+    French (Babel rounds the decimal digits); an outside reviewer compared the editions."""
+    from pipeline.bulletin.formatting import _decimal
+    from pipeline.bulletin.i18n import use_language
+
+    with use_language("en"):
+        assert [_decimal(v, 1) for v in (17.95, 0.25, 1234.56)] == ["18.0", "0.2", "1,234.6"]
+        assert _decimal(2.50, 2, strip=True) == "2.5"
+    with use_language("fr"):
+        assert [_decimal(v, 1) for v in (17.95, 0.25)] == ["18,0", "0,2"]

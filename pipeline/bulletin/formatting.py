@@ -26,10 +26,10 @@ _METHOD_NAMES: dict[str, str] = {"geomedian": N_("geometric median"),
 
 def _decimal(value: float, decimals: int, *, strip: bool = False) -> str:
     """``value`` with thousands separators and ``decimals`` decimals in the current language
-    (English: ``1,234.5``; French, by Babel/CLDR: ``1\u202f234,5``)."""
-    if current() == "en":
-        text = f"{value:,.{decimals}f}"
-        return text.rstrip("0").rstrip(".") if strip and "." in text else text
+    (English: ``1,234.5``; French: ``1\u202f234,5``), both by Babel/CLDR, so that both editions
+    round alike: on the decimal digits, half to even (17.95 -> 18.0). Python's own formatting
+    rounds the binary value (17.95 -> 17.9), and the English edition printed 17.9 where the
+    French printed 18,0 (an outside reviewer)."""
     from babel.numbers import format_decimal
 
     pattern = "#,##0" + ("." + ("#" if strip else "0") * decimals if decimals else "")
