@@ -646,6 +646,7 @@ def test_french_edition_has_no_english_sentence(rendered: tuple[BulletinContext,
     assert "2\u202f345\u202f678" in french and "6,6 ha" in french
     assert "30 septembre 2024" in french and "5 octobre 2024" in french
     assert "Résumé" in french and "DÉMONSTRATION - IMAGERIE SYNTHÉTIQUE" in french
+    assert "Ce n'est pas le statut nouveau" in french  # the status's French name, not its identifier
     assert "Le bulletin 7 couvre la période du 1 octobre 2023 au 30 septembre 2024" in french
     # The chips: same-season windows where the AOI has dry-season composites, else the fallback.
     assert ("Détecté pour la première fois le 1 avril 2024. Même saison : avant, le composite de saison "

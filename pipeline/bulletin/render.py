@@ -172,9 +172,23 @@ def _jinja_env(language: str = "en") -> jinja2.Environment:
     env.install_gettext_translations(catalog(language), newstyle=True)  # type: ignore[attr-defined]
     env.filters["link"] = _safe_href
     env.filters["breakable"] = _breakable
-    env.filters["label"] = label
-    env.filters["int_text"] = _int
+    # In the current language, so never folded into the compiled template (jinja2 evaluates a
+    # filter of a literal at compile time, and the compiled template is cached across languages:
+    # the French edition read "le statut new")
+    env.filters["label"] = _at_render(label)
+    env.filters["int_text"] = _at_render(_int)
     return env
+
+
+def _at_render(func: Any) -> Any:
+    """``func`` as a filter evaluated when the template renders: a ``pass_context`` filter is
+    never constant-folded."""
+
+    @jinja2.pass_context
+    def apply(_context: Any, value: Any, *args: Any) -> Any:
+        return func(value, *args)
+
+    return apply
 
 
 def _render_html(context: BulletinContext, aoi_views: list[dict[str, Any]]) -> str:
