@@ -60,6 +60,24 @@ def test_the_cache_key_covers_the_environment_options(private_tmp: Path, monkeyp
     assert "bulletin.html.j2" in calls  # other options: compiled again, not the other code reused
 
 
+def test_the_cache_key_covers_the_code_of_the_filters(private_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiled template calls the filters as they were when it was compiled, and holds the
+    values of those it folded: code from an older version called ``label`` with the newer
+    one's arguments and failed (TypeError), and had folded ``"new" | label`` in English into the
+    French edition. Another version of a filter's module: compiled again."""
+    import sys
+
+    render._jinja_env("en").get_template("bulletin.html.j2")
+    calls = _compiles(monkeypatch)
+    statuses = Path(sys.modules["pipeline.bulletin.statuses"].__file__ or "")
+    edited = private_tmp / "statuses.py"
+    edited.write_bytes(statuses.read_bytes() + b"\n# another version\n")
+    monkeypatch.setattr(sys.modules["pipeline.bulletin.statuses"], "__file__", str(edited))
+    render._bytecode_cache.cache_clear()
+    render._jinja_env("en").get_template("bulletin.html.j2")
+    assert "bulletin.html.j2" in calls
+
+
 def test_without_a_usable_temporary_folder_templates_are_compiled(private_tmp: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     def unusable(*args: object, **kwargs: object) -> None:

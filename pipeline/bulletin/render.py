@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import pickle
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -153,10 +154,18 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     Jinja2's own cache in the user's private temporary folder (``_jinja2-cache-UID``, mode 0700,
     written atomically; a template whose source changed is compiled again). Its key does not
     cover the environment's options, so the file names carry a digest of them and of the Jinja2
-    version. ``None`` (compile every time) where that folder cannot be used; a file that cannot
-    be read or written there is compiled instead (:class:`_BestEffortCache`)."""
-    key = hashlib.sha256(repr((jinja2.__version__, sorted(_ENV_OPTIONS.items(), key=str))).encode()).hexdigest()
+    version, and of the code of the filters (:func:`_jinja_env`): a compiled template calls them
+    as they were when it was compiled, and holds the values of those it folded (a cache of an
+    older version called ``label`` with the arguments of the newer one and failed). ``None``
+    (compile every time) where that folder cannot be used; a file that cannot be read or
+    written there is compiled instead (:class:`_BestEffortCache`)."""
+    code = hashlib.sha256()
     try:
+        for module in sorted({__name__, label.__module__, _int.__module__, _safe_href.__module__,
+                              _breakable.__module__}):
+            code.update(Path(sys.modules[module].__file__ or "").read_bytes())
+        key = hashlib.sha256(repr((jinja2.__version__, sorted(_ENV_OPTIONS.items(), key=str),
+                                   code.hexdigest())).encode()).hexdigest()
         return _BestEffortCache(pattern=f"kp-bulletin-{key[:16]}-%s.cache")
     except (OSError, RuntimeError):
         return None
