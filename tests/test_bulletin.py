@@ -476,7 +476,14 @@ def test_status_tables_follow_site_statuses() -> None:
     assert tuple(STATUS_COLOURS) == tuple(STATUS_DEFINITIONS) == SITE_STATUSES
     assert STATUS_COLOURS["new"] == "#FF00FF"
     assert STATUS_DEFINITIONS["new"] == "first detected in the latest reporting period"
-    assert STATUS_DEFINITIONS["dormant"].startswith("first detected before the latest reporting period; no fresh")
+    # what the data show: the ground seen changed, or not; never "fresh disturbance" (digging), which
+    # bare ground left after it stops cannot be told from
+    assert STATUS_DEFINITIONS["active"].startswith("first detected before the latest reporting period; its ground "
+                                                   "was still seen disturbed")
+    assert "does not say digging went on" in STATUS_DEFINITIONS["active"]
+    assert STATUS_DEFINITIONS["dormant"].startswith("first detected before the latest reporting period; its ground "
+                                                    "was not seen disturbed")
+    assert not any("fresh" in text for text in STATUS_DEFINITIONS.values())
 
 
 def test_bulletin_json(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:

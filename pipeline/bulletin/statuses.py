@@ -36,10 +36,15 @@ STATUS_COLOURS: dict[str, str] = dict(zip(SITE_STATUSES, (
 STATUS_DEFINITIONS: dict[str, str] = dict(zip(SITE_STATUSES, (
     N_("first detected in the latest reporting period"),  # new
     N_("first detected before the latest reporting period, and grew during it"),  # expanding
-    N_("first detected before the latest reporting period; fresh disturbance was seen during it, "
-       "without that growth"),  # active
-    N_("first detected before the latest reporting period; no fresh disturbance was seen during it "
-       "(the site stays listed)"),  # dormant
+    # active and dormant: whether the site's ground was seen changed against its baseline in the
+    # period (pipeline.sites: its last observation with evidence). Ground left bare after the
+    # digging stopped is seen changed too: "fresh disturbance" claimed digging the data cannot
+    # tell (an outside reviewer: pits the demo's truth abandoned were "active").
+    N_("first detected before the latest reporting period; its ground was still seen disturbed during it, "
+       "without that growth (bare ground left after digging stops looks the same: this does not say "
+       "digging went on)"),  # active
+    N_("first detected before the latest reporting period; its ground was not seen disturbed during it "
+       "(under cloud, or growing back; the site stays listed)"),  # dormant
 ), strict=True))
 
 #: Analysts' verdicts (:mod:`pipeline.register`) as the map draws them: the outline's line
