@@ -917,3 +917,15 @@ def test_both_editions_round_a_number_alike() -> None:
         assert _decimal(2.50, 2, strip=True) == "2.5"
     with use_language("fr"):
         assert [_decimal(v, 1) for v in (17.95, 0.25)] == ["18,0", "0,2"]
+
+
+def test_the_validation_table_says_what_it_was_measured_on(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    """An outside reviewer: "precision 1, recall 1" with no word of the truth it was measured on
+    (the demonstration's own synthetic truth, an upper bound)."""
+    context, paths = rendered
+    assert context.demonstration and context.validation
+    text = " ".join(_visible_text(paths["bulletin.html"].read_text(encoding="utf-8")).split())
+    assert ("Measured against the ground truth of the synthetic demonstration scenario, which the same software "
+            "wrote") in text and "an upper bound, not the accuracy of this bulletin's method on real imagery" in text
+    french = " ".join(_visible_text(paths["bulletin.fr.html"].read_text(encoding="utf-8")).split())
+    assert "constitue une borne supérieure" in french
