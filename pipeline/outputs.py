@@ -517,6 +517,8 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], previous: dict[str, str]
         season_views=r.season_views,
         uncovered_frac=r.uncovered_frac,
         coverage_warning=r.coverage_warning,
+        confirmable_frac=r.confirmable_frac,
+        confirmations=r.confirmations,
     )
 
 
@@ -539,6 +541,7 @@ def _manifest_aoi(r: AOIResult) -> dict[str, Any]:
         "n_dismissed": 0 if r.dismissed is None else len(r.dismissed),
         "skipped_items": r.skipped,
         "uncovered_frac": None if r.uncovered_frac is None else round(r.uncovered_frac, 4),
+        "confirmable_frac": None if r.confirmable_frac is None else round(r.confirmable_frac, 4),
         "radar": {"status": r.radar_status, "n_items": len(r.radar_items)},
         "overrides": aoi_overrides(r.row),
         "composites": r.composites,

@@ -480,6 +480,23 @@ def activity_series(
     return pd.DataFrame(rows)
 
 
+def confirmable_share(valid_count: np.ndarray, *, aoi_mask: np.ndarray, min_confirmations: int) -> float:
+    """Share of the AOI's pixels (0..1) with at least ``min_confirmations`` clear optical
+    observations over all the reporting periods: elsewhere no change can be confirmed
+    (:func:`pipeline.detect.confirm_change` needs that many clear views with evidence), so no
+    site can be found there whatever happens on the ground.
+
+    ``valid_count``: ``(period, y, x)`` clear observations per period, as for :func:`activity_series`.
+
+    >>> counts = np.array([[[1, 3, 0]], [[1, 0, 0]]])  # two periods, one row of three pixels
+    >>> confirmable_share(counts, aoi_mask=np.ones((1, 3), bool), min_confirmations=2)
+    0.6666666666666666
+    """
+    total = np.asarray(valid_count).sum(axis=0)
+    n_aoi = int(aoi_mask.sum())
+    return float(np.sum((total >= min_confirmations) & aoi_mask) / n_aoi) if n_aoi else 0.0
+
+
 def _site_id(aoi_id: str, crs: str, x: float, y: float) -> str:
     # Keyed on the 20 m cell of the earliest-changed pixel: later observations do not
     # move it, so the id survives re-runs that add periods.

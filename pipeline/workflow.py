@@ -121,6 +121,12 @@ class AOIResult:
     """Share of the AOI's area outside the footprint of every scene used (0..1); ``None`` until
     the scenes are known (an AOI whose search failed)."""
     coverage_warning: bool = False
+    confirmable_frac: float | None = None
+    """Share of the AOI with at least ``detect.min_confirmations`` (:attr:`confirmations`) clear
+    optical observations over the covering period (:func:`pipeline.sites.confirmable_share`):
+    elsewhere no change can be confirmed. ``None``: not measured (the AOI failed)."""
+    confirmations: int = 0
+    """``detect.min_confirmations`` of this AOI."""
     """``uncovered_frac`` reached ``search.warn_uncovered_frac``: the run warned, the bulletin says so."""
     state: dict[str, int | str] = field(default_factory=dict)
     """With ``incremental``: dates and composite windows computed and reused from the stored
@@ -318,6 +324,10 @@ def finish_aoi(
         site_mask = site_mask & _outside(result.dismissed, cube.grid, shape=site_mask.shape)
         log.info("AOI %s: %d site(s) dismissed as false alarms by analysts", job.aoi_id, len(result.dismissed))
     assert done.views is not None
+    result.confirmations = cfg.detect.min_confirmations
+    result.confirmable_frac = sites.confirmable_share(np.asarray(done.views["valid_count"].values),
+                                                      aoi_mask=cube.grid.aoi_mask,
+                                                      min_confirmations=cfg.detect.min_confirmations)
     result.activity = sites.activity_series(
         site_mask,
         np.asarray(cands.change["first_change"].values),

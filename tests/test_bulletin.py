@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import html as html_lib
@@ -111,6 +112,7 @@ def make_context(*, previous_number: int | None = 1, demonstration: bool = True)
         "sl-kono-01", "Koidu fields", "Sierra Leone", "SLE", epsg=32629, lon=-10.97, lat=8.64,
         seed=2, sites=[("0001", 700, 500, 100, "active")],
     )
+    kono = dataclasses.replace(kono, confirmable_frac=0.62, confirmations=3)  # a cloudy AOI: 38 % confirm nothing
     broken = AOIReport(
         aoi_id="ao-lunda-01", name="Lunda Norte", participant="Angola", participant_iso3="AGO",
         sites=gpd.GeoDataFrame(pd.DataFrame(columns=SITE_COLUMNS), geometry=[], crs=4326),
@@ -929,3 +931,27 @@ def test_the_validation_table_says_what_it_was_measured_on(rendered: tuple[Bulle
             "wrote") in text and "an upper bound, not the accuracy of this bulletin's method on real imagery" in text
     french = " ".join(_visible_text(paths["bulletin.fr.html"].read_text(encoding="utf-8")).split())
     assert "constitue une borne supérieure" in french
+
+
+def test_an_aoi_too_cloudy_to_confirm_change_is_said_so(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    """An outside reviewer's September run said "No excavation site is tracked" (and "Seen clear
+    100 %") where no pixel had the three clear views a confirmation needs. The summary and the
+    AOI's section now say how much of the AOI could confirm a change at all."""
+    from pipeline.bulletin.summary import summarise
+
+    context, paths = rendered
+    kono = next(a for a in context.aois if a.aoi_id == "sl-kono-01")
+    sentence = ("In Koidu fields, only 62 % of the area had the 3 clear observations a change needs to be "
+                "confirmed over the covering period; the absence of sites elsewhere in it is not evidence that "
+                "no excavation took place.")
+    assert sentence in summarise(context)
+    text = " ".join(_visible_text(paths["bulletin.html"].read_text(encoding="utf-8")).split())
+    assert sentence in text and "Only 62 % of this area of interest had the 3 clear observations" in text
+    assert "Seulement 62" in _visible_text(paths["bulletin.fr.html"].read_text(encoding="utf-8"))
+    # not said where radar, which sees through cloud, was used, nor where the whole AOI could confirm
+    assert sentence not in summarise(dataclasses.replace(context, aois=[
+        dataclasses.replace(kono, radar_status="used")]))
+    assert sentence not in summarise(dataclasses.replace(context, aois=[
+        dataclasses.replace(kono, confirmable_frac=0.996)]))
+    data = json.loads(paths["bulletin.json"].read_text(encoding="utf-8"))
+    assert next(a for a in data["aois"] if a["aoi_id"] == "sl-kono-01")["confirmable_frac"] == 0.62

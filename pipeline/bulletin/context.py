@@ -70,6 +70,11 @@ class AOIReport:
     coverage_warning: bool = False
     """``uncovered_frac`` reached ``search.warn_uncovered_frac``: the AOI's section says that no
     imagery covers that part."""
+    confirmable_frac: float | None = None
+    """Share of the AOI with the ``confirmations`` clear optical observations a change needs
+    over the covering period (:attr:`pipeline.workflow.AOIResult.confirmable_frac`)."""
+    confirmations: int = 0
+    """``detect.min_confirmations`` of this AOI."""
     season_views: list[CompositeView] = field(default_factory=list)
     """The dry-season composites (red, green, blue; same grid and extent as ``rgb_before``),
     oldest first: each chip compares two of them, the same season a year or more apart

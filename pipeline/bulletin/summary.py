@@ -13,10 +13,10 @@ import pandas as pd
 
 from .context import AOIReport, BulletinContext
 from .facts import summary_facts
-from .formatting import _ha, _join, _long_date, _text
+from .formatting import _ha, _join, _long_date, _pct, _text
 from .i18n import _, ngettext
 from .selection import covered_participants, split_anomalies
-from .wording import declared_statement, rule_title, used_declared
+from .wording import confirmable_gap, declared_statement, rule_title, used_declared
 
 __all__ = ["assessment_sentence", "summarise"]
 
@@ -38,6 +38,7 @@ def summarise(context: BulletinContext, facts: dict[str, Any] | None = None) -> 
         if facts["provisional"]["n"]:
             sentences.append(_provisional_sentence(facts))
         sentences.append(_newly_disturbed_sentence(facts))
+        sentences.extend(_confirmable_sentence(a) for a in context.aois if confirmable_gap(a))
     sentences.append(_crosscheck_sentence(context, facts))
     sentences.append(_anomaly_sentence(context))
     for a in context.aois:
@@ -171,6 +172,14 @@ def _sites_sentence(facts: dict[str, Any]) -> str:
                         "{n} ({ha} ha) were first detected during the covering period and {m} ({ha_m} ha) before it",
                         inside["n"], ha=_ha(inside["area_ha"]), m=before["n"], ha_m=_ha(before["area_ha"]))
     return _("{head}; {when}.", head=head, when=when)
+
+
+def _confirmable_sentence(aoi: AOIReport) -> str:
+    """Part of an AOI had too few clear observations for any change to be confirmed there
+    (:func:`pipeline.bulletin.wording.confirmable_gap`): what the site counts cannot say."""
+    return _("In {name}, only {share} of the area had the {k} clear observations a change needs to be confirmed "
+             "over the covering period; the absence of sites elsewhere in it is not evidence that no excavation "
+             "took place.", name=aoi.name, share=_pct(aoi.confirmable_frac), k=aoi.confirmations)
 
 
 def _latest_period_sentence(facts: dict[str, Any]) -> str:

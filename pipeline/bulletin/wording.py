@@ -14,9 +14,11 @@ from typing import Any
 import pandas as pd
 
 from ..declared import source_kind
+from .formatting import _pct
 from .i18n import N_, _
 
-__all__ = ["RULE_TITLES", "basis_wording", "declared_statement", "rule_title"]
+__all__ = ["CONFIRMABLE_SAY_BELOW", "RULE_TITLES", "basis_wording", "confirmable_gap", "confirmable_text",
+           "declared_statement", "rule_title"]
 
 #: Reader's title of each cross-check and review rule (:mod:`pipeline.crosscheck`).
 RULE_TITLES: dict[str, str] = {
@@ -112,3 +114,37 @@ def used_declared(declared: pd.DataFrame | None, comparisons: Iterable[Mapping[s
                         "period": str(r.get("period") or int(y)), "basis": r.get("basis"),
                         "source": r.get("source")})
     return out
+
+
+#: Below this share of the AOI with enough clear observations to confirm a change (rounded to
+#: a whole per cent: below 100 %), the AOI's section and the summary say so.
+CONFIRMABLE_SAY_BELOW = 0.995
+
+
+def confirmable_gap(report: Any) -> bool:
+    """Part of the AOI had too few clear optical observations over the covering period for any
+    change to be confirmed there (:attr:`pipeline.bulletin.context.AOIReport.confirmable_frac`), and radar, which sees
+    through cloud, did not add its own."""
+    return (report.error is None and report.confirmable_frac is not None and report.radar_status != "used"
+            and report.confirmable_frac < CONFIRMABLE_SAY_BELOW)
+
+
+def confirmable_text(report: Any) -> str:
+    """The AOI section's sentence on :func:`confirmable_gap` (empty when there is none).
+
+    An outside reviewer's September run said "No excavation site is tracked" and "Seen clear
+    100 %" where no pixel had the three clear views a confirmation needs.
+
+    >>> import types, textwrap
+    >>> r = types.SimpleNamespace(error=None, confirmable_frac=0.0, radar_status="off", confirmations=3)
+    >>> print(textwrap.fill(confirmable_text(r), 88))
+    Only 0 % of this area of interest had the 3 clear observations a change needs to be
+    confirmed over the covering period: elsewhere no change could be confirmed, so the
+    absence of sites there is not evidence that no excavation took place.
+    """
+    if not confirmable_gap(report):
+        return ""
+    return _("Only {share} of this area of interest had the {k} clear observations a change needs to be confirmed "
+             "over the covering period: elsewhere no change could be confirmed, so the absence of sites there is "
+             "not evidence that no excavation took place.", share=_pct(report.confirmable_frac),
+             k=report.confirmations)
