@@ -376,9 +376,10 @@ def isolation_keep(sites: gpd.GeoDataFrame, params: SitesParams) -> np.ndarray:
 
 
 def track_sites(
-    sites: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None, *, min_overlap_frac: float = 0.1
+    sites: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None, *, min_overlap_frac: float = 0.1,
+    last_period_start: dt.date | None = None,
 ) -> gpd.GeoDataFrame:
-    """Give sites that overlap a previous run's site that site's id.
+    """Give sites that overlap a previous run's site that site's id, and its earlier ``first_seen``.
 
     Parameters
     ----------
@@ -388,6 +389,13 @@ def track_sites(
         The previous run's sites for the same AOI (reprojected to ``sites.crs``), or None.
     min_overlap_frac
         Overlap, as a share of the smaller polygon, needed to call two sites the same.
+    last_period_start
+        Start of this run's last reporting period. A matched site whose previous ``first_seen``
+        is earlier keeps that date (an earlier run saw it changed then), and a ``new`` site
+        whose date that makes earlier than this period is ``active``: it is in this period's
+        evidence (a new site's last evidence is), and it was reported before. A run over a later
+        period, whose baseline already held a pit an earlier bulletin reported, called it
+        "new" again and its ground "newly disturbed" (an outside reviewer).
 
     Returns
     -------
@@ -410,13 +418,25 @@ def track_sites(
     used_new: set[int] = set()
     used_prev: set[int] = set()
     ids = list(out["site_id"])
+    first = list(out["first_seen"]) if "first_seen" in out else None
+    status = list(out["status"]) if "status" in out else None
     for _, i, j in sorted(pairs, reverse=True):
         if i in used_new or j in used_prev:
             continue
         ids[i] = prev["site_id"].iloc[j]
         used_new.add(i)
         used_prev.add(j)
+        earlier = str(prev["first_seen"].iloc[j]) if "first_seen" in prev else ""
+        if first is not None and earlier and earlier < str(first[i]):
+            first[i] = earlier
+            if status is not None and status[i] == "new" and last_period_start is not None \
+                    and earlier < last_period_start.isoformat():
+                status[i] = "active"
     out["site_id"] = ids
+    if first is not None:
+        out["first_seen"] = first
+    if status is not None:
+        out["status"] = status
     return out
 
 

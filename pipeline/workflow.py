@@ -314,7 +314,8 @@ def finish_aoi(
         result.site_model = model_summary(model)
         log.info("AOI %s: site model %s kept %d of %d candidates", job.aoi_id, result.site_model["name"],
                  len(site_gdf), len(cands.sites))
-    site_gdf = sites.track_sites(site_gdf, _previous_sites(cfg.out_dir, job.aoi_id))
+    site_gdf = sites.track_sites(site_gdf, _previous_sites(cfg.out_dir, job.aoi_id),
+                                 last_period_start=job.last_period_start)
     own_verdicts = verdicts[verdicts["aoi_id"] == job.aoi_id] if verdicts is not None else None
     site_gdf = register.apply_verdicts(site_gdf, own_verdicts, min_overlap_frac=cfg.review.match_overlap_frac)
     dismissed = site_gdf["verdict"] == "false_alarm"

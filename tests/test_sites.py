@@ -98,6 +98,27 @@ def test_site_ids_are_stable_and_tracked() -> None:
     assert list(tracked["site_id"]) == list(a["site_id"])
 
 
+
+def test_a_site_reported_before_keeps_its_first_seen_and_is_not_new_again() -> None:
+    """An outside reviewer: a run over a later period, whose baseline already held the pits an
+    earlier bulletin reported, re-detected them at its first view, called them "new" and gave a
+    later first_seen. The earlier run's date and status carry over."""
+    mask = np.zeros((20, 30), bool)
+    mask[5:10, 5:12] = True
+    earlier, _ = _poly(mask)
+    again = earlier.assign(site_id=["renamed"], first_seen="2023-10-03", status="new")
+    before = earlier.assign(first_seen="2023-08-04")
+    tracked = sites.track_sites(again, before, last_period_start=dt.date(2023, 10, 1))
+    assert tracked["site_id"].tolist() == before["site_id"].tolist()
+    assert tracked["first_seen"].tolist() == ["2023-08-04"] and tracked["status"].tolist() == ["active"]
+    # a later first_seen in the earlier run changes nothing; nor does a date inside this period
+    assert sites.track_sites(again, before.assign(first_seen="2023-11-01"),
+                             last_period_start=dt.date(2023, 10, 1))["first_seen"].tolist() == ["2023-10-03"]
+    inside = sites.track_sites(again.assign(first_seen="2023-10-20"), before.assign(first_seen="2023-10-05"),
+                               last_period_start=dt.date(2023, 10, 1))
+    assert inside["first_seen"].tolist() == ["2023-10-05"] and inside["status"].tolist() == ["new"]
+
+
 def test_activity_series() -> None:
     mask = np.zeros((4, 5), bool)
     mask[0, :2] = True
