@@ -63,8 +63,8 @@ SOFTWARE = (
 )
 
 _ACTIVITY_COLUMNS = ["aoi_id", "period_start", "period_end", "disturbed_ha", "new_ha", "valid_fraction"]
-_SITE_OUTPUT_COLUMNS = [*sites.SITE_COLUMNS, "n_occluded", "n_clear_after", "provisional", *register.VERDICT_COLUMNS,
-                        "geometry"]
+_SITE_OUTPUT_COLUMNS = [*sites.SITE_COLUMNS, "n_occluded", "n_clear_after", "provisional", "undated",
+                        *register.VERDICT_COLUMNS, "geometry"]
 
 
 @dataclass
@@ -178,7 +178,9 @@ def write_dismissed(results: Sequence[AOIResult], out_dir: Path) -> Path:
 
 
 def _sites_4326(frames: Sequence[gpd.GeoDataFrame | None]) -> gpd.GeoDataFrame:
-    parts = [f.to_crs(4326)[_SITE_OUTPUT_COLUMNS] for f in frames if f is not None and not f.empty]
+    # (a frame made before sites carried ``undated``: a site register's, a test's: not flagged)
+    parts = [(f if "undated" in f else f.assign(undated=False)).to_crs(4326)[_SITE_OUTPUT_COLUMNS]
+             for f in frames if f is not None and not f.empty]
     if not parts:
         return _empty_sites(crs=4326)
     out = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326)
@@ -525,7 +527,7 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], previous: dict[str, str]
 def _empty_sites(*, crs: int) -> gpd.GeoDataFrame:
     """No site, with the columns' types of a table of sites (text, dates as text, numbers)."""
     numeric = {"area_ha": "float64", "confidence": "float64", "n_obs": "int64", "n_occluded": "int64",
-               "n_clear_after": "int64", "provisional": "bool"}
+               "n_clear_after": "int64", "provisional": "bool", "undated": "bool"}
     return gpd.GeoDataFrame({c: pd.Series([], dtype=numeric.get(c, object)) for c in _SITE_OUTPUT_COLUMNS[:-1]},
                             geometry=[], crs=crs)
 

@@ -280,7 +280,8 @@ def polygonise_flags(
         }
         for lab in keep
     ]
-    columns = [*SITE_COLUMNS, "persistence", "n_occluded", "n_clear_after", "area_before_last_ha", "geometry"]
+    columns = [*SITE_COLUMNS, "persistence", "n_occluded", "n_clear_after", "area_before_last_ha", "undated",
+               "geometry"]
     sites = gpd.GeoDataFrame(rows, columns=columns, geometry="geometry", crs=crs)
     keep_mask = isolation_keep(sites, params)
     if not keep_mask.all():
@@ -317,6 +318,7 @@ class _SitePixels:
         self.n_obs = np.asarray(change["n_obs"].values)
         self.n_clear = np.asarray(change["n_clear_after"].values)
         self.n_occ = np.asarray(change["n_occluded"].values) if "n_occluded" in change else None
+        self.first_clear = np.asarray(change["first_clear"].values) if "first_clear" in change else None
         self.transform = transform
         self.px_area = abs(transform.a * transform.e)
         self.last_start_days = (pd.Timestamp(last_period_start) - EPOCH) / pd.Timedelta(days=1)
@@ -342,6 +344,9 @@ class _SitePixels:
         n_clear = self.n_clear[box][pix]
         persistence = float(np.mean(n_obs / np.maximum(n_clear, 1)))
         median_obs = int(np.median(n_obs))
+        # No pixel of the site was seen clear before the site was seen changed: when it was dug is
+        # not known, and it may predate the monitoring period (its baseline is older still).
+        undated = bool(self.first_clear is not None and np.nanmin(f) <= np.nanmin(self.first_clear[box][pix]))
         return {
             "site_id": _site_id(aoi_id, crs, sxw, syw),
             "aoi_id": aoi_id,
@@ -355,6 +360,7 @@ class _SitePixels:
             "persistence": round(persistence, 3),
             "n_occluded": int(np.median(self.n_occ[box][pix])) if self.n_occ is not None else 0,
             "area_before_last_ha": round(float(before), 4),
+            "undated": undated,
         }
 
 
@@ -449,6 +455,7 @@ def activity_series(
     periods: Sequence[tuple[dt.date, dt.date]],
     pixel_area_m2: float,
     aoi_id: str,
+    first_clear: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Disturbed and newly disturbed area per reporting period.
 
@@ -468,16 +475,24 @@ def activity_series(
         Area of one pixel.
     aoi_id
         Written in the ``aoi_id`` column.
+    first_clear
+        ``(y, x)`` day of each pixel's first clear monitoring observation (``first_clear`` of
+        :data:`pipeline.detect.confirm.CHANGE_VARS`); a pixel changed already then is not
+        newly disturbed in any period (its digging may predate the monitoring period), though
+        it is disturbed. ``None``: every change counts as new in its period.
 
     Returns
     -------
     pandas.DataFrame
         The ``activity.csv`` contract: ``aoi_id, period_start, period_end,
         disturbed_ha`` (site area changed on or before the period end), ``new_ha``
-        (site area whose change date falls in the period), ``valid_fraction`` (share
+        (site area whose change date falls in the period, after a clear view of it without the
+        change: see ``first_clear``), ``valid_fraction`` (share
         of AOI pixels with at least one clear observation in the period).
     """
     fc = np.where(site_mask, first_change, np.nan)
+    with np.errstate(invalid="ignore"):
+        dated = np.ones(fc.shape, bool) if first_clear is None else ~(fc <= first_clear)
     n_aoi = max(int(aoi_mask.sum()), 1)
     rows = []
     for k, (start, end) in enumerate(periods):
@@ -485,7 +500,7 @@ def activity_series(
         e = (pd.Timestamp(end) - EPOCH) / pd.Timedelta(days=1)
         with np.errstate(invalid="ignore"):
             disturbed = np.sum(fc <= e) * pixel_area_m2 / 1e4
-            new = np.sum((fc >= s) & (fc <= e)) * pixel_area_m2 / 1e4
+            new = np.sum((fc >= s) & (fc <= e) & dated) * pixel_area_m2 / 1e4
         valid_fraction = float(np.sum((valid_count[k] > 0) & aoi_mask) / n_aoi)
         rows.append(
             {

@@ -86,8 +86,12 @@ def dates_digest(cfg: MonitorConfig, *, grid: str) -> str:
 
 def detection_digest(cfg: MonitorConfig, *, dates: str, start: Any) -> str:
     """Digest of what a stored confirmation state depends on besides its dates: every detection
-    parameter, the first monitoring day and the dates digest."""
-    blob = {"v": STATE_VERSION, "dates": dates, "detect": cfg.detect.model_dump(mode="json"), "start": str(start)}
+    parameter, the first monitoring day, the dates digest and the state's fields (a state of an
+    older version, without a field a newer one keeps, does not match)."""
+    from .detect.confirm import ConfirmState
+
+    blob = {"v": STATE_VERSION, "dates": dates, "detect": cfg.detect.model_dump(mode="json"), "start": str(start),
+            "fields": ConfirmState.FIELDS}
     return _sha(blob)
 
 

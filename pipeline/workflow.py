@@ -337,6 +337,7 @@ def finish_aoi(
         periods=job.periods,
         pixel_area_m2=cube.grid.pixel_area_m2,
         aoi_id=job.aoi_id,
+        first_clear=np.asarray(cands.change["first_clear"].values) if "first_clear" in cands.change else None,
     )
     result.sites = site_gdf
     result.rgb_before, result.rgb_after = rgb_view(done.views, 0), rgb_view(done.views, -1)

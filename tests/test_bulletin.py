@@ -955,3 +955,26 @@ def test_an_aoi_too_cloudy_to_confirm_change_is_said_so(rendered: tuple[Bulletin
         dataclasses.replace(kono, confirmable_frac=0.996)]))
     data = json.loads(paths["bulletin.json"].read_text(encoding="utf-8"))
     assert next(a for a in data["aois"] if a["aoi_id"] == "sl-kono-01")["confirmable_frac"] == 0.62
+
+
+def test_new_sites_already_disturbed_at_their_first_clear_view_are_said_to_be_maybe_older() -> None:
+    """An outside reviewer's one-quarter run called pits dug months earlier "new" (6 sites, all
+    first seen on the period's first clear date). Such sites are flagged ``undated`` and the
+    summary says they may be older."""
+    from pipeline.bulletin.summary import summarise
+
+    context = make_context()
+    kasai = context.aois[0]
+    sites = kasai.sites.assign(undated=[True, False, False, False, False])  # 0001 (new) at its first view
+    one = dataclasses.replace(context, aois=[dataclasses.replace(kasai, sites=sites), *context.aois[1:]])
+    from pipeline.bulletin.formatting import _ha
+
+    area = _ha(float(sites["area_ha"].iloc[0]))  # as the summary prints areas (1.44 -> 1.4)
+    text = " ".join(summarise(one))
+    assert f"(1 of them, {area} ha, already disturbed at its first clear view of the monitoring period: it may " \
+           "be older)" in text
+    both = dataclasses.replace(context, aois=[dataclasses.replace(kasai, sites=sites.assign(
+        undated=[True, True, False, False, False])), *context.aois[1:]])
+    assert "(all already disturbed at their first clear view of the monitoring period: they may be older)" in \
+        " ".join(summarise(both))
+    assert "first clear view" not in " ".join(summarise(context))  # none flagged: nothing said

@@ -179,9 +179,11 @@ def test_confirmation_kernel_matches_a_plain_loop(evidence: list[bool], valid: l
     ok = np.array(valid)
     ev &= ok
     days = np.arange(30, dtype=float) * 10
-    first, last, n_obs, n_clear, n_occ, confirmed, regrown, open_run, open_start = _confirm_np(
+    first, last, n_obs, n_clear, n_occ, confirmed, regrown, open_run, open_start, first_clear = _confirm_np(
         ev, ok, days=days, k=k
     )
+    # the first clear observation (a change dated there had no clear view without it)
+    assert (np.isnan(first_clear) and not ok.any()) or first_clear == days[np.argmax(ok)]
     assert not regrown.any()
     run, start, expected = 0, None, None
     for t in range(30):

@@ -34,6 +34,8 @@ def summary_facts(context: BulletinContext) -> dict[str, Any]:
         covering period's start, or before it); ``newly_disturbed_ha`` (``new_ha`` summed
         over every period); ``provisional`` (``{"n", "area_ha"}``: sites whose record after
         the change is too short to show whether they persist, :func:`pipeline.sites.provisional`);
+        ``new_undated`` (``{"n", "area_ha"}``: new sites already changed at their first clear
+        view of the monitoring period, whose digging may predate it: ``undated`` in ``sites.geojson``);
         ``comparisons`` (:func:`comparison_rows`); ``n_failed``.
         Area sums are rounded to 0.01 ha, the precision of the tables they add up: otherwise
         the order of a float sum could move a printed 26.15 to 26.1 or 26.2.
@@ -45,6 +47,9 @@ def summary_facts(context: BulletinContext) -> dict[str, Any]:
     in_period = first_seen >= pd.Timestamp(context.period_start)
     provisional = (sites["provisional"].fillna(False).astype(bool) if "provisional" in sites
                    else pd.Series(False, index=sites.index))
+    undated = (sites["undated"].fillna(False).astype(bool) if "undated" in sites
+               else pd.Series(False, index=sites.index))
+    new_undated = undated & (sites["status"].astype(str) == "new")
     status = {}
     for s in STATUS_ORDER:
         mask = sites["status"].astype(str) == s
@@ -61,6 +66,7 @@ def summary_facts(context: BulletinContext) -> dict[str, Any]:
         "first_detected_before": {"n": int((~in_period & first_seen.notna()).sum()),
                                   "area_ha": _ha_sum(area[~in_period & first_seen.notna()])},
         "provisional": {"n": int(provisional.sum()), "area_ha": _ha_sum(area[provisional])},
+        "new_undated": {"n": int(new_undated.sum()), "area_ha": _ha_sum(area[new_undated])},
         "newly_disturbed_ha": round(sum(_new_ha(a) for a in ok), 2),
         "comparisons": comparison_rows(context),
         "n_failed": len(context.aois) - len(ok),

@@ -195,7 +195,7 @@ def _latest_period_sentence(facts: dict[str, Any]) -> str:
         ha = _ha(st[status]["area_ha"])
         if status == "new":
             parts.append(ngettext("{n} site ({ha} ha) was new: {where}", "{n} sites ({ha} ha) were new: {where}",
-                                  n, ha=ha, where=where) if n else _("no site was new"))
+                                  n, ha=ha, where=where) + _undated_clause(facts) if n else _("no site was new"))
         else:
             parts.append(ngettext("{n} site ({ha} ha) was expanding: {where}",
                                   "{n} sites ({ha} ha) were expanding: {where}", n, ha=ha, where=where)
@@ -205,6 +205,23 @@ def _latest_period_sentence(facts: dict[str, Any]) -> str:
     return _("In the latest reporting period ({start} to {end}) {parts} (statuses as defined under "
              "\u201cHow to read this bulletin\u201d).", start=_long_date(latest[0]), end=_long_date(latest[1]),
              parts="; ".join(parts))
+
+
+def _undated_clause(facts: dict[str, Any]) -> str:
+    """Of the new sites, those already changed at their first clear view of the monitoring
+    period: first detected in the latest period, but their digging may predate it (an outside
+    reviewer's one-quarter run called pits dug months before "new")."""
+    u, n = facts["new_undated"], facts["status"]["new"]["n"]
+    if not u["n"]:
+        return ""
+    if u["n"] == n:
+        return " " + ngettext("(already disturbed at its first clear view of the monitoring period: it may be older)",
+                              "(all already disturbed at their first clear view of the monitoring period: they may "
+                              "be older)", n)
+    return " " + ngettext("({n} of them, {ha} ha, already disturbed at its first clear view of the monitoring "
+                          "period: it may be older)",
+                          "({n} of them, {ha} ha, already disturbed at their first clear view of the monitoring "
+                          "period: they may be older)", u["n"], ha=_ha(u["area_ha"]))
 
 
 def _provisional_sentence(facts: dict[str, Any]) -> str:

@@ -20,6 +20,9 @@ CHANGE_VARS: dict[str, str] = {
     "regrown": "bool",  # a run of min_confirmations re-vegetated clear observations after the change
     "open_run": "int16",  # clear observations with evidence in the run still open at the last clear one
     "open_run_start": "float64",  # days since 1970-01-01 of the first observation of that run, NaN if none
+    # days since 1970-01-01 of the first clear observation (monitoring dates), NaN if none: a change
+    # dated there had no clear view without it, so it may predate the monitoring period
+    "first_clear": "float64",
 }
 
 
@@ -156,7 +159,7 @@ class ConfirmState:
     FIELDS: dict[str, str] = {
         "run": "int32", "run_start": "float64", "run_occ": "int32", "first": "float64", "last": "float64",
         "n_obs": "int32", "n_clear": "int32", "n_occ": "int32", "n_regrow": "int32", "regrown": "bool",
-        "vetoed": "bool", "recovered": "float64",
+        "vetoed": "bool", "recovered": "float64", "first_clear": "float64",
     }
 
     def __init__(self, shape: tuple[int, ...]) -> None:
@@ -172,6 +175,7 @@ class ConfirmState:
         self.regrown = np.zeros(shape, dtype=bool)
         self.vetoed = np.zeros(shape, dtype=bool)  # a change was ended by re-greening
         self.recovered = np.full(shape, np.nan)  # start day of the latest run whose ground re-greened
+        self.first_clear = np.full(shape, np.nan)  # day of the first clear observation
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> ConfirmState:
@@ -191,12 +195,14 @@ class ConfirmState:
         last = np.where(confirmed, self.last, np.nan)
         open_start = np.where(self.run > 0, self.run_start, np.nan)
         return (self.first.copy(), last, self.n_obs.astype("int16"), self.n_clear.astype("int16"),
-                self.n_occ.astype("int16"), confirmed, self.regrown.copy(), self.run.astype("int16"), open_start)
+                self.n_occ.astype("int16"), confirmed, self.regrown.copy(), self.run.astype("int16"), open_start,
+                self.first_clear.copy())
 
     def step(
         self, ev: np.ndarray, ok: np.ndarray, rg: np.ndarray, *, day: float, k: int, k_regrowth: int,
         window: float, rearm: bool, gap: float,
     ) -> None:
+        self.first_clear = np.where(ok & np.isnan(self.first_clear), day, self.first_clear)
         active = ~np.isnan(self.first)
         # Re-greening ends the current change (counted on clear views since the change date).
         self.n_regrow += active & ok & rg
