@@ -28,6 +28,7 @@ import rasterio
 
 from . import bulletin as bl
 from . import register, sites
+from .aoi import PARAM_PROPERTIES
 from .bulletin.i18n import N_
 from .config import MonitorConfig, field_unit, threshold_table
 from .crosscheck import crosscheck_production, review_statistics
@@ -225,6 +226,16 @@ def threshold_rows(cfg: MonitorConfig, results: Sequence[AOIResult]) -> list[dic
     rows = threshold_table(cfg)
     for r in results:
         source = str(r.row.get("source_file", ""))
+        # the AOI file's own gravel thickness and grade ranges, which its carat estimates use (the
+        # annex listed only the configured defaults: an outside reviewer could not reproduce them)
+        for key in PARAM_PROPERTIES:
+            value = r.row.get(key)
+            if isinstance(value, (tuple, list)) and len(value) == 2:
+                rows.append({
+                    "section": f"crosscheck ({r.aoi_id})", "key": key, "value": tuple(value),
+                    "unit": field_unit("crosscheck", key), "description": _OVERRIDE_DESCRIPTION,
+                    "description_args": {"file": source}, "source": _AOI_FILE,
+                })
         for section, values in aoi_overrides(r.row).items():
             for key, value in values.items():
                 rows.append({

@@ -108,3 +108,16 @@ def test_a_full_queue_waits_for_the_oldest_write() -> None:
         writes.submit(lambda: None)  # returns once the first write has ended
         assert release.is_set()
         writes.wait()
+
+
+def test_the_annex_lists_the_aoi_files_own_grade_and_thickness() -> None:
+    """An outside reviewer could not reproduce the carat ranges: the annex listed the configured
+    grade (0.05-0.5 ct/m3) where the AOI file's own (0.05-0.4) was used."""
+    from pipeline.config import MonitorConfig
+    from pipeline.outputs import threshold_rows
+
+    aoi = AOIResult(aoi_id="seguela", row={"source_file": "seguela.geojson", "grade_ct_per_m3": (0.05, 0.4),
+                                           "gravel_thickness_m": None})
+    rows = [r for r in threshold_rows(MonitorConfig(), [aoi]) if r["section"] == "crosscheck (seguela)"]
+    assert [(r["key"], r["value"], r["unit"]) for r in rows] == [("grade_ct_per_m3", (0.05, 0.4), "ct/m³")]
+    assert rows[0]["description_args"] == {"file": "seguela.geojson"}
