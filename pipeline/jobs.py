@@ -196,16 +196,29 @@ def warn_participant(row: Mapping[str, Any], geometry: BaseGeometry, *, toleranc
     """Log a warning when ``geometry`` lies more than ``tolerance_km`` outside the outline of the
     country the AOI's ``participant_iso3`` names (``participant_outline_km``); ``True`` if it did.
     A code no outline carries is not checked."""
-    iso3 = str(row.get("participant_iso3") or "")
-    found = km_outside(geometry, iso3) if iso3 else None
-    if found is None or found[0] <= tolerance_km:
+    found = participant_outside(row, geometry, tolerance_km=tolerance_km)
+    if found is None:
         return False
     km, name = found
+    iso3 = str(row.get("participant_iso3") or "")
     log.warning("AOI file %s (aoi_id '%s'): participant_iso3 %s names %s, but the AOI lies %.0f km outside its "
                 "outline (Natural Earth 1:110m); its activity is compared with %s's declared production: check "
                 "participant_iso3 and the coordinates", row.get("source_file", "?"), row.get("aoi_id", "?"), iso3,
                 name, km, iso3)
     return True
+
+
+def participant_outside(row: Mapping[str, Any], geometry: BaseGeometry, *,
+                        tolerance_km: float | None) -> tuple[float, str] | None:
+    """How far (km) ``geometry`` lies outside the outline of the country the AOI's
+    ``participant_iso3`` names, and that country's name, when farther than ``tolerance_km``
+    (``participant_outline_km``); else ``None`` (also for a code no outline carries, and when
+    ``tolerance_km`` is ``None``: no check)."""
+    iso3 = str(row.get("participant_iso3") or "")
+    if not iso3 or tolerance_km is None:
+        return None
+    found = km_outside(geometry, iso3)
+    return found if found is not None and found[0] > tolerance_km else None
 
 
 def aoi_config_for(row: pd.Series, cfg: MonitorConfig) -> MonitorConfig:

@@ -532,6 +532,7 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], previous: dict[str, str]
         coverage_warning=r.coverage_warning,
         confirmable_frac=r.confirmable_frac,
         confirmations=r.confirmations,
+        participant_outside=r.participant_outside,
     )
 
 
@@ -555,6 +556,7 @@ def _manifest_aoi(r: AOIResult) -> dict[str, Any]:
         "skipped_items": r.skipped,
         "uncovered_frac": None if r.uncovered_frac is None else round(r.uncovered_frac, 4),
         "confirmable_frac": None if r.confirmable_frac is None else round(r.confirmable_frac, 4),
+        "participant_outside": r.participant_outside,
         "radar": {"status": r.radar_status, "n_items": len(r.radar_items)},
         "overrides": aoi_overrides(r.row),
         "composites": r.composites,

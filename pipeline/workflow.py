@@ -46,7 +46,7 @@ from .errors import MonitorError
 from .evaluate import read_sites
 from .incremental import IncrementalPlan, build_incremental, supports_incremental
 from .io import BackgroundWrites
-from .jobs import AOIGrid, AOIJob
+from .jobs import AOIGrid, AOIJob, participant_outside
 from .types import OPTICAL_BANDS
 
 log = logging.getLogger("pipeline")
@@ -127,6 +127,10 @@ class AOIResult:
     elsewhere no change can be confirmed. ``None``: not measured (the AOI failed)."""
     confirmations: int = 0
     """``detect.min_confirmations`` of this AOI."""
+    participant_outside: dict[str, Any] | None = None
+    """``{"km", "country"}``: the AOI lies that far outside the outline of the country its
+    ``participant_iso3`` names (beyond ``participant_outline_km``; :func:`pipeline.jobs.participant_outside`),
+    yet its activity is compared with that participant's declared production. ``None``: it does not."""
     """``uncovered_frac`` reached ``search.warn_uncovered_frac``: the run warned, the bulletin says so."""
     state: dict[str, int | str] = field(default_factory=dict)
     """With ``incremental``: dates and composite windows computed and reused from the stored
@@ -134,8 +138,10 @@ class AOIResult:
 
     @classmethod
     def for_job(cls, job: AOIJob) -> AOIResult:
+        outside = participant_outside(job.row, job.geometry, tolerance_km=job.cfg.participant_outline_km)
         return cls(aoi_id=job.aoi_id, row=job.row.drop(labels="geometry").to_dict(),
-                   boundary=job.row.get("geometry"))
+                   boundary=job.row.get("geometry"),
+                   participant_outside=None if outside is None else {"km": round(outside[0]), "country": outside[1]})
 
 
 @dataclass

@@ -978,3 +978,29 @@ def test_new_sites_already_disturbed_at_their_first_clear_view_are_said_to_be_ma
     assert "(all already disturbed at their first clear view of the monitoring period: they may be older)" in \
         " ".join(summarise(both))
     assert "first clear view" not in " ".join(summarise(context))  # none flagged: nothing said
+
+
+def test_an_aoi_outside_its_participant_is_said_so_in_the_bulletin() -> None:
+    """An outside reviewer's AOI, edited to name Zimbabwe, lay 4,522 km outside it: the warning
+    went to the log only, while the bulletin compared its activity with Zimbabwe's declared
+    production and its header read "Zimbabwe (ZWE)"."""
+    from shapely.geometry import box as _box
+
+    from pipeline.bulletin.summary import summarise
+    from pipeline.bulletin.wording import participant_text
+    from pipeline.jobs import participant_outside
+
+    row = {"participant_iso3": "ZWE", "source_file": "seguela.geojson", "aoi_id": "seguela"}
+    km, country = participant_outside(row, _box(-6.6, 8.15, -6.56, 8.19), tolerance_km=25.0)
+    assert country == "Zimbabwe" and 4000 < km < 5000
+    assert participant_outside(row, _box(32.3, -19.9, 32.4, -19.8), tolerance_km=25.0) is None  # Marange
+    assert participant_outside(row, _box(-6.6, 8.15, -6.56, 8.19), tolerance_km=None) is None  # no check
+
+    context = make_context()
+    kono = dataclasses.replace(context.aois[1], participant_outside={"km": 4522, "country": "Zimbabwe"})
+    one = dataclasses.replace(context, aois=[context.aois[0], kono, *context.aois[2:]])
+    assert ("Koidu fields lies 4522 km outside Zimbabwe, whose declared production it is compared with: check "
+            "the AOI file's participant.") in summarise(one)
+    assert participant_text(kono).startswith("This area of interest lies 4522 km outside the outline of Zimbabwe, "
+                                             "the country its file names as participant (SLE)")
+    assert not any("km outside" in s for s in summarise(context))  # said only of such an AOI

@@ -21,7 +21,7 @@ from .interactive import map_payload
 from .selection import MAX_CHIPS, _chip_sites, _latest_or_sum, _status_counts
 from .statuses import STATUS_ORDER, label
 from .tables import _dismissed_rows, _site_rows
-from .wording import confirmable_text
+from .wording import confirmable_text, participant_text
 
 __all__ = ["coverage_text", "evidence_text"]
 
@@ -103,6 +103,7 @@ def _aoi_header(
         "coverage": coverage_text(report.uncovered_frac)
         if report.coverage_warning and report.uncovered_frac is not None else "",
         "confirmable": confirmable_text(report),
+        "participant_note": participant_text(report),
         "view_method": _method_name(report.view_method),
         "map": None,
         "has_inset": False,

@@ -75,6 +75,9 @@ class AOIReport:
     over the covering period (:attr:`pipeline.workflow.AOIResult.confirmable_frac`)."""
     confirmations: int = 0
     """``detect.min_confirmations`` of this AOI."""
+    participant_outside: dict[str, Any] | None = None
+    """``{"km", "country"}`` when the AOI lies that far outside its participant's outline
+    (:attr:`pipeline.workflow.AOIResult.participant_outside`)."""
     season_views: list[CompositeView] = field(default_factory=list)
     """The dry-season composites (red, green, blue; same grid and extent as ``rgb_before``),
     oldest first: each chip compares two of them, the same season a year or more apart

@@ -80,6 +80,7 @@ def _aoi_data(a: AOIReport) -> dict[str, Any]:
         "new_since_previous": [str(s) for s in a.new_since_previous],
         "uncovered_frac": None if a.uncovered_frac is None else round(float(a.uncovered_frac), 4),
         "confirmable_frac": None if a.confirmable_frac is None else round(float(a.confirmable_frac), 4),
+        "participant_outside": a.participant_outside,
         "coverage_warning": bool(a.coverage_warning),
         "gone_since_previous": [str(s) for s in a.gone_since_previous],
         "verdict_counts": {str(k): int(v) for k, v in a.sites["verdict"].value_counts().sort_index().items()}

@@ -40,6 +40,7 @@ def summarise(context: BulletinContext, facts: dict[str, Any] | None = None) -> 
         sentences.append(_newly_disturbed_sentence(facts))
         sentences.extend(_confirmable_sentence(a) for a in context.aois if confirmable_gap(a))
     sentences.append(_crosscheck_sentence(context, facts))
+    sentences.extend(_participant_sentence(a) for a in context.aois if a.participant_outside)
     sentences.append(_anomaly_sentence(context))
     for a in context.aois:
         if a.error is not None:
@@ -172,6 +173,13 @@ def _sites_sentence(facts: dict[str, Any]) -> str:
                         "{n} ({ha} ha) were first detected during the covering period and {m} ({ha_m} ha) before it",
                         inside["n"], ha=_ha(inside["area_ha"]), m=before["n"], ha_m=_ha(before["area_ha"]))
     return _("{head}; {when}.", head=head, when=when)
+
+
+def _participant_sentence(aoi: AOIReport) -> str:
+    """An AOI compared with the declared production of a participant whose country it lies outside."""
+    out = aoi.participant_outside or {}
+    return _("{name} lies {km} km outside {country}, whose declared production it is compared with: check the "
+             "AOI file's participant.", name=aoi.name, km=out.get("km"), country=out.get("country"))
 
 
 def _confirmable_sentence(aoi: AOIReport) -> str:

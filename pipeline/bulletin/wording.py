@@ -18,7 +18,7 @@ from .formatting import _pct
 from .i18n import N_, _
 
 __all__ = ["CONFIRMABLE_SAY_BELOW", "RULE_TITLES", "basis_wording", "confirmable_gap", "confirmable_text",
-           "declared_statement", "rule_title"]
+           "declared_statement", "participant_text", "rule_title"]
 
 #: Reader's title of each cross-check and review rule (:mod:`pipeline.crosscheck`).
 RULE_TITLES: dict[str, str] = {
@@ -148,3 +148,17 @@ def confirmable_text(report: Any) -> str:
              "over the covering period: elsewhere no change could be confirmed, so the absence of sites there is "
              "not evidence that no excavation took place.", share=_pct(report.confirmable_frac),
              k=report.confirmations)
+
+
+def participant_text(report: Any) -> str:
+    """The AOI section's sentence when the AOI lies outside the country its participant names
+    (empty otherwise). An outside reviewer's AOI, edited to name Zimbabwe, lay 4,522 km outside
+    it; the warning went to the run's log only, while the bulletin compared its activity with
+    Zimbabwe's declared production."""
+    out = report.participant_outside
+    if not out:
+        return ""
+    return _("This area of interest lies {km} km outside the outline of {country}, the country its file names as "
+             "participant ({iso3}), yet its activity is compared with that participant's declared production: "
+             "check the file's participant_iso3 and coordinates.", km=out["km"], country=out["country"],
+             iso3=report.participant_iso3)
