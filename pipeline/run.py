@@ -195,6 +195,12 @@ def run_aois(
         if stop.is_set():
             slots.release()
             return
+        try:
+            prepare_one(i, job)
+        except BaseException as exc:  # noqa: BLE001 - a bug anywhere here: raised in the main thread, which
+            events.put(("bug", i, exc))  # waits for this AOI's event (it waited forever when none came)
+
+    def prepare_one(i: int, job: AOIJob) -> None:
         result = AOIResult.for_job(job)
         try:
             with acquire.gdal_env(gdal_options or {}):

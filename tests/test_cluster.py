@@ -151,8 +151,8 @@ def test_an_aoi_whose_tasks_kill_the_workers_fails_alone_with_one_line(tmp_path:
     cfg = MonitorConfig.model_validate(config_dict(
         source=str(tmp_path / "catalog.json"), aois=[tmp_path / "aoi.geojson"], out=tmp_path / "out",
         cache=tmp_path / "cache", n_workers=2, threads=1))
-    jobs = [types.SimpleNamespace(aoi_id=name, cfg=cfg, row=pd.Series({"aoi_id": name, "geometry": None}))
-            for name in ("heavy", "light")]
+    jobs = [types.SimpleNamespace(aoi_id=name, cfg=cfg, row=pd.Series({"aoi_id": name, "geometry": None}),
+                                  geometry=None) for name in ("heavy", "light")]
     finished: list[str] = []
 
     def prepare(job, *, result, **_kw):
@@ -254,3 +254,39 @@ def test_a_scheduler_with_no_workers_is_refused_in_one_line_not_waited_on_foreve
     (line,) = str(err.value).splitlines()
     assert bare.scheduler_address in line and "no workers" in line and "dask worker" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bug_before_an_aois_graph_is_raised_not_waited_on(tmp_path: Path, monkeypatch) -> None:
+    """An exception in the preparing thread before its own error handling (making the AOI's
+    result record) left the main thread waiting forever for that AOI's event: the default suite
+    hung for 14 minutes on a test double without ``geometry``. It is now raised."""
+    import threading
+    import types
+
+    import pandas as pd
+
+    import pipeline.run as run_mod
+    from pipeline.workflow import AOIResult
+
+    cfg = MonitorConfig.model_validate(config_dict(
+        source=str(tmp_path / "catalog.json"), aois=[tmp_path / "aoi.geojson"], out=tmp_path / "out",
+        cache=tmp_path / "cache", n_workers=1, threads=1))
+    jobs = [types.SimpleNamespace(aoi_id="a", cfg=cfg, row=pd.Series({"aoi_id": "a"}))]
+
+    def broken(job):  # noqa: ANN001, ANN202 - a stand-in
+        raise AttributeError("a bug")
+
+    monkeypatch.setattr(AOIResult, "for_job", staticmethod(broken))
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            run_mod.run_aois(object(), jobs)
+        except BaseException as exc:  # noqa: BLE001 - what the run raised
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "run_aois hung"
+    assert len(outcome) == 1 and isinstance(outcome[0], AttributeError)
