@@ -1004,3 +1004,15 @@ def test_an_aoi_outside_its_participant_is_said_so_in_the_bulletin() -> None:
     assert participant_text(kono).startswith("This area of interest lies 4522 km outside the outline of Zimbabwe, "
                                              "the country its file names as participant (SLE)")
     assert not any("km outside" in s for s in summarise(context))  # said only of such an AOI
+
+
+def test_declared_figures_are_printed_as_published() -> None:
+    """The sources table, captioned "as published", printed the 2023 figure 2367.63 ct as 2,368."""
+    from pipeline.bulletin.annex import _source_rows
+    from pipeline.bulletin.i18n import use_language
+
+    frame = pd.DataFrame({"participant_iso3": ["CIV", "CIV"], "year": [2023, 2016], "carats": [2367.63, 16292.0],
+                          "source": ["https://economie-ivoirienne.ci/x"] * 2})
+    with use_language("en"):
+        rows, _index = _source_rows(frame)
+    assert sorted(r["carats"] for r in rows) == ["16,292", "2,367.63"]

@@ -304,7 +304,8 @@ def _source_rows(
             "n": n,
             "participant_iso3": _text(r.get("participant_iso3")),
             "period": period,
-            "carats": _int(r.get("carats")),
+            # as published: 2367.63 ct read "2,368" under a caption saying "as published" (an outside reviewer)
+            "carats": _num(r.get("carats"), 2, strip=True),
             "basis": basis,
             "basis_text": basis_wording(basis) if basis else "",
             "kind": source_kind_label(source_kind(source)),
