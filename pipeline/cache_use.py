@@ -41,7 +41,7 @@ def cache_in_use(cache_dir: str | Path) -> Iterator[None]:
     WindowCache(root).ensure()
 
     def waiting() -> None:
-        log.info("cache %s: waiting for `cache clear` to finish", root)
+        log.info("cache %s: waiting for `cache clear` (or `cache info`'s check) to finish", root)
 
     try:
         with shared_lock(root / CACHE_USE_NAME, on_wait=waiting):

@@ -46,8 +46,8 @@ def dask_client(cfg: MonitorConfig, *, stop_later: bool = False) -> Iterator[Any
     Raises
     ------
     MonitorError
-        The scheduler cannot be reached, or no worker joins it within ``dask.connect_timeout_s`` (one
-        line naming it).
+        The scheduler cannot be reached (one line naming it). One without workers is joined with a
+        warning: its tasks wait for workers to join.
     """
     if cfg.dask.scheduler:
         try:
@@ -57,16 +57,13 @@ def dask_client(cfg: MonitorConfig, *, stop_later: bool = False) -> Iterator[Any
                 f"cannot connect to Dask scheduler {cfg.dask.scheduler} within {cfg.dask.connect_timeout_s:g} s: "
                 f"{exc}; check --scheduler (or raise dask.connect_timeout_s)"
             ) from None
-        try:
-            # a scheduler with no worker would take the graphs and never run them: the run would wait forever
-            client.wait_for_workers(1, timeout=cfg.dask.connect_timeout_s)
-        except TimeoutError:
-            client.close()
-            raise MonitorError(
-                f"Dask scheduler {cfg.dask.scheduler} has no workers (none joined within "
-                f"{cfg.dask.connect_timeout_s:g} s); start workers on it (dask worker {cfg.dask.scheduler}), "
-                "raise dask.connect_timeout_s if they are still starting, or leave --scheduler out for a local cluster"
-            ) from None
+        if not client.scheduler_info().get("workers"):
+            # Not refused: dask-jobqueue workers may still be queued, and an adaptive cluster starts
+            # them only once tasks arrive. Said, since the run then waits silently for them (an
+            # outside tester's run printed nothing for 5 minutes).
+            log.warning("dask: scheduler %s has no workers yet: the run's tasks wait until one joins (start them "
+                        "with dask worker %s; an adaptive cluster starts them when the tasks arrive)",
+                        cfg.dask.scheduler, cfg.dask.scheduler)
         log.info("dask: joined scheduler %s (%d workers)", cfg.dask.scheduler, len(client.scheduler_info()["workers"]))
         try:
             yield client
@@ -244,8 +241,10 @@ def _local_cluster(cfg: MonitorConfig, *, env: dict[str, str] | None) -> LocalCl
             host="127.0.0.1",
             silence_logs=_worker_log_level(),
             env=env,
-            # spawned workers ignore SIGINT too (forked ones already do: the fork server preloads it)
-            preload=[] if env is not None else ["pipeline.worker_signals"],
+            # spawned workers ignore SIGINT too (forked ones already do: the fork server preloads it);
+            # None: distributed's configured worker preloads, which an explicit list would replace
+            preload=None if env is not None else [*(dask.config.get("distributed.worker.preload") or []),
+                                                  "pipeline.worker_signals"],
         )
 
 

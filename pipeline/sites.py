@@ -426,6 +426,7 @@ def track_sites(
     ids = list(out["site_id"])
     first = list(out["first_seen"]) if "first_seen" in out else None
     status = list(out["status"]) if "status" in out else None
+    undated = list(out["undated"]) if "undated" in out else None
     for _, i, j in sorted(pairs, reverse=True):
         if i in used_new or j in used_prev:
             continue
@@ -435,6 +436,8 @@ def track_sites(
         earlier = str(prev["first_seen"].iloc[j]) if "first_seen" in prev else ""
         if first is not None and earlier and earlier < str(first[i]):
             first[i] = earlier
+            if undated is not None:  # the date is the earlier run's: so is whether it could be dated
+                undated[i] = bool(prev["undated"].iloc[j]) if "undated" in prev else False
             if status is not None and status[i] == "new" and last_period_start is not None \
                     and earlier < last_period_start.isoformat():
                 status[i] = "active"
@@ -443,6 +446,8 @@ def track_sites(
         out["first_seen"] = first
     if status is not None:
         out["status"] = status
+    if undated is not None:
+        out["undated"] = undated
     return out
 
 

@@ -121,6 +121,7 @@ class AOIResult:
     """Share of the AOI's area outside the footprint of every scene used (0..1); ``None`` until
     the scenes are known (an AOI whose search failed)."""
     coverage_warning: bool = False
+    """``uncovered_frac`` reached ``search.warn_uncovered_frac``: the run warned, the bulletin says so."""
     confirmable_frac: float | None = None
     """Share of the AOI with at least ``detect.min_confirmations`` (:attr:`confirmations`) clear
     optical observations over the covering period (:func:`pipeline.sites.confirmable_share`):
@@ -131,7 +132,6 @@ class AOIResult:
     """``{"km", "country"}``: the AOI lies that far outside the outline of the country its
     ``participant_iso3`` names (beyond ``participant_outline_km``; :func:`pipeline.jobs.participant_outside`),
     yet its activity is compared with that participant's declared production. ``None``: it does not."""
-    """``uncovered_frac`` reached ``search.warn_uncovered_frac``: the run warned, the bulletin says so."""
     state: dict[str, int | str] = field(default_factory=dict)
     """With ``incremental``: dates and composite windows computed and reused from the stored
     state, and the stored blocks read (:class:`pipeline.incremental.IncrementalPlan`)."""

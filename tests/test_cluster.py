@@ -232,14 +232,15 @@ def test_workers_log_nothing_below_critical_when_the_command_line_is_not_verbose
         logger.setLevel(saved)
 
 
-def test_a_scheduler_with_no_workers_is_refused_in_one_line_not_waited_on_forever(tmp_path: Path) -> None:
+def test_a_scheduler_with_no_workers_is_joined_with_a_warning(tmp_path: Path, caplog) -> None:
     """An outside tester's run through a scheduler no worker had joined took the graphs and
-    printed nothing for 5 minutes, until killed. A scheduler in this process, with no worker."""
+    printed nothing for 5 minutes, until killed. It is not refused (dask-jobqueue workers may
+    still be queued; an adaptive cluster starts them when tasks arrive), but says so at once.
+    A scheduler in this process, with no worker."""
+    import logging
     import time
 
     from distributed import LocalCluster
-
-    from pipeline.errors import MonitorError
 
     with LocalCluster(n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1", scheduler_port=0,
                       dashboard_address=None) as bare:
@@ -248,12 +249,11 @@ def test_a_scheduler_with_no_workers_is_refused_in_one_line_not_waited_on_foreve
             cache=tmp_path / "cache", n_workers=1, threads=1,
             dask={"scheduler": bare.scheduler_address, "connect_timeout_s": 1}))
         t0 = time.monotonic()
-        with pytest.raises(MonitorError) as err, cluster_mod.dask_client(cfg):
+        with caplog.at_level(logging.WARNING, logger="pipeline"), cluster_mod.dask_client(cfg):
             pass
         assert time.monotonic() - t0 < 10
-    (line,) = str(err.value).splitlines()
-    assert bare.scheduler_address in line and "no workers" in line and "dask worker" in line
-    assert not (tmp_path / "out").exists()
+    (line,) = [r.getMessage() for r in caplog.records if "no workers" in r.getMessage()]
+    assert bare.scheduler_address in line and "dask worker" in line and "adaptive" in line
 
 
 def test_a_bug_before_an_aois_graph_is_raised_not_waited_on(tmp_path: Path, monkeypatch) -> None:

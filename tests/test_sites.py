@@ -106,11 +106,12 @@ def test_a_site_reported_before_keeps_its_first_seen_and_is_not_new_again() -> N
     mask = np.zeros((20, 30), bool)
     mask[5:10, 5:12] = True
     earlier, _ = _poly(mask)
-    again = earlier.assign(site_id=["renamed"], first_seen="2023-10-03", status="new")
-    before = earlier.assign(first_seen="2023-08-04")
+    again = earlier.assign(site_id=["renamed"], first_seen="2023-10-03", status="new", undated=True)
+    before = earlier.assign(first_seen="2023-08-04", undated=False)
     tracked = sites.track_sites(again, before, last_period_start=dt.date(2023, 10, 1))
     assert tracked["site_id"].tolist() == before["site_id"].tolist()
     assert tracked["first_seen"].tolist() == ["2023-08-04"] and tracked["status"].tolist() == ["active"]
+    assert tracked["undated"].tolist() == [False]  # dated as the earlier run dated it
     # a later first_seen in the earlier run changes nothing; nor does a date inside this period
     assert sites.track_sites(again, before.assign(first_seen="2023-11-01"),
                              last_period_start=dt.date(2023, 10, 1))["first_seen"].tolist() == ["2023-10-03"]

@@ -79,18 +79,20 @@ def points_record(points: pd.DataFrame) -> list[list[Any]]:
 
 
 def same_points(points: pd.DataFrame, record: Sequence[Sequence[Any]]) -> bool:
-    """Whether ``points`` (a ``sample.csv`` read back) are the points of ``record``
-    (:func:`points_record`): the same ids and strata in the same order, each within
-    :data:`POSITION_TOLERANCE_DEG` of its recorded position, so that a label filled in, or the
-    file saved again by a spreadsheet, changes nothing. A column missing or a coordinate that is
-    not a number: ``False``."""
+    """Whether ``points`` (a ``sample.csv`` read back) are points of ``record``
+    (:func:`points_record`): each row's id is recorded, with the same stratum and within
+    :data:`POSITION_TOLERANCE_DEG` of its recorded position. Rows may be missing (points the
+    analyst could not interpret, deleted as :func:`read_labels_csv` allows) or in another order (a
+    spreadsheet's sort); a label filled in, or the file saved again by a spreadsheet, changes
+    nothing. A column missing or a coordinate that is not a number: ``False``."""
     try:
         now = points_record(points)
     except (KeyError, TypeError, ValueError):
         return False
-    return len(now) == len(record) and all(
-        a[:2] == list(map(str, b[:2])) and abs(a[2] - float(b[2])) <= POSITION_TOLERANCE_DEG
-        and abs(a[3] - float(b[3])) <= POSITION_TOLERANCE_DEG for a, b in zip(now, record, strict=True))
+    drawn = {str(b[0]): b for b in record}
+    return all(
+        (b := drawn.get(a[0])) is not None and a[1] == str(b[1]) and abs(a[2] - float(b[2])) <= POSITION_TOLERANCE_DEG
+        and abs(a[3] - float(b[3])) <= POSITION_TOLERANCE_DEG for a in now)
 
 
 def read_labels_csv(path: str | Path, *, sample: pd.DataFrame) -> pd.DataFrame:
