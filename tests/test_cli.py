@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -363,6 +364,26 @@ def test_quiet_with_verbose_is_a_usage_error(argv: list[str], capsys: pytest.Cap
                    "them; see python -m pipeline --help"]
 
 
+@pytest.fixture
+def signal_handlers_restored() -> Iterator[None]:
+    """The command line installs its SIGINT and SIGTERM handlers and quietens three loggers
+    (pipeline.interrupts): put back what this process had, and forget the interrupt."""
+    import logging
+    import signal
+
+    from pipeline import interrupts
+
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    levels = {name: logging.getLogger(name).level for name in ("distributed", "tornado", "asyncio")}
+    yield
+    signal.signal(signal.SIGINT, previous[0])
+    signal.signal(signal.SIGTERM, previous[1])
+    interrupts.reset()
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.usefixtures("signal_handlers_restored")
 def test_a_ctrl_c_lost_in_a_finaliser_still_ends_the_run(monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     """SIGINT raised inside a ``__del__`` (a distributed future collected mid-run) is printed as
@@ -383,24 +404,14 @@ def test_a_ctrl_c_lost_in_a_finaliser_still_ends_the_run(monkeypatch: pytest.Mon
         gc.collect()
         return 0  # the command itself never saw the KeyboardInterrupt
 
-    import logging
-
-    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    levels = {name: logging.getLogger(name).level for name in ("distributed", "tornado", "asyncio")}
     monkeypatch.setattr(cli, "_run_command", command)
-    try:
-        assert cli.main(["cache", "info"]) == 130
-        assert capsys.readouterr().err.strip().splitlines()[-1] == "error: interrupted"
-        with pytest.raises(KeyboardInterrupt):
-            interrupts.raise_if_interrupted()
-    finally:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
-        interrupts.reset()
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
+    assert cli.main(["cache", "info"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: interrupted"
+    with pytest.raises(KeyboardInterrupt):
+        interrupts.raise_if_interrupted()
 
 
+@pytest.mark.usefixtures("signal_handlers_restored")
 def test_sigterm_unwinds_the_command_as_ctrl_c_does_and_exits_143(monkeypatch: pytest.MonkeyPatch,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """SIGTERM (kill PID, timeout, a batch scheduler's time limit) ended the process where it
@@ -408,7 +419,6 @@ def test_sigterm_unwinds_the_command_as_ctrl_c_does_and_exits_143(monkeypatch: p
     temporaries), and the command says one line and exits 143; lost in a finaliser, it is
     raised again as SIGINT is."""
     import gc
-    import logging
     import signal
 
     import pipeline.__main__ as cli
@@ -432,22 +442,13 @@ def test_sigterm_unwinds_the_command_as_ctrl_c_does_and_exits_143(monkeypatch: p
         gc.collect()
         return 0
 
-    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    levels = {name: logging.getLogger(name).level for name in ("distributed", "tornado", "asyncio")}
-    try:
-        monkeypatch.setattr(cli, "_cache", command)  # the command line's own handling of what it raises
-        assert cli.main(["cache", "info"]) == 143 and unwound == ["finally"]
-        assert capsys.readouterr().err.strip().splitlines()[-1] == "error: terminated (SIGTERM)"
-        interrupts.reset()
-        monkeypatch.setattr(cli, "_cache", lost)
-        assert cli.main(["cache", "info"]) == 143
-        assert capsys.readouterr().err.strip().splitlines()[-1] == "error: terminated (SIGTERM)"
-    finally:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
-        interrupts.reset()
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
+    monkeypatch.setattr(cli, "_cache", command)  # the command line's own handling of what it raises
+    assert cli.main(["cache", "info"]) == 143 and unwound == ["finally"]
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: terminated (SIGTERM)"
+    interrupts.reset()
+    monkeypatch.setattr(cli, "_cache", lost)
+    assert cli.main(["cache", "info"]) == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: terminated (SIGTERM)"
 
 
 

@@ -299,21 +299,29 @@ def test_a_second_run_into_the_same_out_is_refused_while_the_first_holds_it(
     print(f"\nsecond run into the same --out refused in {time.monotonic() - t0:.1f} s: {lines[0]}")
 
 
-def test_ctrl_c_while_the_workers_compute_prints_one_line_then_a_rerun_completes(
-    scenario: ScenarioResult, source: Any, reference: dict[str, Any], tmp_path: Path
-) -> None:
-    """Ctrl-C reaches the whole foreground process group, the Dask workers too. The client
-    says one line and exits 130; the workers, which ignore SIGINT (pipeline.worker_signals),
-    print no traceback. A re-run then ends as an uninterrupted run."""
+def _run_until_computing(scenario: ScenarioResult, source: Any, tmp_path: Path) -> tuple[Run, dict[str, Any]]:
+    """A monitor run started on the served scenario, returned once its graph is on the workers,
+    with the keyword arguments that start the same run again."""
     api, _ = source
-    config, out, cache = _config(tmp_path, api), tmp_path / "out", tmp_path / "cache"
-    kw = {"config": config, "aoi": scenario.aoi_path, "out": out, "cache": cache, "logs": tmp_path / "logs"}
+    kw = {"config": _config(tmp_path, api), "aoi": scenario.aoi_path, "out": tmp_path / "out",
+          "cache": tmp_path / "cache", "logs": tmp_path / "logs"}
     run = Run("none", **kw)
     t0 = time.monotonic()
     while not re.search(r"compute \d+/\d+ tasks", run.stderr):  # the graph is on the workers
         assert run.proc.poll() is None, run.stderr
         assert time.monotonic() - t0 < 600, run.stderr
         time.sleep(0.05)
+    return run, kw
+
+
+def test_ctrl_c_while_the_workers_compute_prints_one_line_then_a_rerun_completes(
+    scenario: ScenarioResult, source: Any, reference: dict[str, Any], tmp_path: Path
+) -> None:
+    """Ctrl-C reaches the whole foreground process group, the Dask workers too. The client
+    says one line and exits 130; the workers, which ignore SIGINT (pipeline.worker_signals),
+    print no traceback. A re-run then ends as an uninterrupted run."""
+    run, kw = _run_until_computing(scenario, source, tmp_path)
+    out, cache = kw["out"], kw["cache"]
     os.killpg(run.proc.pid, signal.SIGINT)
     code = run.finish(timeout=300)
     _wait_group_gone(run.proc.pid)
@@ -332,15 +340,8 @@ def test_sigterm_while_the_workers_compute_unwinds_like_ctrl_c(
     ended it where it stood, its lock, run log and RUN_INCOMPLETE left for the next run and its
     fork server and workers to notice their parent was gone. Now the run unwinds as after
     Ctrl-C: one line, exit 143, no process of it left, and a re-run ends as an uninterrupted run."""
-    api, _ = source
-    config, out, cache = _config(tmp_path, api), tmp_path / "out", tmp_path / "cache"
-    kw = {"config": config, "aoi": scenario.aoi_path, "out": out, "cache": cache, "logs": tmp_path / "logs"}
-    run = Run("none", **kw)
-    t0 = time.monotonic()
-    while not re.search(r"compute \d+/\d+ tasks", run.stderr):  # the graph is on the workers
-        assert run.proc.poll() is None, run.stderr
-        assert time.monotonic() - t0 < 600, run.stderr
-        time.sleep(0.05)
+    run, kw = _run_until_computing(scenario, source, tmp_path)
+    out, cache = kw["out"], kw["cache"]
     os.kill(run.proc.pid, signal.SIGTERM)  # the client process only, as kill and timeout send it
     code = run.finish(timeout=300)
     _wait_group_gone(run.proc.pid)
