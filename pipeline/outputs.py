@@ -37,8 +37,9 @@ from .evaluate import evaluate_sites, read_truth
 from .http import redact_credentials
 from .io import BackgroundWrites, relative_paths, write_csv, write_geojson, write_gpkg, write_json
 from .jobs import aoi_overrides
-from .numbering import archive_folder, archived_bulletins, bulletin_issue
+from .numbering import archive_folder, bulletin_issue
 from .precision import ACTIVITY_PRECISION, CROSSCHECK_PRECISION, SITE_PRECISION, round_table
+from .site_history import compare_with_earlier, previous_sites
 from .workflow import AOIResult
 
 log = logging.getLogger("pipeline")
@@ -110,12 +111,13 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
     issue = bulletin_issue(out_dir, info.start.isoformat(), info.end.isoformat(),
                            number=cfg.bulletin.number, reissue=cfg.bulletin.reissue)
     number = issue.number
-    previous_number, previous = previous_sites(out_dir, before=number)
-    new_since = sorted(set(all_sites["site_id"]) - previous.keys()) if previous_number else []
+    # "Reported for the first time": in no earlier bulletin; "listed again": in an earlier one but
+    # not in the last that processed its AOI (pipeline.site_history).
+    since = compare_with_earlier(out_dir, all_sites["site_id"], before=number)
 
     # A revision shows the assessment of the issue it replaces (same number), if any.
     assessment = ((issue.revises and previous_assessment(out_dir, number))
-                  or previous_assessment(out_dir, previous_number))
+                  or previous_assessment(out_dir, since.previous_number))
     outputs = _write_tables(all_sites, activity, crosscheck, pd.concat([flags, anomalies], ignore_index=True), out_dir,
                             as_of=info.end)
     outputs["sites_dismissed.geojson"] = write_dismissed(results, out_dir)
@@ -128,7 +130,8 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
         generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
         distribution=cfg.bulletin.distribution,
         demonstration=cfg.bulletin.demonstration,
-        aois=[_aoi_report(r, new_since, previous, empty_activity=activity.iloc[0:0]) for r in results],
+        aois=[_aoi_report(r, since.first_time, since.previous, listed_again=since.listed_again,
+                          empty_activity=activity.iloc[0:0]) for r in results],
         crosscheck=crosscheck,
         flags=flags,
         anomalies=anomalies,
@@ -138,7 +141,7 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
         validation=validation,
         software=software,
         config_digest=cfg.digest(),
-        previous_number=previous_number,
+        previous_number=since.previous_number,
         revision=issue.revision,
         site_models=site_models(results),
         assessment=assessment,
@@ -371,30 +374,6 @@ def previous_bulletin(out_dir: Path, *, before: int | None = None) -> tuple[int 
     return number, set(sites)
 
 
-def previous_sites(out_dir: Path, *, before: int | None = None) -> tuple[int | None, dict[str, str]]:
-    """The last archived bulletin's number (below ``before`` when given), and the sites a new
-    bulletin is compared with, as ``{site_id: aoi_id}``.
-
-    Per AOI, those of the latest bulletin in which that AOI was processed, so that an AOI
-    that failed last quarter (all cloud, say) does not make all its sites "new" this quarter.
-    Of a revised bulletin, its latest revision counts.
-    """
-    latest = {b.number: b for b in archived_bulletins(out_dir) if before is None or b.number < before}
-    numbers = sorted(latest)
-    if not numbers:
-        return None, {}
-    sites: dict[str, str] = {}
-    settled: set[str] = set()  # AOIs whose latest processed bulletin has been read
-    for n in reversed(numbers):
-        features, processed = _archived_sites(latest[n].folder)
-        for f in features:
-            aoi = str(f["properties"].get("aoi_id", ""))
-            if aoi in processed - settled:
-                sites[f["properties"]["site_id"]] = aoi
-        settled |= processed
-    return numbers[-1], sites
-
-
 def listed_files(manifest: dict[str, Any], *, composites_of: set[str] | None = None) -> set[str]:
     """The files a run's manifest lists as its outputs, relative to its output folder: the
     tables, bulletins and figures (``outputs``) and the composites of each AOI (of the AOIs in
@@ -498,9 +477,11 @@ def _write_tables(
 
 
 def _aoi_report(r: AOIResult, new_since: Sequence[str], previous: dict[str, str] | None = None, *,
-                empty_activity: pd.DataFrame) -> bl.AOIReport:
+                listed_again: Sequence[str] = (), empty_activity: pd.DataFrame) -> bl.AOIReport:
     """``previous``: the previous bulletin's sites (:func:`previous_sites`); those of this AOI
-    that it no longer lists are ``gone_since_previous`` (none when it failed)."""
+    that it no longer lists are ``gone_since_previous`` (none when it failed). ``new_since`` and
+    ``listed_again``: the run's sites in no earlier bulletin, and those in an earlier bulletin
+    but not in ``previous``."""
     row = r.row
     aoi_sites = r.sites if r.sites is not None else _empty_sites(crs=4326)
     own = set(r.sites["site_id"]) if r.sites is not None else set()
@@ -519,6 +500,7 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], previous: dict[str, str]
         extent_utm=r.extent_utm,
         epsg=r.epsg,
         new_since_previous=[s for s in new_since if s in own],
+        listed_again=[s for s in listed_again if s in own],
         gone_since_previous=gone,
         error=r.error,
         radar_status=r.radar_status,
@@ -582,16 +564,3 @@ def _manifest_items(results: Sequence[AOIResult], cfg: MonitorConfig) -> list[di
         )
         for it in items
     ]
-
-
-def _archived_sites(folder: Path) -> tuple[list[dict[str, Any]], set[str]]:
-    """An archived bulletin's site features and the AOIs it processed successfully."""
-    sites_path, manifest_path = folder / "sites.geojson", folder / "manifest.json"
-    features = json.loads(sites_path.read_text(encoding="utf-8")).get("features", []) if sites_path.exists() else []
-    statuses = json.loads(manifest_path.read_text(encoding="utf-8")).get("aois", {}) if manifest_path.exists() else {}
-    processed = (
-        {a for a, info in statuses.items() if info.get("status") == "ok"}
-        if statuses
-        else {str(f["properties"].get("aoi_id", "")) for f in features}
-    )
-    return features, processed

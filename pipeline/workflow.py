@@ -20,7 +20,6 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dask
@@ -43,10 +42,10 @@ from .classify import SiteModel, feature_rasters, model_summary, radar_rasters
 from .composites import CompositeView
 from .config import MonitorConfig
 from .errors import MonitorError
-from .evaluate import read_sites
 from .incremental import IncrementalPlan, build_incremental, supports_incremental
 from .io import BackgroundWrites
 from .jobs import AOIGrid, AOIJob, participant_outside
+from .site_history import earlier_sites
 from .types import OPTICAL_BANDS
 
 log = logging.getLogger("pipeline")
@@ -320,7 +319,7 @@ def finish_aoi(
         result.site_model = model_summary(model)
         log.info("AOI %s: site model %s kept %d of %d candidates", job.aoi_id, result.site_model["name"],
                  len(site_gdf), len(cands.sites))
-    site_gdf = sites.track_sites(site_gdf, _previous_sites(cfg.out_dir, job.aoi_id),
+    site_gdf = sites.track_sites(site_gdf, earlier_sites(cfg.out_dir, job.aoi_id),
                                  last_period_start=job.last_period_start)
     own_verdicts = verdicts[verdicts["aoi_id"] == job.aoi_id] if verdicts is not None else None
     site_gdf = register.apply_verdicts(site_gdf, own_verdicts, min_overlap_frac=cfg.review.match_overlap_frac)
@@ -580,13 +579,3 @@ def _outside(shapes: gpd.GeoDataFrame, grid: AOIGrid, *, shape: tuple[int, ...])
     return rasterio.features.geometry_mask(
         shapes.to_crs(grid.crs).geometry, out_shape=shape, transform=grid.transform
     )
-
-
-def _previous_sites(out_dir: Path, aoi_id: str) -> gpd.GeoDataFrame | None:
-    path = out_dir / "sites.geojson"
-    if not path.exists():
-        return None
-    prev = read_sites(path)
-    if prev.empty or "aoi_id" not in prev:
-        return None
-    return prev[prev["aoi_id"] == aoi_id]

@@ -296,7 +296,23 @@ def test_new_since_previous_states(tmp_path: Path) -> None:
     out = render_bulletin(context, tmp_path / "b", pdf=False)
     text = out["bulletin.html"].read_text(encoding="utf-8")
     section = text.split('id="new-since-previous"')[1].split("</section>")[0]
-    assert "None." in section and "No. 6" in section
+    assert "None." in section and "Every site was listed in an earlier bulletin." in section
+    assert "Listed again" not in section
+
+
+def test_sites_listed_again_have_their_own_table_and_tag(tmp_path: Path) -> None:
+    """A site an earlier bulletin listed, absent from the last one, is "listed again", not "reported
+    for the first time" (pipeline.site_history)."""
+    context = _without_figures(make_context(previous_number=6))
+    first = context.aois[0]
+    first.new_since_previous.clear()
+    first.listed_again.append("cd-kasai-01-0003")
+    text = render_bulletin(context, tmp_path, pdf=False)["bulletin.html"].read_text(encoding="utf-8")
+    section = text.split('id="new-since-previous"')[1].split("</section>")[0]
+    new_part, again_part = section.split("Listed again")
+    assert "None." in new_part and "cd-kasai-01-0003" not in new_part
+    assert "cd-kasai-01-0003" in again_part and "not in bulletin No. 6" in again_part
+    assert "listed again (not in No. 6)" in text  # the tag in the AOI's site table
 
 
 def test_new_since_previous_lists_sites(rendered: tuple[BulletinContext, dict[str, Path]]) -> None:

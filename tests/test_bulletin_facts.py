@@ -213,12 +213,13 @@ def test_summary_facts_equal_the_tables(context: BulletinContext) -> None:
     assert comparable == expected
 
 
-@given(_context(), st.integers(0, 3), st.integers(0, 3), st.booleans())
+@given(_context(), st.integers(0, 3), st.integers(0, 3), st.booleans(), st.integers(0, 3))
 def test_the_previous_bulletin_sentence_says_what_is_new_and_what_is_gone(
-    context: BulletinContext, n_gone: int, n_dismissed: int, keep_sites: bool,
+    context: BulletinContext, n_gone: int, n_dismissed: int, keep_sites: bool, n_again: int,
 ) -> None:
-    # A second bulletin: sites of bulletin 1 no longer listed are named, with those an analyst
-    # dismissed counted; with no site at all, nothing is said to have been "in bulletin 1".
+    # A later bulletin: sites of an earlier bulletin no longer listed are named, with those an
+    # analyst dismissed counted; sites listed earlier but not in the last bulletin, listed again,
+    # are named; with no site at all, nothing is said to have been in an earlier bulletin.
     import dataclasses
 
     n_dismissed = min(n_dismissed, n_gone)
@@ -229,16 +230,25 @@ def test_the_previous_bulletin_sentence_says_what_is_new_and_what_is_gone(
                                  crs=4326)
     first = context.aois[0]
     sites = first.sites if keep_sites else first.sites.iloc[0:0]
-    aois = [dataclasses.replace(first, sites=sites, gone_since_previous=gone, dismissed=dismissed),
+    again = [str(s) for s in sites["site_id"][:n_again]]
+    aois = [dataclasses.replace(first, sites=sites, gone_since_previous=gone, dismissed=dismissed,
+                                listed_again=again),
             *[dataclasses.replace(a, sites=a.sites.iloc[0:0]) if not keep_sites else a for a in context.aois[1:]]]
     second = dataclasses.replace(context, number=2, previous_number=1, aois=aois)
     n_sites = sum(len(a.sites) for a in aois)
     text = _sentence(summarise(second), "No site is reported" if n_sites else "No site is listed")
     if n_sites:
-        assert text.startswith("No site is reported for the first time: all were in bulletin 1.")
+        assert text.startswith("No site is reported for the first time: each was listed in an earlier bulletin.")
     else:
         assert text.startswith("No site is listed in this bulletin, so none is reported for the first time.")
-        assert "all were in bulletin" not in text
+        assert "earlier bulletin." not in text
+    if again:
+        listed = ("site listed in an earlier bulletin, but not in the last one covering its area, is"
+                  if len(again) == 1 else
+                  "sites listed in an earlier bulletin, but not in the last one covering their area, are")
+        assert f"{len(again)} {listed} listed again: " in text and all(a in text for a in again)
+    else:
+        assert "listed again" not in text
     if n_gone:
         listed = "site listed in an earlier bulletin is" if n_gone == 1 else "sites listed in earlier bulletins are"
         assert f"{n_gone} {listed} no longer listed: " in text and all(g in text for g in gone)

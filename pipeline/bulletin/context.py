@@ -43,6 +43,10 @@ class AOIReport:
     extent_utm: tuple[float, float, float, float]
     epsg: int
     new_since_previous: list[str] = field(default_factory=list)
+    """Sites of this AOI in no earlier bulletin ("reported for the first time")."""
+    listed_again: list[str] = field(default_factory=list)
+    """Sites of this AOI listed in an earlier bulletin but not in the last one that processed
+    this AOI (:mod:`pipeline.site_history`)."""
     gone_since_previous: list[str] = field(default_factory=list)
     """Sites of this AOI in the previous bulletin that this one no longer lists (dismissed by an
     analyst, or no longer detected with this run's imagery and settings)."""

@@ -20,13 +20,15 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
     """What the bulletin says, as data (written as ``bulletin.json`` beside the HTML).
 
     Numbering, period, markings, the executive summary, and per AOI the site counts and
-    the ids of the sites new since the previous bulletin (``new_since_previous``, also
-    flattened at the top level: empty when nothing appeared, or for a first bulletin,
-    where ``previous_number`` is ``None``), and those of the previous bulletin it no longer
-    lists (``gone_since_previous``, likewise). Counts of the flags and anomalies shown, and
-    of the anomalies left to ``flags.csv``. Every threshold with its value, default, unit and
-    source as given (``thresholds``; the annex lists only those the findings rest on or that
-    differ from their defaults), including the per-AOI rows. ``facts``: every count, area and
+    the ids of the sites reported for the first time, in no earlier bulletin
+    (``new_since_previous``, also flattened at the top level: empty when nothing appeared, or
+    for a first bulletin, where ``previous_number`` is ``None``), those listed in an earlier
+    bulletin but not in the last one that processed their AOI (``listed_again``, likewise),
+    and those of the previous bulletin it no longer lists (``gone_since_previous``, likewise).
+    Counts of the flags and anomalies shown, and of the anomalies left to ``flags.csv``. Every
+    threshold with its value, default, unit and source as given (``thresholds``; the annex
+    lists only those the findings rest on or that differ from their defaults), including the
+    per-AOI rows. ``facts``: every count, area and
     date the summary states (:func:`~pipeline.bulletin.facts.summary_facts`, with the
     cross-check's comparisons and their coverage); ``definitions``: the site statuses as the
     bulletin defines them; ``revision``: 1, or more for a re-issued period.
@@ -46,6 +48,7 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
         "demonstration": context.demonstration,
         "previous_number": context.previous_number,
         "new_since_previous": [str(s) for a in context.aois for s in a.new_since_previous],
+        "listed_again": [str(s) for a in context.aois for s in a.listed_again],
         "gone_since_previous": [str(s) for a in context.aois for s in a.gone_since_previous],
         "aois": [_aoi_data(a) for a in context.aois],
         "summary": summarise(context, facts),
@@ -78,6 +81,7 @@ def _aoi_data(a: AOIReport) -> dict[str, Any]:
         "site_area_ha": round(float(pd.to_numeric(a.sites["area_ha"], errors="coerce").sum()), 4)
         if a.sites is not None and not a.sites.empty else 0.0,
         "new_since_previous": [str(s) for s in a.new_since_previous],
+        "listed_again": [str(s) for s in a.listed_again],
         "uncovered_frac": None if a.uncovered_frac is None else round(float(a.uncovered_frac), 4),
         "confirmable_frac": None if a.confirmable_frac is None else round(float(a.confirmable_frac), 4),
         "participant_outside": a.participant_outside,

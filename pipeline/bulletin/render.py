@@ -247,6 +247,7 @@ def _template_values(context: BulletinContext, aoi_views: list[dict[str, Any]]) 
         "anomalies_elsewhere": len(elsewhere),
         "anomaly_participants_elsewhere": sorted({_text(v) for v in elsewhere.get("participant_iso3", [])}),
         "new_rows": _new_since_rows(context),
+        "again_rows": _new_since_rows(context, again=True),
         "composite_rows": _composite_rows(context.aois),
         "scene_groups": _scene_summary(context.scenes, names),
         "n_scenes": 0 if context.scenes is None else len(context.scenes),

@@ -32,7 +32,7 @@ STATUS_COLOURS: dict[str, str] = dict(zip(SITE_STATUSES, (
 #: Plain-language meaning of each site status: the bulletin defines them once, in its
 #: "How to read this bulletin" box (:func:`status_definitions` adds the dates and the growth
 #: threshold of the run). "New" is about the latest reporting period, never about the bulletin:
-#: sites absent from the previous bulletin are "reported for the first time".
+#: sites absent from every earlier bulletin are "reported for the first time".
 STATUS_DEFINITIONS: dict[str, str] = dict(zip(SITE_STATUSES, (
     N_("first detected in the latest reporting period"),  # new
     N_("first detected before the latest reporting period, and grew during it"),  # expanding

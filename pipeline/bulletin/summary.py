@@ -329,8 +329,8 @@ _MAX_IDS = 10
 
 
 def _previous_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
-    """How many sites are reported for the first time (absent from the previous bulletin), and
-    which of the previous bulletin's sites this one no longer lists."""
+    """How many sites are reported for the first time (in no earlier bulletin), which are listed
+    again after an absence, and which of the previous bulletin's sites this one no longer lists."""
     new_prev = [sid for a in context.aois for sid in a.new_since_previous]
     if context.previous_number is None:
         n = facts["n_sites"]
@@ -338,28 +338,31 @@ def _previous_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
             return _("This is the first bulletin: every site in it is reported for the first time ({n}).", n=n)
         return _("This is the first bulletin: every site in it is reported for the first time.")
     if new_prev:
-        first = ngettext("{n} site is reported for the first time (absent from bulletin {previous}).",
-                         "{n} sites are reported for the first time (absent from bulletin {previous}).",
-                         len(new_prev), previous=context.previous_number)
+        first = ngettext("{n} site is reported for the first time (in no earlier bulletin).",
+                         "{n} sites are reported for the first time (in no earlier bulletin).", len(new_prev))
     elif facts["n_sites"]:
-        first = _("No site is reported for the first time: all were in bulletin {previous}.",
-                  previous=context.previous_number)
+        first = _("No site is reported for the first time: each was listed in an earlier bulletin.")
     else:
         first = _("No site is listed in this bulletin, so none is reported for the first time.")
+    again = [sid for a in context.aois for sid in a.listed_again]
+    if again:
+        first += " " + ngettext(
+            "{n} site listed in an earlier bulletin, but not in the last one covering its area, is listed again: "
+            "{ids}.",
+            "{n} sites listed in an earlier bulletin, but not in the last one covering their area, are listed "
+            "again: {ids}.",
+            len(again), ids=_join(_shown(again, "listed_again")))
     gone = [sid for a in context.aois for sid in a.gone_since_previous]
     if not gone:
         return first
     dismissed = {str(s) for a in context.aois if a.dismissed is not None for s in a.dismissed["site_id"]}
     n_dismissed = sum(sid in dismissed for sid in gone)
     # "earlier", not "bulletin N": an AOI not processed in bulletin N is compared with the last
-    # bulletin that processed it (pipeline.outputs.previous_sites)
-    shown = [_text(s) for s in gone[:_MAX_IDS]]
-    if len(gone) > _MAX_IDS:
-        shown.append(_("{n} more (bulletin.json, gone_since_previous)", n=len(gone) - _MAX_IDS))
+    # bulletin that processed it (pipeline.site_history.previous_sites)
     text = first + " " + ngettext(
         "{n} site listed in an earlier bulletin is no longer listed: {ids}.",
         "{n} sites listed in earlier bulletins are no longer listed: {ids}.",
-        len(gone), ids=_join(shown))
+        len(gone), ids=_join(_shown(gone, "gone_since_previous")))
     if n_dismissed == len(gone):
         text += " " + ngettext("It was dismissed by an analyst as a false alarm (sites_dismissed.geojson).",
                                "All {n} were dismissed by an analyst as false alarms (sites_dismissed.geojson).",
@@ -369,3 +372,11 @@ def _previous_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
                                "Of them, {n} were dismissed by an analyst as false alarms (sites_dismissed.geojson).",
                                n_dismissed)
     return text
+
+
+def _shown(ids: list[str], key: str) -> list[str]:
+    """The first ids of a list, and how many more ``bulletin.json`` lists under ``key``."""
+    shown = [_text(s) for s in ids[:_MAX_IDS]]
+    if len(ids) > _MAX_IDS:
+        shown.append(_("{n} more (bulletin.json, {key})", n=len(ids) - _MAX_IDS, key=key))
+    return shown

@@ -52,6 +52,7 @@ def _site_rows(sites: gpd.GeoDataFrame, report: AOIReport) -> list[dict[str, Any
             "verdict_label": label(_text(r.get("verdict")) or "unreviewed"),
             "reviewed_on": _date(r.get("reviewed_on")) if r.get("reviewed_on") else "",
             "new_since_previous": str(r["site_id"]) in set(report.new_since_previous),
+            "listed_again": str(r["site_id"]) in set(report.listed_again),
             "provisional": bool(pd.notna(r.get("provisional")) and r.get("provisional")),
         })
     return rows
@@ -145,14 +146,15 @@ def _flag_rows(frame: pd.DataFrame | None, names: Mapping[str, str]) -> list[dic
     return rows
 
 
-def _new_since_rows(context: BulletinContext) -> list[dict[str, str]]:
-    """The sites new since the previous bulletin, AOI by AOI."""
+def _new_since_rows(context: BulletinContext, *, again: bool = False) -> list[dict[str, str]]:
+    """The sites reported for the first time (``again``: listed again after an absence), AOI by AOI."""
     rows = []
     for a in context.aois:
-        if not a.new_since_previous:
+        ids = a.listed_again if again else a.new_since_previous
+        if not ids:
             continue
         lookup = a.sites.set_index(a.sites["site_id"].astype(str)) if not a.sites.empty else None
-        for sid in a.new_since_previous:
+        for sid in ids:
             r = lookup.loc[sid] if lookup is not None and sid in lookup.index else None
             if isinstance(r, pd.DataFrame):
                 r = r.iloc[0]

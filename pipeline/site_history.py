@@ -1,0 +1,178 @@
+"""EDGE: the sites earlier bulletins of an output root listed, read from its archive.
+
+Every complete run is archived as ``archive/bulletin-NNNN[-rR]/`` (:mod:`pipeline.numbering`);
+of each number, the latest revision counts. A new bulletin asks three things of them:
+
+- :func:`previous_sites`: the sites of the bulletin before it, per AOI the latest bulletin that
+  processed that AOI: those it no longer lists are "no longer listed";
+- :func:`reported_sites`: every site any earlier bulletin listed: a site in none of them is
+  "reported for the first time", and one listed earlier but not in the bulletin before is
+  "listed again";
+- :func:`earlier_sites`: one AOI's sites of every earlier bulletin and of the folder's current
+  ``sites.geojson``, one row per site id (its latest polygon, its earliest ``first_seen``),
+  which :func:`pipeline.sites.track_sites` matches a run's sites against. A site that an earlier
+  bulletin listed, that a later one did not (merged into a neighbour, below the minimum area for
+  a while, outside a shifted period), and that this run finds again keeps its id and its date,
+  and is not called new.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import shapely.geometry
+
+from .errors import InputDataError
+from .numbering import ArchivedBulletin, archived_bulletins
+
+__all__ = ["SinceEarlier", "compare_with_earlier", "earlier_sites", "previous_sites", "reported_sites"]
+
+#: Why an unreadable file of the archive stops the run rather than being skipped.
+_HINT = " (an archived bulletin's sites decide which sites are new)"
+
+
+@dataclass(frozen=True)
+class SinceEarlier:
+    """A bulletin's sites against the earlier bulletins of its output root."""
+
+    previous_number: int | None
+    """The previous bulletin's number; ``None`` for a first bulletin (then both lists are empty)."""
+    previous: dict[str, str]
+    """:func:`previous_sites`: ``{site_id: aoi_id}``, per AOI of the last bulletin that processed it."""
+    first_time: list[str]
+    """The bulletin's sites that no earlier bulletin listed ("reported for the first time")."""
+    listed_again: list[str]
+    """Its sites that an earlier bulletin listed but ``previous`` does not."""
+
+
+def compare_with_earlier(out_dir: Path, site_ids: Iterable[str], *, before: int) -> SinceEarlier:
+    """The sites ``site_ids`` of bulletin ``before`` against the archived bulletins below it.
+
+    >>> import tempfile
+    >>> compare_with_earlier(Path(tempfile.mkdtemp()), ["a-1"], before=1).previous_number is None
+    True
+    """
+    number, previous = previous_sites(out_dir, before=before)
+    if number is None:
+        return SinceEarlier(None, {}, [], [])
+    listed, reported = {str(s) for s in site_ids}, reported_sites(out_dir, before=before).keys()
+    return SinceEarlier(number, previous, sorted(listed - reported), sorted((listed & reported) - previous.keys()))
+
+
+def previous_sites(out_dir: Path, *, before: int | None = None) -> tuple[int | None, dict[str, str]]:
+    """The last archived bulletin's number (below ``before`` when given), and the sites a new
+    bulletin is compared with, as ``{site_id: aoi_id}``.
+
+    Per AOI, those of the latest bulletin in which that AOI was processed, so that an AOI
+    that failed last quarter (all cloud, say) does not make all its sites "no longer listed"
+    this quarter. Of a revised bulletin, its latest revision counts.
+    """
+    latest = _latest(out_dir, before=before)
+    if not latest:
+        return None, {}
+    sites: dict[str, str] = {}
+    settled: set[str] = set()  # AOIs whose latest processed bulletin has been read
+    for issue in reversed(latest):
+        features, processed = _archived_sites(issue.folder)
+        for f in features:
+            aoi = _aoi_of(f)
+            if aoi in processed - settled:
+                sites[_site_id_of(f)] = aoi
+        settled |= processed
+    return latest[-1].number, sites
+
+
+def reported_sites(out_dir: Path, *, before: int | None = None) -> dict[str, str]:
+    """Every site any archived bulletin below ``before`` listed (the latest revision of each
+    number), as ``{site_id: aoi_id}``."""
+    return {_site_id_of(f): _aoi_of(f) for issue in _latest(out_dir, before=before)
+            for f in _archived_sites(issue.folder)[0]}
+
+
+def earlier_sites(out_dir: Path, aoi_id: str) -> gpd.GeoDataFrame | None:
+    """The sites of ``aoi_id`` that the archived bulletins (the latest revision of each number)
+    and the folder's current ``sites.geojson`` listed, one row per ``site_id`` in EPSG:4326: the
+    polygon of the latest of them, the earliest ``first_seen`` and that record's ``undated``.
+    ``None`` when there is none."""
+    sources = [issue.folder / "sites.geojson" for issue in _latest(out_dir)] + [Path(out_dir) / "sites.geojson"]
+    rows = [
+        {"site_id": _site_id_of(f), "first_seen": str(f["properties"].get("first_seen") or ""),
+         "undated": bool(f["properties"].get("undated") or False), "order": order, "feature": f}
+        for order, path in enumerate(sources) if path.is_file()
+        for f in _features(path) if _aoi_of(f) == aoi_id and f.get("geometry")
+    ]
+    if not rows:
+        return None
+    table = pd.DataFrame(rows)
+    latest = table.sort_values("order").groupby("site_id", sort=True).tail(1).set_index("site_id")
+    dated = table[table["first_seen"] != ""].sort_values(["first_seen", "order"])
+    earliest = dated.groupby("site_id").head(1).set_index("site_id")
+    return gpd.GeoDataFrame({
+        "site_id": list(latest.index),
+        "aoi_id": aoi_id,
+        "first_seen": [earliest["first_seen"].get(s, "") for s in latest.index],
+        "undated": [bool(earliest["undated"].get(s, False)) for s in latest.index],
+    }, geometry=[shapely.geometry.shape(f["geometry"]) for f in latest["feature"]], crs="EPSG:4326")
+
+
+def _latest(out_dir: Path, *, before: int | None = None) -> list[ArchivedBulletin]:
+    """The latest revision of each archived number (below ``before``), by number."""
+    latest = {b.number: b for b in archived_bulletins(Path(out_dir)) if before is None or b.number < before}
+    return [latest[n] for n in sorted(latest)]
+
+
+def _archived_sites(folder: Path) -> tuple[list[dict[str, Any]], set[str]]:
+    """An archived bulletin's site features and the AOIs it processed successfully."""
+    sites_path, manifest_path = folder / "sites.geojson", folder / "manifest.json"
+    features = _features(sites_path) if sites_path.exists() else []
+    statuses = _document(manifest_path).get("aois", {}) if manifest_path.exists() else {}
+    processed = (
+        {a for a, info in statuses.items() if isinstance(info, dict) and info.get("status") == "ok"}
+        if isinstance(statuses, dict) and statuses
+        else {_aoi_of(f) for f in features}
+    )
+    return features, processed
+
+
+def _features(path: Path) -> list[dict[str, Any]]:
+    """The features of a sites file (read once per version of the file: every AOI of a run asks)."""
+    stat = path.stat()
+    return _features_of(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=128)
+def _features_of(path: str, _mtime_ns: int, _size: int) -> list[dict[str, Any]]:
+    features = _document(Path(path)).get("features")
+    if not isinstance(features, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("properties"), dict) and f["properties"].get("site_id")
+            for f in features):
+        raise InputDataError(f"sites file {path}: not a FeatureCollection of sites with a site_id each; restore it "
+                             f"from a copy of the output folder{_HINT}")
+    return features
+
+
+def _document(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputDataError(f"cannot read {path} ({' '.join(str(exc).split())[:200]}); restore it from a copy of "
+                             f"the output folder{_HINT}") from None
+    if not isinstance(data, dict):
+        raise InputDataError(f"{path} is not a JSON object; restore it from a copy of the output "
+                             f"folder{_HINT}")
+    return data
+
+
+def _site_id_of(feature: dict[str, Any]) -> str:
+    return str(feature["properties"]["site_id"])
+
+
+def _aoi_of(feature: dict[str, Any]) -> str:
+    return str(feature["properties"].get("aoi_id", ""))
