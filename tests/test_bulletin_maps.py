@@ -159,6 +159,36 @@ def test_chip_pair_compares_the_same_season() -> None:
             "Aucun composite de saison sèche n'a été calculé pour cette zone : avant, la première période")
 
 
+def test_chip_caption_warns_when_the_change_came_late_in_the_after_window() -> None:
+    """An outside tester: a site first seen 20 days before its "after" window ended showed no
+    change in its chips, and nothing said why. The composite is a median of the whole window."""
+    import datetime as dt
+
+    from pipeline.bulletin.chips import chip_pair
+
+    views = _views(2023, 2024)  # dry seasons 1 May - 31 October
+    fallback = (np.zeros((1, 1, 3)), np.ones((1, 1, 3)))
+    periods = ("2023-01-01 – 2023-03-31", "2024-10-01 – 2024-12-31")
+    late = chip_pair(views, "2024-10-11", fallback=fallback, periods=periods)
+    assert late.same_season and late.caption.endswith(
+        "First seen on 2024-10-11, 20 days before the after window ended: most of that window precedes the "
+        "change, and its composite, the median of all its clear views, may not show it.")
+    # In the first half of the window, or before it: no warning.
+    assert "First seen" not in chip_pair(views, "2024-07-31", fallback=fallback, periods=periods).caption
+    assert "First seen" not in chip_pair(views, "2024-02-10", fallback=fallback, periods=periods).caption
+    # The fallback's "after" is the last reporting period: its dates decide.
+    last = (dt.date(2024, 10, 1), dt.date(2024, 12, 31))
+    fell = chip_pair(views, "2024-12-30", fallback=fallback, periods=periods, last_period=last)
+    assert not fell.same_season and fell.caption.endswith(
+        "First seen on 2024-12-30, 1 day before the after window ended: most of that window precedes the "
+        "change, and its composite, the median of all its clear views, may not show it.")
+    assert "First seen" not in chip_pair(views, "2024-11-01", fallback=fallback, periods=periods,
+                                         last_period=last).caption
+    with use_language("fr"):
+        assert "Vu pour la première fois le 11 octobre 2024, 20 jours avant la fin de la fenêtre « après »" in (
+            chip_pair(views, "2024-10-11", fallback=fallback, periods=periods).caption)
+
+
 def _report(n_sites: int, views: list) -> object:
     from pipeline.bulletin import AOIReport
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -183,6 +184,7 @@ def _site_chips(
         report.season_views, row.get("first_seen"),
         fallback=(report.rgb_before, report.rgb_after),
         periods=(_period_text(activity, first=True), _period_text(activity, first=False)),
+        last_period=_last_period(activity),
     )
     fig = fg.plot_site_chips(
         pair.before, pair.after, report.extent_utm, row,
@@ -201,6 +203,16 @@ def _site_chips(
         "windows": pair.caption,
         "same_season": pair.same_season,
     }
+
+
+def _last_period(activity: pd.DataFrame) -> tuple[dt.date, dt.date] | None:
+    """First and last day of the last reporting period of ``activity`` (``None`` when empty)."""
+    if activity is None or activity.empty:
+        return None
+    last = activity.sort_values("period_start").iloc[-1]
+    start = pd.to_datetime(last["period_start"], errors="coerce")
+    end = pd.to_datetime(last["period_end"], errors="coerce")
+    return None if pd.isna(start) or pd.isna(end) else (start.date(), end.date())
 
 
 def _activity_rows(activity: pd.DataFrame) -> list[dict[str, str]]:

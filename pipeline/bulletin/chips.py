@@ -6,6 +6,11 @@ dry-season quarter with a wet-season one would show the season (green-up, burn s
 flooding), not the excavation. When no such pair exists (no dry-season composite, or none
 before and after the change), the chips fall back to the first and last reporting periods,
 and the caption says so.
+
+A composite is a median of every clear view in its window. When the site was first seen in the
+second half of the "after" window, most of that window precedes the change, and its composite
+may show the ground as it was: the caption says so (an outside tester's chip of a site first
+seen 20 days before its window ended showed no change and said nothing).
 """
 
 from __future__ import annotations
@@ -38,12 +43,14 @@ class ChipPair:
 
 
 def chip_pair(views: Sequence[CompositeView], first_seen: Any, *, fallback: tuple[Any, Any],
-              periods: tuple[str, str]) -> ChipPair:
+              periods: tuple[str, str], last_period: tuple[dt.date, dt.date] | None = None) -> ChipPair:
     """The composites a site's chips compare (see the module's docstring).
 
     ``views``: the AOI's dry-season composites; ``first_seen``: the site's first detection
     (date or ISO text); ``fallback``: the first and last reporting periods' images, and
-    ``periods`` their windows as text, used when no dry-season pair brackets the change.
+    ``periods`` their windows as text, used when no dry-season pair brackets the change;
+    ``last_period``: the last period's first and last day (for the caption's warning that the
+    change came late in it).
 
     >>> v = [CompositeView("dry_season", dt.date(y, 5, 1), dt.date(y, 10, 31), np.zeros((1, 1, 3)))
     ...      for y in (2022, 2023, 2024)]
@@ -52,7 +59,8 @@ def chip_pair(views: Sequence[CompositeView], first_seen: Any, *, fallback: tupl
     >>> chip_pair(v[:1], "2024-02-10", fallback=(None, None), periods=("a", "b")).same_season
     False
     """
-    pair = _dry_season_pair(views, _as_date(first_seen))
+    seen = _as_date(first_seen)
+    pair = _dry_season_pair(views, seen)
     if pair is not None:
         before, after = pair
         windows = (_window(before), _window(after))
@@ -60,14 +68,14 @@ def chip_pair(views: Sequence[CompositeView], first_seen: Any, *, fallback: tupl
                     "after, that from {after_start} to {after_end}.",
                     before_start=_long_date(before.start), before_end=_long_date(before.end),
                     after_start=_long_date(after.start), after_end=_long_date(after.end))
-        return ChipPair(before.rgb, after.rgb, windows, caption, True)
+        return ChipPair(before.rgb, after.rgb, windows, caption + _late_change(seen, (after.start, after.end)), True)
     if not views:
         reason = _("No dry-season composite was computed for this area")
     else:
         reason = _("No dry-season composite precedes this site's first detection and another follows it")
     caption = _("{reason}: before is the first reporting period ({first}), after the last ({last}); "
                 "their seasons may differ.", reason=reason, first=periods[0], last=periods[1])
-    return ChipPair(fallback[0], fallback[1], periods, caption, False)
+    return ChipPair(fallback[0], fallback[1], periods, caption + _late_change(seen, last_period), False)
 
 
 def chips_note(shown: int, total: int) -> str:
@@ -97,6 +105,28 @@ def _dry_season_pair(views: Sequence[CompositeView], first_seen: dt.date | None,
     earlier = [v for v in ordered if first_seen is not None and v.end < first_seen]
     before = earlier[-1] if earlier else ordered[0]
     return None if before is after else (before, after)
+
+
+def _late_change(first_seen: dt.date | None, window: tuple[dt.date, dt.date] | None) -> str:
+    """`` <warning>`` when ``first_seen`` falls in the second half of the "after" ``window``
+    (first and last day), else ``""``.
+
+    >>> _late_change(dt.date(2024, 10, 11), (dt.date(2024, 5, 1), dt.date(2024, 10, 31)))[:68]
+    ' First seen on 2024-10-11, 20 days before the after window ended: mo'
+    >>> _late_change(dt.date(2024, 6, 1), (dt.date(2024, 5, 1), dt.date(2024, 10, 31)))
+    ''
+    """
+    if first_seen is None or window is None:
+        return ""
+    start, end = window
+    if not (start <= first_seen <= end) or (end - first_seen) * 2 >= (end - start):
+        return ""
+    return " " + ngettext(
+        "First seen on {date}, {n} day before the after window ended: most of that window precedes the change, "
+        "and its composite, the median of all its clear views, may not show it.",
+        "First seen on {date}, {n} days before the after window ended: most of that window precedes the change, "
+        "and its composite, the median of all its clear views, may not show it.",
+        (end - first_seen).days, date=_long_date(first_seen))
 
 
 def _as_date(value: Any) -> dt.date | None:
