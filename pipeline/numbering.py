@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = ["ArchivedBulletin", "BulletinIssue", "ReissueRule", "archive_folder", "archived_bulletins",
-           "bulletin_issue"]
+           "bulletin_issue", "is_archive_folder"]
 
 ReissueRule = Literal["revise", "new"]
 _FOLDER = re.compile(r"^bulletin-(\d{4,})(?:-r(\d+))?$")
@@ -57,6 +57,15 @@ def archive_folder(number: int, revision: int) -> str:
     ('bulletin-0001', 'bulletin-0012-r3')
     """
     return f"bulletin-{number:04d}" + ("" if revision == 1 else f"-r{revision}")
+
+
+def is_archive_folder(name: str) -> bool:
+    """Whether ``name`` is that of an archived issue (not a run's unfinished staging folder).
+
+    >>> is_archive_folder("bulletin-0003-r2"), is_archive_folder(".bulletin-0003.part"), is_archive_folder("notes")
+    (True, False, False)
+    """
+    return _FOLDER.match(name) is not None
 
 
 def archived_bulletins(out_dir: Path) -> list[ArchivedBulletin]:

@@ -8,9 +8,9 @@ of each number, the latest revision counts. A new bulletin asks three things of 
 - :func:`reported_sites`: every site any earlier bulletin listed: a site in none of them is
   "reported for the first time", and one listed earlier but not in the bulletin before is
   "listed again";
-- :func:`earlier_sites`: one AOI's sites of every earlier bulletin and of the folder's current
-  ``sites.geojson``, one row per site id (its latest polygon, its earliest ``first_seen``),
-  which :func:`pipeline.sites.track_sites` matches a run's sites against. A site that an earlier
+- :func:`earlier_sites`: one AOI's site records of every earlier bulletin and of the folder's
+  current ``sites.geojson``, which :func:`pipeline.sites.track_sites` matches a run's sites
+  against (ids from each id's latest polygon, dates from the records a site contains). A site that an earlier
   bulletin listed, that a later one did not (merged into a neighbour, below the minimum area for
   a while, outside a shifted period), and that this run finds again keeps its id and its date,
   and is not called new.
@@ -98,28 +98,26 @@ def reported_sites(out_dir: Path, *, before: int | None = None) -> dict[str, str
 
 def earlier_sites(out_dir: Path, aoi_id: str) -> gpd.GeoDataFrame | None:
     """The sites of ``aoi_id`` that the archived bulletins (the latest revision of each number)
-    and the folder's current ``sites.geojson`` listed, one row per ``site_id`` in EPSG:4326: the
-    polygon of the latest of them, the earliest ``first_seen`` and that record's ``undated``.
-    ``None`` when there is none."""
+    and the folder's current ``sites.geojson`` listed, in EPSG:4326, oldest bulletin first: every
+    record (``site_id``, ``first_seen``, ``undated``, polygon), a site id in as many rows as it
+    has different records. :func:`pipeline.sites.track_sites` takes ids from each id's last
+    row and dates from the records a site contains. ``None`` when there is none."""
     sources = [issue.folder / "sites.geojson" for issue in _latest(out_dir)] + [Path(out_dir) / "sites.geojson"]
     rows = [
         {"site_id": _site_id_of(f), "first_seen": str(f["properties"].get("first_seen") or ""),
-         "undated": bool(f["properties"].get("undated") or False), "order": order, "feature": f}
-        for order, path in enumerate(sources) if path.is_file()
+         "undated": bool(f["properties"].get("undated") or False),
+         "geometry_json": json.dumps(f["geometry"], sort_keys=True), "feature": f}
+        for path in sources if path.is_file()
         for f in _features(path) if _aoi_of(f) == aoi_id and f.get("geometry")
     ]
     if not rows:
         return None
-    table = pd.DataFrame(rows)
-    latest = table.sort_values("order").groupby("site_id", sort=True).tail(1).set_index("site_id")
-    dated = table[table["first_seen"] != ""].sort_values(["first_seen", "order"])
-    earliest = dated.groupby("site_id").head(1).set_index("site_id")
-    return gpd.GeoDataFrame({
-        "site_id": list(latest.index),
-        "aoi_id": aoi_id,
-        "first_seen": [earliest["first_seen"].get(s, "") for s in latest.index],
-        "undated": [bool(earliest["undated"].get(s, False)) for s in latest.index],
-    }, geometry=[shapely.geometry.shape(f["geometry"]) for f in latest["feature"]], crs="EPSG:4326")
+    # The same record in several bulletins (a site unchanged, the folder's copy of the last
+    # bulletin) counts once, at its latest place.
+    table = pd.DataFrame(rows).drop_duplicates(["site_id", "first_seen", "undated", "geometry_json"], keep="last")
+    return gpd.GeoDataFrame(
+        table[["site_id", "first_seen", "undated"]].assign(aoi_id=aoi_id).reset_index(drop=True),
+        geometry=[shapely.geometry.shape(f["geometry"]) for f in table["feature"]], crs="EPSG:4326")
 
 
 def _latest(out_dir: Path, *, before: int | None = None) -> list[ArchivedBulletin]:
@@ -131,7 +129,10 @@ def _latest(out_dir: Path, *, before: int | None = None) -> list[ArchivedBulleti
 def _archived_sites(folder: Path) -> tuple[list[dict[str, Any]], set[str]]:
     """An archived bulletin's site features and the AOIs it processed successfully."""
     sites_path, manifest_path = folder / "sites.geojson", folder / "manifest.json"
-    features = _features(sites_path) if sites_path.exists() else []
+    if not sites_path.is_file():  # read as "no site", every site of the next bulletin would be "first time"
+        raise InputDataError(f"archived bulletin {folder} has no sites.geojson; restore the folder from a copy of "
+                             f"the output folder, or move it out of archive/{_HINT}")
+    features = _features(sites_path)
     statuses = _document(manifest_path).get("aois", {}) if manifest_path.exists() else {}
     processed = (
         {a for a, info in statuses.items() if isinstance(info, dict) and info.get("status") == "ok"}

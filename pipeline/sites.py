@@ -383,65 +383,86 @@ def isolation_keep(sites: gpd.GeoDataFrame, params: SitesParams) -> np.ndarray:
 
 def track_sites(
     sites: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None, *, min_overlap_frac: float = 0.1,
-    last_period_start: dt.date | None = None,
+    contained_frac: float = 0.5, last_period_start: dt.date | None = None,
 ) -> gpd.GeoDataFrame:
-    """Give sites that overlap a previous run's site that site's id, and its earlier ``first_seen``.
+    """Give sites the id of the earlier site they overlap, and the earlier ``first_seen`` of the
+    earlier sites they contain.
 
     Parameters
     ----------
     sites
         This run's sites (any CRS).
     previous
-        The previous run's sites for the same AOI (reprojected to ``sites.crs``), or None.
+        The earlier sites of the same AOI (any CRS), or None: a previous run's sites, or the
+        records of every earlier bulletin, oldest first, an id in several rows
+        (:func:`pipeline.site_history.earlier_sites`). An id's last row is its latest polygon.
     min_overlap_frac
-        Overlap, as a share of the smaller polygon, needed to call two sites the same.
+        Overlap, as a share of the smaller polygon, needed to call two sites the same. Ids go
+        to the most alike pairs first (intersection over union), each earlier id used once,
+        against each id's latest polygon; unmatched sites keep their position-derived ids.
+    contained_frac
+        Share of an earlier record's polygon that must lie inside a site for the site to take
+        that record's ``first_seen`` (and ``undated``) when earlier than its own: that pit is part
+        of this site, so this site's ground was disturbed by then. Dates go by containment, not
+        by id: a site that merged two pits takes the earlier pit's date, and when they split
+        again each takes its own pit's date, not the merged site's (an outside tester found a pit
+        given its neighbour's date through a merge and a split).
     last_period_start
-        Start of this run's last reporting period. A matched site whose previous ``first_seen``
-        is earlier keeps that date (an earlier run saw it changed then), and a ``new`` site
-        whose date that makes earlier than this period is ``active``: it is in this period's
-        evidence (a new site's last evidence is), and it was reported before. A run over a later
-        period, whose baseline already held a pit an earlier bulletin reported, called it
-        "new" again and its ground "newly disturbed" (an outside reviewer).
+        Start of this run's last reporting period. A ``new`` site is ``active`` when that date,
+        or the date of the earlier id it took, is before this period: it is in this period's
+        evidence, and it was reported before. A run over a later period, whose baseline already
+        held a pit an earlier bulletin reported, called it "new" again and its ground "newly
+        disturbed" (an outside reviewer).
 
     Returns
     -------
     geopandas.GeoDataFrame
-        A copy with ``site_id`` inherited where matched (largest overlap first, each
-        previous id used once). Unmatched sites keep their position-derived ids.
+        A copy with ``site_id``, ``first_seen``, ``undated`` and ``status`` carried over.
     """
     out = sites.copy()
     if previous is None or previous.empty or out.empty:
         return out
-    prev = previous.to_crs(out.crs)
-    pairs = []
-    for i, geom in enumerate(out.geometry):
-        for j, pgeom in enumerate(prev.geometry):
-            if not geom.intersects(pgeom):
-                continue
-            inter = geom.intersection(pgeom).area
-            if inter >= min_overlap_frac * min(geom.area, pgeom.area):
-                pairs.append((inter, i, j))
+    records = previous.to_crs(out.crs).reset_index(drop=True)
+    dates = records.get("first_seen", pd.Series("", records.index)).fillna("").astype(str).tolist()
+    undated_of = records.get("undated", pd.Series(False, records.index)).fillna(False).astype(bool).tolist()
+    here = np.asarray(out.geometry.values)
+    there = np.asarray(records.geometry.values)
+    i_all, j_all = records.sindex.query(here, predicate="intersects")
+    inter = shapely.area(shapely.intersection(here[i_all], there[j_all]))
+    area_here, area_there = shapely.area(here[i_all]), shapely.area(there[j_all])
+
+    ids = list(out["site_id"])
+    latest = ~records["site_id"].duplicated(keep="last").to_numpy()
+    same = latest[j_all] & (inter >= min_overlap_frac * np.minimum(area_here, area_there))
     used_new: set[int] = set()
     used_prev: set[int] = set()
-    ids = list(out["site_id"])
+    took = [""] * len(out)  # the date of the earlier id each site took
+    iou = inter / np.maximum(area_here + area_there - inter, 1e-12)
+    for k in sorted(np.flatnonzero(same), key=lambda k: (iou[k], inter[k]), reverse=True):
+        i, j = int(i_all[k]), int(j_all[k])
+        if i in used_new or j in used_prev:
+            continue
+        ids[i], took[i] = records["site_id"].iloc[j], dates[j]
+        used_new.add(i)
+        used_prev.add(j)
+    out["site_id"] = ids
+
     first = list(out["first_seen"]) if "first_seen" in out else None
     status = list(out["status"]) if "status" in out else None
     undated = list(out["undated"]) if "undated" in out else None
-    for _, i, j in sorted(pairs, reverse=True):
-        if i in used_new or j in used_prev:
-            continue
-        ids[i] = prev["site_id"].iloc[j]
-        used_new.add(i)
-        used_prev.add(j)
-        earlier = str(prev["first_seen"].iloc[j]) if "first_seen" in prev else ""
-        if first is not None and earlier and earlier < str(first[i]):
-            first[i] = earlier
+    inside = np.flatnonzero(inter >= contained_frac * area_there)
+    for k in sorted(inside, key=lambda k: dates[j_all[k]]):  # each site's earliest contained record first
+        i, j = int(i_all[k]), int(j_all[k])
+        if first is not None and dates[j] and dates[j] < str(first[i]):
+            first[i] = dates[j]
             if undated is not None:  # the date is the earlier run's: so is whether it could be dated
-                undated[i] = bool(prev["undated"].iloc[j]) if "undated" in prev else False
-            if status is not None and status[i] == "new" and last_period_start is not None \
-                    and earlier < last_period_start.isoformat():
+                undated[i] = undated_of[j]
+    if status is not None and last_period_start is not None:
+        start = last_period_start.isoformat()
+        for i in range(len(out)):
+            earlier = [d for d in (took[i], str(first[i]) if first is not None else "") if d]
+            if status[i] == "new" and earlier and min(earlier) < start:
                 status[i] = "active"
-    out["site_id"] = ids
     if first is not None:
         out["first_seen"] = first
     if status is not None:

@@ -62,6 +62,7 @@ from .io import nearest_existing, probe_writable
 from .jobs import AOIJob, monitoring_period
 from .limits import MAX_JSON_BYTES, load_json, read_text
 from .locks import RUN_LOCK_NAME
+from .numbering import is_archive_folder
 from .providers.static import catalog_path
 from .runfolder import INCOMPLETE_MARKER, OUTPUT_DIRS, latest_archive
 
@@ -224,9 +225,8 @@ def check_out_dir(out_dir: Path) -> None:
                     f"{entry} is a symbolic link (to {entry.readlink()}); the archive holds the bulletins "
                     "themselves: replace the link by the folder, or pass another --out"
                 )
-            if entry.is_dir() and entry.name.startswith("bulletin-"):
-                for name in ("sites.geojson", "manifest.json"):
-                    _check_json_file(entry / name, what="archived", fix=f"restore it, or move {entry} out of archive/")
+            if entry.is_dir() and is_archive_folder(entry.name):
+                _check_archived(entry)
     # The history the run starts from: sites.geojson (unless a killed run's marker says it
     # will be restored from the archive, checked above).
     if not (out_dir / INCOMPLETE_MARKER).exists():
@@ -451,18 +451,34 @@ def _check_json_file(path: Path, *, what: str, fix: str) -> None:
         raise ConfigError(f"{what} file {path} is not a JSON object; {fix}")
 
 
-def _check_sites(path: Path, *, archived: Path | None) -> None:
-    """The previous run's ``sites.geojson``: the site history tracking starts from."""
+def _check_archived(folder: Path) -> None:
+    """An archived bulletin: its ``manifest.json`` and ``sites.geojson`` there and readable (the
+    sites earlier bulletins listed decide which sites are new, listed again, no longer listed;
+    a missing file read as "no site" made every site of the next bulletin "first time")."""
+    fix = f"restore the folder from a copy of the output folder, or move {folder} out of archive/"
+    for name in ("manifest.json", "sites.geojson"):
+        if not (folder / name).is_file():
+            raise ConfigError(f"archived bulletin {folder} has no {name} (an archived bulletin holds its manifest "
+                              f"and the sites it listed); {fix}")
+    _check_json_file(folder / "manifest.json", what="archived", fix=fix)
+    _check_sites(folder / "sites.geojson", what="archived sites file", restore=fix)
+
+
+def _check_sites(path: Path, *, archived: Path | None = None, what: str = "previous sites file",
+                 restore: str | None = None) -> None:
+    """A ``sites.geojson`` a run reads: the folder's previous one (the site history tracking
+    starts from) or an archived bulletin's."""
     if not path.exists():
         return
-    restore = (
-        f"restore it from {archived / 'sites.geojson'}" if archived is not None else "restore it from a backup"
-    ) + " or move it away (site ids then start afresh)"
-    text = read_text(path, what="previous sites file", max_bytes=64 << 20, fix=restore)
-    doc = load_json(text, path=path, what="previous sites file")
+    if restore is None:
+        restore = (
+            f"restore it from {archived / 'sites.geojson'}" if archived is not None else "restore it from a backup"
+        ) + " or move it away (site ids then start afresh)"
+    text = read_text(path, what=what, max_bytes=64 << 20, fix=restore)
+    doc = load_json(text, path=path, what=what)
     features = doc.get("features") if isinstance(doc, dict) else None
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(features, list):
-        raise ConfigError(f"previous sites file {path} is not a GeoJSON FeatureCollection; {restore}")
+        raise ConfigError(f"{what} {path} is not a GeoJSON FeatureCollection; {restore}")
     for i, feature in enumerate(features):
         props = feature.get("properties") if isinstance(feature, dict) else None
         geometry = feature.get("geometry") if isinstance(feature, dict) else None
@@ -470,7 +486,7 @@ def _check_sites(path: Path, *, archived: Path | None) -> None:
             geometry, dict
         ):
             raise ConfigError(
-                f"previous sites file {path} feature {i} lacks site_id, aoi_id or geometry; {restore}"
+                f"{what} {path} feature {i} lacks site_id, aoi_id or geometry; {restore}"
             )
     try:
         from .evaluate import read_sites
@@ -478,4 +494,4 @@ def _check_sites(path: Path, *, archived: Path | None) -> None:
         read_sites(path)
     except Exception as exc:  # geopandas / pyogrio on a file that parses as JSON but not as GeoJSON
         reason = " ".join(str(exc).split())[:160]
-        raise ConfigError(f"previous sites file {path} cannot be read ({reason}); {restore}") from None
+        raise ConfigError(f"{what} {path} cannot be read ({reason}); {restore}") from None

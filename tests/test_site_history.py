@@ -72,22 +72,47 @@ def test_only_the_latest_revision_of_a_bulletin_counts(tmp_path: Path) -> None:
 
 
 def test_earlier_sites_gather_every_bulletin_and_the_current_folder(tmp_path: Path) -> None:
-    """One row per site id: the latest polygon, the earliest first_seen (with its undated flag);
-    other AOIs' sites and sites without geometry left out."""
+    """Every record of the AOI, oldest first, a record repeated unchanged counted once at its
+    latest place (so an id's last row is its latest polygon); other AOIs' sites and sites
+    without geometry left out."""
     archive = tmp_path / "archive"
     _write(archive / "bulletin-0001", [_site("a-1", 0, "2023-01-05", undated=True), _site("a-2", 500, "2023-02-05"),
                                        _site("b-1", 0, "2023-01-01", aoi="b")], statuses={"a": "ok", "b": "ok"})
-    _write(archive / "bulletin-0002", [_site("a-1", 0, "2023-03-01", undated=False)], statuses={"a": "ok"})
+    _write(archive / "bulletin-0002", [_site("a-1", 0, "2023-03-01", undated=False), _site("a-2", 500, "2023-02-05")],
+           statuses={"a": "ok"})
     _write(tmp_path, [_site("a-1", 30, "2023-03-01"), _site("a-4", 2000, "")])  # the current sites.geojson
     table = earlier_sites(tmp_path, "a")
     assert table is not None and table.crs.to_epsg() == 4326
-    rows = table.set_index("site_id")
-    assert sorted(rows.index) == ["a-1", "a-2", "a-4"]
-    assert rows.loc["a-1", "first_seen"] == "2023-01-05" and bool(rows.loc["a-1", "undated"])  # bulletin 1's date
-    assert rows.loc["a-4", "first_seen"] == ""
-    latest = gpd.GeoSeries([rows.loc["a-1", "geometry"]], crs=4326).to_crs(UTM).iloc[0]
-    assert latest.equals_exact(_square(30), tolerance=1e-3)  # the current folder's polygon
+    assert table[["site_id", "first_seen", "undated"]].values.tolist() == [
+        ["a-1", "2023-01-05", True], ["a-1", "2023-03-01", False], ["a-2", "2023-02-05", False],
+        ["a-1", "2023-03-01", False], ["a-4", "", False]]
+    latest = table.drop_duplicates("site_id", keep="last").set_index("site_id").to_crs(UTM)
+    assert latest.loc["a-1", "geometry"].equals_exact(_square(30), tolerance=1e-3)  # the current folder's polygon
     assert earlier_sites(tmp_path, "zz") is None and earlier_sites(tmp_path / "empty", "a") is None
+
+
+def test_dates_follow_the_pits_through_a_merge_and_a_split(tmp_path: Path) -> None:
+    """An outside tester: pits a-1 (first seen 2022-01) and a-2 (2023-06) merge into one site in
+    bulletin 2, which took a-2's id (the larger overlap) and a-1's date; in bulletin 3 they are
+    apart again. Dates go by the pits a site contains, not by id: a-2 gets its own date back
+    (it was given a-1's), and the merged site of bulletin 2 took the earlier of the two."""
+    archive = tmp_path / "archive"
+    pit_1, pit_2 = _site("a-1", 0, "2022-01-10"), _site("a-2", 70, "2023-06-02")
+    _write(archive / "bulletin-0001", [pit_1, pit_2], statuses={"a": "ok"})
+    merged = gpd.GeoDataFrame([{"site_id": "a-merged", "aoi_id": "a", "first_seen": "2023-06-02", "status": "active",
+                                "undated": False}],
+                              geometry=[shapely.geometry.box(500000, 900000, 500130, 900060)], crs=UTM)
+    tracked = sites.track_sites(merged, earlier_sites(tmp_path, "a"), last_period_start=dt.date(2023, 10, 1))
+    assert tracked[["first_seen", "status"]].values.tolist() == [["2022-01-10", "active"]]  # pit 1 is in it
+    (tmp_path / "archive" / "bulletin-0002").mkdir()
+    (archive / "bulletin-0002" / "sites.geojson").write_text(
+        tracked.assign(site_id="a-2").to_crs(4326).to_json(), encoding="utf-8")  # the id of the larger overlap
+    (archive / "bulletin-0002" / "manifest.json").write_text(json.dumps({"aois": {"a": {"status": "ok"}}}))
+    apart = _sites([_site("x-1", 0, "2023-10-05", status="new", undated=False),
+                    _site("x-2", 70, "2023-10-05", status="new", undated=False)])
+    split = sites.track_sites(apart, earlier_sites(tmp_path, "a"), last_period_start=dt.date(2023, 10, 1))
+    assert split[["site_id", "first_seen", "status"]].values.tolist() == [
+        ["a-1", "2022-01-10", "active"], ["a-2", "2023-06-02", "active"]]
 
 
 def test_a_site_found_again_keeps_the_id_and_date_an_older_bulletin_gave_it(tmp_path: Path) -> None:
@@ -114,3 +139,48 @@ def test_an_unreadable_archived_sites_file_is_one_clear_error(tmp_path: Path, te
         earlier_sites(tmp_path, "a")
     message = str(err.value)
     assert str(folder / "sites.geojson") in message and "restore it" in message and "\n" not in message
+
+
+_GOOD_SITES = '{"type": "FeatureCollection", "features": []}'
+
+
+@pytest.mark.parametrize(("files", "expect"), [
+    ({}, "has no manifest.json"),  # an empty folder: numbering counted it as bulletin 9
+    ({"manifest.json": "{}"}, "has no sites.geojson"),  # read as "no site": every site "first time"
+    ({"manifest.json": "{}", "sites.geojson": "{}"}, "is not a GeoJSON FeatureCollection"),
+    ({"manifest.json": "{}", "sites.geojson": '{"type": "FeatureCollection", "features": [{"properties": {}}]}'},
+     "feature 0 lacks site_id, aoi_id or geometry"),
+    ({"manifest.json": "[1]", "sites.geojson": _GOOD_SITES}, "is not a JSON object"),
+])
+def test_a_damaged_archived_bulletin_is_refused_before_the_run_writes(
+        tmp_path: Path, files: dict[str, str], expect: str) -> None:
+    """An outside tester: a missing archived sites file was read as "no site", and valid JSON of the
+    wrong shape failed late, in every AOI's sites stage (exit 1, composites left behind). Both are
+    bad input now: exit 2, one line naming the folder or file and the fix, nothing written."""
+    from tests.bad_inputs.harness import run_in_process
+
+    out = tmp_path / "out"
+    good, bad = out / "archive" / "bulletin-0001", out / "archive" / "bulletin-0002"
+    good.mkdir(parents=True)
+    (good / "manifest.json").write_text("{}", encoding="utf-8")
+    (good / "sites.geojson").write_text(_GOOD_SITES, encoding="utf-8")
+    bad.mkdir()
+    for name, text in files.items():
+        (bad / name).write_text(text, encoding="utf-8")
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    res = run_in_process(tmp_path, "monitor", "--config", str(Path(__file__).parents[1] / "configs" / "demo.yaml"),
+                         "--out", str(out), "--aoi",
+                         str(Path(__file__).parents[1] / "aois" / "seguela.geojson"))
+    assert res.returncode == 2, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and expect in lines[0] and str(bad) in lines[0], lines
+    assert "restore" in lines[0] and "out of archive/" in lines[0], lines[0]
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+def test_reading_an_archived_bulletin_without_its_sites_is_an_error(tmp_path: Path) -> None:
+    folder = tmp_path / "archive" / "bulletin-0001"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(InputDataError, match="has no sites.geojson"):
+        compare_with_earlier(tmp_path, ["a-1"], before=2)
