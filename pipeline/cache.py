@@ -261,7 +261,7 @@ def localise_items(
     stats.failures.extend(failures)
     stats.seconds += time.perf_counter() - t0
     if items and not results:
-        raise DownloadError(f"all {len(items)} item(s) failed to download; first: {failures[0]}")
+        raise DownloadError(f"none of the {len(items)} item(s) could be fetched or read; first: {failures[0]}")
     return Localised([results[i] for i in sorted(results)], failures)
 
 

@@ -80,6 +80,36 @@ class DeclaredStatsError(MonitorError, ValueError):
     """A declared-production table is malformed."""
 
 
+class ResourcesError(MonitorError):
+    """The workers running an AOI died (memory, or killed): resources, not a bug."""
+
+
+#: The kinds of an AOI's failure (:func:`failure_kind`): what the bulletin tells its reader,
+#: in words it can translate, while ``manifest.json`` and ``run.log`` keep the message itself
+#: (paths, items, the fix), which is the operator's.
+FAILURE_KINDS: tuple[str, ...] = (
+    "no_imagery", "search_failed", "imagery_unreadable", "no_clear_observation", "input_data", "resources",
+    "failed",
+)
+
+
+def failure_kind(exc: BaseException) -> str:
+    """The kind (:data:`FAILURE_KINDS`) of the error that failed an AOI.
+
+    >>> failure_kind(NoScenesError("x")), failure_kind(OSError("x"))
+    ('no_imagery', 'failed')
+    """
+    import rasterio.errors
+
+    kinds: tuple[tuple[type[BaseException], str], ...] = (
+        (NoScenesError, "no_imagery"), (SearchError, "search_failed"), (DownloadError, "imagery_unreadable"),
+        (rasterio.errors.RasterioIOError, "imagery_unreadable"), (NoValidPixelsError, "no_clear_observation"),
+        (InputDataError, "input_data"), (AOIError, "input_data"), (ConfigError, "input_data"),
+        (ResourcesError, "resources"),
+    )
+    return next((kind for cls, kind in kinds if isinstance(exc, cls)), "failed")
+
+
 class MonitorWarning(UserWarning):
     """Root of the warnings this package emits."""
 

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import sqlite3
 import tempfile
 import threading
@@ -147,7 +148,8 @@ class BackgroundWrites:
 
 def relative_paths(obj: Any, base: str | Path) -> Any:
     """``obj`` (JSON-like) with every local absolute path or ``file://`` URI in it rewritten
-    relative to ``base`` (POSIX separators); URLs and other strings are kept.
+    relative to ``base`` (POSIX separators), also those a message names; URLs and other
+    strings are kept.
 
     Output folders move (archived, copied to a share, attached to a report): a manifest that
     names ``/home/analyst/runs/q3/scenario/x.tif`` describes one machine, while
@@ -156,6 +158,8 @@ def relative_paths(obj: Any, base: str | Path) -> Any:
     >>> relative_paths({"a": ["/runs/q3/scenario/x.tif", "file:///runs/other.tif", "https://x/y.tif", "2024-01-01"]},
     ...                "/runs/q3")
     {'a': ['scenario/x.tif', '../other.tif', 'https://x/y.tif', '2024-01-01']}
+    >>> relative_paths("cannot read /runs/q3/cache/B04.tif (1/2 tries; see https://x/y): gone.", "/runs/q3")
+    'cannot read cache/B04.tif (1/2 tries; see https://x/y): gone.'
     """
     base = os.path.abspath(base)
     if isinstance(obj, dict):
@@ -166,9 +170,16 @@ def relative_paths(obj: Any, base: str | Path) -> Any:
         obj = str(obj)
     if isinstance(obj, str):
         path = urllib.parse.unquote(obj.removeprefix("file://")) if obj.startswith("file:///") else obj
-        if os.path.isabs(path) and "\n" not in path:
+        if os.path.isabs(path) and "\n" not in path and not _EMBEDDED_PATH.search(path[1:]):
             return Path(os.path.relpath(path, base)).as_posix()
+        return _EMBEDDED_PATH.sub(lambda m: Path(os.path.relpath(urllib.parse.unquote(m.group(1)), base)).as_posix(),
+                                  obj)
     return obj
+
+
+#: An absolute path (or ``file://`` URI) inside a message: after a space, quote, bracket or
+#: ``=``, up to a space, quote, bracket, comma or semicolon, without a closing ``.`` or ``:``.
+_EMBEDDED_PATH = re.compile(r"""(?:(?<=^)|(?<=[\s('"=\[]))(?:file://)?(/[^\s'"(),;\[\]]*[^\s'"(),;\[\].:])""")
 
 
 def write_json(obj: Any, target: str | Path) -> Path:

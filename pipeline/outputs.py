@@ -503,6 +503,7 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], previous: dict[str, str]
         listed_again=[s for s in listed_again if s in own],
         gone_since_previous=gone,
         error=r.error,
+        failure=r.failure or "failed",
         radar_status=r.radar_status,
         n_radar_scenes=len(r.radar_items),
         composites=r.composites,
@@ -530,6 +531,7 @@ def _manifest_aoi(r: AOIResult) -> dict[str, Any]:
     return {
         "status": "failed" if r.error else "ok",
         "error": r.error,
+        "failure": (r.failure or "failed") if r.error else None,
         "timings_s": r.timings,
         "state": r.state,
         "n_items": len(r.items),

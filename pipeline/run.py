@@ -36,7 +36,7 @@ from .cache_use import cache_in_use
 from .classify import SiteModel, feature_spec, load_site_model
 from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client, worker_work
 from .config import MonitorConfig
-from .errors import MonitorError, SearchError
+from .errors import MonitorError, ResourcesError, SearchError, failure_kind
 from .gil import responsive
 from .graphs import optimise
 from .io import BackgroundWrites
@@ -264,12 +264,12 @@ def run_aois(
                     exc = err
                     prepared.abandon()
                 except KilledWorker as err:  # resources, not a bug: this AOI fails, not the run
-                    exc = MonitorError(killed_workers_message(err, prepared.job.cfg))
+                    exc = ResourcesError(killed_workers_message(err, prepared.job.cfg))
                     prepared.abandon()
                 finally:
                     cluster().cancel(futures)
             if exc is not None:
-                result.error = " ".join(str(exc).split())
+                result.error, result.failure = " ".join(str(exc).split()), failure_kind(exc)
                 log.error("AOI %s failed: %s", result.aoi_id, result.error)
             progress.aoi_done(result.aoi_id, "ok" if exc is None else f"failed: {result.error}")
             results[i] = result

@@ -41,7 +41,7 @@ from .candidates import AOICandidates, aoi_candidates, classify_candidates
 from .classify import SiteModel, feature_rasters, model_summary, radar_rasters
 from .composites import CompositeView
 from .config import MonitorConfig
-from .errors import MonitorError
+from .errors import MonitorError, failure_kind
 from .incremental import IncrementalPlan, build_incremental, supports_incremental
 from .io import BackgroundWrites
 from .jobs import AOIGrid, AOIJob, participant_outside
@@ -86,6 +86,9 @@ class AOIResult:
     extent_utm: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     epsg: int = 4326
     error: str | None = None
+    """Why the AOI failed, for the operator (one line: the file or item and the fix); ``None``: it did not."""
+    failure: str | None = None
+    """The kind of that failure (:func:`pipeline.errors.failure_kind`), which the bulletin words."""
     timings: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     """Items skipped after repeated read failures (one line each, no secrets)."""
@@ -212,12 +215,13 @@ def run_aoi(
         result.timings["compute_s"] = time.perf_counter() - tick
         finish_aoi(prepared, computed, verdicts=verdicts)
     except MonitorError as exc:
-        result.error = " ".join(str(exc).split())
+        result.error, result.failure = " ".join(str(exc).split()), failure_kind(exc)
         log.error("AOI %s failed: %s", job.aoi_id, result.error)
     except rasterio.errors.RasterioIOError as exc:
         # An image that passed the window cache's checks but cannot be decoded (corrupt
         # tiles): bad data, not a bug; the AOI fails and the others go on.
         result.error = "reading imagery failed: " + " ".join(str(exc).split())[:300]
+        result.failure = failure_kind(exc)
         log.error("AOI %s failed: %s", job.aoi_id, result.error)
     return result
 

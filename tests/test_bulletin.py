@@ -99,6 +99,10 @@ def _aoi(
     )
 
 
+#: A path of the operator's machine, in a failed AOI's error: for run.log and manifest.json only.
+OPERATOR_PATH = "/home/analyst/kp-cache/windows/S2B_1/B04.tif"
+
+
 def make_context(*, previous_number: int | None = 1, demonstration: bool = True) -> BulletinContext:
     kasai = _aoi(
         "cd-kasai-01", f"Tshikapa {EVIL}", "Democratic Republic of the Congo", "COD",
@@ -120,7 +124,8 @@ def make_context(*, previous_number: int | None = 1, demonstration: bool = True)
         activity=pd.DataFrame(columns=["aoi_id", "period_start", "period_end", "disturbed_ha",
                                        "new_ha", "valid_fraction"]),
         rgb_before=None, rgb_after=None, extent_utm=(0.0, 0.0, 1.0, 1.0), epsg=32733,
-        error="all-cloud period 2024-07-01 to 2024-09-30: no valid pixels",
+        error=f"none of the 12 item(s) could be fetched or read; first: S2B_1 ({OPERATOR_PATH}): No such file",
+        failure="imagery_unreadable",
     )
     crosscheck = pd.DataFrame({
         "participant_iso3": ["COD", "COD", "SLE"], "aoi_id": ["cd-kasai-01"] * 2 + ["sl-kono-01"],
@@ -330,7 +335,8 @@ def test_summarise_mentions_counts() -> None:
     assert ("In the latest reporting period (2024-07-01 to 2024-09-30) 2 sites (2.1 ha) were new: "
             f"Tshikapa {EVIL} (2); 1 site (2.2 ha) was expanding") in text  # singular grammar
     assert "Activity without declared growth (Tshikapa" in text
-    assert "Processing failed for Lunda Norte" in text
+    assert ("Processing failed for Lunda Norte: its imagery could not be fetched or read (the run's log gives the "
+            "details).") in text
     assert all(s.endswith((".", ")")) for s in sentences)
 
 
@@ -1032,3 +1038,30 @@ def test_declared_figures_are_printed_as_published() -> None:
     with use_language("en"):
         rows, _index = _source_rows(frame)
     assert sorted(r["carats"] for r in rows) == ["16,292", "2,367.63"]
+
+
+def test_a_failed_area_is_worded_for_readers_and_its_error_kept_for_the_operator(
+        rendered: tuple[BulletinContext, dict[str, Path]]) -> None:
+    """An outside tester: a failed AOI's raw error (absolute paths of the operator's machine,
+    English in the French edition, "failed to download" for a missing local file) was the
+    bulletin's text. The bulletin says what kind of failure it was, in its language."""
+    _, paths = rendered
+    english = paths["bulletin.html"].read_text(encoding="utf-8")
+    french = paths["bulletin.fr.html"].read_text(encoding="utf-8")
+    data = json.loads(paths["bulletin.json"].read_text(encoding="utf-8"))
+    for text in (english, french, json.dumps(data)):
+        assert OPERATOR_PATH not in text and "No such file" not in text
+    assert "Processing of this area failed:</strong> its imagery could not be fetched or read" in english
+    assert "Le traitement de cette zone a échoué :</strong> ses images n&#39;ont pu être téléchargées ou lues" in french
+    lunda = next(a for a in data["aois"] if a["aoi_id"] == "ao-lunda-01")
+    assert (lunda["failure"], lunda["error"]) == ("imagery_unreadable", "its imagery could not be fetched or read")
+
+
+def test_every_kind_of_failure_has_reader_words() -> None:
+    from pipeline.bulletin.wording import FAILURE_TEXTS
+    from pipeline.errors import FAILURE_KINDS, DownloadError, NoValidPixelsError, ResourcesError, failure_kind
+
+    assert set(FAILURE_KINDS) == set(FAILURE_TEXTS)
+    assert [failure_kind(e) for e in (DownloadError("x"), NoValidPixelsError("x"), ResourcesError("x"),
+                                      RuntimeError("x"))] == ["imagery_unreadable", "no_clear_observation",
+                                                              "resources", "failed"]

@@ -168,7 +168,7 @@ def test_failing_items_are_skipped_and_reported(rkh: tuple[dict[str, Any], Range
     assert len(failures) == 1 and failures[0].item_id == bad.id and failures[0].band == "red"
     assert "SECRET" not in str(failures[0]) and failures[0].href.endswith("/missing/B04.tif")
     assert stats.failures == failures
-    with pytest.raises(DownloadError, match=f"all 1 item.*{bad.id}"):
+    with pytest.raises(DownloadError, match=f"none of the 1 item.*{bad.id}"):
         _localise([bad], _geobox(), tmp_path / "other")
 
 

@@ -208,9 +208,24 @@ def _strings(obj: Any) -> list[str]:
 @pytest.mark.parametrize("name", ["manifest.json", "bulletin.json"])
 def test_no_local_absolute_paths(demo_run: Path, name: str) -> None:
     data = json.loads((demo_run / name).read_text("utf-8"))
-    absolute = [s for s in _strings(data) if s.startswith(("/", "file:")) or re.match(r"^[A-Za-z]:\\", s)]
+    absolute = [s for s in _strings(data) if s.startswith(("/", "file:")) or re.match(r"^[A-Za-z]:\\", s)
+                or re.search(r"[\s('\"=]/\w", s)]  # a message naming a path too
     assert absolute == []
     assert str(demo_run) not in (demo_run / name).read_text("utf-8")
+
+
+def test_a_failed_aois_error_names_paths_relative_to_the_output_folder(tmp_path: Path) -> None:
+    """An outside tester: a failed AOI's error in manifest.json named the operator's absolute
+    paths (the README says the manifest never does); run.log and stderr keep them as they are."""
+    from pipeline.io import relative_paths
+
+    out = tmp_path / "runs" / "q3"
+    error = (f"none of the 3 item(s) could be fetched or read; first: S2B_1 ({tmp_path}/cache/w/B04.tif: "
+             f"No such file); '{tmp_path}/aois/a b.geojson' and https://example.org/x/y.tif")
+    manifest = relative_paths({"aois": {"a": {"status": "failed", "error": error}}}, out)
+    assert manifest["aois"]["a"]["error"] == (
+        "none of the 3 item(s) could be fetched or read; first: S2B_1 (../../cache/w/B04.tif: No such file); "
+        "'../../aois/a b.geojson' and https://example.org/x/y.tif")
 
 
 def test_manifest_hrefs_resolve_from_the_output_folder(demo_run: Path) -> None:

@@ -22,7 +22,7 @@ from .interactive import map_payload
 from .selection import MAX_CHIPS, _chip_sites, _latest_or_sum, _status_counts
 from .statuses import STATUS_ORDER, label
 from .tables import _dismissed_rows, _site_rows
-from .wording import confirmable_text, participant_text
+from .wording import confirmable_text, failure_text, participant_text
 
 __all__ = ["coverage_text", "evidence_text"]
 
@@ -99,7 +99,7 @@ def _aoi_header(
         "participant": report.participant,
         "participant_iso3": report.participant_iso3,
         "epsg": report.epsg,
-        "error": report.error,
+        "error": failure_text(report.failure) if report.error is not None else None,
         "evidence": evidence_text(report.radar_status, report.n_radar_scenes),
         "coverage": coverage_text(report.uncovered_frac)
         if report.coverage_warning and report.uncovered_frac is not None else "",

@@ -51,6 +51,10 @@ class AOIReport:
     """Sites of this AOI in the previous bulletin that this one no longer lists (dismissed by an
     analyst, or no longer detected with this run's imagery and settings)."""
     error: str | None = None
+    """Why the AOI failed, for the operator (``manifest.json``, ``run.log``); not shown to readers."""
+    failure: str = "failed"
+    """The kind of that failure (:data:`pipeline.errors.FAILURE_KINDS`): what the bulletin says
+    (:func:`pipeline.bulletin.wording.failure_text`)."""
     radar_status: str = "off"
     """``off``, ``used`` or ``unavailable: <reason>`` (see :class:`pipeline.workflow.AOIResult`)."""
     n_radar_scenes: int = 0

@@ -12,6 +12,7 @@ from .facts import run_parameter, summary_facts
 from .selection import _status_counts, split_anomalies
 from .statuses import STATUS_ORDER, status_definitions
 from .summary import summarise
+from .wording import failure_text
 
 __all__ = ["bulletin_data"]
 
@@ -75,7 +76,8 @@ def _aoi_data(a: AOIReport) -> dict[str, Any]:
     counts = _status_counts(a.sites)
     return {
         "aoi_id": a.aoi_id, "name": a.name, "participant_iso3": a.participant_iso3,
-        "error": a.error,
+        "error": failure_text(a.failure) if a.error is not None else None,
+        "failure": a.failure if a.error is not None else None,
         "n_sites": 0 if a.sites is None else len(a.sites),
         "status_counts": {s: counts.get(s, 0) for s in STATUS_ORDER},
         "site_area_ha": round(float(pd.to_numeric(a.sites["area_ha"], errors="coerce").sum()), 4)

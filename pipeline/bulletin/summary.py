@@ -16,7 +16,7 @@ from .facts import summary_facts
 from .formatting import _ha, _join, _long_date, _pct, _text
 from .i18n import _, ngettext
 from .selection import covered_participants, split_anomalies
-from .wording import confirmable_gap, declared_statement, rule_title, used_declared
+from .wording import confirmable_gap, declared_statement, failure_text, rule_title, used_declared
 
 __all__ = ["assessment_sentence", "summarise"]
 
@@ -44,8 +44,8 @@ def summarise(context: BulletinContext, facts: dict[str, Any] | None = None) -> 
     sentences.append(_anomaly_sentence(context))
     for a in context.aois:
         if a.error is not None:
-            sentences.append(_("Processing failed for {name}: {error}.", name=a.name,
-                               error=str(a.error).rstrip(". ")))
+            sentences.append(_("Processing failed for {name}: {reason} (the run's log gives the details).",
+                               name=a.name, reason=failure_text(a.failure)))
     sentences.append(_previous_sentence(context, facts))
     sentences.append(assessment_sentence(context.assessment))
     review = review_sentence([a for a in context.aois if a.error is None])

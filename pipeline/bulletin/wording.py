@@ -17,8 +17,29 @@ from ..declared import source_kind
 from .formatting import _pct
 from .i18n import N_, _
 
-__all__ = ["CONFIRMABLE_SAY_BELOW", "RULE_TITLES", "basis_wording", "confirmable_gap", "confirmable_text",
-           "declared_statement", "participant_text", "rule_title"]
+__all__ = ["CONFIRMABLE_SAY_BELOW", "FAILURE_TEXTS", "RULE_TITLES", "basis_wording", "confirmable_gap",
+           "confirmable_text", "declared_statement", "failure_text", "participant_text", "rule_title"]
+
+#: What the bulletin says of an AOI that failed, by kind (:data:`pipeline.errors.FAILURE_KINDS`).
+#: The error itself (files, items, the fix) is the operator's: ``run.log`` and ``manifest.json``.
+FAILURE_TEXTS: dict[str, str] = {
+    "no_imagery": N_("no imagery was found for its period"),
+    "search_failed": N_("the imagery search failed"),
+    "imagery_unreadable": N_("its imagery could not be fetched or read"),
+    "no_clear_observation": N_("its imagery held no clear observation where one was needed"),
+    "input_data": N_("its input data could not be used"),
+    "resources": N_("the computers running it ran out of resources"),
+    "failed": N_("an error stopped it"),
+}
+
+
+def failure_text(kind: str) -> str:
+    """The reader's words for a failure of kind ``kind`` (in the bulletin's language).
+
+    >>> failure_text("no_imagery"), failure_text("unheard of")
+    ('no imagery was found for its period', 'an error stopped it')
+    """
+    return _(FAILURE_TEXTS.get(kind, FAILURE_TEXTS["failed"]))
 
 #: Reader's title of each cross-check and review rule (:mod:`pipeline.crosscheck`).
 RULE_TITLES: dict[str, str] = {
