@@ -1065,3 +1065,26 @@ def test_every_kind_of_failure_has_reader_words() -> None:
     assert [failure_kind(e) for e in (DownloadError("x"), NoValidPixelsError("x"), ResourcesError("x"),
                                       RuntimeError("x"))] == ["imagery_unreadable", "no_clear_observation",
                                                               "resources", "failed"]
+
+
+def test_an_area_barely_seen_in_the_latest_period_is_said_so() -> None:
+    from pipeline.bulletin.facts import summary_facts
+
+    """An outside tester: an AOI with no clear scene in its latest reporting period had every
+    site "dormant" and a summary that said nothing of why."""
+    context = make_context()
+    assert not summary_facts(context)["latest_unseen"]  # 95 % seen clear
+    kasai = context.aois[0]
+    activity = kasai.activity.assign(valid_fraction=[0.9, 0.4, 0.8, 0.0])
+    sites = kasai.sites.assign(status="dormant")
+    context = dataclasses.replace(context, aois=[dataclasses.replace(kasai, activity=activity, sites=sites),
+                                                 *context.aois[1:]])
+    facts = summary_facts(context)
+    assert facts["latest_unseen"] == [{"aoi_id": "cd-kasai-01", "name": kasai.name, "period": ["2024-07-01",
+                                       "2024-09-30"], "seen_frac": 0.0, "n_dormant": 5}]
+    text = " ".join(summarise(context, facts))
+    assert (f"In {kasai.name}, only 0 % of the area was seen clear in the latest reporting period (2024-07-01 to "
+            "2024-09-30): its 5 dormant sites may have been under cloud rather than idle") in text
+    # radar sees through cloud: nothing to say then
+    radar = dataclasses.replace(context.aois[0], radar_status="used")
+    assert not summary_facts(dataclasses.replace(context, aois=[radar, *context.aois[1:]]))["latest_unseen"]

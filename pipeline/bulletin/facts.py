@@ -16,6 +16,7 @@ import pandas as pd
 
 from .context import AOIReport, BulletinContext
 from .statuses import STATUS_ORDER
+from .wording import LATEST_SEEN_SAY_BELOW
 
 __all__ = ["comparison_rows", "run_parameter", "summary_facts"]
 
@@ -70,7 +71,27 @@ def summary_facts(context: BulletinContext) -> dict[str, Any]:
         "newly_disturbed_ha": round(sum(_new_ha(a) for a in ok), 2),
         "comparisons": comparison_rows(context),
         "n_failed": len(context.aois) - len(ok),
+        "latest_unseen": latest_unseen(ok),
     }
+
+
+def latest_unseen(aois: list[AOIReport]) -> list[dict[str, Any]]:
+    """The AOIs seen clear over less than :data:`~pipeline.bulletin.wording.LATEST_SEEN_SAY_BELOW`
+    of their area in their latest reporting period, without radar: ``aoi_id``, ``name``,
+    ``period`` (ISO ``[start, end]``), ``seen_frac`` (``valid_fraction``) and ``n_dormant``."""
+    rows = []
+    for a in aois:
+        activity = a.activity if a.activity is not None else pd.DataFrame()
+        if activity.empty or "valid_fraction" not in activity or a.radar_status == "used":
+            continue
+        last = activity.sort_values("period_start").iloc[-1]
+        seen = pd.to_numeric(pd.Series([last["valid_fraction"]]), errors="coerce").iloc[0]
+        if pd.isna(seen) or seen >= LATEST_SEEN_SAY_BELOW:
+            continue
+        n_dormant = 0 if a.sites is None or a.sites.empty else int((a.sites["status"].astype(str) == "dormant").sum())
+        rows.append({"aoi_id": a.aoi_id, "name": a.name, "period": [str(last["period_start"]), str(last["period_end"])],
+                     "seen_frac": round(float(seen), 4), "n_dormant": n_dormant})
+    return rows
 
 
 def comparison_rows(context: BulletinContext) -> list[dict[str, Any]]:

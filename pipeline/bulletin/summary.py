@@ -39,6 +39,7 @@ def summarise(context: BulletinContext, facts: dict[str, Any] | None = None) -> 
             sentences.append(_provisional_sentence(facts))
         sentences.append(_newly_disturbed_sentence(facts))
         sentences.extend(_confirmable_sentence(a) for a in context.aois if confirmable_gap(a))
+        sentences.extend(_unseen_sentence(row) for row in facts["latest_unseen"])
     sentences.append(_crosscheck_sentence(context, facts))
     sentences.extend(_participant_sentence(a) for a in context.aois if a.participant_outside)
     sentences.append(_anomaly_sentence(context))
@@ -188,6 +189,22 @@ def _confirmable_sentence(aoi: AOIReport) -> str:
     return _("In {name}, only {share} of the area had the {k} clear observations a change needs to be confirmed "
              "over the covering period; the absence of sites elsewhere in it is not evidence that no excavation "
              "took place.", name=aoi.name, share=_pct(aoi.confirmable_frac), k=aoi.confirmations)
+
+
+def _unseen_sentence(row: dict[str, Any]) -> str:
+    """An AOI barely seen clear in its latest reporting period (``facts["latest_unseen"]``):
+    "dormant" there may mean under cloud, and digging begun then may not be detected yet."""
+    lead = _("In {name}, only {share} of the area was seen clear in the latest reporting period ({start} to {end})",
+             name=row["name"], share=_pct(row["seen_frac"]), start=_long_date(row["period"][0]),
+             end=_long_date(row["period"][1]))
+    if row["n_dormant"]:
+        tail = ngettext("its {n} dormant site may have been under cloud rather than idle, and digging begun then may "
+                        "not be detected yet",
+                        "its {n} dormant sites may have been under cloud rather than idle, and digging begun then may "
+                        "not be detected yet", row["n_dormant"])
+    else:
+        tail = _("digging begun then may not be detected yet")
+    return f"{lead}: {tail}."
 
 
 def _latest_period_sentence(facts: dict[str, Any]) -> str:

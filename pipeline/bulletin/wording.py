@@ -17,8 +17,9 @@ from ..declared import source_kind
 from .formatting import _pct
 from .i18n import N_, _
 
-__all__ = ["CONFIRMABLE_SAY_BELOW", "FAILURE_TEXTS", "RULE_TITLES", "basis_wording", "confirmable_gap",
-           "confirmable_text", "declared_statement", "failure_text", "participant_text", "rule_title"]
+__all__ = ["CONFIRMABLE_SAY_BELOW", "FAILURE_TEXTS", "LATEST_SEEN_SAY_BELOW", "RULE_TITLES", "basis_wording",
+           "confirmable_gap", "confirmable_text", "declared_statement", "failure_text", "participant_text",
+           "rule_title"]
 
 #: What the bulletin says of an AOI that failed, by kind (:data:`pipeline.errors.FAILURE_KINDS`).
 #: The error itself (files, items, the fix) is the operator's: ``run.log`` and ``manifest.json``.
@@ -136,6 +137,12 @@ def used_declared(declared: pd.DataFrame | None, comparisons: Iterable[Mapping[s
                         "source": r.get("source")})
     return out
 
+
+#: Below this share of an AOI seen clear at least once in the latest reporting period
+#: (``activity.csv`` ``valid_fraction``), the summary says that its dormant sites may be under
+#: cloud rather than idle: an outside tester's AOI without a clear scene that period had every
+#: site "dormant" and a summary that did not say why. Half the area: a judgement, not a measure.
+LATEST_SEEN_SAY_BELOW = 0.5
 
 #: Below this share of the AOI with enough clear observations to confirm a change (rounded to
 #: a whole per cent: below 100 %), the AOI's section and the summary say so.
