@@ -32,7 +32,8 @@ import shapely.geometry
 from .errors import InputDataError
 from .numbering import ArchivedBulletin, archived_bulletins
 
-__all__ = ["SinceEarlier", "compare_with_earlier", "earlier_sites", "previous_sites", "reported_sites"]
+__all__ = ["SinceEarlier", "compare_with_earlier", "earlier_sites", "previous_sites", "reported_sites",
+           "settings_changed"]
 
 #: Why an unreadable file of the archive stops the run rather than being skipped.
 _HINT = " (an archived bulletin's sites decide which sites are new)"
@@ -118,6 +119,41 @@ def earlier_sites(out_dir: Path, aoi_id: str) -> gpd.GeoDataFrame | None:
     return gpd.GeoDataFrame(
         table[["site_id", "first_seen", "undated"]].assign(aoi_id=aoi_id).reset_index(drop=True),
         geometry=[shapely.geometry.shape(f["geometry"]) for f in table["feature"]], crs="EPSG:4326")
+
+
+def settings_changed(out_dir: Path, previous_number: int | None,
+                     thresholds: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``thresholds`` (``{"section", "key", "value", "unit", ...}``) whose value differs from
+    that in the ``bulletin.json`` of bulletin ``previous_number`` (its latest revision):
+    ``{"section", "key", "before", "after"}`` each, in ``thresholds``' order. Input tables
+    (unit ``CSV file``: paths, which differ between machines), the thresholds measured on each
+    AOI's imagery (section ``applied (AOI)``: not settings) and thresholds the previous
+    bulletin did not list are left out; so is everything when it has no readable
+    ``bulletin.json`` (an older archive). A changed threshold changes which sites are found:
+    a site "no longer listed" may be one the new minimum area leaves out (an outside tester).
+
+    >>> import tempfile
+    >>> settings_changed(Path(tempfile.mkdtemp()), None, [{"section": "s", "key": "k", "value": 1}])
+    []
+    """
+    issues = [b for b in _latest(out_dir) if b.number == previous_number]
+    if previous_number is None or not issues:
+        return []
+    try:
+        doc = json.loads((issues[-1].folder / "bulletin.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    listed = doc.get("thresholds") if isinstance(doc, dict) else None
+    before = {(str(t.get("section")), str(t.get("key"))): t.get("value")
+              for t in (listed if isinstance(listed, list) else []) if isinstance(t, dict)}
+
+    def same(a: Any, b: Any) -> bool:
+        return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+    return [{"section": str(t.get("section")), "key": str(t.get("key")), "before": before[key],
+             "after": t.get("value")}
+            for t in thresholds if t.get("unit") != "CSV file" and not str(t.get("section")).startswith("applied (")
+            and (key := (str(t.get("section")), str(t.get("key")))) in before and not same(before[key], t.get("value"))]
 
 
 def _latest(out_dir: Path, *, before: int | None = None) -> list[ArchivedBulletin]:

@@ -678,10 +678,10 @@ def test_french_edition_has_no_english_sentence(rendered: tuple[BulletinContext,
     assert "30 septembre 2024" in french and "5 octobre 2024" in french
     assert "Résumé" in french and "DÉMONSTRATION - IMAGERIE SYNTHÉTIQUE" in french
     assert "Ce n'est pas le statut nouveau" in french  # the status's French name, not its identifier
-    assert "Le bulletin 7 couvre la période du 1 octobre 2023 au 30 septembre 2024" in french
+    assert "Le bulletin 7 couvre la période du 1er octobre 2023 au 30 septembre 2024" in french
     # The chips: same-season windows where the AOI has dry-season composites, else the fallback.
-    assert ("Détecté pour la première fois le 1 avril 2024. Même saison : avant, le composite de saison "
-            "sèche du 1 mai 2023 au 30 septembre 2023 ; après, celui du 1 mai 2024 au 30 septembre 2024.") in french
+    assert ("Détecté pour la première fois le 1er avril 2024. Même saison : avant, le composite de saison "
+            "sèche du 1er mai 2023 au 30 septembre 2023 ; après, celui du 1er mai 2024 au 30 septembre 2024.") in french
     assert paths["bulletin.fr.pdf"].read_bytes().startswith(b"%PDF")
 
 
@@ -1088,3 +1088,17 @@ def test_an_area_barely_seen_in_the_latest_period_is_said_so() -> None:
     # radar sees through cloud: nothing to say then
     radar = dataclasses.replace(context.aois[0], radar_status="used")
     assert not summary_facts(dataclasses.replace(context, aois=[radar, *context.aois[1:]]))["latest_unseen"]
+
+
+def test_the_summary_names_the_settings_changed_since_the_previous_bulletin() -> None:
+    from pipeline.bulletin.i18n import use_language
+
+    context = dataclasses.replace(make_context(), settings_changed=[
+        {"section": "sites", "key": "min_area_m2", "before": 2500, "after": 5000},
+        {"section": "preprocess", "key": "scl_mask_classes", "before": [0, 1], "after": None}])
+    text = " ".join(summarise(context))
+    assert ("2 settings differ from bulletin No. 1's, which changes which sites are found: sites.min_area_m2 from "
+            "2500 to 5000 and preprocess.scl_mask_classes from [0, 1] to none.") in text
+    with use_language("fr"):
+        assert "2 réglages diffèrent de ceux du bulletin n° 1" in " ".join(summarise(context))
+    assert "settings differ" not in " ".join(summarise(make_context()))

@@ -250,10 +250,18 @@ def test_the_previous_bulletin_sentence_says_what_is_new_and_what_is_gone(
     else:
         assert "listed again" not in text
     if n_gone:
-        listed = "site listed in an earlier bulletin is" if n_gone == 1 else "sites listed in earlier bulletins are"
-        assert f"{n_gone} {listed} no longer listed: " in text and all(g in text for g in gone)
+        listed = ("site listed in the last bulletin covering its area is" if n_gone == 1
+                  else "sites listed in the last bulletin covering their area are")
+        assert f"{n_gone} {listed} not listed in this one: " in text and all(g in text for g in gone)
     else:
-        assert "no longer listed" not in text
+        assert "not listed in this one" not in text
+    undismissed = n_gone - n_dismissed
+    if undismissed:  # why the others went (an outside tester: no reason was given)
+        found = ("was not found again as a site of its own" if undismissed == 1
+                 else "were not found again as sites of their own")
+        assert f"{undismissed} {found} with this run's imagery and settings" in text
+    else:
+        assert "not found again" not in text
     if n_dismissed == n_gone == 1:
         assert "It was dismissed by an analyst as a false alarm" in text
     elif n_dismissed == n_gone > 0:

@@ -133,6 +133,8 @@ def _views(*years: int, rgb_shape: tuple[int, int] = (80, 120)) -> list:
 def test_chip_pair_compares_the_same_season() -> None:
     """Before: the latest dry-season composite that ended before the site's first detection
     (else the earliest); after: the latest. The caption names both windows."""
+    import datetime as dt
+
     from pipeline.bulletin.chips import chip_pair
 
     views = _views(2022, 2023, 2024)
@@ -143,8 +145,16 @@ def test_chip_pair_compares_the_same_season() -> None:
     assert pair.windows == ("2023-05-01 – 2023-10-31", "2024-05-01 – 2024-10-31")
     assert pair.caption == ("Same season: before, the dry-season composite from 2023-05-01 to 2023-10-31; "
                             "after, that from 2024-05-01 to 2024-10-31.")
-    # First seen before every window ended: the earliest is the before.
-    assert chip_pair(views, "2022-06-01", fallback=fallback, periods=periods).before is views[0].rgb
+    # First seen before every window ended: the earliest is the before, and the caption says that
+    # it may already show the site (an outside tester).
+    early = chip_pair(views, "2022-06-01", fallback=fallback, periods=periods)
+    assert early.before is views[0].rgb and early.caption.endswith(
+        "First seen on 2022-06-01, by the end of the before window: the before image may already show it.")
+    fell_early = chip_pair(views, "2024-11-20", fallback=fallback, periods=periods,
+                           first_period=(dt.date(2024, 10, 1), dt.date(2024, 12, 31)))
+    assert not fell_early.same_season and "by the end of the before window" in fell_early.caption
+    assert "First seen" not in chip_pair(views, "2024-11-20", fallback=fallback, periods=periods,
+                                         first_period=(dt.date(2024, 1, 1), dt.date(2024, 3, 31))).caption
     # Seen after the last dry season ended: no same-season pair brackets the change.
     late = chip_pair(views, "2024-11-20", fallback=fallback, periods=periods)
     assert not late.same_season and late.before is fallback[0] and late.windows == periods
@@ -153,8 +163,8 @@ def test_chip_pair_compares_the_same_season() -> None:
     assert not none.same_season and "No dry-season composite was computed" in none.caption
     with use_language("fr"):
         assert chip_pair(views, "2024-02-10", fallback=fallback, periods=periods).caption == (
-            "Même saison : avant, le composite de saison sèche du 1 mai 2023 au 31 octobre 2023 ; "
-            "après, celui du 1 mai 2024 au 31 octobre 2024.")
+            "Même saison : avant, le composite de saison sèche du 1er mai 2023 au 31 octobre 2023 ; "
+            "après, celui du 1er mai 2024 au 31 octobre 2024.")
         assert chip_pair([], "2024-02-10", fallback=fallback, periods=periods).caption.startswith(
             "Aucun composite de saison sèche n'a été calculé pour cette zone : avant, la première période")
 

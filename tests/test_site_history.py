@@ -184,3 +184,31 @@ def test_reading_an_archived_bulletin_without_its_sites_is_an_error(tmp_path: Pa
     (folder / "manifest.json").write_text("{}", encoding="utf-8")
     with pytest.raises(InputDataError, match="has no sites.geojson"):
         compare_with_earlier(tmp_path, ["a-1"], before=2)
+
+
+def test_settings_changed_since_the_previous_bulletin(tmp_path: Path) -> None:
+    """An outside tester raised sites.min_area_m2 between two bulletins: sites went "no longer
+    listed" with no reason given. The thresholds that differ from the previous bulletin's are
+    listed; input tables (paths) and values measured on the imagery are not settings."""
+    from pipeline.site_history import settings_changed
+
+    folder = tmp_path / "archive" / "bulletin-0003"
+    _write(folder, [], statuses={"a": "ok"})
+    (folder / "bulletin.json").write_text(json.dumps({"thresholds": [
+        {"section": "sites", "key": "min_area_m2", "value": 2500, "unit": "m²"},
+        {"section": "detect", "key": "ndvi_drop_min", "value": 0.2},
+        {"section": "preprocess", "key": "scl_mask_classes", "value": [0, 1, 3]},
+        {"section": "crosscheck", "key": "declared_production", "value": "/old/kp.csv", "unit": "CSV file"},
+        {"section": "applied (a)", "key": "ndvi_drop_threshold", "value": 0.21},
+    ]}), encoding="utf-8")
+    now = [{"section": "sites", "key": "min_area_m2", "value": 5000, "unit": "m²"},
+           {"section": "detect", "key": "ndvi_drop_min", "value": 0.2},
+           {"section": "preprocess", "key": "scl_mask_classes", "value": (0, 1, 3)},
+           {"section": "crosscheck", "key": "declared_production", "value": "/new/kp.csv", "unit": "CSV file"},
+           {"section": "applied (a)", "key": "ndvi_drop_threshold", "value": 0.24},
+           {"section": "detect", "key": "brand_new", "value": 1}]
+    assert settings_changed(tmp_path, 3, now) == [
+        {"section": "sites", "key": "min_area_m2", "before": 2500, "after": 5000}]
+    assert settings_changed(tmp_path, 2, now) == settings_changed(tmp_path, None, now) == []
+    (folder / "bulletin.json").write_text("{truncated", encoding="utf-8")  # an older archive's: nothing to compare
+    assert settings_changed(tmp_path, 3, now) == []

@@ -184,7 +184,7 @@ def _site_chips(
         report.season_views, row.get("first_seen"),
         fallback=(report.rgb_before, report.rgb_after),
         periods=(_period_text(activity, first=True), _period_text(activity, first=False)),
-        last_period=_last_period(activity),
+        last_period=_period_bounds(activity, first=False), first_period=_period_bounds(activity, first=True),
     )
     fig = fg.plot_site_chips(
         pair.before, pair.after, report.extent_utm, row,
@@ -205,11 +205,11 @@ def _site_chips(
     }
 
 
-def _last_period(activity: pd.DataFrame) -> tuple[dt.date, dt.date] | None:
-    """First and last day of the last reporting period of ``activity`` (``None`` when empty)."""
+def _period_bounds(activity: pd.DataFrame, *, first: bool) -> tuple[dt.date, dt.date] | None:
+    """First and last day of the first (or last) reporting period of ``activity`` (``None`` when empty)."""
     if activity is None or activity.empty:
         return None
-    last = activity.sort_values("period_start").iloc[-1]
+    last = activity.sort_values("period_start").iloc[0 if first else -1]
     start = pd.to_datetime(last["period_start"], errors="coerce")
     end = pd.to_datetime(last["period_end"], errors="coerce")
     return None if pd.isna(start) or pd.isna(end) else (start.date(), end.date())

@@ -43,14 +43,16 @@ class ChipPair:
 
 
 def chip_pair(views: Sequence[CompositeView], first_seen: Any, *, fallback: tuple[Any, Any],
-              periods: tuple[str, str], last_period: tuple[dt.date, dt.date] | None = None) -> ChipPair:
+              periods: tuple[str, str], last_period: tuple[dt.date, dt.date] | None = None,
+              first_period: tuple[dt.date, dt.date] | None = None) -> ChipPair:
     """The composites a site's chips compare (see the module's docstring).
 
     ``views``: the AOI's dry-season composites; ``first_seen``: the site's first detection
     (date or ISO text); ``fallback``: the first and last reporting periods' images, and
     ``periods`` their windows as text, used when no dry-season pair brackets the change;
     ``last_period``: the last period's first and last day (for the caption's warning that the
-    change came late in it).
+    change came late in it); ``first_period``: the first period's (for the warning that the
+    "before" image may already show it).
 
     >>> v = [CompositeView("dry_season", dt.date(y, 5, 1), dt.date(y, 10, 31), np.zeros((1, 1, 3)))
     ...      for y in (2022, 2023, 2024)]
@@ -68,14 +70,16 @@ def chip_pair(views: Sequence[CompositeView], first_seen: Any, *, fallback: tupl
                     "after, that from {after_start} to {after_end}.",
                     before_start=_long_date(before.start), before_end=_long_date(before.end),
                     after_start=_long_date(after.start), after_end=_long_date(after.end))
-        return ChipPair(before.rgb, after.rgb, windows, caption + _late_change(seen, (after.start, after.end)), True)
+        warning = _early_change(seen, before.end) or _late_change(seen, (after.start, after.end))
+        return ChipPair(before.rgb, after.rgb, windows, caption + warning, True)
     if not views:
         reason = _("No dry-season composite was computed for this area")
     else:
         reason = _("No dry-season composite precedes this site's first detection and another follows it")
     caption = _("{reason}: before is the first reporting period ({first}), after the last ({last}); "
                 "their seasons may differ.", reason=reason, first=periods[0], last=periods[1])
-    return ChipPair(fallback[0], fallback[1], periods, caption + _late_change(seen, last_period), False)
+    warning = _early_change(seen, first_period[1] if first_period else None) or _late_change(seen, last_period)
+    return ChipPair(fallback[0], fallback[1], periods, caption + warning, False)
 
 
 def chips_note(shown: int, total: int) -> str:
@@ -105,6 +109,21 @@ def _dry_season_pair(views: Sequence[CompositeView], first_seen: dt.date | None,
     earlier = [v for v in ordered if first_seen is not None and v.end < first_seen]
     before = earlier[-1] if earlier else ordered[0]
     return None if before is after else (before, after)
+
+
+def _early_change(first_seen: dt.date | None, before_end: dt.date | None) -> str:
+    """`` <warning>`` when ``first_seen`` is on or before the last day of the "before" window:
+    that image may already show the site (an outside tester's fallback chip), else ``""``.
+
+    >>> _early_change(dt.date(2023, 8, 2), dt.date(2023, 10, 31))[:60]
+    ' First seen on 2023-08-02, by the end of the before window: '
+    >>> _early_change(dt.date(2023, 11, 2), dt.date(2023, 10, 31))
+    ''
+    """
+    if first_seen is None or before_end is None or first_seen > before_end:
+        return ""
+    return " " + _("First seen on {date}, by the end of the before window: the before image may already show it.",
+                   date=_long_date(first_seen))
 
 
 def _late_change(first_seen: dt.date | None, window: tuple[dt.date, dt.date] | None) -> str:

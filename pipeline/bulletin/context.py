@@ -132,6 +132,9 @@ class BulletinContext:
     ``python -m pipeline assess``, with ``bulletin_number``), or ``None`` when there is none."""
     site_models: list[dict[str, Any]] = field(default_factory=list)
     """Site classifiers applied in the run (:func:`pipeline.outputs.site_models`); empty: rules only."""
+    settings_changed: list[dict[str, Any]] = field(default_factory=list)
+    """The thresholds whose value differs from the previous bulletin's: ``{"section", "key",
+    "before", "after"}`` (:func:`pipeline.site_history.settings_changed`)."""
     max_chips: int = 12
     """Most before/after chips per AOI (``bulletin.max_chips``): every new or expanding site when
     there are no more, else the most significant, with a sentence saying how many of how many."""

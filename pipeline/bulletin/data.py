@@ -51,6 +51,7 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
         "new_since_previous": [str(s) for a in context.aois for s in a.new_since_previous],
         "listed_again": [str(s) for a in context.aois for s in a.listed_again],
         "gone_since_previous": [str(s) for a in context.aois for s in a.gone_since_previous],
+        "settings_changed": context.settings_changed,
         "aois": [_aoi_data(a) for a in context.aois],
         "summary": summarise(context, facts),
         "facts": facts,

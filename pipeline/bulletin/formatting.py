@@ -43,12 +43,17 @@ def _percent_sign() -> str:
 
 def _long_date(value: Any) -> str:
     """A date in running text: ISO in English (``2026-11-30``), spelled out in French
-    (``30 novembre 2026``, Babel)."""
+    (``30 novembre 2026``, Babel; the first of a month ``1er novembre 2026``, as French writes it
+    and CLDR's pattern does not)."""
     if current() == "en":
         return f"{pd.Timestamp(value):%Y-%m-%d}"
     from babel.dates import format_date
 
-    return format_date(pd.Timestamp(value).date(), "long", locale=babel_locale())
+    day = pd.Timestamp(value).date()
+    text = format_date(day, "long", locale=babel_locale())
+    if babel_locale().startswith("fr") and day.day == 1 and text.startswith("1 "):
+        text = "1er " + text[2:]
+    return text
 
 
 def _is_missing(value: Any) -> bool:

@@ -7,6 +7,7 @@ Every number in a sentence comes from :func:`pipeline.bulletin.facts.summary_fac
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
@@ -48,6 +49,7 @@ def summarise(context: BulletinContext, facts: dict[str, Any] | None = None) -> 
             sentences.append(_("Processing failed for {name}: {reason} (the run's log gives the details).",
                                name=a.name, reason=failure_text(a.failure)))
     sentences.append(_previous_sentence(context, facts))
+    sentences.append(_settings_sentence(context))
     sentences.append(assessment_sentence(context.assessment))
     review = review_sentence([a for a in context.aois if a.error is None])
     if review:
@@ -374,21 +376,49 @@ def _previous_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
         return first
     dismissed = {str(s) for a in context.aois if a.dismissed is not None for s in a.dismissed["site_id"]}
     n_dismissed = sum(sid in dismissed for sid in gone)
-    # "earlier", not "bulletin N": an AOI not processed in bulletin N is compared with the last
-    # bulletin that processed it (pipeline.site_history.previous_sites)
+    # "the last bulletin covering its area", not "bulletin N": an AOI not processed in bulletin N
+    # is compared with the last bulletin that processed it (pipeline.site_history.previous_sites)
     text = first + " " + ngettext(
-        "{n} site listed in an earlier bulletin is no longer listed: {ids}.",
-        "{n} sites listed in earlier bulletins are no longer listed: {ids}.",
+        "{n} site listed in the last bulletin covering its area is not listed in this one: {ids}.",
+        "{n} sites listed in the last bulletin covering their area are not listed in this one: {ids}.",
         len(gone), ids=_join(_shown(gone, "gone_since_previous")))
     if n_dismissed == len(gone):
         text += " " + ngettext("It was dismissed by an analyst as a false alarm (sites_dismissed.geojson).",
                                "All {n} were dismissed by an analyst as false alarms (sites_dismissed.geojson).",
                                n_dismissed)
-    elif n_dismissed:
+        return text
+    if n_dismissed:
         text += " " + ngettext("Of them, {n} was dismissed by an analyst as a false alarm (sites_dismissed.geojson).",
                                "Of them, {n} were dismissed by an analyst as false alarms (sites_dismissed.geojson).",
                                n_dismissed)
+    text += " " + ngettext(
+        "{n} was not found again as a site of its own with this run's imagery and settings (merged into a "
+        "neighbour, under the minimum area, or no longer seen changed).",
+        "{n} were not found again as sites of their own with this run's imagery and settings (merged into a "
+        "neighbour, under the minimum area, or no longer seen changed).", len(gone) - n_dismissed)
     return text
+
+
+def _settings_sentence(context: BulletinContext) -> str:
+    """The thresholds changed since the previous bulletin (``context.settings_changed``): they
+    change which sites are found, and so what is new or no longer listed."""
+    changed = context.settings_changed
+    if not changed or context.previous_number is None:
+        return ""
+    shown = [_("{section}.{key} from {before} to {after}", section=_text(c["section"]), key=_text(c["key"]),
+               before=_setting(c["before"]), after=_setting(c["after"])) for c in changed[:_MAX_IDS]]
+    if len(changed) > _MAX_IDS:
+        shown.append(_("{n} more (bulletin.json, {key})", n=len(changed) - _MAX_IDS, key="settings_changed"))
+    return ngettext("{n} setting differs from bulletin No. {number}'s, which changes which sites are found: {changes}.",
+                    "{n} settings differ from bulletin No. {number}'s, which changes which sites are found: "
+                    "{changes}.", len(changed), number=context.previous_number, changes=_join(shown))
+
+
+def _setting(value: Any) -> str:
+    """A threshold's value in a sentence: numbers and text as they are, lists as JSON."""
+    if value is None:
+        return _("none")
+    return _text(json.dumps(value, default=str) if isinstance(value, list | tuple | dict) else value)
 
 
 def _shown(ids: list[str], key: str) -> list[str]:
