@@ -217,7 +217,7 @@ class _RepeatedKey(Exception):
 
 def load_json(
     text: str, *, path: Path, what: str, error: type[MonitorError] = ConfigError, allow_nan: bool = False,
-    unique_keys: bool = False,
+    unique_keys: bool = False, fix: str = "fix the syntax",
 ) -> Any:
     """``json.loads`` that turns every failure into one ``error`` line naming ``what`` and ``path``.
 
@@ -226,7 +226,8 @@ def load_json(
     nested deeper than the interpreter's recursion limit (a few thousand levels) is refused
     instead of crashing the decoder. ``unique_keys``: an object naming a key twice is refused
     (Python keeps the last silently; a file an analyst edits by hand, where the first may be
-    the one meant, as a repeated YAML key is refused in the config).
+    the one meant, as a repeated YAML key is refused in the config). ``fix``: the advice on
+    invalid JSON (a file the pipeline wrote is restored, not edited).
     """
 
     def constant(name: str) -> Any:
@@ -246,7 +247,7 @@ def load_json(
         return json.loads(text, parse_constant=constant, object_pairs_hook=pairs if unique_keys else None)
     except json.JSONDecodeError as exc:
         raise error(
-            f"{what} {path} is not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg}); fix the syntax"
+            f"{what} {path} is not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg}); {fix}"
         ) from None
     except _RepeatedKey as exc:
         raise error(f"{what} {path}: key {exc.args[0]!r} appears twice in one object; keep the one meant") from None

@@ -446,7 +446,7 @@ def _check_json_file(path: Path, *, what: str, fix: str) -> None:
     if not path.exists():
         return
     text = read_text(path, what=f"{what} file", max_bytes=MAX_JSON_BYTES, fix=fix)
-    doc = load_json(text, path=path, what=f"{what} file")
+    doc = load_json(text, path=path, what=f"{what} file", fix=fix)
     if not isinstance(doc, dict):
         raise ConfigError(f"{what} file {path} is not a JSON object; {fix}")
 
@@ -475,7 +475,7 @@ def _check_sites(path: Path, *, archived: Path | None = None, what: str = "previ
             f"restore it from {archived / 'sites.geojson'}" if archived is not None else "restore it from a backup"
         ) + " or move it away (site ids then start afresh)"
     text = read_text(path, what=what, max_bytes=64 << 20, fix=restore)
-    doc = load_json(text, path=path, what=what)
+    doc = load_json(text, path=path, what=what, fix=restore)
     features = doc.get("features") if isinstance(doc, dict) else None
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(features, list):
         raise ConfigError(f"{what} {path} is not a GeoJSON FeatureCollection; {restore}")

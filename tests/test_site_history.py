@@ -212,3 +212,18 @@ def test_settings_changed_since_the_previous_bulletin(tmp_path: Path) -> None:
     assert settings_changed(tmp_path, 2, now) == settings_changed(tmp_path, None, now) == []
     (folder / "bulletin.json").write_text("{truncated", encoding="utf-8")  # an older archive's: nothing to compare
     assert settings_changed(tmp_path, 3, now) == []
+
+
+def test_a_truncated_archived_file_is_to_be_restored_not_edited(tmp_path: Path) -> None:
+    """The pipeline wrote it: "fix the syntax" was the wrong advice (an outside tester)."""
+    from pipeline.errors import ConfigError
+    from pipeline.validate_inputs import check_out_dir
+
+    folder = tmp_path / "archive" / "bulletin-0001"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text("{}", encoding="utf-8")
+    (folder / "sites.geojson").write_text('{"type": "Feature', encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        check_out_dir(tmp_path)
+    assert "is not valid JSON" in str(err.value) and "restore the folder from a copy" in str(err.value)
+    assert "fix the syntax" not in str(err.value)
