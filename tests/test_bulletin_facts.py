@@ -257,9 +257,11 @@ def test_the_previous_bulletin_sentence_says_what_is_new_and_what_is_gone(
         assert "not listed in this one" not in text
     undismissed = n_gone - n_dismissed
     if undismissed:  # why the others went (an outside tester: no reason was given)
-        found = ("was not found again as a site of its own" if undismissed == 1
-                 else "were not found again as sites of their own")
-        assert f"{undismissed} {found} with this run's imagery and settings" in text
+        found = {(1, False): "It was not found again as a site of its own",
+                 (1, True): "The other one was not found again as a site of its own",
+                 (2, False): "They were not found again as sites of their own",
+                 (2, True): f"The other {undismissed} were not found again as sites of their own"}
+        assert f"{found[min(undismissed, 2), n_dismissed > 0]} with this run's imagery and settings" in text
     else:
         assert "not found again" not in text
     if n_dismissed == n_gone == 1:

@@ -200,7 +200,7 @@ def _unseen_sentence(row: dict[str, Any]) -> str:
              name=row["name"], share=_pct(row["seen_frac"]), start=_long_date(row["period"][0]),
              end=_long_date(row["period"][1]))
     if row["n_dormant"]:
-        tail = ngettext("its {n} dormant site may have been under cloud rather than idle, and digging begun then may "
+        tail = ngettext("its dormant site may have been under cloud rather than idle, and digging begun then may "
                         "not be detected yet",
                         "its {n} dormant sites may have been under cloud rather than idle, and digging begun then may "
                         "not be detected yet", row["n_dormant"])
@@ -391,11 +391,19 @@ def _previous_sentence(context: BulletinContext, facts: dict[str, Any]) -> str:
         text += " " + ngettext("Of them, {n} was dismissed by an analyst as a false alarm (sites_dismissed.geojson).",
                                "Of them, {n} were dismissed by an analyst as false alarms (sites_dismissed.geojson).",
                                n_dismissed)
-    text += " " + ngettext(
-        "{n} was not found again as a site of its own with this run's imagery and settings (merged into a "
-        "neighbour, under the minimum area, or no longer seen changed).",
-        "{n} were not found again as sites of their own with this run's imagery and settings (merged into a "
-        "neighbour, under the minimum area, or no longer seen changed).", len(gone) - n_dismissed)
+    rest = len(gone) - n_dismissed
+    if n_dismissed:
+        text += " " + ngettext(
+            "The other one was not found again as a site of its own with this run's imagery and settings (merged "
+            "into a neighbour, under the minimum area, or no longer seen changed).",
+            "The other {n} were not found again as sites of their own with this run's imagery and settings (merged "
+            "into a neighbour, under the minimum area, or no longer seen changed).", rest)
+    else:
+        text += " " + ngettext(
+            "It was not found again as a site of its own with this run's imagery and settings (merged into a "
+            "neighbour, under the minimum area, or no longer seen changed).",
+            "They were not found again as sites of their own with this run's imagery and settings (merged into a "
+            "neighbour, under the minimum area, or no longer seen changed).", rest)
     return text
 
 
