@@ -155,11 +155,13 @@ def relative_paths(obj: Any, base: str | Path) -> Any:
     names ``/home/analyst/runs/q3/scenario/x.tif`` describes one machine, while
     ``scenario/x.tif`` stays true wherever the folder goes.
 
-    >>> relative_paths({"a": ["/runs/q3/scenario/x.tif", "file:///runs/other.tif", "https://x/y.tif", "2024-01-01"]},
-    ...                "/runs/q3")
+    >>> relative_paths({"a": ["/tmp/q3/scenario/x.tif", "file:///tmp/other.tif", "https://x/y.tif", "2024-01-01"]},
+    ...                "/tmp/q3")
     {'a': ['scenario/x.tif', '../other.tif', 'https://x/y.tif', '2024-01-01']}
-    >>> relative_paths("cannot read /runs/q3/cache/B04.tif (1/2 tries; see https://x/y): gone.", "/runs/q3")
+    >>> relative_paths("cannot read /tmp/q3/cache/B04.tif (1/2 tries; see https://x/y): gone.", "/tmp/q3")
     'cannot read cache/B04.tif (1/2 tries; see https://x/y): gone.'
+    >>> relative_paths("HTTP 404 for /v1/search; /vsicurl/https://x/y.tif; pointer /features/0", "/tmp/q3")
+    'HTTP 404 for /v1/search; /vsicurl/https://x/y.tif; pointer /features/0'
     """
     base = os.path.abspath(base)
     if isinstance(obj, dict):
@@ -170,16 +172,30 @@ def relative_paths(obj: Any, base: str | Path) -> Any:
         obj = str(obj)
     if isinstance(obj, str):
         path = urllib.parse.unquote(obj.removeprefix("file://")) if obj.startswith("file:///") else obj
-        if os.path.isabs(path) and "\n" not in path and not _EMBEDDED_PATH.search(path[1:]):
+        if os.path.isabs(path) and "\n" not in path and not _EMBEDDED_PATH.search(path[1:]) and _local(path):
             return Path(os.path.relpath(path, base)).as_posix()
-        return _EMBEDDED_PATH.sub(lambda m: Path(os.path.relpath(urllib.parse.unquote(m.group(1)), base)).as_posix(),
-                                  obj)
+        return _EMBEDDED_PATH.sub(lambda m: _relative_in_text(m, base), obj)
     return obj
 
 
 #: An absolute path (or ``file://`` URI) inside a message: after a space, quote, bracket or
 #: ``=``, up to a space, quote, bracket, comma or semicolon, without a closing ``.`` or ``:``.
-_EMBEDDED_PATH = re.compile(r"""(?:(?<=^)|(?<=[\s('"=\[]))(?:file://)?(/[^\s'"(),;\[\]]*[^\s'"(),;\[\].:])""")
+_EMBEDDED_PATH = re.compile(
+    r"""(?:(?<=^)|(?<=[\s('"=\[]))(file://)?(/[^/\s'"(),;\[\]][^\s'"(),;\[\]]*[^\s'"(),;\[\].:])""")
+
+
+def _relative_in_text(match: re.Match[str], base: str) -> str:
+    """A path a message names, relative to ``base``, when it is one of this machine's: its first
+    folder exists here (``/home``, ``/tmp``...). Others stay as they are: URL paths
+    (``/v1/search``), JSON pointers (``/features/0``), GDAL's ``/vsicurl/https://...``."""
+    path = urllib.parse.unquote(match.group(2)) if match.group(1) else match.group(2)
+    return Path(os.path.relpath(path, base)).as_posix() if _local(path) else match.group(0)
+
+
+def _local(path: str) -> bool:
+    """Whether absolute ``path`` is in one of this machine's top folders (not GDAL's ``/vsi...``)."""
+    top = path.split("/")[1] if path.count("/") else ""
+    return bool(top) and not top.startswith("vsi") and os.path.isdir("/" + top)
 
 
 def write_json(obj: Any, target: str | Path) -> Path:

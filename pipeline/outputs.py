@@ -229,7 +229,8 @@ def threshold_rows(cfg: MonitorConfig, results: Sequence[AOIResult]) -> list[dic
     (the annex translates it, then fills them)."""
     rows = threshold_table(cfg)
     for r in results:
-        source = str(r.row.get("source_file", ""))
+        # the file's name: the reader's text names no path of the operator's machine (an outside tester)
+        source = Path(str(r.row.get("source_file", ""))).name
         # the AOI file's own gravel thickness and grade ranges, which its carat estimates use (the
         # annex listed only the configured defaults: an outside reviewer could not reproduce them)
         for key in PARAM_PROPERTIES:

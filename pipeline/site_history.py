@@ -29,7 +29,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely.geometry
 
-from .errors import InputDataError
+from .errors import InputDataError, MonitorError
 from .numbering import ArchivedBulletin, archived_bulletins
 
 __all__ = ["SinceEarlier", "compare_with_earlier", "earlier_sites", "previous_sites", "reported_sites",
@@ -125,35 +125,61 @@ def settings_changed(out_dir: Path, previous_number: int | None,
                      thresholds: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The ``thresholds`` (``{"section", "key", "value", "unit", ...}``) whose value differs from
     that in the ``bulletin.json`` of bulletin ``previous_number`` (its latest revision):
-    ``{"section", "key", "before", "after"}`` each, in ``thresholds``' order. Input tables
-    (unit ``CSV file``: paths, which differ between machines), the thresholds measured on each
-    AOI's imagery (section ``applied (AOI)``: not settings) and thresholds the previous
-    bulletin did not list are left out; so is everything when it has no readable
-    ``bulletin.json`` (an older archive). A changed threshold changes which sites are found:
-    a site "no longer listed" may be one the new minimum area leaves out (an outside tester).
+    ``{"section", "key", "before", "after"}`` each, in ``thresholds``' order. Compared as
+    ``bulletin.json`` holds them (credentials redacted; numbers by value: 2500 is 2500.0).
+    Files and folders (units ``CSV file``, ``model folder``...: paths, which differ between
+    machines and are not the reader's), the thresholds measured on each AOI's imagery (section
+    ``applied (AOI)``: not settings) and thresholds the previous bulletin did not list are left
+    out; so is everything when it has no readable ``bulletin.json`` (an older archive). A changed
+    threshold can change which sites are found: a site "no longer listed" may be one a new
+    minimum area leaves out (an outside tester).
 
     >>> import tempfile
     >>> settings_changed(Path(tempfile.mkdtemp()), None, [{"section": "s", "key": "k", "value": 1}])
     []
     """
+    from .http import redact_credentials
+    from .limits import MAX_JSON_BYTES, load_json, read_text
+
     issues = [b for b in _latest(out_dir) if b.number == previous_number]
     if previous_number is None or not issues:
         return []
+    path = issues[-1].folder / "bulletin.json"
     try:
-        doc = json.loads((issues[-1].folder / "bulletin.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        doc = load_json(read_text(path, what="archived bulletin", max_bytes=MAX_JSON_BYTES, fix="restore it"),
+                        path=path, what="archived bulletin")
+    except (MonitorError, OSError):
         return []
     listed = doc.get("thresholds") if isinstance(doc, dict) else None
     before = {(str(t.get("section")), str(t.get("key"))): t.get("value")
               for t in (listed if isinstance(listed, list) else []) if isinstance(t, dict)}
+    changed = []
+    for t in thresholds:
+        key = (str(t.get("section")), str(t.get("key")))
+        unit = str(t.get("unit") or "")
+        if key not in before or key[0].startswith("applied (") or unit.endswith((" file", " folder")):
+            continue
+        after = redact_credentials(json.loads(json.dumps(t.get("value"), default=str)))
+        if not _same_value(before[key], after):
+            changed.append({"section": key[0], "key": key[1], "before": before[key], "after": after})
+    return changed
 
-    def same(a: Any, b: Any) -> bool:
-        return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
-    return [{"section": str(t.get("section")), "key": str(t.get("key")), "before": before[key],
-             "after": t.get("value")}
-            for t in thresholds if t.get("unit") != "CSV file" and not str(t.get("section")).startswith("applied (")
-            and (key := (str(t.get("section")), str(t.get("key")))) in before and not same(before[key], t.get("value"))]
+def _same_value(a: Any, b: Any) -> bool:
+    """JSON values equal, numbers by value (2500 == 2500.0; booleans are not numbers).
+
+    >>> _same_value([1, 2.0], [1.0, 2]), _same_value(1, True), _same_value("a", "a")
+    (True, False, True)
+    """
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    return bool(a == b)
 
 
 def _latest(out_dir: Path, *, before: int | None = None) -> list[ArchivedBulletin]:

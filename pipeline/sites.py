@@ -385,8 +385,8 @@ def track_sites(
     sites: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None, *, min_overlap_frac: float = 0.1,
     contained_frac: float = 0.5, last_period_start: dt.date | None = None,
 ) -> gpd.GeoDataFrame:
-    """Give sites the id of the earlier site they overlap, and the earlier ``first_seen`` of the
-    earlier sites they contain.
+    """Give sites the id of the earlier site they are most alike, and the earlier ``first_seen``
+    of the earlier sites they contain.
 
     Parameters
     ----------
@@ -394,25 +394,31 @@ def track_sites(
         This run's sites (any CRS).
     previous
         The earlier sites of the same AOI (any CRS), or None: a previous run's sites, or the
-        records of every earlier bulletin, oldest first, an id in several rows
-        (:func:`pipeline.site_history.earlier_sites`). An id's last row is its latest polygon.
+        records of every earlier bulletin, an id in several rows
+        (:func:`pipeline.site_history.earlier_sites`).
     min_overlap_frac
-        Overlap, as a share of the smaller polygon, needed to call two sites the same. Ids go
-        to the most alike pairs first (intersection over union), each earlier id used once,
-        against each id's latest polygon; unmatched sites keep their position-derived ids.
+        Overlap, as a share of the smaller polygon, needed to call a site and an earlier record
+        the same. Ids go to the most alike pairs first (intersection over union, against every
+        record of an id, so a pit that grew and split again keeps its id on its original
+        ground), each earlier id used once. An unmatched site keeps its position-derived id
+        unless another site took it or an earlier record holds it; then it gets a suffix
+        (``-2``, ``-3``...): no id is used twice (an outside tester's split gave two sites one id).
     contained_frac
         Share of an earlier record's polygon that must lie inside a site for the site to take
         that record's ``first_seen`` (and ``undated``) when earlier than its own: that pit is part
-        of this site, so this site's ground was disturbed by then. Dates go by containment, not
-        by id: a site that merged two pits takes the earlier pit's date, and when they split
-        again each takes its own pit's date, not the merged site's (an outside tester found a pit
+        of this site, so this site's ground was disturbed by then; unless another site of this
+        run holds ``min_overlap_frac`` of the record too: which part its date belongs to is then
+        not known. Dates go by containment, not by id: a site that merged two pits takes the
+        earlier pit's date, and when they split again each takes its own pit's date from the
+        bulletin that listed them apart, not the merged site's (an outside tester found a pit
         given its neighbour's date through a merge and a split).
     last_period_start
-        Start of this run's last reporting period. A ``new`` site is ``active`` when that date,
-        or the date of the earlier id it took, is before this period: it is in this period's
-        evidence, and it was reported before. A run over a later period, whose baseline already
+        Start of this run's last reporting period. A ``new`` site whose inherited date is
+        before this period is ``active``: it is in this period's evidence, and an earlier
+        bulletin saw its ground changed before. A run over a later period, whose baseline already
         held a pit an earlier bulletin reported, called it "new" again and its ground "newly
-        disturbed" (an outside reviewer).
+        disturbed" (an outside reviewer). Taking an earlier id alone changes neither date nor
+        status: a new pit that overlaps an old one is new (an outside reviewer).
 
     Returns
     -------
@@ -423,46 +429,56 @@ def track_sites(
     if previous is None or previous.empty or out.empty:
         return out
     records = previous.to_crs(out.crs).reset_index(drop=True)
-    dates = records.get("first_seen", pd.Series("", records.index)).fillna("").astype(str).tolist()
-    undated_of = records.get("undated", pd.Series(False, records.index)).fillna(False).astype(bool).tolist()
+    rec_ids = records["site_id"].astype(str).to_numpy()
+    dates = records.get("first_seen", pd.Series("", records.index)).fillna("").astype(str).to_numpy()
+    undated_of = records.get("undated", pd.Series(False, records.index)).fillna(False).astype(bool).to_numpy()
     here = np.asarray(out.geometry.values)
     there = np.asarray(records.geometry.values)
     i_all, j_all = records.sindex.query(here, predicate="intersects")
     inter = shapely.area(shapely.intersection(here[i_all], there[j_all]))
     area_here, area_there = shapely.area(here[i_all]), shapely.area(there[j_all])
 
-    ids = list(out["site_id"])
-    latest = ~records["site_id"].duplicated(keep="last").to_numpy()
-    same = latest[j_all] & (inter >= min_overlap_frac * np.minimum(area_here, area_there))
-    used_new: set[int] = set()
-    used_prev: set[int] = set()
-    took = [""] * len(out)  # the date of the earlier id each site took
+    # Ids: the most alike pairs first, each site and each earlier id once.
+    ids = [str(s) for s in out["site_id"]]
+    same = (inter > 0) & (inter >= min_overlap_frac * np.minimum(area_here, area_there))
     iou = inter / np.maximum(area_here + area_there - inter, 1e-12)
+    matched: set[int] = set()
+    taken: set[str] = set()
     for k in sorted(np.flatnonzero(same), key=lambda k: (iou[k], inter[k]), reverse=True):
-        i, j = int(i_all[k]), int(j_all[k])
-        if i in used_new or j in used_prev:
-            continue
-        ids[i], took[i] = records["site_id"].iloc[j], dates[j]
-        used_new.add(i)
-        used_prev.add(j)
+        i, sid = int(i_all[k]), str(rec_ids[j_all[k]])
+        if i not in matched and sid not in taken:
+            ids[i] = sid
+            matched.add(i)
+            taken.add(sid)
+    held = taken | set(rec_ids)
+    for i in sorted(set(range(len(out))) - matched):
+        if ids[i] in held:
+            base, n = ids[i], 2
+            while f"{base}-{n}" in held or f"{base}-{n}" in ids:
+                n += 1
+            ids[i] = f"{base}-{n}"
+        held.add(ids[i])
     out["site_id"] = ids
 
+    # Dates: from the earlier records a site contains and no other site shares.
     first = list(out["first_seen"]) if "first_seen" in out else None
     status = list(out["status"]) if "status" in out else None
     undated = list(out["undated"]) if "undated" in out else None
-    inside = np.flatnonzero(inter >= contained_frac * area_there)
+    share = (inter > 0) & (inter >= min_overlap_frac * area_there)
+    holders = pd.Series(i_all[share]).groupby(j_all[share]).nunique()  # this run's sites holding each record
+    inside = [k for k in np.flatnonzero((inter > 0) & (inter >= contained_frac * area_there))
+              if holders.get(j_all[k], 0) <= 1]
     for k in sorted(inside, key=lambda k: dates[j_all[k]]):  # each site's earliest contained record first
         i, j = int(i_all[k]), int(j_all[k])
-        if first is not None and dates[j] and dates[j] < str(first[i]):
+        own = first[i] if first is not None and isinstance(first[i], str) else ""
+        if first is not None and dates[j] and (not own or dates[j] < own):
             first[i] = dates[j]
             if undated is not None:  # the date is the earlier run's: so is whether it could be dated
-                undated[i] = undated_of[j]
-    if status is not None and last_period_start is not None:
+                undated[i] = bool(undated_of[j])
+    if status is not None and first is not None and last_period_start is not None:
         start = last_period_start.isoformat()
-        for i in range(len(out)):
-            earlier = [d for d in (took[i], str(first[i]) if first is not None else "") if d]
-            if status[i] == "new" and earlier and min(earlier) < start:
-                status[i] = "active"
+        status = ["active" if s == "new" and isinstance(f, str) and f and f < start else s
+                  for s, f in zip(status, first, strict=True)]
     if first is not None:
         out["first_seen"] = first
     if status is not None:

@@ -225,6 +225,10 @@ def check_out_dir(out_dir: Path) -> None:
                     f"{entry} is a symbolic link (to {entry.readlink()}); the archive holds the bulletins "
                     "themselves: replace the link by the folder, or pass another --out"
                 )
+            if is_archive_folder(entry.name.removeprefix(".").removesuffix(".part")) and not entry.is_dir():
+                raise ConfigError(f"{entry} is a file where the archive holds a bulletin's folder (the run would "
+                                  "fail when it archives its bulletin); restore the folder from a copy, or move the "
+                                  "file out of archive/")
             if entry.is_dir() and is_archive_folder(entry.name):
                 _check_archived(entry)
     # The history the run starts from: sites.geojson (unless a killed run's marker says it

@@ -1052,7 +1052,7 @@ def test_a_failed_area_is_worded_for_readers_and_its_error_kept_for_the_operator
     for text in (english, french, json.dumps(data)):
         assert OPERATOR_PATH not in text and "No such file" not in text
     assert "Processing of this area failed:</strong> its imagery could not be fetched or read" in english
-    assert "Le traitement de cette zone a échoué :</strong> ses images n&#39;ont pu être téléchargées ou lues" in french
+    assert "Le traitement de cette zone a échoué :</strong> ses images n&#39;ont pu être récupérées ou lues" in french
     lunda = next(a for a in data["aois"] if a["aoi_id"] == "ao-lunda-01")
     assert (lunda["failure"], lunda["error"]) == ("imagery_unreadable", "its imagery could not be fetched or read")
 
@@ -1097,8 +1097,8 @@ def test_the_summary_names_the_settings_changed_since_the_previous_bulletin() ->
         {"section": "sites", "key": "min_area_m2", "before": 2500, "after": 5000},
         {"section": "preprocess", "key": "scl_mask_classes", "before": [0, 1], "after": None}])
     text = " ".join(summarise(context))
-    assert ("2 settings differ from bulletin No. 1's, which changes which sites are found: sites.min_area_m2 from "
-            "2500 to 5000 and preprocess.scl_mask_classes from [0, 1] to none.") in text
+    assert ("2 settings differ from bulletin No. 1's (methods annex): sites.min_area_m2 from 2,500 to 5,000 and "
+            "preprocess.scl_mask_classes from 0, 1 to –.") in text
     with use_language("fr"):
         assert "2 réglages diffèrent de ceux du bulletin n° 1" in " ".join(summarise(context))
     assert "settings differ" not in " ".join(summarise(make_context()))

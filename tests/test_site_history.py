@@ -151,9 +151,10 @@ _GOOD_SITES = '{"type": "FeatureCollection", "features": []}'
     ({"manifest.json": "{}", "sites.geojson": '{"type": "FeatureCollection", "features": [{"properties": {}}]}'},
      "feature 0 lacks site_id, aoi_id or geometry"),
     ({"manifest.json": "[1]", "sites.geojson": _GOOD_SITES}, "is not a JSON object"),
+    (None, "is a file where the archive holds a bulletin's folder"),  # failed only when archiving
 ])
 def test_a_damaged_archived_bulletin_is_refused_before_the_run_writes(
-        tmp_path: Path, files: dict[str, str], expect: str) -> None:
+        tmp_path: Path, files: dict[str, str] | None, expect: str) -> None:
     """An outside tester: a missing archived sites file was read as "no site", and valid JSON of the
     wrong shape failed late, in every AOI's sites stage (exit 1, composites left behind). Both are
     bad input now: exit 2, one line naming the folder or file and the fix, nothing written."""
@@ -164,9 +165,12 @@ def test_a_damaged_archived_bulletin_is_refused_before_the_run_writes(
     good.mkdir(parents=True)
     (good / "manifest.json").write_text("{}", encoding="utf-8")
     (good / "sites.geojson").write_text(_GOOD_SITES, encoding="utf-8")
-    bad.mkdir()
-    for name, text in files.items():
-        (bad / name).write_text(text, encoding="utf-8")
+    if files is None:
+        bad.write_text("not a folder", encoding="utf-8")
+    else:
+        bad.mkdir()
+        for name, text in files.items():
+            (bad / name).write_text(text, encoding="utf-8")
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     res = run_in_process(tmp_path, "monitor", "--config", str(Path(__file__).parents[1] / "configs" / "demo.yaml"),
                          "--out", str(out), "--aoi",
@@ -200,15 +204,21 @@ def test_settings_changed_since_the_previous_bulletin(tmp_path: Path) -> None:
         {"section": "preprocess", "key": "scl_mask_classes", "value": [0, 1, 3]},
         {"section": "crosscheck", "key": "declared_production", "value": "/old/kp.csv", "unit": "CSV file"},
         {"section": "applied (a)", "key": "ndvi_drop_threshold", "value": 0.21},
+        {"section": "detect", "key": "site_model", "value": "/old/model", "unit": "model folder"},
+        {"section": "radar", "key": "source_url", "value": "https://host/stac"},  # as bulletin.json holds it
     ]}), encoding="utf-8")
     now = [{"section": "sites", "key": "min_area_m2", "value": 5000, "unit": "m²"},
            {"section": "detect", "key": "ndvi_drop_min", "value": 0.2},
            {"section": "preprocess", "key": "scl_mask_classes", "value": (0, 1, 3)},
            {"section": "crosscheck", "key": "declared_production", "value": "/new/kp.csv", "unit": "CSV file"},
            {"section": "applied (a)", "key": "ndvi_drop_threshold", "value": 0.24},
+           {"section": "detect", "key": "site_model", "value": "/new/model", "unit": "model folder"},
+           {"section": "radar", "key": "source_url", "value": "https://user:secret@host/stac"},
            {"section": "detect", "key": "brand_new", "value": 1}]
     assert settings_changed(tmp_path, 3, now) == [
         {"section": "sites", "key": "min_area_m2", "before": 2500, "after": 5000}]
+    # numbers by value: 0.2 written as 0.2 and 2500 as 2500.0 are the same setting
+    assert settings_changed(tmp_path, 3, [{"section": "sites", "key": "min_area_m2", "value": 2500.0}]) == []
     assert settings_changed(tmp_path, 2, now) == settings_changed(tmp_path, None, now) == []
     (folder / "bulletin.json").write_text("{truncated", encoding="utf-8")  # an older archive's: nothing to compare
     assert settings_changed(tmp_path, 3, now) == []
@@ -227,3 +237,52 @@ def test_a_truncated_archived_file_is_to_be_restored_not_edited(tmp_path: Path) 
         check_out_dir(tmp_path)
     assert "is not valid JSON" in str(err.value) and "restore the folder from a copy" in str(err.value)
     assert "fix the syntax" not in str(err.value)
+
+
+def _box(x0: float, x1: float) -> shapely.geometry.Polygon:
+    return shapely.geometry.box(500000 + x0, 900000, 500000 + x1, 900060)
+
+
+def _found(rows: list[tuple[str, float, float, str]]) -> gpd.GeoDataFrame:
+    """This run's sites: ``(own id, x0, x1, first_seen)``, status new, dated."""
+    return gpd.GeoDataFrame([{"site_id": s, "aoi_id": "a", "first_seen": d, "status": "new", "undated": False}
+                             for s, _, _, d in rows], geometry=[_box(x0, x1) for _, x0, x1, _ in rows], crs=UTM)
+
+
+def _archive(tmp_path: Path, number: int, rows: list[tuple[str, float, float, str]]) -> None:
+    folder = tmp_path / "archive" / f"bulletin-{number:04d}"
+    folder.mkdir(parents=True)
+    (folder / "sites.geojson").write_text(_found(rows).to_crs(4326).to_json(), encoding="utf-8")
+    (folder / "manifest.json").write_text(json.dumps({"aois": {"a": {"status": "ok"}}}), encoding="utf-8")
+
+
+def test_touching_pits_of_unequal_size_keep_their_dates_through_a_merge_and_a_split(tmp_path: Path) -> None:
+    """An outside tester: A (60 m, 2022-01-10) and B (120 m beside it, 2023-06-02) merge, then
+    split; the merged record lies two thirds inside B, which took its date (A's). A record that
+    two of this run's sites share gives neither its date."""
+    _archive(tmp_path, 1, [("a-A", 0, 60, "2022-01-10"), ("a-B", 60, 180, "2023-06-02")])
+    _archive(tmp_path, 2, [("a-B", 0, 180, "2022-01-10")])  # merged: B's id (larger), A's date
+    split = sites.track_sites(_found([("x", 0, 60, "2023-10-05"), ("y", 60, 180, "2023-10-05")]),
+                              earlier_sites(tmp_path, "a"), last_period_start=dt.date(2023, 10, 1))
+    assert split[["site_id", "first_seen", "status"]].values.tolist() == [
+        ["a-A", "2022-01-10", "active"], ["a-B", "2023-06-02", "active"]]
+
+
+def test_a_pit_that_grew_and_split_keeps_its_id_on_its_own_ground_and_no_id_is_used_twice(tmp_path: Path) -> None:
+    """An outside tester: pit A grew over new ground (one site, A's id), then split into A's own
+    pit (whose position-derived id is A's) and the new ground, which took A's id from the grown
+    record: two sites with one id, both dated 2022. A's pit keeps A's id and date; the new ground
+    gets an id of its own and its own date."""
+    _archive(tmp_path, 1, [("a-A", 0, 60, "2022-01-10")])
+    _archive(tmp_path, 2, [("a-A", 0, 180, "2022-01-10")])
+    split = sites.track_sites(_found([("a-A", 0, 60, "2023-10-05"), ("a-Y", 60, 180, "2023-10-20")]),
+                              earlier_sites(tmp_path, "a"), last_period_start=dt.date(2023, 10, 1))
+    assert split[["site_id", "first_seen", "status"]].values.tolist() == [
+        ["a-A", "2022-01-10", "active"], ["a-Y", "2023-10-20", "new"]]
+    # Listed the other way round (the new ground first): still one id each.
+    again = sites.track_sites(_found([("a-Y", 60, 180, "2023-10-20"), ("a-A", 0, 60, "2023-10-05")]),
+                              earlier_sites(tmp_path, "a"), last_period_start=dt.date(2023, 10, 1))
+    assert sorted(again["site_id"]) == ["a-A", "a-Y"]
+    # A site whose own id an earlier record holds, but which matches no earlier site, gets a suffix.
+    far = sites.track_sites(_found([("a-A", 1000, 1060, "2023-10-05")]), earlier_sites(tmp_path, "a"))
+    assert far["site_id"].tolist() == ["a-A-2"]

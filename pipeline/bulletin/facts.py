@@ -86,7 +86,8 @@ def latest_unseen(aois: list[AOIReport]) -> list[dict[str, Any]]:
             continue
         last = activity.sort_values("period_start").iloc[-1]
         seen = pd.to_numeric(pd.Series([last["valid_fraction"]]), errors="coerce").iloc[0]
-        if pd.isna(seen) or seen >= LATEST_SEEN_SAY_BELOW:
+        # as printed (a whole per cent): 49.96 % would read "only 50 %"
+        if pd.isna(seen) or round(float(seen), 2) >= LATEST_SEEN_SAY_BELOW:
             continue
         n_dormant = 0 if a.sites is None or a.sites.empty else int((a.sites["status"].astype(str) == "dormant").sum())
         rows.append({"aoi_id": a.aoi_id, "name": a.name, "period": [str(last["period_start"]), str(last["period_end"])],

@@ -7,14 +7,13 @@ Every number in a sentence comes from :func:`pipeline.bulletin.facts.summary_fac
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pandas as pd
 
 from .context import AOIReport, BulletinContext
 from .facts import summary_facts
-from .formatting import _ha, _join, _long_date, _pct, _text
+from .formatting import _DASH, _ha, _join, _long_date, _pct, _text, _value
 from .i18n import _, ngettext
 from .selection import covered_participants, split_anomalies
 from .wording import confirmable_gap, declared_statement, failure_text, rule_title, used_declared
@@ -206,7 +205,7 @@ def _unseen_sentence(row: dict[str, Any]) -> str:
                         "not be detected yet", row["n_dormant"])
     else:
         tail = _("digging begun then may not be detected yet")
-    return f"{lead}: {tail}."
+    return _("{lead}: {tail}.", lead=lead, tail=tail)
 
 
 def _latest_period_sentence(facts: dict[str, Any]) -> str:
@@ -417,16 +416,14 @@ def _settings_sentence(context: BulletinContext) -> str:
                before=_setting(c["before"]), after=_setting(c["after"])) for c in changed[:_MAX_IDS]]
     if len(changed) > _MAX_IDS:
         shown.append(_("{n} more (bulletin.json, {key})", n=len(changed) - _MAX_IDS, key="settings_changed"))
-    return ngettext("{n} setting differs from bulletin No. {number}'s, which changes which sites are found: {changes}.",
-                    "{n} settings differ from bulletin No. {number}'s, which changes which sites are found: "
-                    "{changes}.", len(changed), number=context.previous_number, changes=_join(shown))
+    return ngettext("{n} setting differs from bulletin No. {number}'s (methods annex): {changes}.",
+                    "{n} settings differ from bulletin No. {number}'s (methods annex): {changes}.",
+                    len(changed), number=context.previous_number, changes=_join(shown))
 
 
 def _setting(value: Any) -> str:
-    """A threshold's value in a sentence: numbers and text as they are, lists as JSON."""
-    if value is None:
-        return _("none")
-    return _text(json.dumps(value, default=str) if isinstance(value, list | tuple | dict) else value)
+    """A threshold's value in a sentence, as the methods annex prints it (unset: a dash)."""
+    return _DASH if value is None or value == [] else _value(value)
 
 
 def _shown(ids: list[str], key: str) -> list[str]:
