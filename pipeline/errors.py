@@ -93,6 +93,22 @@ FAILURE_KINDS: tuple[str, ...] = (
 )
 
 
+def unreadable_imagery(exc: BaseException) -> bool:
+    """Whether ``exc`` says an image could not be decoded (rasterio's ``RasterioIOError``), also
+    as ``distributed`` hands it back from a worker: a plain ``Exception`` whose message is the
+    original's repr (an outside tester's corrupt file, which passed the window cache's checks,
+    ended the whole run with "internal error; this is a bug").
+
+    >>> unreadable_imagery(Exception("RasterioIOError('x.tif' not recognized)")), unreadable_imagery(Exception("x"))
+    (True, False)
+    """
+    import rasterio.errors
+
+    if isinstance(exc, rasterio.errors.RasterioIOError):
+        return True
+    return type(exc) is Exception and str(exc).startswith("RasterioIOError(")
+
+
 def failure_kind(exc: BaseException) -> str:
     """The kind (:data:`FAILURE_KINDS`) of the error that failed an AOI.
 
@@ -107,6 +123,8 @@ def failure_kind(exc: BaseException) -> str:
         (InputDataError, "input_data"), (AOIError, "input_data"), (ConfigError, "input_data"),
         (ResourcesError, "resources"),
     )
+    if unreadable_imagery(exc):
+        return "imagery_unreadable"
     return next((kind for cls, kind in kinds if isinstance(exc, cls)), "failed")
 
 

@@ -36,7 +36,7 @@ from .cache_use import cache_in_use
 from .classify import SiteModel, feature_spec, load_site_model
 from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client, worker_work
 from .config import MonitorConfig
-from .errors import MonitorError, ResourcesError, SearchError, failure_kind
+from .errors import MonitorError, ResourcesError, SearchError, failure_kind, unreadable_imagery
 from .gil import responsive
 from .graphs import optimise
 from .io import BackgroundWrites
@@ -246,6 +246,7 @@ def run_aois(
             if kind == "submitted":
                 submitted[i] = payload
                 continue
+            failure: str | None = None  # the kind, when exc alone does not tell it
             if kind == "failed":
                 result, exc = payload
             else:
@@ -263,13 +264,21 @@ def run_aois(
                     # be decoded (corrupt tiles): bad data, not a bug; this AOI fails, not the run.
                     exc = err
                     prepared.abandon()
+                except Exception as err:
+                    if not unreadable_imagery(err):  # a bug: the run ends with it
+                        raise
+                    # the same, as a worker's exception comes back (errors.unreadable_imagery)
+                    exc = MonitorError("reading imagery failed: " + " ".join(str(err).split())[:300])
+                    failure = "imagery_unreadable"
+                    prepared.abandon()
                 except KilledWorker as err:  # resources, not a bug: this AOI fails, not the run
                     exc = ResourcesError(killed_workers_message(err, prepared.job.cfg))
                     prepared.abandon()
                 finally:
                     cluster().cancel(futures)
             if exc is not None:
-                result.error, result.failure = " ".join(str(exc).split()), failure_kind(exc)
+                result.error = " ".join(str(exc).split())
+                result.failure = failure or failure_kind(exc)
                 log.error("AOI %s failed: %s", result.aoi_id, result.error)
             progress.aoi_done(result.aoi_id, "ok" if exc is None else f"failed: {result.error}")
             results[i] = result

@@ -41,7 +41,7 @@ from .candidates import AOICandidates, aoi_candidates, classify_candidates
 from .classify import SiteModel, feature_rasters, model_summary, radar_rasters
 from .composites import CompositeView
 from .config import MonitorConfig
-from .errors import MonitorError, failure_kind
+from .errors import MonitorError, failure_kind, unreadable_imagery
 from .incremental import IncrementalPlan, build_incremental, supports_incremental
 from .io import BackgroundWrites
 from .jobs import AOIGrid, AOIJob, participant_outside
@@ -217,9 +217,11 @@ def run_aoi(
     except MonitorError as exc:
         result.error, result.failure = " ".join(str(exc).split()), failure_kind(exc)
         log.error("AOI %s failed: %s", job.aoi_id, result.error)
-    except rasterio.errors.RasterioIOError as exc:
+    except Exception as exc:
         # An image that passed the window cache's checks but cannot be decoded (corrupt
         # tiles): bad data, not a bug; the AOI fails and the others go on.
+        if not unreadable_imagery(exc):
+            raise
         result.error = "reading imagery failed: " + " ".join(str(exc).split())[:300]
         result.failure = failure_kind(exc)
         log.error("AOI %s failed: %s", job.aoi_id, result.error)

@@ -1,0 +1,52 @@
+"""An image that passed the window cache's checks and is corrupt when a later run reads it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import shapely.geometry
+
+from pipeline.demo import write_scenario
+from tests.bad_inputs.harness import run_in_process
+from tests.scale_fixtures import SMALL_SPEC, config_dict, write_config
+
+
+# two whole runs of the small scenario (about 12 s on 2 cores)
+def test_an_image_corrupted_after_its_check_fails_its_aoi_not_the_run(tmp_path: Path) -> None:
+    """An outside tester zero-filled a band file of a local catalog after a run had checked it,
+    keeping its size and time: the next run ended with "internal error ... this is a bug"
+    (the worker's RasterioIOError came back from ``distributed`` as a plain Exception). The AOI
+    fails, as for any unreadable imagery: exit 1, one line, the bulletin says what kind."""
+    scenario = write_scenario(tmp_path / "scenario", SMALL_SPEC)
+    cache = tmp_path / "cache"
+
+    # The second run's AOI is new to the cache (the western half, another id): it reads the
+    # images again, where the first AOI's would reuse its stored state and cached windows.
+    doc = json.loads(Path(scenario.aoi_path).read_text("utf-8"))
+    geometry = shapely.geometry.shape(doc["features"][0]["geometry"])
+    west, south, east, north = geometry.bounds
+    doc["features"][0]["geometry"] = shapely.geometry.mapping(
+        geometry.intersection(shapely.geometry.box(west, south, (west + east) / 2, north)))
+    doc["features"][0]["properties"]["aoi_id"] = "again"
+    again = tmp_path / "again.geojson"
+    again.write_text(json.dumps(doc), encoding="utf-8")
+
+    def monitor(out: str, aoi: Path) -> tuple[int, str]:
+        raw = config_dict(source=str(scenario.catalog_path), aois=[aoi], out=tmp_path / out, cache=cache)
+        res = run_in_process(tmp_path, "-q", "monitor", "--config", str(write_config(tmp_path / f"{out}.yaml", raw)))
+        return res.returncode, res.stderr
+
+    code, err = monitor("first", Path(scenario.aoi_path))
+    assert code == 0, err
+    for band in sorted(scenario.catalog_path.parent.rglob("B04.tif")):  # checked: same size and time
+        stat = band.stat()
+        band.write_bytes(b"\0" * stat.st_size)
+        os.utime(band, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    code, err = monitor("second", again)
+    assert code == 1, err  # the only AOI failed: no bulletin, the run failed
+    assert "internal error" not in err and "this is a bug" not in err, err
+    failed = [ln for ln in err.splitlines() if ln.startswith("failed:")]
+    assert len(failed) == 1 and "reading imagery failed" in failed[0] and band.name in failed[0], err
+    assert not (tmp_path / "second" / "manifest.json").exists()  # a run in which no AOI succeeded publishes nothing
