@@ -264,15 +264,15 @@ def run_aois(
                     # be decoded (corrupt tiles): bad data, not a bug; this AOI fails, not the run.
                     exc = err
                     prepared.abandon()
+                except KilledWorker as err:  # resources, not a bug: this AOI fails, not the run
+                    exc = ResourcesError(killed_workers_message(err, prepared.job.cfg))
+                    prepared.abandon()
                 except Exception as err:
                     if not unreadable_imagery(err):  # a bug: the run ends with it
                         raise
                     # the same, as a worker's exception comes back (errors.unreadable_imagery)
                     exc = MonitorError("reading imagery failed: " + " ".join(str(err).split())[:300])
                     failure = "imagery_unreadable"
-                    prepared.abandon()
-                except KilledWorker as err:  # resources, not a bug: this AOI fails, not the run
-                    exc = ResourcesError(killed_workers_message(err, prepared.job.cfg))
                     prepared.abandon()
                 finally:
                     cluster().cancel(futures)
