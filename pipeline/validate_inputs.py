@@ -497,5 +497,7 @@ def _check_sites(path: Path, *, archived: Path | None = None, what: str = "previ
 
         read_sites(path)
     except Exception as exc:  # geopandas / pyogrio on a file that parses as JSON but not as GeoJSON
-        reason = " ".join(str(exc).split())[:160]
+        # the reason alone: read_sites' own path and advice (for `evaluate`) were cut off mid-word
+        reason = " ".join(str(exc).split()).split("; pass the sites.geojson")[0]
+        reason = reason.replace(f"sites file {path}", "").strip(" :")[:200]
         raise ConfigError(f"{what} {path} cannot be read ({reason}); {restore}") from None
