@@ -97,15 +97,25 @@ def reported_sites(out_dir: Path, *, before: int | None = None) -> dict[str, str
             for f in _archived_sites(issue.folder)[0]}
 
 
-def earlier_sites(out_dir: Path, aoi_id: str) -> gpd.GeoDataFrame | None:
-    """The sites of ``aoi_id`` that the archived bulletins (the latest revision of each number)
-    and the folder's current ``sites.geojson`` listed, in EPSG:4326, oldest bulletin first: every
-    record (``site_id``, ``first_seen``, ``undated``, polygon), a site id in as many rows as it
-    has different records. :func:`pipeline.sites.track_sites` takes ids from each id's last
-    row and dates from the records a site contains. ``None`` when there is none."""
-    sources = [issue.folder / "sites.geojson" for issue in _latest(out_dir)] + [Path(out_dir) / "sites.geojson"]
+def earlier_sites(out_dir: Path, aoi_id: str, *, before: int | None = None) -> gpd.GeoDataFrame | None:
+    """The sites of ``aoi_id`` that the archived bulletins (the latest revision of each number,
+    below ``before`` when given) and the folder's current ``sites.geojson`` listed, in EPSG:4326,
+    oldest bulletin first: every record (``site_id``, ``first_seen``, ``last_seen``,
+    ``undated``, polygon), a site id in as many rows as it has different records, which
+    :func:`pipeline.sites.track_sites` matches a run's sites against. ``None`` when there is none.
+
+    ``before``: the number of the bulletin being made. A revision of bulletin N is tracked
+    against the bulletins before N, not against the issue it replaces (nor the folder's copy
+    of it): a wrong date in revision 1 passed into revision 2 and every later bulletin (an
+    outside tester), and "reported for the first time" is measured the same way
+    (:func:`compare_with_earlier`)."""
+    issues = _latest(out_dir, before=before)
+    newer = before is not None and any(b.number >= before for b in _latest(out_dir))
+    sources = [issue.folder / "sites.geojson" for issue in issues]
+    sources += [] if newer else [Path(out_dir) / "sites.geojson"]
     rows = [
         {"site_id": _site_id_of(f), "first_seen": str(f["properties"].get("first_seen") or ""),
+         "last_seen": str(f["properties"].get("last_seen") or ""),
          "undated": bool(f["properties"].get("undated") or False),
          "geometry_json": json.dumps(f["geometry"], sort_keys=True), "feature": f}
         for path in sources if path.is_file()
@@ -115,9 +125,10 @@ def earlier_sites(out_dir: Path, aoi_id: str) -> gpd.GeoDataFrame | None:
         return None
     # The same record in several bulletins (a site unchanged, the folder's copy of the last
     # bulletin) counts once, at its latest place.
-    table = pd.DataFrame(rows).drop_duplicates(["site_id", "first_seen", "undated", "geometry_json"], keep="last")
+    table = pd.DataFrame(rows).drop_duplicates(["site_id", "first_seen", "last_seen", "undated", "geometry_json"],
+                                               keep="last")
     return gpd.GeoDataFrame(
-        table[["site_id", "first_seen", "undated"]].assign(aoi_id=aoi_id).reset_index(drop=True),
+        table[["site_id", "first_seen", "last_seen", "undated"]].assign(aoi_id=aoi_id).reset_index(drop=True),
         geometry=[shapely.geometry.shape(f["geometry"]) for f in table["feature"]], crs="EPSG:4326")
 
 

@@ -383,10 +383,10 @@ def isolation_keep(sites: gpd.GeoDataFrame, params: SitesParams) -> np.ndarray:
 
 def track_sites(
     sites: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None, *, min_overlap_frac: float = 0.1,
-    contained_frac: float = 0.5, last_period_start: dt.date | None = None,
+    contained_frac: float = 0.5, shared_frac: float = 0.25, last_period_start: dt.date | None = None,
 ) -> gpd.GeoDataFrame:
-    """Give sites the id of the earlier site they are most alike, and the earlier ``first_seen``
-    of the earlier sites they contain.
+    """Give sites the id of the earlier site they are most alike, and the dates earlier
+    bulletins saw their ground changed.
 
     Parameters
     ----------
@@ -395,30 +395,35 @@ def track_sites(
     previous
         The earlier sites of the same AOI (any CRS), or None: a previous run's sites, or the
         records of every earlier bulletin, an id in several rows
-        (:func:`pipeline.site_history.earlier_sites`).
+        (:func:`pipeline.site_history.earlier_sites`); ``first_seen``, ``last_seen`` and
+        ``undated`` are read when present.
     min_overlap_frac
         Overlap, as a share of the smaller polygon, needed to call a site and an earlier record
         the same. Ids go to the most alike pairs first (intersection over union, against every
-        record of an id, so a pit that grew and split again keeps its id on its original
-        ground), each earlier id used once. An unmatched site keeps its position-derived id
-        unless another site took it or an earlier record holds it; then it gets a suffix
-        (``-2``, ``-3``...): no id is used twice (an outside tester's split gave two sites one id).
+        record of an id, so a pit that grew and split again keeps its id on its own ground),
+        each earlier id used once. A site that matches none keeps its position-derived id
+        unless another site took it, holds it too, or an earlier record holds it; then it gets
+        a suffix (``-2``, ``-3``...): no id is ever used twice (outside testers gave two sites
+        one id through a split, and through two pits whose earliest pixels share a 20 m cell).
     contained_frac
-        Share of an earlier record's polygon that must lie inside a site for the site to take
-        that record's ``first_seen`` (and ``undated``) when earlier than its own: that pit is part
-        of this site, so this site's ground was disturbed by then; unless another site of this
-        run holds ``min_overlap_frac`` of the record too: which part its date belongs to is then
-        not known. Dates go by containment, not by id: a site that merged two pits takes the
-        earlier pit's date, and when they split again each takes its own pit's date from the
-        bulletin that listed them apart, not the merged site's (an outside tester found a pit
-        given its neighbour's date through a merge and a split).
+        A site takes an earlier record's ``first_seen`` (and ``undated``) when earlier than its
+        own if the site alone holds that record (below) and either holds ``contained_frac`` of
+        it (the pit is part of this site: a merge takes the earliest of the pits it covers) or
+        lies ``contained_frac`` inside it (the same site, shrunk). A site lying
+        ``contained_frac`` inside a record that other sites hold too (a merged site split again,
+        which part its date belongs to being unknown) takes that record's ``last_seen`` as an
+        upper bound, ``undated``: its ground was changed by then.
+    shared_frac
+        Another site of this run holding this share of an earlier record shares it: the
+        record's ``first_seen`` then goes to none of them (an outside tester's unequal touching
+        pits, merged and split again, gave a pit its neighbour's date). The pits a merged
+        record covered, when an earlier bulletin listed them apart, give each part its own date.
     last_period_start
-        Start of this run's last reporting period. A ``new`` site whose inherited date is
-        before this period is ``active``: it is in this period's evidence, and an earlier
-        bulletin saw its ground changed before. A run over a later period, whose baseline already
-        held a pit an earlier bulletin reported, called it "new" again and its ground "newly
-        disturbed" (an outside reviewer). Taking an earlier id alone changes neither date nor
-        status: a new pit that overlaps an old one is new (an outside reviewer).
+        Start of this run's last reporting period. A ``new`` site so dated before this period
+        is ``active``: it is in this period's evidence, and an earlier bulletin saw its ground
+        changed before (a run over a later period, whose baseline already held a pit an earlier
+        bulletin reported, called it "new" again: an outside reviewer). Taking an earlier id
+        alone changes neither date nor status.
 
     Returns
     -------
@@ -426,21 +431,26 @@ def track_sites(
         A copy with ``site_id``, ``first_seen``, ``undated`` and ``status`` carried over.
     """
     out = sites.copy()
-    if previous is None or previous.empty or out.empty:
+    if out.empty:
+        return out
+    ids = [str(s) for s in out["site_id"]]
+    if previous is None or previous.empty:
+        out["site_id"] = _unique_ids(ids, set(), held=set())
         return out
     records = previous.to_crs(out.crs).reset_index(drop=True)
     rec_ids = records["site_id"].astype(str).to_numpy()
-    dates = records.get("first_seen", pd.Series("", records.index)).fillna("").astype(str).to_numpy()
+    first_of = _dates(records, "first_seen")
+    last_of = _dates(records, "last_seen")
     undated_of = records.get("undated", pd.Series(False, records.index)).fillna(False).astype(bool).to_numpy()
     here = np.asarray(out.geometry.values)
     there = np.asarray(records.geometry.values)
     i_all, j_all = records.sindex.query(here, predicate="intersects")
     inter = shapely.area(shapely.intersection(here[i_all], there[j_all]))
     area_here, area_there = shapely.area(here[i_all]), shapely.area(there[j_all])
+    tol = 1 - 1e-6  # shares measured after a round trip through EPSG:4326: 0.5 comes back as 0.4999999
 
     # Ids: the most alike pairs first, each site and each earlier id once.
-    ids = [str(s) for s in out["site_id"]]
-    same = (inter > 0) & (inter >= min_overlap_frac * np.minimum(area_here, area_there))
+    same = (inter > 0) & (inter >= tol * min_overlap_frac * np.minimum(area_here, area_there))
     iou = inter / np.maximum(area_here + area_there - inter, 1e-12)
     matched: set[int] = set()
     taken: set[str] = set()
@@ -450,41 +460,63 @@ def track_sites(
             ids[i] = sid
             matched.add(i)
             taken.add(sid)
-    held = taken | set(rec_ids)
-    for i in sorted(set(range(len(out))) - matched):
-        if ids[i] in held:
-            base, n = ids[i], 2
-            while f"{base}-{n}" in held or f"{base}-{n}" in ids:
-                n += 1
-            ids[i] = f"{base}-{n}"
-        held.add(ids[i])
-    out["site_id"] = ids
+    out["site_id"] = _unique_ids(ids, matched, held=taken | set(rec_ids))
 
-    # Dates: from the earlier records a site contains and no other site shares.
+    # Dates: what earlier bulletins saw of each site's ground.
     first = list(out["first_seen"]) if "first_seen" in out else None
     status = list(out["status"]) if "status" in out else None
     undated = list(out["undated"]) if "undated" in out else None
-    share = (inter > 0) & (inter >= min_overlap_frac * area_there)
-    holders = pd.Series(i_all[share]).groupby(j_all[share]).nunique()  # this run's sites holding each record
-    inside = [k for k in np.flatnonzero((inter > 0) & (inter >= contained_frac * area_there))
-              if holders.get(j_all[k], 0) <= 1]
-    for k in sorted(inside, key=lambda k: dates[j_all[k]]):  # each site's earliest contained record first
-        i, j = int(i_all[k]), int(j_all[k])
-        own = first[i] if first is not None and isinstance(first[i], str) else ""
-        if first is not None and dates[j] and (not own or dates[j] < own):
-            first[i] = dates[j]
-            if undated is not None:  # the date is the earlier run's: so is whether it could be dated
-                undated[i] = bool(undated_of[j])
+    if first is not None:
+        holds = (inter > 0) & (inter >= tol * shared_frac * area_there)
+        n_holders = pd.Series(i_all[holds]).groupby(j_all[holds]).nunique()
+        alone = np.array([n_holders.get(j, 0) <= 1 for j in j_all], dtype=bool)
+        part = (inter > 0) & (inter >= tol * contained_frac * area_there)  # the record is part of the site
+        within = (inter > 0) & (inter >= tol * contained_frac * area_here)  # the site lies in the record
+        candidates = [(first_of[j], undated_of[j], i) for i, j, ok in
+                      zip(i_all, j_all, alone & (part | within), strict=True) if ok and first_of[j]]
+        candidates += [(last_of[j], True, i) for i, j, ok in zip(i_all, j_all, ~alone & within, strict=True)
+                       if ok and last_of[j]]
+        for date, was_undated, i in sorted(candidates):  # each site's earliest candidate first
+            own = first[i] if isinstance(first[i], str) else ""
+            if not own or date < own:
+                first[i] = date
+                if undated is not None:  # the date is an earlier run's: so is whether it could be dated
+                    undated[i] = bool(was_undated)
+        out["first_seen"] = first
+        if undated is not None:
+            out["undated"] = undated
     if status is not None and first is not None and last_period_start is not None:
         start = last_period_start.isoformat()
-        status = ["active" if s == "new" and isinstance(f, str) and f and f < start else s
-                  for s, f in zip(status, first, strict=True)]
-    if first is not None:
-        out["first_seen"] = first
-    if status is not None:
-        out["status"] = status
-    if undated is not None:
-        out["undated"] = undated
+        out["status"] = ["active" if s == "new" and isinstance(f, str) and f and f < start else s
+                         for s, f in zip(status, first, strict=True)]
+    return out
+
+
+def _dates(records: pd.DataFrame, column: str) -> np.ndarray:
+    """ISO dates of ``column`` as text, ``""`` where missing."""
+    if column not in records:
+        return np.full(len(records), "", dtype=object)
+    return records[column].map(lambda v: v if isinstance(v, str) else "").to_numpy(dtype=object)
+
+
+def _unique_ids(ids: list[str], matched: set[int], *, held: set[str]) -> list[str]:
+    """``ids`` with a suffix (``-2``, ``-3``...) on each unmatched one that ``held`` or an
+    earlier site of the list already holds.
+
+    >>> _unique_ids(["a", "a", "b"], set(), held=set()), _unique_ids(["a", "x"], {1}, held={"a", "x"})
+    (['a', 'a-2', 'b'], ['a-2', 'x'])
+    """
+    out = list(ids)
+    used = set(held) | {ids[i] for i in matched}
+    for i in range(len(out)):
+        if i in matched:
+            continue
+        if out[i] in used:
+            base, n = out[i], 2
+            while f"{base}-{n}" in used:
+                n += 1
+            out[i] = f"{base}-{n}"
+        used.add(out[i])
     return out
 
 

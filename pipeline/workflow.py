@@ -45,6 +45,7 @@ from .errors import MonitorError, failure_kind, unreadable_imagery
 from .incremental import IncrementalPlan, build_incremental, supports_incremental
 from .io import BackgroundWrites
 from .jobs import AOIGrid, AOIJob, participant_outside
+from .numbering import bulletin_issue
 from .site_history import earlier_sites
 from .types import OPTICAL_BANDS
 
@@ -325,7 +326,10 @@ def finish_aoi(
         result.site_model = model_summary(model)
         log.info("AOI %s: site model %s kept %d of %d candidates", job.aoi_id, result.site_model["name"],
                  len(site_gdf), len(cands.sites))
-    site_gdf = sites.track_sites(site_gdf, earlier_sites(cfg.out_dir, job.aoi_id),
+    # against the bulletins before the one this run makes (a revision: not the issue it replaces)
+    number = bulletin_issue(cfg.out_dir, job.start.isoformat(), job.end.isoformat(), number=cfg.bulletin.number,
+                            reissue=cfg.bulletin.reissue).number
+    site_gdf = sites.track_sites(site_gdf, earlier_sites(cfg.out_dir, job.aoi_id, before=number),
                                  last_period_start=job.last_period_start)
     own_verdicts = verdicts[verdicts["aoi_id"] == job.aoi_id] if verdicts is not None else None
     site_gdf = register.apply_verdicts(site_gdf, own_verdicts, min_overlap_frac=cfg.review.match_overlap_frac)

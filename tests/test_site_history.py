@@ -243,16 +243,18 @@ def _box(x0: float, x1: float) -> shapely.geometry.Polygon:
     return shapely.geometry.box(500000 + x0, 900000, 500000 + x1, 900060)
 
 
-def _found(rows: list[tuple[str, float, float, str]]) -> gpd.GeoDataFrame:
+def _found(rows: list[tuple[str, float, float, str]], last_seen: str = "") -> gpd.GeoDataFrame:
     """This run's sites: ``(own id, x0, x1, first_seen)``, status new, dated."""
-    return gpd.GeoDataFrame([{"site_id": s, "aoi_id": "a", "first_seen": d, "status": "new", "undated": False}
+    return gpd.GeoDataFrame([{"site_id": s, "aoi_id": "a", "first_seen": d, "last_seen": last_seen or d,
+                              "status": "new", "undated": False}
                              for s, _, _, d in rows], geometry=[_box(x0, x1) for _, x0, x1, _ in rows], crs=UTM)
 
 
-def _archive(tmp_path: Path, number: int, rows: list[tuple[str, float, float, str]]) -> None:
-    folder = tmp_path / "archive" / f"bulletin-{number:04d}"
+def _archive(tmp_path: Path, number: int, rows: list[tuple[str, float, float, str]], *, last_seen: str = "",
+             revision: int = 1) -> None:
+    folder = tmp_path / "archive" / (f"bulletin-{number:04d}" + (f"-r{revision}" if revision > 1 else ""))
     folder.mkdir(parents=True)
-    (folder / "sites.geojson").write_text(_found(rows).to_crs(4326).to_json(), encoding="utf-8")
+    (folder / "sites.geojson").write_text(_found(rows, last_seen).to_crs(4326).to_json(), encoding="utf-8")
     (folder / "manifest.json").write_text(json.dumps({"aois": {"a": {"status": "ok"}}}), encoding="utf-8")
 
 
@@ -261,7 +263,7 @@ def test_touching_pits_of_unequal_size_keep_their_dates_through_a_merge_and_a_sp
     split; the merged record lies two thirds inside B, which took its date (A's). A record that
     two of this run's sites share gives neither its date."""
     _archive(tmp_path, 1, [("a-A", 0, 60, "2022-01-10"), ("a-B", 60, 180, "2023-06-02")])
-    _archive(tmp_path, 2, [("a-B", 0, 180, "2022-01-10")])  # merged: B's id (larger), A's date
+    _archive(tmp_path, 2, [("a-B", 0, 180, "2022-01-10")], last_seen="2023-09-30")  # merged: B's id, A's date
     split = sites.track_sites(_found([("x", 0, 60, "2023-10-05"), ("y", 60, 180, "2023-10-05")]),
                               earlier_sites(tmp_path, "a"), last_period_start=dt.date(2023, 10, 1))
     assert split[["site_id", "first_seen", "status"]].values.tolist() == [
@@ -274,11 +276,13 @@ def test_a_pit_that_grew_and_split_keeps_its_id_on_its_own_ground_and_no_id_is_u
     record: two sites with one id, both dated 2022. A's pit keeps A's id and date; the new ground
     gets an id of its own and its own date."""
     _archive(tmp_path, 1, [("a-A", 0, 60, "2022-01-10")])
-    _archive(tmp_path, 2, [("a-A", 0, 180, "2022-01-10")])
+    _archive(tmp_path, 2, [("a-A", 0, 180, "2022-01-10")], last_seen="2023-09-28")
     split = sites.track_sites(_found([("a-A", 0, 60, "2023-10-05"), ("a-Y", 60, 180, "2023-10-20")]),
                               earlier_sites(tmp_path, "a"), last_period_start=dt.date(2023, 10, 1))
-    assert split[["site_id", "first_seen", "status"]].values.tolist() == [
-        ["a-A", "2022-01-10", "active"], ["a-Y", "2023-10-20", "new"]]
+    # the new ground was in bulletin 2's grown site, seen changed by 2023-09-28 (its last_seen):
+    # a bound, so undated, and not "new" (a second outside tester)
+    assert split[["site_id", "first_seen", "status", "undated"]].values.tolist() == [
+        ["a-A", "2022-01-10", "active", False], ["a-Y", "2023-09-28", "active", True]]
     # Listed the other way round (the new ground first): still one id each.
     again = sites.track_sites(_found([("a-Y", 60, 180, "2023-10-20"), ("a-A", 0, 60, "2023-10-05")]),
                               earlier_sites(tmp_path, "a"), last_period_start=dt.date(2023, 10, 1))
@@ -286,3 +290,43 @@ def test_a_pit_that_grew_and_split_keeps_its_id_on_its_own_ground_and_no_id_is_u
     # A site whose own id an earlier record holds, but which matches no earlier site, gets a suffix.
     far = sites.track_sites(_found([("a-A", 1000, 1060, "2023-10-05")]), earlier_sites(tmp_path, "a"))
     assert far["site_id"].tolist() == ["a-A-2"]
+
+
+def test_a_shrunk_pit_keeps_its_id_and_date(tmp_path: Path) -> None:
+    """A second outside tester's run with a larger minimum area: a 2.18 ha site came back as
+    0.69 ha inside its old outline, with its id but a later date, "new" and undated."""
+    _archive(tmp_path, 1, [("a-A", 0, 120, "2023-05-24")])
+    shrunk = sites.track_sites(_found([("a-x", 0, 50, "2024-01-01")]), earlier_sites(tmp_path, "a"),
+                               last_period_start=dt.date(2024, 1, 1))
+    assert shrunk[["site_id", "first_seen", "status"]].values.tolist() == [["a-A", "2023-05-24", "active"]]
+
+
+def test_a_pit_first_listed_merged_and_then_split_is_not_new(tmp_path: Path) -> None:
+    """Never listed apart: which half the merged site's date belongs to is not known, so neither
+    takes it; each lies inside ground bulletin 1 saw changed by its last_seen, which bounds it."""
+    _archive(tmp_path, 1, [("a-M", 0, 120, "2022-03-01")], last_seen="2023-06-30")
+    split = sites.track_sites(_found([("x", 0, 60, "2023-10-05"), ("y", 60, 120, "2023-10-05")]),
+                              earlier_sites(tmp_path, "a"), last_period_start=dt.date(2023, 10, 1))
+    assert split[["first_seen", "status", "undated"]].values.tolist() == [["2023-06-30", "active", True]] * 2
+    assert len(set(split["site_id"])) == 2
+
+
+def test_no_id_is_used_twice_in_a_first_bulletin() -> None:
+    """A second outside tester: two pits whose earliest pixels share a 20 m cell got one id when
+    the AOI had no history (tracking returned before making ids unique)."""
+    twins = sites.track_sites(_found([("a-1", 0, 40, "2023-10-05"), ("a-1", 300, 340, "2023-10-06")]), None)
+    assert twins["site_id"].tolist() == ["a-1", "a-1-2"]
+
+
+def test_a_revision_is_tracked_against_the_bulletins_before_it_not_the_issue_it_replaces(tmp_path: Path) -> None:
+    """A second outside tester: revision 2 of bulletin 2 took a wrong date from revision 1 (and
+    from the folder's copy of it), and passed it to every later bulletin."""
+    _archive(tmp_path, 1, [("a-A", 0, 60, "2023-02-01")])
+    _archive(tmp_path, 2, [("a-Z", 500, 560, "2019-01-01")])  # revision 1 of No. 2, wrong
+    (tmp_path / "sites.geojson").write_bytes((tmp_path / "archive" / "bulletin-0002" / "sites.geojson").read_bytes())
+    table = earlier_sites(tmp_path, "a", before=2)
+    assert table is not None and table["site_id"].tolist() == ["a-A"]
+    revised = sites.track_sites(_found([("a-Z", 500, 560, "2023-10-05")]), table,
+                                last_period_start=dt.date(2023, 10, 1))
+    assert revised[["first_seen", "status"]].values.tolist() == [["2023-10-05", "new"]]
+    assert sorted(earlier_sites(tmp_path, "a", before=3)["site_id"]) == ["a-A", "a-Z"]  # No. 3 reads No. 2
