@@ -407,15 +407,15 @@ def track_sites(
         one id through a split, and through two pits whose earliest pixels share a 20 m cell).
     contained_frac
         A site takes an earlier record's ``first_seen`` (and ``undated``) when earlier than its
-        own if the site alone holds that record (below) and either holds ``contained_frac`` of
+        own if the site alone holds a share of that record (below) and either holds ``contained_frac`` of
         it (the pit is part of this site: a merge takes the earliest of the pits it covers) or
         lies ``contained_frac`` inside it (the same site, shrunk). A site lying
-        ``contained_frac`` inside a record that other sites hold too (a merged site split again,
+        ``contained_frac`` inside a record it does not alone hold (a merged site split again,
         which part its date belongs to being unknown) takes that record's ``last_seen`` as an
         upper bound, ``undated``: its ground was changed by then.
     shared_frac
-        Another site of this run holding this share of an earlier record shares it: the
-        record's ``first_seen`` then goes to none of them (an outside tester's unequal touching
+        The share of an earlier record a site must hold to hold it; when two sites hold it, or
+        none does, the record's ``first_seen`` goes to none of them (an outside tester's unequal touching
         pits, merged and split again, gave a pit its neighbour's date). The pits a merged
         record covered, when an earlier bulletin listed them apart, give each part its own date.
     last_period_start
@@ -469,7 +469,9 @@ def track_sites(
     if first is not None:
         holds = (inter > 0) & (inter >= tol * shared_frac * area_there)
         n_holders = pd.Series(i_all[holds]).groupby(j_all[holds]).nunique()
-        alone = np.array([n_holders.get(j, 0) <= 1 for j in j_all], dtype=bool)
+        # the one site holding a share of the record (five pits merged and split again each hold
+        # a fifth: none holds the merged record, whose date is the earliest pit's)
+        alone = holds & np.array([n_holders.get(j, 0) == 1 for j in j_all], dtype=bool)
         part = (inter > 0) & (inter >= tol * contained_frac * area_there)  # the record is part of the site
         within = (inter > 0) & (inter >= tol * contained_frac * area_here)  # the site lies in the record
         candidates = [(first_of[j], undated_of[j], i) for i, j, ok in

@@ -330,3 +330,13 @@ def test_a_revision_is_tracked_against_the_bulletins_before_it_not_the_issue_it_
                                 last_period_start=dt.date(2023, 10, 1))
     assert revised[["first_seen", "status"]].values.tolist() == [["2023-10-05", "new"]]
     assert sorted(earlier_sites(tmp_path, "a", before=3)["site_id"]) == ["a-A", "a-Z"]  # No. 3 reads No. 2
+
+
+def test_five_pits_merged_and_split_again_keep_their_own_dates(tmp_path: Path) -> None:
+    """A second outside tester: each part holds a fifth of the merged record, under the share
+    that makes a holder, so none was its sole holder, and each took the merged date."""
+    _archive(tmp_path, 1, [(f"a-p{k}", 100 * k, 100 * k + 60, f"2022-0{k + 1}-10") for k in range(5)])
+    _archive(tmp_path, 2, [("a-p0", 0, 460, "2022-01-10")], last_seen="2023-06-30")
+    split = sites.track_sites(_found([(f"x{k}", 100 * k, 100 * k + 60, "2023-10-05") for k in range(5)]),
+                              earlier_sites(tmp_path, "a"), last_period_start=dt.date(2023, 10, 1))
+    assert split[["site_id", "first_seen"]].values.tolist() == [[f"a-p{k}", f"2022-0{k + 1}-10"] for k in range(5)]
