@@ -484,6 +484,8 @@ def track_sites(
                 first[i] = date
                 if undated is not None:  # the date is an earlier run's: so is whether it could be dated
                     undated[i] = bool(was_undated)
+            elif date == own and undated is not None and not was_undated:
+                undated[i] = False  # an earlier run saw the same date with a clear view before it
         out["first_seen"] = first
         if undated is not None:
             out["undated"] = undated

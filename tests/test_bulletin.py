@@ -1102,3 +1102,12 @@ def test_the_summary_names_the_settings_changed_since_the_previous_bulletin() ->
     with use_language("fr"):
         assert "2 réglages diffèrent de ceux du bulletin n° 1" in " ".join(summarise(context))
     assert "settings differ" not in " ".join(summarise(make_context()))
+
+
+def test_french_clauses_are_separated_as_french_writes_them() -> None:
+    """A third outside tester: "aucun site n'était nouveau; 2 sites" (French puts a space before)."""
+    from pipeline.bulletin.i18n import use_language
+
+    with use_language("fr"):
+        text = " ".join(summarise(make_context()))
+    assert " ; " in text and not re.search(r"\S; ", text.replace("&#39;", "'")), text

@@ -340,3 +340,13 @@ def test_five_pits_merged_and_split_again_keep_their_own_dates(tmp_path: Path) -
     split = sites.track_sites(_found([(f"x{k}", 100 * k, 100 * k + 60, "2023-10-05") for k in range(5)]),
                               earlier_sites(tmp_path, "a"), last_period_start=dt.date(2023, 10, 1))
     assert split[["site_id", "first_seen"]].values.tolist() == [[f"a-p{k}", f"2022-0{k + 1}-10"] for k in range(5)]
+
+
+def test_the_same_date_with_a_clear_view_before_it_is_not_undated(tmp_path: Path) -> None:
+    """A third outside tester: bulletin 1 dated a site with a clear view before the change
+    (undated false); bulletin 2 found the same date at its first clear view (undated true)
+    and kept its own flag."""
+    _archive(tmp_path, 1, [("a-A", 0, 60, "2023-05-24")])  # undated False
+    again = _found([("a-A", 0, 60, "2023-05-24")]).assign(undated=True, status="active")
+    tracked = sites.track_sites(again, earlier_sites(tmp_path, "a"), last_period_start=dt.date(2024, 1, 1))
+    assert tracked[["first_seen", "undated"]].values.tolist() == [["2023-05-24", False]]

@@ -253,6 +253,13 @@ def _join(items: Iterable[str]) -> str:
     return ", ".join(items[:-1]) + _(" and ") + items[-1]
 
 
+def _clauses(parts: Iterable[str]) -> str:
+    """Clauses of one sentence joined by semicolons, as the language writes them (French puts a
+    space before: an outside tester's "nouveau; 2 sites")."""
+    # TRANSLATORS: the separator between the clauses of one sentence.
+    return _("; ").join(str(p) for p in parts)
+
+
 def _slug(text: str) -> str:
     """File-name-safe version of an id (ids come from input files)."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("._")

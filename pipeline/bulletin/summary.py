@@ -13,7 +13,7 @@ import pandas as pd
 
 from .context import AOIReport, BulletinContext
 from .facts import summary_facts
-from .formatting import _DASH, _ha, _join, _long_date, _pct, _text, _value
+from .formatting import _DASH, _clauses, _ha, _join, _long_date, _pct, _text, _value
 from .i18n import _, ngettext
 from .selection import covered_participants, split_anomalies
 from .wording import confirmable_gap, declared_statement, failure_text, rule_title, used_declared
@@ -230,7 +230,7 @@ def _latest_period_sentence(facts: dict[str, Any]) -> str:
                           st["active"]["n"], dormant=st["dormant"]["n"]))
     return _("In the latest reporting period ({start} to {end}) {parts} (statuses as defined under "
              "\u201cHow to read this bulletin\u201d).", start=_long_date(latest[0]), end=_long_date(latest[1]),
-             parts="; ".join(parts))
+             parts=_clauses(parts))
 
 
 def _undated_clause(facts: dict[str, Any]) -> str:
@@ -294,7 +294,7 @@ def _crosscheck_sentence(context: BulletinContext, facts: dict[str, Any]) -> str
         parts.append(ngettext("{which} has no declared figure to compare",
                               "{which} have no declared figure to compare", len(undeclared),
                               which=_join(f"{r['aoi']} {r['year']}{_cover(r)}" for r in undeclared)))
-    head = (_("In the cross-check, {parts}.", parts="; ".join(parts)) + " ") if parts \
+    head = (_("In the cross-check, {parts}.", parts=_clauses(parts)) + " ") if parts \
         else _("The cross-check had no activity to compare.") + " "
     flags = context.flags if context.flags is not None else pd.DataFrame()
     if flags.empty:
@@ -304,7 +304,7 @@ def _crosscheck_sentence(context: BulletinContext, facts: dict[str, Any]) -> str
         places = _join(sorted({_place(r, context) for r in g.itertuples()}))
         groups.append(f"{rule_title(rule)} ({places})")
     return head + ngettext("It raised {n} flag: {groups}.", "It raised {n} flags: {groups}.", len(flags),
-                           groups="; ".join(groups))
+                           groups=_clauses(groups))
 
 
 def _cover(row: dict[str, Any]) -> str:
