@@ -39,7 +39,7 @@ from .io import BackgroundWrites, relative_paths, write_csv, write_geojson, writ
 from .jobs import aoi_overrides
 from .numbering import archive_folder, bulletin_issue
 from .precision import ACTIVITY_PRECISION, CROSSCHECK_PRECISION, SITE_PRECISION, round_table
-from .site_history import compare_with_earlier, previous_sites, settings_changed
+from .site_history import compare_with_earlier, previous_sites, revision_changes, settings_changed
 from .workflow import AOIResult
 
 log = logging.getLogger("pipeline")
@@ -143,6 +143,7 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
         config_digest=cfg.digest(),
         previous_number=since.previous_number,
         settings_changed=settings_changed(out_dir, since.previous_number, threshold_rows(cfg, results)),
+        revision_changes=revision_changes(issue.revises, all_sites["site_id"]),
         revision=issue.revision,
         site_models=site_models(results),
         assessment=assessment,

@@ -33,7 +33,7 @@ from .errors import InputDataError, MonitorError
 from .numbering import ArchivedBulletin, archived_bulletins
 
 __all__ = ["SinceEarlier", "compare_with_earlier", "earlier_sites", "previous_sites", "reported_sites",
-           "settings_changed"]
+           "revision_changes", "settings_changed"]
 
 #: Why an unreadable file of the archive stops the run rather than being skipped.
 _HINT = " (an archived bulletin's sites decide which sites are new)"
@@ -130,6 +130,21 @@ def earlier_sites(out_dir: Path, aoi_id: str, *, before: int | None = None) -> g
     return gpd.GeoDataFrame(
         table[["site_id", "first_seen", "last_seen", "undated"]].assign(aoi_id=aoi_id).reset_index(drop=True),
         geometry=[shapely.geometry.shape(f["geometry"]) for f in table["feature"]], crs="EPSG:4326")
+
+
+def revision_changes(revises: ArchivedBulletin | None, site_ids: Iterable[str]) -> dict[str, Any] | None:
+    """What a revision changes in the sites of the issue it replaces (``revises``): ``{"revision":
+    its revision, "added": [...], "removed": [...]}`` (site ids, sorted), ``None`` for a first
+    issue. Readers of a revision were not told what changed (an outside tester).
+
+    >>> revision_changes(None, ["a-1"]) is None
+    True
+    """
+    if revises is None:
+        return None
+    before = {_site_id_of(f) for f in _archived_sites(revises.folder)[0]}
+    now = {str(s) for s in site_ids}
+    return {"revision": revises.revision, "added": sorted(now - before), "removed": sorted(before - now)}
 
 
 def settings_changed(out_dir: Path, previous_number: int | None,

@@ -1111,3 +1111,21 @@ def test_french_clauses_are_separated_as_french_writes_them() -> None:
     with use_language("fr"):
         text = " ".join(summarise(make_context()))
     assert " ; " in text and not re.search(r"\S; ", text.replace("&#39;", "'")), text
+
+
+def test_a_revision_says_what_it_changes_in_the_issue_it_replaces() -> None:
+    """A third outside tester: readers of a revision were never told what changed."""
+    from pipeline.bulletin.i18n import use_language
+
+    base = make_context()
+    changed = dataclasses.replace(base, revision=2, revision_changes={
+        "revision": 1, "added": ["cd-kasai-01-0005"], "removed": ["cd-kasai-01-0009", "cd-kasai-01-0010"]})
+    text = " ".join(summarise(changed))
+    assert ("This revision replaces revision 1 of bulletin No. 7: it adds 1 site (cd-kasai-01-0005); it removes 2 "
+            "sites (cd-kasai-01-0009 and cd-kasai-01-0010).") in text
+    same = dataclasses.replace(base, revision=2, revision_changes={"revision": 1, "added": [], "removed": []})
+    assert "This revision replaces revision 1 of bulletin No. 7: it lists the same sites." in " ".join(summarise(same))
+    with use_language("fr"):
+        assert "Cette révision remplace la révision 1 du bulletin n° 7 : elle ajoute 1 site" in " ".join(
+            summarise(changed))
+    assert "This revision" not in " ".join(summarise(base))

@@ -124,6 +124,11 @@ def test_numbering_and_archive(runs: dict[str, Any]) -> None:
     assert issues == [(1, 1), (1, 2), (2, 1)]  # re-running a covered period revises its bulletin
     assert runs["runs"]["again"]["bulletin"]["revision"] == 2
     assert "No. 1, revision 2" in runs["runs"]["again"]["html"]
+    # what the revision changes in the issue it replaces: the same run again lists the same sites
+    assert runs["runs"]["again"]["bulletin"]["revision_changes"] == {"revision": 1, "added": [], "removed": []}
+    assert "This revision replaces revision 1 of bulletin No. 1: it lists the same sites." in (
+        runs["runs"]["again"]["html"])
+    assert runs["runs"]["first"]["bulletin"]["revision_changes"] is None
     archive = runs["out"] / "archive"
     folders = ["bulletin-0001", "bulletin-0001-r2", "bulletin-0002"]
     assert sorted(p.name for p in archive.iterdir()) == folders

@@ -350,3 +350,13 @@ def test_the_same_date_with_a_clear_view_before_it_is_not_undated(tmp_path: Path
     again = _found([("a-A", 0, 60, "2023-05-24")]).assign(undated=True, status="active")
     tracked = sites.track_sites(again, earlier_sites(tmp_path, "a"), last_period_start=dt.date(2024, 1, 1))
     assert tracked[["first_seen", "undated"]].values.tolist() == [["2023-05-24", False]]
+
+
+def test_revision_changes_against_the_issue_replaced(tmp_path: Path) -> None:
+    from pipeline.numbering import archived_bulletins
+    from pipeline.site_history import revision_changes
+
+    _archive(tmp_path, 2, [("a-A", 0, 60, "2023-02-01"), ("a-B", 100, 160, "2023-03-01")])
+    replaced = archived_bulletins(tmp_path)[-1]
+    assert revision_changes(replaced, ["a-A", "a-C"]) == {"revision": 1, "added": ["a-C"], "removed": ["a-B"]}
+    assert revision_changes(None, ["a-A"]) is None

@@ -132,6 +132,9 @@ class BulletinContext:
     ``python -m pipeline assess``, with ``bulletin_number``), or ``None`` when there is none."""
     site_models: list[dict[str, Any]] = field(default_factory=list)
     """Site classifiers applied in the run (:func:`pipeline.outputs.site_models`); empty: rules only."""
+    revision_changes: dict[str, Any] | None = None
+    """For a revision, the sites it adds to and removes from the issue it replaces: ``{"revision",
+    "added", "removed"}`` (:func:`pipeline.site_history.revision_changes`); ``None`` otherwise."""
     settings_changed: list[dict[str, Any]] = field(default_factory=list)
     """The thresholds whose value differs from the previous bulletin's: ``{"section", "key",
     "before", "after"}`` (:func:`pipeline.site_history.settings_changed`)."""

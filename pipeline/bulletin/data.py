@@ -52,6 +52,7 @@ def bulletin_data(context: BulletinContext) -> dict[str, Any]:
         "listed_again": [str(s) for a in context.aois for s in a.listed_again],
         "gone_since_previous": [str(s) for a in context.aois for s in a.gone_since_previous],
         "settings_changed": context.settings_changed,
+        "revision_changes": context.revision_changes,
         "aois": [_aoi_data(a) for a in context.aois],
         "summary": summarise(context, facts),
         "facts": facts,

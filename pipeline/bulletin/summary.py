@@ -49,6 +49,7 @@ def summarise(context: BulletinContext, facts: dict[str, Any] | None = None) -> 
                                name=a.name, reason=failure_text(a.failure)))
     sentences.append(_previous_sentence(context, facts))
     sentences.append(_settings_sentence(context))
+    sentences.append(_revision_sentence(context))
     sentences.append(assessment_sentence(context.assessment))
     review = review_sentence([a for a in context.aois if a.error is None])
     if review:
@@ -419,6 +420,26 @@ def _settings_sentence(context: BulletinContext) -> str:
     return ngettext("{n} setting differs from bulletin No. {number}'s (methods annex): {changes}.",
                     "{n} settings differ from bulletin No. {number}'s (methods annex): {changes}.",
                     len(changed), number=context.previous_number, changes=_join(shown))
+
+
+def _revision_sentence(context: BulletinContext) -> str:
+    """What a revision changes in the sites of the issue it replaces (``context.revision_changes``)."""
+    changes = context.revision_changes
+    if not changes:
+        return ""
+    added, removed = changes["added"], changes["removed"]
+    lead = _("This revision replaces revision {r} of bulletin No. {number}", r=changes["revision"],
+             number=context.number)
+    if not added and not removed:
+        return _("{lead}: it lists the same sites.", lead=lead)
+    parts = []
+    if added:
+        parts.append(ngettext("it adds {n} site ({ids})", "it adds {n} sites ({ids})", len(added),
+                              ids=_join(_shown(added, "revision_changes.added"))))
+    if removed:
+        parts.append(ngettext("it removes {n} site ({ids})", "it removes {n} sites ({ids})", len(removed),
+                              ids=_join(_shown(removed, "revision_changes.removed"))))
+    return _("{lead}: {tail}.", lead=lead, tail=_clauses(parts))
 
 
 def _setting(value: Any) -> str:
