@@ -14,6 +14,7 @@ import json
 import math
 import os
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,13 +163,34 @@ class CheckedFiles:
     same declared grid and data type passes again; anything else is checked anew. Kept in
     ``<cache>/checked-local-files.json``, written atomically after each AOI's fetch (two runs
     at once: the last write wins, and the other's entries are checked again next time).
+
+    AOIs fetched at the same time share one record (:meth:`for_cache`), and a file is checked
+    by one thread while the others wanting it wait for the outcome: AOIs over the same tiles
+    fetched in parallel used to check every file once each (8 AOIs of one scene: 8 times).
     """
 
     FILE = "checked-local-files.json"
 
+    #: The record of each cache folder while some fetch uses it (:meth:`for_cache`).
+    _open: weakref.WeakValueDictionary[str, CheckedFiles] = weakref.WeakValueDictionary()
+    _open_guard = threading.Lock()
+
+    @classmethod
+    def for_cache(cls, cache_root: str | os.PathLike[str]) -> CheckedFiles:
+        """The record of ``cache_root`` that the fetches running now in this process share
+        (read from its file when none is running)."""
+        root = os.path.abspath(os.fspath(cache_root))
+        with cls._open_guard:
+            record = cls._open.get(root)
+            if record is None:
+                record = cls._open[root] = cls(root)
+            return record
+
     def __init__(self, cache_root: str | os.PathLike[str]) -> None:
         self.path = os.path.join(os.fspath(cache_root), self.FILE)
         self._lock = threading.Lock()
+        self._saving = threading.Lock()
+        self._checking: dict[str, threading.Lock] = {}  # a lock per file: checked by one thread at a time
         self._new = False
         try:
             with open(self.path, encoding="utf-8") as fh:
@@ -196,11 +218,16 @@ class CheckedFiles:
         key = self._key(path, asset, item)
         if key is not None and self._passed.get(path) == key:
             return None
-        problem = check_local_asset(href, asset, item)
-        if problem is None and key is not None:
-            with self._lock:
-                self._passed[path] = key
-                self._new = True
+        with self._lock:
+            one_at_a_time = self._checking.setdefault(path, threading.Lock())
+        with one_at_a_time:
+            if key is not None and self._passed.get(path) == key:
+                return None  # passed while this thread waited
+            problem = check_local_asset(href, asset, item)
+            if problem is None and key is not None:
+                with self._lock:
+                    self._passed[path] = key
+                    self._new = True
         return problem
 
     @property
@@ -213,13 +240,14 @@ class CheckedFiles:
         folder must exist."""
         from .io import atomic_write
 
-        with self._lock:
-            if not self._new:
-                return
-            blob = dict(self._passed)
-            self._new = False
-        try:
-            with atomic_write(self.path) as fh:
-                json.dump(blob, fh)
-        except OSError:
-            pass  # only a cost: the files are checked again next run
+        with self._saving:  # AOIs sharing the record: one write at a time, each of the latest
+            with self._lock:
+                if not self._new:
+                    return
+                blob = dict(self._passed)
+                self._new = False
+            try:
+                with atomic_write(self.path) as fh:
+                    json.dump(blob, fh)
+            except OSError:
+                pass  # only a cost: the files are checked again next run

@@ -230,7 +230,7 @@ def localise_items(
     key = grid_key(geobox)
     secrets = provider.secrets() if provider is not None else ()
 
-    checked = CheckedFiles(cache.root)
+    checked = CheckedFiles.for_cache(cache.root)  # shared with the AOIs fetched at the same time
 
     def one(item: pystac.Item) -> pystac.Item:
         return _localise_one(item, geobox=geobox, grid=key, bands=bands, cache=cache,

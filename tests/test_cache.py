@@ -218,6 +218,63 @@ def test_local_files_that_passed_unchanged_are_not_checked_again(
     assert opened[len(BANDS):] == [str(red)]
 
 
+def test_aois_fetched_at_once_check_each_local_file_once(
+        rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path, external: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """AOIs over the same tiles fetched in parallel (``dask.aois_in_flight``) share the record
+    of checked files: each file is opened once, not once per AOI (8 AOIs of one scene checked
+    every file 8 times), and a file that fails, fails for every AOI."""
+    import shutil
+    import threading
+    import time
+
+    from pipeline import asset_checks
+
+    item, _ = rkh
+    [it] = _items(item)
+    for band in BANDS:
+        copy = tmp_path / "archive" / S2_29RKH_ASSETS[band]
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copy(external / S2_29RKH_DIR / S2_29RKH_ASSETS[band], copy)
+        it.assets[band].href = str(copy)
+    root = tmp_path / "cache"
+    opened: list[str] = []
+    real = asset_checks.check_local_asset
+
+    def slow_check(href: str, *a: Any) -> str | None:
+        opened.append(href)
+        time.sleep(0.2)  # every AOI reaches the file while its first check still runs
+        return real(href, *a)
+
+    monkeypatch.setattr(asset_checks, "check_local_asset", slow_check)
+
+    def fetch_all(n: int) -> list[Any]:
+        outcomes: list[Any] = [None] * n
+
+        def one(i: int) -> None:
+            try:
+                outcomes[i] = _localise([it.clone()], _geobox(), root)
+            except DownloadError as exc:
+                outcomes[i] = exc
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return outcomes
+
+    for (_, failures), stats in fetch_all(4):
+        assert not failures and stats.passthrough == len(BANDS)
+    assert sorted(opened) == sorted(it.assets[b].href for b in BANDS)  # each file once
+    red = Path(it.assets["red"].href)
+    red.write_bytes(red.read_bytes()[: red.stat().st_size // 2])
+    opened.clear()
+    outcomes = fetch_all(3)
+    assert all(isinstance(o, DownloadError) and "truncated file" in str(o) for o in outcomes), outcomes
+    assert set(opened) == {str(red)}  # the other files passed before and are not opened again
+
+
 def test_coarse_grids_read_overviews(rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path) -> None:
     item, files = rkh
     files.reset_stats()
