@@ -47,7 +47,7 @@ against 1.2-1.3 s with these memory maps (three runs of the memory maps and of e
 variant, one of the others; same machine); py-spy put most of Zarr's time in its writes of the
 new block and of the confirmation state. Each array here is a plain ``.npy`` file that NumPy (``np.load(...,
 mmap_mode="r")``) or any tool reading NumPy's format opens; per-date keys and item ids are in
-each entry's ``meta.json``.
+each block's ``meta.json``.
 """
 
 from __future__ import annotations
