@@ -45,7 +45,8 @@ LZ4; also uncompressed, in 16-date chunks, and sharded by date). A one-quarter r
 stage on the three-year 240 x 320 px benchmark AOI took 1.9-2.8 s (5.1 s sharded by date)
 against 1.2-1.3 s with these memory maps (three runs of the memory maps and of each Blosc
 variant, one of the others; same machine); py-spy put most of Zarr's time in its writes of the
-new block and of the confirmation state. Each array here is a plain ``.npy`` file that NumPy (``np.load(...,
+new block and of the confirmation state. Reading and writing every array of a chunk in one
+hand-off to Zarr's event loop still took 1.9-2.5 s (``docs/scaling.md``, measurement log). Each array here is a plain ``.npy`` file that NumPy (``np.load(...,
 mmap_mode="r")``) or any tool reading NumPy's format opens; per-date keys and item ids are in
 each block's ``meta.json``.
 """
