@@ -186,22 +186,28 @@ def test_local_files_pass_through(rkh: tuple[dict[str, Any], RangeFileServer], t
     assert local[0].assets["red"].href == str(external / S2_29RKH_DIR / "B04.tif")
 
 
+def _archived_item(item: dict[str, Any], archive: Path, external: Path) -> pystac.Item:
+    """The item with its bands on copies of the real fixture files in ``archive`` (local files
+    a test may cut short)."""
+    import shutil
+
+    [it] = _items(item)
+    archive.mkdir(exist_ok=True)
+    for band in BANDS:
+        copy = archive / S2_29RKH_ASSETS[band]
+        shutil.copy(external / S2_29RKH_DIR / S2_29RKH_ASSETS[band], copy)
+        it.assets[band].href = str(copy)
+    return it
+
+
 def test_local_files_that_passed_unchanged_are_not_checked_again(
         rkh: tuple[dict[str, Any], RangeFileServer], tmp_path: Path, external: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The checks of local files are remembered in the cache by path, size and modification
     time: a re-run opens none of them; a file cut short since is checked again, and fails."""
-    import shutil
-
     from pipeline import asset_checks
 
-    item, _ = rkh
-    [it] = _items(item)
-    for band in BANDS:
-        copy = tmp_path / "archive" / S2_29RKH_ASSETS[band]
-        copy.parent.mkdir(exist_ok=True)
-        shutil.copy(external / S2_29RKH_DIR / S2_29RKH_ASSETS[band], copy)
-        it.assets[band].href = str(copy)
+    it = _archived_item(rkh[0], tmp_path / "archive", external)
     root = tmp_path / "cache"
     root.mkdir()
     opened: list[str] = []
@@ -224,19 +230,12 @@ def test_aois_fetched_at_once_check_each_local_file_once(
     """AOIs over the same tiles fetched in parallel (``dask.aois_in_flight``) share the record
     of checked files: each file is opened once, not once per AOI (8 AOIs of one scene checked
     every file 8 times), and a file that fails, fails for every AOI."""
-    import shutil
     import threading
     import time
 
     from pipeline import asset_checks
 
-    item, _ = rkh
-    [it] = _items(item)
-    for band in BANDS:
-        copy = tmp_path / "archive" / S2_29RKH_ASSETS[band]
-        copy.parent.mkdir(exist_ok=True)
-        shutil.copy(external / S2_29RKH_DIR / S2_29RKH_ASSETS[band], copy)
-        it.assets[band].href = str(copy)
+    it = _archived_item(rkh[0], tmp_path / "archive", external)
     root = tmp_path / "cache"
     opened: list[str] = []
     real = asset_checks.check_local_asset
