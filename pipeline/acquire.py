@@ -25,6 +25,7 @@ import rasterio
 import xarray as xr
 from odc.geo.geobox import GeoBox
 
+from . import read_errors  # noqa: F401 - odc-stac's read errors name the file (installed on import)
 from .errors import DownloadError
 from .harmonise import band_scaling
 

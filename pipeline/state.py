@@ -39,16 +39,16 @@ which the next run ignores (and sweeps).
 On a remote cluster the cache folder must be on a filesystem the workers share (it already
 must be for the window cache).
 
-Why ``.npy`` files and not Zarr, which issue 16 names: on 2026-12-03 the same layout was
-tried in Zarr 3.1 (one group per entry, arrays chunked like the graph that writes them, Blosc
-LZ4; also uncompressed, in 16-date chunks, and sharded by date). A one-quarter re-run's compute
+Why ``.npy`` files and not Zarr, which issue 16 names: on 2026-12-03 the same layout was tried
+in Zarr 3.1 (one group per entry, arrays chunked like the graph that writes them, Blosc LZ4;
+also uncompressed, in 16-date chunks, and sharded by date). A one-quarter re-run's compute
 stage on the three-year 240 x 320 px benchmark AOI took 1.9-2.8 s (5.1 s sharded by date)
 against 1.2-1.3 s with these memory maps (three runs of the memory maps and of each Blosc
 variant, one of the others; same machine); py-spy put most of Zarr's time in its writes of the
 new block and of the confirmation state. Reading and writing every array of a chunk in one
-hand-off to Zarr's event loop still took 1.9-2.5 s (``docs/scaling.md``, measurement log). Each array here is a plain ``.npy`` file that NumPy (``np.load(...,
-mmap_mode="r")``) or any tool reading NumPy's format opens; per-date keys and item ids are in
-each block's ``meta.json``.
+hand-off to Zarr's event loop still took 1.9-2.5 s (``docs/scaling.md``, measurement log). Each
+array here is a plain ``.npy`` file that NumPy (``np.load(..., mmap_mode="r")``) or any tool
+reading NumPy's format opens; per-date keys and item ids are in each block's ``meta.json``.
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ import asyncio
 import importlib
 from collections.abc import Sequence
 
-#: What the AOIs' tasks run on the workers: reading (odc-stac's loader), masking, composites,
-#: detection and the incremental state.
-WORKER_MODULES = ("odc.loader", "pipeline.preprocess", "pipeline.composites", "pipeline.detect", "pipeline.state")
+#: What the AOIs' tasks run on the workers: reading (odc-stac's loader, its errors naming the
+#: file: :mod:`pipeline.read_errors`), masking, composites, detection and the incremental state.
+WORKER_MODULES = ("odc.loader", "pipeline.read_errors", "pipeline.preprocess", "pipeline.composites", "pipeline.detect",
+                  "pipeline.state")
 
 
 async def import_modules(names: Sequence[str] = WORKER_MODULES) -> None:

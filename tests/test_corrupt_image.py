@@ -50,3 +50,31 @@ def test_an_image_corrupted_after_its_check_fails_its_aoi_not_the_run(tmp_path: 
     failed = [ln for ln in err.splitlines() if ln.startswith("failed:")]
     assert len(failed) == 1 and "reading imagery failed" in failed[0] and band.name in failed[0], err
     assert not (tmp_path / "second" / "manifest.json").exists()  # a run in which no AOI succeeded publishes nothing
+
+
+def test_an_undecodable_tile_names_its_file(tmp_path: Path) -> None:
+    """An outside tester overwrote 64 bytes of a band file's only tile, keeping its size: the
+    header and tile index pass the checks, and odc-stac's read failed with GDAL's "Read failed.
+    See previous exception for details.", which named no file. The error now starts with it."""
+    import numpy as np
+    import pytest
+    import rasterio
+    from odc.geo.geobox import GeoBox
+    from odc.loader import _rio
+    from odc.loader.types import RasterLoadParams, RasterSource
+    from rasterio.transform import from_origin
+
+    import pipeline.acquire  # noqa: F401 - installs pipeline.read_errors
+
+    path = tmp_path / "B04.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=256, height=256, count=1, dtype="uint16",
+                       crs="EPSG:32629", transform=from_origin(500000, 1000000, 10, 10), tiled=True,
+                       blockxsize=256, blockysize=256, compress="deflate") as dst:
+        dst.write(np.random.default_rng(0).integers(0, 5000, (256, 256)).astype("uint16"), 1)
+    with rasterio.open(path) as src:
+        offset, geobox = int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1)), GeoBox.from_rio(src)
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(b"\xff" * 64)
+    with pytest.raises(rasterio.errors.RasterioIOError, match=f"^{path} \\(band 1\\) could not be decoded: "):
+        _rio.rio_read(RasterSource(str(path), band=1), RasterLoadParams(dtype="uint16"), geobox)
