@@ -40,8 +40,9 @@ def install() -> bool:
             uri = str(getattr(src, "uri", "") or "")
             if not uri or uri in str(exc):
                 raise
+            reason = str(exc).replace(" See previous exception for details.", "")  # GDAL's: none is shown
             raise rasterio.errors.RasterioIOError(
-                f"{uri} (band {getattr(src, 'band', '?')}) could not be decoded: {exc}") from exc
+                f"{uri} (band {getattr(src, 'band', '?')}) could not be decoded: {reason}") from exc
 
     rio_read._names_files = True  # type: ignore[attr-defined]
     _rio.rio_read = rio_read

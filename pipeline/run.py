@@ -271,8 +271,11 @@ def run_aois(
                     if not unreadable_imagery(err):  # a bug: the run ends with it
                         raise
                     # the same, as a worker's exception comes back (errors.unreadable_imagery)
-                    exc = MonitorError("reading imagery failed: " + " ".join(str(err).split())[:300]
-                                       + "; restore or re-fetch the file named (a cached window: `cache clear`)")
+                    text = " ".join(str(err).split())
+                    if text.startswith("RasterioIOError(") and text.endswith(")"):  # the repr: its message
+                        text = text.removeprefix("RasterioIOError(").removesuffix(")").strip("'\"")
+                    exc = MonitorError(f"reading imagery failed: {text[:300]}; restore or re-fetch the file named "
+                                       "(a cached window: `cache clear`)")
                     failure = "imagery_unreadable"
                     prepared.abandon()
                 finally:
