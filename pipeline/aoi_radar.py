@@ -63,6 +63,8 @@ def open_aoi_radar(job: AOIJob, *, grid: AOIGrid, result: AOIResult | None = Non
         items = search.search_items(job.geometry, first, job.end, source=source, params=cfg.search, bands=bands,
                                     collection_key="radar.collection")
     items, skipped = localise_aoi(items, cfg, source=source, grid=grid, bands=bands)
+    for failure in skipped:
+        log.warning("AOI %s: skipped radar %s", job.aoi_id, failure)
     if result is not None:
         result.radar_items = list(items)
         result.skipped += [f"radar: {f}" for f in skipped]

@@ -256,8 +256,8 @@ def localise_items(
         cache.ensure()
         checked.save()
     failures.sort(key=lambda f: f.item_id)
-    for f in failures:
-        log.warning("skipped %s", f)
+    for f in failures:  # the caller warns, naming its AOI (one warning per item, not two)
+        log.debug("skipped %s", f)
     stats.failures.extend(failures)
     stats.seconds += time.perf_counter() - t0
     if items and not results:
