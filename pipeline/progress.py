@@ -81,6 +81,8 @@ class _Stage:
         if self.total:
             pct = 100.0 * self.done / self.total
             out = f"{self.stage} {self.done}/{self.total} {self.unit} ({pct:.0f} %)"
+        elif self.total is None and not self.done and not self.ended:
+            out = f"{self.stage} started"  # not "0 items found" before the search has answered
         else:
             out = f"{self.stage} {self.done} {self.unit}"
         eta = self.eta_s(now)

@@ -107,6 +107,17 @@ def test_progress_lines_count_estimate_and_finish(caplog: pytest.LogCaptureFixtu
     assert lines[3] == "AOI kono: ok [1/2 AOIs done]" and len(lines) == 4
 
 
+def test_a_search_under_way_is_started_not_zero_found(caplog: pytest.LogCaptureFixture) -> None:
+    """An outside tester read "search 0 items found" before each AOI's search had answered."""
+    caplog.set_level(logging.INFO, logger="pipeline.progress")
+    p = RunProgress("lines", interval_s=0.0, n_aois=1)
+    p.update("kono", "search", 0, None, unit="items found")
+    p.update("kono", "search", 37, 37, unit="items found")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "AOI kono: search started"
+    assert lines[1].startswith("AOI kono: search 37/37 items found (100 %) in ") and len(lines) == 2
+
+
 def test_progress_off_and_bar() -> None:
     off = io.StringIO()
     p = RunProgress("off", stream=off)
