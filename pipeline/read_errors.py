@@ -40,6 +40,10 @@ def install() -> bool:
             uri = str(getattr(src, "uri", "") or "")
             if not uri or uri in str(exc):
                 raise
+            if "://" in uri:  # a remote address: no signature or password in the message
+                from .http import redact
+
+                uri = redact(uri)
             reason = str(exc).replace(" See previous exception for details.", "")  # GDAL's: none is shown
             raise rasterio.errors.RasterioIOError(
                 f"{uri} (band {getattr(src, 'band', '?')}) could not be decoded: {reason}") from exc
