@@ -109,6 +109,19 @@ def unreadable_imagery(exc: BaseException) -> bool:
     return type(exc) is Exception and str(exc).startswith("RasterioIOError(")
 
 
+def unreadable_imagery_message(exc: BaseException) -> str:
+    """The failed AOI's line for an :func:`unreadable_imagery` error: its message (not the repr
+    ``distributed`` hands back), which names the file (:mod:`pipeline.read_errors`), and the fix.
+
+    >>> unreadable_imagery_message(Exception("RasterioIOError('b.tif (band 1) could not be decoded')"))[:63]
+    'reading imagery failed: b.tif (band 1) could not be decoded; re'
+    """
+    text = " ".join(str(exc).split())
+    if type(exc) is Exception and text.startswith("RasterioIOError(") and text.endswith(")"):
+        text = text.removeprefix("RasterioIOError(").removesuffix(")").strip("'\"")
+    return f"reading imagery failed: {text[:300]}; restore or re-fetch the file named (a cached window: `cache clear`)"
+
+
 def failure_kind(exc: BaseException) -> str:
     """The kind (:data:`FAILURE_KINDS`) of the error that failed an AOI.
 

@@ -36,7 +36,14 @@ from .cache_use import cache_in_use
 from .classify import SiteModel, feature_spec, load_site_model
 from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client, worker_work
 from .config import MonitorConfig
-from .errors import MonitorError, ResourcesError, SearchError, failure_kind, unreadable_imagery
+from .errors import (
+    MonitorError,
+    ResourcesError,
+    SearchError,
+    failure_kind,
+    unreadable_imagery,
+    unreadable_imagery_message,
+)
 from .gil import responsive
 from .graphs import optimise
 from .io import BackgroundWrites
@@ -271,11 +278,7 @@ def run_aois(
                     if not unreadable_imagery(err):  # a bug: the run ends with it
                         raise
                     # the same, as a worker's exception comes back (errors.unreadable_imagery)
-                    text = " ".join(str(err).split())
-                    if text.startswith("RasterioIOError(") and text.endswith(")"):  # the repr: its message
-                        text = text.removeprefix("RasterioIOError(").removesuffix(")").strip("'\"")
-                    exc = MonitorError(f"reading imagery failed: {text[:300]}; restore or re-fetch the file named "
-                                       "(a cached window: `cache clear`)")
+                    exc = MonitorError(unreadable_imagery_message(err))
                     failure = "imagery_unreadable"
                     prepared.abandon()
                 finally:

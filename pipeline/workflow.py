@@ -41,7 +41,7 @@ from .candidates import AOICandidates, aoi_candidates, classify_candidates
 from .classify import SiteModel, feature_rasters, model_summary, radar_rasters
 from .composites import CompositeView
 from .config import MonitorConfig
-from .errors import MonitorError, failure_kind, unreadable_imagery
+from .errors import MonitorError, failure_kind, unreadable_imagery, unreadable_imagery_message
 from .incremental import IncrementalPlan, build_incremental, supports_incremental
 from .io import BackgroundWrites
 from .jobs import AOIGrid, AOIJob, participant_outside
@@ -223,7 +223,7 @@ def run_aoi(
         # tiles): bad data, not a bug; the AOI fails and the others go on.
         if not unreadable_imagery(exc):
             raise
-        result.error = "reading imagery failed: " + " ".join(str(exc).split())[:300]
+        result.error = unreadable_imagery_message(exc)
         result.failure = failure_kind(exc)
         log.error("AOI %s failed: %s", job.aoi_id, result.error)
     return result
