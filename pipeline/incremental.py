@@ -208,10 +208,9 @@ def build_incremental(
     # a first run holds every date: side == chunk_px, the chunks of ``masked``
     side = acquire.graph_chunk_px(cfg.acquire.chunk_px, n_dates=len(keys), n_graph_dates=len(dates))
     chunks = normalize_chunks((side, side), shape)
-    n_chunks = len(chunks[0]) * len(chunks[1])
     detection = None
     if resumable:
-        keep = None if kept is None else store.new_detection(kept, shape, ConfirmState.FIELDS, n_chunks=n_chunks)
+        keep = None if kept is None else store.new_detection(kept, shape, ConfirmState.FIELDS, chunks=chunks)
         detection = Resume(source=source, writer=keep)
 
     fresh = writer = None
@@ -222,7 +221,7 @@ def build_incremental(
         # same solar-day grouping and spatial chunks as the cube (same function, same grid)
         assert fresh.sizes["time"] == len(new) and fresh[variables[0]].data.chunks[1:] == chunks
         writer = store.new_block([keys[s] for s in new], [times[s] for s in new], [slot_ids[s] for s in new],
-                                 shape, dtypes, n_chunks=n_chunks)
+                                 shape, dtypes, chunks=chunks)
     arrays = store.open_cube([where[d] for d in dates], dtypes=dtypes, chunks=chunks, writer=writer,
                              new=None if fresh is None else {v: fresh[v].data for v in variables})
     data = {v: xr.Variable(("time", "y", "x"), arrays[v], attrs=masked[v].attrs) for v in variables}

@@ -63,7 +63,7 @@ def cache_info(cache_dir: str | Path | None = None) -> str:
         f"  windows:   {entries.files} file(s) for {n_items} item(s), {_human(entries.bytes)}",
         f"  products:  {products.files} file(s) (downloaded archives and unpacked SAFE), {_human(products.bytes)}",
     ]
-    state = _usage(root / "state", "*")  # arrays and their meta.json
+    state = _usage(root / "state", "*")  # Zarr groups: chunk files and metadata
     if state.files:
         lines.append(f"  state:     {state.files} file(s) of masked-cube blocks and composites (incremental runs), "
                      f"{_human(state.bytes)}")

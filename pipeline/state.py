@@ -2,23 +2,28 @@
 
 Three kinds of entries live next to the window cache, in ``<cache>/state/<aoi_id>-<grid>/``:
 
+Each entry is a Zarr (format 3) group that ``zarr`` and ``xarray.open_zarr`` open as they
+are: uncompressed arrays with named dimensions, whose chunks the run's tasks write and read
+themselves (:mod:`pipeline.zarr_chunks`, which says why and what it checks).
+
 - ``blocks/<block>/``: the cloud-masked cube of some acquisition dates (solar-day groups of
   items) of the AOI, exactly as :func:`pipeline.workflow.open_aoi_scenes` builds it: the
   optical bands (float32 reflectance, NaN where invalid), ``scl`` and ``valid`` (bool). One
   block holds the dates a run computed (a first run: all its dates; a quarterly re-run: the
-  new quarter), one ``.npy`` file per variable of shape ``(date, y, x)``, memory-mapped and
-  read by spatial chunk, plus ``meta.json`` (per date: its key, ``time`` in ns and
-  ``item_ids``). A date's key hashes its item ids with the files read for them (path, and
-  size and modification time of local files) and :func:`dates_digest` (the settings that
-  shape these arrays: bands, resolution, margin, SCL classes, cloud buffer, and
-  :data:`STATE_VERSION`).
+  new quarter): one array per variable of shape ``(time, y, x)``, chunked ``(all its dates,
+  chunk, chunk)`` like the graph that writes it, each chunk written by the task that masks
+  it. The group's attributes list, per date, its key, ``time_ns`` and ``item_ids``. A date's
+  key hashes its item ids with the files read for them (path, and size and modification time
+  of local files) and :func:`dates_digest` (the settings that shape these arrays: bands,
+  resolution, margin, SCL classes, cloud buffer, and :data:`STATE_VERSION`).
 - ``composites/<key>/``: one computed composite window (a reporting-period view or a
   named composite), as returned by :func:`pipeline.composites.composite` for that window,
-  saved variable by variable; the key hashes the window, the item ids in it and
-  :func:`composites_digest` (method, bands, minimum observations, geometric-median stopping
-  rule, and the dates digest).
+  one array per variable and coordinate (``vars-<name>``, ``coords-<name>``, one chunk each;
+  dates as int64 nanoseconds, text in the group's attributes with the dims and attrs); the
+  key hashes the window, the item ids in it and :func:`composites_digest` (method, bands,
+  minimum observations, geometric-median stopping rule, and the dates digest).
 - ``detect/<key>/``: the confirmation's per-pixel state after a run's last monitoring date
-  (:class:`pipeline.detect.confirm.ConfirmState`, one ``(y, x)`` ``.npy`` per field), from
+  (:class:`pipeline.detect.confirm.ConfirmState`, one ``(y, x)`` array per field), from
   which the next run steps over its later dates only (:class:`pipeline.detect.blockwise.Resume`);
   the key chains :func:`detection_digest` (every ``detect.*`` setting, the first monitoring
   day, the dates digest), the baseline dates' keys and each monitoring date's key and time
@@ -39,16 +44,8 @@ which the next run ignores (and sweeps).
 On a remote cluster the cache folder must be on a filesystem the workers share (it already
 must be for the window cache).
 
-Why ``.npy`` files and not Zarr, which issue 16 names: on 2026-12-03 the same layout was tried
-in Zarr 3.1 (one group per entry, arrays chunked like the graph that writes them, Blosc LZ4;
-also uncompressed, in 16-date chunks, and sharded by date). A one-quarter re-run's compute
-stage on the three-year 240 x 320 px benchmark AOI took 1.9-2.8 s (5.1 s sharded by date)
-against 1.2-1.3 s with these memory maps (three runs of the memory maps and of each Blosc
-variant, one of the others; same machine); py-spy put most of Zarr's time in its writes of the
-new block and of the confirmation state. Reading and writing every array of a chunk in one
-hand-off to Zarr's event loop still took 1.9-2.5 s (``docs/scaling.md``, measurement log). Each
-array here is a plain ``.npy`` file that NumPy (``np.load(..., mmap_mode="r")``) or any tool
-reading NumPy's format opens; per-date keys and item ids are in each block's ``meta.json``.
+Entries of the layout before Zarr (``.npy`` files, :data:`STATE_VERSION` 2) are not read;
+``cache clear`` removes them.
 """
 
 from __future__ import annotations
@@ -71,14 +68,44 @@ import xarray as xr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from . import zarr_chunks
 from .config import MonitorConfig
+from .zarr_chunks import ArraySpec
 
 __all__ = ["STATE_VERSION", "BlockWriter", "DateLocation", "StateStore", "composites_digest", "dates_digest",
-           "detection_digest"]
+           "detection_digest", "read_state", "write_window"]
 
 #: Bumped whenever the arithmetic or layout behind a stored entry changes: old entries stop
-#: matching. 2: blocks of masked cubes (1: per-date indices, one file per date).
-STATE_VERSION = "2"
+#: matching. 3: Zarr groups (2: the same blocks of masked cubes in ``.npy`` files; 1: per-date
+#: indices, one file per date).
+STATE_VERSION = "3"
+
+def _create_arrays(folder: Path, dtypes: Mapping[str, str], shape: tuple[int, ...],
+                   chunks: tuple[int, ...], attrs: Mapping[str, Any]) -> None:
+    """A Zarr group at ``folder`` with ``attrs`` and an empty array per variable of ``dtypes``."""
+    dims = ("time", "y", "x")[-len(shape):]
+    zarr_chunks.create_group(folder, {v: ArraySpec(shape, chunks, d, dims) for v, d in dtypes.items()}, attrs)
+
+
+def _window(ndim: int, ysl: slice, xsl: slice) -> tuple[slice, ...]:
+    return (slice(None),) * (ndim - 2) + (ysl, xsl)
+
+
+def write_window(folder: str | Path, ysl: slice, xsl: slice, values: Mapping[str, np.ndarray]) -> None:
+    """Write one spatial chunk (``ysl, xsl``, whole along any other dimension) of several
+    arrays of the entry at ``folder`` (``{name: values}``)."""
+    for var, v in values.items():
+        array = f"{folder}/{var}"
+        index = zarr_chunks.chunk_index(array, _window(v.ndim, ysl, xsl))
+        if index is None:
+            raise ValueError(f"{array}: the window {ysl}, {xsl} is not one of its chunks")
+        zarr_chunks.write_chunk(array, index, v)
+
+
+def read_state(folder: str | Path, fields: Sequence[str], ysl: slice, xsl: slice) -> dict[str, np.ndarray]:
+    """One spatial window of the ``(y, x)`` arrays ``fields`` of a stored entry (a confirmation
+    state)."""
+    return {f: zarr_chunks.read_window(f"{folder}/{f}", (ysl, xsl)) for f in fields}
 
 
 def dates_digest(cfg: MonitorConfig, *, grid: str) -> str:
@@ -120,8 +147,8 @@ class DateLocation:
 
 @dataclass(frozen=True)
 class BlockWriter:
-    """Where tasks write an entry chunk by chunk: the temporary folder, one full-size ``.npy``
-    file per variable (``(date, y, x)`` for the new dates of :meth:`StateStore.new_block`,
+    """Where tasks write an entry chunk by chunk: the temporary folder, a Zarr group of one
+    array per variable (``(date, y, x)`` for the new dates of :meth:`StateStore.new_block`,
     written by the tasks of :meth:`StateStore.open_cube`; ``(y, x)`` for a confirmation state
     of :meth:`StateStore.new_detection`), and one ``written-<i>-<j>`` marker per spatial chunk
     written, which :meth:`StateStore.commit` counts. Picklable (paths only)."""
@@ -129,11 +156,9 @@ class BlockWriter:
     folder: str
     n_chunks: int
 
-    def write(self, var: str, ysl: slice, xsl: slice, values: np.ndarray) -> None:
-        mm = np.load(f"{self.folder}/{var}.npy", mmap_mode="r+")
-        mm[..., ysl, xsl] = values
-        mm.flush()
-        del mm
+    def write(self, ysl: slice, xsl: slice, values: Mapping[str, np.ndarray]) -> None:
+        """One spatial chunk of every array (``{name: values}``)."""
+        write_window(self.folder, ysl, xsl, values)
 
     def mark(self, i: int, j: int) -> None:
         Path(self.folder, f"written-{i}-{j}").touch()
@@ -144,7 +169,7 @@ class _MergeChunk:
     """Picklable task body: one spatial chunk of every variable over every date of a run, as
     ``{variable: (time, y, x) array}``. The run's new dates come from the in-graph chunks
     ``new`` (and are written to the new block first, when there is one); the stored dates
-    are read from their blocks (one memory map per block and variable)."""
+    are read from their blocks (one read per block and variable)."""
 
     variables: tuple[str, ...]
     dtypes: tuple[str, ...]
@@ -158,8 +183,7 @@ class _MergeChunk:
         self, i: int, j: int, ysl: slice, xsl: slice, new: Sequence[np.ndarray] = ()
     ) -> dict[str, np.ndarray]:
         if self.writer is not None:
-            for var, values in zip(self.variables, new, strict=True):
-                self.writer.write(var, ysl, xsl, values)
+            self.writer.write(ysl, xsl, dict(zip(self.variables, new, strict=True)))
             self.writer.mark(i, j)
         if not self.sources:  # every date new (a first run): pass the chunks on, no copy
             return dict(zip(self.variables, new, strict=True))
@@ -168,11 +192,14 @@ class _MergeChunk:
             ny, nx = ysl.stop - ysl.start, xsl.stop - xsl.start
             arr = np.empty((self.n_dates, ny, nx), dtype=dtype)
             for folder, src, dst in self.sources:
-                mm = np.load(f"{folder}/{var}.npy", mmap_mode="r")
-                lo, hi = min(src), max(src) + 1
-                part = mm[lo:hi, ysl, xsl]  # one contiguous run of dates: a strided read
-                arr[list(dst)] = part[[s - lo for s in src]]
-                del mm
+                lo, hi = min(src), max(src) + 1  # one contiguous run of dates: one read
+                if list(src) == list(range(lo, hi)) and list(dst) == list(range(dst[0], dst[0] + hi - lo)):
+                    # the block's dates in order, in consecutive places: read in place
+                    zarr_chunks.read_window(f"{folder}/{var}", (slice(lo, hi), ysl, xsl),
+                                            out=arr[dst[0]:dst[0] + hi - lo])
+                else:
+                    part = zarr_chunks.read_window(f"{folder}/{var}", (slice(lo, hi), ysl, xsl))
+                    arr[list(dst)] = part[[s - lo for s in src]]
             if self.new_at:
                 arr[list(self.new_at)] = new[k]
             out[var] = arr
@@ -270,10 +297,11 @@ class StateStore:
         return out
 
     def new_block(self, keys: Sequence[str], times: Sequence[Any], item_ids: Sequence[str],
-                  shape: tuple[int, int], dtypes: Mapping[str, str], *, n_chunks: int) -> BlockWriter:
-        """Create the temporary block of new dates (one full-size file per variable of
-        ``dtypes``), written by the tasks of :meth:`open_cube` (``n_chunks`` spatial chunks);
-        :meth:`commit` moves it into place once every chunk is written."""
+                  shape: tuple[int, int], dtypes: Mapping[str, str], *,
+                  chunks: tuple[tuple[int, ...], tuple[int, ...]]) -> BlockWriter:
+        """Create the temporary block of new dates (a Zarr array per variable of ``dtypes``,
+        chunked like the graph: ``chunks`` along ``y, x``), written by the tasks of
+        :meth:`open_cube`; :meth:`commit` moves it into place once every chunk is written."""
         self._ensure()
         block = f"{_day_label(times[0])}-{_sha(list(keys))[:16]}"
         final = self.root / "blocks" / block
@@ -281,10 +309,10 @@ class StateStore:
         tmp.mkdir(parents=True)
         dates = [{"key": k, "time_ns": int(np.datetime64(t, "ns").astype("int64")), "item_ids": i}
                  for k, t, i in zip(keys, times, item_ids, strict=True)]
-        (tmp / "meta.json").write_text(json.dumps({"dates": dates, "vars": dict(dtypes), "shape": [len(keys), *shape]}))
-        for var, dtype in dtypes.items():
-            np.lib.format.open_memmap(tmp / f"{var}.npy", mode="w+", dtype=dtype, shape=(len(keys), *shape)).flush()
+        _create_arrays(tmp, dtypes, (len(keys), *shape), (len(keys), chunks[0][0], chunks[1][0]),
+                       {"dates": dates, "vars": dict(dtypes), "shape": [len(keys), *shape]})
         self._pending.append((tmp, final))
+        n_chunks = len(chunks[0]) * len(chunks[1])
         self._expected[str(tmp)] = n_chunks
         return BlockWriter(str(tmp), n_chunks)
 
@@ -292,15 +320,14 @@ class StateStore:
         if self._index is None:
             index: dict[str, DateLocation] = {}
             folder = self.root / "blocks"
-            for meta in sorted(folder.glob("*/meta.json")) if folder.is_dir() else []:
-                if meta.parent.name.startswith("."):
-                    continue  # a temporary (pathlib's glob matches hidden names): not committed
-                try:
-                    dates = json.loads(meta.read_text())["dates"]
-                except (OSError, ValueError, KeyError):
+            for block in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+                if block.name.startswith("."):
+                    continue  # a temporary: not committed
+                dates = (zarr_chunks.group_attributes(block) or {}).get("dates")
+                if not isinstance(dates, list):
                     continue  # unreadable: as if not stored
                 for i, d in enumerate(dates):
-                    index.setdefault(d["key"], DateLocation(meta.parent.name, i))
+                    index.setdefault(d["key"], DateLocation(block.name, i))
             self._index = index
         return self._index
 
@@ -327,23 +354,22 @@ class StateStore:
         number of monitoring dates and folder, or ``(0, None)``."""
         for n in range(len(chain) - 1, 0, -1):
             folder = self.root / "detect" / chain[n]
-            if (folder / "meta.json").is_file():
+            if zarr_chunks.is_group(folder):
                 return n, str(folder)
         return 0, None
 
     def new_detection(self, key: str, shape: tuple[int, int], dtypes: Mapping[str, str], *,
-                      n_chunks: int) -> BlockWriter:
-        """Create the temporary entry of a confirmation state (one ``(y, x)`` file per array of
-        ``dtypes``), written chunk by chunk by the confirmation's tasks; :meth:`commit` moves it
-        into place once every chunk is written."""
+                      chunks: tuple[tuple[int, ...], tuple[int, ...]]) -> BlockWriter:
+        """Create the temporary entry of a confirmation state (a ``(y, x)`` Zarr array per
+        array of ``dtypes``, chunked like the graph: ``chunks``), written chunk by chunk by the
+        confirmation's tasks; :meth:`commit` moves it into place once every chunk is written."""
         self._ensure()
         final = self.root / "detect" / key
         tmp = final.with_name(f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         tmp.mkdir(parents=True)
-        (tmp / "meta.json").write_text(json.dumps({"vars": dict(dtypes), "shape": list(shape)}))
-        for var, dtype in dtypes.items():
-            np.lib.format.open_memmap(tmp / f"{var}.npy", mode="w+", dtype=dtype, shape=shape).flush()
+        _create_arrays(tmp, dtypes, shape, (chunks[0][0], chunks[1][0]), {"vars": dict(dtypes), "shape": list(shape)})
         self._pending.append((tmp, final))
+        n_chunks = len(chunks[0]) * len(chunks[1])
         self._expected[str(tmp)] = n_chunks
         return BlockWriter(str(tmp), n_chunks)
 
@@ -354,7 +380,7 @@ class StateStore:
 
     def read_composite(self, key: str) -> xr.Dataset | None:
         folder = self.root / "composites" / key
-        if not (folder / "meta.json").is_file():
+        if not zarr_chunks.is_group(folder):
             return None
         return _read_dataset(folder)
 
@@ -399,11 +425,13 @@ class StateStore:
 
 
 def _write_dataset(ds: xr.Dataset, folder: Path) -> None:
-    """Every variable and coordinate as ``.npy`` (text ones in the JSON), dims and attrs in
-    ``meta.json``: a lossless round trip of a computed composite."""
-    folder.mkdir(parents=True)
+    """Every variable and coordinate as a Zarr array named ``<vars|coords>-<name>`` (one chunk;
+    text ones in the group's attributes; dates as int64 nanoseconds, their type in the
+    attributes), dims and attrs there too: a lossless round trip of a computed composite."""
     meta: dict[str, Any] = {"attrs": _jsonable(ds.attrs), "vars": {}, "coords": {}}
-    for group, names in (("vars", list(ds.data_vars)), ("coords", list(ds.coords))):
+    arrays: dict[str, np.ndarray] = {}
+    specs: dict[str, ArraySpec] = {}
+    for kind, names in (("vars", list(ds.data_vars)), ("coords", list(ds.coords))):
         for name in names:
             var = ds[name].variable
             entry: dict[str, Any] = {"dims": list(var.dims), "attrs": _jsonable(var.attrs)}
@@ -412,19 +440,31 @@ def _write_dataset(ds: xr.Dataset, folder: Path) -> None:
                 entry["text"] = values.astype(str).tolist()
                 entry["dtype"] = str(values.dtype)
             else:
-                np.save(folder / f"{group}-{name}.npy", values, allow_pickle=False)
-            meta[group][str(name)] = entry
-    (folder / "meta.json").write_text(json.dumps(meta))
+                if values.dtype.kind in "mM":  # no date type in Zarr's core specification
+                    entry["dtype"] = str(values.dtype)
+                    values = values.view("int64")
+                arrays[f"{kind}-{name}"] = values
+                specs[f"{kind}-{name}"] = ArraySpec(values.shape, values.shape, str(values.dtype),
+                                                    tuple(str(d) for d in var.dims))
+            meta[kind][str(name)] = entry
+    zarr_chunks.create_group(folder, specs, meta)
+    for name, values in arrays.items():
+        zarr_chunks.write_chunk(folder / name, (0,) * values.ndim, values)
 
 
 def _read_dataset(folder: Path) -> xr.Dataset:
-    meta = json.loads((folder / "meta.json").read_text())
+    meta = zarr_chunks.group_attributes(folder)
+    if meta is None:
+        raise OSError(f"{folder}: not a stored composite (no Zarr group attributes)")
 
     def variable(group: str, name: str, entry: Mapping[str, Any]) -> xr.Variable:
         if "text" in entry:
             values = np.asarray(entry["text"], dtype=entry["dtype"])
         else:
-            values = np.load(folder / f"{group}-{name}.npy", allow_pickle=False)
+            array = folder / f"{group}-{name}"
+            values = zarr_chunks.read_window(array, [slice(None)] * len(entry["dims"]))
+            if "dtype" in entry:
+                values = values.view(entry["dtype"])
         return xr.Variable(entry["dims"], values, attrs=entry["attrs"])
 
     data_vars = {n: variable("vars", n, e) for n, e in meta["vars"].items()}

@@ -131,11 +131,11 @@ def test_confirmation_resumed_from_a_stored_state_equals_one_pass(params: Detect
     base, mon = observation_windows(lazy, monitoring_start=MON_START, baseline_days=params.baseline_days)
     store = StateStore(tmp_path, aoi_id="a", grid="g")
     shape = (lazy.sizes["y"], lazy.sizes["x"])
-    n_chunks = lazy["red"].data.numblocks[1] * lazy["red"].data.numblocks[2]
+    chunks = lazy["red"].data.chunks[1:]
     confirm = confirm_options(params)
 
     def run(take: list[int], source: str | None, key: str | None) -> xr.Dataset:
-        writer = None if key is None else store.new_detection(key, shape, ConfirmState.FIELDS, n_chunks=n_chunks)
+        writer = None if key is None else store.new_detection(key, shape, ConfirmState.FIELDS, chunks=chunks)
         out = blockwise.change_blockwise(lazy, start=MON_START, params=params, confirm=confirm, take=take,
                                          resume=blockwise.Resume(source=source, writer=writer)).compute()
         store.commit()

@@ -137,8 +137,7 @@ def _write_block(store: StateStore, keys: list[str], days: np.ndarray, values: d
 
     dtypes = {v: str(a.dtype) for v, a in values.items()}
     shape = next(iter(values.values())).shape[1:]
-    writer = store.new_block(keys, list(days), [f"item-{k}" for k in keys], shape, dtypes,
-                             n_chunks=len(chunks[0]) * len(chunks[1]))
+    writer = store.new_block(keys, list(days), [f"item-{k}" for k in keys], shape, dtypes, chunks=chunks)
     new = {v: da.from_array(a, chunks=((len(keys),), *chunks)) for v, a in values.items()}
     return store.open_cube([None] * len(keys), dtypes=dtypes, chunks=chunks, new=new, writer=writer)
 
@@ -154,7 +153,7 @@ def test_failed_computation_commits_nothing(tmp_path: Path) -> None:
     cube["ndvi"][:, :1].compute()  # half the chunks written, then the computation fails
     assert not store.has_date("k1")
     store.discard()
-    assert not store.has_date("k1") and not any((tmp_path / "state").rglob("*.npy"))
+    assert not store.has_date("k1") and not any(p.is_file() for p in (tmp_path / "state").rglob("*"))
     # Committed with a chunk not written (no output needed it): dropped, not stored half-empty.
     cube = _write_block(store, ["k1"], when, values, chunks)
     cube["ndvi"][:, :1].compute()
@@ -168,6 +167,20 @@ def test_failed_computation_commits_nothing(tmp_path: Path) -> None:
     loaded = store.open_cube([loc], dtypes={"ndvi": "float32", "valid": "bool"}, chunks=((2,), (1, 2)))
     np.testing.assert_array_equal(loaded["ndvi"].compute(), values["ndvi"])
     np.testing.assert_array_equal(loaded["valid"].compute(), values["valid"])
+    # A block is a Zarr group that zarr and xarray open without this package.
+    import zarr
+
+    block = store.root / "blocks" / loc.block
+    assert sorted(zarr.open_group(str(block), mode="r").array_keys()) == ["ndvi", "valid"]
+    with xr.open_zarr(block, consolidated=False) as opened:
+        assert opened["ndvi"].dims == ("time", "y", "x")
+        np.testing.assert_array_equal(opened["ndvi"].values, values["ndvi"])
+    # A block of the layout before Zarr (STATE_VERSION 2: .npy files and meta.json) is not read.
+    old = store.root / "blocks" / "2022-01-01-0123456789abcdef"
+    old.mkdir()
+    (old / "meta.json").write_text(json.dumps({"dates": [{"key": "k0", "time_ns": 0, "item_ids": "x"}]}))
+    np.save(old / "ndvi.npy", values["ndvi"])
+    assert not StateStore(tmp_path, aoi_id="a", grid="g").has_date("k0")
     # The state is part of the cache: listed by `cache info`, removed by `cache clear`.
     from pipeline.sources import cache_clear, cache_info
 

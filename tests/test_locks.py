@@ -125,7 +125,7 @@ def test_a_killed_runs_cache_lock_and_temporary_do_not_stop_the_next_run(tmp_pat
     live_tmp.write_bytes(b"being written by this process")
     dead_state = tmp_path / "state" / "aoi" / ".2023-01-01.999999.0a1b2c3d.tmp"
     dead_state.mkdir(parents=True)
-    (dead_state / "ndvi.npy").write_bytes(b"half")
+    (dead_state / "zarr.json").write_bytes(b"half")
     stale = entry.with_name("nir-abc.tif.lock")  # its holder died after writing its entry
     stale.write_text("999999 1700000000\n")
     held = FileLock(entry.with_name("blue-abc.tif.lock"))

@@ -38,7 +38,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from ..config import DetectParams
 from ..preprocess import observation_windows
-from ..state import BlockWriter
+from ..state import BlockWriter, read_state
 from .baselines import widespread_counts
 from .confirm import CHANGE_VARS, ConfirmState, _confirm_np, kernel_options
 from .evidence import evidence_before_widespread, indices_read, judge_dates
@@ -80,7 +80,7 @@ class Resume:
 
     source: str | None
     """Folder of the stored state after the dates before the first one stepped over (one
-    ``(y, x)`` ``<field>.npy`` per :data:`ConfirmState.FIELDS`), ``None``: start before any."""
+    ``(y, x)`` Zarr array per :data:`ConfirmState.FIELDS`), ``None``: start before any."""
     writer: BlockWriter | None
     """Where the tasks write the state after the last date, ``None``: not kept."""
 
@@ -206,7 +206,7 @@ class _Confirm:
         state = None
         if source is not None:
             state = ConfirmState.from_arrays(
-                {f: np.load(f"{source}/{f}.npy", mmap_mode="r")[ysl, xsl] for f in ConfirmState.FIELDS})
+                read_state(source, list(ConfirmState.FIELDS), ysl, xsl))
         if first is None:
             assert state is not None
             outs = state.outputs()
@@ -214,8 +214,7 @@ class _Confirm:
             outs, state = self._step(first[0, 0], grid_counts, state)
         writer = self.resume.writer if self.resume is not None else None
         if writer is not None:
-            for field, values in state.arrays().items():
-                writer.write(field, ysl, xsl, values)
+            writer.write(ysl, xsl, state.arrays())
             writer.mark(i, j)
         return np.stack([np.asarray(o, dtype=np.float64) for o in outs])
 
