@@ -72,3 +72,13 @@ def test_readme_quotes_the_results_table() -> None:
     assert targets <= quoted.keys(), f"README does not quote {sorted(targets - quoted.keys())}"
     commit = re.search(r"fresh clone at commit ([0-9a-f]{7,})", table)
     assert commit is not None and f"The latest table (commit {commit.group(1)}," in readme
+
+
+def test_a_ratio_of_several_pairs_is_their_median() -> None:
+    from benchmarks.bench_scale import _median_pair
+
+    runs = [(1.52, "a"), (1.71, "b"), (1.60, "c")]
+    (ratio, which), note = _median_pair(runs)
+    assert (ratio, which) == (1.60, "c")
+    assert note == "median of 3 pairs of runs, in turn: 1.520, 1.710, 1.600"
+    assert _median_pair([(0.3, "x")]) == ((0.3, "x"), "")
