@@ -444,7 +444,8 @@ def _write_dataset(ds: xr.Dataset, folder: Path) -> None:
                     entry["dtype"] = str(values.dtype)
                     values = values.view("int64")
                 arrays[f"{kind}-{name}"] = values
-                specs[f"{kind}-{name}"] = ArraySpec(values.shape, values.shape, str(values.dtype),
+                chunks = tuple(max(1, n) for n in values.shape)  # one chunk (Zarr's are at least 1 long)
+                specs[f"{kind}-{name}"] = ArraySpec(values.shape, chunks, str(values.dtype),
                                                     tuple(str(d) for d in var.dims))
             meta[kind][str(name)] = entry
     zarr_chunks.create_group(folder, specs, meta)

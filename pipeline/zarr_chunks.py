@@ -187,15 +187,18 @@ def _layout(folder: Path) -> _Layout | None:
     """The array's shape, chunk shape, data type and fill value when it is laid out as this
     module reads and writes it (see the module docstring), else ``None``."""
     meta = _metadata(folder)
+    if meta is None or meta.get("node_type") != "array":
+        return None
     try:
-        assert meta is not None and meta["node_type"] == "array"
-        assert meta["data_type"] in _RAW_TYPES and meta["chunk_grid"]["name"] == "regular"
-        assert meta["chunk_key_encoding"] == {"name": "default", "configuration": {"separator": "/"}}
-        assert not meta.get("storage_transformers")
-        (codec,) = meta["codecs"]
-        assert codec["name"] == "bytes" and codec.get("configuration", {}).get("endian", "little") == "little"
+        codecs = meta["codecs"]
+        raw = (meta["data_type"] in _RAW_TYPES and meta["chunk_grid"]["name"] == "regular"
+               and meta["chunk_key_encoding"] == {"name": "default", "configuration": {"separator": "/"}}
+               and not meta.get("storage_transformers") and len(codecs) == 1 and codecs[0]["name"] == "bytes"
+               and (codecs[0].get("configuration") or {}).get("endian", "little") == "little")
+        if not raw:
+            return None
         dtype = np.dtype(meta["data_type"]).newbyteorder("<")
         return _Layout(tuple(meta["shape"]), tuple(meta["chunk_grid"]["configuration"]["chunk_shape"]), dtype,
                        np.array(meta["fill_value"]).astype(dtype)[()])
-    except (AssertionError, KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None

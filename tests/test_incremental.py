@@ -128,6 +128,9 @@ def test_dataset_round_trip(tmp_path: Path) -> None:
     _write_dataset(ds, tmp_path / "d")
     back = _read_dataset(tmp_path / "d")
     xr.testing.assert_identical(back, ds)
+    empty = xr.Dataset({"red": (("composite", "y"), np.zeros((1, 0), "float32"))}, coords={"y": np.zeros(0)})
+    _write_dataset(empty, tmp_path / "e")  # a dimension of length 0: still one chunk (of length 1)
+    xr.testing.assert_identical(_read_dataset(tmp_path / "e"), empty)
 
 
 def _write_block(store: StateStore, keys: list[str], days: np.ndarray, values: dict[str, np.ndarray],
