@@ -192,14 +192,13 @@ class _MergeChunk:
             ny, nx = ysl.stop - ysl.start, xsl.stop - xsl.start
             arr = np.empty((self.n_dates, ny, nx), dtype=dtype)
             for folder, src, dst in self.sources:
-                lo, hi = min(src), max(src) + 1  # one contiguous run of dates: one read
-                if list(src) == list(range(lo, hi)) and list(dst) == list(range(dst[0], dst[0] + hi - lo)):
-                    # the block's dates in order, in consecutive places: read in place
-                    zarr_chunks.read_window(f"{folder}/{var}", (slice(lo, hi), ysl, xsl),
-                                            out=arr[dst[0]:dst[0] + hi - lo])
+                # only the dates used (src), read straight into their places when those follow
+                # one another (dst ascends by construction)
+                window = (slice(None), ysl, xsl)
+                if list(dst) == list(range(dst[0], dst[0] + len(dst))):
+                    zarr_chunks.read_window(f"{folder}/{var}", window, take=src, out=arr[dst[0]:dst[0] + len(dst)])
                 else:
-                    part = zarr_chunks.read_window(f"{folder}/{var}", (slice(lo, hi), ysl, xsl))
-                    arr[list(dst)] = part[[s - lo for s in src]]
+                    arr[list(dst)] = zarr_chunks.read_window(f"{folder}/{var}", window, take=src)
             if self.new_at:
                 arr[list(self.new_at)] = new[k]
             out[var] = arr
@@ -427,7 +426,8 @@ class StateStore:
 def _write_dataset(ds: xr.Dataset, folder: Path) -> None:
     """Every variable and coordinate as a Zarr array named ``<vars|coords>-<name>`` (one chunk;
     text ones in the group's attributes; dates as int64 nanoseconds, their type in the
-    attributes), dims and attrs there too: a lossless round trip of a computed composite."""
+    attributes), dims and attrs there too: a lossless round trip of a computed composite (its
+    numeric, boolean, date and text arrays; any other type is refused, ValueError)."""
     meta: dict[str, Any] = {"attrs": _jsonable(ds.attrs), "vars": {}, "coords": {}}
     arrays: dict[str, np.ndarray] = {}
     specs: dict[str, ArraySpec] = {}

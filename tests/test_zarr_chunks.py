@@ -84,3 +84,50 @@ def test_a_chunk_not_written_reads_as_the_fill_value_and_bad_chunks_are_refused(
     assert zarr_chunks.chunk_index(array, (slice(1, 3), slice(0, 3))) is None  # not on the grid
     with pytest.raises(ValueError, match="step 1"):
         zarr_chunks.read_window(array, (slice(None, None, 2), slice(None)))
+
+
+@pytest.mark.parametrize("spec", [ArraySpec((3, 7, 10), (3, 3, 4), "float32", ("time", "y", "x")),
+                                  ArraySpec((5, 6), (5, 6), "bool", ("y", "x")),
+                                  ArraySpec((4,), (4,), "uint8", ("composite",)),
+                                  ArraySpec((2,), (2,), "int64", ("composite",)),
+                                  ArraySpec((), (), "float64", ())])
+def test_array_metadata_is_what_zarr_writes(tmp_path: Path, spec: ArraySpec) -> None:
+    import json
+
+    from zarr.codecs import BytesCodec
+
+    group = zarr.open_group(store=str(tmp_path / "z"), mode="w", zarr_format=3)
+    group.create_array("v", shape=spec.shape, chunks=spec.chunks, dtype=spec.dtype, dimension_names=spec.dims,
+                       serializer=BytesCodec(endian="little"), compressors=None, filters=None, fill_value=0,
+                       chunk_key_encoding={"name": "default", "separator": "/"})
+    theirs = json.loads((tmp_path / "z" / "v" / "zarr.json").read_text())
+    theirs.pop("consolidated_metadata", None)
+    assert zarr_chunks.array_metadata(spec) == theirs
+    with pytest.raises(ValueError, match="not a data type"):
+        zarr_chunks.array_metadata(ArraySpec((2,), (2,), "complex64", ("x",)))
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_dates_taken_from_a_block_come_in_their_order(tmp_path: Path, compressed: bool) -> None:
+    values = (np.arange(40 * 6 * 8, dtype="float32").reshape(40, 6, 8))
+    if compressed:
+        group = zarr.open_group(store=str(tmp_path / "g"), mode="w", zarr_format=3)
+        group.create_array("v", data=values, chunks=(40, 3, 4), compressors=BloscCodec(cname="lz4"))
+    else:
+        zarr_chunks.create_group(tmp_path / "g", {"v": ArraySpec((40, 6, 8), (40, 3, 4), "float32",
+                                                                 ("time", "y", "x"))}, {})
+        for i in range(2):
+            for j in range(2):
+                zarr_chunks.write_chunk(tmp_path / "g" / "v", (0, i, j), values[:, 3 * i:3 * i + 3, 4 * j:4 * j + 4])
+        assert not list((tmp_path / "g" / "v").rglob(".*.tmp"))  # the temporaries of the writes are gone
+    take, window = [0, 1, 39, 17], (slice(None), slice(2, 5), slice(1, 7))
+    got = zarr_chunks.read_window(tmp_path / "g" / "v", window, take=take)
+    np.testing.assert_array_equal(got, values[take][:, 2:5, 1:7])
+    out = np.zeros((4, 3, 6), dtype="float32")
+    zarr_chunks.read_window(tmp_path / "g" / "v", window, take=take, out=out)
+    np.testing.assert_array_equal(out, got)
+    with pytest.raises(ValueError, match="`out` is"):  # either path checks the shape first
+        zarr_chunks.read_window(tmp_path / "g" / "v", window, take=take, out=np.zeros((5, 3, 6), dtype="float32"))
+    if not compressed:
+        with pytest.raises(IndexError, match="outside"):
+            zarr_chunks.read_window(tmp_path / "g" / "v", window, take=[40])
