@@ -95,11 +95,7 @@ def write_window(folder: str | Path, ysl: slice, xsl: slice, values: Mapping[str
     """Write one spatial chunk (``ysl, xsl``, whole along any other dimension) of several
     arrays of the entry at ``folder`` (``{name: values}``)."""
     for var, v in values.items():
-        array = f"{folder}/{var}"
-        index = zarr_chunks.chunk_index(array, _window(v.ndim, ysl, xsl))
-        if index is None:
-            raise ValueError(f"{array}: the window {ysl}, {xsl} is not one of its chunks")
-        zarr_chunks.write_chunk(array, index, v)
+        zarr_chunks.write_window(f"{folder}/{var}", _window(v.ndim, ysl, xsl), v)
 
 
 def read_state(folder: str | Path, fields: Sequence[str], ysl: slice, xsl: slice) -> dict[str, np.ndarray]:

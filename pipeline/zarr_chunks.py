@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["ArraySpec", "array_metadata", "chunk_index", "create_group", "group_attributes", "is_group", "read_window",
-           "write_chunk"]
+           "write_chunk", "write_window"]
 
 
 @dataclass(frozen=True)
@@ -125,32 +125,27 @@ def group_attributes(folder: str | Path) -> dict[str, Any] | None:
 def write_chunk(array: str | Path, index: Sequence[int], values: np.ndarray) -> None:
     """Write the chunk at grid position ``index`` of the array at ``array``: ``values``, of
     the chunk shape or, on the far edges of the grid, of the part of it inside the array."""
-    layout = _layout(Path(array))
-    if layout is None:
-        raise ValueError(f"{array}: not an uncompressed Zarr array of pipeline.zarr_chunks' layout")
-    origin = [i * c for i, c in zip(index, layout.chunks, strict=True)]
-    extent = tuple(min(c, n - o) for o, c, n in zip(origin, layout.chunks, layout.shape, strict=True))
-    if values.shape != extent:
-        raise ValueError(f"{array}: chunk {tuple(index)} is {extent}, not {values.shape}")
-    if extent != layout.chunks:  # an edge chunk: stored at the full chunk shape
-        full = np.full(layout.chunks, layout.fill, dtype=layout.dtype)
-        full[tuple(slice(0, n) for n in extent)] = values
-        values = full
-    path = _chunk_path(Path(array), index)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # whole or not at all: a task run twice at once (a worker thought lost) never leaves a
-    # truncated chunk (a temporary name zarr ignores: it reads only the keys of the grid)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    np.ascontiguousarray(values, dtype=layout.dtype).tofile(tmp)
-    os.replace(tmp, path)
+    _write(Path(array), _raw_layout(array), tuple(index), values)
+
+
+def write_window(array: str | Path, selection: Sequence[slice], values: np.ndarray) -> None:
+    """Write ``values`` at ``selection`` (one slice per dimension), which must be one chunk of
+    the array at ``array`` (:func:`chunk_index`)."""
+    layout = _raw_layout(array)
+    index = _chunk_of(layout, selection)
+    if index is None:
+        raise ValueError(f"{array}: the window {tuple(selection)} is not one of its chunks")
+    _write(Path(array), layout, index, values)
 
 
 def chunk_index(array: str | Path, selection: Sequence[slice]) -> tuple[int, ...] | None:
     """Grid position of the chunk that ``selection`` (one slice per dimension, step 1) covers
     exactly (up to the array's edge), ``None`` when it covers no single whole chunk."""
     layout = _layout(Path(array))
-    if layout is None:
-        return None
+    return None if layout is None else _chunk_of(layout, selection)
+
+
+def _chunk_of(layout: _Layout, selection: Sequence[slice]) -> tuple[int, ...] | None:
     index = []
     for s, c, n in zip(selection, layout.chunks, layout.shape, strict=True):
         start, stop, step = s.indices(n)
@@ -158,6 +153,31 @@ def chunk_index(array: str | Path, selection: Sequence[slice]) -> tuple[int, ...
             return None
         index.append(start // c)
     return tuple(index)
+
+
+def _raw_layout(array: str | Path) -> _Layout:
+    layout = _layout(Path(array))
+    if layout is None:
+        raise ValueError(f"{array}: not an uncompressed Zarr array of pipeline.zarr_chunks' layout")
+    return layout
+
+
+def _write(array: Path, layout: _Layout, index: tuple[int, ...], values: np.ndarray) -> None:
+    origin = [i * c for i, c in zip(index, layout.chunks, strict=True)]
+    extent = tuple(min(c, n - o) for o, c, n in zip(origin, layout.chunks, layout.shape, strict=True))
+    if values.shape != extent:
+        raise ValueError(f"{array}: chunk {index} is {extent}, not {values.shape}")
+    if extent != layout.chunks:  # an edge chunk: stored at the full chunk shape
+        full = np.full(layout.chunks, layout.fill, dtype=layout.dtype)
+        full[tuple(slice(0, n) for n in extent)] = values
+        values = full
+    path = _chunk_path(array, index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # whole or not at all: a task run twice at once (a worker thought lost) never leaves a
+    # truncated chunk (a temporary name zarr ignores: it reads only the keys of the grid)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    np.ascontiguousarray(values, dtype=layout.dtype).tofile(tmp)
+    os.replace(tmp, path)
 
 
 def read_window(array: str | Path, selection: Sequence[slice], *, out: np.ndarray | None = None,
