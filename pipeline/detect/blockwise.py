@@ -228,8 +228,11 @@ class _Confirm:
                       xr.DataArray(grid_counts[1], dims="time", coords=coords), self.size)
         judged = judge_dates(arr["evidence"], arr["strict"], arr["valid"], arr["regrowth"],
                              params=self.params, counts=counts)
-        # the layout confirm_change's apply_ufunc hands the kernel: time last
-        evidence, valid, regrowth = (np.ascontiguousarray(a.transpose("y", "x", "time").values) for a in judged)
+        # time last, as confirm_change's apply_ufunc hands the kernel, but as views of the
+        # (time, y, x) arrays: the kernel steps date by date, and each date's slice is then
+        # contiguous (a time-last copy cost the copy and strided slices: the detect stage of
+        # make bench took 0.93-0.95 s with it, 0.77-0.86 s without)
+        evidence, valid, regrowth = (a.transpose("y", "x", "time").values for a in judged)
         state = state if state is not None else ConfirmState(evidence.shape[:-1])
         days = (pd.DatetimeIndex(self.mon_times) - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
         outs = _confirm_np(evidence, valid, regrowth, **kernel_options(days, **self.confirm), state=state)
