@@ -32,7 +32,7 @@ says otherwise. The ratios of (4) at both sizes and of the first (6), whose targ
 met in some benchmark runs and missed in others, are the median of :data:`PAIRS` pairs of runs
 taken in turn (the row's note lists every pair's ratio; the time rows are the median pair's).
 Run with ``python -m benchmarks bench_scale`` (part of ``make bench``); ``--quick`` uses
-smaller scenes. ``python -m benchmarks.bench_scale 6`` (or ``'(6)'``, several allowed) runs
+smaller scenes. ``python -m benchmarks bench_scale 6`` (or ``'(6)'``, several allowed) runs
 only those parts and keeps the other rows of ``RESULTS.md``, saying so in its header.
 Absolute times depend on the machine and on what else runs on it: compare the ratios, which
 are taken within one run.
@@ -576,5 +576,9 @@ def run() -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    for row in main():
-        print(row)
+    # Through benchmarks/__main__.py (its docstring says why): this module as the main module
+    # would be imported by every worker process of every run.
+    import runpy
+
+    sys.argv = [sys.argv[0], "bench_scale", *sys.argv[1:]]
+    runpy.run_module("benchmarks", run_name="__main__", alter_sys=True)

@@ -111,7 +111,7 @@ def write_results(rows: list[dict[str, Any]], *, machine: str, load: float, seco
         "below was taken within one run. Written by the benchmark itself; see its docstring for the set-up.",
     ]
     if kept:
-        lines += ["", f"This run measured parts {', '.join(only or [])} only (`python -m benchmarks.bench_scale "
+        lines += ["", f"This run measured parts {', '.join(only or [])} only (`python -m benchmarks bench_scale "
                   f"{' '.join(repr(o) for o in only or [])}`); the rows of the other parts are kept from the "
                   f"previous run, whose header read: \"{previous.removeprefix('Machine: ')[:400]}\""]
     lines += [

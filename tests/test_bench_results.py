@@ -82,3 +82,14 @@ def test_a_ratio_of_several_pairs_is_their_median() -> None:
     assert (ratio, which) == (1.60, "c")
     assert note == "median of 3 pairs of runs, in turn: 1.520, 1.710, 1.600"
     assert _median_pair([(0.3, "x")]) == ((0.3, "x"), "")
+
+
+def test_parts_go_after_a_benchmark_that_takes_them(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m benchmarks bench_scale 4`` runs part (4) of bench_scale; a part with no
+    benchmark, or after one whose ``main`` takes no arguments, is refused before anything runs."""
+    from benchmarks.__main__ import _takes_argv, main
+
+    assert _takes_argv("bench_scale") and not _takes_argv("bench_detect")
+    assert main(["4"]) == 2
+    assert "after a benchmark that takes them: bench_scale" in capsys.readouterr().err
+    assert main(["bench_detect", "4"]) == 2
