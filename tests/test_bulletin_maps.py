@@ -329,3 +329,28 @@ def test_label_placement_on_arrays_chooses_as_box_by_box(seed: int) -> None:
     expected = _best_spot_one_pair_at_a_time(site, width, height, frame, taken, others, 100.0)
     assert (tuple(got.box.extents), got.anchor, got.ha, got.va, got.distance_pt) == (
         tuple(expected.box.extents), expected.anchor, expected.ha, expected.va, expected.distance_pt)
+
+
+def test_locator_draws_its_outlines_without_drawing_the_figure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GeoDataFrame.plot ends with canvas.draw_idle(), a full draw on Agg: drawn into the finished
+    site map, the locator's two outline layers rendered the whole map twice more. The outlines
+    are added as collections instead; holes stay holes (South Africa's ring around Lesotho)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.path import Path as MplPath
+
+    from pipeline.bulletin.figures.locator import _outlines, draw_locator
+    from pipeline.countries import countries, country_at
+
+    fig = Figure()
+    canvas = FigureCanvasAgg(fig)
+    draws = []
+    monkeypatch.setattr(canvas, "draw", lambda *a, **k: draws.append(1))
+    inset = fig.add_subplot()
+    assert draw_locator(inset, 20.79, -6.42) and not draws
+    assert len(inset.collections) == 2
+
+    south_africa = countries().geometry.iloc[country_at(25.0, -30.0)]
+    assert len(south_africa.interiors) == 1  # Lesotho
+    (path,) = _outlines([south_africa]).get_paths()
+    assert (path.codes == MplPath.MOVETO).sum() == 2  # one path: the exterior and the hole
+    assert len(path.vertices) == len(south_africa.exterior.coords) + len(south_africa.interiors[0].coords)

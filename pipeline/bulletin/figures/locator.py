@@ -8,8 +8,13 @@ Country outlines: Natural Earth 1:110m Admin 0 (public domain) as shipped by wor
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import Any
 
+import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import PathCollection
+from matplotlib.path import Path
 
 from ...countries import COUNTRIES, countries, country_at
 
@@ -32,8 +37,8 @@ def draw_locator(inset: Axes, lon: float, lat: float) -> bool:
     inset.set_facecolor("#d6e6f2")  # sea
     window = (cx - half, cy - half, cx + half, cy + half)
     near = frame.cx[window[0]:window[2], window[1]:window[3]]
-    near.plot(ax=inset, color="#e3e3e3", edgecolor="#8c8c8c", linewidth=0.4)
-    frame.iloc[[row]].plot(ax=inset, color="#fbfbf7", edgecolor="#222222", linewidth=0.9)
+    inset.add_collection(_outlines(near.geometry, facecolor="#e3e3e3", edgecolor="#8c8c8c", linewidth=0.4))
+    inset.add_collection(_outlines([country], facecolor="#fbfbf7", edgecolor="#222222", linewidth=0.9))
     inset.plot([lon], [lat], marker="s", markersize=6, color="#D55E00", markeredgecolor="black",
                markeredgewidth=0.8, zorder=5)
     inset.set_xlim(window[0], window[2])
@@ -47,3 +52,21 @@ def draw_locator(inset: Axes, lon: float, lat: float) -> bool:
         spine.set_edgecolor("black")
         spine.set_linewidth(0.8)
     return True
+
+
+def _outlines(geoms: Iterable[Any], **style: Any) -> PathCollection:
+    """The polygons of ``geoms`` as one collection (each polygon one path: its exterior and
+    holes, as geopandas draws them).
+
+    Not ``GeoDataFrame.plot``: it ends with ``canvas.draw_idle()``, which on the Agg canvas of
+    the bulletin draws the whole figure at once. Drawn into the finished site map, the two
+    outline layers rendered the site map twice more: 2.4 s of the client's time in a run of
+    8 AOIs, against about 15 ms for the outlines alone."""
+    paths = []
+    for geom in geoms:
+        for part in getattr(geom, "geoms", [geom]):
+            if part.geom_type != "Polygon" or part.is_empty:
+                continue  # points or lines left by make_valid: no area to fill
+            rings = [part.exterior, *part.interiors]
+            paths.append(Path.make_compound_path(*(Path(np.asarray(r.coords)[:, :2], closed=True) for r in rings)))
+    return PathCollection(paths, **style)
