@@ -59,10 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = [a for a in args if a in discover()]
     options = [a for a in args if a not in wanted]
     names = [n for n in discover() if not wanted or n in wanted]
-    if options and (not wanted or not all(_takes_argv(n) for n in wanted)):
-        takes = ", ".join(n for n in discover() if _takes_argv(n))
-        print(f"no benchmark named {options}; available: {', '.join(discover())} (arguments such as parts go "
-              f"after a benchmark that takes them: {takes})", file=sys.stderr)
+    if options and not wanted:
+        print(f"no benchmark named {' '.join(options)}; available: {', '.join(discover())} (parts are given with "
+              f"the benchmark they belong to: python -m benchmarks bench_scale 4)", file=sys.stderr)
+        return 2
+    refuse = [n for n in wanted if not _takes_argv(n)] if options else []
+    if refuse:
+        print(f"{', '.join(refuse)} takes no arguments, given {' '.join(options)}; parts belong to bench_scale "
+              f"(python -m benchmarks bench_scale 4)", file=sys.stderr)
         return 2
     failed = 0
     for name in names:
@@ -83,8 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _takes_argv(name: str) -> bool:
-    """Whether the module's ``main`` takes an argument list (``main(argv)``)."""
-    main = getattr(importlib.import_module(f"benchmarks.{name}"), "main", None)
+    """Whether the module's ``main`` takes an argument list (``main(argv)``); ``False`` when the
+    module cannot be imported (its run then reports why)."""
+    try:
+        main = getattr(importlib.import_module(f"benchmarks.{name}"), "main", None)
+    except Exception:  # noqa: BLE001 - reported when the benchmark runs
+        return False
     return main is not None and bool(inspect.signature(main).parameters)
 
 

@@ -91,5 +91,11 @@ def test_parts_go_after_a_benchmark_that_takes_them(capsys: pytest.CaptureFixtur
 
     assert _takes_argv("bench_scale") and not _takes_argv("bench_detect")
     assert main(["4"]) == 2
-    assert "after a benchmark that takes them: bench_scale" in capsys.readouterr().err
+    assert "no benchmark named 4;" in capsys.readouterr().err
     assert main(["bench_detect", "4"]) == 2
+    assert "bench_detect takes no arguments, given 4" in capsys.readouterr().err
+    for bad in (["7"], ["--quik"]):  # refused before anything runs or RESULTS.md is rewritten
+        with pytest.raises(SystemExit) as exit_info:
+            main(["bench_scale", *bad])
+        assert exit_info.value.code == 2
+        assert f"unknown argument(s) {bad[0]}" in capsys.readouterr().err

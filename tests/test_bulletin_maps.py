@@ -332,9 +332,11 @@ def test_label_placement_on_arrays_chooses_as_box_by_box(seed: int) -> None:
 
 
 def test_locator_draws_its_outlines_without_drawing_the_figure(monkeypatch: pytest.MonkeyPatch) -> None:
-    """GeoDataFrame.plot ends with canvas.draw_idle(), a full draw on Agg: drawn into the finished
-    site map, the locator's two outline layers rendered the whole map twice more. The outlines
-    are added as collections instead; holes stay holes (South Africa's ring around Lesotho)."""
+    """GeoDataFrame.plot ends with canvas.draw_idle(), a full draw on Agg: drawn into the site
+    map's figure, the locator's two outline layers rendered that figure twice more. The outlines
+    are added as collections instead; holes stay holes (South Africa's ring around Lesotho), and
+    are left open whatever the winding of the rings as given, and polygons inside a collection
+    (what make_valid may return) are drawn."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.path import Path as MplPath
 
@@ -354,3 +356,21 @@ def test_locator_draws_its_outlines_without_drawing_the_figure(monkeypatch: pyte
     (path,) = _outlines([south_africa]).get_paths()
     assert (path.codes == MplPath.MOVETO).sum() == 2  # one path: the exterior and the hole
     assert len(path.vertices) == len(south_africa.exterior.coords) + len(south_africa.interiors[0].coords)
+
+    from shapely.geometry import GeometryCollection, LineString, MultiPolygon, Polygon
+
+    ring, hole = [(0, 0), (10, 0), (10, 10), (0, 10)], [(3, 3), (7, 3), (7, 7), (3, 7)]  # both counter-clockwise
+    shapes = GeometryCollection([MultiPolygon([Polygon(ring, [hole])]), LineString([(0, 0), (1, 1)])])
+    collection = _outlines([shapes], facecolor="black", edgecolor="none")
+    assert len(collection.get_paths()) == 1
+    fig = Figure(figsize=(1, 1), dpi=100)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.add_collection(collection)
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 10)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())
+    assert pixels[50, 50, :3].tolist() == [255, 255, 255]  # the hole, open
+    assert pixels[90, 10, :3].tolist() == [0, 0, 0]  # the ring, filled

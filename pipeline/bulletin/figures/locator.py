@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import shapely
 from matplotlib.axes import Axes
 from matplotlib.collections import PathCollection
 from matplotlib.path import Path
+from shapely.geometry.polygon import orient
 
 from ...countries import COUNTRIES, countries, country_at
 
@@ -56,17 +58,20 @@ def draw_locator(inset: Axes, lon: float, lat: float) -> bool:
 
 def _outlines(geoms: Iterable[Any], **style: Any) -> PathCollection:
     """The polygons of ``geoms`` as one collection (each polygon one path: its exterior and
-    holes, as geopandas draws them).
+    holes, as geopandas draws them; exteriors clockwise and holes counter-clockwise, as
+    geopandas' ``normalize`` leaves them, so that Agg's nonzero fill leaves the holes open).
 
     Not ``GeoDataFrame.plot``: it ends with ``canvas.draw_idle()``, which on the Agg canvas of
-    the bulletin draws the whole figure at once. Drawn into the finished site map, the two
-    outline layers rendered the site map twice more: 2.4 s of the client's time in a run of
-    8 AOIs, against about 15 ms for the outlines alone."""
+    the bulletin draws the whole figure at once (the site map's, with its constrained layout):
+    twice per site map, 2.4 s of the client's time in a run of 8 AOIs, against about 15 ms for
+    the outlines alone."""
     paths = []
     for geom in geoms:
-        for part in getattr(geom, "geoms", [geom]):
+        # twice: make_valid may leave a collection holding multipolygons (and lines)
+        for part in shapely.get_parts(shapely.get_parts(geom)):
             if part.geom_type != "Polygon" or part.is_empty:
                 continue  # points or lines left by make_valid: no area to fill
+            part = orient(part, sign=-1.0)
             rings = [part.exterior, *part.interiors]
             paths.append(Path.make_compound_path(*(Path(np.asarray(r.coords)[:, :2], closed=True) for r in rings)))
     return PathCollection(paths, **style)
