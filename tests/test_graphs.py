@@ -279,3 +279,37 @@ class _StandInRio(_FakeDriver, RioDriver):
 
 def _summary(readers: list, region: int) -> tuple[str, int]:
     return " ".join(f"{src}/{tag}" for (src, tag), in readers), region
+
+
+def _two_layers(block: np.ndarray) -> np.ndarray:
+    return np.stack([block, 2 * block])
+
+
+def test_output_slices_are_made_in_the_finalize() -> None:
+    """Each variable a slice of one per-chunk result (``stacked[i].astype(...)``, as the change
+    rasters and composite windows are): the slices that only the output reads are made inside
+    the collection's finalize task, not as tasks of their own; a slice another task reads, and
+    anything that is more than a slice, stay tasks. The results are those of client.compute."""
+    from dask.utils import key_split
+
+    base = da.arange(24.0, chunks=6).reshape(4, 6).rechunk((2, 3))
+    stacked = base.map_blocks(_two_layers, new_axis=0, chunks=((2,), *base.chunks), dtype="float64")
+    ds = xr.Dataset({"a": (("y", "x"), stacked[0].astype("float32")), "b": (("y", "x"), stacked[1]),
+                     "c": (("y", "x"), stacked[1] + 1)})
+    total = stacked[1].sum()  # reads the slices of "b" too
+    prepared = graphs.optimise([ds, total, "not lazy"])
+    assert prepared.graph is not None and prepared.finals[2] is None
+    (layer,) = prepared.graph.layers.values()
+    names = collections.Counter(key_split(k) for k in layer)
+    assert names["astype"] == 0  # "a": sliced and cast in the finalize
+    assert names["getitem"] == 4  # "b": read by the sum as well, so still tasks
+    assert names["add"] == 4  # "c": more than a slice
+    assert sum(1 for k in layer if str(k).startswith("finalize-")) == 2
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address="127.0.0.1:0") as lc, Client(lc) as client:
+        got, got_total, passed = prepared.submit(client)
+        expected = client.compute([ds, total])
+        xr.testing.assert_identical(got.result(), expected[0].result())
+        assert got.result()["a"].dtype == np.float32
+        assert got_total.result() == expected[1].result() == 2 * np.arange(24.0).sum()
+        assert passed == "not lazy"
