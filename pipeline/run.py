@@ -175,7 +175,7 @@ def run_aois(
 
     Up to ``in_flight`` AOIs at a time are searched and fetched, each in a client thread
     (I/O: GDAL and requests release the GIL); as soon as an AOI's lazy graph is built it is
-    submitted with ``client.compute`` (futures: the scheduler interleaves the AOIs' tasks on
+    submitted (:meth:`pipeline.graphs.Submission.submit`; futures: the scheduler interleaves the AOIs' tasks on
     every worker), and each AOI's sites are made in this thread as its futures finish. A
     :class:`MonitorError` of one AOI (search, fetch, graph, computation or sites) is
     recorded on its result and the others go on; anything else cancels the rest and

@@ -13,7 +13,7 @@ are chosen where a real kill does the most damage:
     the 40th window is being written into the cache: its lock is held and a half-written
     temporary (``.<entry>.<pid>.<hex>.tmp``) is on disk, as a kill mid-write leaves them;
 ``compute``
-    the AOI's graph has been on the cluster for a second (``Client.compute``, as
+    the AOI's graph has been on the cluster for a second (``Submission.submit``, as
     :func:`pipeline.run.run_aois` submits it, or ``dask.compute``): the workers are busy;
 ``writing``
     ``sites.geojson`` and ``activity.csv`` are written, ``crosscheck.csv`` is written to its
@@ -102,19 +102,19 @@ def _install_compute() -> None:
 
     dask.compute = compute
 
-    # The run submits each AOI's graph as futures (pipeline.run.run_aois): kill once the
-    # cluster has been computing for a second.
-    import distributed
+    # The run submits each AOI's graph as futures (pipeline.run.run_aois, through
+    # pipeline.graphs.Submission): kill once the cluster has been computing for a second.
+    from pipeline import graphs
 
-    real_client_compute = distributed.Client.compute
+    real_submit = graphs.Submission.submit
 
-    def client_compute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        futures = real_client_compute(self, *args, **kwargs)
+    def submit(self: Any, client: Any) -> Any:
+        futures = real_submit(self, client)
         time.sleep(1.0)
         pause("compute")
         return futures
 
-    distributed.Client.compute = client_compute  # type: ignore[method-assign]
+    graphs.Submission.submit = submit  # type: ignore[method-assign]
 
 
 def _install_writing() -> None:

@@ -313,3 +313,15 @@ def test_output_slices_are_made_in_the_finalize() -> None:
         assert got.result()["a"].dtype == np.float32
         assert got_total.result() == expected[1].result() == 2 * np.arange(24.0).sum()
         assert passed == "not lazy"
+
+
+def test_only_plain_slices_are_made_in_the_finalize() -> None:
+    """A slice whose argument is itself a task (real work nested in it) stays a task."""
+    import dask.array.chunk
+    from dask._task_spec import Task, TaskRef
+
+    from pipeline.graphs import _only_slices
+
+    assert _only_slices(Task("k", dask.array.chunk.getitem, TaskRef("a"), (slice(None), 1)))
+    assert not _only_slices(Task("k", dask.array.chunk.getitem, Task(None, _two_layers, TaskRef("a")), 0))
+    assert not _only_slices(Task("k", _two_layers, TaskRef("a")))
