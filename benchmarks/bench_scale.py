@@ -518,13 +518,14 @@ def _stages(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = sys.argv[1:] if argv is None else argv
-    unknown = [a for a in args if a != "--quick" and a.strip("()") not in {"1", "2", "3", "4", "5", "6"}]
+    parts = {a: a if a.startswith("(") else f"({a})" for a in args if a != "--quick"}  # "4" and "(4)" alike
+    unknown = [a for a, part in parts.items() if part not in {f"({n})" for n in range(1, 7)}]
     if unknown:  # before anything runs or RESULTS.md is touched
         print(f"bench_scale: unknown argument(s) {' '.join(unknown)}; give parts 1-6 (or '(1)'-'(6)') and/or "
               "--quick", file=sys.stderr)
         raise SystemExit(2)
     quick = "--quick" in args
-    only = [a if a.startswith("(") else f"({a})" for a in args if a.startswith("(") or a.isdigit()]
+    only = list(parts.values())
     t0 = time.perf_counter()
     load0 = os.getloadavg()[0]
     cpu0 = cpu_use()
