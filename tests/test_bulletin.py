@@ -32,6 +32,7 @@ from pipeline.bulletin import (
     render_bulletin,
     summarise,
 )
+from pipeline.bulletin import render as render_module
 from pipeline.composites import CompositeView
 from pipeline.config import MonitorConfig, threshold_table
 from pipeline.types import SITE_STATUSES, SiteStatus
@@ -196,6 +197,36 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[BulletinContext,
     out = tmp_path_factory.mktemp("bulletin")
     context = make_context()
     return context, render_bulletin(context, out, languages=("en", "fr"))
+
+
+def test_figures_drawn_in_threads_are_those_drawn_in_turn(
+        rendered: tuple[BulletinContext, dict[str, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The figures are drawn and written in background threads (``_FigureSaver``): the same
+    bytes, listed in the same order, as when each is drawn where it is made, and the HTML
+    embeds each figure's own bytes."""
+    context, threaded = rendered
+    monkeypatch.setattr(render_module._FigureSaver, "THREADS", 0)
+    in_turn = render_bulletin(context, tmp_path, pdf=False, languages=("en", "fr"))
+    figures = [k for k in threaded if k.startswith("figures/")]
+    assert len(figures) > 5 and figures == [k for k in in_turn if k.startswith("figures/")]
+    for name in figures:
+        assert threaded[name].read_bytes() == in_turn[name].read_bytes(), name
+    html = threaded["bulletin.html"].read_text("utf-8")
+    assert "\0" not in html and "figure:" not in html
+    for name in figures:
+        if "/fr/" not in name:
+            assert base64.b64encode(threaded[name].read_bytes()).decode("ascii") in html, name
+    assert html == in_turn["bulletin.html"].read_text("utf-8")
+
+
+def test_a_figure_that_fails_fails_the_bulletin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error while a figure is drawn in its thread reaches the caller, and no HTML is written."""
+    def broken(fig: object) -> bytes:
+        raise RuntimeError("figure broke")
+    monkeypatch.setattr(render_module.fg, "figure_png", broken)
+    with pytest.raises(RuntimeError, match="figure broke"):
+        render_bulletin(make_context(), tmp_path, pdf=False)
+    assert not (tmp_path / "bulletin.html").exists()
 
 
 def _pdf_text(path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextvars
 import functools
 import hashlib
 import json
@@ -11,6 +12,7 @@ import os
 import pickle
 import sys
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -92,16 +94,9 @@ def render_bulletin(
         sub = "" if lang == "en" else f"{lang}/"
         suffix = "" if lang == "en" else f".{lang}"
 
-        def save(fig: Figure, name: str, sub: str = sub) -> str:
-            png = fg.figure_png(fig)
-            path = fig_dir / sub / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomic(path, png)
-            written[f"figures/{sub}{name}"] = path
-            return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-        with use_language(lang):
-            aoi_views = [_aoi_view(report, save, max_chips=context.max_chips) for report in context.aois]
+        with use_language(lang), _FigureSaver(fig_dir / sub, f"figures/{sub}", written) as saver:
+            aoi_views = [_aoi_view(report, saver.save, max_chips=context.max_chips) for report in context.aois]
+            aoi_views = saver.resolve(aoi_views)
             html = strip_userinfo(_render_html(context, aoi_views))  # no user:password@ of a --source URL
         html_path = out_dir / f"bulletin{suffix}.html"
         _write_atomic(html_path, html.encode("utf-8"))
@@ -117,6 +112,70 @@ def render_bulletin(
             result[f"bulletin{suffix}.pdf"] = pdf_path
     result.update(written)
     return result
+
+
+class _FigureSaver:
+    """Renders and writes the figures of one edition in background threads, while the next
+    figures are built.
+
+    :meth:`save` (the ``save`` of :func:`~.aoi_view._aoi_view`) hands a finished figure to a
+    thread and returns a placeholder; :meth:`resolve` swaps the placeholders of the views for
+    the data URIs once every figure is written. Drawing a figure and encoding its PNG (zlib,
+    which runs without the GIL) then overlap with building the next one: a figure is only
+    drawn once complete, and each has its own Agg canvas (:mod:`.figures`: no global state).
+    Each is drawn in the context it was saved from: its tick labels are formatted as it is
+    drawn, in the edition's language (a context variable, :func:`~.i18n.use_language`).
+    The files are listed in the order the figures were made, whatever order the threads finish in.
+    """
+
+    #: Threads drawing and writing figures; measured in ``docs/scaling.md``.
+    THREADS = 2
+
+    def __init__(self, folder: Path, prefix: str, written: dict[str, Path]) -> None:
+        self.folder, self.prefix, self.written = folder, prefix, written
+        self._pool = ThreadPoolExecutor(self.THREADS, thread_name_prefix="kp-figure") if self.THREADS else None
+        self._pending: dict[str, Future[str] | str] = {}
+
+    def __enter__(self) -> _FigureSaver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:  # waits for the figures (an error leaves no thread writing)
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def save(self, fig: Figure, name: str) -> str:
+        path = self.folder / name
+        self.written[self.prefix + name] = path
+        token = f"\0figure:{len(self._pending)}:{name}\0"  # no data URI or text contains a NUL
+        # in the caller's context: tick formatters run at drawing time, in the edition's language
+        self._pending[token] = (self._pool.submit(contextvars.copy_context().run, _save_figure, fig, path)
+                                if self._pool is not None
+                                else _save_figure(fig, path))
+        return token
+
+    def resolve(self, value: Any) -> Any:
+        """``value`` with every placeholder of :meth:`save` (in dicts, lists and tuples) replaced
+        by its figure's data URI; raises what a figure's drawing or writing raised."""
+        if isinstance(value, str):
+            pending = self._pending.get(value)
+            if pending is None:
+                return value
+            return pending if isinstance(pending, str) else pending.result()
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if type(value) is tuple:
+            return tuple(self.resolve(v) for v in value)
+        return value
+
+
+def _save_figure(fig: Figure, path: Path) -> str:
+    """Write ``fig`` as PNG at ``path``; its data URI."""
+    png = fg.figure_png(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, png)
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 #: Options of every template environment (part of the compiled templates' cache key).
