@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# An editable install compiles nothing, and where PYTHONDONTWRITEBYTECODE is set (as on the CI
+	# machines) nothing ever writes bytecode: every run and every local cluster's fork server compiled
+	# each module of pipeline/ it imported (0.40-0.55 s of a run's imports, 0.22-0.30 s compiled once).
+	# A module edited since is compiled as before (Python checks the source's time and size).
+	$(BIN)/python -m compileall -q pipeline
 	touch $(STAMP)
 
 install: $(STAMP)
