@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import get_args
@@ -227,6 +228,29 @@ def test_a_figure_that_fails_fails_the_bulletin(tmp_path: Path, monkeypatch: pyt
     with pytest.raises(RuntimeError, match="figure broke"):
         render_bulletin(make_context(), tmp_path, pdf=False)
     assert not (tmp_path / "bulletin.html").exists()
+
+
+def test_figures_waiting_to_be_drawn_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building figures faster than they are drawn holds at most ``IN_FLIGHT`` of them (each
+    holds its imagery), and every placeholder resolves to its own figure's result."""
+    finished: list[str] = []
+
+    def slow(fig: object, path: Path) -> str:
+        time.sleep(0.03)
+        finished.append(path.name)
+        return f"data:{path.name}"
+
+    monkeypatch.setattr(render_module, "_save_figure", slow)
+    monkeypatch.setattr(render_module._FigureSaver, "IN_FLIGHT", 2)
+    worst = 0
+    with render_module._FigureSaver(tmp_path, "figures/", {}) as saver:
+        tokens = []
+        for k in range(8):
+            tokens.append(saver.save(object(), f"f{k}.png"))  # type: ignore[arg-type]
+            worst = max(worst, len(tokens) - len(finished))
+        views = saver.resolve({"chips": [{"src": t} for t in tokens], "map": tokens[0], "n": 3})
+    assert worst <= 2
+    assert views == {"chips": [{"src": f"data:f{k}.png"} for k in range(8)], "map": "data:f0.png", "n": 3}
 
 
 def _pdf_text(path: Path) -> str:

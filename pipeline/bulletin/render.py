@@ -12,7 +12,7 @@ import os
 import pickle
 import sys
 import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,8 @@ class _FigureSaver:
 
     #: Threads drawing and writing figures; measured in ``docs/scaling.md``.
     THREADS = 2
+    #: Figures made but not yet written, at most: each holds its imagery until it is drawn.
+    IN_FLIGHT = 4
 
     def __init__(self, folder: Path, prefix: str, written: dict[str, Path]) -> None:
         self.folder, self.prefix, self.written = folder, prefix, written
@@ -147,26 +149,37 @@ class _FigureSaver:
         path = self.folder / name
         self.written[self.prefix + name] = path
         token = f"\0figure:{len(self._pending)}:{name}\0"  # no data URI or text contains a NUL
+        if self._pool is None:
+            self._pending[token] = _save_figure(fig, path)
+            return token
+        busy = [f for f in self._pending.values() if isinstance(f, Future) and not f.done()]
+        if len(busy) >= self.IN_FLIGHT:
+            wait(busy, return_when=FIRST_COMPLETED)
         # in the caller's context: tick formatters run at drawing time, in the edition's language
-        self._pending[token] = (self._pool.submit(contextvars.copy_context().run, _save_figure, fig, path)
-                                if self._pool is not None
-                                else _save_figure(fig, path))
+        self._pending[token] = self._pool.submit(contextvars.copy_context().run, _save_figure, fig, path)
         return token
 
     def resolve(self, value: Any) -> Any:
         """``value`` with every placeholder of :meth:`save` (in dicts, lists and tuples) replaced
-        by its figure's data URI; raises what a figure's drawing or writing raised."""
+        by its figure's data URI, once every figure is written; raises what a figure's drawing
+        or writing raised (the first made of those that failed)."""
+        for pending in self._pending.values():
+            if isinstance(pending, Future):
+                pending.result()
+        return self._swap(value)
+
+    def _swap(self, value: Any) -> Any:
         if isinstance(value, str):
             pending = self._pending.get(value)
             if pending is None:
                 return value
             return pending if isinstance(pending, str) else pending.result()
         if isinstance(value, dict):
-            return {k: self.resolve(v) for k, v in value.items()}
+            return {k: self._swap(v) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [self._swap(v) for v in value]
         if type(value) is tuple:
-            return tuple(self.resolve(v) for v in value)
+            return tuple(self._swap(v) for v in value)
         return value
 
 
