@@ -253,6 +253,24 @@ def test_figures_waiting_to_be_drawn_are_bounded(tmp_path: Path, monkeypatch: py
     assert views == {"chips": [{"src": f"data:f{k}.png"} for k in range(8)], "map": "data:f0.png", "n": 3}
 
 
+def test_a_figure_in_no_view_that_fails_still_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """:meth:`_FigureSaver.resolve` waits for every figure handed over, not only those the
+    views show; a failure stops the figures still to be built."""
+    def save(fig: object, path: Path) -> str:
+        if path.name == "bad.png":
+            raise RuntimeError("figure broke")
+        return f"data:{path.name}"
+
+    monkeypatch.setattr(render_module, "_save_figure", save)
+    with render_module._FigureSaver(tmp_path, "figures/", {}) as saver:
+        good = saver.save(object(), "good.png")  # type: ignore[arg-type]
+        saver.save(object(), "bad.png")  # type: ignore[arg-type]
+        with pytest.raises(RuntimeError, match="figure broke"):
+            saver.resolve({"map": good})  # waits for both
+        with pytest.raises(RuntimeError, match="figure broke"):
+            saver.save(object(), "later.png")  # type: ignore[arg-type]
+
+
 def _pdf_text(path: Path) -> str:
     if shutil.which("pdftotext"):
         return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True,
