@@ -191,11 +191,7 @@ def collapse_aliases(graph: dict[Any, Any], keys: set[Any]) -> dict[Any, Any]:
     from dask._task_spec import Alias, Task
 
     graph = dict(graph)
-    dependents: dict[Any, set[Any]] = {k: set() for k in graph}
-    for k, node in graph.items():
-        for d in node.dependencies:
-            if d in dependents:
-                dependents[d].add(k)
+    dependents = _dependents(graph)
 
     def resolve(target: Any) -> Any:  # through chains of aliases
         seen = set()
@@ -231,6 +227,16 @@ def collapse_aliases(graph: dict[Any, Any], keys: set[Any]) -> dict[Any, Any]:
     return graph
 
 
+def _dependents(graph: dict[Any, Any]) -> dict[Any, set[Any]]:
+    """The keys of ``graph`` whose tasks read each key of ``graph`` (a new set for each)."""
+    dependents: dict[Any, set[Any]] = {k: set() for k in graph}
+    for k, node in graph.items():
+        for d in node.dependencies:
+            if d in dependents:
+                dependents[d].add(k)
+    return dependents
+
+
 def inline_picks(graph: dict[Any, Any], keys: set[Any]) -> dict[Any, Any]:
     """``graph`` with the picks of named parts of one task's result (``getitem(result,
     "red")``) done by the tasks that read them, where each of those reads two parts or more
@@ -263,11 +269,8 @@ def inline_picks(graph: dict[Any, Any], keys: set[Any]) -> dict[Any, Any]:
     source = {k: src for k, node in graph.items() if (src := source_of(node)) is not None}
     if not any(k not in keys for k in source):
         return graph
-    readers: dict[Any, set[Any]] = {k: set() for k in source if k not in keys}
-    for k, node in graph.items():
-        for d in node.dependencies:
-            if d in readers:
-                readers[d].add(k)
+    dependents = _dependents(graph)
+    readers = {k: dependents[k] for k in source if k not in keys}
     graph = dict(graph)
     for reader in {r for rs in readers.values() for r in rs}:
         node = graph[reader]
@@ -352,11 +355,7 @@ def finalize_tasks(collections: Sequence[Any], graph: dict[Any, Any]) -> tuple[d
     A ``Delayed`` gets a finalize too (``client.compute`` gives it none; the same value)."""
     from dask._task_spec import List, Task, TaskRef
 
-    dependents = dict.fromkeys(graph, 0)
-    for node in graph.values():
-        for d in node.dependencies:
-            if d in dependents:
-                dependents[d] += 1
+    dependents = _dependents(graph)
 
     def inlinable(key: Any) -> bool:
         node = graph.get(key)
