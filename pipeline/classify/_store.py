@@ -9,12 +9,12 @@ import shutil
 import uuid
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
-
-import skops.io
-from sklearn.calibration import CalibratedClassifierCV
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sklearn.calibration import CalibratedClassifierCV
 
 __all__ = [
     "CARD_FILE", "CARD_MD", "FORMAT", "MODEL_FILE",
@@ -28,6 +28,9 @@ _TRUSTED_PREFIXES = ("sklearn.", "numpy.")
 
 
 def load_estimator(blob: bytes, d: Path) -> CalibratedClassifierCV:
+    import skops.io  # with scikit-learn, about 1.5 s to import: only where a model is loaded or saved
+    from sklearn.calibration import CalibratedClassifierCV
+
     try:
         untrusted = skops.io.get_untrusted_types(data=blob)
     except Exception as exc:  # skops raises assorted errors on a malformed archive

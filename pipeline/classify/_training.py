@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
-from threadpoolctl import threadpool_limits
 
 from pipeline.errors import ConfigError
 
 from ..config import ClassifierParams
 from ._store import short
+
+if TYPE_CHECKING:
+    from sklearn.calibration import CalibratedClassifierCV
 
 __all__ = ["calibrated", "threads", "training_arrays"]
 
@@ -57,11 +57,16 @@ def threads(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=n, user_api="openmp"):
         yield
 
 
 def calibrated(params: ClassifierParams, folds: list[tuple[np.ndarray, np.ndarray]]) -> CalibratedClassifierCV:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     trees = HistGradientBoostingClassifier(
         max_iter=params.max_iter,
         learning_rate=params.learning_rate,

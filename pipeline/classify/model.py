@@ -23,13 +23,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import skops.io
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.model_selection import StratifiedGroupKFold
 
 from pipeline.errors import ConfigError
 
@@ -41,6 +38,9 @@ from ._metrics import bootstrap_metrics
 from ._store import CARD_FILE, CARD_MD, FORMAT, MODEL_FILE, short
 from ._training import calibrated, feature_matrix, threads, training_arrays
 from .features import spec_digest
+
+if TYPE_CHECKING:  # scikit-learn and skops are imported where a model is trained, saved or loaded
+    from sklearn.calibration import CalibratedClassifierCV
 
 __all__ = ["MIN_GROUPS_PER_CLASS", "SiteModel", "check_model_dir", "grouped_folds", "load_site_model", "model_summary",
            "train_site_model"]
@@ -135,6 +135,8 @@ class SiteModel:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         try:
+            import skops.io
+
             blob = skops.io.dumps(self.estimator)
             digest = hashlib.sha256(blob).hexdigest()
             (tmp / MODEL_FILE).write_bytes(blob)
@@ -198,6 +200,8 @@ def grouped_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -
     >>> all(not set(g[tr]) & set(g[te]) for tr, te in folds)
     True
     """
+    from sklearn.model_selection import StratifiedGroupKFold
+
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     folds = [(tr, te) for tr, te in splitter.split(np.zeros((len(y), 1)), y, np.asarray(groups).astype(str))]
     for tr, _ in folds:
