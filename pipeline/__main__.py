@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -243,14 +243,17 @@ def _add_sources(sub: Any) -> None:
                      help="STAC API root URL or static catalog path (overrides config source.url)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, early_fork_server: bool | None = None) -> int:
+    """The command line. ``early_fork_server`` (default: when ``argv`` is ``None``, i.e. a
+    process's own command line): ``monitor`` and ``demo`` start the local cluster's fork server
+    as soon as the configuration is read (:func:`pipeline.workers.start_fork_server`)."""
     try:
-        return _main(argv)
+        return _main(argv, early_fork_server=argv is None if early_fork_server is None else early_fork_server)
     except KeyboardInterrupt as exc:  # Ctrl-C before the command's own handling: imports, parsing, set-up
         return report_error(exc, debug="--debug" in (sys.argv[1:] if argv is None else argv))
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str] | None, *, early_fork_server: bool = False) -> int:
     if sys.stderr is None:  # started with stderr closed: errors must not land in stdout (scenes --json)
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (for the process's life)
     for stream in (sys.stdout, sys.stderr):  # a path with "é" on an ASCII terminal: escaped, not a crash
@@ -258,6 +261,7 @@ def _main(argv: Sequence[str] | None) -> int:
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.early_fork_server = early_fork_server
     if args.quiet and args.verbose:  # before or after the subcommand: one check for both places
         parser.error("-q/--quiet and -v/--verbose ask for opposite things; give one of them")
     if sys.stdout is None:  # started with ``>&-``: every print would vanish, the status still 0
@@ -324,7 +328,6 @@ def _console_progress(*, quiet: bool = False, verbose: bool = False) -> Any:
 
 def _monitor(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .run import run_monitor
 
     overrides = {
         **_run_overrides(args),
@@ -332,8 +335,27 @@ def _monitor(args: argparse.Namespace) -> int:
         "detect.site_model": str(args.model.resolve()) if args.model else None,
     }
     cfg = load_config(args.config, **overrides)
-    report = run_monitor(cfg, progress=args.progress)
+    with _early_fork_server(args, cfg):
+        from .run import run_monitor
+
+        report = run_monitor(cfg, progress=args.progress)
     return _finish(report)
+
+
+@contextlib.contextmanager
+def _early_fork_server(args: argparse.Namespace, cfg: Any) -> Iterator[None]:
+    """The local cluster's fork server started before the run's modules are imported (about
+    2 s on one core), so that its own imports run meanwhile on the other
+    (:func:`pipeline.workers.start_fork_server`); stopped on exit if the run never started its
+    cluster (refused input). Only for a local cluster with the ``forkserver`` start method."""
+    from . import workers
+
+    if args.early_fork_server and not cfg.dask.scheduler and cfg.dask.start_method == "forkserver":
+        workers.start_fork_server()
+    try:
+        yield
+    finally:
+        workers.stop_fork_server()
 
 
 def _scenes(args: argparse.Namespace) -> int:
@@ -462,6 +484,15 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from .config import load_config
+
+    out = args.out.resolve()
+    checked = load_config(args.config, **{"out_dir": str(out), "dask.scheduler": args.scheduler})
+    with _early_fork_server(args, checked):
+        return _demo_run(args, checked, out)
+
+
+def _demo_run(args: argparse.Namespace, checked: Any, out: Path) -> int:
     from .cluster import dask_client
     from .config import load_config
     from .demo import ScenarioSpec, write_scenario
@@ -469,10 +500,8 @@ def _demo(args: argparse.Namespace) -> int:
     from .run import run_monitor
     from .validate_inputs import check_demo_inputs
 
-    out = args.out.resolve()
     # The inputs are checked before the scenario (about 170 MB) is written: bad input writes nothing.
     spec = ScenarioSpec(with_s1=True)
-    checked = load_config(args.config, **{"out_dir": str(out), "dask.scheduler": args.scheduler})
     check_demo_inputs(checked, (spec.start, spec.end))
     if checked.dask.scheduler:
         with dask_client(checked):

@@ -153,12 +153,15 @@ def _worker_processes(method: str, *, stop_later: bool = False) -> Iterator[dict
                 # distributed sets its own preload list on first use; this call has it do so
                 # now, so that it does not replace the list below later.
                 ctx = get_mp_context()
-                _stop_forkserver()  # one left by other code would fork with its environment and code
-                # pipeline.worker_signals: the forks ignore SIGINT (Ctrl-C is the client's to handle).
                 # The list is the process's (one fork server): restored when the last cluster
                 # closes, so that other code's fork server later preloads what it did before.
-                _fork_preload[:] = _preload_modules()
-                ctx.set_forkserver_preload(["pipeline.worker_signals", "distributed", *workers.WORKER_MODULES])
+                early = workers.take_fork_server()  # the command line started it (its imports done meanwhile)
+                if early is None:
+                    _stop_forkserver()  # one left by other code would fork with its environment and code
+                    _fork_preload[:] = _preload_modules()
+                else:
+                    _fork_preload[:] = early
+                ctx.set_forkserver_preload(list(workers.FORK_SERVER_PRELOAD))
             except BaseException:
                 setting.__exit__(None, None, None)
                 raise

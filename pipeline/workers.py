@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import multiprocessing
+import os
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 #: What the AOIs' tasks run on the workers: reading (odc-stac's loader, its errors naming the
 #: file: :mod:`pipeline.read_errors`), masking, composites, detection and the incremental state.
 WORKER_MODULES = ("odc.loader", "pipeline.read_errors", "pipeline.preprocess", "pipeline.composites", "pipeline.detect",
                   "pipeline.state")
+#: What the local cluster's fork server imports once; each worker is a fork of it
+#: (:func:`pipeline.cluster._worker_processes`). :mod:`pipeline.worker_signals`: the forks ignore SIGINT.
+FORK_SERVER_PRELOAD = ("pipeline.worker_signals", "distributed", *WORKER_MODULES)
+
+#: The fork server start_fork_server started: its pid, the preload list it replaced, and the
+#: names of its environment's variables.
+_early: dict[str, Any] = {}
 
 
 async def import_modules(names: Sequence[str] = WORKER_MODULES) -> None:
@@ -31,3 +42,86 @@ async def import_modules(names: Sequence[str] = WORKER_MODULES) -> None:
             importlib.import_module(name)
 
     await asyncio.to_thread(load)
+
+
+def start_fork_server() -> None:
+    """Start the local cluster's fork server now, while this process still imports the run's
+    modules: the command line calls it once it has read a configuration that asks for a local
+    cluster with ``dask.start_method: forkserver``, before it imports :mod:`pipeline.run`.
+
+    The server's own imports (:data:`FORK_SERVER_PRELOAD`, about 1.3-1.6 s of CPU) then run
+    on the core the client's imports (about 2 s, one core) leave idle, instead of when the
+    run's cluster starts, next to the run's search, fetch and graph building. The first local
+    cluster of the process takes this server (:func:`take_fork_server`) instead of starting
+    its own; it forks the workers as any server would, and is stopped when that cluster closes.
+
+    Does nothing where the platform has no fork server, or when a fork server already runs
+    (other code's: the cluster decides what to do with it). The server is a fresh interpreter
+    with this process's working directory, environment and ``sys.path`` as they are now; the
+    cluster passes its workers the environment as it is when they start."""
+    import multiprocessing.forkserver as forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    if _early or "forkserver" not in multiprocessing.get_all_start_methods() or server is None:
+        return
+    if getattr(server, "_forkserver_pid", None) is not None:
+        return
+    previous = list(getattr(server, "_preload_modules", None) or ["__main__"])
+    forkserver.set_forkserver_preload(list(FORK_SERVER_PRELOAD))
+    try:
+        forkserver.ensure_running()
+    except OSError:  # no server: the cluster starts one as it always did
+        forkserver.set_forkserver_preload(previous)
+        return
+    _early.update(pid=server._forkserver_pid, preload=previous, environ=set(os.environ))
+
+
+def take_fork_server() -> list[str] | None:
+    """The preload list :func:`start_fork_server` replaced, when the fork server running now
+    is the one it started (the caller, the first local cluster, then owns that server and
+    restores the list when it stops it); else ``None``, with that list restored. Once only.
+
+    Not taken when a variable of its environment has been unset since: its forks would keep
+    it (a cluster passes its workers the variables set and changed since, and cannot unset
+    one). The cluster then stops it and starts a fresh server, as it does with any server it
+    did not start."""
+    early, running = _claim()
+    if early is None:
+        return None
+    if not running or not early["environ"] <= set(os.environ):
+        _restore(early)
+        return None
+    return list(early["preload"])
+
+
+def stop_fork_server() -> None:
+    """Stop, in the background, a server :func:`start_fork_server` started that no cluster took
+    (a run refused before its cluster started): the command returns without waiting for the
+    server's imports to end, and the server exits with them. Nothing when a cluster took it."""
+    import multiprocessing.forkserver as forkserver
+
+    early, running = _claim()
+    if early is None:
+        return
+    _restore(early)
+    stop = getattr(forkserver._forkserver, "_stop", None)  # type: ignore[attr-defined]  # private (CPython 3.8-3.13)
+    if running and stop is not None:
+        threading.Thread(target=stop, name="kp-forkserver-stop", daemon=True).start()
+
+
+def _claim() -> tuple[dict[str, Any] | None, bool]:
+    """What :func:`start_fork_server` recorded (``None``: nothing, or taken), cleared; and
+    whether the fork server running now is the one it started."""
+    import multiprocessing.forkserver as forkserver
+
+    if not _early:
+        return None, False
+    early = dict(_early)
+    _early.clear()
+    return early, getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None) == early["pid"]
+
+
+def _restore(early: dict[str, Any]) -> None:
+    import multiprocessing.forkserver as forkserver
+
+    forkserver.set_forkserver_preload(list(early["preload"]))

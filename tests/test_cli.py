@@ -13,10 +13,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 import shapely.geometry
 
@@ -230,6 +232,43 @@ def test_bad_aoi_exits_2_and_writes_nothing(tmp_path: Path, scenario, geojson: s
     assert "bad.geojson" in line and needle in line
     assert not out.exists()
 
+
+
+def test_a_refused_run_stops_the_fork_server_the_command_line_started_early(tmp_path: Path, scenario, monkeypatch,
+                                                                            capsys) -> None:
+    # A process's own command line (argv None) starts the local cluster's fork server once the
+    # configuration is read (pipeline.workers.start_fork_server); a run refused before its
+    # cluster starts stops it, without waiting for it.
+    import multiprocessing.forkserver
+
+    from pipeline import workers
+    from pipeline.__main__ import main
+
+    started: list[int] = []
+    real = workers.start_fork_server
+
+    def start() -> None:
+        real()
+        started.append(multiprocessing.forkserver._forkserver._forkserver_pid)
+
+    monkeypatch.setattr(workers, "start_fork_server", start)
+    aoi = tmp_path / "bad.geojson"
+    aoi.write_text("{not json", encoding="utf-8")
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["pipeline", "monitor", "--config", str(_config(tmp_path)), "--aoi", str(aoi),
+                                      "--source", str(scenario.catalog_path), "--out", str(out)])
+    assert main() == 2
+    assert "bad.geojson" in _one_error_line(capsys.readouterr().err) and not out.exists()
+    assert len(started) == 1 and started[0] is not None
+    deadline = dt.datetime.now() + dt.timedelta(seconds=30)
+    while multiprocessing.forkserver._forkserver._forkserver_pid is not None:  # stopped in the background
+        assert dt.datetime.now() < deadline, "the fork server still runs"
+        threading.Event().wait(0.05)
+    assert not psutil.pid_exists(started[0])  # and reaped
+    # an in-process call with its own arguments (tests, notebooks) starts none
+    assert main(["monitor", "--config", str(_config(tmp_path)), "--aoi", str(aoi), "--source",
+                 str(scenario.catalog_path), "--out", str(out)]) == 2
+    assert len(started) == 1
 
 def test_bad_aoi_override_exits_2_and_writes_nothing(tmp_path: Path, scenario) -> None:
     collection = json.loads(Path(scenario.aoi_path).read_text("utf-8"))

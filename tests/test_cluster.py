@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing.forkserver
+import threading
 from pathlib import Path
 
 import dask
@@ -12,6 +13,7 @@ import psutil
 import pytest
 
 from pipeline import cluster as cluster_mod
+from pipeline import workers
 from pipeline.cluster import ClientHandle
 from pipeline.config import MonitorConfig
 from tests.scale_fixtures import config_dict
@@ -290,3 +292,57 @@ def test_a_bug_before_an_aois_graph_is_raised_not_waited_on(tmp_path: Path, monk
     thread.join(timeout=30)
     assert not thread.is_alive(), "run_aois hung"
     assert len(outcome) == 1 and isinstance(outcome[0], AttributeError)
+
+
+def _server_pid() -> int | None:
+    return getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
+
+
+_PARENT = "__import__('os').getppid()"  # evaluated on the workers, as _PROBE
+
+
+def test_a_fork_server_started_early_forks_the_first_clusters_workers_and_stops_with_it(tmp_path: Path) -> None:
+    # the command line starts it before it imports the run's modules (pipeline.workers.start_fork_server)
+    before = cluster_mod._preload_modules()
+    workers.start_fork_server()
+    early = _server_pid()
+    assert early is not None and psutil.pid_exists(early)
+    assert cluster_mod._preload_modules() == list(workers.FORK_SERVER_PRELOAD)
+    with ClientHandle(_cfg(tmp_path)) as handle:
+        client = handle.get()
+        assert set(client.run(eval, _PARENT).values()) == {early}  # its forks, not a second server's
+        (state,) = client.run(eval, _PROBE).values()
+        assert state[1] and state[2]  # the worker modules imported; SIGINT ignored
+        handle.release()
+    assert _server_pid() is None and not psutil.pid_exists(early)
+    assert cluster_mod._preload_modules() == before  # other code's server preloads what it did before
+    assert not workers._early
+
+
+def test_an_early_fork_server_no_cluster_took_is_stopped_in_the_background() -> None:
+    # a run refused before its cluster started: the command does not wait for the server's imports
+    before = cluster_mod._preload_modules()
+    workers.start_fork_server()
+    early = _server_pid()
+    assert early is not None
+    workers.stop_fork_server()
+    assert cluster_mod._preload_modules() == before and not workers._early
+    for _ in range(600):  # stopped in the background
+        if _server_pid() is None:
+            break
+        threading.Event().wait(0.05)
+    assert _server_pid() is None and not psutil.pid_exists(early)
+    workers.stop_fork_server()  # nothing left to stop
+
+
+def test_an_early_fork_server_whose_environment_lost_a_variable_is_not_used(tmp_path: Path, monkeypatch) -> None:
+    # its forks would keep the variable: the cluster starts a fresh server, as with any server it did not start
+    monkeypatch.setenv("KP_TEST_CLUSTER_VAR", "set when the server started")
+    workers.start_fork_server()
+    early = _server_pid()
+    monkeypatch.delenv("KP_TEST_CLUSTER_VAR")
+    with cluster_mod.dask_client(_cfg(tmp_path)) as client:
+        (state,) = client.run(eval, _PROBE).values()
+        assert state[0] is None and state[1]
+        assert set(client.run(eval, _PARENT).values()) != {early}
+    assert not psutil.pid_exists(early) and _server_pid() is None
