@@ -1202,3 +1202,35 @@ def test_a_revision_says_what_it_changes_in_the_issue_it_replaces() -> None:
         assert "Cette révision remplace la révision 1 du bulletin n° 7 : elle ajoute 1 site" in " ".join(
             summarise(changed))
     assert "This revision" not in " ".join(summarise(base))
+
+
+@pytest.mark.parametrize(("top", "language", "expected"), [
+    (8.7, "en", ["0", "2", "4", "6", "8", "10"]),  # labelled per value, this read "0.0", "2.0", ..., "10"
+    (0.9, "en", ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]),
+    (0.9, "fr", ["0,0", "0,2", "0,4", "0,6", "0,8", "1,0"]),
+])
+def test_activity_chart_ticks_share_their_decimals(top: float, language: str, expected: list[str]) -> None:
+    from pipeline.bulletin.figures.charts import plot_activity
+    from pipeline.bulletin.i18n import use_language
+
+    frame = pd.DataFrame({
+        "period_start": pd.date_range("2023-01-01", periods=4, freq="QS"),
+        "period_end": pd.date_range("2023-03-31", periods=4, freq="QE"),
+        "new_ha": [top / 4] * 4, "disturbed_ha": [top / 4, top / 2, 3 * top / 4, top], "valid_fraction": 1.0,
+    })
+    with use_language(language):  # labels are formatted when drawn: in the language of the figure's drawing
+        fig = plot_activity(frame)
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        low, high = ax.get_ylim()
+        shown = [t.get_text() for t in ax.get_yticklabels() if low <= t.get_position()[1] <= high]
+    assert shown == expected
+
+
+def test_an_empty_activity_chart_says_so_in_the_readers_language() -> None:
+    from pipeline.bulletin.figures.charts import plot_activity
+    from pipeline.bulletin.i18n import use_language
+
+    with use_language("fr"):
+        fig = plot_activity(pd.DataFrame(columns=["period_start", "period_end", "new_ha", "disturbed_ha"]))
+    assert [t.get_text() for t in fig.axes[0].texts] == ["aucune activité enregistrée"]

@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import Formatter
 
 from ..formatting import _num
 from ..i18n import _
@@ -33,7 +33,7 @@ def plot_activity(
     ax = fig.add_subplot()
     frame = activity.sort_values("period_start").reset_index(drop=True)
     if frame.empty:
-        ax.text(0.5, 0.5, "no activity recorded", ha="center", va="center",
+        ax.text(0.5, 0.5, _("no activity recorded"), ha="center", va="center",
                 transform=ax.transAxes, fontsize=9, color="0.4")
         ax.set_axis_off()
         return fig
@@ -77,9 +77,26 @@ def _format_activity_axes(
                   fontsize=7, rotation=0 if len(frame) <= 6 else 45,
                   ha="center" if len(frame) <= 6 else "right")
     ax.tick_params(axis="y", labelsize=7)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _num(v, 0 if v >= 10 else 1)))
+    ax.yaxis.set_major_formatter(_TickDecimals())
     ax.grid(axis="y", color="0.88", linewidth=0.6, zorder=0)
     ax.spines[["top", "right"]].set_visible(False)
+
+
+class _TickDecimals(Formatter):
+    """Tick labels with the fewest decimals (at most 3) that show every tick of the axis
+    exactly, the same for all: 0, 5, 10 or 0.0, 2.5, 5.0, 7.5, 10.0 (a label per value had
+    given "5.0" next to "10"), in the reader's language."""
+
+    def __init__(self) -> None:
+        self._decimals = 0
+
+    def set_locs(self, locs: Any) -> None:
+        super().set_locs(locs)
+        values = np.asarray(locs, dtype=float)
+        self._decimals = next((d for d in range(3) if np.allclose(values, np.round(values, d), rtol=0, atol=1e-9)), 3)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return _num(float(x), self._decimals)
 
 
 def _activity_legend(ax: Axes, low: np.ndarray) -> None:
