@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing.forkserver
+import os
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import dask
@@ -301,32 +305,49 @@ def _server_pid() -> int | None:
 _PARENT = "__import__('os').getppid()"  # evaluated on the workers, as _PROBE
 
 
+@pytest.fixture(autouse=True)
+def _no_early_fork_server_left() -> Iterator[None]:
+    yield
+    workers.stop_fork_server()  # one a failed test left would be taken by the next test's cluster
+
+
+# The nanny's variables act when an interpreter starts (the hash seed) or loads NumPy (BLAS
+# threads): a fork has them only if its server started with them.
+_NANNY_VARS = "(hash('abc'), sorted({i['num_threads'] for i in __import__('threadpoolctl').threadpool_info()}))"
+
+
 def test_a_fork_server_started_early_forks_the_first_clusters_workers_and_stops_with_it(tmp_path: Path) -> None:
     # the command line starts it before it imports the run's modules (pipeline.workers.start_fork_server)
-    before = cluster_mod._preload_modules()
+    environ = dict(os.environ)
     workers.start_fork_server()
     early = _server_pid()
     assert early is not None and psutil.pid_exists(early)
+    assert dict(os.environ) == environ  # the server's variables are its own
     assert cluster_mod._preload_modules() == list(workers.FORK_SERVER_PRELOAD)
+    seeded = subprocess.run([sys.executable, "-c", "print(hash('abc'))"], env={**os.environ, "PYTHONHASHSEED": "6640"},
+                            capture_output=True, text=True, check=True).stdout.strip()
     with ClientHandle(_cfg(tmp_path)) as handle:
         client = handle.get()
         assert set(client.run(eval, _PARENT).values()) == {early}  # its forks, not a second server's
         (state,) = client.run(eval, _PROBE).values()
         assert state[1] and state[2]  # the worker modules imported; SIGINT ignored
+        # distributed's hash seed and one BLAS/OpenMP thread, as in workers its nanny starts
+        # (the server was started before any nanny set them in this process)
+        assert list(client.run(eval, _NANNY_VARS).values()) == [(int(seeded), [1])]
         handle.release()
     assert _server_pid() is None and not psutil.pid_exists(early)
-    assert cluster_mod._preload_modules() == before  # other code's server preloads what it did before
+    # other code's server preloads what it would have without this one (distributed's list)
+    assert "pipeline.worker_signals" not in cluster_mod._preload_modules()
     assert not workers._early
 
 
 def test_an_early_fork_server_no_cluster_took_is_stopped_in_the_background() -> None:
     # a run refused before its cluster started: the command does not wait for the server's imports
-    before = cluster_mod._preload_modules()
     workers.start_fork_server()
     early = _server_pid()
     assert early is not None
-    workers.stop_fork_server()
-    assert cluster_mod._preload_modules() == before and not workers._early
+    workers.stop_fork_server()  # killed: it has forked nothing, and holds the command's stdout and stderr
+    assert "pipeline.worker_signals" not in cluster_mod._preload_modules() and not workers._early
     for _ in range(600):  # stopped in the background
         if _server_pid() is None:
             break
@@ -340,6 +361,7 @@ def test_an_early_fork_server_whose_environment_lost_a_variable_is_not_used(tmp_
     monkeypatch.setenv("KP_TEST_CLUSTER_VAR", "set when the server started")
     workers.start_fork_server()
     early = _server_pid()
+    assert early is not None and workers._early
     monkeypatch.delenv("KP_TEST_CLUSTER_VAR")
     with cluster_mod.dask_client(_cfg(tmp_path)) as client:
         (state,) = client.run(eval, _PROBE).values()
