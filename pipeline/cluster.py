@@ -131,8 +131,9 @@ def _worker_processes(method: str, *, stop_later: bool = False) -> Iterator[dict
     server imports ``distributed`` and :data:`pipeline.workers.WORKER_MODULES` once, and each
     worker is a fork of it instead of a fresh interpreter importing them itself. The setting
     is held while any such cluster of the process runs (workers the nanny restarts are forks
-    too). The server is started afresh for the first cluster and stopped when the last one
-    closes, so its code and environment are those of the run: a server left running would
+    too). The server is started afresh for the first cluster (or is the one the command line
+    started for this run moments before, :func:`pipeline.workers.take_fork_server`) and stopped
+    when the last one closes, so its code and environment are those of the run: a server left running would
     fork the workers of a later run (a notebook, a test session) with the code and the
     environment it started with (a fork keeps variables unset since; the nanny only adds and
     overrides). The current environment is passed too, for variables set while a cluster

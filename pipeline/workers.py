@@ -75,38 +75,45 @@ def start_fork_server() -> None:
     import dask
     from distributed.utils import get_mp_context
 
-    server = getattr(forkserver, "_forkserver", None)
-    if _early or "forkserver" not in multiprocessing.get_all_start_methods() or server is None:
+    server: Any = getattr(forkserver, "_forkserver", None)
+    if _early or "forkserver" not in multiprocessing.get_all_start_methods():
         return
-    if getattr(server, "_forkserver_pid", None) is not None:
+    if not all(hasattr(server, name) for name in ("_forkserver_pid", "_lock", "_stop_unlocked")):
+        return  # private (CPython 3.8-3.13): without them the server could not be checked or killed
+    if server._forkserver_pid is not None:
         return
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         get_mp_context()  # distributed sets its own preload list on first use: the list to restore, as the cluster does
     previous = list(getattr(server, "_preload_modules", None) or ["__main__"])
     spawn_env = _pre_spawn_environ()
     forkserver.set_forkserver_preload(list(FORK_SERVER_PRELOAD))
+    names = set(os.environ)  # this process's own variables (the nanny's are checked apart)
     saved = {name: os.environ.get(name) for name in spawn_env}
     os.environ.update(spawn_env)
     try:
         forkserver.ensure_running()
+        with _early_lock:
+            _early.update(pid=server._forkserver_pid, preload=previous, environ=names, spawn_env=spawn_env)
     except OSError:  # no server: the cluster starts one as it always did
         forkserver.set_forkserver_preload(previous)
-        return
+    except BaseException:  # Ctrl-C: a server started and not recorded would outlive the command
+        _kill(server, getattr(server, "_forkserver_pid", None))
+        forkserver.set_forkserver_preload(previous)
+        raise
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    with _early_lock:
-        _early.update(pid=server._forkserver_pid, preload=previous, environ=set(os.environ), spawn_env=spawn_env)
 
 
 def _pre_spawn_environ() -> dict[str, str]:
     """The variables ``distributed``'s nanny sets in this process just before it starts a
-    worker process (``distributed.nanny.pre-spawn-environ``, each overridden by this
-    process's own value, and ``PYTHONHASHSEED`` 6640 unless set to another value than 0), as
-    ``distributed.nanny.Nanny`` computes them."""
+    worker process, as ``distributed.nanny.Nanny`` computes them: those of the configuration's
+    ``distributed.nanny.pre-spawn-environ``, each overridden by this process's own value, and
+    ``PYTHONHASHSEED`` 6640 unless that configuration gives it another value than 0 (the
+    process's own ``PYTHONHASHSEED`` does not count)."""
     import dask
 
     configured = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
@@ -124,53 +131,51 @@ def take_fork_server() -> list[str] | None:
     Not taken when a variable of its environment has been unset since (its forks would keep
     it: a cluster passes its workers the variables set and changed since, and cannot unset
     one), or when the nanny's variables have changed since it started (:func:`_pre_spawn_environ`).
-    The cluster then stops it and starts a fresh server, as it does with any server it did not
-    start."""
-    early, running = _claim()
-    if early is None:
-        return None
-    if not running or not early["environ"] <= set(os.environ) or early["spawn_env"] != _pre_spawn_environ():
-        _restore(early)
-        return None
-    return list(early["preload"])
+    It is then killed (it has forked nothing), and the cluster starts a fresh server."""
+    import multiprocessing.forkserver as forkserver
+
+    with _early_lock:  # one claimant: this, or the command line's stop_fork_server
+        if not _early:
+            return None
+        early = dict(_early)
+        _early.clear()
+        running = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None) == early["pid"]
+        if running and early["environ"] <= set(os.environ) and early["spawn_env"] == _pre_spawn_environ():
+            return list(early["preload"])
+        forkserver.set_forkserver_preload(list(early["preload"]))
+    if running:  # it has forked nothing: killed, not waited for
+        _kill(getattr(forkserver, "_forkserver", None), early["pid"])
+    return None
 
 
 def stop_fork_server() -> None:
     """Stop a server :func:`start_fork_server` started that no cluster took (a run refused
     before its cluster started). It has forked nothing, so it is killed rather than left to
     finish its imports: it holds the command's standard output and error, and a caller reading
-    them to the end (a pipe, ``$(...)``) would wait for it. Reaped in the background. Nothing
-    when a cluster took it."""
+    them to the end (a pipe, ``$(...)``) would wait for it. Nothing when a cluster took it."""
     import multiprocessing.forkserver as forkserver
 
-    early, running = _claim()
-    if early is None:
-        return
-    _restore(early)
-    if not running:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(early["pid"], signal.SIGKILL)
-    stop = getattr(forkserver._forkserver, "_stop", None)  # type: ignore[attr-defined]  # private (CPython 3.8-3.13)
-    if stop is not None:  # closes its pipe and socket, and reaps it
-        threading.Thread(target=stop, name="kp-forkserver-stop", daemon=True).start()
-
-
-def _claim() -> tuple[dict[str, Any] | None, bool]:
-    """What :func:`start_fork_server` recorded (``None``: nothing, or already claimed), taken
-    by one caller only (a cluster starting in its thread, or the command line's stop); and
-    whether the fork server running now is the one it started."""
-    import multiprocessing.forkserver as forkserver
-
-    with _early_lock:
+    with _early_lock:  # one claimant: this, or a cluster's take_fork_server
         if not _early:
-            return None, False
+            return
         early = dict(_early)
         _early.clear()
-    return early, getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None) == early["pid"]
+        forkserver.set_forkserver_preload(list(early["preload"]))
+    _kill(getattr(forkserver, "_forkserver", None), early["pid"])
 
 
-def _restore(early: dict[str, Any]) -> None:
-    import multiprocessing.forkserver as forkserver
-
-    forkserver.set_forkserver_preload(list(early["preload"]))
+def _kill(server: Any, pid: int | None) -> None:
+    """Kill the fork server ``server`` runs if it is still ``pid`` (not one a cluster started
+    since), and reap it: its pipe and socket are closed as by its own stop (the private
+    ``ForkServer._lock`` and ``_stop_unlocked``, CPython 3.8-3.13; without them it is only
+    killed, and exits unreaped with this process)."""
+    if server is None or pid is None:
+        return
+    lock, stop = getattr(server, "_lock", None), getattr(server, "_stop_unlocked", None)
+    with lock if lock is not None else contextlib.nullcontext():
+        if getattr(server, "_forkserver_pid", None) != pid:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        if stop is not None:
+            stop()  # at once: the process is dead

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -233,12 +232,11 @@ def test_bad_aoi_exits_2_and_writes_nothing(tmp_path: Path, scenario, geojson: s
     assert not out.exists()
 
 
-
 def test_a_refused_run_stops_the_fork_server_the_command_line_started_early(tmp_path: Path, scenario, monkeypatch,
                                                                             capsys) -> None:
     # A process's own command line (argv None) starts the local cluster's fork server once the
     # configuration is read (pipeline.workers.start_fork_server); a run refused before its
-    # cluster starts stops it, without waiting for it.
+    # cluster starts kills it.
     import multiprocessing.forkserver
 
     from pipeline import workers
@@ -260,11 +258,9 @@ def test_a_refused_run_stops_the_fork_server_the_command_line_started_early(tmp_
     assert main() == 2
     assert "bad.geojson" in _one_error_line(capsys.readouterr().err) and not out.exists()
     assert len(started) == 1 and started[0] is not None
-    deadline = dt.datetime.now() + dt.timedelta(seconds=30)
-    while multiprocessing.forkserver._forkserver._forkserver_pid is not None:  # stopped in the background
-        assert dt.datetime.now() < deadline, "the fork server still runs"
-        threading.Event().wait(0.05)
-    assert not psutil.pid_exists(started[0])  # and reaped
+    # killed and reaped before the command returned: it had forked nothing, and a caller reading
+    # the command's output to the end would otherwise wait for its imports
+    assert multiprocessing.forkserver._forkserver._forkserver_pid is None and not psutil.pid_exists(started[0])
     # an in-process call with its own arguments (tests, notebooks) starts none
     assert main(["monitor", "--config", str(_config(tmp_path)), "--aoi", str(aoi), "--source",
                  str(scenario.catalog_path), "--out", str(out)]) == 2

@@ -8,7 +8,6 @@ import multiprocessing.forkserver
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -316,8 +315,14 @@ def _no_early_fork_server_left() -> Iterator[None]:
 _NANNY_VARS = "(hash('abc'), sorted({i['num_threads'] for i in __import__('threadpoolctl').threadpool_info()}))"
 
 
-def test_a_fork_server_started_early_forks_the_first_clusters_workers_and_stops_with_it(tmp_path: Path) -> None:
+_NANNY_ENV = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED")
+
+
+def test_a_fork_server_started_early_forks_the_first_clusters_workers_and_stops_with_it(tmp_path: Path,
+                                                                                        monkeypatch) -> None:
     # the command line starts it before it imports the run's modules (pipeline.workers.start_fork_server)
+    for name in _NANNY_ENV:  # as in a fresh command: no nanny has set them in this process yet
+        monkeypatch.delenv(name, raising=False)
     environ = dict(os.environ)
     workers.start_fork_server()
     early = _server_pid()
@@ -341,30 +346,33 @@ def test_a_fork_server_started_early_forks_the_first_clusters_workers_and_stops_
     assert not workers._early
 
 
-def test_an_early_fork_server_no_cluster_took_is_stopped_in_the_background() -> None:
-    # a run refused before its cluster started: the command does not wait for the server's imports
+def test_an_early_fork_server_no_cluster_took_is_killed() -> None:
+    # a run refused before its cluster started: the command does not wait for the server's
+    # imports (it has forked nothing, and holds the command's stdout and stderr)
     workers.start_fork_server()
     early = _server_pid()
     assert early is not None
-    workers.stop_fork_server()  # killed: it has forked nothing, and holds the command's stdout and stderr
+    workers.stop_fork_server()
+    assert _server_pid() is None and not psutil.pid_exists(early)  # killed and reaped before it returns
     assert "pipeline.worker_signals" not in cluster_mod._preload_modules() and not workers._early
-    for _ in range(600):  # stopped in the background
-        if _server_pid() is None:
-            break
-        threading.Event().wait(0.05)
-    assert _server_pid() is None and not psutil.pid_exists(early)
     workers.stop_fork_server()  # nothing left to stop
 
 
-def test_an_early_fork_server_whose_environment_lost_a_variable_is_not_used(tmp_path: Path, monkeypatch) -> None:
-    # its forks would keep the variable: the cluster starts a fresh server, as with any server it did not start
+@pytest.mark.parametrize("change", ["a variable unset", "a nanny variable changed"])
+def test_an_early_fork_server_whose_environment_changed_is_not_used(tmp_path: Path, monkeypatch, change) -> None:
+    # its forks would keep the unset variable, or the nanny's old value (BLAS threads act when
+    # NumPy loads): the cluster starts a fresh server, as with any server it did not start
     monkeypatch.setenv("KP_TEST_CLUSTER_VAR", "set when the server started")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     workers.start_fork_server()
     early = _server_pid()
     assert early is not None and workers._early
-    monkeypatch.delenv("KP_TEST_CLUSTER_VAR")
+    if change == "a variable unset":
+        monkeypatch.delenv("KP_TEST_CLUSTER_VAR")
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
     with cluster_mod.dask_client(_cfg(tmp_path)) as client:
         (state,) = client.run(eval, _PROBE).values()
-        assert state[0] is None and state[1]
+        assert state[0] == (None if change == "a variable unset" else "set when the server started") and state[1]
         assert set(client.run(eval, _PARENT).values()) != {early}
     assert not psutil.pid_exists(early) and _server_pid() is None
