@@ -30,6 +30,7 @@ from . import workers
 from .config import MonitorConfig
 from .errors import MonitorError
 from .http import redact
+from .workers import fork_server_preload as _preload_modules
 
 log = logging.getLogger("pipeline")
 
@@ -178,14 +179,6 @@ def _worker_processes(method: str, *, stop_later: bool = False) -> Iterator[dict
                 _fork_config = None
                 _stop_forkserver(background=stop_later)
                 get_mp_context().set_forkserver_preload(list(_fork_preload))
-
-
-def _preload_modules() -> list[str]:
-    """The fork server's preload list now (a private attribute, CPython 3.8-3.13; the standard
-    library's default ``["__main__"]`` where it is missing)."""
-    import multiprocessing.forkserver as forkserver
-
-    return list(getattr(getattr(forkserver, "_forkserver", None), "_preload_modules", None) or ["__main__"])
 
 
 def _stop_forkserver(*, background: bool = False) -> None:

@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 #: What the AOIs' tasks run on the workers: reading (odc-stac's loader, its errors naming the
@@ -75,7 +75,7 @@ def start_fork_server() -> None:
     import dask
     from distributed.utils import get_mp_context
 
-    server: Any = getattr(forkserver, "_forkserver", None)
+    server = _server()
     if _early or "forkserver" not in multiprocessing.get_all_start_methods():
         return
     if not all(hasattr(server, name) for name in ("_forkserver_pid", "_lock", "_stop_unlocked")):
@@ -84,7 +84,7 @@ def start_fork_server() -> None:
         return
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         get_mp_context()  # distributed sets its own preload list on first use: the list to restore, as the cluster does
-    previous = list(getattr(server, "_preload_modules", None) or ["__main__"])
+    previous = fork_server_preload()
     spawn_env = _pre_spawn_environ()
     forkserver.set_forkserver_preload(list(FORK_SERVER_PRELOAD))
     names = set(os.environ)  # this process's own variables (the nanny's are checked apart)
@@ -132,19 +132,17 @@ def take_fork_server() -> list[str] | None:
     it: a cluster passes its workers the variables set and changed since, and cannot unset
     one), or when the nanny's variables have changed since it started (:func:`_pre_spawn_environ`).
     It is then killed (it has forked nothing), and the cluster starts a fresh server."""
-    import multiprocessing.forkserver as forkserver
 
-    with _early_lock:  # one claimant: this, or the command line's stop_fork_server
-        if not _early:
-            return None
-        early = dict(_early)
-        _early.clear()
-        running = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None) == early["pid"]
-        if running and early["environ"] <= set(os.environ) and early["spawn_env"] == _pre_spawn_environ():
-            return list(early["preload"])
-        forkserver.set_forkserver_preload(list(early["preload"]))
-    if running:  # it has forked nothing: killed, not waited for
-        _kill(getattr(forkserver, "_forkserver", None), early["pid"])
+    def usable(early: dict[str, Any]) -> bool:
+        return (getattr(_server(), "_forkserver_pid", None) == early["pid"] and early["environ"] <= set(os.environ)
+                and early["spawn_env"] == _pre_spawn_environ())
+
+    early, taken = _claim(usable)
+    if early is None:
+        return None
+    if taken:
+        return list(early["preload"])
+    _kill(_server(), early["pid"])
     return None
 
 
@@ -153,15 +151,41 @@ def stop_fork_server() -> None:
     before its cluster started). It has forked nothing, so it is killed rather than left to
     finish its imports: it holds the command's standard output and error, and a caller reading
     them to the end (a pipe, ``$(...)``) would wait for it. Nothing when a cluster took it."""
+    early, _taken = _claim(lambda early: False)
+    if early is not None:
+        _kill(_server(), early["pid"])
+
+
+def _claim(take: Callable[[dict[str, Any]], bool]) -> tuple[dict[str, Any] | None, bool]:
+    """What :func:`start_fork_server` recorded, for one claimant only (a cluster's
+    :func:`take_fork_server`, or the command line's :func:`stop_fork_server`): ``None`` when
+    there is nothing or another took it; and whether ``take(record)`` kept the server. If not,
+    the preload list it replaced is restored, under the same lock: a cluster that lost the claim
+    then reads that list, not the server's, as the one to restore."""
     import multiprocessing.forkserver as forkserver
 
-    with _early_lock:  # one claimant: this, or a cluster's take_fork_server
+    with _early_lock:
         if not _early:
-            return
+            return None, False
         early = dict(_early)
         _early.clear()
-        forkserver.set_forkserver_preload(list(early["preload"]))
-    _kill(getattr(forkserver, "_forkserver", None), early["pid"])
+        taken = take(early)
+        if not taken:
+            forkserver.set_forkserver_preload(list(early["preload"]))
+        return early, taken
+
+
+def _server() -> Any:
+    """The standard library's fork server (``multiprocessing.forkserver._forkserver``, private)."""
+    import multiprocessing.forkserver as forkserver
+
+    return getattr(forkserver, "_forkserver", None)
+
+
+def fork_server_preload() -> list[str]:
+    """The fork server's preload list now (a private attribute, CPython 3.8-3.13; the standard
+    library's default ``["__main__"]`` where it is missing)."""
+    return list(getattr(_server(), "_preload_modules", None) or ["__main__"])
 
 
 def _kill(server: Any, pid: int | None) -> None:
