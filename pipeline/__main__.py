@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -310,6 +311,13 @@ def _run_command(args: argparse.Namespace) -> int:
             return _sources(args)
         return _evaluate(args)
     except (Exception, KeyboardInterrupt) as exc:  # one line (exit 1 or 2), the traceback with --debug
+        if interrupts.interrupted() and not isinstance(exc, KeyboardInterrupt):
+            # What the signal's exception became on its way out: Ctrl-C during an import that
+            # builds a class ends as "RuntimeError: Error calling __set_name__" (matplotlib's
+            # Axes, seen 2 s into a run). The signal is what happened: one line, exit 130/143.
+            if args.debug:
+                traceback.print_exception(exc, file=sys.stderr)
+            exc = interrupts.pending()
         return report_error(exc, debug=args.debug, notes=held_notes())
 
 
