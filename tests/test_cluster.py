@@ -35,12 +35,34 @@ def _sigint_handler() -> str:
     return "ignored" if handler is signal.SIG_IGN else str(handler)
 
 
-def test_local_cluster_starts_in_the_background_and_no_worker_outlives_it(tmp_path: Path) -> None:
+def _dataset() -> object:
+    import numpy as np
+    import xarray as xr
+
+    return xr.Dataset({"a": (("y", "x"), np.ones((1024, 1024)))})
+
+
+def test_local_cluster_starts_in_the_background_and_no_worker_outlives_it(tmp_path: Path, monkeypatch) -> None:
+    import distributed.protocol.pickle as dpickle
+
+    loads = dpickle.loads
+    received: list[tuple[int, int]] = []
+
+    def recording(x: bytes, *, buffers: object = ()) -> object:
+        received.append((len(x), len(list(buffers))))  # type: ignore[call-overload]
+        return loads(x, buffers=buffers)
+
     ready: list[object] = []
     with ClientHandle(_cfg(tmp_path), on_ready=ready.append) as handle:
         client = handle.get()
         assert ready == [client]  # told once, with the client, when it is up
         assert client.submit(sum, [1, 2]).result() == 3
+        # A result comes from its worker with its arrays out of the pickle (protocol 5); through
+        # the scheduler (protocol 4) the 8 MB array came inside it, copied on both sides.
+        monkeypatch.setattr(dpickle, "loads", recording)
+        assert float(client.submit(_dataset).result()["a"].sum()) == 1024 * 1024
+        monkeypatch.setattr(dpickle, "loads", loads)
+        assert any(n < 10_000 and k == 1 for n, k in received) and all(n < 1_000_000 for n, _ in received), received
         # Ctrl-C is the client's: the workers ignore it (pipeline.worker_signals), this process does not.
         assert set(client.run(_sigint_handler).values()) == {"ignored"}
         assert _sigint_handler() != "ignored"
