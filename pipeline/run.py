@@ -46,6 +46,7 @@ from .errors import (
 )
 from .gil import responsive
 from .graphs import optimise
+from .heap import return_freed_memory
 from .io import BackgroundWrites
 from .jobs import AOIJob, monitoring_period, plan_jobs, warn_aois
 from .outputs import RunInfo, RunReport, write_outputs
@@ -117,7 +118,9 @@ def run_monitor(
             progress.message(f"dask dashboard: {dashboard}{note}")
 
     # The local scheduler shares this process with the graph building: a short switch
-    # interval keeps its event loop answering (pipeline.gil).
+    # interval keeps its event loop answering (pipeline.gil). Freed memory goes back to the
+    # system, as on the workers (pipeline.heap).
+    return_freed_memory()
     # The cache is held shared for the run (pipeline.locks.cache_in_use): `cache clear` refuses meanwhile.
     with responsive(), RunFolder(cfg.out_dir) as folder, ClientHandle(cfg, on_ready=ready) as handle, \
             cache_in_use(resolve_cache_dir(cfg.cache_dir)), acquire.gdal_env(cfg.gdal_options):
