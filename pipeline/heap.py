@@ -13,9 +13,11 @@ above 64 KiB free, and large blocks stay memory-mapped. :func:`return_freed_memo
 same threshold in the run's process through ``mallopt``, which acts at once (the variable is
 read only when a process starts).
 
-Measured (the benchmark's memory part, one worker, ``tests/scale_fixtures`` scenario, 2 cores):
-the client's own peak fell from 521-540 MB to 411-414 MB at 480 x 640 px, and the whole
-run's peak from 774-779 to 735-741 MB; at 120 x 160 px it was unchanged (566-590 MB).
+Measured on the benchmark's memory scenario (``tests/scale_fixtures``, one worker, 2 cores;
+whole-tree PSS sampled every 50 ms): at 480 x 640 px the run's process peaked at 389-424 MB
+against 465-540 MB without the threshold (four runs each), and the whole run at 740-741 MB
+against 774-779 MB (two alternating pairs); at 120 x 160 px the whole run was unchanged
+(568-569 MB against 572-590 MB).
 """
 
 from __future__ import annotations
