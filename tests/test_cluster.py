@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dask
 import psutil
@@ -48,8 +49,9 @@ def test_local_cluster_starts_in_the_background_and_no_worker_outlives_it(tmp_pa
     loads = dpickle.loads
     received: list[tuple[int, int]] = []
 
-    def recording(x: bytes, *, buffers: object = ()) -> object:
-        received.append((len(x), len(list(buffers))))  # type: ignore[call-overload]
+    def recording(x: bytes, *, buffers: Any = ()) -> object:
+        buffers = list(buffers)
+        received.append((len(x), len(buffers)))
         return loads(x, buffers=buffers)
 
     ready: list[object] = []
