@@ -8,16 +8,20 @@ results, writes its composites and draws its bulletin: blocks of a few to tens o
 more the larger the AOI, and freed heap memory stays with the process to the end of the run.
 
 ``distributed``'s nanny starts each worker with ``MALLOC_TRIM_THRESHOLD_=65536`` (its
-``distributed.nanny.pre-spawn-environ``), which fixes both limits: the heap is given back
-above 64 KiB free, and large blocks stay memory-mapped. :func:`return_freed_memory` sets the
-same threshold in the run's process through ``mallopt``, which acts at once (the variable is
-read only when a process starts).
+``distributed.nanny.pre-spawn-environ``). glibc reads the variable when a process starts, and
+setting it stops the limit from moving: the worker's large blocks stay memory-mapped, and the
+top of its heap is given back once more than 64 KiB of it is free. :func:`return_freed_memory`
+does the same in a process that is already running, through ``mallopt``: the same trim
+threshold, and the memory-map limit put back to glibc's starting 128 KiB (setting the trim
+threshold alone would freeze the limit wherever the blocks freed before had moved it). It is
+called by :func:`pipeline.run.run_monitor`, so it applies to any process that runs the
+pipeline, for the rest of its life.
 
 Measured on the benchmark's memory scenario (``tests/scale_fixtures``, one worker, 2 cores;
-whole-tree PSS sampled every 50 ms): at 480 x 640 px the run's process peaked at 389-424 MB
-against 465-540 MB without the threshold (four runs each), and the whole run at 740-741 MB
-against 774-779 MB (two alternating pairs); at 120 x 160 px the whole run was unchanged
-(568-569 MB against 572-590 MB).
+whole-tree PSS sampled every 50 ms; two alternating pairs): at 480 x 640 px the run's process
+peaked at 391-395 MB against 481-482 MB without the thresholds. The whole run's peak moved
+less, 746-747 MB against 751 MB, as it now comes while the worker computes, not while this
+process makes the sites; at 120 x 160 px, 567-570 MB against 568-577 MB.
 """
 
 from __future__ import annotations
@@ -30,10 +34,14 @@ import threading
 
 log = logging.getLogger("pipeline")
 
-#: ``mallopt``'s parameter number for the trim threshold (glibc's ``M_TRIM_THRESHOLD``).
+#: ``mallopt``'s parameter numbers (glibc's ``M_TRIM_THRESHOLD`` and ``M_MMAP_THRESHOLD``).
 M_TRIM_THRESHOLD = -1
-#: The threshold when ``distributed``'s configuration gives none, in bytes (its default).
+M_MMAP_THRESHOLD = -3
+#: The trim threshold when ``distributed``'s configuration gives none, in bytes (its default).
 DEFAULT_TRIM_THRESHOLD = 65536
+#: The size from which a block gets its own memory map, in bytes: glibc's starting value.
+MMAP_THRESHOLD = 128 * 1024
+_NAME = "MALLOC_TRIM_THRESHOLD_"
 
 _lock = threading.Lock()
 _set: int | None = None
@@ -41,29 +49,37 @@ _set: int | None = None
 
 def return_freed_memory() -> int | None:
     """Set glibc's trim threshold of this process to the one ``distributed``'s nanny gives its
-    workers; the threshold set, in bytes, or ``None``.
+    workers, and its memory-map threshold to glibc's starting 128 KiB; the trim threshold set,
+    in bytes, or ``None`` (nothing set).
 
-    Nothing is set where the C library is not glibc, where this process started with
-    ``MALLOC_TRIM_THRESHOLD_`` of its own (glibc applied it), or where the configuration's
-    ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_`` is null (the workers get
-    none either). Once set, it stays for the life of the process (glibc cannot report the
-    previous value to restore)."""
+    The threshold is this process's own ``MALLOC_TRIM_THRESHOLD_`` if it has one (as the
+    nanny gives it to the workers; a local cluster's nanny also leaves it in this process's
+    environment), else the configuration's
+    ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_``. Nothing is set where the C
+    library is not glibc, or where that configuration is null and the variable unset (the
+    workers get none either). Once set, it stays for the life of the process (glibc cannot
+    report the previous values to restore)."""
     global _set
     with _lock:
         if _set is not None:
             return _set
-        if "MALLOC_TRIM_THRESHOLD_" in os.environ or platform.libc_ver()[0] != "glibc":
+        if platform.libc_ver()[0] != "glibc":
             return None
         import dask
         import distributed  # noqa: F401  (its configuration's defaults)
 
-        value = dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_",
-                                default=DEFAULT_TRIM_THRESHOLD)
+        value = os.environ.get(_NAME) or dask.config.get(f"distributed.nanny.pre-spawn-environ.{_NAME}",
+                                                           default=DEFAULT_TRIM_THRESHOLD)
         try:
             threshold = int(value)
+            if not 0 <= threshold < 2**31:
+                raise ValueError(f"{threshold} is not a C int of bytes")
             libc = ctypes.CDLL("libc.so.6")
-            ok = libc.mallopt(M_TRIM_THRESHOLD, threshold) == 1
-        except (TypeError, ValueError, OSError, AttributeError) as exc:
+            mallopt = libc.mallopt
+            mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+            mallopt.restype = ctypes.c_int
+            ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(M_TRIM_THRESHOLD, threshold) == 1
+        except (TypeError, ValueError, OSError, AttributeError, ctypes.ArgumentError) as exc:
             log.debug("heap: trim threshold not set (%s)", exc)
             return None
         if not ok:

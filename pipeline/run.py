@@ -89,8 +89,14 @@ def run_monitor(
     ------
     MonitorError
         Bad input found before anything is written (AOI files, unreachable source).
+
+    Notes
+    -----
+    Sets glibc's malloc thresholds of this process as ``distributed``'s nanny sets a worker's,
+    for the rest of the process's life (:func:`pipeline.heap.return_freed_memory`).
     """
     t0 = time.perf_counter()
+    return_freed_memory()  # this process gives freed memory back, as the workers do (pipeline.heap)
     aois = read_aois(cfg.aois, max_area_km2=cfg.max_aoi_area_km2)
     # Per-AOI overrides from the AOI files are bad input like the config: checked now,
     # before anything is written.
@@ -118,9 +124,7 @@ def run_monitor(
             progress.message(f"dask dashboard: {dashboard}{note}")
 
     # The local scheduler shares this process with the graph building: a short switch
-    # interval keeps its event loop answering (pipeline.gil). Freed memory goes back to the
-    # system, as on the workers (pipeline.heap).
-    return_freed_memory()
+    # interval keeps its event loop answering (pipeline.gil).
     # The cache is held shared for the run (pipeline.locks.cache_in_use): `cache clear` refuses meanwhile.
     with responsive(), RunFolder(cfg.out_dir) as folder, ClientHandle(cfg, on_ready=ready) as handle, \
             cache_in_use(resolve_cache_dir(cfg.cache_dir)), acquire.gdal_env(cfg.gdal_options):

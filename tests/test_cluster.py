@@ -43,28 +43,12 @@ def _dataset() -> object:
     return xr.Dataset({"a": (("y", "x"), np.ones((1024, 1024)))})
 
 
-def test_local_cluster_starts_in_the_background_and_no_worker_outlives_it(tmp_path: Path, monkeypatch) -> None:
-    import distributed.protocol.pickle as dpickle
-
-    loads = dpickle.loads
-    received: list[tuple[int, int]] = []
-
-    def recording(x: bytes, *, buffers: Any = ()) -> object:
-        buffers = list(buffers)
-        received.append((len(x), len(buffers)))
-        return loads(x, buffers=buffers)
-
+def test_local_cluster_starts_in_the_background_and_no_worker_outlives_it(tmp_path: Path) -> None:
     ready: list[object] = []
     with ClientHandle(_cfg(tmp_path), on_ready=ready.append) as handle:
         client = handle.get()
         assert ready == [client]  # told once, with the client, when it is up
         assert client.submit(sum, [1, 2]).result() == 3
-        # A result comes from its worker with its arrays out of the pickle (protocol 5); through
-        # the scheduler (protocol 4) the 8 MB array came inside it, copied on both sides.
-        monkeypatch.setattr(dpickle, "loads", recording)
-        assert float(client.submit(_dataset).result()["a"].sum()) == 1024 * 1024
-        monkeypatch.setattr(dpickle, "loads", loads)
-        assert any(n < 10_000 and k == 1 for n, k in received) and all(n < 1_000_000 for n, _ in received), received
         # Ctrl-C is the client's: the workers ignore it (pipeline.worker_signals), this process does not.
         assert set(client.run(_sigint_handler).values()) == {"ignored"}
         assert _sigint_handler() != "ignored"
@@ -80,6 +64,29 @@ def test_local_cluster_starts_in_the_background_and_no_worker_outlives_it(tmp_pa
     assert multiprocessing.forkserver._forkserver._forkserver_pid is None
     # A fork server other code starts later preloads what it did before (distributed's list), not ours.
     assert "pipeline.worker_signals" not in cluster_mod._preload_modules()
+
+
+def test_a_local_clusters_results_come_from_the_workers_with_their_arrays_out_of_the_pickle(
+        tmp_path: Path, monkeypatch) -> None:
+    """Through the scheduler (pickle protocol 4 on its comms) the 8 MB array came inside the
+    pickle, copied in the worker and again here; straight from the worker, protocol 5 sends
+    the array's own memory beside a pickle of a few kilobytes."""
+    import distributed.protocol.pickle as dpickle
+
+    loads = dpickle.loads
+    received: list[tuple[int, int]] = []
+
+    def recording(x: bytes, *, buffers: Any = ()) -> object:
+        buffers = list(buffers)
+        received.append((len(x), len(buffers)))
+        return loads(x, buffers=buffers)
+
+    with ClientHandle(_cfg(tmp_path)) as handle:
+        client = handle.get()
+        monkeypatch.setattr(dpickle, "loads", recording)
+        assert float(client.submit(_dataset).result()["a"].sum()) == 1024 * 1024
+        monkeypatch.setattr(dpickle, "loads", loads)
+    assert any(n < 10_000 and k == 1 for n, k in received) and all(n < 1_000_000 for n, _ in received), received
 
 
 @pytest.mark.slow  # two clusters
@@ -278,8 +285,9 @@ def test_a_scheduler_with_no_workers_is_joined_with_a_warning(tmp_path: Path, ca
             cache=tmp_path / "cache", n_workers=1, threads=1,
             dask={"scheduler": bare.scheduler_address, "connect_timeout_s": 1}))
         t0 = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="pipeline"), cluster_mod.dask_client(cfg):
-            pass
+        with caplog.at_level(logging.WARNING, logger="pipeline"), cluster_mod.dask_client(cfg) as client:
+            # distributed's default: the workers of a cluster elsewhere may be out of this process's reach
+            assert client.direct_to_workers is None
         assert time.monotonic() - t0 < 10
     (line,) = [r.getMessage() for r in caplog.records if "no workers" in r.getMessage()]
     assert bare.scheduler_address in line and "dask worker" in line and "adaptive" in line
