@@ -52,7 +52,8 @@ def dask_client(cfg: MonitorConfig, *, stop_later: bool = False) -> Iterator[Any
     """
     if cfg.dask.scheduler:
         try:
-            client = Client(cfg.dask.scheduler, timeout=f"{cfg.dask.connect_timeout_s}s")
+            client = Client(cfg.dask.scheduler, timeout=f"{cfg.dask.connect_timeout_s}s",
+                            direct_to_workers=cfg.dask.direct_to_workers)
         except OSError as exc:
             raise MonitorError(
                 f"cannot connect to Dask scheduler {cfg.dask.scheduler} within {cfg.dask.connect_timeout_s:g} s: "
@@ -79,11 +80,13 @@ def dask_client(cfg: MonitorConfig, *, stop_later: bool = False) -> Iterator[Any
         cluster = stack.enter_context(_local_cluster(cfg, env=env))  # closed on exit, after the client
         # Not ``with Client(...)``: its exit resets a context variable set where it entered,
         # and a ClientHandle opens the client in one thread and closes it in another.
-        # Results come straight from the workers. Through the scheduler they were pickled with
-        # protocol 4 (its "common denominator" for every comm), so each array came as a copy
-        # inside the pickle, both in the worker and here: 50 MB of pickles for the 480 x 640 px
-        # benchmark AOI. Direct, protocol 5 sends the arrays' own memory (out-of-band buffers).
-        client = Client(cluster, direct_to_workers=True)
+        # Results come straight from the workers unless the config says otherwise. Through the
+        # scheduler they were pickled with protocol 4 (its "common denominator" for every comm),
+        # so each array came as a copy inside the pickle, both in the worker and here: 50 MB of
+        # pickles for the 480 x 640 px benchmark AOI. Direct, protocol 5 sends the arrays' own
+        # memory (out-of-band buffers).
+        direct = cfg.dask.direct_to_workers
+        client = Client(cluster, direct_to_workers=True if direct is None else direct)
         stack.callback(client.close)
         stack.callback(quiet.start)
         log.info("dask: local cluster, %d workers x %d threads", cfg.dask.n_workers, cfg.dask.threads_per_worker)

@@ -87,6 +87,17 @@ def test_a_local_clusters_results_come_from_the_workers_with_their_arrays_out_of
         assert float(client.submit(_dataset).result()["a"].sum()) == 1024 * 1024
         monkeypatch.setattr(dpickle, "loads", loads)
     assert any(n < 10_000 and k == 1 for n, k in received) and all(n < 1_000_000 for n, _ in received), received
+    # dask.direct_to_workers: false sends them through the scheduler, as distributed does by default
+    received.clear()
+    off = MonitorConfig.model_validate(config_dict(
+        source=str(tmp_path / "catalog.json"), aois=[tmp_path / "aoi.geojson"], out=tmp_path / "out",
+        cache=tmp_path / "cache", n_workers=1, threads=1, dask={"direct_to_workers": False}))
+    with ClientHandle(off) as handle:
+        client = handle.get()
+        monkeypatch.setattr(dpickle, "loads", recording)
+        assert float(client.submit(_dataset).result()["a"].sum()) == 1024 * 1024
+        monkeypatch.setattr(dpickle, "loads", loads)
+    assert any(n > 8_000_000 and k == 0 for n, k in received), received
 
 
 @pytest.mark.slow  # two clusters
@@ -289,8 +300,11 @@ def test_a_scheduler_with_no_workers_is_joined_with_a_warning(tmp_path: Path, ca
             # distributed's default: the workers of a cluster elsewhere may be out of this process's reach
             assert client.direct_to_workers is None
         assert time.monotonic() - t0 < 10
-    (line,) = [r.getMessage() for r in caplog.records if "no workers" in r.getMessage()]
-    assert bare.scheduler_address in line and "dask worker" in line and "adaptive" in line
+        (line,) = [r.getMessage() for r in caplog.records if "no workers" in r.getMessage()]
+        assert bare.scheduler_address in line and "dask worker" in line and "adaptive" in line
+        chosen = cfg.model_copy(update={"dask": cfg.dask.model_copy(update={"direct_to_workers": True})})
+        with cluster_mod.dask_client(chosen) as client:  # unless the config asks for it
+            assert client.direct_to_workers is True
 
 
 def test_a_bug_before_an_aois_graph_is_raised_not_waited_on(tmp_path: Path, monkeypatch) -> None:

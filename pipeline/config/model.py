@@ -31,6 +31,14 @@ class DaskParams(_Section):
     """How long to keep trying to reach ``scheduler`` before the run fails (exit 2, one line
     naming it): raise it for a scheduler still starting on a busy cluster. Closing the client
     at the end of the run waits up to twice this, at least 20 s."""
+    direct_to_workers: bool | None = None
+    """Whether the run's process gathers each AOI's results straight from the workers
+    (pickle protocol 5: the arrays' own memory on the wire) or through the scheduler (protocol
+    4: each array copied into a pickle on the worker and out of it here). ``None``: straight
+    from a local cluster's workers, through a ``scheduler``'s (``distributed``'s default: its
+    workers may be out of this process's reach). ``true`` with a scheduler whose workers this
+    process cannot reach still works: each gather first waits for the connection to fail
+    (``distributed.comm.timeouts.connect``), then goes through the scheduler."""
     n_workers: int = Field(default=2, ge=1, le=256)
     """Worker processes of the local cluster."""
     threads_per_worker: int = Field(default=1, ge=1)
