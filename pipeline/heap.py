@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 import platform
 import threading
 
@@ -37,11 +36,8 @@ log = logging.getLogger("pipeline")
 #: ``mallopt``'s parameter numbers (glibc's ``M_TRIM_THRESHOLD`` and ``M_MMAP_THRESHOLD``).
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-#: The trim threshold when ``distributed``'s configuration gives none, in bytes (its default).
-DEFAULT_TRIM_THRESHOLD = 65536
 #: The size from which a block gets its own memory map, in bytes: glibc's starting value.
 MMAP_THRESHOLD = 128 * 1024
-_NAME = "MALLOC_TRIM_THRESHOLD_"
 
 _lock = threading.Lock()
 _set: int | None = None
@@ -52,9 +48,9 @@ def return_freed_memory() -> int | None:
     workers, and its memory-map threshold to glibc's starting 128 KiB; the trim threshold set,
     in bytes, or ``None`` (nothing set).
 
-    The threshold is this process's own ``MALLOC_TRIM_THRESHOLD_`` if it has one (as the
-    nanny gives it to the workers; a local cluster's nanny also leaves it in this process's
-    environment), else the configuration's
+    The threshold is the nanny's (:func:`pipeline.workers.nanny_environ`): this process's own
+    ``MALLOC_TRIM_THRESHOLD_`` if it has one (a local cluster's nanny also leaves it in this
+    process's environment), else the configuration's
     ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_``. Nothing is set where the C
     library is not glibc, or where that configuration is null and the variable unset (the
     workers get none either). Once set, it stays for the life of the process (glibc cannot
@@ -65,11 +61,13 @@ def return_freed_memory() -> int | None:
             return _set
         if platform.libc_ver()[0] != "glibc":
             return None
-        import dask
         import distributed  # noqa: F401  (its configuration's defaults)
 
-        value = os.environ.get(_NAME) or dask.config.get(f"distributed.nanny.pre-spawn-environ.{_NAME}",
-                                                           default=DEFAULT_TRIM_THRESHOLD)
+        from .workers import nanny_environ
+
+        value = nanny_environ().get("MALLOC_TRIM_THRESHOLD_")
+        if value is None:
+            return None
         try:
             threshold = int(value)
             if not 0 <= threshold < 2**31:

@@ -59,7 +59,7 @@ def start_fork_server() -> None:
     its own; it forks the workers as any server would, and is stopped when that cluster closes.
 
     The server starts with the variables ``distributed``'s nanny sets before it starts a
-    worker process (:func:`_pre_spawn_environ`: one thread for OpenMP, MKL and OpenBLAS, the
+    worker process (:func:`nanny_environ`: one thread for OpenMP, MKL and OpenBLAS, the
     hash seed, the allocator's trim threshold). They act when an interpreter starts or loads
     NumPy, so a fork inherits them from its server only: a server started before the nanny
     set them gave each worker as many BLAS threads as the machine has cores and a hash seed
@@ -85,7 +85,7 @@ def start_fork_server() -> None:
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         get_mp_context()  # distributed sets its own preload list on first use: the list to restore, as the cluster does
     previous = fork_server_preload()
-    spawn_env = _pre_spawn_environ()
+    spawn_env = nanny_environ()
     forkserver.set_forkserver_preload(list(FORK_SERVER_PRELOAD))
     names = set(os.environ)  # this process's own variables (the nanny's are checked apart)
     saved = {name: os.environ.get(name) for name in spawn_env}
@@ -108,7 +108,7 @@ def start_fork_server() -> None:
                 os.environ[name] = value
 
 
-def _pre_spawn_environ() -> dict[str, str]:
+def nanny_environ() -> dict[str, str]:
     """The variables ``distributed``'s nanny sets in this process just before it starts a
     worker process, as ``distributed.nanny.Nanny`` computes them: those of the configuration's
     ``distributed.nanny.pre-spawn-environ``, each overridden by this process's own value, and
@@ -130,12 +130,12 @@ def take_fork_server() -> list[str] | None:
 
     Not taken when a variable of its environment has been unset since (its forks would keep
     it: a cluster passes its workers the variables set and changed since, and cannot unset
-    one), or when the nanny's variables have changed since it started (:func:`_pre_spawn_environ`).
+    one), or when the nanny's variables have changed since it started (:func:`nanny_environ`).
     It is then killed (it has forked nothing), and the cluster starts a fresh server."""
 
     def usable(early: dict[str, Any]) -> bool:
         return (getattr(_server(), "_forkserver_pid", None) == early["pid"] and early["environ"] <= set(os.environ)
-                and early["spawn_env"] == _pre_spawn_environ())
+                and early["spawn_env"] == nanny_environ())
 
     early, taken = _claim(usable)
     if early is None:

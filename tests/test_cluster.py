@@ -23,10 +23,10 @@ from pipeline.config import MonitorConfig
 from tests.scale_fixtures import config_dict
 
 
-def _cfg(tmp_path: Path) -> MonitorConfig:
+def _cfg(tmp_path: Path, **sections: Any) -> MonitorConfig:
     return MonitorConfig.model_validate(config_dict(
         source=str(tmp_path / "catalog.json"), aois=[tmp_path / "aoi.geojson"], out=tmp_path / "out",
-        cache=tmp_path / "cache", n_workers=1, threads=1))
+        cache=tmp_path / "cache", n_workers=1, threads=1, **sections))
 
 
 def _sigint_handler() -> str:
@@ -71,6 +71,16 @@ def test_a_local_clusters_results_come_from_the_workers_with_their_arrays_out_of
     """Through the scheduler (pickle protocol 4 on its comms) the 8 MB array came inside the
     pickle, copied in the worker and again here; straight from the worker, protocol 5 sends
     the array's own memory beside a pickle of a few kilobytes."""
+    received = _pickles_received(_cfg(tmp_path), monkeypatch)
+    assert any(n < 10_000 and k == 1 for n, k in received) and all(n < 1_000_000 for n, _ in received), received
+    # dask.direct_to_workers: false sends them through the scheduler, as distributed does by default
+    received = _pickles_received(_cfg(tmp_path, dask={"direct_to_workers": False}), monkeypatch)
+    assert any(n > 8_000_000 and k == 0 for n, k in received), received
+
+
+def _pickles_received(cfg: MonitorConfig, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Each pickle's length and out-of-band buffer count, as this process unpickled them while
+    gathering :func:`_dataset` from a cluster of ``cfg``."""
     import distributed.protocol.pickle as dpickle
 
     loads = dpickle.loads
@@ -81,23 +91,12 @@ def test_a_local_clusters_results_come_from_the_workers_with_their_arrays_out_of
         received.append((len(x), len(buffers)))
         return loads(x, buffers=buffers)
 
-    with ClientHandle(_cfg(tmp_path)) as handle:
+    with ClientHandle(cfg) as handle:
         client = handle.get()
         monkeypatch.setattr(dpickle, "loads", recording)
         assert float(client.submit(_dataset).result()["a"].sum()) == 1024 * 1024
         monkeypatch.setattr(dpickle, "loads", loads)
-    assert any(n < 10_000 and k == 1 for n, k in received) and all(n < 1_000_000 for n, _ in received), received
-    # dask.direct_to_workers: false sends them through the scheduler, as distributed does by default
-    received.clear()
-    off = MonitorConfig.model_validate(config_dict(
-        source=str(tmp_path / "catalog.json"), aois=[tmp_path / "aoi.geojson"], out=tmp_path / "out",
-        cache=tmp_path / "cache", n_workers=1, threads=1, dask={"direct_to_workers": False}))
-    with ClientHandle(off) as handle:
-        client = handle.get()
-        monkeypatch.setattr(dpickle, "loads", recording)
-        assert float(client.submit(_dataset).result()["a"].sum()) == 1024 * 1024
-        monkeypatch.setattr(dpickle, "loads", loads)
-    assert any(n > 8_000_000 and k == 0 for n, k in received), received
+    return received
 
 
 @pytest.mark.slow  # two clusters
