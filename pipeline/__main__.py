@@ -273,12 +273,9 @@ def _main(argv: Sequence[str] | None, *, early_fork_server: bool = False) -> int
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s", stream=sys.stderr
     )
     logging.getLogger("pipeline").setLevel(logging.INFO)
-    # distributed configures its own loggers at INFO when it is imported: import it first,
-    # then quieten it; the run log says what matters.
-    if args.command in ("monitor", "demo", "train"):
-        import distributed  # noqa: F401
-    for name in ("distributed", "tornado", "bokeh", "fontTools", "weasyprint"):
-        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.ERROR)
+    if args.command in ("demo", "train"):  # monitor: once its AOI files are read (_monitor)
+        _import_distributed(verbose=args.verbose)
+    _quieten_libraries(verbose=args.verbose)
     progress = _console_progress(quiet=args.quiet, verbose=args.verbose)
     args.progress = progress
     warnings_as_log_lines()
@@ -321,6 +318,19 @@ def _run_command(args: argparse.Namespace) -> int:
         return report_error(exc, debug=args.debug, notes=held_notes())
 
 
+def _import_distributed(*, verbose: bool) -> None:
+    """Import ``distributed``, which sets its own loggers to INFO as it is imported, and quieten
+    them again (the run log says what matters)."""
+    import distributed  # noqa: F401
+
+    _quieten_libraries(verbose=verbose)
+
+
+def _quieten_libraries(*, verbose: bool) -> None:
+    for name in ("distributed", "tornado", "bokeh", "fontTools", "weasyprint"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
+
+
 def _console_progress(*, quiet: bool = False, verbose: bool = False) -> Any:
     """The run's progress reporter (a bar on a terminal, else lines; nothing with ``-q``)
     and the console handler of the ``pipeline`` logger, which writes above the bar
@@ -343,10 +353,16 @@ def _monitor(args: argparse.Namespace) -> int:
         "detect.site_model": str(args.model.resolve()) if args.model else None,
     }
     cfg = load_config(args.config, **overrides)
+    # The AOI files are read before the run's modules are imported (seconds): a bad one is
+    # refused in about a second, and no fork server is started for it.
+    from .aoi import read_aois
+
+    aois = read_aois(cfg.aois, max_area_km2=cfg.max_aoi_area_km2)
+    _import_distributed(verbose=args.verbose)
     with _early_fork_server(args, cfg):
         from .run import run_monitor
 
-        report = run_monitor(cfg, progress=args.progress)
+        report = run_monitor(cfg, progress=args.progress, aois=aois)
     return _finish(report)
 
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import rasterio.errors
 from dask.utils import key_split
 from distributed import Future, KilledWorker
@@ -69,6 +70,7 @@ def run_monitor(
     truth: Path | None = None,
     today: dt.date | None = None,
     progress: RunProgress | None = None,
+    aois: gpd.GeoDataFrame | None = None,
 ) -> RunReport:
     """Run every stage for every AOI of ``cfg`` and write the outputs.
 
@@ -84,6 +86,10 @@ def run_monitor(
     progress
         Where per-AOI progress goes (:class:`pipeline.progress.RunProgress`); default:
         lines through the ``pipeline.progress`` logger.
+    aois
+        The AOIs of ``cfg.aois`` as :func:`pipeline.aoi.read_aois` returned them, when the
+        caller has read them already (the command line, to refuse a bad file before it imports
+        this module); default: read now.
 
     Raises
     ------
@@ -97,7 +103,8 @@ def run_monitor(
     """
     t0 = time.perf_counter()
     return_freed_memory()  # this process gives freed memory back, as the workers do (pipeline.heap)
-    aois = read_aois(cfg.aois, max_area_km2=cfg.max_aoi_area_km2)
+    if aois is None:
+        aois = read_aois(cfg.aois, max_area_km2=cfg.max_aoi_area_km2)
     # Per-AOI overrides from the AOI files are bad input like the config: checked now,
     # before anything is written.
     jobs = plan_jobs(aois, cfg, today=today)

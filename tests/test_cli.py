@@ -250,21 +250,23 @@ def test_a_refused_run_stops_the_fork_server_the_command_line_started_early(tmp_
         started.append(multiprocessing.forkserver._forkserver._forkserver_pid)
 
     monkeypatch.setattr(workers, "start_fork_server", start)
-    aoi = tmp_path / "bad.geojson"
-    aoi.write_text("{not json", encoding="utf-8")
+    # refused in the run's pre-flight checks (a bad AOI file is refused before the fork server starts)
+    aoi = scenario.aoi_path
+    source = tmp_path / "gone" / "catalog.json"
     out = tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["pipeline", "monitor", "--config", str(_config(tmp_path)), "--aoi", str(aoi),
-                                      "--source", str(scenario.catalog_path), "--out", str(out)])
+                                      "--source", str(source), "--out", str(out)])
     assert main() == 2
-    assert "bad.geojson" in _one_error_line(capsys.readouterr().err) and not out.exists()
+    assert f"{source} does not exist" in _one_error_line(capsys.readouterr().err) and not out.exists()
     assert len(started) == 1 and started[0] is not None
     # killed and reaped before the command returned: it had forked nothing, and a caller reading
     # the command's output to the end would otherwise wait for its imports
     assert multiprocessing.forkserver._forkserver._forkserver_pid is None and not psutil.pid_exists(started[0])
     # an in-process call with its own arguments (tests, notebooks) starts none
     assert main(["monitor", "--config", str(_config(tmp_path)), "--aoi", str(aoi), "--source",
-                 str(scenario.catalog_path), "--out", str(out)]) == 2
+                 str(source), "--out", str(out)]) == 2
     assert len(started) == 1
+
 
 def test_bad_aoi_override_exits_2_and_writes_nothing(tmp_path: Path, scenario) -> None:
     collection = json.loads(Path(scenario.aoi_path).read_text("utf-8"))
