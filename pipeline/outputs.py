@@ -32,7 +32,7 @@ from .aoi import PARAM_PROPERTIES
 from .bulletin.i18n import N_
 from .config import MonitorConfig, field_unit, threshold_table
 from .crosscheck import crosscheck_production, review_statistics
-from .declared import DeclaredTable, read_declared_production, read_trade, read_windows
+from .declared import CrosscheckTables, DeclaredTable
 from .evaluate import evaluate_sites, read_truth
 from .http import redact_credentials
 from .io import BackgroundWrites, relative_paths, write_csv, write_geojson, write_gpkg, write_json
@@ -94,6 +94,9 @@ class RunInfo:
     truth: Path | None
     t0: float
     dask_info: dict[str, Any]
+    tables: CrosscheckTables
+    """The cross-check's tables, as the run's input checks read them
+    (:func:`pipeline.validate_inputs.preflight_inputs`)."""
 
 
 def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: MonitorConfig, info: RunInfo, *,
@@ -104,7 +107,7 @@ def write_outputs(results: list[AOIResult], aois: gpd.GeoDataFrame, cfg: Monitor
     out_dir = cfg.out_dir
     failures = {r.aoi_id: r.error for r in results if r.error is not None}
     all_sites, activity = site_table(results), activity_table(results)
-    crosscheck, flags, anomalies, declared = _crosscheck(activity, aois, cfg)
+    crosscheck, flags, anomalies, declared = _crosscheck(activity, aois, cfg, info.tables)
     validation = evaluate_sites(all_sites, read_truth(info.truth), aoi=aois) if info.truth is not None else None
 
     # bulletin.reissue: a re-run of a covered period revises that bulletin (pipeline.numbering).
@@ -445,17 +448,16 @@ def archive_bulletin(out_dir: Path, number: int, outputs: dict[str, Path], *, re
 
 
 def _crosscheck(
-    activity: pd.DataFrame, aois: gpd.GeoDataFrame, cfg: MonitorConfig
+    activity: pd.DataFrame, aois: gpd.GeoDataFrame, cfg: MonitorConfig, tables: CrosscheckTables
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, DeclaredTable]:
     """Cross-check the activity against the declared statistics; review the statistics."""
-    declared = read_declared_production(cfg.crosscheck.declared_production)
-    windows = read_windows(cfg.crosscheck.sanctions_windows)
-    trade = read_trade(cfg.crosscheck.trade_statistics)
+    declared, trade = tables.declared, tables.trade
     for table in (declared, trade):
         for rejected in table.rejected:
             log.warning("declared statistics: rejected %s line %s: %s", rejected.file, rejected.line, rejected.reason)
     aoi_table = pd.DataFrame(aois.drop(columns="geometry"))
-    crosscheck, flags = crosscheck_production(activity, aoi_table, declared.good, windows, params=cfg.crosscheck)
+    crosscheck, flags = crosscheck_production(activity, aoi_table, declared.good, tables.windows,
+                                              params=cfg.crosscheck)
     anomalies = review_statistics(declared.good, trade.good, params=cfg.crosscheck)
     return crosscheck, flags, anomalies, declared
 

@@ -110,7 +110,7 @@ def run_monitor(
     jobs = plan_jobs(aois, cfg, today=today)
     models = load_models(jobs)
     start, end, periods = monitoring_period(cfg, today=today)
-    preflight_inputs(cfg, jobs, today=today)  # tables, static catalog, --out, period: before anything runs
+    tables = preflight_inputs(cfg, jobs, today=today)  # tables, static catalog, --out, period: before anything runs
     preflight_source(cfg)
     radar_down = preflight_radar(cfg)
     # Analysts' verdicts (read only; a register that cannot be read is bad input).
@@ -169,7 +169,8 @@ def run_monitor(
                 writes.wait()
                 return failed_run_report(results, cfg.out_dir)  # no numbered bulletin for a failed run
             interrupts.raise_if_interrupted()
-            info = RunInfo(start=start, end=end, periods=periods, truth=truth, t0=t0, dask_info=dask_info)
+            info = RunInfo(start=start, end=end, periods=periods, truth=truth, t0=t0, dask_info=dask_info,
+                           tables=tables)
             return write_outputs(results, aois, cfg, info, writes=writes)
 
 

@@ -48,7 +48,7 @@ from . import search
 from .aoi_radar import radar_source
 from .cache import resolve_cache_dir
 from .config import MonitorConfig
-from .declared import read_declared_production, read_trade, read_windows
+from .declared import CrosscheckTables, DeclaredTable, read_declared_production, read_trade, read_windows
 from .errors import (
     ConfigError,
     DeclaredStatsError,
@@ -87,8 +87,10 @@ _BULLETIN_EDITION = re.compile(r"^bulletin\.[a-z]{2,3}\.(html|pdf)$")
 MAX_CATALOG_DOCUMENTS = 200_000
 
 
-def preflight_inputs(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.date | None = None) -> None:
-    """Every check of the module docstring, in order; the first problem is raised.
+def preflight_inputs(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.date | None = None
+                     ) -> CrosscheckTables:
+    """Every check of the module docstring, in order; the first problem is raised. Returns the
+    cross-check's tables as checked (:func:`check_tables`).
 
     Raises
     ------
@@ -96,9 +98,10 @@ def preflight_inputs(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.da
         One line naming the file, field or item and the fix.
     """
     check_period(cfg, today=today)
-    check_tables(cfg)
+    tables = check_tables(cfg)
     check_out_dir(cfg.out_dir)
     _check_reads(cfg, jobs)
+    return tables
 
 
 def preflight_dry_run(cfg: MonitorConfig, jobs: Sequence[AOIJob], *, today: dt.date | None = None,
@@ -166,31 +169,31 @@ def check_period(cfg: MonitorConfig, *, today: dt.date | None = None) -> None:
         )
 
 
-def check_tables(cfg: MonitorConfig) -> None:
-    """Read and validate the configured declared-production, trade and windows tables; refuse
-    rejected rows. (The shipped tables are package data, checked by the test suite.)"""
+def check_tables(cfg: MonitorConfig) -> CrosscheckTables:
+    """Read and validate the declared-production, trade and windows tables (``crosscheck.*``;
+    the shipped ones where unset); refuse rejected rows of a configured table (the shipped
+    tables are package data, checked by the test suite). Returns the tables as read: the run
+    cross-checks with these, not with a later reading of the files."""
     params = cfg.crosscheck
-    for key, reader in (("declared_production", read_declared_production), ("trade_statistics", read_trade)):
+    tables: dict[str, Any] = {}
+    for key, reader in (("declared_production", read_declared_production), ("trade_statistics", read_trade),
+                        ("sanctions_windows", read_windows)):
         path = getattr(params, key)
-        if path is None:
-            continue
         try:
-            table = reader(path)
+            tables[key] = table = reader(path)
         except DeclaredStatsError as exc:
+            if path is None:
+                raise
             raise DeclaredStatsError(f"crosscheck.{key}: {exc}") from None
-        if table.rejected:
+        if path is not None and isinstance(table, DeclaredTable) and table.rejected:
             first = table.rejected[0]
             more = f" ({len(table.rejected)} rows rejected)" if len(table.rejected) > 1 else ""
             raise DeclaredStatsError(
                 f"crosscheck.{key}: {first.file} line {first.line}: {first.reason}{more}; fix or delete the row: "
                 "a figure left out would read as not declared"
             )
-    if params.sanctions_windows is None:
-        return
-    try:
-        read_windows(params.sanctions_windows)
-    except DeclaredStatsError as exc:
-        raise DeclaredStatsError(f"crosscheck.sanctions_windows: {exc}") from None
+    return CrosscheckTables(declared=tables["declared_production"], trade=tables["trade_statistics"],
+                            windows=tables["sanctions_windows"])
 
 
 def check_out_dir(out_dir: Path) -> None:

@@ -54,7 +54,7 @@ from .periods import parse_period
 from .periods import period_bounds as period_bounds
 from .read import DATA_DIR, read_declared_production, read_trade, read_windows
 from .sources import SourceKind, source_kind, source_kind_label, source_problem
-from .tables import DeclaredTable, RejectedRow
+from .tables import CrosscheckTables, DeclaredTable, RejectedRow
 from .validate import validate_declared, validate_trade, validate_windows
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "TRADE_COLUMNS",
     "WINDOW_COLUMNS",
     "WINDOW_KINDS",
+    "CrosscheckTables",
     "DeclaredTable",
     "RejectedRow",
     "SourceKind",

@@ -36,3 +36,17 @@ class DeclaredTable:
         return pd.DataFrame(
             [(r.file, r.line, r.reason) for r in self.rejected], columns=["file", "line", "reason"]
         )
+
+
+@dataclass(frozen=True)
+class CrosscheckTables:
+    """The three tables a run's cross-check reads (``crosscheck.*``), read once, when the run's
+    input is checked (:func:`pipeline.validate_inputs.check_tables`), and used as read."""
+
+    declared: DeclaredTable
+    """Declared production (``crosscheck.declared_production``)."""
+    trade: DeclaredTable
+    """Trade statistics (``crosscheck.trade_statistics``)."""
+    windows: pd.DataFrame
+    """Sanctions and status windows (``crosscheck.sanctions_windows``; see
+    :func:`pipeline.declared.read_windows`)."""
