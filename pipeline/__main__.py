@@ -222,11 +222,12 @@ def _add_cache(sub: Any) -> None:
     cache = sub.add_parser(
         "cache",
         help="show or free the local cache of AOI windows",
-        description="Show (info) or delete (clear) the window cache: --cache, else cache_dir in "
-        "--config, else $KP_MONITOR_CACHE_DIR, else the user cache directory "
-        "(~/.cache/kp-monitor).",
+        description="Show (info) or delete (clear) the window cache, or delete only the incremental state "
+        "that the latest run of its AOI did not use (prune: superseded confirmation states and composites, "
+        "dates stored under other settings): --cache, else cache_dir in --config, else "
+        "$KP_MONITOR_CACHE_DIR, else the user cache directory (~/.cache/kp-monitor).",
     )
-    cache.add_argument("action", choices=("info", "clear"))
+    cache.add_argument("action", choices=("info", "clear", "prune"))
     cache.add_argument("--cache", type=_path, help="cache folder (overrides config cache_dir)")
     cache.add_argument("--config", type=_path, default=DEFAULT_CONFIG, help="YAML config whose cache_dir to use")
 
@@ -566,13 +567,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _cache(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .sources import cache_clear, cache_info
+    from .sources import cache_clear, cache_info, cache_prune
 
     # The default config may be absent (the package installed elsewhere): then the default
     # cache. A --config the user named must exist, as for every other command.
     use_config = args.config.exists() or args.config != DEFAULT_CONFIG
     cache_dir = args.cache.resolve() if args.cache else (load_config(args.config).cache_dir if use_config else None)
-    print(cache_info(cache_dir) if args.action == "info" else cache_clear(cache_dir))
+    action = {"info": cache_info, "clear": cache_clear, "prune": cache_prune}[args.action]
+    print(action(cache_dir))
     return 0
 
 

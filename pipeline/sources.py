@@ -2,6 +2,7 @@
 
 - ``python -m pipeline cache info [--cache DIR] [--config FILE]`` -> :func:`cache_info`
 - ``python -m pipeline cache clear [--cache DIR] [--config FILE]`` -> :func:`cache_clear`
+- ``python -m pipeline cache prune [--cache DIR] [--config FILE]`` -> :func:`cache_prune`
 - ``python -m pipeline sources check [--config FILE]`` -> :func:`check_sources` +
   :func:`format_source_checks`
 
@@ -27,8 +28,9 @@ from .errors import ConfigError
 from .http import redact, scrub
 from .providers import SourceCheck, get_provider, provider_kind
 from .search import collections_text
+from .state import unused_entries
 
-__all__ = ["cache_clear", "cache_info", "check_sources", "format_source_checks"]
+__all__ = ["cache_clear", "cache_info", "cache_prune", "check_sources", "format_source_checks"]
 
 #: A lock younger than this belongs to a run in progress: ``cache clear`` leaves its item.
 _ACTIVE_LOCK_S = 600.0
@@ -67,6 +69,10 @@ def cache_info(cache_dir: str | Path | None = None) -> str:
     if state.files:
         lines.append(f"  state:     {state.files} file(s) of masked-cube blocks and composites (incremental runs), "
                      f"{_human(state.bytes)}")
+        unused = _unused_state(root)
+        if unused.files:
+            lines.append(f"  unused:    {unused.files} file(s), {_human(unused.bytes)} of that state the latest run of "
+                         "its AOI did not use (cache prune removes them)")
     if busy:
         lines.append("  in use:    by a running command (monitor, train or demo): cache clear refuses until it ends")
     if leftovers.files and busy:
@@ -104,6 +110,59 @@ def cache_clear(cache_dir: str | Path | None = None) -> str:
             raise ConfigError(f"cache {root} is in use by a running command (monitor, train or demo); run cache "
                               "clear once it has finished")
         return _clear(root)
+
+
+def cache_prune(cache_dir: str | Path | None = None) -> str:
+    """Delete the incremental state that the latest run of its AOI (on its grid) did not use:
+    confirmation states and composite windows later runs superseded, blocks of dates under
+    other settings (:func:`pipeline.state.unused_entries`). The windows, products and what
+    each AOI's next quarterly run reuses stay. Return one line saying what was freed.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`cache_clear`: not a kp-monitor cache, a file, or in use by a running command.
+    """
+    root = resolve_cache_dir(cache_dir)
+    if not root.exists():
+        return f"cache {root} is empty: nothing to prune"
+    if not root.is_dir():
+        raise ConfigError(f"cache folder {root} is a file, not a folder; pass --cache (or cache_dir) a folder")
+    if not (root / CACHEDIR_TAG).exists():
+        raise ConfigError(f"{root} has no {CACHEDIR_TAG}: not a kp-monitor cache; refusing to delete from it "
+                          f"(pass --cache the folder set as cache_dir)")
+    with cache_unused(root) as unused:
+        if not unused:
+            raise ConfigError(f"cache {root} is in use by a running command (monitor, train or demo); run cache "
+                              "prune once it has finished")
+        freed, unknown = _Usage(), 0
+        for folder in _state_folders(root):
+            entries = unused_entries(folder)
+            if entries is None:
+                unknown += 1
+                continue
+            for entry in entries:
+                freed = freed + _usage(entry, "*")
+                shutil.rmtree(entry, ignore_errors=True)
+    line = f"pruned {root}: freed {_human(freed.bytes)} in {freed.files} file(s) of unused incremental state"
+    if unknown:
+        line += (f"; kept {unknown} AOI state folder(s) with no record of their latest run (a run on them writes "
+                 "one; cache clear removes everything)")
+    return line
+
+
+def _state_folders(root: Path) -> list[Path]:
+    base = root / "state"
+    return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) if base.is_dir() else []
+
+
+def _unused_state(root: Path) -> _Usage:
+    """Files and bytes :func:`cache_prune` would free."""
+    total = _Usage()
+    for folder in _state_folders(root):
+        for entry in unused_entries(folder) or ():
+            total = total + _usage(entry, "*")
+    return total
 
 
 def _clear(root: Path) -> str:

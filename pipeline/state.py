@@ -51,6 +51,7 @@ Entries of the layout before Zarr (``.npy`` files, :data:`STATE_VERSION` 2) are 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import operator
@@ -70,15 +71,21 @@ from dask.highlevelgraph import HighLevelGraph
 
 from . import zarr_chunks
 from .config import MonitorConfig
+from .io import atomic_path
 from .zarr_chunks import ArraySpec
 
-__all__ = ["STATE_VERSION", "BlockWriter", "DateLocation", "StateStore", "composites_digest", "dates_digest",
-           "detection_digest", "read_state", "write_window"]
+__all__ = ["LATEST_RUN_FILE", "STATE_VERSION", "BlockWriter", "DateLocation", "StateStore", "composites_digest",
+           "dates_digest", "detection_digest", "read_state", "unused_entries", "write_window"]
 
 #: Bumped whenever the arithmetic or layout behind a stored entry changes: old entries stop
 #: matching. 3: Zarr groups (2: the same blocks of masked cubes in ``.npy`` files; 1: per-date
 #: indices, one file per date).
 STATE_VERSION = "3"
+#: In each AOI's state folder: the entries the latest run that committed there used
+#: (:meth:`StateStore.commit`), which ``cache prune`` keeps (:func:`unused_entries`).
+LATEST_RUN_FILE = "latest-run.json"
+#: The folders of entries in an AOI's state folder.
+_ENTRY_KINDS = ("blocks", "composites", "detect")
 
 def _create_arrays(folder: Path, dtypes: Mapping[str, str], shape: tuple[int, ...],
                    chunks: tuple[int, ...], attrs: Mapping[str, Any]) -> None:
@@ -210,6 +217,7 @@ class StateStore:
         self._pending: list[tuple[Path, Path]] = []
         self._index: dict[str, DateLocation] | None = None
         self._expected: dict[str, int] = {}  # temporary block -> spatial chunks to be written
+        self._used: set[str] = set()  # entries this run reads or writes ("blocks/<name>", ...)
 
     def _ensure(self) -> None:
         # the cache folder carries CACHEDIR.TAG, so ``cache clear`` accepts it
@@ -224,9 +232,12 @@ class StateStore:
         return _sha({"items": fingerprint, "digest": digest})[:24]
 
     def locate(self, keys: Sequence[str]) -> list[DateLocation | None]:
-        """Where each date is stored, ``None`` for a date not stored."""
+        """Where each date is stored, ``None`` for a date not stored. The blocks that hold them
+        count as used by this run (:meth:`commit`), whether or not it reads them."""
         index = self._read_index()
-        return [index.get(k) for k in keys]
+        found = [index.get(k) for k in keys]
+        self._used.update(f"blocks/{loc.block}" for loc in found if loc is not None)
+        return found
 
     def has_date(self, key: str) -> bool:
         return key in self._read_index()
@@ -307,6 +318,7 @@ class StateStore:
         _create_arrays(tmp, dtypes, (len(keys), *shape), (len(keys), chunks[0][0], chunks[1][0]),
                        {"dates": dates, "vars": dict(dtypes), "shape": [len(keys), *shape]})
         self._pending.append((tmp, final))
+        self._used.add(f"blocks/{block}")
         n_chunks = len(chunks[0]) * len(chunks[1])
         self._expected[str(tmp)] = n_chunks
         return BlockWriter(str(tmp), n_chunks)
@@ -350,6 +362,7 @@ class StateStore:
         for n in range(len(chain) - 1, 0, -1):
             folder = self.root / "detect" / chain[n]
             if zarr_chunks.is_group(folder):
+                self._used.add(f"detect/{chain[n]}")
                 return n, str(folder)
         return 0, None
 
@@ -364,6 +377,7 @@ class StateStore:
         tmp.mkdir(parents=True)
         _create_arrays(tmp, dtypes, shape, (chunks[0][0], chunks[1][0]), {"vars": dict(dtypes), "shape": list(shape)})
         self._pending.append((tmp, final))
+        self._used.add(f"detect/{key}")
         n_chunks = len(chunks[0]) * len(chunks[1])
         self._expected[str(tmp)] = n_chunks
         return BlockWriter(str(tmp), n_chunks)
@@ -377,6 +391,7 @@ class StateStore:
         folder = self.root / "composites" / key
         if not zarr_chunks.is_group(folder):
             return None
+        self._used.add(f"composites/{key}")
         return _read_dataset(folder)
 
     def write_composite(self, key: str, ds: xr.Dataset) -> None:
@@ -386,12 +401,15 @@ class StateStore:
         tmp = final.with_name(f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         _write_dataset(ds, tmp)
         self._pending.append((tmp, final))
+        self._used.add(f"composites/{key}")
 
     # ------------------------------------------------------------------ transactions
 
     def commit(self) -> None:
         """Move every staged entry into place (an entry another run wrote meanwhile wins). A
-        block not completely written (a chunk no output needed) is dropped, not committed."""
+        block not completely written (a chunk no output needed) is dropped, not committed.
+        Then record, in :data:`LATEST_RUN_FILE`, every entry this run used: the blocks holding
+        its dates, the confirmation states it resumed from and kept, its composite windows."""
         for tmp, final in self._pending:
             expected = self._expected.pop(str(tmp), None)
             if expected is not None:
@@ -407,6 +425,15 @@ class StateStore:
                 shutil.rmtree(tmp, ignore_errors=True)
         self._pending.clear()
         self._index = None
+        self._record_use()
+
+    def _record_use(self) -> None:
+        if not self.root.is_dir():  # nothing stored or used (a run with no dates to store)
+            return
+        used = sorted(name for name in self._used if (self.root / name).is_dir())
+        record = {"written_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "entries": used}
+        with atomic_path(self.root / LATEST_RUN_FILE, suffix=".tmp") as tmp:
+            tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
 
     def discard(self) -> None:
         """Remove staged entries (the computation failed)."""
@@ -414,6 +441,30 @@ class StateStore:
             shutil.rmtree(tmp, ignore_errors=True)
         self._pending.clear()
         self._expected.clear()
+
+
+# --------------------------------------------------------------------------- pruning
+
+
+def unused_entries(folder: Path) -> list[Path] | None:
+    """The entries of the AOI state folder ``folder`` (``<cache>/state/<aoi_id>-<grid>``) that
+    the latest run committing there did not use (:data:`LATEST_RUN_FILE`): superseded
+    confirmation states and composite windows, and blocks of dates no longer searched or
+    stored under other settings. ``None`` when the folder has no readable record (written
+    before there was one, or by a run that never committed): nothing there can be told apart.
+    Temporaries (names starting with ``.``) are not listed."""
+    try:
+        record = json.loads((folder / LATEST_RUN_FILE).read_text(encoding="utf-8"))
+        used = set(record["entries"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    unused: list[Path] = []
+    for kind in _ENTRY_KINDS:
+        base = folder / kind
+        if base.is_dir():
+            unused.extend(p for p in sorted(base.iterdir())
+                          if not p.name.startswith(".") and f"{kind}/{p.name}" not in used)
+    return unused
 
 
 # --------------------------------------------------------------------------- helpers

@@ -48,7 +48,7 @@ def _n_dates(scenario: ScenarioResult, first: str, last: str) -> int:
     return int(((days >= first) & (days <= last)).sum())
 
 
-@pytest.mark.slow  # five whole runs (a few minutes on 2 shared cores)
+@pytest.mark.slow  # seven whole runs (a few minutes on 2 shared cores)
 def test_one_more_quarter_computes_only_the_new_dates(scenario: ScenarioResult, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first = _run(scenario, tmp_path / "q4", cache, end="2022-12-31")
@@ -77,6 +77,20 @@ def test_one_more_quarter_computes_only_the_new_dates(scenario: ScenarioResult, 
     # Same outputs as a full run, and as a run without any state.
     assert data_files(tmp_path / "q1") == data_files(tmp_path / "full") == data_files(off_out)
     assert json.loads((tmp_path / "full" / "sites.geojson").read_text())["features"]
+
+    # `cache prune` removes what the re-run superseded (the first run's windows that the new
+    # quarter extends; the confirmation state the re-run resumed from stays until the next
+    # one); the same run again then still computes nothing and writes the same files.
+    from pipeline.sources import cache_prune
+
+    (folder,) = (cache / "state").iterdir()
+    before = {p.relative_to(folder) for p in folder.glob("*/*")}
+    assert "freed 0 B" not in cache_prune(cache)
+    removed = before - {p.relative_to(folder) for p in folder.glob("*/*")}
+    assert {p.parts[0] for p in removed} == {"composites"} and len(list(folder.glob("detect/*"))) == 2
+    same = _run(scenario, tmp_path / "same", cache, end="2023-03-31")
+    assert same["dates_computed"] == same["composites_computed"] == same["detection_dates_stepped"] == 0
+    assert data_files(tmp_path / "same") == data_files(tmp_path / "full")
 
     # A detection threshold: nothing stored depends on it.
     tuned = _run(scenario, tmp_path / "tuned", cache, end="2023-03-31", detect={"ndvi_drop_min": 0.3})
@@ -274,3 +288,63 @@ def test_the_state_line_says_why_detection_runs_over_every_date(tmp_path: Path) 
     assert _detection_note(store, None, 0, 15) == ("detection runs over all 15 monitoring date(s): no stored "
                                                    "confirmation state (none stored matches these detect.* "
                                                    "settings, baseline and dates)")
+
+
+def test_prune_removes_the_state_the_latest_run_did_not_use(tmp_path: Path) -> None:
+    """A commit records the entries its run used (the blocks of its dates, read or not, the
+    confirmation states it resumed from and kept, its composite windows); ``cache prune``
+    removes the others of that AOI folder, keeps temporaries and folders with no record, and
+    refuses while a run holds the cache."""
+    import dask
+
+    from pipeline.cache_use import cache_in_use
+    from pipeline.errors import ConfigError
+    from pipeline.sources import cache_info, cache_prune
+    from pipeline.state import LATEST_RUN_FILE, unused_entries
+
+    days = np.arange("2023-01-01", "2023-01-04", dtype="datetime64[D]").astype("datetime64[ns]")
+    values = {"red": np.ones((3, 2, 2), "float32")}
+    chunks = ((2,), (2,))
+    composite = xr.Dataset({"red": (("composite", "y", "x"), np.ones((1, 2, 2), "float32"))})
+
+    def one_run(keys: list[str], detect_key: str, composite_key: str) -> StateStore:
+        store = StateStore(tmp_path, aoi_id="a", grid="g")
+        where = store.locate(keys)
+        new = [k for k, w in zip(keys, where, strict=True) if w is None]
+        if new:
+            cube = _write_block(store, new, days[:len(new)], {"red": values["red"][:len(new)]}, chunks)
+            dask.compute(cube["red"])
+        store.find_detection(["root", "d-old", "d-new"])
+        writer = store.new_detection(detect_key, (2, 2), {"n": "int16"}, chunks=chunks)
+        writer.write(slice(0, 2), slice(0, 2), {"n": np.zeros((2, 2), "int16")})
+        writer.mark(0, 0)
+        if store.read_composite(composite_key) is None:
+            store.write_composite(composite_key, composite)
+        store.commit()
+        return store
+
+    root = one_run(["k1", "k2"], "d-old", "c-old").root
+    record = json.loads((root / LATEST_RUN_FILE).read_text())
+    assert [e.split("/")[0] for e in record["entries"]] == ["blocks", "composites", "detect"]
+    assert unused_entries(root) == []
+    # A second run: one more date (a new block; the first block holds its other dates), the
+    # confirmation state resumed from "d-old" and the new one kept, another composite window.
+    one_run(["k1", "k2", "k3"], "d-new", "c-new")
+    assert {p.name for p in unused_entries(root) or []} == {"c-old"}
+    # A third, like the second: "d-old" is superseded now.
+    one_run(["k1", "k2", "k3"], "d-newer", "c-new")
+    assert {f"{p.parent.name}/{p.name}" for p in unused_entries(root) or []} == {"composites/c-old", "detect/d-old"}
+    assert "cache prune removes them" in cache_info(tmp_path)
+    (root / "detect" / ".d-dead.123.tmp").mkdir()  # a dead run's temporary: not an entry
+    unrecorded = tmp_path / "state" / "b-g"  # state of a run that never committed
+    (unrecorded / "detect" / "d-x").mkdir(parents=True)
+    with cache_in_use(tmp_path), pytest.raises(ConfigError, match="in use by a running command"):
+        cache_prune(tmp_path)
+    line = cache_prune(tmp_path)
+    assert line.startswith(f"pruned {tmp_path}: freed ") and "kept 1 AOI state folder(s) with no record" in line
+    assert sorted(p.name for p in (root / "detect").iterdir()) == [".d-dead.123.tmp", "d-new", "d-newer"]
+    assert sorted(p.name for p in (root / "composites").iterdir()) == ["c-new"]
+    assert len(list((root / "blocks").iterdir())) == 2 and (unrecorded / "detect" / "d-x").is_dir()
+    assert "unused:" not in cache_info(tmp_path)
+    # Both blocks still serve every date.
+    assert all(StateStore(tmp_path, aoi_id="a", grid="g").locate(["k1", "k2", "k3"]))
