@@ -116,10 +116,21 @@ def unreadable_imagery_message(exc: BaseException) -> str:
     >>> unreadable_imagery_message(Exception("RasterioIOError('b.tif (band 1) could not be decoded')"))[:63]
     'reading imagery failed: b.tif (band 1) could not be decoded; re'
     """
+    return (f"reading imagery failed: {unreadable_imagery_text(exc)[:300]}; restore or re-fetch the file named (a "
+            "cached window: `cache clear`)")
+
+
+def unreadable_imagery_text(exc: BaseException) -> str:
+    """The message of an :func:`unreadable_imagery` error on one line, without the repr
+    ``distributed`` wraps it in.
+
+    >>> unreadable_imagery_text(Exception("RasterioIOError('b.tif (band 1) could not be decoded')"))
+    'b.tif (band 1) could not be decoded'
+    """
     text = " ".join(str(exc).split())
     if type(exc) is Exception and text.startswith("RasterioIOError(") and text.endswith(")"):
         text = text.removeprefix("RasterioIOError(").removesuffix(")").strip("'\"")
-    return f"reading imagery failed: {text[:300]}; restore or re-fetch the file named (a cached window: `cache clear`)"
+    return text
 
 
 def failure_kind(exc: BaseException) -> str:

@@ -19,6 +19,7 @@ import datetime as dt
 import importlib.util
 import logging
 import queue
+import re
 import threading
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from distributed import Future, KilledWorker
 from . import acquire, interrupts, search
 from .aoi import read_aois
 from .aoi_radar import radar_source
-from .cache import resolve_cache_dir
+from .cache import ItemFailure, resolve_cache_dir
 from .cache_use import cache_in_use
 from .classify import SiteModel, feature_spec, load_site_model
 from .cluster import ClientHandle, configure_workers, dashboard_link, dask_client, worker_work
@@ -44,6 +45,7 @@ from .errors import (
     failure_kind,
     unreadable_imagery,
     unreadable_imagery_message,
+    unreadable_imagery_text,
 )
 from .gil import responsive
 from .graphs import optimise
@@ -227,7 +229,7 @@ def run_aois(
         try:
             with acquire.gdal_env(gdal_options or {}):
                 prepared = prepare_aoi(job, radar_down=radar_down, model=models.get(job.cfg.detect.site_model),
-                                       result=result, progress=progress)
+                                       result=result, progress=progress, skip=skips.get(i))
             submission = optimise(prepared.lazy)  # on the client, while a local cluster may still start
             outs = submission.submit(cluster())  # the graph is ready: now it needs the cluster
         except MonitorError as exc:
@@ -255,6 +257,19 @@ def run_aois(
         for fut in futures:
             fut.add_done_callback(done)
 
+    def prepare_again(i: int, job: AOIJob) -> None:  # in the AOI's slot, which it still holds
+        if stop.is_set():
+            return
+        try:
+            prepare_one(i, job)
+        except BaseException as exc:  # noqa: BLE001 - as in prepare()
+            events.put(("bug", i, exc))
+
+    # Not in the pool: its threads may all be waiting for a slot, and this AOI holds one.
+    again_threads: list[threading.Thread] = []
+
+    # items each AOI leaves out because an image of theirs could not be decoded (then computed again)
+    skips: dict[int, dict[str, ItemFailure]] = {}
     submitted: dict[int, tuple[PreparedAOI, list[Any], SchedulerProgress, float]] = {}
     pool = concurrent.futures.ThreadPoolExecutor(max(1, min(in_flight, len(jobs))), thread_name_prefix="kp-aoi")
     try:
@@ -269,6 +284,7 @@ def run_aois(
                 submitted[i] = payload
                 continue
             failure: str | None = None  # the kind, when exc alone does not tell it
+            again = False  # computed again without an item whose image cannot be decoded
             if kind == "failed":
                 result, exc = payload
             else:
@@ -286,6 +302,8 @@ def run_aois(
                     # be decoded (corrupt tiles): bad data, not a bug; this AOI fails, not the run.
                     exc = err
                     prepared.abandon()
+                    again = isinstance(err, rasterio.errors.RasterioIOError) and skip_unreadable(
+                        prepared, unreadable_imagery_text(err), skips.setdefault(i, {}))
                 except KilledWorker as err:  # resources, not a bug: this AOI fails, not the run
                     exc = ResourcesError(killed_workers_message(err, prepared.job.cfg))
                     prepared.abandon()
@@ -296,8 +314,14 @@ def run_aois(
                     exc = MonitorError(unreadable_imagery_message(err))
                     failure = "imagery_unreadable"
                     prepared.abandon()
+                    again = skip_unreadable(prepared, unreadable_imagery_text(err), skips.setdefault(i, {}))
                 finally:
                     cluster().cancel(futures)
+            if again:  # the same AOI without that item: its slot stays taken, it is not done yet
+                thread = threading.Thread(target=prepare_again, args=(i, jobs[i]), name="kp-aoi-again", daemon=True)
+                again_threads.append(thread)
+                thread.start()
+                continue
             if exc is not None:
                 result.error = " ".join(str(exc).split())
                 result.failure = failure or failure_kind(exc)
@@ -316,8 +340,33 @@ def run_aois(
         for _ in range(len(jobs)):
             slots.release()  # unblock preparers still waiting, so the pool can shut down
         pool.shutdown(wait=True)
+        for thread in again_threads:
+            thread.join()
     assert all(r is not None for r in results)
     return [r for r in results if r is not None]
+
+
+def skip_unreadable(prepared: PreparedAOI, message: str, skipped: dict[str, ItemFailure]) -> bool:
+    """Whether the AOI of ``prepared``, whose computation failed with ``message`` (an image that
+    cannot be decoded, named by :mod:`pipeline.read_errors`), is to be computed again without
+    the item of that image: the file is one of the item's assets, the AOI has skipped fewer
+    than ``acquire.max_unreadable_items`` such items, and others are left. The item is then
+    added to ``skipped`` (by id, with the reason) and a warning logged."""
+    job = prepared.job
+    if len(skipped) >= job.cfg.acquire.max_unreadable_items or len(prepared.cube.items) < 2:
+        return False
+    for item in prepared.cube.items:
+        for band, asset in item.assets.items():
+            path = asset.href.removeprefix("file://")
+            if path and re.search(rf"(^|[\s'\"]){re.escape(path)}($|[\s'\"(:;])", message):
+                if item.id in skipped:
+                    return False
+                skipped[item.id] = ItemFailure(item.id, band, path, message[:300])
+                log.warning("AOI %s: item %s left out, its %s image could not be decoded (%d of at most %d); "
+                            "computing the AOI again without it", job.aoi_id, item.id, band, len(skipped),
+                            job.cfg.acquire.max_unreadable_items)
+                return True
+    return False
 
 
 def killed_workers_message(exc: KilledWorker, cfg: MonitorConfig) -> str:

@@ -114,7 +114,8 @@ def read_state(folder: str | Path, fields: Sequence[str], ysl: slice, xsl: slice
 def dates_digest(cfg: MonitorConfig, *, grid: str) -> str:
     """Digest of the settings that shape a stored date (see the module docstring)."""
     acquire = cfg.acquire.model_dump(mode="json")
-    for key in ("chunk_px", "fetch_threads"):  # chunking and fetch concurrency change no value
+    # chunking, fetch concurrency and how many undecodable items to skip change no stored value
+    for key in ("chunk_px", "fetch_threads", "max_unreadable_items"):
         acquire.pop(key, None)
     blob = {"v": STATE_VERSION, "grid": grid, "acquire": acquire,
             "scl": list(cfg.preprocess.scl_mask_classes), "buffer": cfg.preprocess.cloud_buffer_px}

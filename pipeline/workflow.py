@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from .aoi_radar import open_aoi_radar, open_radar_or_none, radar_source
 from .aoi_records import COMPOSITES_DIR, applied_thresholds, composite_records, rgb_view
 from .aoi_records import season_views as _season_views
 from .aoi_windows import SEARCH_LOCK, localise_aoi
+from .cache import ItemFailure
 from .candidates import AOICandidates, aoi_candidates, classify_candidates
 from .classify import SiteModel, feature_rasters, model_summary, radar_rasters
 from .composites import CompositeView
@@ -261,10 +262,13 @@ def prepare_aoi(
     model: SiteModel | None = None,
     result: AOIResult | None = None,
     progress: Any = None,
+    skip: Mapping[str, ItemFailure] | None = None,
 ) -> PreparedAOI:
     """Search, fetch and build one AOI's lazy graph (:class:`PreparedAOI`); nothing is computed.
 
     ``progress``: a :class:`pipeline.progress.RunProgress` told the search and fetch counts.
+    ``skip``: items left out (by id), each with why (an earlier computation could not decode
+    one of its images): listed with the items that could not be fetched.
 
     Raises
     ------
@@ -272,7 +276,7 @@ def prepare_aoi(
         No scenes, unreachable source, no baseline, ...: the AOI fails, not the run.
     """
     result = result if result is not None else AOIResult.for_job(job)
-    cube = open_aoi_scenes(job, result=result, progress=progress)
+    cube = open_aoi_scenes(job, result=result, progress=progress, skip=skip)
     scored_radar = None
     if job.cfg.radar.enabled:
         scored_radar, _ = open_radar_or_none(job, grid=cube.grid, result=result, down=radar_down)
@@ -363,7 +367,8 @@ def finish_aoi(
     return result
 
 
-def open_aoi_scenes(job: AOIJob, *, result: AOIResult | None = None, progress: Any = None) -> AOIScenes:
+def open_aoi_scenes(job: AOIJob, *, result: AOIResult | None = None, progress: Any = None,
+                    skip: Mapping[str, ItemFailure] | None = None) -> AOIScenes:
     """Search, cache the AOI windows, and open one AOI's lazy cloud-masked cube.
 
     The first half of every AOI's processing, shared by :func:`run_aoi` and the notebooks
@@ -372,7 +377,8 @@ def open_aoi_scenes(job: AOIJob, *, result: AOIResult | None = None, progress: A
     timings are recorded on it as they come (an AOI that fails later still reports what
     was found). ``progress`` (a :class:`pipeline.progress.RunProgress`) is told the items
     found and the items fetched. Only the search and the window cache touch the source;
-    nothing is done.
+    nothing is done. Items whose id is in ``skip`` are left out after the search, each listed
+    with its reason among the skipped items.
     """
     result = result if result is not None else AOIResult(aoi_id=job.aoi_id, row={})
     cfg = job.cfg
@@ -386,6 +392,9 @@ def open_aoi_scenes(job: AOIJob, *, result: AOIResult | None = None, progress: A
         items = search.search_items(
             job.geometry, job.search_start, job.end, source=cfg.source, params=cfg.search, bands=bands
         )
+    left_out = [skip[it.id] for it in items if skip and it.id in skip]
+    if left_out:
+        items = [it for it in items if it.id not in (skip or {})]
     result.items = items
     result.timings["search_s"] = time.perf_counter() - tick
     log.info("AOI %s: %d items %s..%s", job.aoi_id, len(items), job.search_start, job.end)
@@ -401,7 +410,8 @@ def open_aoi_scenes(job: AOIJob, *, result: AOIResult | None = None, progress: A
             progress.update(job.aoi_id, "fetch", done, total, unit="items")
 
         on_item(0, len(items))
-    items, skipped = localise_aoi(items, cfg, source=cfg.source, grid=grid, bands=bands, on_item=on_item)
+    items, fetch_failed = localise_aoi(items, cfg, source=cfg.source, grid=grid, bands=bands, on_item=on_item)
+    skipped = [*left_out, *fetch_failed]
     used = {it.id for it in items}
     result.items = [it for it in result.items if it.id in used]
     result.timings["fetch_s"] = time.perf_counter() - tick

@@ -18,7 +18,8 @@ def test_an_image_corrupted_after_its_check_fails_its_aoi_not_the_run(tmp_path: 
     """An outside tester zero-filled a band file of a local catalog after a run had checked it,
     keeping its size and time: the next run ended with "internal error ... this is a bug"
     (the worker's RasterioIOError came back from ``distributed`` as a plain Exception). The AOI
-    fails, as for any unreadable imagery: exit 1, one line, the bulletin says what kind."""
+    fails, as for any unreadable imagery: exit 1, one line, the bulletin says what kind (after
+    leaving out as many items as ``acquire.max_unreadable_items`` allows: every item is damaged)."""
     scenario = write_scenario(tmp_path / "scenario", SMALL_SPEC)
     cache = tmp_path / "cache"
 
@@ -49,6 +50,8 @@ def test_an_image_corrupted_after_its_check_fails_its_aoi_not_the_run(tmp_path: 
     assert "internal error" not in err and "this is a bug" not in err, err
     failed = [ln for ln in err.splitlines() if ln.startswith("failed:")]
     assert len(failed) == 1 and "reading imagery failed" in failed[0] and band.name in failed[0], err
+    # every item's red band is damaged: it left out acquire.max_unreadable_items (3) of them first
+    assert err.count("could not be decoded (1 of at most 3)") == 1 and "(3 of at most 3)" in err, err
     assert not (tmp_path / "second" / "manifest.json").exists()  # a run in which no AOI succeeded publishes nothing
 
 
@@ -78,3 +81,45 @@ def test_an_undecodable_tile_names_its_file(tmp_path: Path) -> None:
         fh.write(b"\xff" * 64)
     with pytest.raises(rasterio.errors.RasterioIOError, match=f"^{path} \\(band 1\\) could not be decoded: "):
         _rio.rio_read(RasterSource(str(path), band=1), RasterLoadParams(dtype="uint16"), geobox)
+
+
+def _damage_first_tile(path: Path) -> None:
+    """Overwrite the start of the band file's first tile, keeping its header, tile index and size."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        offset = int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1))
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(b"\xff" * 64)
+
+
+def test_an_item_whose_image_cannot_be_decoded_is_left_out(tmp_path: Path) -> None:
+    """One date's red band has a damaged tile (header and tile index intact: the fetch's checks
+    pass it). The AOI is computed again without that item, which the manifest lists with the
+    reason; with ``acquire.max_unreadable_items: 0`` the AOI fails naming the file, as before."""
+    scenario = write_scenario(tmp_path / "scenario", SMALL_SPEC)
+    # a date in the run's monitoring period (2022-10-01..2023-03-31)
+    bands = [p for p in sorted(scenario.catalog_path.parent.rglob("B04.tif"))
+             if "20221101" <= p.parent.name.split("_")[2] <= "20230301"]
+    damaged = bands[len(bands) // 2]
+    _damage_first_tile(damaged)
+    item_id = json.loads(next(damaged.parent.glob("*.json")).read_text("utf-8"))["id"]
+
+    def monitor(out: str, **sections: dict) -> tuple[int, str, Path]:
+        raw = config_dict(source=str(scenario.catalog_path), aois=[Path(scenario.aoi_path)], out=tmp_path / out,
+                          cache=tmp_path / f"cache-{out}", **sections)
+        res = run_in_process(tmp_path, "-q", "monitor", "--config", str(write_config(tmp_path / f"{out}.yaml", raw)))
+        return res.returncode, res.stderr, tmp_path / out
+
+    code, err, out = monitor("skip")
+    assert code == 0, err
+    (aoi,) = json.loads((out / "manifest.json").read_text("utf-8"))["aois"].values()
+    (skipped,) = aoi["skipped_items"]
+    assert skipped.startswith(f"item {item_id} band red (") and "B04.tif (band 1) could not be decoded" in skipped
+    assert item_id not in {i["id"] if isinstance(i, dict) else i for i in aoi.get("items", [])}
+
+    code, err, out = monitor("strict", acquire={"max_unreadable_items": 0})
+    assert code == 1, err
+    (failed,) = [ln for ln in err.splitlines() if ln.startswith("failed:")]
+    assert "reading imagery failed" in failed and str(damaged) in failed, err

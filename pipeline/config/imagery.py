@@ -137,6 +137,14 @@ class AcquireParams(_Section):
     ``docs/scaling.md``, "Fetch concurrency over a slow store"). With several AOIs in flight
     (``dask.aois_in_flight``) the threads multiply. Changes no value (not part of the state's
     digests)."""
+    max_unreadable_items: int = Field(default=3, ge=0, le=100)
+    """Items an AOI skips when an image of theirs cannot be decoded during the computation (a
+    damaged tile that passed the checks of the fetch, in a local archive or the window cache):
+    the AOI is computed again without the item, which is listed with the reason in
+    ``manifest.json`` (``skipped_items``), as the items that could not be fetched are. One more
+    and the AOI fails, naming the file. 0: fail at the first. Each skip computes the AOI again
+    (only its new dates, with incremental state). Changes no value of the other items (not
+    part of the state's digests)."""
 
     @field_validator("bands")
     @classmethod
