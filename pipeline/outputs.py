@@ -518,6 +518,7 @@ def _aoi_report(r: AOIResult, new_since: Sequence[str], previous: dict[str, str]
         season_views=r.season_views,
         uncovered_frac=r.uncovered_frac,
         coverage_warning=r.coverage_warning,
+        skipped_items=len(r.skipped),
         confirmable_frac=r.confirmable_frac,
         confirmations=r.confirmations,
         participant_outside=r.participant_outside,

@@ -114,10 +114,16 @@ def test_an_item_whose_image_cannot_be_decoded_is_left_out(tmp_path: Path) -> No
 
     code, err, out = monitor("skip")
     assert code == 0, err
-    (aoi,) = json.loads((out / "manifest.json").read_text("utf-8"))["aois"].values()
+    manifest = json.loads((out / "manifest.json").read_text("utf-8"))
+    (aoi,) = manifest["aois"].values()
     (skipped,) = aoi["skipped_items"]
     assert skipped.startswith(f"item {item_id} band red (") and "B04.tif (band 1) could not be decoded" in skipped
-    assert item_id not in {i["id"] if isinstance(i, dict) else i for i in aoi.get("items", [])}
+    used = {item["id"] for item in manifest["items"]}
+    assert item_id not in used and len(used) == aoi["n_items"] > 0
+    # the bulletin says so, in the AOI's section
+    html = (out / "bulletin.html").read_text("utf-8")
+    assert ("1 item found for this area of interest was left out: its imagery could not be read. It is listed, "
+            "with the reason, in manifest.json (skipped_items).") in html
 
     code, err, out = monitor("strict", acquire={"max_unreadable_items": 0})
     assert code == 1, err

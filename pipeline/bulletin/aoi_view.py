@@ -61,6 +61,20 @@ def coverage_text(uncovered_frac: float) -> str:
              share=_pct(uncovered_frac))
 
 
+def skipped_text(n_items: int) -> str:
+    """One sentence on the items of an AOI left out because their imagery could not be read.
+
+    >>> import textwrap
+    >>> print(textwrap.fill(skipped_text(2), 88))
+    2 items found for this area of interest were left out: their imagery could not be read.
+    Each is listed, with the reason, in manifest.json (skipped_items).
+    """
+    return ngettext("{n} item found for this area of interest was left out: its imagery could not be read. "
+                    "It is listed, with the reason, in manifest.json (skipped_items).",
+                    "{n} items found for this area of interest were left out: their imagery could not be read. "
+                    "Each is listed, with the reason, in manifest.json (skipped_items).", n_items)
+
+
 def _aoi_view(report: AOIReport, save: SaveFigure, *, max_chips: int = MAX_CHIPS) -> dict[str, Any]:
     """Format one AOI for the template; renders and saves its figures via ``save``."""
     slug = _slug(report.aoi_id)
@@ -103,6 +117,7 @@ def _aoi_header(
         "evidence": evidence_text(report.radar_status, report.n_radar_scenes),
         "coverage": coverage_text(report.uncovered_frac)
         if report.coverage_warning and report.uncovered_frac is not None else "",
+        "skipped": skipped_text(report.skipped_items) if report.skipped_items else "",
         "confirmable": confirmable_text(report),
         "participant_note": participant_text(report),
         "view_method": _method_name(report.view_method),

@@ -78,6 +78,9 @@ class AOIReport:
     coverage_warning: bool = False
     """``uncovered_frac`` reached ``search.warn_uncovered_frac``: the AOI's section says that no
     imagery covers that part."""
+    skipped_items: int = 0
+    """Items found for this AOI and left out because their imagery could not be read (fetched or
+    decoded): the AOI's section says how many; ``manifest.json`` lists each with its reason."""
     confirmable_frac: float | None = None
     """Share of the AOI with the ``confirmations`` clear optical observations a change needs
     over the covering period (:attr:`pipeline.workflow.AOIResult.confirmable_frac`)."""
